@@ -1,0 +1,1 @@
+"""Prefect flows: order the stages, pass results, guarantee teardown, publish artifacts."""

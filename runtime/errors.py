@@ -1,0 +1,94 @@
+"""The project's error tree. Every failure a user can see is one of these, with a fix.
+
+    DynadeployError                 base; ``str()`` is the one-line reason the CLI prints
+    ├── SpecError                   the spec is invalid; raised before any side effect
+    ├── PermanentError              retrying will not help (bad input met at run time, missing tool)
+    │   ├── NotSupportedError       the target cannot do what the spec asks (capabilities as data)
+    │   ├── PreflightError          a precondition on the target failed; nothing was changed
+    │   ├── ToolError               helm/kubectl/a binary failed or is missing
+    │   ├── SmokeTestFailed         the smoke/SLA test breached a threshold (carries the numbers)
+    │   └── RolloutFailed           a rollout did not become ready (says which component and why)
+    └── TransientError              worth retrying (throttling, timeouts, 5xx, conflicts)
+
+SDK and transport errors are translated at the gateway that calls the SDK (``raise ... from exc``);
+nothing above the gateways catches SDK exception types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DynadeployError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (fix: {self.hint})" if self.hint else self.message
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a spec: where (dotted path), what is wrong, and how to fix it."""
+
+    path: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem} -> {self.fix}"
+
+
+class SpecError(DynadeployError):
+    """The deployment spec is invalid. Raised while loading, before anything is touched."""
+
+    def __init__(self, issues: list[SpecIssue], *, source: str | None = None) -> None:
+        self.issues = list(issues)
+        self.source = source
+        where = f"{source}: " if source else ""
+        first = self.issues[0] if self.issues else SpecIssue("spec", "invalid", "check the spec")
+        more = f" (+{len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        super().__init__(f"invalid spec: {where}{first}{more}")
+
+    def details(self) -> str:
+        return "\n".join(f"  - {issue}" for issue in self.issues)
+
+
+class PermanentError(DynadeployError):
+    """Retrying the same step will not help."""
+
+
+class NotSupportedError(PermanentError):
+    """The target lacks a capability the spec needs."""
+
+
+class PreflightError(PermanentError):
+    """A precondition failed before any change was made."""
+
+
+class ToolError(PermanentError):
+    """An external binary (helm, kubectl, supervisord, etcd...) failed or is missing."""
+
+
+class SmokeTestFailed(PermanentError):
+    """The smoke/SLA test failed; ``report`` holds the measured numbers."""
+
+    def __init__(self, message: str, *, report: dict | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report or {}
+
+
+class RolloutFailed(PermanentError):
+    """A rollout did not become ready in time; the message names the stuck component."""
+
+
+class TransientError(DynadeployError):
+    """A failure worth retrying: throttling, timeouts, 5xx, resourceVersion conflicts."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after

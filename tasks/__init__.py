@@ -1,0 +1,1 @@
+"""Prefect tasks: one idempotent step each; retries and timeouts are set here and nowhere else."""
