@@ -1,0 +1,262 @@
+"""The local target's stages, each idempotent: run twice, change nothing the second time.
+
+provision -> detect_gpus -> install_platform (frontend) -> cache_model -> roll_out -> (smoke) -> teardown
+
+A redeploy starts the new revision's workers beside the old ones, waits until the frontend has
+discovered them and they serve, then stops the old ones with SIGTERM (Dynamo drains in-flight
+requests on SIGTERM), so a redeploy under load fails no request.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+from runtime import naming
+from runtime.errors import PreflightError, RolloutFailed
+from runtime.local import gpu as gpulib
+from runtime.local import health, inventory, model_cache
+from runtime.local import ports as portlib
+from runtime.local.ledger import FileLedger
+from runtime.local.paths import DeploymentPaths
+from runtime.local.plan import LocalContext, Program, discovery_programs, frontend_program, worker_program_names
+from runtime.local.plan import worker_programs
+from runtime.local.supervisor import RUNNING_STATES, Supervisor
+from runtime.revisions import Revision, current, next_number, now_iso
+
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass
+class RolloutResult:
+    revision: int
+    changed: bool
+    programs: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class LocalBackend:
+    kind = "local"
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.target = spec.target
+        self.host = self.target.host
+        self.paths = DeploymentPaths.for_deployment(spec.name, self.target.state_dir)
+        self.supervisor = Supervisor(self.paths)
+        self.ledger = FileLedger(self.paths.revisions)
+
+    # -- 1. provision -----------------------------------------------------------------------
+    def provision(self) -> dict:
+        self.paths.make()
+        names = ["frontend"] + (["etcd", "etcd-peer", "nats"] if self.target.discovery == "etcd" else [])
+        running = set(self.supervisor.processes()) if self.supervisor.is_running() else set()
+        ours = {n for n in names if n in running or (n == "etcd-peer" and "etcd" in running)}
+        pinned = {"frontend": self.target.frontend_port} if self.target.frontend_port else {}
+        ports = portlib.allocate(self.paths.ports_file, names, host=self.host, pinned=pinned, in_use_by_us=ours)
+        started = self.supervisor.ensure_started()
+        if self.target.discovery == "etcd":
+            ctx = self.context(engine="mocker", model_path="")
+            self.supervisor.apply(discovery_programs(self.spec, ctx))
+            health.wait_until(lambda: portlib.port_is_listening(ports["etcd"], self.host)
+                              and portlib.port_is_listening(ports["nats"], self.host), 30,
+                              describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
+        return {"state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started}
+
+    def context(self, *, engine: str, model_path: str) -> LocalContext:
+        ports = portlib.load(self.paths.ports_file)
+        return LocalContext(
+            paths=self.paths, python=sys.executable, host=self.host, frontend_port=ports["frontend"],
+            model_path=model_path, engine=engine, discovery=self.target.discovery,
+            etcd_port=ports.get("etcd"), etcd_peer_port=ports.get("etcd-peer"), nats_port=ports.get("nats"),
+            etcd_binary=shutil.which("etcd") or "etcd",
+            nats_binary=shutil.which("nats-server") or str(_venv_bin("nats-server")),
+        )
+
+    # -- 2. gpu ------------------------------------------------------------------------------
+    def detect_gpus(self) -> dict:
+        info = gpulib.detect() if self.target.gpus != "none" else gpulib.GpuInfo(0)
+        engine = self.spec.serving.engine
+        if engine == "auto":
+            engine = "vllm" if info.present else "mocker"
+        if engine == "vllm":
+            if not info.present:
+                raise PreflightError("serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
+                                     hint="set serving.engine to auto or mocker, or run on a GPU host")
+            needed = sum(s[2].gpus for s in _slots(self.spec))
+            if needed > info.count:
+                raise PreflightError(f"the workers ask for {needed} GPUs but this host has {info.count}",
+                                     hint="lower the replicas or gpus per worker in serving")
+            if importlib.util.find_spec("vllm") is None:
+                raise PreflightError("serving.engine is vllm but vLLM is not installed",
+                                     hint="install the GPU extra: uv sync --extra vllm")
+        return {"gpus": info.count, "models": info.names, "engine": engine}
+
+    # -- 3. platform (the frontend) ---------------------------------------------------------
+    def install_platform(self) -> dict:
+        program = frontend_program(self.spec, self.context(engine="mocker", model_path=""))
+        changes = self.supervisor.apply([program])
+        health.wait_until(lambda: health.frontend_live(self.host, program.port), 60,
+                          describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"))
+        return {"endpoint": self.endpoint(), "changed": bool(changes["added"] or changes["changed"])}
+
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{portlib.load(self.paths.ports_file)['frontend']}"
+
+    # -- 4. model cache ----------------------------------------------------------------------
+    def cache_model(self, engine: str, token: str | None = None) -> model_cache.CachedModel:
+        m = self.spec.model
+        return model_cache.ensure_model(self.paths.model_cache, m.id, m.revision, weights=engine == "vllm", token=token)
+
+    # -- 5. rollout --------------------------------------------------------------------------
+    def roll_out(self, engine: str, model: model_cache.CachedModel, *, reason: str = "deploy",
+                 started_by: str = "dynadeploy") -> RolloutResult:
+        t0 = time.monotonic()
+        revisions = self.ledger.all()
+        serving = current(revisions)
+        running = self.supervisor.processes()
+        probe = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), 0,
+                                _zero_ports(self.spec, 0))
+        fingerprint = [p.fingerprint() for p in probe]
+        if serving and serving.rendered == fingerprint and all(
+            running.get(n) and running[n].state in RUNNING_STATES for n in worker_program_names(self.spec, serving.number)
+        ):
+            return RolloutResult(serving.number, changed=False, programs=worker_program_names(self.spec, serving.number))
+
+        # Reuse a pending/failed record of this exact rollout (a crashed earlier run) instead of a new number.
+        latest = revisions[-1] if revisions else None
+        number = latest.number if latest and latest.status in ("pending", "failed") and latest.rendered == fingerprint \
+            else next_number(revisions)
+        names = worker_program_names(self.spec, number)
+        ports = portlib.allocate(self.paths.ports_file, names, host=self.host, pinned={},
+                                 in_use_by_us={n for n in names if n in running})
+        programs = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), number, ports)
+        revision = Revision(number=number, spec_hash=naming.spec_hash(self.spec), spec=self.spec_dict(),
+                            created_at=now_iso(), reason=reason, started_by=started_by, status="pending",
+                            model={"id": model.model_id, "revision": model.revision},
+                            versions=_versions(engine), rendered=fingerprint)
+        self.ledger.put(revision)
+
+        old = sorted(n for n in running if _is_worker(n) and n not in names)
+        frontend_port = self._frontend_port()
+        before = health.generate_instances(self.host, frontend_port) if old else set()
+        self.supervisor.apply(programs)
+        try:
+            # Old and new serve side by side until the frontend has discovered every new worker.
+            self._wait_ready(programs, frontend_port, expected=len(before) + len(programs))
+        except RolloutFailed:
+            self.supervisor.apply([], retire=set(names))
+            revision.status = "failed"
+            self.ledger.put(revision)
+            raise
+        self.supervisor.apply([], retire=set(old))
+        health.wait_until(lambda: len(health.generate_instances(self.host, frontend_port)) <= len(programs), 30,
+                          describe=lambda: "retired workers still registered with the frontend")
+        for rev in revisions:
+            if rev.status == "serving" and rev.number != number:
+                rev.status = "superseded"
+                self.ledger.put(rev)
+        revision.status = "serving"
+        self.ledger.put(revision)
+        return RolloutResult(number, changed=True, programs=names, retired=old, seconds=time.monotonic() - t0)
+
+    def _frontend_port(self) -> int:
+        return portlib.load(self.paths.ports_file)["frontend"]
+
+    def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int) -> None:
+        served = self.spec.model.served()
+
+        def ready() -> bool:
+            return (all(health.worker_ready(self.host, p.port) for p in programs)
+                    and len(health.generate_instances(self.host, frontend_port)) >= expected
+                    and served in health.served_models(self.host, frontend_port))
+
+        def stuck() -> str:
+            states = self.supervisor.processes()
+            bad = [p for p in programs if not health.worker_ready(self.host, p.port)]
+            if not bad:
+                return (f"workers serve but the frontend sees {len(health.generate_instances(self.host, frontend_port))}"
+                        f" of {expected} instances, models {health.served_models(self.host, frontend_port)}")
+            p = bad[0]
+            st = states.get(p.name)
+            return (f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
+                    + self.supervisor.tail(p.name, 800))
+
+        health.wait_until(ready, READY_TIMEOUT_S, interval_s=0.1, describe=stuck)
+
+    def record_smoke(self, number: int, smoke: dict) -> None:
+        rev = self.ledger.get(number)
+        if rev is not None:
+            rev.smoke = smoke
+            self.ledger.put(rev)
+
+    def spec_dict(self) -> dict:
+        return self.spec.model_dump(mode="json")
+
+    # -- status / teardown -------------------------------------------------------------------
+    def status(self) -> dict:
+        processes = self.supervisor.processes()
+        ports = portlib.load(self.paths.ports_file)
+        fe = ports.get("frontend")
+        return {
+            "target": "local", "name": self.spec.name, "state_dir": str(self.paths.root),
+            "endpoint": f"http://{self.host}:{fe}" if fe else None,
+            "supervisor": self.supervisor.is_running(),
+            "processes": {n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
+            "models": health.served_models(self.host, fe) if fe else [],
+            "workers_discovered": len(health.generate_instances(self.host, fe)) if fe else 0,
+            "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
+                           "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
+                          for r in self.ledger.all()],
+        }
+
+    def teardown(self, *, keep_model_cache: bool = True) -> dict:
+        ports = portlib.load(self.paths.ports_file)
+        self.supervisor.shutdown()
+        strays = inventory.kill_marked(self.spec.name)
+        shutil.rmtree(self.paths.root, ignore_errors=True)
+        self.paths.socket.unlink(missing_ok=True)
+        if not keep_model_cache:
+            shutil.rmtree(self.paths.model_cache, ignore_errors=True)
+        left = self.inventory(ports)
+        return {"stopped_strays": strays, "leftovers": left, "model_cache_kept": keep_model_cache}
+
+    def inventory(self, ports: dict[str, int] | None = None) -> list[str]:
+        return inventory.leftovers(self.paths, self.host, ports)
+
+
+def _slots(spec):
+    from runtime.local.plan import worker_slots
+
+    return worker_slots(spec)
+
+
+def _zero_ports(spec, revision: int) -> dict[str, int]:
+    return {n: 0 for n in worker_program_names(spec, revision)}
+
+
+def _is_worker(name: str) -> bool:
+    return name.split("-", 1)[0] in ("worker", "prefill", "decode")
+
+
+def _venv_bin(name: str):
+    from pathlib import Path
+
+    return Path(sys.executable).parent / name
+
+
+def _versions(engine: str) -> dict:
+    from importlib import metadata
+
+    out = {"engine": engine}
+    for pkg in ("ai-dynamo", "ai-dynamo-runtime", "vllm"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+

@@ -1,0 +1,71 @@
+"""Pure: the revision ledger's records and the decisions made on them.
+
+Every rollout, promotion and rollback is a numbered Revision holding what is needed to restore it
+(the whole spec, the rendered programs/manifests, versions, the model revision) and what happened
+(smoke results, who/why, status). Stores (local files, in-cluster ConfigMaps) only persist these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+STATUSES = ("pending", "serving", "superseded", "failed", "rolled_back")
+
+
+@dataclass
+class Revision:
+    number: int
+    spec_hash: str
+    spec: dict
+    created_at: str
+    reason: str = "deploy"
+    started_by: str = "dynadeploy"
+    status: str = "pending"
+    model: dict = field(default_factory=dict)  # {"id", "revision"}
+    versions: dict = field(default_factory=dict)  # {"dynamo", "engine", "image", "chart"...}
+    rendered: list = field(default_factory=list)  # programs (local) or manifests (kube)
+    smoke: dict = field(default_factory=dict)
+    analysis: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Revision:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def current(revisions: list[Revision]) -> Revision | None:
+    """The revision now serving (the newest with status serving)."""
+    serving = [r for r in revisions if r.status == "serving"]
+    return max(serving, key=lambda r: r.number) if serving else None
+
+
+def last_good(revisions: list[Revision], *, before: int | None = None) -> Revision | None:
+    """The newest revision that served successfully, optionally older than ``before``."""
+    good = [r for r in revisions if r.status in ("serving", "superseded") and r.smoke.get("passed", True)
+            and (before is None or r.number < before)]
+    return max(good, key=lambda r: r.number) if good else None
+
+
+def next_number(revisions: list[Revision]) -> int:
+    return max((r.number for r in revisions), default=0) + 1
+
+
+def diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """Leaf-level differences between two nested dicts: (dotted path, a value, b value)."""
+    out: list[tuple[str, object, object]] = []
+    for key in sorted(set(a) | set(b), key=str):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.extend(diff(va, vb, path))
+        elif va != vb:
+            out.append((path, va, vb))
+    return out
