@@ -1,0 +1,378 @@
+"""Smoke and SLA load against an OpenAI-compatible endpoint (Dynamo's frontend), over async httpx.
+
+Why our own: the gate needs a bounded, dependency-light client whose numbers we can explain (TTFT to
+the first content chunk, ITL between content chunks, usage-based token counts) and which validates the
+wire format on every request, so a frontend that answers 200 with garbage fails the smoke test. The
+statistics and the verdict live in the pure runtime/sla.py; this module only measures.
+
+- ``check_models``: ``GET /v1/models`` is the readiness truth (the frontend's /health stays 200 with no
+  workers registered).
+- ``chat_once`` / ``run_load``: exactly ``requests`` requests, at most ``concurrency`` in flight, closed
+  loop by default or open loop at ``rate`` requests/s (uniform arrivals; a request waits for a free
+  slot, so an overloaded run shows up as a lower achieved rate, not as extra in-flight requests).
+  Latency is measured from the moment a request is sent. Non-streaming requests have no ITL and their
+  TTFT is their end-to-end time (the first token reaches the caller with the last).
+- ``smoke_test``: models -> one non-streaming and one streaming request (format checks) -> load ->
+  ``sla.evaluate``; raises SmokeTestFailed with the numbers.
+
+Every request gets a total deadline of ``timeout_s`` on top of httpx's per-operation timeouts. A
+response counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a
+stream ends without ``data: [DONE]`` or carries no content, or on any transport error.
+httpx is imported lazily (effects layer rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from runtime.errors import SmokeTestFailed, TransientError
+from runtime.sla import SLA, LoadReport, RequestResult, SmokeResult, evaluate, read_field
+
+if TYPE_CHECKING:
+    import httpx
+
+T = TypeVar("T")
+
+# used when the smoke spec leaves a field out
+SMOKE_DEFAULTS: dict[str, Any] = {
+    "requests": 20,
+    "concurrency": 4,
+    "max_tokens": 32,
+    "prompt": "Say hello in one short sentence.",
+    "timeout_s": 60.0,
+    "stream": True,
+    "rate": None,
+}
+
+
+class _ProtocolError(Exception):
+    """The server answered, but not like an OpenAI-compatible chat endpoint."""
+
+
+def api_root(base_url: str) -> str:
+    """``http://h:8000``, ``http://h:8000/`` and ``http://h:8000/v1`` all name the same frontend."""
+    root = base_url.rstrip("/")
+    return root.removesuffix("/v1")
+
+
+def open_client(base_url: str, concurrency: int, timeout_s: float) -> httpx.AsyncClient:
+    """One keep-alive HTTP/1.1 pool sized to the concurrency, with timeouts from ``timeout_s``."""
+    import httpx
+
+    return httpx.AsyncClient(
+        base_url=api_root(base_url),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+    )
+
+
+async def check_models(
+    client_or_base_url: httpx.AsyncClient | str, model: str, timeout_s: float = 10.0
+) -> list[str]:
+    """Ids served at ``/v1/models``; SmokeTestFailed when ``model`` is not among them."""
+    import httpx
+
+    if isinstance(client_or_base_url, str):
+        async with open_client(client_or_base_url, 1, timeout_s) as client:
+            return await check_models(client, model, timeout_s)
+    client = client_or_base_url
+    root = api_root(str(client.base_url))
+    url = f"{root}/v1/models"
+    try:
+        response = await client.get(url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise TransientError(
+            f"cannot reach {url}: {_describe(exc, timeout_s)}",
+            hint="is the frontend running and its port reachable?",
+        ) from exc
+    if response.status_code >= 500:
+        raise TransientError(f"GET {url} -> {_http_error(response.status_code, response.content)}")
+    if response.status_code != 200:
+        raise SmokeTestFailed(f"GET {url} -> {_http_error(response.status_code, response.content)}")
+    try:
+        served = [str(entry["id"]) for entry in response.json()["data"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SmokeTestFailed(
+            f"GET {url} did not return an OpenAI model list: {response.text[:200]!r}"
+        ) from exc
+    if model not in served:
+        waiting = " (no workers registered yet?)" if not served else ""
+        raise SmokeTestFailed(
+            f"model {model!r} not served by {root}; served: {served}{waiting}",
+            report={"models": served},
+            hint="wait for the workers to register"
+            if not served
+            else "check the served model name in the spec",
+        )
+    return served
+
+
+async def chat_once(
+    base_url: str, model: str, prompt: str, max_tokens: int, stream: bool, timeout_s: float
+) -> RequestResult:
+    """One chat completion, measured and validated; never raises for a failed request."""
+    async with open_client(base_url, 1, timeout_s) as client:
+        return await _request(
+            client, _payload(model, prompt, max_tokens, stream), stream, timeout_s, time.perf_counter()
+        )
+
+
+async def run_load(
+    base_url: str,
+    model: str,
+    *,
+    requests: int,
+    concurrency: int,
+    max_tokens: int,
+    prompt: str,
+    timeout_s: float,
+    stream: bool = True,
+    rate: float | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> LoadReport:
+    """Send exactly ``requests`` requests, at most ``concurrency`` at a time, optionally at ``rate``/s."""
+    if requests < 0 or concurrency < 1 or (rate is not None and rate <= 0):
+        raise ValueError(
+            f"need requests >= 0, concurrency >= 1, rate > 0; got {requests}, {concurrency}, {rate}"
+        )
+    if client is None:
+        async with open_client(base_url, concurrency, timeout_s) as own:
+            return await run_load(
+                base_url,
+                model,
+                requests=requests,
+                concurrency=concurrency,
+                max_tokens=max_tokens,
+                prompt=prompt,
+                timeout_s=timeout_s,
+                stream=stream,
+                rate=rate,
+                client=own,
+            )
+    payload = _payload(model, prompt, max_tokens, stream)
+    results: list[RequestResult | None] = [None] * requests
+    slots = asyncio.Semaphore(concurrency)
+    pending: set[asyncio.Task[None]] = set()
+    t0 = time.perf_counter()
+
+    async def one(i: int) -> None:
+        try:
+            results[i] = await _request(client, payload, stream, timeout_s, t0)
+        finally:
+            slots.release()
+
+    try:
+        for i in range(requests):
+            if rate is not None:
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await slots.acquire()
+            task = asyncio.create_task(one(i))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending)
+    finally:
+        for task in pending:
+            task.cancel()
+    return LoadReport([r for r in results if r is not None], time.perf_counter() - t0)
+
+
+def smoke_test(base_url: str, model: str, smoke: Any) -> SmokeResult:
+    """Sync entry point for tasks: models, format checks, load, verdict. Raises SmokeTestFailed."""
+    return _run_sync(smoke_test_async(base_url, model, smoke))
+
+
+async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult:
+    cfg = {name: read_field(smoke, name, default) for name, default in SMOKE_DEFAULTS.items()}
+    sla = SLA.from_obj(read_field(smoke, "sla"))
+    root = api_root(base_url)
+    timeout_s = float(cfg["timeout_s"])
+    async with open_client(root, int(cfg["concurrency"]), timeout_s) as client:
+        models = await check_models(client, model, timeout_s)
+        for stream in (False, True):
+            payload = _payload(model, cfg["prompt"], int(cfg["max_tokens"]), stream)
+            probe = await _request(client, payload, stream, timeout_s, time.perf_counter())
+            if not probe.ok:
+                kind = "streaming" if stream else "non-streaming"
+                raise SmokeTestFailed(
+                    f"{kind} chat completion for {model!r} at {root} failed: {probe.error}",
+                    report={"models": models, "status": probe.status, "error": probe.error},
+                )
+        report = await run_load(
+            root,
+            model,
+            requests=int(cfg["requests"]),
+            concurrency=int(cfg["concurrency"]),
+            max_tokens=int(cfg["max_tokens"]),
+            prompt=cfg["prompt"],
+            timeout_s=timeout_s,
+            stream=bool(cfg["stream"]),
+            rate=cfg["rate"],
+            client=client,
+        )
+    report = report.with_targets(sla)
+    verdict = evaluate(report, sla)
+    result = SmokeResult(models, report, verdict)
+    if not verdict.passed:
+        raise SmokeTestFailed(
+            f"smoke test of {model!r} at {root} failed: {'; '.join(verdict.breaches)} "
+            f"[{report.count} requests, {report.errors} errors, ttft p90 {_ms(report.ttft_ms.p90)}, "
+            f"itl p90 {_ms(report.itl_ms.p90)}, e2e p99 {_ms(report.e2e_ms.p99)}, "
+            f"goodput {report.goodput_ratio:.2f}]",
+            report=result.as_dict(),
+            hint="see the report; if the targets do not fit this hardware, change smoke.sla in the spec",
+        )
+    return result
+
+
+# -- one request -------------------------------------------------------------------------------------
+def _payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    }
+    if stream:
+        payload["stream_options"] = {"include_usage": True}
+    return payload
+
+
+async def _request(
+    client: httpx.AsyncClient, payload: dict, stream: bool, timeout_s: float, t0: float
+) -> RequestResult:
+    import httpx
+
+    url = f"{api_root(str(client.base_url))}/v1/chat/completions"
+    sent = time.perf_counter()
+    result = RequestResult(ok=False, started_at=sent - t0)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await (_read_stream if stream else _read_json)(client, url, payload, sent, result)
+    except (TimeoutError, httpx.HTTPError) as exc:
+        result.error = _describe(exc, timeout_s)
+    except _ProtocolError as exc:
+        result.error = f"protocol: {exc}"
+    result.e2e_s = time.perf_counter() - sent
+    if result.error is None and result.status == 200:
+        result.ok = True
+    return result
+
+
+async def _read_json(
+    client: httpx.AsyncClient, url: str, payload: dict, sent: float, result: RequestResult
+) -> None:
+    response = await client.post(url, json=payload)
+    result.status = response.status_code
+    if response.status_code != 200:
+        result.error = _http_error(response.status_code, response.content)
+        return
+    try:
+        body = response.json()
+        if body.get("object") != "chat.completion":
+            raise _ProtocolError(f"object is {body.get('object')!r}, expected 'chat.completion'")
+        if not body.get("choices"):
+            raise _ProtocolError("no choices in chat completion")
+        if not isinstance(body.get("usage"), dict):
+            raise _ProtocolError("no usage in chat completion")
+        result.output_tokens = int(body["usage"].get("completion_tokens") or 0)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise _ProtocolError(f"bad chat completion body: {exc}") from exc
+    result.ttft_s = time.perf_counter() - sent
+
+
+async def _read_stream(
+    client: httpx.AsyncClient, url: str, payload: dict, sent: float, result: RequestResult
+) -> None:
+    async with client.stream("POST", url, json=payload) as response:
+        result.status = response.status_code
+        if response.status_code != 200:
+            result.error = _http_error(response.status_code, await response.aread())
+            return
+        done, error_event, last, chunks, usage_tokens = False, False, 0.0, 0, None
+        async for line in response.aiter_lines():
+            if done or not line or line.startswith(":"):
+                continue  # after [DONE], keep reading so the connection goes back to the pool
+            if line.startswith("event:"):
+                error_event = line[6:].strip() == "error"
+                continue
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                continue
+            if error_event:
+                raise _ProtocolError(f"error event in stream: {data[:200]}")
+            try:
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    raise _ProtocolError(f"error in stream: {data[:200]}")
+                if chunk.get("object") != "chat.completion.chunk":
+                    raise _ProtocolError(
+                        f"chunk object is {chunk.get('object')!r}, expected 'chat.completion.chunk'"
+                    )
+                if chunk.get("usage"):
+                    usage_tokens = chunk["usage"].get("completion_tokens")
+                has_content = any(
+                    (c.get("delta") or {}).get("content") or (c.get("delta") or {}).get("reasoning_content")
+                    for c in chunk.get("choices") or ()
+                )
+            except (ValueError, AttributeError, TypeError) as exc:
+                raise _ProtocolError(f"bad chunk {data[:200]!r}: {exc}") from exc
+            if has_content:
+                now = time.perf_counter()
+                if chunks == 0:
+                    result.ttft_s = now - sent
+                else:
+                    result.itl_s.append(now - last)
+                last, chunks = now, chunks + 1
+        if not done:
+            raise _ProtocolError(f"stream ended without data: [DONE] after {chunks} content chunks")
+        if chunks == 0:
+            raise _ProtocolError("stream carried no content")
+        result.output_tokens = int(usage_tokens) if usage_tokens is not None else chunks
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _http_error(status: int, body: bytes) -> str:
+    """``HTTP 404: Model not found`` from Dynamo's ``{"message", "type", "code"}`` (or OpenAI's) body."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        parsed = json.loads(text)
+        error = parsed.get("error", parsed)
+        text = str(error.get("message", text)) if isinstance(error, dict) else str(error)
+    except (ValueError, AttributeError):
+        pass
+    return f"HTTP {status}: {text[:200]}" if text else f"HTTP {status}"
+
+
+def _describe(exc: BaseException, timeout_s: float) -> str:
+    import httpx
+
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return f"timeout after {timeout_s:g} s ({type(exc).__name__})"
+    if isinstance(exc, httpx.ConnectError):
+        return f"connect error: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, or in a fresh thread when the caller already runs an event loop (async tasks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
