@@ -1,0 +1,44 @@
+"""Stage progress: one log record per stage transition, for the Prefect UI and the CLI's live view.
+
+Records go to the flow run's logger (so the UI shows them) and to the plain ``dynadeploy.progress``
+logger, which the CLI listens to in order to draw its live per-stage status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+
+from prefect import get_run_logger
+
+PROGRESS = logging.getLogger("dynadeploy.progress")
+
+
+def _emit(stage: str, event: str, detail: str = "", seconds: float | None = None) -> None:
+    extra = {"stage": stage, "event": event, "detail": detail, "seconds": seconds}
+    PROGRESS.info("%s %s %s", stage, event, detail, extra={"dynadeploy": extra})
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    get_run_logger().info("stage %s: %s%s%s", stage, event, took, f" ({detail})" if detail else "")
+
+
+class Stage:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.detail = ""
+
+    def note(self, detail: str) -> None:
+        self.detail = detail
+
+
+@contextmanager
+def stage(name: str):
+    s = Stage(name)
+    t0 = time.monotonic()
+    _emit(name, "start")
+    try:
+        yield s
+    except BaseException as exc:
+        _emit(name, "failed", f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - t0)
+        raise
+    _emit(name, "done", s.detail, time.monotonic() - t0)

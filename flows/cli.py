@@ -1,0 +1,250 @@
+"""`dynadeploy`: the command line front of the same Prefect flows that prefect.yaml deploys.
+
+    dynadeploy deploy SPEC [--output json]      deploy or converge; prints the endpoint
+    dynadeploy status SPEC [--output json]      revisions and live health
+    dynadeploy teardown SPEC [--delete-model-cache]
+    dynadeploy history SPEC                     the revision ledger
+    dynadeploy server start|stop                the local Prefect server the CLI uses
+
+Flows report to PREFECT_API_URL when it is set, else to a local Prefect server this CLI starts once
+and reuses (DYNADEPLOY_PREFECT=ephemeral runs a throwaway in-process server instead). A failure
+prints one line, `error: <reason> (fix: ...)`, and exits 1; a bad spec exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from runtime.errors import DynadeployError, SpecError
+
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(exc.details(), file=sys.stderr)
+        return 2
+    except DynadeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dynadeploy", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("deploy", help="deploy or converge a spec, then smoke-test it")
+    d.add_argument("spec")
+    d.add_argument("--reason", default="deploy")
+    d.add_argument("--output", choices=["text", "json"], default="text")
+    d.set_defaults(func=_deploy)
+
+    s = sub.add_parser("status", help="revisions and live health of a deployment")
+    s.add_argument("spec")
+    s.add_argument("--output", choices=["text", "json"], default="text")
+    s.set_defaults(func=_status)
+
+    t = sub.add_parser("teardown", help="stop and remove a deployment, then check nothing is left")
+    t.add_argument("spec")
+    t.add_argument("--delete-model-cache", action="store_true")
+    t.add_argument("--output", choices=["text", "json"], default="text")
+    t.set_defaults(func=_teardown)
+
+    h = sub.add_parser("history", help="the revision ledger of a deployment")
+    h.add_argument("spec")
+    h.add_argument("--output", choices=["text", "json"], default="text")
+    h.set_defaults(func=_history)
+
+    sv = sub.add_parser("server", help="the local Prefect server used when PREFECT_API_URL is unset")
+    sv.add_argument("action", choices=["start", "stop", "url"])
+    sv.set_defaults(func=_server)
+    return p
+
+
+# -- commands ---------------------------------------------------------------------------------
+def _deploy(args) -> int:
+    from runtime.spec import load_spec
+
+    spec = load_spec(args.spec)  # validate before anything starts
+    _prepare_prefect(quiet=args.output == "json")
+    from flows.deploy import deploy
+
+    result = _with_progress(lambda: deploy(spec=os.path.abspath(args.spec), reason=args.reason),
+                            show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
+    if args.output == "json":
+        out = {k: result[k] for k in ("target", "endpoint", "model", "revision", "smoke")}
+        print(json.dumps(out, indent=2))
+    else:
+        sm = result["smoke"]
+        print(f"\n{spec.name} is serving {result['model']} at {result['endpoint']} (revision {result['revision']}, "
+              f"engine {result['engine']})")
+        print(f"smoke: {sm['requests']} requests, {sm['errors']} errors, ttft p90 {sm['ttft_ms']['p90']:.0f} ms, "
+              f"itl p90 {sm['itl_ms']['p90']:.1f} ms, {sm['tokens_per_s']:.0f} tokens/s")
+        print("try it:\n  curl -s " + result["endpoint"] + "/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+              f"    -d '{{\"model\": \"{result['model']}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], "
+              "\"max_tokens\": 16}'")
+    return 0
+
+
+def _status(args) -> int:
+    from runtime.backends import backend_for
+    from runtime.spec import load_spec
+
+    status = backend_for(load_spec(args.spec)).status()
+    if args.output == "json":
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
+    print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
+    for name, p in sorted(status["processes"].items()):
+        print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
+    _print_revisions(status["revisions"])
+    return 0 if status["models"] else 3
+
+
+def _history(args) -> int:
+    from runtime.backends import backend_for
+    from runtime.spec import load_spec
+
+    revisions = backend_for(load_spec(args.spec)).status()["revisions"]
+    if args.output == "json":
+        print(json.dumps(revisions, indent=2))
+    else:
+        _print_revisions(revisions)
+    return 0
+
+
+def _teardown(args) -> int:
+    from runtime.spec import load_spec
+
+    spec = load_spec(args.spec)
+    _prepare_prefect(quiet=args.output == "json")
+    from flows.teardown import teardown
+
+    result = _with_progress(lambda: teardown(spec=os.path.abspath(args.spec),
+                                             delete_model_cache=args.delete_model_cache),
+                            show=args.output == "text", title=f"teardown {spec.name}")
+    if args.output == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{spec.name} torn down; nothing left" + ("" if result["model_cache_kept"] else "; model cache deleted"))
+    return 0
+
+
+def _server(args) -> int:
+    from runtime import prefect_server
+
+    if args.action == "stop":
+        print("stopped" if prefect_server.stop_server() else "not running")
+    else:
+        url = prefect_server.ensure_server() if args.action == "start" else prefect_server.running_url()
+        print(url or "not running")
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _print_revisions(revisions: list[dict]) -> None:
+    if not revisions:
+        print("no revisions")
+        return
+    print(f"{'rev':>4}  {'status':<11} {'created':<26} {'reason':<12} {'model':<40} smoke")
+    for r in revisions:
+        model = f"{r['model'].get('id', '')}@{str(r['model'].get('revision', ''))[:16]}"
+        print(f"{r['number']:>4}  {r['status']:<11} {r['created_at']:<26} {r['reason'][:12]:<12} {model:<40} "
+              f"{ {True: 'pass', False: 'FAIL', None: '-'}[r.get('smoke_passed')] }")
+
+
+def _prepare_prefect(quiet: bool) -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
+        return
+    from runtime import prefect_server
+
+    if not prefect_server.running_url() and not quiet:
+        print("starting the local Prefect server (once; later runs reuse it) ...", file=sys.stderr)
+    os.environ["PREFECT_API_URL"] = prefect_server.ensure_server()
+    if not quiet:
+        print(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}", file=sys.stderr)
+
+
+def _quiet_prefect_console() -> None:
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler":
+                handler.setLevel(logging.WARNING)
+
+
+def _with_progress(run, *, show: bool, title: str):
+    """Run ``run`` while drawing one line per stage from the dynadeploy.progress records."""
+    import prefect  # noqa: F401 - configures logging before we adjust it
+
+    _quiet_prefect_console()
+    if not show:
+        return run()
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    stages: dict[str, dict] = {}
+    started = time.monotonic()
+
+    def render() -> Table:
+        table = Table(title=title, show_header=False, box=None, padding=(0, 1))
+        icons = {"start": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}
+        for name, st in stages.items():
+            took = f"{st['seconds']:.1f}s" if st.get("seconds") is not None else \
+                f"{time.monotonic() - st['t0']:.1f}s"
+            table.add_row(icons.get(st["event"], "?"), name, took, st.get("detail") or "")
+        table.add_row("", "", f"[dim]{time.monotonic() - started:.1f}s total[/]", "")
+        return table
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            info = getattr(record, "dynadeploy", None)
+            if info:
+                prev = stages.get(info["stage"], {"t0": time.monotonic()})
+                stages[info["stage"]] = prev | {k: v for k, v in info.items() if v is not None or k == "seconds"}
+
+    handler = Handler()
+    progress = logging.getLogger("dynadeploy.progress")
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+    try:
+        with Live(render(), console=console, refresh_per_second=8, transient=False) as live:
+            import threading
+
+            result: dict = {}
+
+            def target() -> None:
+                try:
+                    result["value"] = run()
+                except BaseException as exc:  # re-raised in the main thread
+                    result["error"] = exc
+
+            worker = threading.Thread(target=target, daemon=True)
+            worker.start()
+            while worker.is_alive():
+                live.update(render())
+                worker.join(0.125)
+            live.update(render())
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+    finally:
+        progress.removeHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

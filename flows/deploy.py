@@ -1,0 +1,59 @@
+"""deploy: provision -> gpu -> platform -> model cache -> rollout -> smoke, for any target.
+
+Each stage is one idempotent task; running the flow twice changes nothing the second time. When a
+stage fails and the spec's teardown policy says so, everything the run created is torn down.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from flows._progress import stage
+from flows._spec import load
+from tasks import stages
+from tasks.smoke import run_smoke_test
+
+
+@flow(name="deploy", log_prints=False)
+def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deploy",
+           started_by: str = "dynadeploy") -> dict:
+    """Deploy (or converge) the Dynamo graph described by ``spec`` (a path to a YAML spec or a dict)."""
+    s = load(spec, overrides)
+    try:
+        with stage("provision") as st:
+            env = stages.provision(s)
+            st.note(env.get("state_dir") or env.get("cluster", ""))
+        with stage("gpu") as st:
+            gpus = stages.detect_gpus(s)
+            st.note(f"{gpus['gpus']} GPU(s), engine {gpus['engine']}")
+        with stage("platform") as st:
+            platform = stages.install_platform(s)
+            st.note(platform["endpoint"])
+        with stage("model-cache") as st:
+            model = stages.cache_model(s, gpus["engine"])
+            st.note(f"{model.model_id}@{model.revision} {'reused' if model.reused else 'stored'}")
+        with stage("rollout") as st:
+            rollout = stages.roll_out(s, gpus["engine"], model, reason=reason, started_by=started_by)
+            st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}")
+        with stage("smoke") as st:
+            try:
+                smoke = run_smoke_test(s, platform["endpoint"], rollout.revision)
+            except Exception as exc:
+                stages.record_smoke(s, rollout.revision, {"passed": False, **getattr(exc, "report", {})})
+                raise
+            stages.record_smoke(s, rollout.revision, smoke)
+            st.note(f"{smoke['requests']} requests, ttft p90 {smoke['ttft_ms']['p90']:.0f} ms")
+    except Exception:
+        if s.teardown.on_failure:
+            with stage("teardown"):
+                stages.tear_down(s, keep_model_cache=s.teardown.keep_model_cache)
+        raise
+    create_table_artifact(
+        key=f"deploy-{s.name}"[:60],
+        table=[{"target": s.target.kind, "endpoint": platform["endpoint"], "model": s.model.served(),
+                "revision": rollout.revision, "changed": rollout.changed, "smoke_passed": smoke["passed"]}],
+        description=f"Deployment {s.name}",
+    )
+    return {"target": s.target.kind, "name": s.name, "endpoint": platform["endpoint"], "model": s.model.served(),
+            "revision": rollout.revision, "changed": rollout.changed, "engine": gpus["engine"], "smoke": smoke}

@@ -1,0 +1,26 @@
+"""teardown: stop and remove everything a deployment created, then prove it with an inventory."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows._progress import stage
+from flows._spec import load
+from runtime.errors import PermanentError
+from tasks import stages
+
+
+@flow(name="teardown", log_prints=False)
+def teardown(spec: str | dict, delete_model_cache: bool = False) -> dict:
+    s = load(spec)
+    keep = s.teardown.keep_model_cache and not delete_model_cache
+    with stage("teardown") as st:
+        result = stages.tear_down(s, keep_model_cache=keep)
+        st.note(f"{len(result.get('stopped_strays', []))} stray process(es) stopped")
+    with stage("inventory") as st:
+        left = stages.take_inventory(s)
+        st.note("nothing left" if not left else f"{len(left)} leftover(s)")
+    if left:
+        raise PermanentError(f"teardown left {len(left)} thing(s) behind: {'; '.join(left)}",
+                             hint="rerun teardown; if it persists, stop the listed processes by hand")
+    return {"target": s.target.kind, "name": s.name, "leftovers": left, "model_cache_kept": keep}

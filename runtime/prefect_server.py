@@ -1,0 +1,106 @@
+"""A local Prefect server that the CLI starts once and reuses, so runs are fast and show in the UI.
+
+When PREFECT_API_URL is set the CLI uses that server and this module is not involved. Otherwise the
+first CLI call starts `prefect server start` (SQLite under $DYNADEPLOY_HOME/prefect) in its own
+session, bound to loopback, and later calls find it through server.json. `dynadeploy server stop`
+stops it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from runtime.errors import ToolError
+from runtime.local import ports as portlib
+from runtime.local.paths import home
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+
+
+def server_dir() -> Path:
+    return home() / "prefect"
+
+
+def _state_file() -> Path:
+    return server_dir() / "server.json"
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def running_url() -> str | None:
+    try:
+        state = json.loads(_state_file().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return state["url"] if healthy(state["url"]) else None
+
+
+@contextmanager
+def _lock():
+    server_dir().mkdir(parents=True, exist_ok=True)
+    with open(server_dir() / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
+    """Return the API URL of the local server, starting it if needed."""
+    with _lock():
+        url = running_url()
+        if url:
+            return url
+        port = DEFAULT_PORT if portlib.port_is_free(DEFAULT_PORT, HOST) else portlib.free_port(HOST)
+        url = f"http://{HOST}:{port}/api"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env |= {"PREFECT_HOME": str(server_dir()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_API_URL": url}
+        log = open(server_dir() / "server.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        _state_file().write_text(json.dumps({"url": url, "pid": proc.pid, "port": port}))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ToolError(f"prefect server exited with {proc.returncode}",
+                                hint=f"see {server_dir() / 'server.log'}")
+            if healthy(url):
+                return url
+            if on_wait:
+                on_wait()
+            time.sleep(0.5)
+        raise ToolError(f"prefect server did not become healthy in {timeout_s:.0f}s",
+                        hint=f"see {server_dir() / 'server.log'}")
+
+
+def stop_server() -> bool:
+    try:
+        state = json.loads(_state_file().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    try:
+        os.killpg(state["pid"], signal.SIGTERM)
+    except OSError:
+        pass
+    _state_file().unlink(missing_ok=True)
+    return True

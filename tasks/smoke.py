@@ -1,0 +1,36 @@
+"""The smoke/SLA test task: real requests against the serving endpoint, results as artifacts."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from runtime import loadgen, sla
+from runtime.errors import SmokeTestFailed
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}-{name}".lower()[:60]
+
+
+@task(name="smoke-test", cache_policy=NO_CACHE, timeout_seconds=900)
+def run_smoke_test(spec, endpoint: str, revision: int) -> dict:
+    try:
+        result = loadgen.smoke_test(endpoint, spec.model.served(), spec.smoke)
+    except SmokeTestFailed as exc:
+        _publish(spec, revision, exc.report, None, failed=str(exc))
+        raise
+    _publish(spec, revision, result.as_dict(), result)
+    return result.as_dict()
+
+
+def _publish(spec, revision: int, summary: dict, result, failed: str | None = None) -> None:
+    title = f"Smoke test of {spec.name} revision {revision}"
+    if result is not None:
+        create_table_artifact(key=_key("smoke", spec.name), table=sla.to_table(result.report),
+                              description=title)
+        md = sla.to_markdown(result.report, result.verdict)
+    else:
+        md = "\n".join([f"**FAILED**: {failed}", "", "```", *(f"{k}: {v}" for k, v in summary.items()), "```"])
+    create_markdown_artifact(key=_key("smoke-summary", spec.name), markdown=f"# {title}\n\n{md}", description=title)

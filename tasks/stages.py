@@ -1,0 +1,54 @@
+"""The deploy stages as Prefect tasks: one idempotent step each, dispatched to the target's backend.
+
+Retries (transient failures only) and timeouts live here and nowhere else. Tasks do no caching of
+their own (NO_CACHE): idempotence comes from each stage comparing what exists with what is wanted.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from runtime.backends import backend_for
+from tasks._policy import TRANSIENT
+from tasks.secrets import resolve_model_token
+
+
+@task(name="provision", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
+def provision(spec) -> dict:
+    return backend_for(spec).provision()
+
+
+@task(name="detect-gpus", cache_policy=NO_CACHE, timeout_seconds=60)
+def detect_gpus(spec) -> dict:
+    return backend_for(spec).detect_gpus()
+
+
+@task(name="install-platform", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
+def install_platform(spec) -> dict:
+    return backend_for(spec).install_platform()
+
+
+@task(name="cache-model", cache_policy=NO_CACHE, timeout_seconds=3600, **TRANSIENT)
+def cache_model(spec, engine: str):
+    return backend_for(spec).cache_model(engine, token=resolve_model_token(spec))
+
+
+@task(name="roll-out", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
+def roll_out(spec, engine: str, model, reason: str = "deploy", started_by: str = "dynadeploy"):
+    return backend_for(spec).roll_out(engine, model, reason=reason, started_by=started_by)
+
+
+@task(name="record-smoke", cache_policy=NO_CACHE, timeout_seconds=60)
+def record_smoke(spec, revision: int, smoke: dict) -> None:
+    backend_for(spec).record_smoke(revision, smoke)
+
+
+@task(name="teardown", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
+def tear_down(spec, keep_model_cache: bool = True) -> dict:
+    return backend_for(spec).teardown(keep_model_cache=keep_model_cache)
+
+
+@task(name="inventory", cache_policy=NO_CACHE, timeout_seconds=120)
+def take_inventory(spec) -> list[str]:
+    return backend_for(spec).inventory()
