@@ -49,6 +49,7 @@ class FakeConfig:
     error_rate: float = 0.0  # fraction of chat requests answered with error_status
     error_status: int = 500
     disconnect_after_tokens: int | None = None  # close the stream (no [DONE]) after this many tokens
+    send_usage: bool = True  # honour stream_options.include_usage (False: like servers that ignore it)
     default_max_tokens: int = 16
 
 
@@ -151,6 +152,7 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         entered = time.perf_counter()
         stats, cfg = self.stats, self.config
+        k = stats.chat_requests  # this request's index, taken before any await
         stats.chat_requests += 1
         stats.inflight += 1
         stats.max_inflight = max(stats.max_inflight, stats.inflight)
@@ -163,7 +165,7 @@ class FakeOpenAI:
                 return _error(404, "Model not found")
             if not body.get("messages"):
                 return _error(400, "Validation: The 'messages' field cannot be empty.")
-            if self._inject_error():
+            if self._inject_error(k):
                 return _error(cfg.error_status, "injected failure")
             n = int(body.get("max_tokens") or body.get("max_completion_tokens") or cfg.default_max_tokens)
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"]) + 4
@@ -175,7 +177,9 @@ class FakeOpenAI:
             }
             head = {"id": f"chatcmpl-{uuid.uuid4()}", "created": int(time.time()), "model": body["model"]}
             if body.get("stream"):
-                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                include_usage = cfg.send_usage and bool(
+                    (body.get("stream_options") or {}).get("include_usage")
+                )
                 response = await self._stream(request, head, n, usage if include_usage else None)
             else:
                 response = await self._complete(head, n, usage)
@@ -184,8 +188,8 @@ class FakeOpenAI:
         finally:
             stats.inflight -= 1
 
-    def _inject_error(self) -> bool:
-        k, rate = self.stats.chat_requests - 1, self.config.error_rate
+    def _inject_error(self, k: int) -> bool:
+        rate = self.config.error_rate
         if rate > 0 and int((k + 1) * rate) > int(k * rate):
             self.stats.injected_errors += 1
             return True

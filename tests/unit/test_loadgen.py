@@ -1,0 +1,241 @@
+"""runtime.loadgen against tests/harness/fake_openai.py on 127.0.0.1 (a real HTTP server, no engine).
+
+Timing assertions are one-sided or generous (a delay is a lower bound; the upper bound allows several
+times the configured delay) so that a loaded 2-core CI box does not make them flaky.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pydantic
+import pytest
+
+from runtime import loadgen
+from runtime.errors import SmokeTestFailed, TransientError
+from runtime.sla import SmokeResult
+from tests.harness.fake_openai import FakeConfig, FakeOpenAI
+
+MODEL = "tiny-mock"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server: FakeOpenAI) -> FakeOpenAI:
+    """The shared server with default behaviour and fresh counters for each test."""
+    server.config = FakeConfig(models=[MODEL])
+    server.reset_stats()
+    return server
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def load(base_url: str, **kw: object) -> loadgen.LoadReport:
+    args: dict = {"requests": 10, "concurrency": 2, "max_tokens": 8, "prompt": "hi", "timeout_s": 5.0} | kw
+    return asyncio.run(loadgen.run_load(base_url, MODEL, **args))
+
+
+def smoke_spec(**sla: float) -> dict:
+    return {"requests": 12, "concurrency": 3, "max_tokens": 6, "prompt": "hi", "timeout_s": 5.0, "sla": sla}
+
+
+# -- /v1/models ----------------------------------------------------------------------------------
+def test_check_models_returns_served_ids(fake: FakeOpenAI) -> None:
+    fake.config.models = [MODEL, "other"]
+    assert asyncio.run(loadgen.check_models(fake.base_url + "/v1/", MODEL, 5)) == [MODEL, "other"]
+
+
+def test_check_models_names_what_is_served_when_the_model_is_missing(fake: FakeOpenAI) -> None:
+    with pytest.raises(SmokeTestFailed) as info:
+        asyncio.run(loadgen.check_models(fake.base_url, "llama", 5))
+    assert f"model 'llama' not served by {fake.base_url}; served: ['tiny-mock']" in str(info.value)
+    assert info.value.report == {"models": [MODEL]}
+
+
+def test_check_models_hints_at_unregistered_workers_when_nothing_is_served(fake: FakeOpenAI) -> None:
+    fake.config.models = []
+    with pytest.raises(SmokeTestFailed, match=r"served: \[\] \(no workers registered yet\?\)"):
+        asyncio.run(loadgen.check_models(fake.base_url, MODEL, 5))
+
+
+def test_check_models_on_a_closed_port_is_transient(closed_port_url: str) -> None:
+    with pytest.raises(TransientError, match="cannot reach"):
+        asyncio.run(loadgen.check_models(closed_port_url, MODEL, 2))
+
+
+# -- one request ---------------------------------------------------------------------------------
+def test_streaming_request_measures_ttft_itl_and_usage_tokens(fake: FakeOpenAI) -> None:
+    fake.config.ttft_s, fake.config.token_delay_s = 0.15, 0.01
+    result = asyncio.run(loadgen.chat_once(fake.base_url, MODEL, "hi", 8, True, 5))
+    assert result.ok and result.status == 200 and result.error is None
+    assert 0.15 <= result.ttft_s < 0.15 * 4
+    assert len(result.itl_s) == 7 and min(result.itl_s) >= 0.009
+    assert result.output_tokens == 8
+    assert result.e2e_s >= result.ttft_s + 0.07
+
+
+def test_streaming_without_usage_counts_content_chunks(fake: FakeOpenAI) -> None:
+    fake.config.send_usage = False
+    result = asyncio.run(loadgen.chat_once(fake.base_url, MODEL, "hi", 5, True, 5))
+    assert result.ok and result.output_tokens == 5
+
+
+def test_non_streaming_request_has_ttft_equal_to_e2e_and_no_itl(fake: FakeOpenAI) -> None:
+    fake.config.ttft_s = 0.1
+    result = asyncio.run(loadgen.chat_once(fake.base_url, MODEL, "hi", 4, False, 5))
+    assert result.ok and result.output_tokens == 4 and result.itl_s == []
+    assert 0.1 <= result.ttft_s <= result.e2e_s < 0.1 * 4
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_http_errors_carry_status_and_server_message(fake: FakeOpenAI, stream: bool) -> None:
+    result = asyncio.run(loadgen.chat_once(fake.base_url, "llama", "hi", 4, stream, 5))
+    assert not result.ok
+    assert result.status == 404 and result.error == "HTTP 404: Model not found"
+
+
+def test_stream_cut_before_done_is_an_error(fake: FakeOpenAI) -> None:
+    fake.config.disconnect_after_tokens = 2
+    result = asyncio.run(loadgen.chat_once(fake.base_url, MODEL, "hi", 8, True, 5))
+    assert not result.ok and result.status == 200
+    assert "RemoteProtocolError" in result.error
+
+
+def test_request_deadline_turns_a_hung_server_into_a_timeout_error(fake: FakeOpenAI) -> None:
+    fake.config.ttft_s = 3.0
+    result = asyncio.run(loadgen.chat_once(fake.base_url, MODEL, "hi", 2, True, 0.3))
+    assert not result.ok and result.error.startswith("timeout after 0.3 s")
+    assert result.e2e_s < 2.0
+
+
+# -- load ----------------------------------------------------------------------------------------
+def test_run_load_sends_exactly_n_requests_and_honours_the_concurrency_bound(fake: FakeOpenAI) -> None:
+    fake.config.ttft_s = 0.02
+    report = load(fake.base_url, requests=30, concurrency=4)
+    assert report.count == 30 and report.errors == 0
+    assert fake.stats.chat_requests == 30
+    assert fake.stats.max_inflight == 4
+    assert report.output_tokens == 30 * 8
+    assert report.itl_ms.n == 30 * 7
+
+
+def test_run_load_reports_ttft_near_the_configured_delay(fake: FakeOpenAI) -> None:
+    fake.config.ttft_s, fake.config.token_delay_s = 0.1, 0.005
+    report = load(fake.base_url, requests=8, concurrency=4)
+    assert 100 <= report.ttft_ms.p50 and report.ttft_ms.p90 < 100 * 4
+    assert 5 <= report.itl_ms.p50 < 5 * 6
+
+
+def test_run_load_open_loop_does_not_start_requests_before_their_arrival_time(fake: FakeOpenAI) -> None:
+    report = load(fake.base_url, requests=10, concurrency=10, rate=50.0)
+    starts = [r.started_at for r in report.results]
+    assert all(start >= i / 50.0 - 0.002 for i, start in enumerate(starts))
+    assert report.wall_s >= 9 / 50.0
+
+
+def test_run_load_counts_server_errors(fake: FakeOpenAI) -> None:
+    fake.config.error_rate, fake.config.error_status = 0.25, 500
+    report = load(fake.base_url, requests=20, concurrency=4)
+    assert report.count == 20 and report.errors == 5 and report.error_rate == 0.25, [
+        (r.status, r.error) for r in report.results
+    ]
+    failures = [r for r in report.results if not r.ok]
+    assert {r.status for r in failures} == {500}
+    assert {r.error for r in failures} == {"HTTP 500: injected failure"}
+
+
+def test_run_load_counts_refused_connections(closed_port_url: str) -> None:
+    report = load(closed_port_url, requests=3, concurrency=2)
+    assert report.count == 3 and report.errors == 3
+    assert all(r.status is None and r.error.startswith("connect error") for r in report.results)
+
+
+def test_run_load_with_zero_requests_returns_an_empty_report(fake: FakeOpenAI) -> None:
+    report = load(fake.base_url, requests=0)
+    assert report.count == 0 and fake.stats.chat_requests == 0
+
+
+@pytest.mark.parametrize("bad", [{"concurrency": 0}, {"requests": -1}, {"rate": 0.0}])
+def test_run_load_rejects_nonsense_shapes(fake: FakeOpenAI, bad: dict) -> None:
+    with pytest.raises(ValueError):
+        load(fake.base_url, **bad)
+
+
+# -- smoke_test ----------------------------------------------------------------------------------
+class SmokeSLA(pydantic.BaseModel):
+    ttft_p90_ms: float | None = None
+    itl_p90_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    max_error_rate: float = 0.0
+    min_goodput_ratio: float | None = None
+
+
+class Smoke(pydantic.BaseModel):
+    requests: int = 12
+    concurrency: int = 3
+    max_tokens: int = 6
+    prompt: str = "hi"
+    timeout_s: float = 5.0
+    sla: SmokeSLA = SmokeSLA()
+
+
+def test_smoke_test_passes_and_returns_the_report(fake: FakeOpenAI) -> None:
+    spec = Smoke(sla=SmokeSLA(ttft_p90_ms=2000, itl_p90_ms=500, e2e_p99_ms=5000, min_goodput_ratio=0.9))
+    result = loadgen.smoke_test(fake.base_url, MODEL, spec)
+    assert isinstance(result, SmokeResult) and result.passed
+    assert result.models == [MODEL]
+    data = result.as_dict()
+    assert data["passed"] is True and data["requests"] == 12 and data["errors"] == 0
+    assert data["goodput_ratio"] == 1.0
+    assert fake.stats.chat_requests == 12 + 2  # the two format probes, then the load
+    assert fake.stats.max_inflight <= 3
+
+
+def test_smoke_test_missing_model_fails_naming_served_models(fake: FakeOpenAI) -> None:
+    with pytest.raises(SmokeTestFailed, match=r"model 'llama' not served .*served: \['tiny-mock'\]"):
+        loadgen.smoke_test(fake.base_url, "llama", smoke_spec())
+    assert fake.stats.chat_requests == 0
+
+
+def test_smoke_test_sla_breach_fails_with_the_numbers(fake: FakeOpenAI) -> None:
+    fake.config.ttft_s = 0.1
+    with pytest.raises(SmokeTestFailed) as info:
+        loadgen.smoke_test(fake.base_url, MODEL, smoke_spec(ttft_p90_ms=20, max_error_rate=0.0))
+    message, report = str(info.value), info.value.report
+    assert "ttft p90" in message and "> 20 ms" in message and "12 requests, 0 errors" in message
+    assert report["passed"] is False and report["ttft_ms"]["p90"] >= 100
+    assert report["breaches"] and report["breaches"][0].startswith("ttft p90")
+
+
+def test_smoke_test_error_rate_breach(fake: FakeOpenAI) -> None:
+    # the two probes are requests 1 and 2; every 7th request fails, so the load sees errors
+    fake.config.error_rate = 1 / 7
+    with pytest.raises(SmokeTestFailed, match=r"error rate 0\.\d+ > 0 "):
+        loadgen.smoke_test(fake.base_url, MODEL, smoke_spec(max_error_rate=0.0))
+
+
+def test_smoke_test_fails_on_a_broken_stream_before_running_load(fake: FakeOpenAI) -> None:
+    fake.config.disconnect_after_tokens = 1
+    with pytest.raises(SmokeTestFailed, match="streaming chat completion for 'tiny-mock'"):
+        loadgen.smoke_test(fake.base_url, MODEL, smoke_spec())
+    assert fake.stats.chat_requests == 2
+
+
+def test_smoke_test_runs_from_inside_an_event_loop(fake: FakeOpenAI) -> None:
+    async def caller() -> SmokeResult:
+        return loadgen.smoke_test(fake.base_url, MODEL, smoke_spec())
+
+    assert asyncio.run(caller()).passed
