@@ -110,7 +110,7 @@ _TRANSIENT = re.compile(
     r"|timed out|deadline exceeded|client\.timeout|network is unreachable|no route to host|etcdserver"
     r"|too many requests|try again later|rate limit|server is currently unable|an error on the server"
     r"|internal server error|internal error occurred|service unavailable|bad gateway|gateway timeout"
-    r"|status code:? ?(?:429|5\d\d)\b|\b(?:429|50[0234])\b|the object has been modified"
+    r"|status code:? ?(?:429|5\d\d)\b|the object has been modified"
     r"|because it is being terminated|context canceled|goaway|cluster unreachable"
 )
 _PERMANENT_HINTS = (
@@ -118,6 +118,7 @@ _PERMANENT_HINTS = (
      "another field manager owns these fields; reconcile the owner or install with force-conflicts"),
     (re.compile(r"namespaces? \"[^\"]*\" not found"),
      "create the namespace first (the project manages namespaces) or pass create_namespace=True"),
+    (re.compile(r"release: not found"), "no such release in this namespace"),
     (re.compile(r"not found|no such file|failed to download|invalid chart|chart\.yaml"),
      "check the chart reference, repository and version"),
     (re.compile(r"schema|execution error|parse error|converting yaml|unable to build kubernetes|is invalid"),
@@ -336,13 +337,18 @@ class Helm:
         return self._call("status", lambda: self._a_current(release, namespace), release=release,
                           namespace=namespace)
 
-    async def _values_of(self, entries: list[tuple[str, str, int]]) -> list[dict]:
+    async def _rows(self, rows: list[dict]) -> list[ReleaseInfo]:
+        """ReleaseInfo for `helm history` / `helm list` rows, with each revision's values (8 at a time)."""
         gate = asyncio.Semaphore(8)
 
-        async def one(name: str, ns: str, rev: int) -> dict:
+        async def one(r: dict) -> ReleaseInfo:
             async with gate:
-                return await self.client._command.get_values(name, namespace=ns, revision=rev) or {}
-        return list(await asyncio.gather(*(one(*entry) for entry in entries)))
+                values = await self.client._command.get_values(
+                    r["name"], namespace=r["namespace"], revision=int(r["revision"]))
+            return ReleaseInfo(r["name"], r["namespace"], int(r["revision"]), r.get("status", ""),
+                               *split_chart(r.get("chart", "")), r.get("app_version") or None, values or {},
+                               parse_time(r.get("updated")), r.get("description") or "")
+        return list(await asyncio.gather(*(one(r) for r in rows)))
 
     async def _a_history(self, release: str, namespace: str) -> list[ReleaseInfo]:
         from pyhelm3 import errors
@@ -351,10 +357,7 @@ class Helm:
             rows = list(await self.client._command.history(release, namespace=namespace))
         except errors.ReleaseNotFoundError:
             return []
-        values = await self._values_of([(release, namespace, int(r["revision"])) for r in rows])
-        return [ReleaseInfo(release, namespace, int(r["revision"]), r.get("status", ""), *split_chart(r.get("chart", "")),
-                            r.get("app_version") or None, v, parse_time(r.get("updated")), r.get("description") or "")
-                for r, v in zip(rows, values, strict=True)]
+        return await self._rows([{"name": release, "namespace": namespace, **r} for r in rows])
 
     def history(self, release: str, namespace: str) -> list[ReleaseInfo]:
         """Every kept revision, oldest first ([] when the release does not exist)."""
@@ -367,11 +370,7 @@ class Helm:
             rows = list(await self.client._command.list(
                 all_namespaces=namespace is None, namespace=namespace, include_deployed=True,
                 include_failed=True, include_pending=True, include_uninstalling=True))
-            values = await self._values_of([(r["name"], r["namespace"], int(r["revision"])) for r in rows])
-            return [ReleaseInfo(r["name"], r["namespace"], int(r["revision"]), r.get("status", ""),
-                                *split_chart(r.get("chart", "")), r.get("app_version") or None, v,
-                                parse_time(r.get("updated")))
-                    for r, v in zip(rows, values, strict=True)]
+            return await self._rows(rows)
         return self._call("list", go, namespace=namespace)
 
     # ------------------------------------------------------------------------------ cluster writes

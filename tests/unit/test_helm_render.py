@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -223,6 +224,34 @@ def test_install_argv_maps_flags_per_major(helm, writes):
     assert (str(cmd._kubeconfig), cmd._kubecontext) == ("kube/config", "ctx-a")
 
 
+def test_real_binary_accepts_our_argv_and_unreachable_api_is_transient(helm, tmp_path):
+    """Flags are parsed before helm dials the API: reaching 'connection refused' proves the argv is valid."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    h = rh.Helm(str(kubeconfig), "c", major=helm.major, disable_validation=True, timeout_s=30)
+    calls = {
+        "upgrade --install": lambda: h.install_or_upgrade("demo", CHART, {"replicas": 1}, "apps", wait=True,
+                                                          atomic=True, skip_crds=True, description="why"),
+        "ensure": lambda: h.ensure("demo", CHART, {}, "apps", recover=True),
+        "rollback": lambda: h.rollback("demo", "apps", 1, wait=True),
+        "uninstall": lambda: h.uninstall("demo", "apps", wait=True),
+        "list": lambda: h.list_releases(),
+        "history": lambda: h.history("demo", "apps"),
+        "recover": lambda: h.recover_pending("demo", "apps"),
+    }
+    for op, call in calls.items():
+        with pytest.raises(TransientError) as err:
+            call()
+        assert str(err.value).startswith(f"helm {op}") and "connection refused" in str(err.value), err.value
+
+
 # ------------------------------------------------------------------------------ pyhelm3 workaround
 
 
@@ -279,6 +308,8 @@ def test_fixed_command_passes_the_flag_as_one_argument(monkeypatch):
     ("Error: YAML parse error on c/templates/x.yaml: error converting YAML to JSON: yaml: line 4", ToolError),
     ('Error: INSTALLATION FAILED: create: failed to create: namespaces "apps" not found', ToolError),
     ("Error: UPGRADE FAILED: Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas", ToolError),
+    ("Error: YAML parse error on c/templates/x.yaml: yaml: line 500: did not find expected key", ToolError),
+    ("Error: uninstall: Release not loaded: demo: release: not found", ToolError),
     ("Error: something nobody anticipated", ToolError),
 ])
 def test_translate_error_classes(stderr, kind):
