@@ -59,6 +59,7 @@ from runtime.spec_targets import (
     Target,
     at,
     issue,
+    matching,
     node_pools,
 )
 
@@ -156,7 +157,9 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 class SecretRef(StrictModel):
     """A reference to a secret: a Prefect Secret block, or an environment variable of the worker."""
 
-    secret_block: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=255)] | None = None
+    secret_block: (
+        Annotated[str, matching(r"^[a-z0-9][a-z0-9-]{0,254}$", "a Prefect block name", "hf-token")] | None
+    ) = None
     env: EnvName | None = None
 
     @model_validator(mode="before")
@@ -199,7 +202,7 @@ def _env_issues(env: Mapping[str, Any], where: str) -> Iterator[Issue]:
 
 class GpuOperatorSpec(StrictModel):
     enabled: bool = True
-    version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+$")] = "v25.10.1"
+    version: Annotated[str, matching(r"^v\d+\.\d+\.\d+$", "a GPU operator release", "v25.10.1")] = "v25.10.1"
     driver: Literal["auto", "install", "preinstalled"] = "auto"
 
 
@@ -256,7 +259,9 @@ class ModelCache(StrictModel):
 class ModelSpec(StrictModel):
     id: str = BUILTIN_MODEL
     revision: NonBlank | None = None
-    served_name: Annotated[str, Field(pattern=r"^\S+$", max_length=256)] | None = None
+    served_name: Annotated[str, matching(r"^\S{1,256}$", "a model name without spaces", "qwen3")] | None = (
+        None
+    )
     cache: ModelCache = ModelCache()
     token: SecretRef | None = None
 
@@ -403,8 +408,8 @@ class ServingSpec(StrictModel):
             if router and spec is not None and spec.replicas < 2 and (role == "workers") == agg:
                 yield at(
                     f"{role}.replicas",
-                    f"topology {topology} has {spec.replicas} {role.rstrip('s')} worker; a KV router needs "
-                    "at least 2 to choose between",
+                    f"topology {topology} has {spec.replicas} {'' if role == 'workers' else role + ' '}worker; "
+                    "a KV router needs at least 2 to choose between",
                     f"set serving.{role}.replicas to 2 or more, or use topology {topology.removesuffix('_router')}",
                 )
         if self.router_mode == "kv" and not router:
@@ -487,7 +492,7 @@ class CanarySpec(StrictModel):
                 "min_samples",
                 f"min_samples {self.min_samples} can never be reached with {self.requests_per_step} "
                 "requests per step",
-                f"set canary.min_samples to {self.requests_per_step} or less, or raise requests_per_step",
+                f"set canary.min_samples to {self.requests_per_step} or less, or raise canary.requests_per_step",
             )
 
 
@@ -719,7 +724,8 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown line"
         # Only the parser's description, never the offending text: that line might hold a secret.
-        what = getattr(exc, "problem", None) or type(exc).__name__
+        what = ", ".join(t for t in (getattr(exc, "context", None), getattr(exc, "problem", None)) if t)
+        what = what or type(exc).__name__
         fix = f"fix the YAML at {where}: check the indentation, ': ' after keys and matching quotes"
         raise SpecError(
             [SpecIssue(ROOT, f"the file is not valid YAML: {what} ({where})", fix)], source=source
@@ -811,18 +817,19 @@ _TYPES = {
     "model_attributes": "a mapping (key: value lines)",
     "list": "a list",
 }
-_BOUNDS = {
-    "greater_than_equal": ("at least", "or more"),
-    "greater_than": ("more than", "or more"),
-    "less_than_equal": ("at most", "or less"),
-    "less_than": ("less than", "or less"),
+_BOUNDS = {  # error type -> (problem phrase, fix phrase before/after the limit)
+    "greater_than_equal": ("at least", "to {limit} or more"),
+    "greater_than": ("more than", "to more than {limit}"),
+    "less_than_equal": ("at most", "to {limit} or less"),
+    "less_than": ("less than", "to less than {limit}"),
 }
 
 
 def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | None, is_key: bool):
     """(problem, fix) for one pydantic error; values at secret-looking paths are never shown."""
     kind, ctx, raw = err["type"], err.get("ctx") or {}, err.get("input")
-    name, value = (str(parts[-1]) if parts else ROOT), _shown(raw, path)
+    name = (f"{parts[-2]}[{parts[-1]}]" if isinstance(parts[-1], int) else str(parts[-1])) if parts else ROOT
+    value = _shown(raw, path)
     if kind == "dynadeploy":
         return ctx["problem"], ctx["fix"]
     if kind == "extra_forbidden":
@@ -851,14 +858,16 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
         quote = (
             " (quote it: YAML reads 1.30 as a number and yes/no as booleans)" if want == "a string" else ""
         )
+        if want == "a string" and "env" in parts[:-1]:
+            quote = ", or a secret reference {secret_block: <block-name>}"
         return f"expected {want}, got {_type_name(raw)} {value}", f"set {path} to {want}{quote}"
     if kind in _BOUNDS:
         limit = next(iter(ctx.values()))
-        words = _BOUNDS[kind]
+        words, fix = _BOUNDS[kind]
         extra = (
             ", or use topology agg" if parts[:2] in (["serving", "prefill"], ["serving", "decode"]) else ""
         )
-        return f"{name} must be {words[0]} {limit}, got {value}", f"set {path} to {limit} {words[1]}{extra}"
+        return f"{name} must be {words} {limit}, got {value}", f"set {path} {fix.format(limit=limit)}{extra}"
     if kind == "too_short":
         need = ctx.get("min_length")
         return (

@@ -63,7 +63,8 @@ class StrictModel(BaseModel):
 # --- field formats ------------------------------------------------------------------------------------
 
 
-def _pattern(regex: str, what: str, example: str) -> AfterValidator:
+def matching(regex: str, what: str, example: str) -> AfterValidator:
+    """A field check: the value must match ``regex``; the message says ``what`` with an example."""
     compiled = re.compile(regex)
 
     def check(value: str) -> str:
@@ -97,13 +98,13 @@ def _not_blank(value: str) -> str:
 DnsLabel = Annotated[str, _dns_label(naming.LABEL_MAX)]
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-K8sVersion = Annotated[str, _pattern(r"^1\.\d{2}$", 'a Kubernetes minor version "1.NN" (quoted)', "1.33")]
+K8sVersion = Annotated[str, matching(r"^1\.\d{2}$", 'a Kubernetes minor version "1.NN" (quoted)', "1.33")]
 AwsRegion = Annotated[
-    str, _pattern(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$", "an AWS region name", "us-east-1")
+    str, matching(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$", "an AWS region name", "us-east-1")
 ]
-VpcId = Annotated[str, _pattern(r"^vpc-[0-9a-f]{8,17}$", "a VPC id", "vpc-0a1b2c3d4e5f67890")]
-SubnetId = Annotated[str, _pattern(r"^subnet-[0-9a-f]{8,17}$", "a subnet id", "subnet-0a1b2c3d4e5f67890")]
-InstanceType = Annotated[str, _pattern(r"^[A-Za-z0-9][\w.-]*$", "an instance/VM type", "g6e.2xlarge")]
+VpcId = Annotated[str, matching(r"^vpc-[0-9a-f]{8,17}$", "a VPC id", "vpc-0a1b2c3d4e5f67890")]
+SubnetId = Annotated[str, matching(r"^subnet-[0-9a-f]{8,17}$", "a subnet id", "subnet-0a1b2c3d4e5f67890")]
+InstanceType = Annotated[str, matching(r"^[A-Za-z0-9][\w.-]*$", "an instance/VM type", "g6e.2xlarge")]
 
 MIN_K8S_MINOR = 30  # Dynamo 1.6 needs Kubernetes >= 1.30 (platform chart README)
 
@@ -113,7 +114,7 @@ def _k8s_version_issues(version: str | None) -> Iterator[Issue]:
         yield at(
             "kubernetes_version",
             f"Kubernetes {version} is older than Dynamo needs (1.{MIN_K8S_MINOR} or later)",
-            f'set kubernetes_version to "1.{MIN_K8S_MINOR}" or later, e.g. "1.33"',
+            f'set target.kubernetes_version to "1.{MIN_K8S_MINOR}" or later, e.g. "1.33"',
         )
 
 
@@ -122,13 +123,14 @@ def _vpc_issues(vpc_id: str | None, subnet_ids: list[str], min_subnets: int, why
         yield at(
             "subnet_ids",
             f"vpc_id is set but {len(subnet_ids)} subnet id(s) are given ({why})",
-            f"list at least {min_subnets} subnet ids of that VPC, or remove vpc_id to have one created",
+            f"list at least {min_subnets} subnet ids of that VPC in target.subnet_ids, or remove "
+            "target.vpc_id to have a VPC created",
         )
     if subnet_ids and not vpc_id:
         yield at(
             "vpc_id",
             "subnet_ids are set without vpc_id",
-            "set vpc_id to the VPC of those subnets, or remove subnet_ids to have a VPC created",
+            "set target.vpc_id to the VPC of those subnets, or remove target.subnet_ids to have a VPC created",
         )
 
 
@@ -164,7 +166,7 @@ class NodePool(StrictModel):
                 "desired",
                 f"node counts must satisfy min <= desired <= max, got min={self.min}, "
                 f"desired={self.desired}, max={self.max}",
-                "set min, desired and max so that min <= desired <= max",
+                "set min, desired and max of this node pool so that min <= desired <= max",
             )
         for key, value in self.labels.items():
             if not naming.is_label_key(key):
@@ -188,7 +190,7 @@ def _node_pool_issues(pools: list[NodePool], kind: str) -> Iterator[Issue]:
             yield at(
                 f"node_pools[{i}].name",
                 f"node pool name {pool.name!r} is used twice",
-                f"give node_pools[{i}] a unique name, e.g. {pool.name + '-2'!r}",
+                f"give target.node_pools[{i}] a unique name, e.g. {pool.name + '-2'!r}",
             )
         seen.add(pool.name)
         # AKS: Linux node pool names are 1-12 lowercase alphanumerics starting with a letter.
@@ -203,7 +205,7 @@ def _node_pool_issues(pools: list[NodePool], kind: str) -> Iterator[Issue]:
             yield at(
                 f"node_pools[{i}].gpu.type",
                 "GKE needs the accelerator type of a GPU node pool, and none is set",
-                f"set node_pools[{i}].gpu.type, e.g. nvidia-l4 (g2 machines) or nvidia-h100-80gb",
+                f"set target.node_pools[{i}].gpu.type, e.g. nvidia-l4 (g2 machines) or nvidia-h100-80gb",
             )
 
 
@@ -275,7 +277,7 @@ class EksTarget(_Target):
     kind: Literal["eks"] = "eks"
     region: AwsRegion = Field(examples=["us-east-1"])
     cluster_name: Annotated[
-        str, _pattern(r"^[A-Za-z0-9][\w-]{0,99}$", "an EKS cluster name", "ai-dynamo")
+        str, matching(r"^[A-Za-z0-9][\w-]{0,99}$", "an EKS cluster name", "ai-dynamo")
     ] = Field(examples=["ai-dynamo"])
     kubernetes_version: K8sVersion = "1.33"
     vpc_id: VpcId | None = None  # None: a VPC is created
@@ -297,14 +299,14 @@ class EksTarget(_Target):
 class GkeTarget(_Target):
     HAS_NODE_POOLS: ClassVar[bool] = True
     kind: Literal["gke"] = "gke"
-    project: Annotated[str, _pattern(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a GCP project id", "my-project")] = (
+    project: Annotated[str, matching(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a GCP project id", "my-project")] = (
         Field(examples=["my-project"])
     )
     location: Annotated[
-        str, _pattern(r"^[a-z]+-[a-z]+\d+(-[a-z])?$", "a GCP region or zone", "us-central1-a")
+        str, matching(r"^[a-z]+-[a-z]+\d+(-[a-z])?$", "a GCP region or zone", "us-central1-a")
     ] = Field(examples=["us-central1-a"])
     cluster_name: Annotated[
-        str, _pattern(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", "a GKE cluster name (<= 40 chars)", "ai-dynamo")
+        str, matching(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", "a GKE cluster name (<= 40 chars)", "ai-dynamo")
     ] = Field(examples=["ai-dynamo"])
     kubernetes_version: K8sVersion | None = None  # None: the release channel's default
     node_pools: list[NodePool] = Field(
@@ -327,16 +329,16 @@ class AksTarget(_Target):
     HAS_NODE_POOLS: ClassVar[bool] = True
     kind: Literal["aks"] = "aks"
     subscription_id: Annotated[
-        str, _pattern(_GUID, "an Azure subscription id (a GUID)", "00000000-0000-0000-0000-000000000000")
+        str, matching(_GUID, "an Azure subscription id (a GUID)", "00000000-0000-0000-0000-000000000000")
     ] = Field(examples=["00000000-0000-0000-0000-000000000000"])
     resource_group: Annotated[
-        str, _pattern(r"^[-\w.()]{0,89}[-\w()]$", "an Azure resource group name", "dynamo-rg")
+        str, matching(r"^[-\w.()]{0,89}[-\w()]$", "an Azure resource group name", "dynamo-rg")
     ] = Field(examples=["dynamo-rg"])
-    location: Annotated[str, _pattern(r"^[a-z][a-z0-9]*$", "an Azure location", "eastus2")] = Field(
+    location: Annotated[str, matching(r"^[a-z][a-z0-9]*$", "an Azure location", "eastus2")] = Field(
         examples=["eastus2"]
     )
     cluster_name: Annotated[
-        str, _pattern(r"^[A-Za-z0-9]([-\w]{0,61}[A-Za-z0-9])?$", "an AKS cluster name", "ai-dynamo")
+        str, matching(r"^[A-Za-z0-9]([-\w]{0,61}[A-Za-z0-9])?$", "an AKS cluster name", "ai-dynamo")
     ] = Field(examples=["ai-dynamo"])
     kubernetes_version: K8sVersion | None = None  # None: AKS's default version
     node_pools: list[NodePool] = Field(
@@ -352,7 +354,7 @@ class AksTarget(_Target):
         return f"aks:{self.subscription_id.lower()}/{self.resource_group}/{self.cluster_name}"
 
 
-_EcsCluster = Annotated[str, _pattern(r"^[A-Za-z0-9][\w-]{0,254}$", "an ECS cluster name", "dynamo-gpu")]
+_EcsCluster = Annotated[str, matching(r"^[A-Za-z0-9][\w-]{0,254}$", "an ECS cluster name", "dynamo-gpu")]
 
 
 class EcsTarget(_Target):
