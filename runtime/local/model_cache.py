@@ -6,9 +6,12 @@
     └── snapshots/<model-key>/<revision>/     hard links to the blobs + MANIFEST (name -> sha256, size)
 
 A snapshot is assembled in a temporary sibling directory and renamed into place, so a snapshot that
-exists is complete: a crash mid-download leaves only blobs (reused next time) and huggingface_hub's
-partial files (resumed next time). A present snapshot at the requested revision is reused without
-touching the network; ``verify=True`` re-hashes its files.
+exists is complete. A download interrupted by a dropped connection is resumed within the call (Range
+requests, by huggingface_hub); a failed download leaves the files that did complete in hf/, reused
+next time (huggingface_hub 1.x discards a file's partial bytes when its download fails). A present
+snapshot at the requested revision is reused without touching the network; ``verify=True`` re-hashes
+its files, and a file found corrupted is fetched again (its blob, shared by hard link with hf/, is
+dropped and the HF files are re-downloaded).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,44 +62,88 @@ def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: b
     if model_id == tiny_model.MODEL_ID:
         files = tiny_model.build_files()
         rev = tiny_model.revision(files)
-        found = _existing(cache, model_id, rev, verify)
+        found, _corrupt = _existing(cache, model_id, rev, verify)
         if found:
             return found
         return _assemble(cache, model_id, rev, {name: _store_bytes(cache, data) for name, data in files.items()})
     if not revision:
         raise PermanentError(f"model {model_id!r} has no pinned revision", hint="set model.revision to a commit sha")
-    found = _existing(cache, model_id, revision, verify)
+    found, corrupt = _existing(cache, model_id, revision, verify, need_weights=weights)
     if found:
         return found
-    source = _hf_download(cache, model_id, revision, weights=weights, token=token)
+    # A corrupted file means the bytes in hf/ (the same inode) are corrupted too: download them again.
+    source = _hf_download(cache, model_id, revision, weights=weights, token=token, force=corrupt)
     blobs = {}
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         blobs[str(path.relative_to(source))] = _store_file(cache, path)
-    return _assemble(cache, model_id, revision, blobs)
+    return _assemble(cache, model_id, revision, blobs, weights=weights)
 
 
 def read_manifest(snapshot: Path) -> dict:
     return json.loads((snapshot / MANIFEST).read_text())
 
 
-def _existing(cache: Path, model_id: str, revision: str, verify: bool) -> CachedModel | None:
+def _existing(cache: Path, model_id: str, revision: str, verify: bool, *,
+              need_weights: bool = False) -> tuple[CachedModel | None, bool]:
+    """The snapshot if present and intact, else (None, whether a file's content was found corrupted).
+
+    A snapshot fetched without weights does not satisfy ``need_weights`` (it is kept until the one
+    with weights replaces it). A damaged snapshot (no or unreadable manifest, a file missing or of the
+    wrong size, or with ``verify`` a wrong checksum) is discarded, to be rebuilt from scratch rather
+    than patched in place.
+    """
     snap = snapshot_dir(cache, model_id, revision)
+    if not snap.exists():
+        return None, False
     try:
         manifest = read_manifest(snap)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        entries = [(name, meta["sha256"], int(meta["size"])) for name, meta in manifest["files"].items()]
+        has_weights = bool(manifest.get("weights", False))
+    except FileNotFoundError:
+        if not snap.exists():  # discarded meanwhile by a concurrent caller
+            return None, False
+        _discard(snap)
+        return None, False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        _discard(snap)
+        return None, False
     total = 0
-    for name, meta in manifest["files"].items():
+    for name, digest, size in entries:
         f = snap / name
-        if not f.is_file() or f.stat().st_size != meta["size"] or (verify and _sha256(f) != meta["sha256"]):
-            # A damaged snapshot is rebuilt from scratch rather than patched in place.
-            shutil.rmtree(snap, ignore_errors=True)
-            return None
-        total += meta["size"]
-    return CachedModel(model_id, revision, snap, len(manifest["files"]), total, reused=True)
+        try:
+            damaged = not f.is_file() or f.stat().st_size != size
+        except OSError:
+            damaged = True
+        if not damaged and verify and _sha256(f) != digest:
+            # Snapshot files are hard links to their blob: drop the blob too unless it is intact (a copy).
+            blob = _blob_path(cache, digest)
+            if blob.is_file() and _sha256(blob) != digest:
+                blob.unlink(missing_ok=True)
+            _discard(snap)
+            return None, True
+        if damaged:
+            _discard(snap)
+            return None, False
+        total += size
+    if need_weights and not has_weights:
+        return None, False
+    return CachedModel(model_id, revision, snap, len(entries), total, reused=True), False
 
 
-def _assemble(cache: Path, model_id: str, revision: str, blobs: dict[str, tuple[str, int]]) -> CachedModel:
+def _discard(snap: Path) -> None:
+    """Remove a snapshot directory: renamed aside first, so it disappears at once for other readers."""
+    aside = snap.with_name(f".tmp-discard-{snap.name[:12]}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(snap, aside)
+    except FileNotFoundError:
+        return  # already gone (a concurrent caller discarded it)
+    except OSError:
+        aside = snap
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _assemble(cache: Path, model_id: str, revision: str, blobs: dict[str, tuple[str, int]], *,
+              weights: bool = False) -> CachedModel:
     final = snapshot_dir(cache, model_id, revision)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{revision[:12]}-", dir=final.parent))
@@ -104,21 +152,39 @@ def _assemble(cache: Path, model_id: str, revision: str, blobs: dict[str, tuple[
             dest = tmp / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(_blob_path(cache, digest), dest)
-        manifest = {"model": model_id, "revision": revision,
+        manifest = {"model": model_id, "revision": revision, "weights": weights,
                     "files": {n: {"sha256": d, "size": s} for n, (d, s) in sorted(blobs.items())}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _fsync_dir(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # Another run finished the same snapshot first; theirs is as good as ours.
-            if not (final / MANIFEST).exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        _install(tmp, final, weights)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return CachedModel(model_id, revision, final, len(blobs), sum(s for _, s in blobs.values()), reused=False)
+
+
+def _install(tmp: Path, final: Path, weights: bool) -> None:
+    """Rename the assembled ``tmp`` into place, unless an equal or better snapshot got there first."""
+    for _ in range(5):
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError:
+            try:
+                theirs = read_manifest(final)
+            except FileNotFoundError:
+                if not final.exists():
+                    continue  # discarded meanwhile: try again
+                theirs = None
+            except (OSError, ValueError):
+                theirs = None
+            if isinstance(theirs, dict) and (theirs.get("weights", False) or not weights):
+                # Another run finished the same snapshot first; theirs is as good as ours.
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            # Not a snapshot (no manifest), or one without the weights we have: replace it.
+            _discard(final)
+    os.rename(tmp, final)
 
 
 def _blob_path(cache: Path, digest: str) -> Path:
@@ -138,20 +204,31 @@ def _store_file(cache: Path, path: Path) -> tuple[str, int]:
     blob = _blob_path(cache, digest)
     if not blob.exists():
         blob.parent.mkdir(parents=True, exist_ok=True)
-        tmp = blob.with_name(blob.name + f".tmp{os.getpid()}")
-        _link_or_copy(path.resolve(), tmp)
-        os.replace(tmp, blob)
+        tmp = _tmp_name(blob)
+        try:
+            _link_or_copy(path.resolve(), tmp)
+            os.replace(tmp, blob)
+        finally:
+            tmp.unlink(missing_ok=True)
     return digest, blob.stat().st_size
+
+
+def _tmp_name(dest: Path) -> Path:
+    # Unique per call, not per process: threads of one process may store the same blob at once.
+    return dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def _atomic_write(dest: Path, data: bytes) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, dest)
+    tmp = _tmp_name(dest)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -177,21 +254,38 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _hf_download(cache: Path, model_id: str, revision: str, *, weights: bool, token: str | None) -> Path:
-    """Fetch the repo snapshot through huggingface_hub (honours HF_ENDPOINT; resumes partial files)."""
+# Answers that retrying cannot change: bad request, bad or missing token, no access, no such thing.
+_PERMANENT_STATUS = frozenset({400, 401, 403, 404, 410})
+
+
+def _hf_download(cache: Path, model_id: str, revision: str, *, weights: bool, token: str | None,
+                 force: bool = False) -> Path:
+    """Fetch the repo snapshot through huggingface_hub (honours HF_ENDPOINT; resumes dropped transfers).
+
+    The token is handed to the client only; messages name the model and revision, never the token.
+    """
+    import httpx
     import huggingface_hub
     from huggingface_hub import errors as hf_errors
 
+    hint = "check model.id and model.revision, and model.token for gated or private repos"
     try:
         path = huggingface_hub.snapshot_download(
             repo_id=model_id, revision=revision, cache_dir=str(cache / "hf"), token=token or False,
-            allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS,
+            allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS, force_download=force,
         )
-    except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.GatedRepoError) as exc:
-        raise PermanentError(
-            f"cannot fetch {model_id}@{revision}: {type(exc).__name__}",
-            hint="check model.id and model.revision, and model.token for gated or private repos",
-        ) from exc
-    except (hf_errors.HfHubHTTPError, OSError) as exc:
+    except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.GatedRepoError,
+            hf_errors.DisabledRepoError) as exc:
+        raise PermanentError(f"cannot fetch {model_id}@{revision}: {type(exc).__name__}", hint=hint) from exc
+    except hf_errors.HFValidationError as exc:
+        raise PermanentError(f"cannot fetch {model_id}@{revision}: invalid model id or revision",
+                             hint=hint) from exc
+    except hf_errors.HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in _PERMANENT_STATUS:
+            raise PermanentError(f"cannot fetch {model_id}@{revision}: HTTP {status}", hint=hint) from exc
+        raise TransientError(f"download of {model_id}@{revision} failed: HTTP {status}") from exc
+    except (httpx.HTTPError, OSError) as exc:
+        # Connection refused or dropped, timeouts, a short body after the client's own retries.
         raise TransientError(f"download of {model_id}@{revision} failed: {type(exc).__name__}") from exc
     return Path(path)
