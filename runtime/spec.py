@@ -692,7 +692,7 @@ def _parse(data: Any, source: str | None, lines: dict[str, int]) -> DeploymentSp
     try:
         return DeploymentSpec.model_validate(data)
     except ValidationError as exc:
-        issues = [found for err in exc.errors() for found in _translate(err, lines)]
+        issues = [found for err in exc.errors() for found in _translate_safely(err, lines)]
         raise SpecError(list(dict.fromkeys(issues)), source=source) from None
 
 
@@ -767,7 +767,7 @@ def _join(base: str, part: str | int) -> str:
     """Extend a dotted path: `a.b`, `a[0]`, and `a["x.y/z"]` for keys that are not plain words."""
     if isinstance(part, int):
         return f"{base}[{part}]"
-    if not re.match(r"^[A-Za-z_][\w-]*$", part):
+    if base and not re.match(r"^[A-Za-z_][\w-]*$", part):
         return f'{base}["{part}"]'
     return f"{base}.{part}" if base else part
 
@@ -779,6 +779,15 @@ def _line_of(path: str, lines: dict[str, int]) -> int | None:
             return lines[path]
         path = path[: max(path.rfind("."), path.rfind("["), 0)]
     return None
+
+
+def _translate_safely(err: Any, lines: dict[str, int]) -> list[SpecIssue]:
+    """_translate, falling back to pydantic's own words: a bad spec must never crash the loader."""
+    try:
+        return _translate(err, lines)
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+        path = ".".join(str(p) for p in err.get("loc", ())) or ROOT
+        return [SpecIssue(path, str(err.get("msg", "invalid value")), f"correct {path}")]
 
 
 def _translate(err: Any, lines: dict[str, int]) -> list[SpecIssue]:
@@ -828,10 +837,14 @@ _BOUNDS = {  # error type -> (problem phrase, fix phrase before/after the limit)
 def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | None, is_key: bool):
     """(problem, fix) for one pydantic error; values at secret-looking paths are never shown."""
     kind, ctx, raw = err["type"], err.get("ctx") or {}, err.get("input")
-    name = (f"{parts[-2]}[{parts[-1]}]" if isinstance(parts[-1], int) else str(parts[-1])) if parts else ROOT
+    name = str(parts[-1]) if parts else ROOT
+    if len(parts) > 1 and isinstance(parts[-1], int):
+        name = f"{parts[-2]}[{parts[-1]}]"  # a list item: "steps[1]", not "1"
     value = _shown(raw, path)
     if kind == "dynadeploy":
         return ctx["problem"], ctx["fix"]
+    if kind == "invalid_key" or (is_key and kind == "string_type"):
+        return f"key {raw!r} is not a string", f'quote the key ("{raw}": ...), or remove it'
     if kind == "extra_forbidden":
         parent = _walk(tuple(err["loc"])[:-1])[1]
         allowed = [i.alias or k for k, i in parent.model_fields.items()] if _is_model(parent) else []
@@ -900,7 +913,8 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], Any, FieldInfo | None]:
         if tagged:  # this element is the tag of a discriminated union: descend into that member
             tp, tagged = _unwrap(_member(tp, item))
             continue
-        parts.append(item)
+        # A number is a list index only in a list; elsewhere it is a mapping key YAML read as a number.
+        parts.append(item if get_origin(tp) is list else str(item))
         field = None
         if _is_model(tp) and isinstance(item, str):
             field = next((i for k, i in tp.model_fields.items() if item in (k, i.alias)), None)
