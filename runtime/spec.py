@@ -707,7 +707,7 @@ def _not_mapping(data: Any, line: int) -> SpecIssue:
 
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML keeping the node tree, so issues can name their line and duplicate keys are caught."""
-    loader = yaml.SafeLoader(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present: 10x faster
     try:
         node = loader.get_single_node()
         if node is None:

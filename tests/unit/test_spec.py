@@ -495,3 +495,38 @@ def test_yaml_layout_does_not_matter(tmp_path: Path) -> None:
     flow = tmp_path / "flow.yaml"
     flow.write_text("{name: demo, serving: {workers: {replicas: 1}}, apiVersion: dynadeploy.io/v1}\n")
     assert load_spec(block) == load_spec(flow) == parse_spec(BASE)
+
+
+# --- the translator never crashes ------------------------------------------------------------------------------
+
+WRONG_VALUES: list[Any] = [None, "x", -1, {"unexpected": 1}]
+
+
+def leaves(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in leaves(v, (*path, k))] or [path]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in leaves(v, (*path, i))] or [path]
+    return [path]
+
+
+def replaced(data: Any, path: tuple[Any, ...], value: Any) -> Any:
+    out = copy.deepcopy(data)
+    node = out
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return out
+
+
+def test_every_wrong_leaf_gives_spec_issues_never_a_crash() -> None:
+    data = load_spec(TARGETS / "eks.yaml").canonical_dict()
+    checked = 0
+    for path in leaves(data):
+        for value in WRONG_VALUES:
+            try:
+                parse_spec(replaced(data, path, value))
+            except SpecError as err:
+                assert err.issues and all(i.path and i.problem and i.fix for i in err.issues)
+                checked += 1
+    assert checked > 100
