@@ -88,12 +88,13 @@ _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}  # fmt: skip
 _IMAGE = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+(?=/))?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
     r"(?::(?P<tag>\w[\w.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
 )
 # Flags dynadeploy derives from the spec; repeating them in engine_args would fight the renderer.
 _RESERVED_ARGS = {"--model", "--model-path", "--served-model-name", "--disaggregation-mode",
-                  "--is-prefill-worker", "--is-decode-worker", "--discovery-backend", "--store-kv"}  # fmt: skip
+                  "--is-prefill-worker", "--is-decode-worker", "--discovery-backend",
+                  "--store-kv"}  # fmt: skip
 _SECRET_FIX = (
     "keep it out of the spec: store it in a Prefect Secret block and write {secret_block: <block-name>}, "
     "or {env: <VAR>} to read it from the worker's environment"
@@ -160,7 +161,7 @@ class SecretRef(StrictModel):
     secret_block: (
         Annotated[str, matching(r"^[a-z0-9][a-z0-9-]{0,254}$", "a Prefect block name", "hf-token")] | None
     ) = None
-    env: EnvName | None = None
+    env: Annotated[str, matching(r"^[A-Za-z_]\w*$", "an environment variable name", "HF_TOKEN")] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -404,14 +405,17 @@ class ServingSpec(StrictModel):
                     f"topology {topology} needs serving.{role}, which is missing",
                     f"add serving.{role}: {{replicas: 1, gpus: 1}}, or use topology agg",
                 )
-        for role, spec in (("workers", self.workers), ("decode", self.decode)):
-            if router and spec is not None and spec.replicas < 2 and (role == "workers") == agg:
-                yield at(
-                    f"{role}.replicas",
-                    f"topology {topology} has {spec.replicas} {'' if role == 'workers' else role + ' '}worker; "
-                    "a KV router needs at least 2 to choose between",
-                    f"set serving.{role}.replicas to 2 or more, or use topology {topology.removesuffix('_router')}",
-                )
+        # A KV router needs a choice: agg_router counts workers, disagg_router counts decode workers.
+        role, counted = ("workers", self.workers) if agg else ("decode", self.decode)
+        if router and counted is not None and counted.replicas < 2:
+            kind = "worker" if agg else "decode worker"
+            yield at(
+                f"{role}.replicas",
+                f"topology {topology} has {counted.replicas} {kind}; a KV router needs at least 2 "
+                "to choose between",
+                f"set serving.{role}.replicas to 2 or more, or use topology "
+                f"{topology.removesuffix('_router')}",
+            )
         if self.router_mode == "kv" and not router:
             yield at(
                 "router_mode",
@@ -492,7 +496,8 @@ class CanarySpec(StrictModel):
                 "min_samples",
                 f"min_samples {self.min_samples} can never be reached with {self.requests_per_step} "
                 "requests per step",
-                f"set canary.min_samples to {self.requests_per_step} or less, or raise canary.requests_per_step",
+                f"set canary.min_samples to {self.requests_per_step} or less, or raise "
+                "canary.requests_per_step",
             )
 
 
@@ -636,7 +641,8 @@ def _gpu_capacity_issues(kind: str, pools: list[NodePool], asking: list[tuple[st
         if biggest.gpu.count == 0:
             yield at(
                 f"serving.{role}.gpus",
-                f"each {role_name} replica asks for {worker.gpus} GPU(s) but no node pool of target {kind} has GPUs",
+                f"each {role_name} replica asks for {worker.gpus} GPU(s) but no node pool of target "
+                f"{kind} has GPUs",
                 f"add a GPU node pool (gpu.count >= {worker.gpus}) to target.node_pools, or set "
                 f"serving.{role}.gpus to 0 and serving.engine to mocker",
             )

@@ -130,7 +130,8 @@ def _vpc_issues(vpc_id: str | None, subnet_ids: list[str], min_subnets: int, why
         yield at(
             "vpc_id",
             "subnet_ids are set without vpc_id",
-            "set target.vpc_id to the VPC of those subnets, or remove target.subnet_ids to have a VPC created",
+            "set target.vpc_id to the VPC of those subnets, or remove target.subnet_ids to have a "
+            "VPC created",
         )
 
 

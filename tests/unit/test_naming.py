@@ -38,7 +38,7 @@ def eks(**changes: object) -> dict:
     return data
 
 
-# --- DNS-1123 ------------------------------------------------------------------------------------------------
+# --- DNS-1123 -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", ["a", "demo", "my-demo-1", "0abc", "a" * 63])
@@ -107,7 +107,7 @@ def test_label_values() -> None:
     )
 
 
-# --- labels and names -----------------------------------------------------------------------------------------
+# --- labels and names ----------------------------------------------------------------------------------
 
 
 def test_labels_and_selector() -> None:
@@ -166,7 +166,7 @@ def test_namespaces() -> None:
     assert naming.platform_namespace(parse_spec({"apiVersion": API_VERSION, "name": "x"})) is None
 
 
-# --- identities ---------------------------------------------------------------------------------------------
+# --- identities ----------------------------------------------------------------------------------------
 
 
 def test_spec_hash_is_sha256_of_canonical_json() -> None:
@@ -225,7 +225,7 @@ def test_deployment_id_of_explicit_default_namespace_equals_implicit() -> None:
     assert naming.deployment_id(implicit) == naming.deployment_id(explicit)
 
 
-# --- purity ---------------------------------------------------------------------------------------------------
+# --- purity --------------------------------------------------------------------------------------------
 
 PURE = ["runtime/spec.py", "runtime/spec_targets.py", "runtime/naming.py"]
 ALLOWED = {"pydantic", "pydantic_core", "yaml", "runtime"}
