@@ -28,6 +28,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -511,6 +512,10 @@ class TeardownSpec(StrictModel):
 
 
 class DeploymentSpec(StrictModel):
+    # model_dump() says apiVersion like the YAML does, so any dump of a spec loads back; the Python
+    # name api_version is accepted on input too, for the same reason.
+    model_config = StrictModel.model_config | ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
     api_version: Literal["dynadeploy.io/v1"] = Field(alias="apiVersion", examples=[API_VERSION])
     name: str = Field(examples=["my-demo"])
     target: Target = LocalTarget()

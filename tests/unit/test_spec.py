@@ -118,8 +118,9 @@ def test_example_loads_and_round_trips(path: Path) -> None:
     again = parse_spec(yaml.safe_load(loaded.to_yaml()))
     assert again == loaded
     assert again.canonical_dict() == loaded.canonical_dict()
-    # Dumping the canonical form to a file and loading it also gives the same spec.
+    # The canonical dict, and a plain model_dump (what a ledger might store), load back the same.
     assert parse_spec(loaded.canonical_dict()) == loaded
+    assert parse_spec(loaded.model_dump(mode="json")) == loaded
 
 
 def test_local_example_is_the_simple_default() -> None:
