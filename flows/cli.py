@@ -166,6 +166,12 @@ def _print_revisions(revisions: list[dict]) -> None:
 
 def _prepare_prefect(quiet: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The live stage view replaces Prefect's per-task console lines (they still reach the UI).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+    # A loaded 2-core machine can take well over Prefect's default 20 s to boot its temporary server.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
         return
     from runtime import prefect_server
@@ -177,35 +183,24 @@ def _prepare_prefect(quiet: bool) -> None:
         print(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}", file=sys.stderr)
 
 
-def _quiet_prefect_console() -> None:
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "PrefectConsoleHandler":
-                handler.setLevel(logging.WARNING)
-
-
 def _with_progress(run, *, show: bool, title: str):
-    """Run ``run`` while drawing one line per stage from the dynadeploy.progress records."""
-    import prefect  # noqa: F401 - configures logging before we adjust it
-
-    _quiet_prefect_console()
+    """Run ``run`` (in this thread) while a Live view draws one line per stage from the
+    dynadeploy.progress records; Live redraws from its own thread."""
     if not show:
         return run()
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
 
-    console = Console(stderr=True)
     stages: dict[str, dict] = {}
     started = time.monotonic()
+    icons = {"start": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}
 
     def render() -> Table:
         table = Table(title=title, show_header=False, box=None, padding=(0, 1))
-        icons = {"start": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}
-        for name, st in stages.items():
-            took = f"{st['seconds']:.1f}s" if st.get("seconds") is not None else \
-                f"{time.monotonic() - st['t0']:.1f}s"
-            table.add_row(icons.get(st["event"], "?"), name, took, st.get("detail") or "")
+        for name, st in list(stages.items()):
+            secs = st["seconds"] if st.get("seconds") is not None else time.monotonic() - st["t0"]
+            table.add_row(icons.get(st["event"], "?"), name, f"{secs:.1f}s", st.get("detail") or "")
         table.add_row("", "", f"[dim]{time.monotonic() - started:.1f}s total[/]", "")
         return table
 
@@ -214,7 +209,7 @@ def _with_progress(run, *, show: bool, title: str):
             info = getattr(record, "dynadeploy", None)
             if info:
                 prev = stages.get(info["stage"], {"t0": time.monotonic()})
-                stages[info["stage"]] = prev | {k: v for k, v in info.items() if v is not None or k == "seconds"}
+                stages[info["stage"]] = prev | info
 
     handler = Handler()
     progress = logging.getLogger("dynadeploy.progress")
@@ -222,26 +217,8 @@ def _with_progress(run, *, show: bool, title: str):
     progress.setLevel(logging.INFO)
     progress.propagate = False
     try:
-        with Live(render(), console=console, refresh_per_second=8, transient=False) as live:
-            import threading
-
-            result: dict = {}
-
-            def target() -> None:
-                try:
-                    result["value"] = run()
-                except BaseException as exc:  # re-raised in the main thread
-                    result["error"] = exc
-
-            worker = threading.Thread(target=target, daemon=True)
-            worker.start()
-            while worker.is_alive():
-                live.update(render())
-                worker.join(0.125)
-            live.update(render())
-        if "error" in result:
-            raise result["error"]
-        return result["value"]
+        with Live(get_renderable=render, console=Console(stderr=True), refresh_per_second=8):
+            return run()
     finally:
         progress.removeHandler(handler)
 

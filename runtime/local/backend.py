@@ -133,7 +133,7 @@ class LocalBackend:
             else next_number(revisions)
         names = worker_program_names(self.spec, number)
         ports = portlib.allocate(self.paths.ports_file, names, host=self.host, pinned={},
-                                 in_use_by_us={n for n in names if n in running})
+                                 in_use_by_us={n for n in names if n in running}, low=True)
         programs = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), number, ports)
         revision = Revision(number=number, spec_hash=naming.spec_hash(self.spec), spec=self.spec_dict(),
                             created_at=now_iso(), reason=reason, started_by=started_by, status="pending",

@@ -108,7 +108,6 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         name = f"{role}-r{revision}-{index}"
         env = base_env(spec, ctx) | {k: str(v) for k, v in role_spec.env.items()}
         env |= {
-            "DYN_SYSTEM_ENABLED": "true",
             "DYN_SYSTEM_HOST": ctx.host,
             "DYN_SYSTEM_PORT": str(ports[name]),
             # Worker /health turns 200 only once its generate endpoint serves.

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from pathlib import Path
 
 from runtime.errors import PreflightError
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+# Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit integer, so worker health/metrics ports must stay
+# below 32768, under the kernel's ephemeral range; those are drawn from this range instead.
+LOW_RANGE = (20000, 32767)
+
+
+def free_port(host: str = "127.0.0.1", *, low: bool = False) -> int:
+    if low:
+        for _ in range(200):
+            port = random.randint(*LOW_RANGE)
+            if port_is_free(port, host):
+                return port
+        raise PreflightError(f"no free port in {LOW_RANGE} on {host}", hint="free some ports in that range")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -50,7 +62,8 @@ def save(path: Path, ports: dict[str, int]) -> None:
     os.replace(tmp, path)
 
 
-def allocate(path: Path, names: list[str], *, host: str, pinned: dict[str, int], in_use_by_us: set[str]) -> dict[str, int]:
+def allocate(path: Path, names: list[str], *, host: str, pinned: dict[str, int], in_use_by_us: set[str],
+             low: bool = False) -> dict[str, int]:
     """Return a port per name, reusing remembered ones.
 
     ``in_use_by_us`` names ports whose listeners are this deployment's own running processes (so a
@@ -60,7 +73,7 @@ def allocate(path: Path, names: list[str], *, host: str, pinned: dict[str, int],
     ports = load(path)
     for name in names:
         want = pinned.get(name) or ports.get(name)
-        if want and (name in in_use_by_us or port_is_free(want, host)):
+        if want and (not low or want <= LOW_RANGE[1]) and (name in in_use_by_us or port_is_free(want, host)):
             ports[name] = want
             continue
         if name in pinned:
@@ -68,6 +81,6 @@ def allocate(path: Path, names: list[str], *, host: str, pinned: dict[str, int],
                 f"port {pinned[name]} on {host} for the {name} is already in use by another process",
                 hint="stop what listens there, or set target.frontend_port to a free port (or remove it to pick one)",
             )
-        ports[name] = free_port(host)
+        ports[name] = free_port(host, low=low)
     save(path, ports)
     return ports
