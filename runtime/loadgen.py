@@ -131,7 +131,7 @@ async def chat_once(
     """One chat completion, measured and validated; never raises for a failed request."""
     async with open_client(base_url, 1, timeout_s) as client:
         return await _request(
-            client, _payload(model, prompt, max_tokens, stream), stream, timeout_s, time.perf_counter()
+            client, chat_payload(model, prompt, max_tokens, stream), stream, timeout_s, time.perf_counter()
         )
 
 
@@ -167,7 +167,7 @@ async def run_load(
                 rate=rate,
                 client=own,
             )
-    payload = _payload(model, prompt, max_tokens, stream)
+    payload = chat_payload(model, prompt, max_tokens, stream)
     results: list[RequestResult | None] = [None] * requests
     slots = asyncio.Semaphore(concurrency)
     pending: set[asyncio.Task[None]] = set()
@@ -210,7 +210,7 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     async with open_client(root, int(cfg["concurrency"]), timeout_s) as client:
         models = await check_models(client, model, timeout_s)
         for stream in (False, True):
-            payload = _payload(model, cfg["prompt"], int(cfg["max_tokens"]), stream)
+            payload = chat_payload(model, cfg["prompt"], int(cfg["max_tokens"]), stream)
             probe = await _request(client, payload, stream, timeout_s, time.perf_counter())
             if not probe.ok:
                 kind = "streaming" if stream else "non-streaming"
@@ -246,7 +246,8 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
 
 
 # -- one request -------------------------------------------------------------------------------------
-def _payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
+def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
+    """The request body every loadgen request sends (streaming asks for the usage chunk)."""
     payload: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": prompt}],

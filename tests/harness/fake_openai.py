@@ -17,6 +17,7 @@ what Dynamo 1.6.1's frontend sent on this machine (captured against ``dynamo.fro
 Knobs (``FakeConfig``, mutable while serving): served models, TTFT delay, per-token delay, an error rate
 (deterministic: exactly floor(n * rate) of the first n chat requests fail) with its status, and a mid-
 stream disconnect. ``FakeStats`` records requests, in-flight peak and server-side handling time.
+Out of process, ``GET /fake/stats`` returns the stats and ``POST /fake/config`` changes knobs.
 
 Use it in-process (``with FakeOpenAI(ttft_s=0.05) as fake: fake.base_url``: the server runs on its own
 event loop in a daemon thread) or as a process for benchmarks:
@@ -86,6 +87,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/health", self._health)
         app.router.add_get("/fake/stats", self._stats)
+        app.router.add_post("/fake/config", self._configure)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -148,6 +150,16 @@ class FakeOpenAI:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(asdict(self.stats))
+
+    async def _configure(self, request: web.Request) -> web.Response:
+        """Change knobs of a server running in another process (benchmarks); body: FakeConfig fields."""
+        changes = await request.json()
+        unknown = sorted(set(changes) - set(asdict(self.config)))
+        if unknown:
+            return _error(400, f"unknown FakeConfig fields {unknown}")
+        for key, value in changes.items():
+            setattr(self.config, key, value)
+        return web.json_response(asdict(self.config))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         entered = time.perf_counter()

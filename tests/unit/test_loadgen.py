@@ -10,12 +10,12 @@ import asyncio
 import socket
 from collections.abc import Iterator
 
-import pydantic
 import pytest
 
 from runtime import loadgen
 from runtime.errors import SmokeTestFailed, TransientError
 from runtime.sla import SmokeResult
+from runtime.spec import SlaSpec, SmokeSpec
 from tests.harness.fake_openai import FakeConfig, FakeOpenAI
 
 MODEL = "tiny-mock"
@@ -176,25 +176,10 @@ def test_run_load_rejects_nonsense_shapes(fake: FakeOpenAI, bad: dict) -> None:
 
 
 # -- smoke_test ----------------------------------------------------------------------------------
-class SmokeSLA(pydantic.BaseModel):
-    ttft_p90_ms: float | None = None
-    itl_p90_ms: float | None = None
-    e2e_p99_ms: float | None = None
-    max_error_rate: float = 0.0
-    min_goodput_ratio: float | None = None
-
-
-class Smoke(pydantic.BaseModel):
-    requests: int = 12
-    concurrency: int = 3
-    max_tokens: int = 6
-    prompt: str = "hi"
-    timeout_s: float = 5.0
-    sla: SmokeSLA = SmokeSLA()
-
-
-def test_smoke_test_passes_and_returns_the_report(fake: FakeOpenAI) -> None:
-    spec = Smoke(sla=SmokeSLA(ttft_p90_ms=2000, itl_p90_ms=500, e2e_p99_ms=5000, min_goodput_ratio=0.9))
+def test_smoke_test_takes_the_spec_smoke_section_and_returns_the_report(fake: FakeOpenAI) -> None:
+    spec = SmokeSpec(
+        requests=12, concurrency=3, max_tokens=6, timeout_s=5, sla=SlaSpec(min_goodput_ratio=0.9)
+    )
     result = loadgen.smoke_test(fake.base_url, MODEL, spec)
     assert isinstance(result, SmokeResult) and result.passed
     assert result.models == [MODEL]

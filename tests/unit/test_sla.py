@@ -19,6 +19,7 @@ from runtime.sla import (
     to_markdown,
     to_table,
 )
+from runtime.spec import CanarySpec
 
 
 def ok(
@@ -199,6 +200,13 @@ def test_compare_fails_a_candidate_whose_requests_all_failed_rather_than_calling
     verdict = compare(runs(30, 100), runs(0, 0, errors=30), {"min_samples": 20})
     assert verdict.status == "fail"
     assert verdict.breaches[0].startswith("error rate 1.000 vs baseline 0.000")
+
+
+def test_compare_takes_the_spec_canary_section() -> None:
+    canary = CanarySpec(max_ttft_regression=0.1, max_error_rate=0.0, min_samples=20)
+    assert compare(runs(30, 100), runs(30, 105), canary).status == "pass"
+    assert compare(runs(30, 100), runs(30, 120), canary).status == "fail"
+    assert compare(runs(30, 100), runs(29, 100, errors=1), canary).breaches[-1] == "error rate 0.033 > 0"
 
 
 def test_compare_with_empty_runs_is_inconclusive() -> None:
