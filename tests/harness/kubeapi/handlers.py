@@ -12,7 +12,7 @@ from aiohttp import web
 from . import codec, errors, protobuf, watch
 from .discovery import ResourceType
 from .patch import json_patch, merge_patch, strategic_merge
-from .routing import Target
+from .routing import DROP_AFTER, Target, truthy
 from .selectors import selector_string
 from .store import Store
 
@@ -34,7 +34,7 @@ class ResourceHandlers:
         dry_run = q.get("dryRun") == "All"
         manager = q.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
         if t.verb == "watch":
-            return await watch.serve(request, store, rt, t.namespace, version, q, name, request["drop_after"])
+            return await watch.serve(request, store, rt, t.namespace, version, q, name, request[DROP_AFTER])
         if t.verb == "list":
             return self._list(request, rt, t.namespace, version, q)
         if t.verb == "get":
@@ -72,7 +72,7 @@ class ResourceHandlers:
                 if new is None:
                     raise errors.unsupported_media_type(request.headers.get("Content-Type", ""), [])
                 return respond(request, rt, version, self._set_scale(rt, ns, name, new, manager, version))
-            obj, created = store.do_patch(rt, ns, name, ptype, raw, manager=manager, force=q.get("force") == "true",
+            obj, created = store.do_patch(rt, ns, name, ptype, raw, manager=manager, force=truthy(q.get("force")),
                                           subresource=sub, version=version, dry_run=dry_run)
             return respond(request, rt, version, obj, 201 if created else 200)
         if t.verb == "delete":
@@ -224,7 +224,7 @@ async def _delete_options(request: web.Request, q: dict[str, str]) -> dict:
     if q.get("propagationPolicy"):
         opts["propagationPolicy"] = q["propagationPolicy"]
     orphan = q.get("orphanDependents", opts.get("orphanDependents"))
-    if orphan in (True, "true") and not opts.get("propagationPolicy"):
+    if (orphan is True or truthy(str(orphan))) and not opts.get("propagationPolicy"):
         opts["propagationPolicy"] = "Orphan"
     return opts
 

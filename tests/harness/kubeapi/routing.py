@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from . import errors
 from .discovery import Registry, ResourceType
 
@@ -18,6 +20,14 @@ class Target:
     name: str | None = None
     sub: str = ""
     watch: bool = False
+
+
+TARGET = web.RequestKey("target", Target)
+DROP_AFTER = web.RequestKey("drop_after", object)
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1")
 
 
 def not_found_path() -> errors.ApiError:
@@ -52,7 +62,7 @@ def parse(method: str, path: str, query: dict[str, str], reg: Registry) -> Targe
     version = head[0] if head else ""
     if not rest:
         return Target(verb="discovery", group=group, version=version)
-    watch = query.get("watch") in ("true", "1")
+    watch = truthy(query.get("watch"))
     if rest[0] == "watch":
         watch, rest = True, rest[1:]
         if not rest:

@@ -49,14 +49,14 @@ class ApiServer:
         try:
             target = routing.parse(request.method, request.path, q, self.registry)
             rec.verb = target.verb
-            request["target"] = target
-            request["drop_after"] = None
+            request[routing.TARGET] = target
+            request[routing.DROP_AFTER] = None
             if not request.path.startswith("/_sim"):
                 for rule in self.faults.fire(request.method, target.verb, request.path):
                     if rule.latency:
                         await asyncio.sleep(rule.latency)
                     if rule.drop_watch_after is not None:
-                        request["drop_after"] = rule.drop_watch_after
+                        request[routing.DROP_AFTER] = rule.drop_watch_after
                     err = rule.error()
                     if err is not None:
                         raise err
@@ -73,7 +73,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------ dispatch
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        t: routing.Target = request["target"]
+        t: routing.Target = request[routing.TARGET]
         if t.verb == "other":
             return await self._other(request)
         if t.verb == "discovery":

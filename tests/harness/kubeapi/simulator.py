@@ -13,6 +13,7 @@ and does not stop the others.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import time
@@ -52,6 +53,7 @@ class Simulator:
         self.server = ApiServer(self.store, self.faults, self.requests,
                                 aggregated_discovery=aggregated_discovery)
         self.kubeconfig: Path | None = None
+        self.env: dict[str, str] = {}   # set by the pytest fixture: tool_env() of its temp home
         self.controller_errors: list[tuple[str, BaseException, str]] = []
         self._controllers: list[Controller] = []
         self._events: queue.Queue = queue.Queue()
@@ -121,6 +123,28 @@ class Simulator:
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         self.kubeconfig = write_kubeconfig(path, self.url, namespace=namespace)
         return self.kubeconfig
+
+    def tool_env(self, home: str | Path, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for helm/kubectl subprocesses: this kubeconfig, and caches under ``home`` so runs
+        never share discovery caches (or touch ~/.kube, ~/.cache/helm)."""
+        if self.kubeconfig is None:
+            raise RuntimeError("call write_kubeconfig() first")
+        home = Path(home)
+        env = dict(os.environ if base is None else base)
+        for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "KUBECONFIG"):
+            env.pop(k, None)
+        env.update(KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(home / "kube-cache"),
+                   HELM_CACHE_HOME=str(home / "helm-cache"), HELM_CONFIG_HOME=str(home / "helm-config"),
+                   HELM_DATA_HOME=str(home / "helm-data"), NO_PROXY="127.0.0.1,localhost")
+        return env
+
+    def api_client(self):
+        """A kubernetes.client.ApiClient for this simulator (the real client, over HTTP)."""
+        from kubernetes import config
+
+        if self.kubeconfig is None:
+            raise RuntimeError("call write_kubeconfig() first")
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     # ------------------------------------------------------------------ controllers
     def add_controller(self, fn: ControllerFn, *, every: float | None = None, name: str = "") -> Controller:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from . import codec, errors
 from .discovery import ResourceType
+from .routing import truthy
 from .selectors import parse_fields, parse_labels
 from .store import Event, Store
 
@@ -32,8 +33,8 @@ async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | 
         field_sel = ",".join(x for x in (field_sel, f"metadata.name={name}") if x)
     labels_ok = parse_labels(q.get("labelSelector"))
     fields_ok = parse_fields(field_sel, rt.kind)
-    send_initial = q.get("sendInitialEvents") == "true"
-    bookmarks = q.get("allowWatchBookmarks") == "true"
+    send_initial = truthy(q.get("sendInitialEvents"))
+    bookmarks = truthy(q.get("allowWatchBookmarks"))
     if send_initial and (q.get("resourceVersionMatch") != "NotOlderThan" or not bookmarks):
         raise errors.invalid("ListOptions", "", [{
             "reason": "FieldValueForbidden", "field": "sendInitialEvents",

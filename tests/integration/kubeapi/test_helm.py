@@ -1,0 +1,74 @@
+"""The real helm CLI, Helm 4 (4.1.4) and Helm 3 (3.18.0), against the simulator: install / upgrade /
+history / rollback / uninstall of tests/harness/charts/testchart (a CRD in crds/, a custom resource of
+it, a ConfigMap, a Deployment, a Job and a post-install hook Job) with --wait.
+
+Simulated here: helm's release storage (protobuf Secrets), Helm 4's server-side apply and kstatus
+watch-based --wait (WatchList with the initial-events-end bookmark), Helm 3's POST + three-way strategic
+merge patch and polling --wait (Deployment -> owned ReplicaSet readiness), hook Jobs watched to
+completion, CRD install then discovery refresh. Readiness comes from the small built-in controller
+(controllers_basic): no pods are run.
+Not simulated: admission webhooks, real scheduling or images, OpenAPI schema validation of fields.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness.kubeapi.helmrelease import read_release, release_secrets
+
+from .conftest import CHART
+
+pytestmark = pytest.mark.integration
+
+
+def test_install_upgrade_history_rollback_uninstall(kubeapi, helm):
+    store, log = kubeapi.store, kubeapi.requests
+    ch = str(CHART)
+    helm("install", "rel", ch, "-n", "apps", "--create-namespace", "--wait", "--timeout", "60s")
+
+    secrets = release_secrets(store, "rel", "apps")
+    assert [s["metadata"]["labels"]["status"] for s in secrets] == ["deployed"]
+    assert secrets[0]["metadata"]["name"] == "sh.helm.release.v1.rel.v1"
+    posts = log.find(method="POST", path="/namespaces/apps/secrets$")
+    assert posts and all(r.content_type == "application/vnd.kubernetes.protobuf" for r in posts)
+    assert store.registry.by_kind("sim.example.com/v1", "Widget") is not None     # CRD from crds/
+    assert store.get("sim.example.com/v1", "Widget", "rel-widget", "apps")["spec"]["size"] == 1
+    assert store.get("v1", "ConfigMap", "rel-config", "apps")["data"] == {"message": "hello"}
+    job = store.get("batch/v1", "Job", "rel-migrate", "apps")
+    assert job["status"]["succeeded"] == 1
+    assert store.try_get("batch/v1", "Job", "rel-post-install", "apps") is None   # hook-succeeded: deleted
+    if helm.major == 4:
+        applies = log.find(method="PATCH", path="/namespaces/apps/configmaps/rel-config$", fieldManager="helm")
+        assert applies and applies[0].content_type == "application/apply-patch+yaml"
+        assert log.find(verb="watch", sendInitialEvents="true")             # kstatus WatchList
+    else:
+        assert log.find(method="POST", path="/namespaces/apps/configmaps$", fieldManager="helm")
+
+    helm("upgrade", "rel", ch, "-n", "apps", "--set", "message=bye", "--set", "replicas=2",
+         "--wait", "--timeout", "60s")
+    assert store.get("v1", "ConfigMap", "rel-config", "apps")["data"] == {"message": "bye"}
+    dep = store.get("apps/v1", "Deployment", "rel-web", "apps")
+    assert dep["spec"]["replicas"] == 2 and dep["metadata"]["generation"] == 2
+    assert dep["status"]["observedGeneration"] == 2
+
+    history = json.loads(helm("history", "rel", "-n", "apps", "-o", "json").out)
+    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
+
+    helm("rollback", "rel", "1", "-n", "apps", "--wait", "--timeout", "60s")
+    history = json.loads(helm("history", "rel", "-n", "apps", "-o", "json").out)
+    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "superseded"),
+                                                               (3, "deployed")]
+    assert read_release(store, "rel", "apps")["info"]["description"] == "Rollback to 1"
+    assert store.get("v1", "ConfigMap", "rel-config", "apps")["data"] == {"message": "hello"}
+    assert store.get("apps/v1", "Deployment", "rel-web", "apps")["spec"]["replicas"] == 1
+
+    helm("uninstall", "rel", "-n", "apps")
+    assert release_secrets(store, "rel", "apps") == []
+    assert store.try_get("v1", "ConfigMap", "rel-config", "apps") is None
+    assert store.try_get("apps/v1", "Deployment", "rel-web", "apps") is None
+    assert store.list("apps/v1", "ReplicaSet", "apps") == []                   # garbage-collected
+    assert store.try_get("sim.example.com/v1", "Widget", "rel-widget", "apps") is None
+    assert store.registry.by_kind("sim.example.com/v1", "Widget") is not None  # helm keeps CRDs
+    assert "rel" not in helm("list", "-n", "apps").out
