@@ -261,6 +261,9 @@ async def main_async(args: argparse.Namespace) -> dict:
             await overhead(server, n, rounds, max_tokens=64, stream=True),
             await overhead(server, n, rounds, max_tokens=16, stream=False),
         ]
+        s16, s64 = overheads[0]["overhead_ms_per_req"], overheads[1]["overhead_ms_per_req"]
+        per_chunk = (s64 - s16) / 48  # 48 more content chunks per request
+        split = {"per_chunk_ms": round(per_chunk, 4), "fixed_ms": round(s16 - 16 * per_chunk, 3)}
         biases = [await bias(server, c, ttft_ms=50, token_ms=10) for c in (1, 32)]
         steps, verdict = await ramp(server, rates, seconds, max_tokens=16)
     return {
@@ -273,6 +276,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         },
         "client_loop": "uvloop" if args.uvloop else "asyncio",
         "overhead": overheads,
+        "stream_overhead_split": split,
         "bias": biases,
         "ramp": {
             "max_tokens": 16,
@@ -303,6 +307,10 @@ def main() -> None:
     print("\n1. client overhead per request (concurrency 1, zero server delay; goal < 1 ms)")
     print(table(result["overhead"], ["mode", "max_tokens", "loadgen_ms_per_req", "raw_ms_per_req",
                                      "overhead_ms_per_req", "loadgen_cpu_ms_per_req", "server_handle_ms_per_req"]))  # fmt: skip
+    split = result["stream_overhead_split"]
+    print(
+        f"streaming overhead = {split['fixed_ms']} ms per request + {split['per_chunk_ms']} ms per content chunk"
+    )
     print("\n2. measurement bias (server TTFT 50 ms, 10 ms/token, 16 tokens, closed loop)")
     print(table(result["bias"], ["concurrency", "ttft_p50_ms", "ttft_bias_p50_ms", "itl_mean_ms",
                                  "itl_bias_mean_ms", "itl_p90_ms"]))  # fmt: skip

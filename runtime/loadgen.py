@@ -40,12 +40,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# used when the smoke spec leaves a field out
+# used when the smoke section leaves a field out (same values as runtime/spec.py's SmokeSpec)
 SMOKE_DEFAULTS: dict[str, Any] = {
-    "requests": 20,
-    "concurrency": 4,
+    "requests": 40,
+    "concurrency": 8,
     "max_tokens": 32,
-    "prompt": "Say hello in one short sentence.",
+    "prompt": "Hello from dynadeploy",
     "timeout_s": 60.0,
     "stream": True,
     "rate": None,
