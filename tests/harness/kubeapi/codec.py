@@ -44,17 +44,19 @@ def wants_aggregated(accept: str | None) -> bool:
     return any(p.get("as") == "APIGroupDiscoveryList" and p.get("v") == "v2" for _, p in parse_accept(accept))
 
 
-def response_format(accept: str | None) -> str:
-    """json | protobuf - JSON whenever the client accepts it."""
+def response_format(accept: str | None, kind: str = "", prefer_protobuf: bool = False) -> str:
+    """json | protobuf: JSON whenever the client accepts it, unless ``prefer_protobuf`` (the simulator
+    switch that makes clients decode protobuf replies) and the kind has a protobuf schema here."""
     types = [t for t, p in parse_accept(accept) if "as" not in p]
-    if not types or any(t in ("application/json", "*/*", "application/*") for t in types):
-        return "json"
-    if protobuf.CONTENT_TYPE in types:
+    json_ok = not types or any(t in ("application/json", "*/*", "application/*", "application/yaml")
+                               for t in types)
+    pb_ok = protobuf.CONTENT_TYPE in types and protobuf.can_encode(kind)
+    if pb_ok and (prefer_protobuf or not json_ok):
         return "protobuf"
-    if any(t in ("application/yaml",) for t in types):
+    if json_ok:
         return "json"
-    raise errors.not_acceptable(f"only the following media types are accepted: application/json, "
-                                f"{protobuf.CONTENT_TYPE}")
+    raise errors.not_acceptable(f"only the following media types are accepted: application/json"
+                                + (f", {protobuf.CONTENT_TYPE}" if protobuf.can_encode(kind) else ""))
 
 
 def decode_body(raw: bytes, content_type: str | None) -> Any:
@@ -84,7 +86,7 @@ def patch_type(content_type: str | None) -> str:
 
 
 def encode(obj: Any, fmt: str) -> tuple[bytes, str]:
-    if fmt == "protobuf" and isinstance(obj, dict) and protobuf.can_encode(obj.get("kind", "")):
+    if fmt == "protobuf":
         return protobuf.encode(obj), protobuf.CONTENT_TYPE
     return json.dumps(obj, separators=(",", ":")).encode(), "application/json"
 

@@ -111,6 +111,7 @@ class RequestRecord:
     user_agent: str
     verb: str
     status: int = 0
+    response_type: str = ""
     started: float = 0.0
     duration: float = 0.0
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from . import codec, errors, protobuf, watch
 from .discovery import ResourceType
 from .patch import json_patch, merge_patch, strategic_merge
-from .routing import DROP_AFTER, Target, truthy
+from .routing import DROP_AFTER, PREFER_PROTOBUF, Target, truthy
 from .selectors import selector_string
 from .store import Store
 
@@ -166,7 +166,9 @@ def respond(request: web.Request, rt: ResourceType, version: str, body: dict, st
         meta = {k: v for k, v in (body.get("metadata") or {}).items()
                 if k in ("resourceVersion", "continue", "remainingItemCount")} if "items" in body else {}
         body = codec.table(rt, version, items, q.get("includeObject", "Metadata"), meta)
-    data, ctype = codec.encode(body, codec.response_format(accept) if not codec.wants_table(accept) else "json")
+    fmt = "json" if codec.wants_table(accept) else codec.response_format(
+        accept, body.get("kind", ""), request.get(PREFER_PROTOBUF, False))
+    data, ctype = codec.encode(body, fmt)
     return web.Response(body=data, status=status, headers={"Content-Type": ctype})
 
 

@@ -24,6 +24,7 @@ class Target:
 
 TARGET = web.RequestKey("target", Target)
 DROP_AFTER = web.RequestKey("drop_after", object)
+PREFER_PROTOBUF = web.RequestKey("prefer_protobuf", bool)
 
 
 def truthy(value: str | None) -> bool:

@@ -30,6 +30,8 @@ class ApiServer:
         self.faults = faults
         self.requests = requests
         self.aggregated_discovery = aggregated_discovery
+        # answer protobuf to clients that accept it first (helm's Secret storage) - proves the encoder
+        self.prefer_protobuf = False
         self.handlers = ResourceHandlers(store)
 
     def build_app(self) -> web.Application:
@@ -51,6 +53,7 @@ class ApiServer:
             rec.verb = target.verb
             request[routing.TARGET] = target
             request[routing.DROP_AFTER] = None
+            request[routing.PREFER_PROTOBUF] = self.prefer_protobuf
             if not request.path.startswith("/_sim"):
                 for rule in self.faults.fire(request.method, target.verb, request.path):
                     if rule.latency:
@@ -67,6 +70,7 @@ class ApiServer:
             traceback.print_exc(file=sys.stderr)
             resp = status_response(errors.internal(f"kubeapi simulator error: {exc!r}"))
         rec.status = resp.status
+        rec.response_type = resp.headers.get("Content-Type", "")
         rec.duration = time.monotonic() - t0
         self.requests.add(rec)
         return resp

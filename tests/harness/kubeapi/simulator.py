@@ -138,13 +138,21 @@ class Simulator:
                    HELM_DATA_HOME=str(home / "helm-data"), NO_PROXY="127.0.0.1,localhost")
         return env
 
-    def api_client(self):
-        """A kubernetes.client.ApiClient for this simulator (the real client, over HTTP)."""
-        from kubernetes import config
+    def api_client(self, retries: object = None):
+        """A kubernetes.client.ApiClient for this simulator (the real client, over HTTP).
+
+        ``retries`` goes to urllib3 (its default retries 429/503 after Retry-After); pass ``False`` to
+        see every error status as an ApiException.
+        """
+        from kubernetes import client, config
 
         if self.kubeconfig is None:
             raise RuntimeError("call write_kubeconfig() first")
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=cfg)
+        if retries is not None:
+            cfg.retries = retries
+        return client.ApiClient(cfg)
 
     # ------------------------------------------------------------------ controllers
     def add_controller(self, fn: ControllerFn, *, every: float | None = None, name: str = "") -> Controller:

@@ -72,3 +72,17 @@ def test_install_upgrade_history_rollback_uninstall(kubeapi, helm):
     assert store.try_get("sim.example.com/v1", "Widget", "rel-widget", "apps") is None
     assert store.registry.by_kind("sim.example.com/v1", "Widget") is not None  # helm keeps CRDs
     assert "rel" not in helm("list", "-n", "apps").out
+
+
+def test_helm_decodes_protobuf_replies(kubeapi, helm4):
+    """With prefer_protobuf the simulator answers helm's Secret reads in protobuf: Go's decoder accepts
+    what the simulator's encoder writes (the other direction is every helm install)."""
+    helm4("install", "pb", str(CHART), "-n", "default")
+    kubeapi.server.prefer_protobuf = True
+    helm4("upgrade", "pb", str(CHART), "-n", "default", "--set", "message=x")
+    history = json.loads(helm4("history", "pb", "-n", "default", "-o", "json").out)
+    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
+    helm4("uninstall", "pb", "-n", "default")
+    pb = [r for r in kubeapi.requests.find(path="/secrets") if r.response_type == "application/vnd.kubernetes.protobuf"]
+    assert {r.verb for r in pb} >= {"list", "create", "update", "delete"}
+    assert release_secrets(kubeapi.store, "pb", "default") == []
