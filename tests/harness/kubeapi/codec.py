@@ -55,7 +55,7 @@ def response_format(accept: str | None, kind: str = "", prefer_protobuf: bool = 
         return "protobuf"
     if json_ok:
         return "json"
-    raise errors.not_acceptable(f"only the following media types are accepted: application/json"
+    raise errors.not_acceptable("only the following media types are accepted: application/json"
                                 + (f", {protobuf.CONTENT_TYPE}" if protobuf.can_encode(kind) else ""))
 
 

@@ -107,7 +107,7 @@ def gone(message: str) -> ApiError:
 
 
 def too_many_requests(message: str, retry_after: float) -> ApiError:
-    secs = max(1, int(round(retry_after)))
+    secs = max(1, round(retry_after))
     return ApiError(429, "TooManyRequests", message, details={"retryAfterSeconds": secs},
                     headers={"Retry-After": str(secs)})
 

@@ -162,7 +162,7 @@ def respond(request: web.Request, rt: ResourceType, version: str, body: dict, st
     accept = request.headers.get("Accept")
     if codec.wants_table(accept) and body.get("kind") not in ("Status", "Scale") and rt.kind not in REVIEW_KINDS:
         q = request.query
-        items = body["items"] if "items" in body else [body]
+        items = body.get("items", [body])
         meta = {k: v for k, v in (body.get("metadata") or {}).items()
                 if k in ("resourceVersion", "continue", "remainingItemCount")} if "items" in body else {}
         body = codec.table(rt, version, items, q.get("includeObject", "Metadata"), meta)

@@ -143,7 +143,7 @@ def strategic_merge(target: Any, patch: Any, kind: str, path: tuple[str, ...] = 
 def _strip(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _strip(x) for k, x in v.items()
-                if not (k.startswith("$setElementOrder/") or k.startswith("$deleteFromPrimitiveList/")
+                if not (k.startswith(("$setElementOrder/", "$deleteFromPrimitiveList/"))
                         or k in ("$patch", "$retainKeys")) and x is not None}
     if isinstance(v, list):
         return [_strip(x) for x in v]

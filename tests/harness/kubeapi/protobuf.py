@@ -1,9 +1,12 @@
 """The Kubernetes protobuf encoding (``application/vnd.kubernetes.protobuf``) for the kinds that clients send
-or ask for in it: v1 Secret, ConfigMap (and their lists), Namespace, Status, DeleteOptions.
+or ask for in it: v1 Secret, ConfigMap (and their lists), Namespace, ServiceAccount, Status, DeleteOptions,
+the access reviews (kubectl auth can-i). Field numbers are those of k8s.io/api's generated.proto.
 
 Wire format: the 4-byte magic ``k8s\\0`` then a ``runtime.Unknown`` message {typeMeta{apiVersion, kind},
 raw, contentEncoding, contentType} whose ``raw`` is the object's own message. helm's release storage
-(Secrets) POSTs and PUTs in this encoding. Other kinds answer 415 UnsupportedMediaType.
+(Secrets) POSTs and PUTs in this encoding, as do kubectl's typed commands (create namespace/secret/
+configmap/serviceaccount, auth can-i). Other kinds answer 415 UnsupportedMediaType - notably the
+workload generators (``kubectl create deployment/job/service``); use ``kubectl apply`` for those.
 """
 
 from __future__ import annotations
@@ -56,7 +59,36 @@ STATUS: Schema = {1: ("metadata", "msg", LIST_META), 2: ("status", "string", Non
                                          5: ("retryAfterSeconds", "int32", None),
                                          6: ("uid", "string", None)}),
                   6: ("code", "int32", None)}
+RESOURCE_ATTRS: Schema = {1: ("namespace", "string", None), 2: ("verb", "string", None),
+                          3: ("group", "string", None), 4: ("version", "string", None),
+                          5: ("resource", "string", None), 6: ("subresource", "string", None),
+                          7: ("name", "string", None)}
+NON_RESOURCE_ATTRS: Schema = {1: ("path", "string", None), 2: ("verb", "string", None)}
+ACCESS_STATUS: Schema = {1: ("allowed", "bool", None), 4: ("denied", "bool", None), 2: ("reason", "string", None),
+                         3: ("evaluationError", "string", None)}
+ACCESS_SPEC: Schema = {1: ("resourceAttributes", "msg", RESOURCE_ATTRS),
+                       2: ("nonResourceAttributes", "msg", NON_RESOURCE_ATTRS),
+                       3: ("user", "string", None), 4: ("groups", "rep_string", None), 6: ("uid", "string", None)}
+RULES_STATUS: Schema = {
+    1: ("resourceRules", "rep_msg", {1: ("verbs", "rep_string", None), 2: ("apiGroups", "rep_string", None),
+                                     3: ("resources", "rep_string", None),
+                                     4: ("resourceNames", "rep_string", None)}),
+    2: ("nonResourceRules", "rep_msg", {1: ("verbs", "rep_string", None),
+                                        2: ("nonResourceURLs", "rep_string", None)}),
+    3: ("incomplete", "bool", None), 4: ("evaluationError", "string", None)}
+OBJECT_REF: Schema = {1: ("kind", "string", None), 2: ("namespace", "string", None), 3: ("name", "string", None),
+                      4: ("uid", "string", None), 5: ("apiVersion", "string", None),
+                      6: ("resourceVersion", "string", None), 7: ("fieldPath", "string", None)}
+SERVICE_ACCOUNT: Schema = {1: ("metadata", "msg", OBJECT_META), 2: ("secrets", "rep_msg", OBJECT_REF),
+                           3: ("imagePullSecrets", "rep_msg", {1: ("name", "string", None)}),
+                           4: ("automountServiceAccountToken", "bool", None)}
+_REVIEW = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", ACCESS_SPEC), 3: ("status", "msg", ACCESS_STATUS)}
 KINDS: dict[str, Schema] = {
+    "SelfSubjectAccessReview": _REVIEW, "SubjectAccessReview": _REVIEW, "LocalSubjectAccessReview": _REVIEW,
+    "SelfSubjectRulesReview": {1: ("metadata", "msg", OBJECT_META),
+                               2: ("spec", "msg", {1: ("namespace", "string", None)}),
+                               3: ("status", "msg", RULES_STATUS)},
+    "ServiceAccount": SERVICE_ACCOUNT,
     "Secret": SECRET, "ConfigMap": CONFIGMAP, "Namespace": NAMESPACE, "DeleteOptions": DELETE_OPTIONS,
     "Status": STATUS,
     "SecretList": {1: ("metadata", "msg", LIST_META), 2: ("items", "rep_msg", SECRET)},

@@ -72,8 +72,14 @@ def match_label_selector_object(selector: dict | None, labels: dict) -> bool:
             return False
     for expr in selector.get("matchExpressions") or []:
         k, op, vals = expr["key"], expr["operator"], set(expr.get("values") or [])
-        ok = {"In": lambda: labels.get(k) in vals, "NotIn": lambda: labels.get(k) not in vals,
-              "Exists": lambda: k in labels, "DoesNotExist": lambda: k not in labels}[op]()
+        if op == "In":
+            ok = labels.get(k) in vals
+        elif op == "NotIn":
+            ok = labels.get(k) not in vals
+        elif op == "Exists":
+            ok = k in labels
+        else:
+            ok = k not in labels
         if not ok:
             return False
     return True

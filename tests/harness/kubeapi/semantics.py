@@ -205,8 +205,8 @@ def spec_changed(old: dict, new: dict) -> bool:
 
 
 def check_immutable(rt: ResourceType, old: dict, new: dict) -> None:
-    if rt.kind in ("ConfigMap", "Secret") and not rt.crd and old.get("immutable"):
-        if any(old.get(k) != new.get(k) for k in ("data", "binaryData", "immutable")):
-            raise errors.invalid(rt.kind, old["metadata"]["name"], [
-                {"reason": "FieldValueForbidden", "field": "data",
-                 "message": "Forbidden: field is immutable when `immutable` is set"}])
+    if (rt.kind in ("ConfigMap", "Secret") and not rt.crd and old.get("immutable")
+            and any(old.get(k) != new.get(k) for k in ("data", "binaryData", "immutable"))):
+        raise errors.invalid(rt.kind, old["metadata"]["name"], [
+            {"reason": "FieldValueForbidden", "field": "data",
+             "message": "Forbidden: field is immutable when `immutable` is set"}])

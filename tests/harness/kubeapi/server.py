@@ -66,7 +66,7 @@ class ApiServer:
             resp = await handler(request)
         except errors.ApiError as exc:
             resp = status_response(exc)
-        except Exception as exc:  # a simulator bug: answer 500 and say so loudly
+        except Exception as exc:  # noqa: BLE001 - a simulator bug: answer 500 and say so loudly
             traceback.print_exc(file=sys.stderr)
             resp = status_response(errors.internal(f"kubeapi simulator error: {exc!r}"))
         rec.status = resp.status

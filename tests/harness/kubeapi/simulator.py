@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from aiohttp import web
 
@@ -114,7 +115,7 @@ class Simulator:
             t.join(10)
         self._unsubscribe()
 
-    def __enter__(self) -> Simulator:
+    def __enter__(self) -> Self:
         return self.start() if self._loop is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,6 +154,13 @@ class Simulator:
         if retries is not None:
             cfg.retries = retries
         return client.ApiClient(cfg)
+
+    def deny(self, **attrs: str) -> dict:
+        """Make access reviews (``kubectl auth can-i``, SelfSubjectAccessReview) answer "no" for requests
+        matching ``attrs`` (verb, group, resource, subresource, namespace, name; "*" or absent = any).
+        Only the reviews consult it: requests themselves are never refused (no RBAC enforcement)."""
+        self.server.handlers.deny_rules.append(dict(attrs))
+        return dict(attrs)
 
     # ------------------------------------------------------------------ controllers
     def add_controller(self, fn: ControllerFn, *, every: float | None = None, name: str = "") -> Controller:

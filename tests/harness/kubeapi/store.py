@@ -128,7 +128,7 @@ class Store(DeletionMixin):
     def apply(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER, force: bool = False,
               subresource: str = "") -> dict:
         """Server-side apply (creates when missing)."""
-        rt, ns, name = self._ident(obj)
+        _, ns, name = self._ident(obj)
         return self.patch(obj["apiVersion"], obj["kind"], name, obj, ns, patch_type="apply",
                           subresource=subresource, field_manager=field_manager, force=force)
 

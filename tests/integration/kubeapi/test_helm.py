@@ -86,3 +86,33 @@ def test_helm_decodes_protobuf_replies(kubeapi, helm4):
     pb = [r for r in kubeapi.requests.find(path="/secrets") if r.response_type == "application/vnd.kubernetes.protobuf"]
     assert {r.verb for r in pb} >= {"list", "create", "update", "delete"}
     assert release_secrets(kubeapi.store, "pb", "default") == []
+
+
+def test_pyhelm3_round_trip(kubeapi, helm):
+    """pyhelm3 (the project's helm facade underneath) drives the same binary; create_namespace=True works
+    because the simulator's OpenAPI v3 lets helm validate the Namespace server-side."""
+    import asyncio
+    import os
+
+    from pyhelm3 import Client
+
+    async def scenario() -> tuple:
+        c = Client(executable=helm.path, kubeconfig=str(kubeapi.kubeconfig))
+        chart = await c.get_chart(str(CHART))
+        first = await c.install_or_upgrade_release("py", chart, {"message": "one"}, namespace="pyns",
+                                                   create_namespace=True, wait=True, timeout="60s")
+        second = await c.install_or_upgrade_release("py", chart, {"message": "two"}, namespace="pyns",
+                                                    wait=True, timeout="60s")
+        current = await c.get_current_revision("py", namespace="pyns")
+        kinds = sorted(r["kind"] for r in await current.resources())
+        await c.uninstall_release("py", namespace="pyns", wait=True)
+        return first.revision, second.revision, kinds
+
+    saved = dict(os.environ)
+    os.environ.update(kubeapi.env)          # pyhelm3 passes the process environment to helm
+    try:
+        assert asyncio.run(scenario()) == (1, 2, ["ConfigMap", "Deployment", "Job", "Widget"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert release_secrets(kubeapi.store, "py", "pyns") == []

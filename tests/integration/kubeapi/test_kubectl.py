@@ -96,3 +96,23 @@ def test_server_side_apply_managers_and_conflicts(kubeapi, kubectl):
     rv = kubeapi.store.get("apps/v1", "Deployment", "web", "kt")["metadata"]["resourceVersion"]
     kubectl("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
     assert kubeapi.store.get("apps/v1", "Deployment", "web", "kt")["metadata"]["resourceVersion"] == rv
+
+
+def test_imperative_commands_and_access_reviews(kubeapi, kubectl):
+    """kubectl's typed commands send protobuf bodies; auth can-i posts a SelfSubjectAccessReview."""
+    kubectl("create", "namespace", "imp")
+    kubectl("create", "serviceaccount", "robot", "-n", "imp")
+    kubectl("create", "secret", "generic", "creds", "--from-literal=token=abc", "-n", "imp")
+    kubectl("create", "configmap", "cfg", "--from-literal=k=v", "-n", "imp")
+    posts = kubeapi.requests.find(method="POST", path="^/api/v1/")
+    assert {r.content_type for r in posts} == {"application/vnd.kubernetes.protobuf"}
+    assert kubeapi.store.get("v1", "Secret", "creds", "imp")["data"] == {"token": "YWJj"}
+    assert kubectl("auth", "can-i", "create", "pods", "-n", "imp").out.strip() == "yes"
+    kubeapi.deny(verb="delete", resource="namespaces")
+    res = kubectl("auth", "can-i", "delete", "namespaces", check=False)
+    assert res.rc == 1 and res.out.startswith("no")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "imp"},
+           "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    kubeapi.store.create(pod)
+    kubeapi.store.set_pod_log("imp", "p", "started\nserving\n")
+    assert kubectl("logs", "p", "-n", "imp").out == "started\nserving\n"
