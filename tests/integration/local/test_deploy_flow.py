@@ -22,6 +22,7 @@ from flows.teardown import teardown
 from runtime import loadgen
 from runtime.errors import PreflightError, SmokeTestFailed
 from runtime.local import health
+from runtime.local import ports as portlib
 from runtime.local.backend import LocalBackend
 from runtime.local.inventory import marked_pids
 from runtime.spec import load_spec
@@ -97,11 +98,16 @@ def test_lifecycle_idempotent_redeploy_under_load_crash_recovery_teardown(prefec
 
     # Kill a worker hard: the supervisor brings it back and it serves again.
     victim = procs["worker-r2-0"]
+    before = health.generate_instances("127.0.0.1", backend._frontend_port())
     os.kill(victim.pid, signal.SIGKILL)
     health.wait_until(lambda: (p := backend.supervisor.processes().get("worker-r2-0")) is not None
                       and p.state == "RUNNING" and p.pid != victim.pid, 30)
-    port = backend.paths and __import__("runtime.local.ports", fromlist=["load"]).load(backend.paths.ports_file)
-    health.wait_until(lambda: health.worker_ready("127.0.0.1", port["worker-r2-0"]), 60)
+    ports = portlib.load(backend.paths.ports_file)
+    health.wait_until(lambda: health.worker_ready("127.0.0.1", ports["worker-r2-0"]), 60)
+    # File discovery drops a SIGKILLed worker's registration after 5-15 s; until then the frontend
+    # may still route to it. Wait until the dead instance is gone and its replacement registered.
+    health.wait_until(lambda: len(now := health.generate_instances("127.0.0.1", backend._frontend_port())) == 2
+                      and now != before, 60)
     smoke = loadgen.smoke_test(first["endpoint"], spec.model.served(), load_spec(changed).smoke)
     assert smoke.verdict.passed
 
