@@ -1,5 +1,14 @@
 """A Kubernetes API simulator that the real helm (3 and 4), kubectl and the kubernetes Python client talk to
-over HTTP on 127.0.0.1. See tests/harness/README.md for what it simulates and what it does not.
+over HTTP on 127.0.0.1. tests/harness/README.md has the full lists of what it simulates and what it does not.
+
+Simulated: discovery (incl. aggregated, CRD-driven), a validation-free OpenAPI v3, CRUD/list/watch with
+selectors, limit/continue, resourceVersion conflicts, generation, status/scale/log subresources, merge/
+JSON/strategic patches, server-side apply with field managers, finalizers, ownerReference GC and
+namespace cascade, Status errors, protobuf for Secrets/ConfigMaps and friends, faults, a request log.
+
+NOT simulated: admission webhooks and plugins, schema validation, authentication/RBAC enforcement,
+scheduling/kubelet/pods/networking (only what controllers write), version conversion, full SSA field
+ownership (per-leaf, single merge keys, atomic CR lists), GC asynchrony, consistent list snapshots.
 
     from tests.harness.kubeapi import Simulator
     with Simulator() as sim:

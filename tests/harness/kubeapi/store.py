@@ -5,10 +5,8 @@ per object whatever version it is read at. Every write bumps a global resourceVe
 
 Two ways in:
 - the HTTP server calls the ``do_*`` methods with a ResourceType resolved from the URL;
-- Python callers (controllers, tests) use ``get/list/create/update/update_status/patch/apply/delete/
-  subscribe``, naming objects by apiVersion + kind. Python ``create`` keeps ``status`` as given (a
-  controller shortcut); ``update`` ignores status on kinds with a status subresource, as the server does;
-  ``update_status`` writes only status.
+- Python callers (controllers, tests) use the API in pyapi.py (get/list/create/update/update_status/
+  patch/apply/delete/subscribe), naming objects by apiVersion + kind.
 
 Deletion, finalizers, garbage collection and namespace/CRD cleanup live in gc.py (the DeletionMixin).
 """
@@ -28,10 +26,10 @@ import yaml
 from . import errors, fieldsets, patch, semantics
 from .discovery import Registry, ResourceType
 from .gc import DeletionMixin
+from .pyapi import DEFAULT_MANAGER, PythonApi
 from .selectors import parse_fields, parse_labels
 
 Key = tuple[str, str, str, str]
-DEFAULT_MANAGER = "kubeapi-sim"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -56,7 +54,7 @@ class Event:
         return self.object["metadata"]["name"]
 
 
-class Store(DeletionMixin):
+class Store(PythonApi, DeletionMixin):
     def __init__(self, registry: Registry | None = None, *, log_size: int = 50_000) -> None:
         self.registry = registry or Registry()
         self.lock = threading.RLock()
@@ -69,112 +67,6 @@ class Store(DeletionMixin):
         ns_rt = self.registry.get("", "namespaces")
         for ns in SYSTEM_NAMESPACES:
             self.do_create(ns_rt, "", {"metadata": {"name": ns}}, manager=DEFAULT_MANAGER)
-
-    # ================================================================= Python API (controllers, tests)
-    def resource(self, api_version: str, kind: str) -> ResourceType:
-        rt = self.registry.by_kind(api_version, kind)
-        if rt is None:
-            raise errors.ApiError(404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"')
-        return rt
-
-    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict:
-        """The object, or ApiError 404."""
-        rt = self.resource(api_version, kind)
-        return self.do_get(rt, namespace, name, _version(api_version))
-
-    def try_get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict | None:
-        try:
-            return self.get(api_version, kind, name, namespace)
-        except errors.ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
-
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | dict | None = None, field_selector: str | None = None) -> list[dict]:
-        """Objects of a kind (namespace None: all namespaces); label_selector may be a dict of labels."""
-        rt = self.resource(api_version, kind)
-        if isinstance(label_selector, dict):
-            label_selector = ",".join(f"{k}={v}" for k, v in label_selector.items())
-        items, _ = self.do_list(rt, namespace, label_selector=label_selector, field_selector=field_selector,
-                                version=_version(api_version))
-        return items
-
-    def create(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER) -> dict:
-        rt = self.resource(obj["apiVersion"], obj["kind"])
-        ns = obj.get("metadata", {}).get("namespace", "") if rt.namespaced else ""
-        return self.do_create(rt, ns, obj, manager=field_manager, version=_version(obj["apiVersion"]),
-                              privileged=True)
-
-    def update(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER) -> dict:
-        """PUT semantics: 409 if metadata.resourceVersion is set and stale."""
-        rt, ns, name = self._ident(obj)
-        return self.do_update(rt, ns, name, obj, manager=field_manager, version=_version(obj["apiVersion"]))
-
-    def update_status(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER) -> dict:
-        rt, ns, name = self._ident(obj)
-        return self.do_update(rt, ns, name, obj, manager=field_manager, subresource="status",
-                              version=_version(obj["apiVersion"]))
-
-    def patch(self, api_version: str, kind: str, name: str, body: Any, namespace: str = "", *,
-              patch_type: str = "merge", subresource: str = "", field_manager: str = DEFAULT_MANAGER,
-              force: bool = False) -> dict:
-        """patch_type: merge | strategic | json | apply."""
-        rt = self.resource(api_version, kind)
-        obj, _ = self.do_patch(rt, namespace, name, patch_type, body, manager=field_manager, force=force,
-                               subresource=subresource, version=_version(api_version))
-        return obj
-
-    def apply(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER, force: bool = False,
-              subresource: str = "") -> dict:
-        """Server-side apply (creates when missing)."""
-        _, ns, name = self._ident(obj)
-        return self.patch(obj["apiVersion"], obj["kind"], name, obj, ns, patch_type="apply",
-                          subresource=subresource, field_manager=field_manager, force=force)
-
-    def delete(self, api_version: str, kind: str, name: str, namespace: str = "", *,
-               propagation: str | None = None) -> dict | None:
-        """Delete; returns the object if it still exists (finalizers / foreground), else None."""
-        rt = self.resource(api_version, kind)
-        obj, gone = self.do_delete(rt, namespace, name, propagation=propagation)
-        return None if gone else obj
-
-    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
-        """Call ``fn(event)`` for every future change (under the store lock: keep it quick, don't block)."""
-        with self.lock:
-            self._subscribers.append(fn)
-        return lambda: self._unsubscribe(fn)
-
-    def set_pod_log(self, namespace: str, pod: str, text: str, container: str = "") -> None:
-        """Text served by GET .../pods/NAME/log (``container`` "" is the default container)."""
-        with self.lock:
-            self._pod_logs.setdefault((namespace, pod), {})[container] = text
-
-    def append_pod_log(self, namespace: str, pod: str, text: str, container: str = "") -> None:
-        with self.lock:
-            logs = self._pod_logs.setdefault((namespace, pod), {})
-            logs[container] = logs.get(container, "") + text
-
-    def pod_log(self, namespace: str, pod: str, container: str = "") -> str | None:
-        with self.lock:
-            logs = self._pod_logs.get((namespace, pod))
-            if not logs:
-                return None
-            return logs.get(container, logs.get("", next(iter(logs.values()))))
-
-    @property
-    def resource_version(self) -> int:
-        return self._rv
-
-    def _ident(self, obj: dict) -> tuple[ResourceType, str, str]:
-        rt = self.resource(obj["apiVersion"], obj["kind"])
-        meta = obj.get("metadata") or {}
-        return rt, (meta.get("namespace", "") if rt.namespaced else ""), meta.get("name", "")
-
-    def _unsubscribe(self, fn: Callable) -> None:
-        with self.lock:
-            if fn in self._subscribers:
-                self._subscribers.remove(fn)
 
     # ================================================================= resource-level API (server)
     def present(self, rt: ResourceType, obj: dict, version: str | None = None) -> dict:
@@ -442,10 +334,6 @@ class Store(DeletionMixin):
                 {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
                  "message": "the initial names have been accepted", "lastTransitionTime": t}],
             "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")]}
-
-
-def _version(api_version: str) -> str:
-    return api_version.rpartition("/")[2]
 
 
 def _json_loads(body: bytes | str) -> Any:
