@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from runtime.local.paths import DeploymentPaths
+if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
+    from runtime.local.paths import DeploymentPaths
 
 DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # marks every process we start, for the inventory
 WORKER_ROLES = ("worker", "prefill", "decode")
@@ -39,7 +41,7 @@ class Program:
 class LocalContext:
     """Machine-dependent inputs, resolved by the effects layer."""
 
-    paths: DeploymentPaths
+    paths: DeploymentPaths  # noqa: F821 - see TYPE_CHECKING import
     python: str
     host: str
     frontend_port: int
