@@ -37,10 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's boundary: one line, traceback only on -v
+        if args.verbose:
+            raise
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynadeploy", description=__doc__.split("\n\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="also show Prefect's own log lines")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("deploy", help="deploy or converge a spec, then smoke-test it")
@@ -76,7 +82,7 @@ def _deploy(args) -> int:
     from runtime.spec import load_spec
 
     spec = load_spec(args.spec)  # validate before anything starts
-    _prepare_prefect(quiet=args.output == "json")
+    _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.deploy import deploy
 
     result = _with_progress(lambda: deploy(spec=os.path.abspath(args.spec), reason=args.reason),
@@ -128,7 +134,7 @@ def _teardown(args) -> int:
     from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
-    _prepare_prefect(quiet=args.output == "json")
+    _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.teardown import teardown
 
     result = _with_progress(lambda: teardown(spec=os.path.abspath(args.spec),
@@ -137,7 +143,7 @@ def _teardown(args) -> int:
     if args.output == "json":
         print(json.dumps(result, indent=2))
     else:
-        print(f"{spec.name} torn down; nothing left" + ("" if result["model_cache_kept"] else "; model cache deleted"))
+        print(f"\n{spec.name} torn down; nothing left" + ("" if result["model_cache_kept"] else "; model cache deleted"))
     return 0
 
 
@@ -164,12 +170,13 @@ def _print_revisions(revisions: list[dict]) -> None:
               f"{ {True: 'pass', False: 'FAIL', None: '-'}[r.get('smoke_passed')] }")
 
 
-def _prepare_prefect(quiet: bool) -> None:
+def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The live stage view replaces Prefect's per-task console lines (they still reach the UI).
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+    # The live stage view and the one-line error replace Prefect's console lines (tracebacks
+    # included); they all still reach the Prefect UI. --verbose brings them back.
+    level = "INFO" if verbose else "CRITICAL"
+    for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
     # A loaded 2-core machine can take well over Prefect's default 20 s to boot its temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
