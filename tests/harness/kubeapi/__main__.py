@@ -26,15 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-controllers", action="store_true", help="do not run the basic controllers")
     args = ap.parse_args(argv)
 
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     sim = Simulator(port=args.port).start()
     if not args.no_controllers:
         sim.add_controller(BasicControllers(delay=args.ready_delay), every=0.05, name="basic")
     path = sim.write_kubeconfig(args.kubeconfig)
     print(f"kubeapi simulator listening on {sim.url}", flush=True)
     print(f"kubeconfig: {path}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1.0):
         pass
     sim.stop()

@@ -35,13 +35,24 @@ class BasicControllers:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self._due: dict[tuple[str, str, str], float] = {}
+        self._synced = False
+
+    def _observe(self, kind: str, type_: str, obj: dict) -> None:
+        meta = obj["metadata"]
+        key = (kind, meta.get("namespace", ""), meta["name"])
+        if kind == "Deployment" and not self._deployment_done(obj) or kind == "Job" and type_ == "ADDED":
+            self._due.setdefault(key, time.monotonic() + self.delay)
 
     def __call__(self, store: Store, event: Event | None) -> None:
+        if not self._synced:      # objects that existed before this controller was added
+            self._synced = True
+            for dep in store.list("apps/v1", "Deployment"):
+                self._observe("Deployment", "ADDED", dep)
+            for job in store.list("batch/v1", "Job"):
+                if not (job.get("status") or {}).get("conditions"):
+                    self._observe("Job", "ADDED", job)
         if event is not None and event.group in ("apps", "batch") and event.type != "DELETED":
-            meta = event.object["metadata"]
-            key = (event.kind, meta.get("namespace", ""), meta["name"])
-            if event.kind == "Deployment" and not self._deployment_done(event.object) or event.kind == "Job" and event.type == "ADDED":
-                self._due.setdefault(key, time.monotonic() + self.delay)
+            self._observe(event.kind, event.type, event.object)
         t = time.monotonic()
         for key, due in list(self._due.items()):
             if due <= t:

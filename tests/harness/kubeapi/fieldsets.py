@@ -207,9 +207,7 @@ def record_update(old: dict | None, new: dict, manager: str, kind: str, api_vers
     changed = {p for p in new_set if _is_presence(p) and get_at(old, p) is _MISSING
                or not _is_presence(p) and get_at(old, p) != get_at(new, p)}
     removed = old_set - new_set
-    for e in entries:
-        if e.get("subresource", "") != subresource:
-            continue
+    for e in entries:     # fields of other subresources never overlap (status vs the rest)
         e["fieldsV1"] = to_fields_v1(_entry_fields(e) - changed - removed)
     mine = _find(entries, manager, "Update", subresource)
     if changed or mine is not None:
@@ -232,8 +230,8 @@ def apply(live: dict | None, applied: dict, manager: str, force: bool, kind: str
     own = _find(entries, manager, "Apply", subresource)
     owned_before = _entry_fields(own) if own else set()
     conflicts: list[tuple[dict, Path]] = []
-    for e in entries:
-        if e is own or e.get("subresource", "") != subresource:
+    for e in entries:     # any manager, whatever subresource it wrote through (e.g. scale)
+        if e is own:
             continue
         for p in _entry_fields(e) & applied_fields:
             if not _is_presence(p) and get_at(live, p) != get_at(applied, p):

@@ -138,7 +138,8 @@ class ResourceHandlers:
             cur = cur.setdefault(p, {})
         cur[path[-1]] = replicas
         obj["metadata"].pop("resourceVersion", None)
-        return _scale(rt, self.store.do_update(rt, ns, name, obj, manager=manager, version=version))
+        return _scale(rt, self.store.do_update(rt, ns, name, obj, manager=manager, version=version,
+                                               subresource="scale"))
 
     def _review(self, rt: ResourceType, version: str, body: dict) -> dict:
         out = copy.deepcopy(body)

@@ -27,7 +27,7 @@ def find_binary(name: str, major: int | None = None) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _require(name: str, major: int | None = None) -> str:
+def require_binary(name: str, major: int | None = None) -> str:
     path = find_binary(name, major)
     if path is None:
         label = f"{name} {major}" if major else name
@@ -62,16 +62,16 @@ class Tool:
 
 @pytest.fixture
 def kubectl(kubeapi) -> Tool:
-    return Tool(_require("kubectl"), kubeapi.env)
+    return Tool(require_binary("kubectl"), kubeapi.env)
 
 
 @pytest.fixture(params=[4, 3], ids=["helm4", "helm3"])
 def helm(request, kubeapi) -> Tool:
-    tool = Tool(_require("helm", major=request.param), kubeapi.env)
+    tool = Tool(require_binary("helm", major=request.param), kubeapi.env)
     tool.major = request.param
     return tool
 
 
 @pytest.fixture
 def helm4(kubeapi) -> Tool:
-    return Tool(_require("helm", major=4), kubeapi.env)
+    return Tool(require_binary("helm", major=4), kubeapi.env)

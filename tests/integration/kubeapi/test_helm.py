@@ -13,12 +13,14 @@ Not simulated: admission webhooks, real scheduling or images, OpenAPI schema val
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from tests.harness.kubeapi import BasicControllers
 from tests.harness.kubeapi.helmrelease import read_release, release_secrets
 
-from .conftest import CHART
+from .conftest import CHART, Tool, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +118,18 @@ def test_pyhelm3_round_trip(kubeapi, helm):
         os.environ.clear()
         os.environ.update(saved)
     assert release_secrets(kubeapi.store, "py", "pyns") == []
+
+
+def test_wait_follows_readiness(kubeapi_bare):
+    """--wait is not vacuous: with no controller helm times out; with a slow one it waits for it."""
+    helm = Tool(require_binary("helm", 4), kubeapi_bare.env)
+    res = helm("install", "slow", str(CHART), "--set", "hook.enabled=false", "--wait", "--timeout", "2s",
+               check=False)
+    assert res.rc != 0 and "not ready" in res.err
+    assert read_release(kubeapi_bare.store, "slow", "default")["info"]["status"] == "failed"
+    kubeapi_bare.add_controller(BasicControllers(delay=1.0), every=0.05)
+    t0 = time.monotonic()
+    helm("upgrade", "slow", str(CHART), "--set", "hook.enabled=false", "--set", "message=later", "--wait",
+         "--timeout", "30s")
+    assert time.monotonic() - t0 >= 1.0
+    assert read_release(kubeapi_bare.store, "slow", "default")["info"]["status"] == "deployed"
