@@ -33,6 +33,10 @@ class ResourceHandlers:
         store = self.store
         dry_run = q.get("dryRun") == "All"
         manager = q.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
+        verb = "get" if t.verb == "get" and sub else t.verb
+        if (verb not in rt.verbs or (verb in ("update", "patch") and not name)
+                or (verb == "create" and name) or (sub == "log" and verb != "get")):
+            raise errors.method_not_allowed()
         if t.verb == "watch":
             return await watch.serve(request, store, rt, t.namespace, version, q, name, request[DROP_AFTER])
         if t.verb == "list":
@@ -43,8 +47,6 @@ class ResourceHandlers:
             obj = store.do_get(rt, ns, name, version)
             return respond(request, rt, version, _scale(rt, obj) if sub == "scale" else obj)
         if t.verb == "create":
-            if name:
-                raise errors.method_not_allowed()
             body = _check_kind(rt, await _body(request))
             if rt.kind in REVIEW_KINDS:
                 return respond(request, rt, version, self._review(rt, version, body), 201)

@@ -45,6 +45,9 @@ def test_429_with_retry_after_and_5xx(kubeapi, v1):
     assert body["reason"] == "TooManyRequests" and body["details"]["retryAfterSeconds"] == 3
     assert v1.list_namespaced_config_map("default").items == []       # times=1: next one passes
     assert rule.hits == 1
+    with urllib.request.urlopen(kubeapi.url + "/_sim/requests") as resp:
+        logged = [r for r in json.loads(resp.read()) if r["path"] == "/api/v1/namespaces/default/configmaps"]
+    assert [(r["verb"], r["status"]) for r in logged] == [("list", 429), ("list", 200)]
 
     kubeapi.faults.add(path=r"/configmaps", verbs=["create"], status=500, times=2)
     for _ in range(2):

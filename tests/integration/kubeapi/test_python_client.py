@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from kubernetes import client, dynamic, watch
@@ -89,6 +91,14 @@ def test_crud_conflict_and_error_reasons(api):
         v1.create_namespaced_config_map("no-such-ns", _cm("x"))
     assert exc.value.status == 404
 
+    with pytest.raises(ApiException) as exc:     # PUT on a collection
+        api.call_api(f"/api/v1/namespaces/{ns}/configmaps", "PUT", body={}, _preload_content=False)
+    assert exc.value.status == 405 and json.loads(exc.value.body)["reason"] == "MethodNotAllowed"
+    with pytest.raises(ApiException) as exc:
+        api.call_api(f"/api/v1/namespaces/{ns}/configmaps", "POST", body="{not json",
+                     header_params={"Content-Type": "application/json"}, _preload_content=False)
+    assert exc.value.status == 400 and json.loads(exc.value.body)["reason"] == "BadRequest"
+
     v1.delete_namespaced_config_map("one", ns)
     assert v1.list_namespaced_config_map(ns).items == []
 
@@ -148,6 +158,16 @@ def test_watch_streams_and_resumes(api, kubeapi):
     seen = [ev["object"].metadata.name for ev in watch.Watch().stream(
         v1.list_namespaced_config_map, ns, resource_version="0", timeout_seconds=1)]
     assert seen == ["before"]
+    # WatchList (what client-go/helm 4 send): initial ADDED events, then the initial-events-end bookmark
+    url = (f"{kubeapi.url}/api/v1/namespaces/{ns}/configmaps?watch=true&sendInitialEvents=true"
+           "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1")
+    with urllib.request.urlopen(url) as resp:
+        lines = [json.loads(line) for line in resp.read().splitlines()]
+    assert [e["type"] for e in lines[:2]] == ["ADDED", "BOOKMARK"]
+    assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    with pytest.raises(urllib.error.HTTPError) as err:      # sendInitialEvents needs NotOlderThan
+        urllib.request.urlopen(url.replace("&resourceVersionMatch=NotOlderThan", ""))
+    assert err.value.code == 422
     # the request log shows the watches
     assert kubeapi.requests.find(method="GET", path=f"/namespaces/{ns}/configmaps$", verb="watch")
 
