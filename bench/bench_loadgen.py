@@ -136,7 +136,7 @@ async def overhead(server: ServerProcess, n: int, rounds: int, max_tokens: int, 
     args: dict[str, Any] = {"requests": n, "concurrency": 1, "max_tokens": max_tokens, "prompt": "hi"}
     args |= {"timeout_s": 10.0, "stream": stream}
     await loadgen.run_load(server.base_url, MODEL, **{**args, "requests": 50})  # warm up both sides
-    lg_ms, raw_ms, lg_cpu, raw_cpu, server_ms = [], [], [], [], []
+    lg_ms, raw_ms, lg_cpu, raw_cpu, server_ms, aio_cpu = [], [], [], [], [], []
     for _ in range(rounds):
         seen = len(await server.handle_times())
         cpu, t = time.process_time(), time.perf_counter()
@@ -152,6 +152,7 @@ async def overhead(server: ServerProcess, n: int, rounds: int, max_tokens: int, 
                 await raw.send()
             raw_ms.append((time.perf_counter() - t) * 1000 / n)
             raw_cpu.append((time.process_time() - cpu) * 1000 / n)
+        aio_cpu.append(await aiohttp_cpu_ms(server.base_url, payload, n))
     med = statistics.median
     return {
         "mode": "stream" if stream else "non-stream",
@@ -163,8 +164,22 @@ async def overhead(server: ServerProcess, n: int, rounds: int, max_tokens: int, 
         "overhead_ms_per_req": round(med(lg_ms) - med(raw_ms), 3),
         "loadgen_cpu_ms_per_req": round(med(lg_cpu), 3),
         "raw_cpu_ms_per_req": round(med(raw_cpu), 3),
+        "aiohttp_cpu_ms_per_req": round(med(aio_cpu), 3),
         "server_handle_ms_per_req": round(med(server_ms), 3),
     }
+
+
+async def aiohttp_cpu_ms(base_url: str, payload: dict, n: int) -> float:
+    """For scale only: the CPU cost of the same requests through aiohttp's client (body read, no JSON)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        url = f"{base_url}/v1/chat/completions"
+        cpu = time.process_time()
+        for _ in range(n):
+            async with session.post(url, json=payload) as response:
+                await response.read()
+        return (time.process_time() - cpu) * 1000 / n
 
 
 # -- 2. measurement bias under realistic delays --------------------------------------------------
@@ -303,7 +318,8 @@ def main() -> None:
           f"{machine['loadavg_1m_before']} before, {machine['loadavg_1m_after']} after")  # fmt: skip
     print("\n1. client overhead per request (concurrency 1, zero server delay; goal < 1 ms)")
     print(table(result["overhead"], ["mode", "max_tokens", "loadgen_ms_per_req", "raw_ms_per_req",
-                                     "overhead_ms_per_req", "loadgen_cpu_ms_per_req", "server_handle_ms_per_req"]))  # fmt: skip
+                                     "overhead_ms_per_req", "loadgen_cpu_ms_per_req", "raw_cpu_ms_per_req",
+                                     "aiohttp_cpu_ms_per_req", "server_handle_ms_per_req"]))  # fmt: skip
     split = result["stream_overhead_split"]
     print(
         f"streaming overhead = {split['fixed_ms']} ms per request + {split['per_chunk_ms']} ms per content chunk"
