@@ -25,6 +25,7 @@ from typing import Self
 
 from aiohttp import web
 
+from . import helmrelease
 from .faults import Faults, RequestLog
 from .kubeconfig import write_kubeconfig
 from .server import ApiServer
@@ -63,6 +64,7 @@ class Simulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._threads: list[threading.Thread] = []
+        self._stop_hooks: list[Callable[[], None]] = []
         self._unsubscribe = self.store.subscribe(self._events.put)
 
     # ------------------------------------------------------------------ lifecycle
@@ -100,9 +102,9 @@ class Simulator:
         return self
 
     async def _serve(self) -> None:
-        self._runner = web.AppRunner(self.server.build_app(), access_log=None, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(self.server.build_app(), access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.1)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
@@ -114,6 +116,17 @@ class Simulator:
         for t in self._threads:
             t.join(10)
         self._unsubscribe()
+        while self._stop_hooks:   # after the controllers stopped: nothing restarts what a hook stops
+            hook = self._stop_hooks.pop()
+            try:
+                hook()
+            except Exception as exc:  # noqa: BLE001 - one failing hook must not skip the others
+                self.controller_errors.append(("stop-hook", exc, traceback.format_exc()))
+
+    def on_stop(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` when the simulator stops (after the controllers; last registered runs first)."""
+        self._stop_hooks.append(fn)
+        return fn
 
     def __enter__(self) -> Self:
         return self.start() if self._loop is None else self
@@ -154,6 +167,12 @@ class Simulator:
         if retries is not None:
             cfg.retries = retries
         return client.ApiClient(cfg)
+
+    def set_helm_release_status(self, name: str, namespace: str, status: str = "pending-upgrade",
+                                revision: int | None = None) -> dict:
+        """Fault: leave a helm release's latest (or given) revision in ``status`` (pending-upgrade makes
+        ``helm upgrade`` fail with "another operation (install/upgrade/rollback) is in progress")."""
+        return helmrelease.set_release_status(self.store, name, namespace, status, revision)
 
     def deny(self, **attrs: str) -> dict:
         """Make access reviews (``kubectl auth can-i``, SelfSubjectAccessReview) answer "no" for requests
