@@ -66,7 +66,7 @@ from runtime.spec_targets import (
 
 __all__ = [
     "API_VERSION", "BUILTIN_MODEL", "DEFAULT_DYNAMO_VERSION", "DEFAULT_IMAGE", "TARGET_KINDS",
-    "AksTarget", "CanarySpec", "Component", "DeploymentSpec", "EcsTarget", "EksTarget", "GkeTarget",
+    "AksTarget", "AutoscalingSpec", "CanarySpec", "Component", "DeploymentSpec", "EcsTarget", "EksTarget", "GkeTarget",
     "GpuSpec", "KubeTarget", "LocalTarget", "ModelCache", "ModelSpec", "NodePool", "PlatformSpec",
     "ProviderHints", "SecretRef", "ServingSpec", "SlaSpec", "SmokeSpec", "Taint", "TeardownSpec",
     "WorkerSpec", "load_spec", "parse_quantity", "parse_spec",
@@ -312,6 +312,22 @@ AGG = ("agg", "agg_router")
 ROUTER = ("agg_router", "disagg_router")
 
 
+class AutoscalingSpec(StrictModel):
+    """An HPA for one worker role (Kubernetes targets), through the Dynamo operator's scaling adapter."""
+
+    min_replicas: int = Field(default=1, ge=1, le=256)
+    max_replicas: int = Field(ge=1, le=256, examples=[4])
+    target_cpu_percent: int = Field(default=80, ge=1, le=100)
+
+    def _issues(self) -> Iterator[Issue]:
+        if self.min_replicas > self.max_replicas:
+            yield at(
+                "max_replicas",
+                f"max_replicas {self.max_replicas} is less than min_replicas {self.min_replicas}",
+                f"set max_replicas to {self.min_replicas} or more",
+            )
+
+
 class WorkerSpec(StrictModel):
     """One worker role: the aggregated workers, prefill or decode."""
 
@@ -319,6 +335,7 @@ class WorkerSpec(StrictModel):
     gpus: int = Field(default=1, ge=0, le=64)  # per replica
     engine_args: list[str] = Field(default_factory=list)
     env: EnvMap = Field(default_factory=dict)
+    autoscaling: AutoscalingSpec | None = None  # None: replicas stay as set
 
     def _issues(self) -> Iterator[Issue]:
         yield from _env_issues(self.env, "env")
