@@ -92,7 +92,7 @@ def _deploy(args) -> int:
         print(json.dumps(out, indent=2))
     else:
         sm = result["smoke"]
-        print(f"\n{spec.name} is serving {result['model']} at {result['endpoint']} (revision {result['revision']}, "
+        print(f"{spec.name} is serving {result['model']} at {result['endpoint']} (revision {result['revision']}, "
               f"engine {result['engine']})")
         print(f"smoke: {sm['requests']} requests, {sm['errors']} errors, ttft p90 {sm['ttft_ms']['p90']:.0f} ms, "
               f"itl p90 {sm['itl_ms']['p90']:.1f} ms, {sm['tokens_per_s']:.0f} tokens/s")
@@ -143,7 +143,7 @@ def _teardown(args) -> int:
     if args.output == "json":
         print(json.dumps(result, indent=2))
     else:
-        print(f"\n{spec.name} torn down; nothing left" + ("" if result["model_cache_kept"] else "; model cache deleted"))
+        print(f"{spec.name} torn down; nothing left" + ("" if result["model_cache_kept"] else "; model cache deleted"))
     return 0
 
 
@@ -223,11 +223,13 @@ def _with_progress(run, *, show: bool, title: str):
     progress.addHandler(handler)
     progress.setLevel(logging.INFO)
     progress.propagate = False
+    console = Console(stderr=True)
     try:
-        with Live(get_renderable=render, console=Console(stderr=True), refresh_per_second=8):
+        with Live(get_renderable=render, console=console, refresh_per_second=8):
             return run()
     finally:
         progress.removeHandler(handler)
+        console.print()  # Live leaves the cursor on its last line
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def test_bad_spec_exits_2_with_path_and_fix_before_any_side_effect(prefect_api, 
 
 
 def test_runtime_failure_is_one_line_with_exit_1(prefect_api, spec_dir, tmp_path):
-    path = str(spec_dir("cli-nogpu", {"topology": "agg", "engine": "vllm"}, target={"gpus": "none"}))
+    model = {"id": "Qwen/Qwen3-0.6B", "revision": "c1899de289a04d12100db370d81485cdf75e47ca"}
+    path = str(spec_dir("cli-nogpu", {"topology": "agg", "engine": "vllm"}, model=model))
     out = run_cli("deploy", path, api=prefect_api, home=tmp_path)
     assert out.returncode == 1
     lines = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]

@@ -20,7 +20,8 @@ import pytest
 from flows.deploy import deploy
 from flows.teardown import teardown
 from runtime import loadgen
-from runtime.errors import PreflightError, SmokeTestFailed
+from runtime.errors import PreflightError, SmokeTestFailed, SpecError
+from runtime.local import gpu as gpulib
 from runtime.local import health
 from runtime.local import ports as portlib
 from runtime.local.backend import LocalBackend
@@ -127,12 +128,25 @@ def test_etcd_and_nats_discovery(prefect_api, spec_dir):
     assert teardown(spec=str(path))["leftovers"] == []
 
 
+QWEN = {"id": "Qwen/Qwen3-0.6B", "revision": "c1899de289a04d12100db370d81485cdf75e47ca"}
+
+
 def test_gpu_demand_on_a_host_without_gpus_fails_before_any_side_effect(prefect_api, spec_dir):
-    path = spec_dir("needs-gpu", {"topology": "agg", "engine": "vllm"}, target={"gpus": "none"})
+    """The spec asks for vLLM (GPUs) and passes validation; the host has none (as on CI)."""
+    path = spec_dir("needs-gpu", {"topology": "agg", "engine": "vllm"}, model=QWEN)
     backend = LocalBackend(load_spec(path))
+    if gpulib.detect().present:
+        pytest.skip("this host has a GPU")
     with pytest.raises(PreflightError, match="no NVIDIA GPU"):
         deploy(spec=str(path))
     assert not backend.paths.root.exists()
+
+
+def test_a_spec_that_declares_no_gpus_but_wants_vllm_is_rejected_at_load(prefect_api, spec_dir):
+    path = spec_dir("declares-none", {"topology": "agg", "engine": "vllm"}, target={"gpus": "none"}, model=QWEN)
+    with pytest.raises(SpecError) as err:
+        deploy(spec=str(path))
+    assert any("gpus" in i.path or "engine" in i.path for i in err.value.issues)
 
 
 def test_sla_breach_fails_with_numbers_and_tears_down_by_policy(prefect_api, spec_dir):
