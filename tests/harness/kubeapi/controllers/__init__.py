@@ -1,0 +1,102 @@
+"""The simulator's controllers: workloads (Deployments, ReplicaSets, StatefulSets, DaemonSets, Pods), Jobs,
+storage (PVC binding), nodes (with GPUs), a GPU operator, Services (LoadBalancer ingress, Endpoints), a
+Dynamo operator stand-in and an opt-in process runtime running real Dynamo processes. Each uses only the
+Store API and the controller hook; each module's docstring says what it simulates and what not.
+
+    from tests.harness.kubeapi import Simulator
+    from tests.harness.kubeapi.controllers import install_all
+
+    sim = Simulator().start()
+    ctl = install_all(sim, workloads={"ready_delay": 0.1}, nodes={"driver_preinstalled": True},
+                      dynamo={"early_success": True}, process_runtime=True, crds=True)
+    ctl.workloads.crash.add("main")        # switches are plain attributes, changeable at any time
+    ctl.runtime.address("ns", "my-dgd")    # the loopback address a DGD's frontend listens on
+    sim.stop()                             # also stops every process the runtime started
+
+Each switch is ``True`` (defaults), ``False`` (not installed), a dict of constructor keyword arguments, or a
+ready-made controller instance. Defaults: everything on except ``process_runtime``; ``crds=False``
+(apply ``dynamo_crds()`` yourself, as the platform chart would, or pass ``crds=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Reconciler
+from .dynamo_operator import DynamoOperator, dgd_crd, dgdsa_crd, dynamo_crds, install_crds
+from .gpu_operator import GpuOperator
+from .jobs import Jobs
+from .nodes import DEFAULT_NODES, Nodes, NodeSpec
+from .process_runtime import ProcessRuntime, leftover_pids
+from .services import Services
+from .storage import Storage
+from .workloads import Workloads
+
+__all__ = ["DEFAULT_NODES", "DynamoOperator", "GpuOperator", "Installed", "Jobs", "NodeSpec", "Nodes",
+           "ProcessRuntime", "Reconciler", "Services", "Storage", "Workloads", "dgd_crd", "dgdsa_crd",
+           "dynamo_crds", "install_all", "install_crds", "leftover_pids"]
+
+
+@dataclass
+class Installed:
+    """What ``install_all`` set up; ``None`` for a controller that was switched off."""
+
+    sim: Any
+    nodes: Nodes | None = None
+    gpu_operator: GpuOperator | None = None
+    storage: Storage | None = None
+    workloads: Workloads | None = None
+    jobs: Jobs | None = None
+    services: Services | None = None
+    dynamo: DynamoOperator | None = None
+    runtime: ProcessRuntime | None = None
+    handles: list = field(default_factory=list)
+
+    def remove(self) -> None:
+        """Unregister every controller (the runtime's processes stop with it)."""
+        for h in self.handles:
+            self.sim.remove_controller(h)
+        self.handles.clear()
+        if self.runtime is not None:
+            self.runtime.stop()
+
+
+def _make(switch: Any, cls: type, **fixed: Any) -> Any:
+    if switch is False or switch is None:
+        return None
+    if isinstance(switch, Reconciler):
+        return switch
+    return cls(**fixed, **(switch if isinstance(switch, dict) else {}))
+
+
+def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storage: Any = True,
+                workloads: Any = True, jobs: Any = True, services: Any = True, dynamo: Any = True,
+                process_runtime: Any = False, crds: bool = False, every: float | None = None) -> Installed:
+    """Install the controllers on a started ``Simulator``; returns them (an ``Installed``).
+
+    Order matters only for who sees an event first: nodes, gpu-operator, storage, workloads, jobs,
+    services, dynamo-operator, process-runtime. ``every`` overrides each controller's tick period.
+    """
+    out = Installed(sim)
+    out.nodes = _make(nodes, Nodes)
+    if out.nodes is not None:
+        out.nodes.install(sim.store)
+    if out.nodes is not None:
+        out.gpu_operator = _make(gpu_operator, GpuOperator, nodes=out.nodes)
+    out.storage = _make(storage, Storage)
+    out.workloads = _make(workloads, Workloads)
+    out.jobs = _make(jobs, Jobs)
+    out.services = _make(services, Services)
+    out.runtime = _make(process_runtime, ProcessRuntime)
+    if out.runtime is not None:
+        sim.on_stop(out.runtime.stop)
+    if dynamo is not False and dynamo is not None and not isinstance(dynamo, Reconciler):
+        dynamo = {"runtime": out.runtime, **(dynamo if isinstance(dynamo, dict) else {})}
+    out.dynamo = _make(dynamo, DynamoOperator)
+    if crds:
+        install_crds(sim.store)
+    for ctl in (out.gpu_operator, out.storage, out.workloads, out.jobs, out.services, out.dynamo, out.runtime):
+        if ctl is not None:
+            out.handles.append(sim.add_controller(ctl, every=every or ctl.every, name=ctl.name))
+    return out
