@@ -76,6 +76,12 @@ def render_dgd(
     """The DGD of ``spec`` at ``revision``; ``name`` overrides the graph name (a canary beside the
     stable graph), ``image`` the runtime image (a revision being restored), ``engine`` the engine."""
     namespace = common.namespace_of(spec)
+    if int(spec.platform.dynamo_version.split(".", 1)[0]) < 1:
+        raise NotSupportedError(
+            f"Dynamo {spec.platform.dynamo_version} operators serve only v1alpha1 graphs; dynadeploy "
+            "renders nvidia.com/v1beta1 (Dynamo 1.x)",
+            hint="set platform.dynamo_version to 1.x (the 0.x platform charts can still be installed)",
+        )
     engine = resolve_engine(spec, engine)
     topology = spec.serving.topology
     source = f"infra/templates/dgd/{topology}.yaml"
