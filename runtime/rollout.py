@@ -69,7 +69,7 @@ def _generation_reason(obj: Mapping[str, Any], what: str) -> str | None:
     generation = (obj.get("metadata") or {}).get("generation")
     observed = (obj.get("status") or {}).get("observedGeneration")
     if generation is None:
-        return None  # objects written without a generation (fakes) cannot lag behind
+        return f"{what} reports no metadata.generation, so its status cannot be matched to its spec"
     if observed is None:
         return f"{what} has not observed the spec yet (generation {generation})"
     if int(observed) < int(generation):

@@ -57,7 +57,7 @@ def render_security(
     if spec.serving.frontend.replicas > 1:
         out += _fill(
             "templates/pdb.yaml",
-            {"name": naming.join_name(spec.name, "frontend"), "namespace": namespace,
+            {"name": naming.join_name(spec.name, "frontend-pdb"), "namespace": namespace,
              "selector": frontend_selector},
         )  # fmt: skip
     for role, worker in spec.serving.roles():
@@ -68,7 +68,7 @@ def render_security(
         out += _fill(
             "templates/hpa.yaml",
             {
-                "name": adapter,
+                "name": naming.join_name(adapter, "hpa"),
                 "namespace": namespace,
                 "adapter": adapter,
                 "minReplicas": scaling.min_replicas,

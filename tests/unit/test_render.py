@@ -848,3 +848,46 @@ def test_templates_render_without_unknown_placeholders_for_every_target():
         for topology in TOPOLOGIES:
             text = yaml.safe_dump_all(_all_rendered(make(topology, target)))
             assert "${" not in text
+
+
+_TYPES = {
+    "PersistentVolumeClaim": "V1PersistentVolumeClaim",
+    "Job": "V1Job",
+    "Namespace": "V1Namespace",
+    "ServiceAccount": "V1ServiceAccount",
+    "Role": "V1Role",
+    "RoleBinding": "V1RoleBinding",
+    "NetworkPolicy": "V1NetworkPolicy",
+    "PodDisruptionBudget": "V1PodDisruptionBudget",
+    "HorizontalPodAutoscaler": "V2HorizontalPodAutoscaler",
+    "ConfigMap": "V1ConfigMap",
+}
+
+
+@pytest.mark.parametrize("kind", list(TARGETS))
+def test_rendered_objects_are_valid_kubernetes_objects(kind):
+    """Typed round trip through the kubernetes client's models: a misspelt field would be dropped."""
+    from kubernetes.client import ApiClient
+
+    api = ApiClient()
+
+    def round_trip(obj: dict, typ: str) -> Any:
+        return api.sanitize_for_serialization(api._ApiClient__deserialize(obj, typ))
+
+    for topology in TOPOLOGIES:
+        spec = make(
+            topology,
+            kind,
+            serving={"frontend": {"replicas": 2}, "env": {"API_KEY": {"secret_block": "k"}}},
+            **({"target": {"efa": True}} if kind == "eks" else {}),
+        )
+        caps = capabilities.for_spec(spec)
+        role = "workers" if topology.startswith("agg") else "decode"
+        spec = spec.with_changes({"serving": {role: {"autoscaling": {"max_replicas": 4}}}})
+        objects = r.render_model_cache(spec, caps) + r.render_security(spec, caps)
+        objects.append(r.render_revision_record(revision(spec), "demo-ns"))
+        assert {o["kind"] for o in objects} >= {"PodDisruptionBudget", "HorizontalPodAutoscaler"}
+        for obj in objects:
+            assert round_trip(obj, _TYPES[obj["kind"]]) == obj, obj["kind"]
+        for component in dgd(spec)["spec"]["components"]:
+            assert round_trip(component["podTemplate"], "V1PodTemplateSpec") == component["podTemplate"]

@@ -107,6 +107,9 @@ def test_observed_generation_behind_is_not_done():
     missing = assess_dgd(make_dgd(generation=3, observed=None))
     assert missing.reasons == ["the operator has not observed the spec yet (generation 3)"]
     assert assess_dgd(make_dgd(generation=3, observed=4)).done  # ahead is fine
+    no_generation = make_dgd()
+    del no_generation["metadata"]["generation"]
+    assert not assess_dgd(no_generation).done  # as Dynamo's planner: unknown is not observed
 
 
 def test_failed_rolling_update_is_terminal():
@@ -324,7 +327,11 @@ def test_daemonset_readiness():
     assert assess_deployment(ds).reasons == ["DaemonSet nvidia-device-plugin: 1/2 nodes available"]
     ds["status"]["numberAvailable"] = 2
     assert assess_deployment(ds).done
-    empty = {"kind": "DaemonSet", "metadata": {"name": "x"}, "status": {"desiredNumberScheduled": 0}}
+    empty = {
+        "kind": "DaemonSet",
+        "metadata": {"name": "x", "generation": 1},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 0},
+    }
     assert assess_deployment(empty).done  # no GPU node yet: nothing to wait for
 
 
