@@ -3,9 +3,9 @@ pod status builders and a small scheduler.
 
 A controller is a ``Reconciler``: ``observe(store, event)`` maps a change to keys (``enqueue``), and
 ``reconcile(store, key)`` makes one object right, returning seconds after which to look again (or None).
-Keys are reconciled at the end of every call (events and periodic ticks), so a burst of events for one
-object costs one reconcile; writes that change nothing are no-ops in the store and emit no event, so a
-level-triggered reconcile settles.
+Due keys are reconciled on the periodic ticks (``every``), so a burst of events for one object costs one
+reconcile; writes that change nothing are no-ops in the store and emit no event, so a level-triggered
+reconcile settles.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ class Reconciler:
     def __call__(self, store: Store, event: Event | None) -> None:
         if not self.enabled:
             return
-        if event is None:
-            self.tick(store)
-        else:
-            self.observe(store, event)
+        if event is not None:     # only note what changed: a burst of events costs one reconcile per key,
+            self.observe(store, event)   # on the next tick
+            return
+        self.tick(store)
         self.run_due(store)
 
     def observe(self, store: Store, event: Event) -> None:   # pragma: no cover - overridden

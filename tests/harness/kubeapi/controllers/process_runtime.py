@@ -285,6 +285,8 @@ class ProcessRuntime(base.Reconciler):
                     "DYN_TCP_RPC_HOST": host, "DYN_EVENT_PLANE_HOST": host, "DYN_TCP_RESPONSE_STREAM_HOST": host,
                     "DYN_FILE_KV": str(root / "kv"), "DYN_DISCOVERY_BACKEND": "file"})
         env.setdefault("DYN_LOG", "info")
+        env.setdefault("NO_COLOR", "1")
+        env.setdefault("DYN_SDK_DISABLE_ANSI_LOGGING", "1")
         argv = [*(main.get("command") or []), *(main.get("args") or [])]
         py = [self.python, "-m"]
         if role == "frontend":

@@ -4,8 +4,8 @@
   ``[{ip: <ingress_ip>, ipMode: VIP}]`` (default 127.0.0.1) or ``[{hostname: <ingress_hostname>}]`` (an
   ELB-like name), with EnsuringLoadBalancer / EnsuredLoadBalancer Events. The annotation
   ``kubeapi-sim/loadbalancer-ip`` picks the address per Service (the process runtime uses it to point a
-  DGD's frontend Service at the loopback address its frontend listens on). Changing the type away from
-  LoadBalancer clears the ingress.
+  DGD's frontend Service at the loopback address its frontend listens on; such an ingress is left alone
+  whatever the type). Changing the type away from LoadBalancer clears the ingress.
 - With ``endpoints``: for every Service with a selector, an Endpoints object and an EndpointSlice
   (``<svc>-<5 chars>``, label ``kubernetes.io/service-name``) listing the matching pods' IPs, ready or not
   (terminating pods are not-ready/terminating), with the Service's ports.
@@ -60,14 +60,14 @@ class Services(base.Reconciler):
         if svc is None or terminating(svc):
             return None
         status = dict(svc.get("status") or {})
+        ip = annotations(svc).get(LB_IP_ANNOTATION)
         if svc["spec"].get("type") != "LoadBalancer":
-            if (status.get("loadBalancer") or {}).get("ingress"):
+            if (status.get("loadBalancer") or {}).get("ingress") and not ip:
                 status["loadBalancer"] = {}
                 base.write_status(store, svc, status, self.manager)
             return None
         seen = self._seen.setdefault(svc["metadata"]["uid"], time.monotonic())
         left = seen + self.delay - time.monotonic()
-        ip = annotations(svc).get(LB_IP_ANNOTATION)
         ingress = ([{"ip": ip, "ipMode": "VIP"}] if ip else
                    [{"hostname": self.ingress_hostname}] if self.ingress_hostname else
                    [{"ip": self.ingress_ip, "ipMode": "VIP"}])
