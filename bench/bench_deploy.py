@@ -58,7 +58,6 @@ def first_token_poller(url: str, model: str, started: float, out: dict, stop: th
 
 
 def cli_cold_deploy(home: Path, env: dict, port: int, name: str) -> dict:
-    from runtime.local.ports import free_port  # noqa: F401 - imported for parity with the CLI's import cost
 
     spec = write_spec(home, name, port)
     out: dict = {}
