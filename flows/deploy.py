@@ -29,13 +29,14 @@ def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deplo
             st.note(f"{gpus['gpus']} GPU(s), engine {gpus['engine']}")
         with stage("platform") as st:
             platform = stages.install_platform(s)
-            st.note(platform["endpoint"])
+            st.note(platform.get("note") or platform["endpoint"])
         with stage("model-cache") as st:
             model = stages.cache_model(s, gpus["engine"])
             st.note(f"{model.model_id}@{model.revision} {'reused' if model.reused else 'stored'}")
         with stage("rollout") as st:
             rollout = stages.roll_out(s, gpus["engine"], model, reason=reason, started_by=started_by)
             st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}")
+        endpoint = getattr(rollout, "endpoint", None) or platform["endpoint"]
         with stage("smoke") as st:
             try:
                 smoke = run_smoke_test(s, platform["endpoint"], rollout.revision)
@@ -51,9 +52,9 @@ def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deplo
         raise
     create_table_artifact(
         key=f"deploy-{s.name}"[:60],
-        table=[{"target": s.target.kind, "endpoint": platform["endpoint"], "model": s.model.served(),
+        table=[{"target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),
                 "revision": rollout.revision, "changed": rollout.changed, "smoke_passed": smoke["passed"]}],
         description=f"Deployment {s.name}",
     )
-    return {"target": s.target.kind, "name": s.name, "endpoint": platform["endpoint"], "model": s.model.served(),
+    return {"target": s.target.kind, "name": s.name, "endpoint": endpoint, "model": s.model.served(),
             "revision": rollout.revision, "changed": rollout.changed, "engine": gpus["engine"], "smoke": smoke}

@@ -16,11 +16,11 @@ def teardown(spec: str | dict, delete_model_cache: bool = False) -> dict:
     keep = s.teardown.keep_model_cache and not delete_model_cache
     with stage("teardown") as st:
         result = stages.tear_down(s, keep_model_cache=keep)
-        st.note(f"{len(result.get('stopped_strays', []))} stray process(es) stopped")
+        st.note(result.get("note") or f"{len(result.get('stopped_strays', []))} stray process(es) stopped")
     with stage("inventory") as st:
         left = stages.take_inventory(s)
         st.note("nothing left" if not left else f"{len(left)} leftover(s)")
     if left:
         raise PermanentError(f"teardown left {len(left)} thing(s) behind: {'; '.join(left)}",
-                             hint="rerun teardown; if it persists, stop the listed processes by hand")
+                             hint="rerun teardown; if it persists, remove the listed processes or objects by hand")
     return {"target": s.target.kind, "name": s.name, "leftovers": left, "model_cache_kept": keep}

@@ -11,6 +11,7 @@ from runtime.errors import NotSupportedError
 
 _BACKENDS = {
     "local": "runtime.local.backend:LocalBackend",
+    "kube": "runtime.kube_backend:KubeBackend",
 }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from runtime import loadgen, sla
+from runtime.backends import backend_for
 from runtime.errors import SmokeTestFailed
 
 
@@ -14,10 +17,18 @@ def _key(prefix: str, name: str) -> str:
     return f"{prefix}-{name}".lower()[:60]
 
 
+def _reach(spec, endpoint: str):
+    """Where this worker reaches the frontend: the backend's own way (a Service address or a
+    port-forward run for the duration of the test) when it has one, else ``endpoint``."""
+    reach = getattr(backend_for(spec), "reach", None)
+    return reach() if reach is not None else contextlib.nullcontext(endpoint)
+
+
 @task(name="smoke-test", cache_policy=NO_CACHE, timeout_seconds=900)
 def run_smoke_test(spec, endpoint: str, revision: int) -> dict:
     try:
-        result = loadgen.smoke_test(endpoint, spec.model.served(), spec.smoke)
+        with _reach(spec, endpoint) as url:
+            result = loadgen.smoke_test(url, spec.model.served(), spec.smoke)
     except SmokeTestFailed as exc:
         _publish(spec, revision, exc.report, None, failed=str(exc))
         raise

@@ -1,0 +1,812 @@
+"""The ``kube`` target's stages: an existing cluster from a kubeconfig (context, namespace).
+
+    provision      preflight (read-only, every problem with its fix), then the namespace and its security
+                   objects (RBAC, NetworkPolicies, PDB/HPAs when asked)
+    detect_gpus    the GPU operator: skipped when nodes already report nvidia.com/gpu (or there are no GPU
+                   nodes); else NVIDIA's chart at the pinned version, done when the GPU nodes report
+                   allocatable GPUs. Returns the GPU count and the engine the graph runs
+    install_platform  the Dynamo platform chart pinned to the release (0.x: the CRDs chart first), CRDs
+                   applied explicitly before an install/upgrade; an existing cluster-wide operator of the
+                   same release line is used as is; done when the operator Deployment is ready and the DGD
+                   CRD is Established
+    cache_model    PVC, the HF token Secret (from the resolved token the task passes in), the download Job
+                   (waited for, its log surfaced on failure); skipped when the PVC's marker annotation says
+                   the revision is cached
+    roll_out       render, server-side apply, wait for the full readiness contract (runtime/rollout.py) plus
+                   the graph's own workloads; record the revision as a labelled ConfigMap. Same spec: no new
+                   revision and no apply
+    reach/smoke    the frontend Service's LoadBalancer address when it answers, else kubectl port-forward
+    teardown       DGD and its pods, releases in reverse order (shared ones only when nothing else uses
+                   them), objects / PVC / namespace by policy, then an inventory by the project's labels
+
+Every stage is idempotent and recomputes what it needs from the cluster (tasks run in separate
+processes/threads and may be retried). Shared platform pieces (the cluster-wide operator, the GPU
+operator) carry the helm release description ``dynadeploy ...``; only those are ever uninstalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime import capabilities, naming, render
+from runtime import kube_preflight as pf
+from runtime.errors import PermanentError, PreflightError, RolloutFailed, TransientError
+from runtime.kube import Kube, WaitTimeout, poll
+from runtime.kube_charts import chart_source
+from runtime.revisions import Revision, current, next_number, now_iso
+from runtime.rollout import (
+    DGD_NAME_LABEL,
+    assess_deployment,
+    assess_dgd,
+    assess_job,
+    crd_established,
+    diagnose,
+)
+
+DGD_API, DGD_KIND = "nvidia.com/v1beta1", "DynamoGraphDeployment"
+DGDSA_KIND = "DynamoGraphDeploymentScalingAdapter"
+CRD_API, CRD_KIND = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+CACHED_ANNOTATION = "dynadeploy.io/cached-model"  # on the cache PVC: <model id>@<revision> once downloaded
+SHARED_LABEL = "dynadeploy.io/shared"  # on namespaces dynadeploy created for shared releases
+OWNER_PREFIX = "dynadeploy"  # helm release description of releases dynadeploy installed
+MARKER_MANAGER = "dynadeploy-cache-marker"
+GPU = "nvidia.com/gpu"
+
+
+def _timeout(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(f"DYNADEPLOY_KUBE_{name}_TIMEOUT_S", default))
+    except ValueError:
+        return default
+
+
+def _plain(values: Any) -> Any:
+    return json.loads(json.dumps(values or {}, default=str))
+
+
+@dataclass
+class KubeModel:
+    """The model cache of a Kubernetes target (what the rollout mounts)."""
+
+    model_id: str
+    revision: str | None
+    reused: bool
+    pvc: str
+    path: str
+
+
+@dataclass
+class RolloutResult:
+    revision: int
+    changed: bool
+    dgd: str = ""
+    seconds: float = 0.0
+    endpoint: str | None = None
+    polls: int = 0
+    observed: dict = field(default_factory=dict)  # the DGD status and workloads when it was judged ready
+
+
+class KubeBackend:
+    kind = "kube"
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        target = spec.target
+        self.ns: str = spec.namespace()
+        self.context = getattr(target, "context", None)
+        self.kube = Kube(getattr(target, "kubeconfig", None), self.context)
+        self.caps = capabilities.for_spec(spec)
+        self.dgd_name = naming.dgd_name(spec)
+        self._helm = None
+
+    @property
+    def helm(self):
+        if self._helm is None:
+            from runtime.helm import Helm
+
+            self._helm = Helm(self.kube.kubeconfig, self.context)
+        return self._helm
+
+    def where(self) -> str:
+        ctx = f" (context {self.context})" if self.context else ""
+        return f"{self.kube.server}{ctx}"
+
+    # ================================================================== 1. provision (preflight)
+    def provision(self) -> dict:
+        spec = self.spec
+        where = self.where()
+        version = self.kube.version()
+        problems = pf.version_problems(version)
+        # Reads first: without them nothing else can be judged.
+        reads = [a for a in pf.required_access(spec, download=False, token=False, install_platform=False)
+                 if a.verb in ("list", "get") and a.namespace is None]
+        denied = pf.access_problems(self.kube, reads, self.context)
+        if denied:
+            pf.raise_problems(problems + denied, where)
+        nodes = self.kube.list("v1", "Node")
+        inv = pf.gpu_inventory(nodes, self.kube.list("v1", "Pod"), spec.name)
+        engine = spec.engine(gpus_available=bool(inv.gpu_nodes))
+        problems += self._gpu_problems(inv, engine)
+        problems += self._storage_problems()
+        operators = pf.find_operators(self.kube)
+        problems += pf.operator_problems(spec, operators)
+        crds = {c["metadata"]["name"]: c for c in self.kube.list(CRD_API, CRD_KIND)
+                if c["metadata"]["name"] in pf.DYNAMO_CRDS}
+        problems += pf.crd_problems(spec, crds, operators)
+        reuse = pf.reusable_operator(spec, operators)
+        needs = pf.required_access(spec, download=not spec.model.is_builtin(), token=spec.model.token is not None,
+                                   install_platform=reuse is None)
+        if self._gpu_operator_wanted(inv):
+            needs += pf.gpu_operator_access()
+        problems += pf.access_problems(self.kube, [a for a in needs if a not in reads], self.context)
+        pf.raise_problems(problems, where)
+
+        # Nothing was changed up to here. Now the namespace and what secures it.
+        objs = render.render_security(spec, self.caps)
+        for obj in objs:
+            self.kube.apply(obj)
+        operator = (f"using {reuse}" if reuse else
+                    "installing" if not any(pf.is_own(op, spec) for op in operators) else "managed by dynadeploy")
+        return {"cluster": where, "server_version": version.get("gitVersion"), "namespace": self.ns,
+                "gpus": inv.total, "gpu_nodes": inv.gpu_nodes, "engine": engine, "operator": operator,
+                "crds": sorted(crds), "objects": len(objs)}
+
+    def _gpu_problems(self, inv: pf.GpuInventory, engine: str) -> list[pf.Problem]:
+        spec = self.spec
+        need = render.total_gpus(spec, engine)
+        if need == 0:
+            return []
+        per_replica = max((c.gpus for c in spec.components() if c.role != "frontend"), default=0)
+        counted = "" if inv.reporting else (" (counted from node labels: no node reports nvidia.com/gpu yet, "
+                                            "the GPU operator is not installed)")
+        if not inv.gpu_nodes:
+            return [pf.Problem(
+                f"the graph needs {need} GPU(s) but no node has an NVIDIA GPU (none reports nvidia.com/gpu or "
+                "carries the nvidia.com/gpu.present / gpu.count labels)",
+                "add GPU nodes to the cluster, or set serving.engine: mocker to run without GPUs")]
+        out = []
+        if not inv.reporting and not spec.platform.gpu_operator.enabled:
+            out.append(pf.Problem(
+                "GPU nodes exist but none reports nvidia.com/gpu, and platform.gpu_operator.enabled is false",
+                "set platform.gpu_operator.enabled: true, or install NVIDIA's device plugin yourself"))
+        if inv.free < need:
+            per_node = ", ".join(f"{n}: {inv.free_on(n)}" for n in inv.gpu_nodes)
+            out.append(pf.Problem(
+                f"the graph needs {need} GPU(s) but only {inv.free} of {inv.total} are free{counted} ({per_node})",
+                "lower serving replicas or gpus per worker, free GPUs held by other pods, or add GPU nodes"))
+        elif per_replica > inv.max_free_per_node:
+            out.append(pf.Problem(
+                f"a worker replica asks for {per_replica} GPU(s) but no node has more than "
+                f"{inv.max_free_per_node} free{counted}",
+                f"set the workers' gpus to {inv.max_free_per_node} or less, or add nodes with more GPUs"))
+        return out
+
+    def _storage_problems(self) -> list[pf.Problem]:
+        wanted = render.storage_class(self.spec, self.caps)
+        classes = self.kube.list("storage.k8s.io/v1", "StorageClass")
+        names = sorted(c["metadata"]["name"] for c in classes)
+        if wanted:
+            if wanted in names:
+                return []
+            return [pf.Problem(f"StorageClass {wanted} (for the model cache) does not exist",
+                               f"set model.cache.storage_class to one of: {', '.join(names) or 'none exist'}")]
+        default = [c for c in classes if ((c["metadata"].get("annotations") or {}).get(
+            "storageclass.kubernetes.io/is-default-class") == "true")]
+        if default:
+            return []
+        return [pf.Problem(
+            "the cluster has no default StorageClass, so the model cache PVC would stay Pending",
+            f"set model.cache.storage_class (or target.provider_hints.storage_class) to one of: "
+            f"{', '.join(names) or 'none exist; install a CSI driver and a StorageClass'}, or mark one default")]
+
+    def _gpu_operator_wanted(self, inv: pf.GpuInventory) -> bool:
+        return self.spec.platform.gpu_operator.enabled and not inv.reporting and bool(inv.gpu_nodes)
+
+    # ================================================================== 2. GPU operator
+    def detect_gpus(self) -> dict:
+        spec = self.spec
+        inv = pf.gpu_inventory(self.kube.list("v1", "Node"), self.kube.list("v1", "Pod"), spec.name)
+        engine = spec.engine(gpus_available=bool(inv.gpu_nodes))
+        if inv.reporting:
+            state = "skipped: nodes already report nvidia.com/gpu"
+        elif not inv.gpu_nodes:
+            state = "skipped: no GPU nodes"
+        elif not spec.platform.gpu_operator.enabled:
+            state = "skipped: platform.gpu_operator.enabled is false"
+        else:
+            state = self._install_gpu_operator(inv)
+            inv = pf.gpu_inventory(self.kube.list("v1", "Node"), [], spec.name)
+        return {"gpus": inv.total, "engine": engine, "gpu_operator": state, "gpu_nodes": inv.gpu_nodes}
+
+    def _install_gpu_operator(self, inv: pf.GpuInventory) -> str:
+        chart = render.gpu_operator_chart(self.spec)
+        values = render.render_gpu_operator_values(self.spec, self.caps)
+        self._ensure_shared_namespace(chart.namespace)
+        src = chart_source(chart)
+        info = self.helm.ensure(chart.release, src.ref, values, chart.namespace, recover=True,
+                                description=f"{OWNER_PREFIX}: GPU operator for {self.spec.name}", **src.kwargs())
+        wanted = set(inv.gpu_nodes)
+
+        def reporting(nodes: list[dict]):
+            ok = {n["metadata"]["name"] for n in nodes
+                  if int(str(((n.get("status") or {}).get("allocatable") or {}).get(GPU, 0) or 0)) > 0}
+            return wanted <= ok
+
+        def stuck(_nodes: list[dict]) -> str:
+            pods = self.kube.list("v1", "Pod", chart.namespace)
+            lines = diagnose(pods, self.kube.events_in(chart.namespace))
+            return "; ".join(lines) or "device plugin pods are not ready on every GPU node"
+
+        try:
+            self.kube.wait("v1", "Node", reporting, timeout_s=_timeout("GPU", 600), tick_s=2,
+                           what="the GPU nodes to report allocatable nvidia.com/gpu", describe_stuck=stuck)
+        except WaitTimeout as exc:
+            raise PermanentError(str(exc), hint=f"check the GPU operator's pods: kubectl get pods -n {chart.namespace}"
+                                 ) from None
+        driver = "with driver" if values.get("driver", {}).get("enabled") else "driver preinstalled"
+        return f"gpu-operator {info.chart_version} ({driver})"
+
+    def _ensure_shared_namespace(self, name: str) -> None:
+        self.kube.create_if_missing({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": name, "labels": {naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE, SHARED_LABEL: "true"}}})
+
+    # ================================================================== 3. Dynamo platform
+    def install_platform(self) -> dict:
+        spec = self.spec
+        endpoint = f"http://{naming.frontend_service_name(self.dgd_name)}.{self.ns}.svc.cluster.local:{render.FRONTEND_PORT}"
+        operators = pf.find_operators(self.kube)
+        reuse = pf.reusable_operator(spec, operators)
+        if reuse is not None:
+            self._wait_platform(reuse.release, reuse.namespace)
+            return {"endpoint": endpoint, "note": f"using the existing {reuse}", "changed": False}
+        problems = pf.operator_problems(spec, operators)
+        if problems:  # the cluster changed since the preflight
+            pf.raise_problems(problems, self.where())
+        values = render.render_platform_values(spec, self.caps)
+        charts = render.platform_charts(spec)
+        changed = False
+        for chart in charts:
+            if chart.namespace != self.ns:
+                self._ensure_shared_namespace(chart.namespace)
+            if chart.name == "dynamo-crds":
+                if self.kube.get(CRD_API, CRD_KIND, pf.DGD_CRD) is None:
+                    src = chart_source(chart)
+                    self.helm.ensure(chart.release, src.ref, render.render_crds_values(spec), chart.namespace,
+                                     recover=True, description=f"{OWNER_PREFIX}: Dynamo CRDs", **src.kwargs())
+                    changed = True
+                continue
+            changed |= self._ensure_platform_release(chart, values)
+        platform = charts[-1]
+        self._wait_platform(platform.release, platform.namespace)
+        state = "installed/upgraded" if changed else "unchanged"
+        return {"endpoint": endpoint, "changed": changed,
+                "note": f"dynamo-platform {platform.version} in {platform.namespace} ({state})"}
+
+    def _ensure_platform_release(self, chart, values: dict) -> bool:
+        current = self.helm.current(chart.release, chart.namespace)
+        if (current is not None and current.status == "deployed" and current.chart == chart.name
+                and current.chart_version == chart.version and current.values == _plain(values)):
+            return False
+        src = chart_source(chart)
+        applied = False
+        manages_crds = self.spec.platform.operator_mode == "cluster"
+        if int(chart.version.split(".")[0]) >= 1 and (manages_crds or self.kube.get(CRD_API, CRD_KIND, pf.DGD_CRD) is None):
+            # Helm never upgrades what is in crds/ and skips CRDs that already exist: apply them first, so an
+            # upgrade (or a cluster with older CRDs) gets the chart's CRDs before its operator.
+            docs = self.helm.template(src.ref, chart.release, values, chart.namespace, include_crds=True,
+                                      **src.kwargs())
+            crds = [d for d in docs if d.get("kind") == CRD_KIND]
+            for crd in crds:
+                self._apply_crd(crd)
+            applied = bool(crds)
+        self.helm.ensure(chart.release, src.ref, values, chart.namespace, recover=True, skip_crds=applied,
+                         description=f"{OWNER_PREFIX}: Dynamo platform ({self.spec.platform.operator_mode} mode)",
+                         **src.kwargs())
+        return True
+
+    def _apply_crd(self, crd: dict) -> None:
+        body = {k: v for k, v in crd.items() if k != "status"}
+        name = body["metadata"]["name"]
+        meta = dict(body["metadata"])
+        if self.kube.get(CRD_API, CRD_KIND, name) is None:
+            meta["labels"] = {**(meta.get("labels") or {}), naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE}
+        body["metadata"] = meta
+        self.kube.apply(body, force=True)
+        try:
+            self.kube.wait(CRD_API, CRD_KIND, lambda objs: bool(objs) and crd_established(objs[0]), name=name,
+                           timeout_s=_timeout("CRD", 120), what=f"CRD {name} to be Established")
+        except WaitTimeout as exc:
+            raise TransientError(str(exc)) from None
+
+    def _wait_platform(self, release: str, namespace: str) -> None:
+        name = f"{release}-dynamo-operator-controller-manager"
+
+        def ready(objs: list[dict]):
+            return bool(objs) and assess_deployment(objs[0]).done and crd_established(
+                self.kube.get(CRD_API, CRD_KIND, pf.DGD_CRD))
+
+        def stuck(objs: list[dict]) -> str:
+            verdict = assess_deployment(objs[0] if objs else None)
+            crd = "" if crd_established(self.kube.get(CRD_API, CRD_KIND, pf.DGD_CRD)) else \
+                f"; CRD {pf.DGD_CRD} is not Established"
+            pods = self.kube.list("v1", "Pod", namespace)
+            why = diagnose([p for p in pods if p["metadata"]["name"].startswith(name)], self.kube.events_in(namespace))
+            return f"{verdict}{crd}" + (f"; {'; '.join(why)}" if why else "")
+
+        try:
+            self.kube.wait("apps/v1", "Deployment", ready, name=name, namespace=namespace,
+                           timeout_s=_timeout("PLATFORM", 600), tick_s=1, what=f"the Dynamo operator {namespace}/{name}",
+                           describe_stuck=stuck)
+        except WaitTimeout as exc:
+            raise PermanentError(str(exc), hint=f"kubectl describe deployment {name} -n {namespace}") from None
+
+    # ================================================================== 4. model cache
+    def cache_model(self, engine: str, token: str | None = None) -> KubeModel:
+        spec, model = self.spec, self.spec.model
+        objs = render.render_model_cache(spec, self.caps)
+        pvc, job = objs[0], (objs[1] if len(objs) > 1 else None)
+        pvc_name = pvc["metadata"]["name"]
+        secret = render.render_token_secret_ref(spec)
+        if secret and token:
+            self.kube.ensure_secret(secret, self.ns, {render.HF_TOKEN_KEY: token}, labels=naming.labels(spec.name))
+        elif secret:
+            raise PermanentError("model.token is set but no token value was resolved",
+                                 hint="check the Prefect Secret block or environment variable model.token names")
+        live = self.kube.get("v1", "PersistentVolumeClaim", pvc_name, self.ns)
+        if live is None or not self._same(live, pvc):
+            live = self.kube.apply(pvc)
+        path = render.model_path(spec)
+        if job is None:  # the built-in model: nothing to download
+            return KubeModel(model.id, model.revision, True, pvc_name, path)
+        marker = f"{model.id}@{model.revision}"
+        if ((live.get("metadata") or {}).get("annotations") or {}).get(CACHED_ANNOTATION) == marker:
+            return KubeModel(model.id, model.revision, True, pvc_name, path)
+        self._run_download(job)
+        self.kube.patch_merge("v1", "PersistentVolumeClaim", pvc_name,
+                              {"metadata": {"annotations": {CACHED_ANNOTATION: marker}}}, self.ns,
+                              field_manager=MARKER_MANAGER)
+        return KubeModel(model.id, model.revision, False, pvc_name, path)
+
+    def _run_download(self, job: dict) -> None:
+        name = job["metadata"]["name"]
+        live = self.kube.get("batch/v1", "Job", name, self.ns)
+        if live is not None and (_job_env(live) != _job_env(job) or assess_job(live).failed):
+            # Jobs are immutable: a Job for another revision, or one that failed, is replaced.
+            self.kube.delete("batch/v1", "Job", name, self.ns, propagation="Background", wait=True)
+            live = None
+        if live is None:
+            self.kube.apply(job)
+
+        def finished(objs: list[dict]):
+            verdict = assess_job(objs[0] if objs else None)
+            return verdict if (verdict.done or verdict.failed) else None
+
+        def stuck(objs: list[dict]) -> str:
+            return "; ".join([str(assess_job(objs[0] if objs else None))] + self._job_pod_problems(name))
+
+        try:
+            verdict = self.kube.wait("batch/v1", "Job", finished, name=name, namespace=self.ns,
+                                     timeout_s=_timeout("CACHE", 6 * 3600), tick_s=2,
+                                     what=f"the model download Job {self.ns}/{name}", describe_stuck=stuck)
+        except WaitTimeout as exc:
+            raise PermanentError(str(exc) + self._job_logs(name), hint=f"kubectl logs job/{name} -n {self.ns}") from None
+        if verdict.failed:
+            raise PermanentError(
+                f"the model download Job {self.ns}/{name} failed: {'; '.join(verdict.reasons)}" + self._job_logs(name),
+                hint=f"check model.id, model.revision and model.token; then rerun (the failed Job is replaced); "
+                     f"kubectl logs job/{name} -n {self.ns}")
+
+    def _job_pods(self, job_name: str) -> list[dict]:
+        pods = self.kube.list("v1", "Pod", self.ns, labels={"job-name": job_name})
+        return sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+
+    def _job_pod_problems(self, job_name: str) -> list[str]:
+        return diagnose(self._job_pods(job_name), self.kube.events_in(self.ns))
+
+    def _job_logs(self, job_name: str, lines: int = 40) -> str:
+        from runtime.helm import redact
+
+        pods = self._job_pods(job_name)
+        if not pods:
+            return ""
+        pod = pods[-1]["metadata"]["name"]
+        text = self.kube.pod_logs(pod, self.ns, tail_lines=lines).strip()
+        return f"\n--- last {lines} log lines of pod {pod} ---\n{redact(text)}" if text else ""
+
+    # ================================================================== 5. rollout
+    def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
+                 started_by: str = "dynadeploy") -> RolloutResult:
+        spec = self.spec
+        t0 = time.monotonic()
+        self._check_cache()
+        revisions = self._revisions()
+        serving = current(revisions)
+
+        def desired(number: int) -> dict:
+            return render.render_dgd(spec, revision=number, provider=self.caps, engine=engine)
+
+        live = self.kube.get(DGD_API, DGD_KIND, self.dgd_name, self.ns)
+        if serving is not None and serving.rendered and serving.rendered[0] == desired(serving.number) \
+                and live is not None and self._same(live, serving.rendered[0]):
+            ready = self._judge(live)
+            if ready[0]:
+                return RolloutResult(serving.number, changed=False, dgd=self.dgd_name, endpoint=self._lb_url(),
+                                     seconds=time.monotonic() - t0, observed=ready[1])
+        latest = revisions[-1] if revisions else None
+        reuse = next((r for r in (latest, serving) if r is not None and r.status in ("pending", "failed", "serving")
+                      and r.rendered and r.rendered[0] == desired(r.number)), None)
+        number = reuse.number if reuse is not None else next_number(revisions)
+        dgd = desired(number)
+        revision = reuse or Revision(
+            number=number, spec_hash=naming.spec_hash(spec), spec=spec.canonical_dict(), created_at=now_iso(),
+            reason=reason, started_by=started_by, status="pending",
+            model={"id": spec.model.id, "revision": spec.model.revision}, versions=self._versions(engine),
+            rendered=[dgd])
+        if reuse is None or reuse.status == "failed":
+            revision.status = "pending" if revision.status != "serving" else revision.status
+            self._put_revision(revision)
+        if live is None or not self._same(live, dgd):
+            self.kube.apply(dgd, force=True)
+        try:
+            polls, observed = self._wait_ready(number)
+        except RolloutFailed:
+            if revision.status != "serving":
+                revision.status = "failed"
+                self._put_revision(revision)
+            raise
+        for rev in revisions:
+            if rev.status == "serving" and rev.number != number:
+                rev.status = "superseded"
+                self._put_revision(rev)
+        revision.status = "serving"
+        self._put_revision(revision)
+        return RolloutResult(number, changed=True, dgd=self.dgd_name, seconds=time.monotonic() - t0,
+                             endpoint=self._lb_url(), polls=polls, observed=observed)
+
+    def _check_cache(self) -> None:
+        model = self.spec.model
+        if model.is_builtin():
+            return
+        pvc = self.kube.get("v1", "PersistentVolumeClaim", naming.model_cache_pvc_name(self.spec), self.ns)
+        marker = ((pvc or {}).get("metadata", {}).get("annotations") or {}).get(CACHED_ANNOTATION)
+        if marker != f"{model.id}@{model.revision}":
+            raise PermanentError(
+                f"the model cache does not hold {model.id}@{model.revision} yet (marker: {marker or 'none'})",
+                hint="run the model-cache stage first (the deploy flow does); the rollout waits for the cache")
+
+    @staticmethod
+    def _same(live: dict, want: dict) -> bool:
+        """True when the live object already carries everything ``want`` sets (spec and our metadata)."""
+        lm, wm = live.get("metadata") or {}, want.get("metadata") or {}
+        for part in ("labels", "annotations"):
+            have = lm.get(part) or {}
+            if any(have.get(k) != v for k, v in (wm.get(part) or {}).items()):
+                return False
+        return _covers(live.get("spec"), want.get("spec"))
+
+    def _judge(self, dgd: dict | None) -> tuple[bool, dict, list[str], bool]:
+        """(ready, observed, reasons, failed) by the readiness contract plus the graph's Deployments."""
+        pods = self.kube.list("v1", "Pod", self.ns, labels={DGD_NAME_LABEL: self.dgd_name})
+        verdict = assess_dgd(dgd, pods)
+        reasons = list(verdict.reasons)
+        workloads: dict[str, dict] = {}
+        if verdict.done and dgd is not None:
+            # The contract reads the operator's summary; the summary can be computed from Deployments
+            # whose own status is still from the previous generation (ai-dynamo/dynamo#3567), so the
+            # Deployments behind each component are judged too.
+            status = dgd.get("status") or {}
+            for comp, st in (status.get("components") or status.get("services") or {}).items():
+                if (st.get("componentKind") or "Deployment") != "Deployment":
+                    continue
+                for dep_name in st.get("componentNames") or []:
+                    dep = self.kube.get("apps/v1", "Deployment", dep_name, self.ns)
+                    workloads[dep_name] = (dep or {}).get("status") or {}
+                    reasons += [f"{comp}: {r}" for r in assess_deployment(dep).reasons]
+        observed = {"status": (dgd or {}).get("status") or {}, "generation": ((dgd or {}).get("metadata") or {})
+                    .get("generation"), "deployments": workloads,
+                    "pods": sorted(p["metadata"]["name"] for p in pods)}
+        return (not reasons and verdict.done, observed, reasons, verdict.failed)
+
+    def _wait_ready(self, number: int) -> tuple[int, dict]:
+        polls = 0
+        last: dict = {}
+
+        def check(objs: list[dict]):
+            nonlocal polls, last
+            polls += 1
+            ready, observed, reasons, failed = self._judge(objs[0] if objs else None)
+            last = {"reasons": reasons, "observed": observed}
+            if failed:
+                raise RolloutFailed(self._stuck_message(number, reasons, "failed"),
+                                    hint=f"kubectl describe dgd {self.dgd_name} -n {self.ns}")
+            return observed if ready else None
+
+        try:
+            observed = self.kube.wait(DGD_API, DGD_KIND, check, name=self.dgd_name, namespace=self.ns,
+                                      timeout_s=_timeout("ROLLOUT", 900), tick_s=1.0,
+                                      what=f"revision {number} of {self.ns}/{self.dgd_name}")
+        except WaitTimeout:
+            raise RolloutFailed(self._stuck_message(number, last.get("reasons") or [], "is not ready after "
+                                                    f"{_timeout('ROLLOUT', 900):.0f}s"),
+                                hint=f"kubectl describe dgd {self.dgd_name} -n {self.ns}; kubectl get pods -n {self.ns}"
+                                ) from None
+        return polls, observed
+
+    def _stuck_message(self, number: int, reasons: list[str], what: str) -> str:
+        pods = self.kube.list("v1", "Pod", self.ns, labels={DGD_NAME_LABEL: self.dgd_name})
+        why = diagnose(pods, self.kube.events_in(self.ns))
+        text = f"revision {number} of {self.ns}/{self.dgd_name} {what}: {'; '.join(reasons) or 'no reason reported'}"
+        return text + (f"; stuck: {'; '.join(why)}" if why else "")
+
+    def _versions(self, engine: str) -> dict:
+        p = self.spec.platform
+        return {"dynamo": p.dynamo_version, "chart": p.chart(), "image": self.spec.serving.image, "engine": engine,
+                "gpu_operator": p.gpu_operator.version}
+
+    # -- the ledger -----------------------------------------------------------------------------
+    def _revisions(self) -> list[Revision]:
+        cms = self.kube.list("v1", "ConfigMap", self.ns,
+                             labels={**naming.labels(self.spec.name), naming.REVISION_KEY: None})
+        out = []
+        for cm in cms:
+            try:
+                out.append(render.parse_revision_record(cm))
+            except (PermanentError, ValueError, KeyError):
+                continue
+        return sorted(out, key=lambda r: r.number)
+
+    def _put_revision(self, revision: Revision) -> None:
+        self.kube.apply(render.render_revision_record(revision, self.ns), force=True)
+
+    def record_smoke(self, number: int, smoke: dict) -> None:
+        rev = next((r for r in self._revisions() if r.number == number), None)
+        if rev is not None:
+            rev.smoke = smoke
+            self._put_revision(rev)
+
+    def spec_dict(self) -> dict:
+        return self.spec.canonical_dict()
+
+    # ================================================================== 6. reaching the frontend
+    def _frontend_service(self) -> dict | None:
+        return self.kube.get("v1", "Service", naming.frontend_service_name(self.dgd_name), self.ns)
+
+    def _lb_url(self) -> str | None:
+        svc = self._frontend_service()
+        if svc is None:
+            return None
+        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        host = next((i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")), None)
+        return f"http://{host}:{_service_port(svc)}" if host else None
+
+    def endpoint(self) -> str:
+        return self._lb_url() or (f"http://{naming.frontend_service_name(self.dgd_name)}.{self.ns}.svc.cluster.local:"
+                                  f"{render.FRONTEND_PORT}")
+
+    @contextlib.contextmanager
+    def reach(self):
+        """A base URL of the frontend for this process: the Service's LoadBalancer address when it has one
+        that accepts connections, else a ``kubectl port-forward`` to the Service (stopped on exit)."""
+        svc = self._frontend_service()
+        if svc is None:
+            raise PermanentError(f"Service {self.ns}/{naming.frontend_service_name(self.dgd_name)} does not exist",
+                                 hint="run the rollout stage first")
+        url = self._lb_url()
+        if url and _tcp_open(url, 3.0):
+            yield url
+            return
+        from runtime.portforward import port_forward
+
+        with port_forward(self.kube.kubeconfig, self.context, self.ns,
+                          f"svc/{svc['metadata']['name']}", _service_port(svc)) as local:
+            yield local
+
+    # ================================================================== status / teardown
+    def status(self) -> dict:
+        dgd = self.kube.get(DGD_API, DGD_KIND, self.dgd_name, self.ns)
+        pods = self.kube.list("v1", "Pod", self.ns, labels={DGD_NAME_LABEL: self.dgd_name})
+        ready, _, reasons, _ = self._judge(dgd) if dgd else (False, {}, ["no graph"], False)
+        url = self._lb_url()
+        models: list[str] = []
+        if url and _tcp_open(url, 2.0):
+            models = _models(url)
+        workers = [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) != "frontend"]
+        return {
+            "target": self.spec.target.kind, "name": self.spec.name, "namespace": self.ns,
+            "endpoint": self.endpoint(), "ready": ready, "reasons": reasons,
+            "state": ((dgd or {}).get("status") or {}).get("state"),
+            "models": models,
+            "workers_discovered": sum(1 for p in workers if _pod_ready(p)),
+            "processes": {p["metadata"]["name"]: {"state": (p.get("status") or {}).get("phase", "?"), "pid": "-",
+                                                  "uptime_s": "-"} for p in pods},
+            "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
+                           "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
+                          for r in self._revisions()],
+        }
+
+    def teardown(self, *, keep_model_cache: bool = True) -> dict:
+        spec = self.spec
+        keep_ns = spec.teardown.keep_namespace or keep_model_cache
+        own = naming.labels(spec.name)
+        # 1. the graph, and its pods gone
+        for dgd in self.kube.list(DGD_API, DGD_KIND, self.ns, labels=own):
+            self.kube.delete(DGD_API, DGD_KIND, dgd["metadata"]["name"], self.ns, propagation="Foreground")
+        timeout = _timeout("TEARDOWN", 300)
+        self._wait_none(DGD_API, DGD_KIND, self.ns, own, timeout)
+        self._wait_none("v1", "Pod", self.ns, {DGD_NAME_LABEL: self.dgd_name}, timeout)
+        # 2. releases, in reverse install order
+        released, kept = self._uninstall_releases()
+        # 3. the namespace's objects, the cache PVC and the namespace itself by policy
+        deleted = 0
+        if not keep_ns:
+            deleted += self.kube.delete("v1", "Namespace", self.ns, propagation="Background", wait=True,
+                                        timeout_s=timeout)
+        else:
+            for api_version, kind in _NAMESPACED_KINDS:
+                if kind == "PersistentVolumeClaim" and keep_model_cache:
+                    continue
+                for obj in self.kube.list(api_version, kind, self.ns, labels=own):
+                    deleted += self.kube.delete(api_version, kind, obj["metadata"]["name"], self.ns,
+                                                propagation="Background")
+        left = self.inventory()
+        return {"leftovers": left, "model_cache_kept": keep_model_cache, "namespace_kept": keep_ns,
+                "released": released, "kept_shared": kept, "deleted": deleted,
+                "note": f"released {', '.join(released) or 'nothing'}"
+                        + (f"; kept shared {', '.join(kept)}" if kept else "")
+                        + ("; namespace kept" if keep_ns else "")}
+
+    def _wait_none(self, api_version: str, kind: str, namespace: str, labels: dict, timeout: float) -> None:
+        try:
+            self.kube.wait(api_version, kind, lambda objs: not objs, namespace=namespace, labels=labels,
+                           timeout_s=timeout, what=f"every {kind} of {self.spec.name} to be gone",
+                           describe_stuck=lambda objs: ", ".join(o["metadata"]["name"] for o in objs))
+        except WaitTimeout as exc:
+            raise TransientError(str(exc), hint="rerun teardown") from None
+
+    def _others(self) -> list[str]:
+        """Other dynadeploy deployments on this cluster (by their namespaces' labels)."""
+        out = []
+        for ns in self.kube.list("v1", "Namespace", labels={naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE}):
+            dep = (ns["metadata"].get("labels") or {}).get(naming.DEPLOYMENT_KEY)
+            if dep and dep != self.spec.name and not ns["metadata"].get("deletionTimestamp"):
+                out.append(dep)
+        return out
+
+    def _owned_release(self, release: str, namespace: str):
+        info = self.helm.current(release, namespace)
+        return info if info is not None and (info.description or "").startswith(OWNER_PREFIX) else None
+
+    def _uninstall_releases(self) -> tuple[list[str], list[str]]:
+        spec = self.spec
+        released, kept = [], []
+        others = self._others()
+        plat_ns = pf.own_operator_namespace(spec)
+        charts = list(reversed(render.platform_charts(spec)))
+        graphs = [f"{d['metadata'].get('namespace')}/{d['metadata']['name']}"
+                  for d in self.kube.list(DGD_API, DGD_KIND)] if self.kube.served(DGD_API, DGD_KIND) else []
+        shared_users = others + graphs
+        for chart in charts:
+            info = self._owned_release(chart.release, chart.namespace)
+            if info is None:
+                continue
+            if chart.namespace == self.ns or not shared_users:
+                self.helm.uninstall(chart.release, chart.namespace, wait=True)
+                released.append(f"{chart.release} ({chart.namespace})")
+            else:
+                kept.append(f"{chart.release} ({chart.namespace}, used by {', '.join(sorted(shared_users)[:3])})")
+        if released and plat_ns != self.ns and not shared_users:
+            for crd in self.kube.list(CRD_API, CRD_KIND, labels={naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE}):
+                if crd["metadata"]["name"] in pf.DYNAMO_CRDS:
+                    self.kube.delete(CRD_API, CRD_KIND, crd["metadata"]["name"], wait=True)
+            self._delete_shared_namespace(plat_ns)
+        gpu = render.gpu_operator_chart(spec)
+        info = self._owned_release(gpu.release, gpu.namespace)
+        if info is not None:
+            gpu_users = [f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in self.kube.list("v1", "Pod")
+                         if p["metadata"].get("namespace") != gpu.namespace and pf._pod_gpus(p) > 0]
+            users = others + gpu_users
+            if users:
+                kept.append(f"{gpu.release} ({gpu.namespace}, used by {', '.join(sorted(users)[:3])})")
+            else:
+                self.helm.uninstall(gpu.release, gpu.namespace, wait=True)
+                released.append(f"{gpu.release} ({gpu.namespace})")
+                self._delete_shared_namespace(gpu.namespace)
+        return released, kept
+
+    def _delete_shared_namespace(self, name: str) -> None:
+        ns = self.kube.get("v1", "Namespace", name)
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+        if ns is not None and labels.get(SHARED_LABEL) == "true" and labels.get(naming.MANAGED_BY_KEY) == \
+                naming.MANAGED_BY_VALUE:
+            self.kube.delete("v1", "Namespace", name, wait=True, timeout_s=_timeout("TEARDOWN", 300))
+
+    def inventory(self) -> list[str]:
+        """What this deployment left on the cluster, by the project's labels (and the operator's labels for
+        the graph), minus what the teardown policy keeps (the cache PVC and its namespace)."""
+        spec = self.spec
+        keep_cache = spec.teardown.keep_model_cache
+        keep_ns = spec.teardown.keep_namespace or keep_cache
+        pvc = naming.model_cache_pvc_name(spec)
+        found: set[str] = set()
+
+        def add(obj: dict) -> None:
+            m = obj.get("metadata") or {}
+            kind, name, ns = obj.get("kind", "?"), m.get("name"), m.get("namespace")
+            if kind == "Namespace" and name == self.ns and keep_ns:
+                return
+            if kind == "PersistentVolumeClaim" and name == pvc and ns == self.ns and keep_cache:
+                return
+            found.add(f"{kind} {ns}/{name}" if ns else f"{kind} {name}")
+
+        for api_version, kind in [("v1", "Namespace"), *_NAMESPACED_KINDS, ("v1", "Pod"), ("v1", "Service"),
+                                  ("apps/v1", "Deployment"), (DGD_API, DGD_KIND), (DGD_API, DGDSA_KIND)]:
+            for obj in self.kube.list(api_version, kind, labels=naming.labels(spec.name)):
+                add(obj)
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "Pod")):
+            for obj in self.kube.list(api_version, kind, self.ns, labels={DGD_NAME_LABEL: self.dgd_name}):
+                add(obj)
+        if (spec.platform.operator_mode == "namespace" and self.kube.get("v1", "Namespace", self.ns) is not None
+                and self.helm.current(naming.PLATFORM_RELEASE, self.ns) is not None):
+            found.add(f"helm release {self.ns}/{naming.PLATFORM_RELEASE}")
+        return sorted(found)
+
+
+_NAMESPACED_KINDS = [("batch/v1", "Job"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),
+                     ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+                     ("networking.k8s.io/v1", "NetworkPolicy"), ("policy/v1", "PodDisruptionBudget"),
+                     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "PersistentVolumeClaim")]
+
+
+def _covers(have: Any, want: Any) -> bool:
+    """``have`` holds every field of ``want`` with the same value (lists compared item by item)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(_covers(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(_covers(h, w) for h, w in zip(have, want))
+    return have == want
+
+
+def _job_env(job: dict) -> dict:
+    containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return {e.get("name"): e.get("value") for c in containers for e in c.get("env") or []}
+
+
+def _service_port(svc: dict) -> int:
+    ports = (svc.get("spec") or {}).get("ports") or []
+    port = next((p for p in ports if p.get("name") == "http"), ports[0] if ports else {})
+    return int(port.get("port") or render.FRONTEND_PORT)
+
+
+def _tcp_open(url: str, timeout: float) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _models(url: str) -> list[str]:
+    import httpx
+
+    try:
+        r = httpx.get(f"{url}/v1/models", timeout=3.0, trust_env=False)
+        return [m.get("id") for m in (r.json().get("data") or [])] if r.status_code == 200 else []
+    except (httpx.HTTPError, ValueError):
+        return []
+
+
+def _pod_ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+__all__ = ["KubeBackend", "KubeModel", "PreflightError", "RolloutResult", "poll"]
