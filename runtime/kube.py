@@ -23,11 +23,14 @@ deadline (a blip in a watch must not fail a 10-minute rollout), while writes sur
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -211,24 +214,23 @@ class Kube:
             from kubernetes.dynamic import DynamicClient
 
             global _CACHE_DIR
+            api = self.api
             with _CACHE_LOCK:
                 if _CACHE_DIR is None:
                     _CACHE_DIR = tempfile.mkdtemp(prefix="dynadeploy-discovery-")
-            # A discovery cache per gateway: kinds appear (CRDs) and vanish between runs, and the
-            # client's default cache file is shared by every process that talks to the same URL.
-            fd, self._cache_file = tempfile.mkstemp(dir=_CACHE_DIR, suffix=".json")
-            os.close(fd)
-            os.unlink(self._cache_file)
-            api = self.api
-            try:
-                self._dyn = DynamicClient(api, cache_file=self._cache_file)
-            except Exception as exc:  # discovery failed: translate
-                raise translate(exc, verb="discover", what="the API groups", context=self.context) from exc
+                    atexit.register(shutil.rmtree, _CACHE_DIR, True)
+                # A discovery cache per API server in this process's own folder (the client's default
+                # file is shared by every process on the machine that talks to the same URL). Kinds that
+                # appear later (CRDs) are found by the client's refresh on a miss.
+                digest = hashlib.sha256(api.configuration.host.encode()).hexdigest()[:16]
+                self._cache_file = os.path.join(_CACHE_DIR, f"{digest}.json")
+                try:
+                    self._dyn = DynamicClient(api, cache_file=self._cache_file)
+                except Exception as exc:  # discovery failed: translate
+                    raise translate(exc, verb="discover", what="the API groups", context=self.context) from exc
         return self._dyn
 
     def close(self) -> None:
-        if self._cache_file:
-            Path(self._cache_file).unlink(missing_ok=True)
         if self._api is not None:
             with contextlib.suppress(Exception):  # closing is best effort
                 self._api.close()

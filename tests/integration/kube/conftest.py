@@ -1,0 +1,120 @@
+"""Fixtures for the kube target: the Kubernetes API simulator with its full controllers, the real helm and
+kubectl binaries, the stand-in charts, and specs pointing at the simulator.
+
+What is real: the kube gateway (kubernetes client), helm 4 (through pyhelm3) and kubectl, the Prefect
+flows and tasks, and - with the process runtime on - the Dynamo frontend and mocker processes that serve
+the graph (on loopback addresses). What is simulated: the API server and its controllers (pods,
+PVCs, Jobs, nodes with GPUs, a GPU operator's device plugin, a Dynamo operator), see
+tests/harness/README.md and tests/harness/kubeapi/controllers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime.kube_charts import CHART_DIR_ENV
+from runtime.spec import parse_spec
+from tests.harness.kubeapi import Simulator
+from tests.harness.kubeapi.controllers import install_all
+
+REPO = Path(__file__).resolve().parents[3]
+CHARTS = REPO / "tests" / "harness" / "charts"
+FAST = {"workloads": {"ready_delay": 0.05, "terminating_delay": 0.2}, "jobs": {"delay": 0.1}}
+DEFAULT_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                 "metadata": {"name": "standard",
+                              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                 "provisioner": "kubeapi-sim.io/provisioner", "volumeBindingMode": "Immediate"}
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _require_tools() -> None:
+    from runtime import toolchain
+    from runtime.errors import ToolError
+
+    try:
+        toolchain.binary("helm")
+        toolchain.binary("kubectl")
+    except ToolError:
+        pytest.skip("helm/kubectl are not installed; run `uv run python -m runtime.toolchain install`")
+
+
+@pytest.fixture(scope="module")
+def chart_env(tmp_path_factory):
+    """The stand-in charts instead of the real https ones, and private helm caches."""
+    home = tmp_path_factory.mktemp("helm-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CHART_DIR_ENV, str(CHARTS))
+        for var, sub in (("HELM_CACHE_HOME", "cache"), ("HELM_CONFIG_HOME", "config"), ("HELM_DATA_HOME", "data")):
+            mp.setenv(var, str(home / sub))
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            mp.delenv(var, raising=False)
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield home
+
+
+def start_cluster(tmp_path_factory, *, storage_class: bool = True, **switches) -> Simulator:
+    """A started simulator with every controller (``switches`` override FAST for install_all)."""
+    _require_tools()
+    home = tmp_path_factory.mktemp("kube")
+    sim = Simulator().start()
+    sim.ctl = install_all(sim, **{**FAST, **switches})
+    sim.write_kubeconfig(home / "kubeconfig")
+    sim.env = sim.tool_env(home)
+    if storage_class:
+        sim.store.create(dict(DEFAULT_CLASS))
+    return sim
+
+
+def stop_cluster(sim: Simulator) -> None:
+    sim.stop()
+    errors = [e for e in sim.controller_errors if e[0] != "stop-hook"]
+    assert not errors, "\n".join(e[2] for e in errors)
+
+
+def make_spec(sim: Simulator, name: str, serving: dict | None = None, **sections):
+    """A kube spec for the simulator: mocker engine, a short smoke test unless overridden."""
+    target = {"kind": "kube", "kubeconfig": str(sim.kubeconfig), **sections.pop("target", {})}
+    doc = {"apiVersion": "dynadeploy.io/v1", "name": name, "target": target,
+           "serving": {"engine": "mocker", **(serving or {})},
+           "smoke": sections.pop("smoke", {"requests": 12, "concurrency": 4, "max_tokens": 8}), **sections}
+    return parse_spec(doc, source=f"test:{name}")
+
+
+def labelled(sim: Simulator, api_version: str, kind: str, name: str) -> list[dict]:
+    """Objects of ``kind`` carrying deployment ``name``'s labels, anywhere in the cluster."""
+    from runtime import naming
+
+    return sim.store.list(api_version, kind, label_selector=naming.labels(name))
+
+
+def leftovers(sim: Simulator, name: str) -> list[str]:
+    """Every object in the store labelled for deployment ``name``, over every kind the store serves."""
+    from runtime import naming
+
+    out = []
+    selector = naming.labels(name)
+    for rt in sim.store.registry.all():
+        if "list" not in (getattr(rt, "verbs", None) or ["list"]):
+            continue
+        try:
+            objs = sim.store.list(rt.api_version(), rt.kind, label_selector=selector)
+        except Exception:  # noqa: BLE001 - kinds that cannot be listed
+            continue
+        out += [f"{rt.kind} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}" for o in objs]
+    return sorted(out)
+
+
+def writes(sim: Simulator, since: int = 0) -> list[str]:
+    """Mutating requests seen by the simulator since request number ``since`` (SSARs excluded)."""
+    out = []
+    for r in sim.requests.entries[since:]:
+        if r.method in WRITES and "accessreviews" not in r.path:
+            out.append(f"{r.method} {r.path}")
+    return out
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0", "false")
