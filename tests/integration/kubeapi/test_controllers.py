@@ -421,6 +421,9 @@ def test_loadbalancer_ingress_and_endpoints(kubeapi, kubectl):
     kubectl("annotate", "service/web-lb", "kubeapi-sim/loadbalancer-ip=127.0.9.9")
     kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.9.9", "service/web-lb",
             "--timeout=10s")
+    kubectl("annotate", "service/web-lb", "kubeapi-sim/loadbalancer-ip-")
+    kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1", "service/web-lb",
+            "--timeout=10s")
     kubectl("patch", "service/web-lb", "-p", '{"spec": {"type": "ClusterIP"}}')
     wait_for(lambda: not store.get("v1", "Service", "web-lb", "default")["status"].get("loadBalancer", {}).get("ingress"),
              what="ingress cleared")
