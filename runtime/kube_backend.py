@@ -314,7 +314,11 @@ class KubeBackend:
         body = {k: v for k, v in crd.items() if k != "status"}
         name = body["metadata"]["name"]
         meta = dict(body["metadata"])
-        if self.kube.get(CRD_API, CRD_KIND, name) is None:
+        live = self.kube.get(CRD_API, CRD_KIND, name)
+        live_labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+        # Marked as dynadeploy's when it creates the CRD (teardown deletes only those); the mark is
+        # re-applied on every apply, or server-side apply would drop it.
+        if live is None or live_labels.get(naming.MANAGED_BY_KEY) == naming.MANAGED_BY_VALUE:
             meta["labels"] = {**(meta.get("labels") or {}), naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE}
         body["metadata"] = meta
         self.kube.apply(body, force=True)
@@ -700,10 +704,12 @@ class KubeBackend:
                 released.append(f"{chart.release} ({chart.namespace})")
             else:
                 kept.append(f"{chart.release} ({chart.namespace}, used by {', '.join(sorted(shared_users)[:3])})")
-        if released and plat_ns != self.ns and not shared_users:
+        if released and not shared_users and not pf.find_operators(self.kube):
+            # The last Dynamo operator is gone and no graph is left: the CRDs dynadeploy created go too.
             for crd in self.kube.list(CRD_API, CRD_KIND, labels={naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE}):
                 if crd["metadata"]["name"] in pf.DYNAMO_CRDS:
                     self.kube.delete(CRD_API, CRD_KIND, crd["metadata"]["name"], wait=True)
+        if released and plat_ns != self.ns and not shared_users:
             self._delete_shared_namespace(plat_ns)
         gpu = render.gpu_operator_chart(spec)
         info = self._owned_release(gpu.release, gpu.namespace)
