@@ -1,0 +1,354 @@
+"""Loading a spec: YAML with line numbers, and pydantic's errors translated into ``SpecIssue``s.
+
+Split from runtime/spec.py to keep each file readable; pure like it (stdlib, pydantic and yaml; the
+only I/O is reading the file in ``load_spec``). runtime.spec re-exports ``load_spec`` and
+``parse_spec``, so callers keep importing them from there.
+
+Every problem of one spec is raised at once, as one ``SpecError``: the user's dotted path, the
+problem in plain words with its line when the spec came from a file, and a concrete fix. Values at
+secret-looking paths, and anything that looks like an access token, are never echoed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
+from pydantic.fields import FieldInfo
+
+from runtime.errors import SpecError, SpecIssue
+from runtime.spec import DeploymentSpec
+from runtime.spec_rules import API_VERSION, HF_TOKEN, SECRET_WORDS
+from runtime.spec_targets import TARGET_CLASSES, TARGET_KINDS
+
+__all__ = ["ROOT", "load_spec", "parse_spec"]
+
+ROOT = "spec"  # the path of issues about the whole document (syntax, empty file, not a mapping)
+
+
+def load_spec(path: str | Path) -> DeploymentSpec:
+    """Read and validate a YAML spec file; any problem raises one SpecError listing every issue."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SpecError(
+            [
+                SpecIssue(
+                    ROOT, f"cannot read the spec file: {reason}", "check the path; examples: infra/targets/"
+                )
+            ],
+            source=source,
+        ) from None
+    data, lines = _load_yaml(text, source)
+    return _parse(data, source, lines)
+
+
+def parse_spec(data: Any, source: str | None = None) -> DeploymentSpec:
+    """Validate an already-loaded mapping (e.g. a flow parameter) into a DeploymentSpec."""
+    return _parse(data, source, {})
+
+
+def _parse(data: Any, source: str | None, lines: dict[str, int]) -> DeploymentSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError([_not_mapping(data, 1)], source=source)
+    try:
+        return DeploymentSpec.model_validate(data)
+    except ValidationError as exc:
+        issues = [found for err in exc.errors() for found in _translate_safely(err, lines)]
+        raise SpecError(list(dict.fromkeys(issues)), source=source) from None
+
+
+def _not_mapping(data: Any, line: int) -> SpecIssue:
+    what = "empty" if data is None else f"a {_type_name(data)}"
+    return SpecIssue(
+        ROOT,
+        f"the top level of the spec is {what}, not a mapping (line {line})",
+        f"write the spec as key: value lines, starting with apiVersion: {API_VERSION}",
+    )
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML keeping the node tree, so issues can name their line and duplicate keys are caught."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present: 10x faster
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            issue_ = SpecIssue(
+                ROOT, "the spec file is empty", "write a spec; start from infra/targets/local.yaml"
+            )
+            raise SpecError([issue_], source=source)
+        lines: dict[str, int] = {}
+        duplicates = list(_index(node, "", lines))
+        if duplicates:
+            raise SpecError(duplicates, source=source)
+        data = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown line"
+        # Only the parser's description, never the offending text: that line might hold a secret.
+        what = ", ".join(t for t in (getattr(exc, "context", None), getattr(exc, "problem", None)) if t)
+        what = what or type(exc).__name__
+        fix = f"fix the YAML at {where}: check the indentation, ': ' after keys and matching quotes"
+        raise SpecError(
+            [SpecIssue(ROOT, f"the file is not valid YAML: {what} ({where})", fix)], source=source
+        ) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, Mapping):
+        raise SpecError([_not_mapping(data, node.start_mark.line + 1)], source=source)
+    return data, lines
+
+
+def _index(node: yaml.Node, path: str, lines: dict[str, int]) -> Iterator[SpecIssue]:
+    """Record the line of every path under ``node``; yield an issue per duplicate key."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                continue
+            child, line = _join(path, key.value), key.start_mark.line + 1
+            if key.value in seen:
+                yield SpecIssue(
+                    child,
+                    f"key {key.value!r} appears twice (lines {seen[key.value]} and {line}); YAML would "
+                    "silently keep the last one",
+                    "keep only one of them",
+                )
+            seen[key.value] = lines[child] = line
+            yield from _index(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[f"{path}[{i}]"] = item.start_mark.line + 1
+            yield from _index(item, f"{path}[{i}]", lines)
+
+
+# --- translating pydantic errors into SpecIssues ----------------------------------------------------------
+
+
+def _join(base: str, part: str | int) -> str:
+    """Extend a dotted path: `a.b`, `a[0]`, and `a["x.y/z"]` for keys that are not plain words."""
+    if isinstance(part, int):
+        return f"{base}[{part}]"
+    if base and not re.match(r"^[A-Za-z_][\w-]*$", part):
+        return f'{base}["{part}"]'
+    return f"{base}.{part}" if base else part
+
+
+def _line_of(path: str, lines: dict[str, int]) -> int | None:
+    """The line of ``path``, or of its nearest written ancestor (a missing field: its parent)."""
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[: max(path.rfind("."), path.rfind("["), 0)]
+    return None
+
+
+def _translate_safely(err: Any, lines: dict[str, int]) -> list[SpecIssue]:
+    """_translate, falling back to pydantic's own words: a bad spec must never crash the loader."""
+    try:
+        return _translate(err, lines)
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+        path = ".".join(str(p) for p in err.get("loc", ())) or ROOT
+        return [SpecIssue(path, str(err.get("msg", "invalid value")), f"correct {path}")]
+
+
+def _translate(err: Any, lines: dict[str, int]) -> list[SpecIssue]:
+    loc = tuple(err["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"  # the error is about a mapping key, not its value
+    parts, tp, field = _walk(loc[:-1] if is_key else loc)
+    path = ""
+    for part in parts:
+        path = _join(path, part)
+    if err["type"] == "dynadeploy_rules":
+        found = [(_join_rel(path, rel), problem, fix) for rel, problem, fix in err["ctx"]["issues"]]
+    else:
+        problem, fix = _explain(err, path, parts, tp, field, is_key)
+        where = f"{path}.kind" if err["type"].startswith("union_tag") else path or ROOT
+        found = [(where, problem, fix.replace("{path}", path or ROOT))]
+    out = []
+    for where, problem, fix in found:
+        line = _line_of(where, lines)
+        out.append(SpecIssue(where, f"{problem} (line {line})" if line else problem, fix))
+    return out
+
+
+def _join_rel(base: str, rel: str) -> str:
+    if not rel:
+        return base or ROOT
+    return f"{base}{rel}" if rel.startswith("[") or not base else f"{base}.{rel}"
+
+
+_TYPES = {
+    "string": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "dict": "a mapping (key: value lines)",
+    "model": "a mapping (key: value lines)",
+    "model_attributes": "a mapping (key: value lines)",
+    "list": "a list",
+}
+_BOUNDS = {  # error type -> (problem phrase, fix phrase before/after the limit)
+    "greater_than_equal": ("at least", "to {limit} or more"),
+    "greater_than": ("more than", "to more than {limit}"),
+    "less_than_equal": ("at most", "to {limit} or less"),
+    "less_than": ("less than", "to less than {limit}"),
+}
+
+
+def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | None, is_key: bool):
+    """(problem, fix) for one pydantic error; values at secret-looking paths are never shown."""
+    kind, ctx, raw = err["type"], err.get("ctx") or {}, err.get("input")
+    name = str(parts[-1]) if parts else ROOT
+    if len(parts) > 1 and isinstance(parts[-1], int):
+        name = f"{parts[-2]}[{parts[-1]}]"  # a list item: "steps[1]", not "1"
+    value = _shown(raw, path)
+    if kind == "dynadeploy":
+        return ctx["problem"], ctx["fix"]
+    if kind == "invalid_key" or (is_key and kind == "string_type"):
+        return f"key {raw!r} is not a string", f'quote the key ("{raw}": ...), or remove it'
+    if kind == "extra_forbidden":
+        parent = _walk(tuple(err["loc"])[:-1])[1]
+        allowed = [i.alias or k for k, i in parent.model_fields.items()] if _is_model(parent) else []
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+        if close:
+            return f"unknown field {name!r}", f"did you mean {close[0]!r}? rename {name!r} to {close[0]!r}"
+        return (
+            f"unknown field {name!r}",
+            f"remove {name!r}; the fields allowed here are: {', '.join(allowed)}",
+        )
+    if kind == "missing":
+        example = field.examples[0] if field is not None and field.examples else "<value>"
+        return f"required field {name!r} is missing", f"add {path}: {example}"
+    if kind == "literal_error":
+        allowed = [str(a) for a in get_args(tp)] if get_origin(tp) is Literal else [str(ctx.get("expected"))]
+        return f"{value} is not one of: {', '.join(allowed)}", f"set {path} to {_one_of(raw, allowed)}"
+    if kind == "union_tag_invalid":
+        problem = f"unknown target kind {_shown(ctx.get('tag'), path)}"
+        return problem, f"set {path}.kind to {_one_of(ctx.get('tag'), list(TARGET_KINDS))}"
+    if kind == "union_tag_not_found":
+        return f"{path} has no kind", f"add {path}.kind: one of {', '.join(TARGET_KINDS)}"
+    if kind.endswith(("_type", "_parsing")) and kind.rsplit("_", 1)[0] in _TYPES:
+        want = _TYPES[kind.rsplit("_", 1)[0]]
+        quote = (
+            " (quote it: YAML reads 1.30 as a number and yes/no as booleans)" if want == "a string" else ""
+        )
+        if want == "a string" and "env" in parts[:-1]:
+            quote = ", or a secret reference {secret_block: <block-name>}"
+        return f"expected {want}, got {_type_name(raw)} {value}", f"set {path} to {want}{quote}"
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        words, fix = _BOUNDS[kind]
+        extra = (
+            ", or use topology agg" if parts[:2] in (["serving", "prefill"], ["serving", "decode"]) else ""
+        )
+        return f"{name} must be {words} {limit}, got {value}", f"set {path} {fix.format(limit=limit)}{extra}"
+    if kind == "too_short":
+        need = ctx.get("min_length")
+        return (
+            f"{name} needs at least {need} item(s), got {ctx.get('actual_length', 0)}",
+            f"add at least {need} item(s) to {path}",
+        )
+    if kind in ("string_too_long", "too_long"):
+        return f"{name} is too long (at most {ctx.get('max_length')})", f"shorten {path}"
+    if kind == "string_pattern_mismatch" and is_key:
+        good = re.sub(r"\W", "_", name).lstrip("0123456789") or "NAME"
+        return (
+            f"{name!r} is not a valid key here (letters, digits and '_', not starting with a digit)",
+            f"rename {name!r} to e.g. {good!r}",
+        )
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{value} is not a valid value for {name}",
+            f"set {path} to a value matching {ctx.get('pattern')}",
+        )
+    return f"{err.get('msg')} (got {value})", f"correct {path or 'the spec'}"
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], Any, FieldInfo | None]:
+    """The user's path parts for a pydantic loc (union tags dropped), the type there, and its field."""
+    parts: list[Any] = []
+    tp: Any = DeploymentSpec
+    field: FieldInfo | None = None
+    tagged = False
+    for item in loc:
+        if tagged:  # this element is the tag of a discriminated union: descend into that member
+            tp, tagged = _unwrap(_member(tp, item))
+            continue
+        # A number is a list index only in a list; elsewhere it is a mapping key YAML read as a number.
+        parts.append(item if get_origin(tp) is list else str(item))
+        field = None
+        if _is_model(tp) and isinstance(item, str):
+            field = next((i for k, i in tp.model_fields.items() if item in (k, i.alias)), None)
+            tp, tagged = _unwrap(field.annotation) if field else (None, False)
+            tagged = tagged or bool(field and field.discriminator)
+        elif get_origin(tp) is list and isinstance(item, int):
+            tp, tagged = _unwrap(get_args(tp)[0])
+        elif get_origin(tp) is dict:
+            tp, tagged = _unwrap(get_args(tp)[1])
+        else:
+            tp, tagged = None, False
+    return parts, tp, field
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    """Strip Annotated and Optional; also say whether what is left is a discriminated union."""
+    tagged = False
+    while True:
+        if get_origin(tp) is Annotated:
+            base, *meta = get_args(tp)
+            tagged = tagged or any(
+                isinstance(m, Discriminator) or getattr(m, "discriminator", None) for m in meta
+            )
+            tp = base
+        elif (
+            get_origin(tp) in (Union, UnionType)
+            and len(members := [a for a in get_args(tp) if a is not type(None)]) == 1
+        ):
+            tp = members[0]
+        else:
+            return tp, tagged
+
+
+def _member(union: Any, tag: Any) -> Any:
+    for member in get_args(union):
+        if get_origin(member) is Annotated:
+            if any(isinstance(m, Tag) and m.tag == tag for m in get_args(member)[1:]):
+                return get_args(member)[0]
+        elif member is TARGET_CLASSES.get(tag):
+            return member
+    return None
+
+
+def _one_of(raw: Any, allowed: list[str]) -> str:
+    """'one of: a, b, c', with a did-you-mean when the bad value is close to one of them."""
+    if len(allowed) == 1:
+        return allowed[0]
+    close = difflib.get_close_matches(str(raw), allowed, n=1, cutoff=0.6)
+    return f"one of: {', '.join(allowed)}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _shown(value: Any, path: str) -> str:
+    """The value for a message, unless it sits at a secret-looking path or looks like a token."""
+    words = set(re.split(r"[^A-Z]+", path.upper()))
+    text = repr(value)
+    if HF_TOKEN.search(text) or words & (SECRET_WORDS | {"ENV"}):
+        return "(value not shown)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
