@@ -4,6 +4,8 @@
     dynadeploy status SPEC [--output json]      revisions and live health
     dynadeploy teardown SPEC [--delete-model-cache]
     dynadeploy history SPEC                     the revision ledger
+    dynadeploy diff SPEC A B                    what differs between revisions A and B
+    dynadeploy rollback SPEC [--revision N] [--yes]
     dynadeploy server start|stop                the local Prefect server the CLI uses
 
 Flows report to PREFECT_API_URL when it is set, else to a local Prefect server this CLI starts once
@@ -71,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--output", choices=["text", "json"], default="text")
     h.set_defaults(func=_history)
 
+    df = sub.add_parser("diff", help="what differs between two recorded revisions")
+    df.add_argument("spec")
+    df.add_argument("a", type=int)
+    df.add_argument("b", type=int)
+    df.add_argument("--output", choices=["text", "json"], default="text")
+    df.set_defaults(func=_diff)
+
+    rb = sub.add_parser("rollback", help="restore a recorded revision (default: the last good one)")
+    rb.add_argument("spec")
+    rb.add_argument("--revision", type=int, default=None)
+    rb.add_argument("--reason", default="rollback from the CLI")
+    rb.add_argument("--yes", action="store_true", help="skip the approval pause (otherwise approve in the Prefect UI)")
+    rb.add_argument("--output", choices=["text", "json"], default="text")
+    rb.set_defaults(func=_rollback)
+
     sv = sub.add_parser("server", help="the local Prefect server used when PREFECT_API_URL is unset")
     sv.add_argument("action", choices=["start", "stop", "url"])
     sv.set_defaults(func=_server)
@@ -127,6 +144,51 @@ def _history(args) -> int:
         print(json.dumps(revisions, indent=2))
     else:
         _print_revisions(revisions)
+    return 0
+
+
+def _diff(args) -> int:
+    from runtime import revisions as revlib
+    from runtime.backends import backend_for
+    from runtime.errors import PermanentError
+    from runtime.spec import load_spec
+
+    by_number = {r.number: r for r in backend_for(load_spec(args.spec)).revisions()}
+    missing = [n for n in (args.a, args.b) if n not in by_number]
+    if missing:
+        raise PermanentError(f"revision(s) {missing} not in the ledger", hint="see `dynadeploy history SPEC`")
+    rows = revlib.describe_changes(by_number[args.a], by_number[args.b])
+    if args.output == "json":
+        print(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        print(f"revisions {args.a} and {args.b} are the same")
+    else:
+        width = max(len(r["field"]) for r in rows)
+        print(f"{'field':<{width}}  {'revision ' + str(args.a):<30}  revision {args.b}")
+        for r in rows:
+            print(f"{r['field']:<{width}}  {str(r['now']):<30}  {r['after']}")
+    return 0
+
+
+def _rollback(args) -> int:
+    from runtime.spec import load_spec
+
+    spec = load_spec(args.spec)
+    _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
+    from flows.rollback import rollback
+
+    if not args.yes and args.output == "text":
+        print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) ...",
+              file=sys.stderr)
+    result = _with_progress(lambda: rollback(spec=os.path.abspath(args.spec), revision=args.revision,
+                                             reason=args.reason, auto_approve=args.yes),
+                            show=args.output == "text", title=f"rollback {spec.name}")
+    if args.output == "json":
+        print(json.dumps(result, indent=2))
+    elif result["status"] == "rejected":
+        print(f"rollback of {spec.name} rejected; nothing changed")
+    else:
+        print(f"{spec.name} serves the spec of revision {result['to']} again, as revision {result['revision']}")
     return 0
 
 

@@ -69,3 +69,37 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, object]]
         elif va != vb:
             out.append((path, va, vb))
     return out
+
+
+def plan_rollback(revisions: list[Revision], number: int | None = None) -> tuple[Revision | None, Revision]:
+    """Pick (current, target) for a rollback: ``number`` if given, else the last good one before current.
+
+    Raises ValueError with a user-facing reason when there is nothing to roll back to.
+    """
+    cur = current(revisions)
+    by_number = {r.number: r for r in revisions}
+    if number is not None:
+        if number not in by_number:
+            known = ", ".join(str(n) for n in sorted(by_number)) or "none"
+            raise ValueError(f"revision {number} is not in the ledger (known: {known})")
+        target = by_number[number]
+        if target.status in ("pending", "failed"):
+            raise ValueError(f"revision {number} never served (status {target.status}); pick one that did")
+    else:
+        found = last_good(revisions, before=cur.number if cur else None)
+        if found is None:
+            raise ValueError("no earlier good revision to roll back to")
+        target = found
+    if cur is not None and target.spec_hash == cur.spec_hash:
+        raise ValueError(f"revision {target.number} is what is serving now (revision {cur.number}); nothing to do")
+    return cur, target
+
+
+def describe_changes(cur: Revision | None, target: Revision) -> list[dict]:
+    """Rows of what a move from ``cur`` to ``target`` changes: spec fields, model, versions."""
+    if cur is None:
+        return [{"field": "(everything)", "now": "nothing serving", "after": f"revision {target.number}"}]
+    rows = [{"field": f"spec.{path}", "now": a, "after": b} for path, a, b in diff(cur.spec, target.spec)]
+    rows += [{"field": f"model.{path}", "now": a, "after": b} for path, a, b in diff(cur.model, target.model)]
+    rows += [{"field": f"versions.{path}", "now": a, "after": b} for path, a, b in diff(cur.versions, target.versions)]
+    return rows

@@ -195,6 +195,9 @@ class LocalBackend:
             rev.smoke = smoke
             self.ledger.put(rev)
 
+    def revisions(self) -> list[Revision]:
+        return self.ledger.all()
+
     def spec_dict(self) -> dict:
         return self.spec.model_dump(mode="json")
 

@@ -1,0 +1,77 @@
+"""rollback: restore a recorded revision, after a person approves it in the Prefect UI.
+
+1. plan: the target revision (given, or the last good one before what serves now) and a diff
+   artifact of what will change;
+2. approval (unless auto_approve): the run pauses with a typed form (approve, note); a rejection
+   changes nothing;
+3. restore: the deploy flow runs on the recorded spec, so platform, model cache revision and graph
+   are restored in that order and verified by the smoke test; the result is a new revision.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, pause_flow_run, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
+
+from flows._progress import stage
+from flows._spec import load
+from flows.deploy import deploy
+from runtime import revisions as revlib
+from runtime.backends import backend_for
+from runtime.errors import PermanentError
+
+
+class RollbackApproval(RunInput):
+    """The form the Prefect UI shows while a rollback waits."""
+
+    approve: bool = False
+    note: str = ""
+
+
+@task(name="read-ledger", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def read_ledger(spec) -> list[revlib.Revision]:
+    return backend_for(spec).revisions()
+
+
+@flow(name="rollback", log_prints=False)
+def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
+             auto_approve: bool = False, approval_timeout_s: int = 3600) -> dict:
+    s = load(spec)
+    with stage("plan") as st:
+        try:
+            cur, target = revlib.plan_rollback(read_ledger(s), revision)
+        except ValueError as exc:
+            raise PermanentError(f"cannot roll back {s.name}: {exc}",
+                                 hint="see `dynadeploy history` for the recorded revisions") from exc
+        changes = revlib.describe_changes(cur, target)
+        key = f"rollback-plan-{s.name}"[:60]
+        create_table_artifact(key=key, table=[{k: str(v) for k, v in row.items()} for row in changes],
+                              description=f"{s.name}: revision {cur.number if cur else '-'} -> {target.number}")
+        st.note(f"revision {cur.number if cur else '-'} -> {target.number}, {len(changes)} change(s)")
+    note = ""
+    if not auto_approve:
+        with stage("approval") as st:
+            answer = pause_flow_run(
+                wait_for_input=RollbackApproval.with_initial_data(
+                    description=f"Roll {s.name} back to revision {target.number}? See the rollback-plan artifact.",
+                    approve=False),
+                timeout=approval_timeout_s, key=f"rollback-{s.name}-{target.number}")
+            note = answer.note
+            st.note(("approved" if answer.approve else "rejected") + (f": {note}" if note else ""))
+        if not answer.approve:
+            create_markdown_artifact(key=f"rollback-{s.name}"[:60],
+                                     markdown=f"Rollback of **{s.name}** to revision {target.number} was "
+                                              f"**rejected**; nothing changed. {note}")
+            return {"name": s.name, "status": "rejected", "revision": cur.number if cur else None}
+    why = f"rollback to revision {target.number}: {reason}" + (f" ({note})" if note else "")
+    with stage("restore") as st:
+        result = deploy(spec=target.spec, reason=why[:200], started_by="rollback")
+        st.note(f"revision {result['revision']} serves the spec of revision {target.number}")
+    create_markdown_artifact(
+        key=f"rollback-{s.name}"[:60],
+        markdown=f"**{s.name}** rolled back to the spec of revision {target.number}; now serving as revision "
+                 f"{result['revision']}; smoke {'passed' if result['smoke']['passed'] else 'FAILED'}.")
+    return {"name": s.name, "status": "restored", "from": cur.number if cur else None, "to": target.number,
+            "revision": result["revision"], "endpoint": result["endpoint"], "smoke": result["smoke"]}
