@@ -9,9 +9,13 @@ A snapshot is assembled in a temporary sibling directory and renamed into place,
 exists is complete. A download interrupted by a dropped connection is resumed within the call (Range
 requests, by huggingface_hub); a failed download leaves the files that did complete in hf/, reused
 next time (huggingface_hub 1.x discards a file's partial bytes when its download fails). A present
-snapshot at the requested revision is reused without touching the network; ``verify=True`` re-hashes
+snapshot at the requested commit is reused without touching the network; ``verify=True`` re-hashes
 its files, and a file found corrupted is fetched again (its blob, shared by hard link with hf/, is
 dropped and the HF files are re-downloaded).
+
+Snapshots are keyed by commit sha only. A branch or tag (``main``, allowed on the local target) is
+first resolved to the commit it points at now, with one model-info call to the hub, so a branch that
+moved gets a new snapshot instead of the old one forever; a 40-hex sha needs no call at all.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runtime.errors import PermanentError, TransientError
@@ -32,20 +39,23 @@ MANIFEST = "MANIFEST.dynadeploy.json"
 # What the mocker reads from a Hugging Face repo; vLLM needs the weights as well.
 TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.jinja", "tokenizer*"]
 WEIGHT_PATTERNS = TOKENIZER_PATTERNS + ["*.safetensors", "*.py"]
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")  # what huggingface_hub takes as a commit (REGEX_COMMIT_HASH)
 
 
 @dataclass(frozen=True)
 class CachedModel:
     model_id: str
-    revision: str
+    revision: str  # the commit sha of a Hugging Face model (a branch or tag is resolved to it)
     path: Path
     files: int
     bytes: int
     reused: bool
+    requested_revision: str | None = None  # as the spec gave it ("main", a sha); None for the built-in model
 
     def as_dict(self) -> dict:
         return {"model": self.model_id, "revision": self.revision, "path": str(self.path),
-                "files": self.files, "bytes": self.bytes, "reused": self.reused}
+                "files": self.files, "bytes": self.bytes, "reused": self.reused,
+                "requested_revision": self.requested_revision}
 
 
 def model_key(model_id: str) -> str:
@@ -58,7 +68,11 @@ def snapshot_dir(cache: Path, model_id: str, revision: str) -> Path:
 
 def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: bool = False,
                  token: str | None = None, verify: bool = False) -> CachedModel:
-    """Materialise ``model_id`` at ``revision`` into the cache; a no-op when already there."""
+    """Materialise ``model_id`` at ``revision`` into the cache; a no-op when already there.
+
+    A Hugging Face ``revision`` that is not a commit sha is resolved to one through the hub first (so
+    this always talks to the hub for a branch or tag); the result's ``revision`` is that sha.
+    """
     if model_id == tiny_model.MODEL_ID:
         files = tiny_model.build_files()
         rev = tiny_model.revision(files)
@@ -68,15 +82,18 @@ def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: b
         return _assemble(cache, model_id, rev, {name: _store_bytes(cache, data) for name, data in files.items()})
     if not revision:
         raise PermanentError(f"model {model_id!r} has no pinned revision", hint="set model.revision to a commit sha")
+    requested = revision
+    if not COMMIT_SHA.fullmatch(revision):
+        revision = _hf_resolve(model_id, revision, token=token)
     found, corrupt = _existing(cache, model_id, revision, verify, need_weights=weights)
     if found:
-        return found
+        return replace(found, requested_revision=requested)
     # A corrupted file means the bytes in hf/ (the same inode) are corrupted too: download them again.
     source = _hf_download(cache, model_id, revision, weights=weights, token=token, force=corrupt)
     blobs = {}
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         blobs[str(path.relative_to(source))] = _store_file(cache, path)
-    return _assemble(cache, model_id, revision, blobs, weights=weights)
+    return replace(_assemble(cache, model_id, revision, blobs, weights=weights), requested_revision=requested)
 
 
 def read_manifest(snapshot: Path) -> dict:
@@ -256,6 +273,28 @@ def _sha256(path: Path) -> str:
 
 # Answers that retrying cannot change: bad request, bad or missing token, no access, no such thing.
 _PERMANENT_STATUS = frozenset({400, 401, 403, 404, 410})
+_HINT = "check model.id and model.revision, and model.token for gated or private repos"
+
+
+def _hf_resolve(model_id: str, revision: str, *, token: str | None) -> str:
+    """The commit sha a branch or tag points at now, from the hub's model info (honours HF_ENDPOINT).
+
+    The token is handed to the client only; messages name the model and revision, never the token.
+    """
+    from huggingface_hub import HfApi, constants
+
+    if constants.HF_HUB_OFFLINE:  # the client would refuse the call; retrying cannot change that
+        raise PermanentError(f"cannot resolve {model_id}@{revision} to a commit: HF_HUB_OFFLINE is set",
+                             hint="set model.revision to the commit sha, or unset HF_HUB_OFFLINE")
+    with _hub_errors(model_id, revision, verb="resolve", noun="revision lookup"):
+        info = HfApi(endpoint=constants.ENDPOINT).model_info(
+            model_id, revision=revision, expand=["sha"], token=token or False,
+            timeout=constants.HF_HUB_ETAG_TIMEOUT,
+        )
+    if not isinstance(info.sha, str) or not COMMIT_SHA.fullmatch(info.sha):
+        raise PermanentError(f"cannot resolve {model_id}@{revision}: the hub answered without a commit sha",
+                             hint="set model.revision to the commit sha")
+    return info.sha
 
 
 def _hf_download(cache: Path, model_id: str, revision: str, *, weights: bool, token: str | None,
@@ -264,28 +303,39 @@ def _hf_download(cache: Path, model_id: str, revision: str, *, weights: bool, to
 
     The token is handed to the client only; messages name the model and revision, never the token.
     """
-    import httpx
     import huggingface_hub
-    from huggingface_hub import errors as hf_errors
 
-    hint = "check model.id and model.revision, and model.token for gated or private repos"
-    try:
+    with _hub_errors(model_id, revision, verb="fetch", noun="download"):
         path = huggingface_hub.snapshot_download(
             repo_id=model_id, revision=revision, cache_dir=str(cache / "hf"), token=token or False,
             allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS, force_download=force,
         )
+    return Path(path)
+
+
+@contextmanager
+def _hub_errors(model_id: str, revision: str, *, verb: str, noun: str) -> Iterator[None]:
+    """Translate huggingface_hub's errors: PermanentError when retrying cannot help, else TransientError.
+
+    Messages say "cannot {verb} model@revision: ..." or "{noun} of model@revision failed: ...", naming
+    only the error type or HTTP status, never the client's message (or the token).
+    """
+    import httpx
+    from huggingface_hub import errors as hf_errors
+
+    what = f"{model_id}@{revision}"
+    try:
+        yield
     except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.GatedRepoError,
             hf_errors.DisabledRepoError) as exc:
-        raise PermanentError(f"cannot fetch {model_id}@{revision}: {type(exc).__name__}", hint=hint) from exc
+        raise PermanentError(f"cannot {verb} {what}: {type(exc).__name__}", hint=_HINT) from exc
     except hf_errors.HFValidationError as exc:
-        raise PermanentError(f"cannot fetch {model_id}@{revision}: invalid model id or revision",
-                             hint=hint) from exc
+        raise PermanentError(f"cannot {verb} {what}: invalid model id or revision", hint=_HINT) from exc
     except hf_errors.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in _PERMANENT_STATUS:
-            raise PermanentError(f"cannot fetch {model_id}@{revision}: HTTP {status}", hint=hint) from exc
-        raise TransientError(f"download of {model_id}@{revision} failed: HTTP {status}") from exc
+            raise PermanentError(f"cannot {verb} {what}: HTTP {status}", hint=_HINT) from exc
+        raise TransientError(f"{noun} of {what} failed: HTTP {status}") from exc
     except (httpx.HTTPError, OSError) as exc:
         # Connection refused or dropped, timeouts, a short body after the client's own retries.
-        raise TransientError(f"download of {model_id}@{revision} failed: {type(exc).__name__}") from exc
-    return Path(path)
+        raise TransientError(f"{noun} of {what} failed: {type(exc).__name__}") from exc

@@ -227,9 +227,106 @@ def test_hf_second_call_does_not_touch_the_network(tmp_path: Path, fake: FakeHub
 def test_hf_branch_revision_is_resolved_through_model_info(tmp_path: Path, fake: FakeHub) -> None:
     cached = ensure_model(tmp_path, MODEL, "main")
 
+    # Cached and reported under the commit the branch points at, not under the branch name.
+    assert (cached.revision, cached.requested_revision) == (REV_B, "main")
+    assert cached.path == snapshot_dir(tmp_path, MODEL, REV_B)
+    assert os.listdir(cached.path.parent) == [REV_B]
+    assert cached.as_dict()["revision"] == REV_B and cached.as_dict()["requested_revision"] == "main"
     _assert_snapshot(cached, {**TOKENIZER, "config.json": FILES_B["config.json"]})
     assert [r.status for r in fake.requests() if r.path == f"/api/models/{MODEL}/revision/main"] == [200]
     assert {r.path.split("/resolve/")[1].split("/")[0] for r in fake.requests("GET") if r.filename} == {REV_B}
+
+    # The same commit asked for by its sha is that snapshot, reused without a call.
+    fake.clear_log()
+    by_sha = ensure_model(tmp_path, MODEL, REV_B)
+    assert by_sha.reused is True and by_sha.path == cached.path and by_sha.requested_revision == REV_B
+    assert fake.requests() == []
+
+
+def test_hf_branch_is_looked_up_each_time_and_a_moved_branch_gets_a_new_snapshot(
+    tmp_path: Path, hub: FakeHub, fake: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = FakeRepo({REV_A: FILES_A, REV_B: FILES_B}, branches={"main": REV_A, "v1": REV_A})
+    monkeypatch.setitem(hub.repos, "org/moving-llm", repo)
+    info = "/api/models/org/moving-llm/revision/main"
+
+    first = ensure_model(tmp_path, "org/moving-llm", "main", weights=True)
+    again = ensure_model(tmp_path, "org/moving-llm", "main", weights=True)
+    tag = ensure_model(tmp_path, "org/moving-llm", "v1", weights=True)  # another name, same commit
+
+    assert (first.revision, first.reused, again.reused, tag.reused) == (REV_A, False, True, True)
+    assert again.path == tag.path == first.path and tag.requested_revision == "v1"
+    # Every call asked the hub where the branch points (one model-info call each), nothing else twice.
+    assert [r.status for r in fake.requests() if r.path == info] == [200, 200]
+    assert len([r for r in fake.requests("GET") if r.filename == "model.safetensors"]) == 1
+
+    repo.branches["main"] = REV_B  # a new commit is pushed to main
+    fake.clear_log()
+    moved = ensure_model(tmp_path, "org/moving-llm", "main", weights=True)
+
+    assert (moved.revision, moved.requested_revision, moved.reused) == (REV_B, "main", False)
+    assert moved.path == snapshot_dir(tmp_path, "org/moving-llm", REV_B) != first.path
+    _assert_snapshot(moved, {**TOKENIZER, "config.json": FILES_B["config.json"],
+                             "model.safetensors": WEIGHTS[::-1]})
+    _assert_snapshot(first, {**TOKENIZER, "model.safetensors": WEIGHTS})  # the old commit's snapshot stays
+    assert [r.status for r in fake.requests() if r.path == info] == [200]
+    assert sorted(os.listdir(first.path.parent)) == sorted([REV_A, REV_B])
+    assert _leftovers(tmp_path) == []
+
+
+def test_hf_cached_sha_never_contacts_the_hub(tmp_path: Path, fake: FakeHub,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ensure_model(tmp_path, MODEL, REV_A, weights=True)
+    assert first.requested_revision == REV_A and first.revision == REV_A
+    log = fake.requests()
+    assert not [r for r in log if "/revision/" in r.path]  # not even on the first fetch
+
+    down = FakeHub().start()
+    down.point_client(monkeypatch)
+    down.stop()  # any request now fails to connect
+
+    again = ensure_model(tmp_path, MODEL, REV_A, weights=True, verify=True)
+
+    assert again.reused is True and again.path == first.path and again.revision == REV_A
+    assert fake.requests() == log
+    # A branch cannot be resolved without the hub, even with its commit cached: transient, not stale.
+    with pytest.raises(TransientError, match="revision lookup of org/tiny-llm@main failed"):
+        ensure_model(tmp_path, MODEL, "main")
+
+
+def test_hf_branch_in_offline_mode_is_permanent_with_a_hint(tmp_path: Path, fake: FakeHub,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PermanentError, match="HF_HUB_OFFLINE") as info:
+        ensure_model(tmp_path, MODEL, "main")
+    assert "commit sha" in str(info.value.hint)
+    assert fake.requests() == []
+
+
+def test_hf_private_branch_resolves_with_the_token_and_never_leaks_it(
+    tmp_path: Path, hub: FakeHub, fake: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = FakeRepo({REV_A: FILES_A}, branches={"main": REV_A}, private=True, tokens=frozenset({TOKEN}))
+    monkeypatch.setitem(hub.repos, "org/private-branch", repo)
+
+    failures: list[BaseException] = []
+    for token in (None, OTHER_TOKEN):
+        with pytest.raises(PermanentError, match="cannot resolve org/private-branch@main") as info:
+            ensure_model(tmp_path, "org/private-branch", "main", token=token)
+        failures.append(info.value)
+    assert [(r.auth, r.status) for r in fake.requests()] == [("none", 401), ("valid", 404)]
+
+    fake.clear_log()
+    cached = ensure_model(tmp_path, "org/private-branch", "main", token=TOKEN)
+
+    assert cached.revision == REV_A
+    _assert_snapshot(cached, TOKENIZER)
+    assert fake.requests() and all(r.auth == "valid" for r in fake.requests())
+    for exc in failures:
+        for text in _exception_texts(exc):
+            assert TOKEN not in text and OTHER_TOKEN not in text
 
 
 def test_hf_interrupted_download_is_transient_and_rerun_completes(tmp_path: Path, fake: FakeHub) -> None:
