@@ -1,0 +1,230 @@
+"""ECS serving: secrets, log groups, task definitions, services, the frontend address, and draining.
+
+    serving = EcsProvider().serving()
+    serving.deploy(spec, ref, secrets={"HF_TOKEN": token})   # idempotent; a new task definition
+                                                            # revision only when the rendering changed
+    serving.frontend_address(spec)                          # "http://<ip>:8000" or None (no task yet)
+    serving.undeploy(spec)                                  # scale to 0, delete services, deregister
+                                                            # task definitions, log groups, secrets
+
+etcd and NATS run as Fargate services registered in Cloud Map; the frontend and the workers run on the
+GPU EC2 cluster through its capacity provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from runtime.errors import PreflightError
+from runtime.providers import ecs_render, plan
+from runtime.providers.plan_aws import token
+from runtime.providers._aws import Aws, tag_dict, tag_list
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runtime.providers.base import ClusterRef
+    from runtime.providers.ecs import EcsProvider
+    from runtime.spec import DeploymentSpec
+
+_COMPARED = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn")
+
+
+class EcsServing:
+    def __init__(self, provider: EcsProvider) -> None:
+        self.provider = provider
+
+    def _aws(self, spec: DeploymentSpec) -> Aws:
+        return self.provider.aws(spec.target.region)  # type: ignore[union-attr]
+
+    # --- deploy -------------------------------------------------------------------------------------
+
+    def deploy(self, spec: DeploymentSpec, ref: ClusterRef, secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Create-or-update every service of the graph; returns role -> task definition ARN."""
+        aws, n = self._aws(spec), ecs_render.names(spec)
+        secret_arns = {name: self._ensure_secret(aws, spec, name, value) for name, value in (secrets or {}).items()}
+        missing = [k for k in ecs_render.secret_env(spec) if k not in secret_arns]
+        if missing:
+            raise PreflightError(f"secret values for {', '.join(missing)} were not given to the ECS deploy",
+                                 hint="resolve model.token and env secret refs before deploying")
+        out: dict[str, str] = {}
+        for role in ecs_render.DISCOVERY:
+            td = ecs_render.task_definition(spec, role, execution_role_arn=ref.details["execution_role_arn"],
+                                            secret_arns=secret_arns)
+            out[role] = self._ensure_task_definition(aws, spec, role, td)
+            self._ensure_service(aws, spec, n.fargate_cluster, role, out[role], 1, {
+                "launchType": "FARGATE",
+                "networkConfiguration": {"awsvpcConfiguration": {
+                    "subnets": list(ref.details["subnet_ids"]), "securityGroups": [ref.details["security_group_id"]],
+                    "assignPublicIp": "ENABLED"}},
+                "serviceRegistries": [{"registryArn": ref.details["registries"][role]}],
+            })
+        for component in ecs_render.roles(spec):
+            td = ecs_render.task_definition(spec, component.role, execution_role_arn=ref.details["execution_role_arn"],
+                                            secret_arns=secret_arns, component=component)
+            out[component.role] = self._ensure_task_definition(aws, spec, component.role, td)
+            self._ensure_service(aws, spec, n.gpu_cluster, component.role, out[component.role], component.replicas, {
+                "capacityProviderStrategy": [{"capacityProvider": n.capacity_provider, "weight": 1}],
+                # GPUs leave no room for a surge task: replace in place.
+                "deploymentConfiguration": {"minimumHealthyPercent": 0, "maximumPercent": 100},
+                "placementStrategy": [{"type": "spread", "field": "instanceId"}],
+            })
+        return out
+
+    def _ensure_secret(self, aws: Aws, spec: DeploymentSpec, env_name: str, value: str) -> str:
+        name = ecs_render.names(spec).secret(env_name)
+        found = aws.get("secretsmanager", "describe_secret", missing=("ResourceNotFoundException",), SecretId=name)
+        if found is None or found.get("DeletedDate"):
+            if found is not None:
+                aws.call("secretsmanager", "restore_secret", SecretId=name)
+            else:
+                created = aws.create("secretsmanager", "create_secret", exists=("ResourceExistsException",), Name=name,
+                                     SecretString=value, Tags=tag_list(plan.aws_tags(spec)),
+                                     ClientRequestToken=_uuid_token(spec, f"secret/{env_name}"))
+                if created is not None:
+                    return created["ARN"]
+            found = aws.call("secretsmanager", "describe_secret", SecretId=name)
+        current = aws.call("secretsmanager", "get_secret_value", SecretId=name)["SecretString"]
+        if current != value:
+            aws.call("secretsmanager", "put_secret_value", SecretId=name, SecretString=value)
+        return found["ARN"]
+
+    def _ensure_log_group(self, aws: Aws, spec: DeploymentSpec, role: str) -> None:
+        name = ecs_render.names(spec).log_group(spec, role)
+        groups = aws.call("logs", "describe_log_groups", logGroupNamePrefix=name)["logGroups"]
+        if not any(g["logGroupName"] == name for g in groups):
+            aws.create("logs", "create_log_group", exists=("ResourceAlreadyExistsException",), logGroupName=name,
+                       tags=plan.aws_tags(spec))
+            aws.call("logs", "put_retention_policy", logGroupName=name, retentionInDays=ecs_render.LOG_RETENTION_DAYS)
+
+    def _ensure_task_definition(self, aws: Aws, spec: DeploymentSpec, role: str, td: dict[str, Any]) -> str:
+        """The latest revision's ARN when it renders the same, else a newly registered revision."""
+        self._ensure_log_group(aws, spec, role)
+        latest = aws.get("ecs", "describe_task_definition", missing=("ClientException",), taskDefinition=td["family"])
+        if latest is not None:
+            have = latest["taskDefinition"]
+            if have.get("status") == "ACTIVE" and all(_same(have.get(k), td.get(k)) for k in _COMPARED):
+                return have["taskDefinitionArn"]
+        return aws.call("ecs", "register_task_definition", **td)["taskDefinition"]["taskDefinitionArn"]
+
+    def _service(self, aws: Aws, cluster: str, name: str) -> dict[str, Any] | None:
+        found = aws.get("ecs", "describe_services", missing=("ClusterNotFoundException",), cluster=cluster,
+                        services=[name], include=["TAGS"])
+        services = (found or {}).get("services", [])
+        return services[0] if services and services[0]["status"] != "INACTIVE" else None
+
+    def _ensure_service(self, aws: Aws, spec: DeploymentSpec, cluster: str, role: str, td_arn: str, desired: int,
+                        placement: dict[str, Any]) -> None:
+        name = ecs_render.names(spec).service(spec, role)
+        service = self._service(aws, cluster, name)
+        if service is not None and service["status"] == "DRAINING":
+            aws.wait(lambda: True if self._service(aws, cluster, name) is None else None, what=f"draining of {name}")
+            service = None
+        if service is None:
+            aws.create("ecs", "create_service", exists=("InvalidParameterException",), cluster=cluster,
+                       serviceName=name, taskDefinition=td_arn, desiredCount=desired,
+                       tags=tag_list(plan.aws_tags(spec), "key", "value"), propagateTags="SERVICE",
+                       enableECSManagedTags=True, **placement)
+        elif service["taskDefinition"] != td_arn or service["desiredCount"] != desired:
+            aws.call("ecs", "update_service", cluster=cluster, service=name, taskDefinition=td_arn,
+                     desiredCount=desired)
+
+    # --- the address --------------------------------------------------------------------------------
+
+    def frontend_address(self, spec: DeploymentSpec) -> str | None:
+        """http://<public or private IP>:8000 of a RUNNING frontend task's instance; None if none runs."""
+        aws, n = self._aws(spec), ecs_render.names(spec)
+        name = n.service(spec, "frontend")
+        arns = aws.call("ecs", "list_tasks", cluster=n.gpu_cluster, serviceName=name,
+                        desiredStatus="RUNNING")["taskArns"] if self._service(aws, n.gpu_cluster, name) else []
+        tasks = aws.call("ecs", "describe_tasks", cluster=n.gpu_cluster, tasks=arns)["tasks"] if arns else []
+        running = [t["containerInstanceArn"] for t in tasks if t.get("lastStatus") == "RUNNING"
+                   and t.get("containerInstanceArn")]
+        if not running:
+            return None
+        inst = aws.call("ecs", "describe_container_instances", cluster=n.gpu_cluster,
+                        containerInstances=running[:1])["containerInstances"][0]
+        ec2 = aws.call("ec2", "describe_instances", InstanceIds=[inst["ec2InstanceId"]])["Reservations"]
+        host = ec2[0]["Instances"][0] if ec2 and ec2[0]["Instances"] else {}
+        ip = host.get("PublicIpAddress") or host.get("PrivateIpAddress")
+        return f"http://{ip}:{ecs_render.FRONTEND_PORT}" if ip else None
+
+    # --- inventory and teardown ---------------------------------------------------------------------
+
+    def _families(self, spec: DeploymentSpec) -> list[str]:
+        n = ecs_render.names(spec)
+        roles = list(ecs_render.DISCOVERY) + ["frontend", "worker", "prefill", "decode"]
+        return sorted({n.family(spec, role) for role in roles})
+
+    def _services(self, aws: Aws, spec: DeploymentSpec) -> list[tuple[str, str]]:
+        n = ecs_render.names(spec)
+        out = []
+        for cluster in (n.gpu_cluster, n.fargate_cluster):
+            arns = aws.get("ecs", "list_services", missing=("ClusterNotFoundException",), cluster=cluster)
+            for i in range(0, len((arns or {}).get("serviceArns", [])), 10):
+                described = aws.call("ecs", "describe_services", cluster=cluster, services=arns["serviceArns"][i:i + 10],
+                                     include=["TAGS"])["services"]
+                out += [(cluster, s["serviceName"]) for s in described if s["status"] != "INACTIVE"
+                        and plan.owned(tag_dict(s.get("tags")), spec, plan.AWS_TAG_KEY)]
+        return out
+
+    def inventory(self, spec: DeploymentSpec) -> list[str]:
+        aws, n = self._aws(spec), ecs_render.names(spec)
+        out = [f"ecs:service/{c}/{s}" for c, s in self._services(aws, spec)]
+        for family in self._families(spec):
+            out += [f"ecs:task-definition/{arn.rsplit('/', 1)[-1]}" for arn in aws.paginate(
+                "ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, status="ACTIVE")
+                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family]
+        prefix = f"/ecs/{plan.deployment_id(spec)}/"
+        out += [f"logs:log-group/{g['logGroupName']}" for g in aws.paginate(
+            "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix)]
+        out += [f"secretsmanager:secret/{s['Name']}" for s in aws.paginate(
+            "secretsmanager", "list_secrets", "SecretList",
+            Filters=[{"Key": "name", "Values": [n.secret_prefix + "/"]}]) if s["Name"].startswith(n.secret_prefix + "/")]
+        return out
+
+    def undeploy(self, spec: DeploymentSpec) -> None:
+        """Scale every service of the deployment to 0, delete it, wait until ECS drained it; then task
+        definitions, log groups and secrets. Absent things are success."""
+        aws, n = self._aws(spec), ecs_render.names(spec)
+        services = self._services(aws, spec)
+        for cluster, name in services:
+            aws.get("ecs", "update_service", missing=("ServiceNotFoundException", "ServiceNotActiveException"),
+                    cluster=cluster, service=name, desiredCount=0)
+            aws.delete("ecs", "delete_service", missing=("ServiceNotFoundException",), cluster=cluster, service=name,
+                       force=True)
+        for cluster, name in services:
+            aws.wait(lambda c=cluster, s=name: True if self._service(aws, c, s) is None or self._service(
+                aws, c, s)["status"] == "INACTIVE" else None, what=f"draining of ECS service {name}")
+        for cluster in (n.gpu_cluster, n.fargate_cluster):
+            tasks = aws.get("ecs", "list_tasks", missing=("ClusterNotFoundException",), cluster=cluster)
+            for arn in (tasks or {}).get("taskArns", []):
+                aws.get("ecs", "stop_task", missing=("InvalidParameterException",), cluster=cluster, task=arn,
+                        reason="dynadeploy teardown")
+        for family in self._families(spec):
+            for arn in aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family,
+                                    status="ACTIVE"):
+                if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == family:
+                    aws.call("ecs", "deregister_task_definition", taskDefinition=arn)
+        prefix = f"/ecs/{plan.deployment_id(spec)}/"
+        for group in aws.paginate("logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix):
+            aws.delete("logs", "delete_log_group", missing=("ResourceNotFoundException",),
+                       logGroupName=group["logGroupName"])
+        for secret in aws.paginate("secretsmanager", "list_secrets", "SecretList",
+                                   Filters=[{"Key": "name", "Values": [n.secret_prefix + "/"]}]):
+            if secret["Name"].startswith(n.secret_prefix + "/"):
+                aws.delete("secretsmanager", "delete_secret", missing=("ResourceNotFoundException",),
+                           SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+
+
+def _same(have: Any, want: Any) -> bool:
+    """Whether a described task-definition field equals the rendered one (ECS adds empty defaults)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(_same(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(_same(h, w) for h, w in zip(have, want))
+    return have == want or (want is not None and str(have) == str(want))
+
+
+def _uuid_token(spec: DeploymentSpec, what: str) -> str:
+    """Secrets Manager wants a 32-64 character token."""
+    return token(spec, what)[:40]
