@@ -1,4 +1,4 @@
-"""Smoke and SLA load against an OpenAI-compatible endpoint (Dynamo's frontend), over async httpx.
+"""Smoke and SLA load against an OpenAI-compatible endpoint (Dynamo's frontend).
 
 Why our own: the gate needs a bounded, dependency-light client whose numbers we can explain (TTFT to
 the first content chunk, ITL between content chunks, usage-based token counts) and which validates the
@@ -15,27 +15,39 @@ statistics and the verdict live in the pure runtime/sla.py; this module only mea
 - ``smoke_test``: models -> one non-streaming and one streaming request (format checks) -> load ->
   ``sla.evaluate``; raises SmokeTestFailed with the numbers.
 
-Every request gets a total deadline of ``timeout_s`` (plus httpx connect and pool timeouts). A
-response counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a
-stream ends without ``data: [DONE]`` or carries no content, or on any transport error.
-httpx is imported lazily (effects layer rule).
+Every request gets one total deadline of ``timeout_s`` (connecting is also capped at 10 s). A response
+counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a stream ends
+without ``data: [DONE]`` or carries no content, or on any transport error.
+
+Why the chat requests bypass httpx's client: every layer it adds is paid per request and, for a
+stream, per chunk, and the bench (bench/bench_loadgen.py) measured 3-5 ms per streamed request over a
+minimal raw client, enough to bias the TTFT/ITL it reports and to make the client the bottleneck on
+2 cores. So ``ChatClient`` drives httpcore's HTTP/1.1 connection (h11 underneath; httpx's own
+transport) directly: one request object built per run, a free list of keep-alive connections (the
+concurrency semaphore is the pool limit), and a small asyncio protocol as the network stream, which
+sends each request in one write (httpcore writes head, body and end separately) and reads without
+anyio's per-read checkpoints. ``check_models`` is not hot and stays on httpx. httpx and httpcore are
+imported lazily (effects layer rule).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import ssl
 import time
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from runtime.errors import SmokeTestFailed, TransientError
 from runtime.sla import SLA, LoadReport, RequestResult, SmokeResult, evaluate, read_field
 
 if TYPE_CHECKING:
+    import httpcore
     import httpx
 
 T = TypeVar("T")
@@ -63,16 +75,14 @@ def api_root(base_url: str) -> str:
 
 
 def open_client(base_url: str, concurrency: int, timeout_s: float) -> httpx.AsyncClient:
-    """One keep-alive HTTP/1.1 pool sized to the concurrency, with timeouts from ``timeout_s``."""
+    """An httpx client for the requests that are not hot (``check_models``)."""
     import httpx
 
     return httpx.AsyncClient(
         base_url=api_root(base_url),
         verify=_ssl_context(),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        # per-read timeouts are redundant with the total per-request deadline in _request (and cost
-        # a timer per read); connect and pool waits keep theirs
-        timeout=httpx.Timeout(None, connect=min(timeout_s, 10.0), pool=timeout_s),
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
     )
 
 
@@ -129,10 +139,9 @@ async def chat_once(
     base_url: str, model: str, prompt: str, max_tokens: int, stream: bool, timeout_s: float
 ) -> RequestResult:
     """One chat completion, measured and validated; never raises for a failed request."""
-    async with open_client(base_url, 1, timeout_s) as client:
-        return await _request(
-            client, chat_payload(model, prompt, max_tokens, stream), stream, timeout_s, time.perf_counter()
-        )
+    async with ChatClient(base_url, timeout_s) as client:
+        request = client.request(chat_payload(model, prompt, max_tokens, stream))
+        return await _request(client, request, stream, timeout_s, time.perf_counter())
 
 
 async def run_load(
@@ -146,7 +155,7 @@ async def run_load(
     timeout_s: float,
     stream: bool = True,
     rate: float | None = None,
-    client: httpx.AsyncClient | None = None,
+    client: ChatClient | None = None,
 ) -> LoadReport:
     """Send exactly ``requests`` requests, at most ``concurrency`` at a time, optionally at ``rate``/s."""
     if requests < 0 or concurrency < 1 or (rate is not None and rate <= 0):
@@ -154,7 +163,7 @@ async def run_load(
             f"need requests >= 0, concurrency >= 1, rate > 0; got {requests}, {concurrency}, {rate}"
         )
     if client is None:
-        async with open_client(base_url, concurrency, timeout_s) as own:
+        async with ChatClient(base_url, timeout_s) as own:
             return await run_load(
                 base_url,
                 model,
@@ -167,7 +176,7 @@ async def run_load(
                 rate=rate,
                 client=own,
             )
-    payload = chat_payload(model, prompt, max_tokens, stream)
+    request = client.request(chat_payload(model, prompt, max_tokens, stream))
     results: list[RequestResult | None] = [None] * requests
     slots = asyncio.Semaphore(concurrency)
     pending: set[asyncio.Task[None]] = set()
@@ -175,7 +184,7 @@ async def run_load(
 
     async def one(i: int) -> None:
         try:
-            results[i] = await _request(client, payload, stream, timeout_s, t0)
+            results[i] = await _request(client, request, stream, timeout_s, t0)
         finally:
             slots.release()
 
@@ -207,11 +216,12 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     sla = SLA.from_obj(read_field(smoke, "sla"))
     root = api_root(base_url)
     timeout_s = float(cfg["timeout_s"])
-    async with open_client(root, int(cfg["concurrency"]), timeout_s) as client:
-        models = await check_models(client, model, timeout_s)
+    models = await check_models(root, model, timeout_s)
+    async with ChatClient(root, timeout_s) as client:
+        # the format probes go the load's way, so they check the code that measures
         for stream in (False, True):
-            payload = chat_payload(model, cfg["prompt"], int(cfg["max_tokens"]), stream)
-            probe = await _request(client, payload, stream, timeout_s, time.perf_counter())
+            request = client.request(chat_payload(model, cfg["prompt"], int(cfg["max_tokens"]), stream))
+            probe = await _request(client, request, stream, timeout_s, time.perf_counter())
             if not probe.ok:
                 kind = "streaming" if stream else "non-streaming"
                 raise SmokeTestFailed(
@@ -245,6 +255,153 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     return result
 
 
+# -- the hot path: httpcore's HTTP/1.1 connection on a lean asyncio stream ---------------------------
+class ChatClient:
+    """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``.
+
+    A free list, not a pool: callers bound the requests in flight (``run_load``'s semaphore), so there
+    are never more connections than that. A connection goes back on the list only when its response
+    was read to the end; a failed or cancelled one is closed.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        import httpcore
+
+        self.errors: tuple[type[BaseException], ...] = (
+            TimeoutError, OSError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError
+        )  # fmt: skip
+        self._httpcore = httpcore
+        parts = urlsplit(api_root(base_url))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"need an http:// or https:// URL, got {base_url!r}")
+        self._url = httpcore.URL(f"{parts.scheme}://{parts.netloc}/v1/chat/completions")
+        self._host = (parts.hostname, self._url.origin.port)
+        self._netloc = parts.netloc.encode()
+        self._ssl = _ssl_context() if parts.scheme == "https" else None
+        self._connect_timeout_s = min(timeout_s, 10.0)
+        self._idle: list[httpcore.AsyncHTTP11Connection] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.aclose()
+
+    def request(self, payload: dict[str, Any]) -> httpcore.Request:
+        """Built once and sent many times (httpcore does not mutate it)."""
+        body = json.dumps(payload).encode()
+        headers = [
+            (b"Host", self._netloc),
+            (b"User-Agent", b"dynadeploy-loadgen"),
+            (b"Accept-Encoding", b"identity"),
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", str(len(body)).encode()),
+        ]
+        return self._httpcore.Request(b"POST", self._url, headers=headers, content=body)
+
+    @contextlib.asynccontextmanager
+    async def send(self, request: httpcore.Request) -> AsyncIterator[httpcore.Response]:
+        connection = await self._connection()
+        try:
+            response = await connection.handle_async_request(request)
+            try:
+                yield response
+            finally:
+                await response.aclose()
+        finally:
+            if connection.is_idle():
+                self._idle.append(connection)
+            else:
+                await connection.aclose()
+
+    async def _connection(self) -> httpcore.AsyncHTTP11Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.has_expired():  # the server closed it while idle
+                return connection
+            await connection.aclose()
+        loop = asyncio.get_running_loop()
+        host, port = self._host
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                _, stream = await loop.create_connection(_Stream, host, port, ssl=self._ssl)
+        except TimeoutError as exc:
+            raise self._httpcore.ConnectTimeout(f"connecting to {host}:{port}") from exc
+        except OSError as exc:
+            raise self._httpcore.ConnectError(str(exc)) from exc
+        return self._httpcore.AsyncHTTP11Connection(self._url.origin, stream)
+
+
+class _Stream(asyncio.Protocol):
+    """An asyncio protocol that is also httpcore's ``AsyncNetworkStream`` (duck-typed: httpcore stays
+    a lazy import). Writes wait until the next read so that a request leaves in one send()."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.outgoing: list[bytes] = []
+        self.incoming: list[bytes] = []
+        self.eof, self.lost = False, None
+        self.waiter: asyncio.Future[None] | None = None
+
+    # asyncio side
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.incoming.append(data)
+        self._wake()
+
+    def eof_received(self) -> None:
+        self.eof = True
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof, self.lost = True, exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    # httpcore side
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            self.outgoing.append(buffer)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self.outgoing:
+            self.transport.write(b"".join(self.outgoing))
+            self.outgoing.clear()
+        while not self.incoming:
+            if self.lost is not None:
+                import httpcore
+
+                raise httpcore.ReadError(str(self.lost) or type(self.lost).__name__)
+            if self.eof:
+                return b""
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        data = self.incoming[0] if len(self.incoming) == 1 else b"".join(self.incoming)
+        self.incoming.clear()
+        if len(data) > max_bytes:
+            data, rest = data[:max_bytes], data[max_bytes:]
+            self.incoming.append(rest)
+        return data
+
+    async def aclose(self) -> None:
+        self.transport.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # asked of idle connections: has the server closed (or sent junk)?
+            return self.eof or bool(self.incoming)
+        return self.transport.get_extra_info(info)
+
+
 # -- one request -------------------------------------------------------------------------------------
 def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
     """The request body every loadgen request sends (streaming asks for the usage chunk)."""
@@ -260,17 +417,21 @@ def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict
 
 
 async def _request(
-    client: httpx.AsyncClient, payload: dict, stream: bool, timeout_s: float, t0: float
+    client: ChatClient, request: httpcore.Request, stream: bool, timeout_s: float, t0: float
 ) -> RequestResult:
-    import httpx
-
-    url = f"{api_root(str(client.base_url))}/v1/chat/completions"
     sent = time.perf_counter()
     result = RequestResult(ok=False, started_at=sent - t0)
     try:
-        async with asyncio.timeout(timeout_s):
-            await (_read_stream if stream else _read_json)(client, url, payload, sent, result)
-    except (TimeoutError, httpx.HTTPError) as exc:
+        async with asyncio.timeout(timeout_s), client.send(request) as response:
+            result.status = response.status
+            if response.status != 200:
+                result.error = _http_error(response.status, await _read_all(response))
+            elif stream:
+                await _read_stream(response, sent, result)
+            else:
+                _check_completion(await _read_all(response), result)
+                result.ttft_s = time.perf_counter() - sent
+    except client.errors as exc:
         result.error = _describe(exc, timeout_s)
     except _ProtocolError as exc:
         result.error = f"protocol: {exc}"
@@ -280,16 +441,13 @@ async def _request(
     return result
 
 
-async def _read_json(
-    client: httpx.AsyncClient, url: str, payload: dict, sent: float, result: RequestResult
-) -> None:
-    response = await client.post(url, json=payload)
-    result.status = response.status_code
-    if response.status_code != 200:
-        result.error = _http_error(response.status_code, response.content)
-        return
+async def _read_all(response: httpcore.Response) -> bytes:
+    return b"".join([part async for part in response.stream])
+
+
+def _check_completion(content: bytes, result: RequestResult) -> None:
     try:
-        body = response.json()
+        body = json.loads(content)
         if body.get("object") != "chat.completion":
             raise _ProtocolError(f"object is {body.get('object')!r}, expected 'chat.completion'")
         if not body.get("choices"):
@@ -299,50 +457,70 @@ async def _read_json(
         result.output_tokens = int(body["usage"].get("completion_tokens") or 0)
     except (ValueError, AttributeError, TypeError) as exc:
         raise _ProtocolError(f"bad chat completion body: {exc}") from exc
-    result.ttft_s = time.perf_counter() - sent
 
 
-async def _read_stream(
-    client: httpx.AsyncClient, url: str, payload: dict, sent: float, result: RequestResult
-) -> None:
-    async with client.stream("POST", url, json=payload) as response:
-        result.status = response.status_code
-        if response.status_code != 200:
-            result.error = _http_error(response.status_code, await response.aread())
-            return
-        sse, pending = _SSE(sent, result), b""
-        # split lines ourselves: ~15 % less CPU than aiter_lines(), and one arrival time per read
-        async for data in response.aiter_bytes():
-            now = time.perf_counter()
-            *lines, pending = (pending + data).split(b"\n")
-            for line in lines:
-                sse.feed(line.rstrip(b"\r"), now)
-        sse.feed(pending.rstrip(b"\r"), time.perf_counter())
-        sse.finish()
+async def _read_stream(response: httpcore.Response, sent: float, result: RequestResult) -> None:
+    sse, pending = _SSE(sent, result), b""
+    # one arrival time per body chunk; a chunk is usually exactly one event ("data: {...}\n\n")
+    async for data in response.stream:
+        now = time.perf_counter()
+        *lines, pending = (pending + data).split(b"\n") if pending else data.split(b"\n")
+        for line in lines:
+            sse.feed(line, now)
+    sse.feed(pending, time.perf_counter())
+    sse.finish()
 
 
 class _SSE:
-    """Turns the event-stream lines of one chat completion into TTFT, ITL and a token count."""
+    """Turns the event-stream lines of one chat completion into TTFT, ITL and a token count.
+
+    JSON decoding is most of a chunk's cost, so only the first data chunk and the unusual ones are
+    decoded (usage, anything mentioning "error", anything not in the compact form every known server
+    sends); the others are read by byte checks that give the same answer for well-formed compact
+    chunks: the object marker, and whether a (reasoning) content string is non-empty.
+    """
 
     def __init__(self, sent: float, result: RequestResult) -> None:
         self.sent, self.result = sent, result
         self.done = self.error_event = False
         self.last, self.chunks, self.usage_tokens = 0.0, 0, None
+        self.decode_next = True
 
     def feed(self, line: bytes, now: float) -> None:
-        if self.done or not line or line.startswith(b":"):
-            return  # after [DONE], the caller still reads to the end so the connection is reused
-        if line.startswith(b"event:"):
+        if line.startswith(b"data:"):
+            data = line[5:].strip()
+        elif line.startswith(b"event:"):
             self.error_event = line[6:].strip() == b"error"
             return
-        if not line.startswith(b"data:"):
-            return
-        data = line[5:].strip()
+        else:
+            return  # blank separator, ":" comment or another field
+        if self.done:
+            return  # after [DONE], the caller still reads to the end so the connection is reused
         if data == b"[DONE]":
             self.done = True
             return
         if self.error_event:
             raise _ProtocolError(f"error event in stream: {data[:200]!r}")
+        if (
+            self.decode_next
+            or _CHUNK_OBJECT not in data
+            or not data.endswith(b"}")
+            or b'"error"' in data
+            or b'"usage":{' in data
+        ):
+            self.decode_next = False
+            content = self._decode(data)
+        else:
+            content = _has_text(data, b'"content":"') or _has_text(data, b'"reasoning_content":"')
+        if content:
+            if self.chunks == 0:
+                self.result.ttft_s = now - self.sent
+            else:
+                self.result.itl_s.append(now - self.last)
+            self.last, self.chunks = now, self.chunks + 1
+
+    def _decode(self, data: bytes) -> bool:
+        """Validates one chunk fully; True when it carries content."""
         try:
             chunk = json.loads(data)
             if "error" in chunk:
@@ -354,14 +532,9 @@ class _SSE:
             if chunk.get("usage"):
                 self.usage_tokens = chunk["usage"].get("completion_tokens")
             deltas = [c.get("delta") or {} for c in chunk.get("choices") or ()]
+            return any(d.get("content") or d.get("reasoning_content") for d in deltas)
         except (ValueError, AttributeError, TypeError) as exc:
             raise _ProtocolError(f"bad chunk {data[:200]!r}: {exc}") from exc
-        if any(d.get("content") or d.get("reasoning_content") for d in deltas):
-            if self.chunks == 0:
-                self.result.ttft_s = now - self.sent
-            else:
-                self.result.itl_s.append(now - self.last)
-            self.last, self.chunks = now, self.chunks + 1
 
     def finish(self) -> None:
         if not self.done:
@@ -369,6 +542,20 @@ class _SSE:
         if self.chunks == 0:
             raise _ProtocolError("stream carried no content")
         self.result.output_tokens = int(self.usage_tokens) if self.usage_tokens is not None else self.chunks
+
+
+_CHUNK_OBJECT = b'"object":"chat.completion.chunk"'
+
+
+def _has_text(data: bytes, key: bytes) -> bool:
+    """Whether compact JSON ``data`` has ``key`` (``"name":"``) with a non-empty string value. Quotes
+    inside strings are escaped, so the key cannot match inside a value."""
+    at = data.find(key)
+    while at >= 0:
+        if data[at + len(key) : at + len(key) + 1] != b'"':
+            return True
+        at = data.find(key, at + len(key))
+    return False
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -385,11 +572,13 @@ def _http_error(status: int, body: bytes) -> str:
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:
+    """One line for an httpx (``check_models``) or httpcore (chat) transport error."""
+    import httpcore
     import httpx
 
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException, httpcore.TimeoutException)):
         return f"timeout after {timeout_s:g} s ({type(exc).__name__})"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
         return f"connect error: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
