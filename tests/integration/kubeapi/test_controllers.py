@@ -47,7 +47,7 @@ def kubeapi(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     assert not sim.controller_errors, "\n".join(e[2] for e in sim.controller_errors)
 
 
-def wait_for(pred, timeout: float = 10.0, what: str = "condition"):
+def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
@@ -121,7 +121,7 @@ def test_deployment_pods_rollout_and_scale_down(kubeapi, kubectl):
     wait_for(lambda: any(p["metadata"].get("deletionTimestamp") for p in store.list("v1", "Pod", "default")),
              what="terminating pods after scale-down")
     wait_for(lambda: len(store.list("v1", "Pod", "default")) == 1, what="scaled-down pods to go")
-    kubectl("wait", "--for=jsonpath={.status.availableReplicas}=1", "deployment/web", "--timeout=10s")
+    kubectl("wait", "--for=jsonpath={.status.availableReplicas}=1", "deployment/web", "--timeout=30s")
 
 
 def test_crash_switch_gives_a_stuck_rollout_with_diagnostics(kubeapi, kubectl):
@@ -232,7 +232,7 @@ def test_daemonset_one_pod_per_fitting_node_and_bare_replicaset(kubeapi, kubectl
                not p["metadata"].get("deletionTimestamp"))
 
     kubectl("apply", "-f", "-", stdin=REPLICASET)
-    kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "replicaset/bare", "--timeout=10s")
+    kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "replicaset/bare", "--timeout=30s")
     kubectl("scale", "replicaset/bare", "--replicas=0")
     wait_for(lambda: not store.list("v1", "Pod", "default", label_selector={"app": "bare"}), what="bare pods gone")
 
@@ -282,9 +282,9 @@ def test_gpu_operator_device_plugin_makes_capacity_appear(kubeapi, kubectl):
     kubectl("apply", "-f", "-", stdin=PLUGIN)
     kubectl("rollout", "status", "daemonset/nvidia-device-plugin-daemonset", "-n", "gpu-operator", "--timeout=20s")
     kubectl("wait", "--for=jsonpath={.status.allocatable.nvidia\\.com/gpu}=2", "node/gpu-0", "node/gpu-1",
-            "--timeout=10s")
+            "--timeout=30s")
     assert _gpus(store, "cpu-0") is None
-    kubectl("wait", "--for=condition=Ready", "pod/cuda", "--timeout=10s")
+    kubectl("wait", "--for=condition=Ready", "pod/cuda", "--timeout=30s")
     assert store.get("v1", "Pod", "cuda", "default")["spec"]["nodeName"] == "gpu-0"   # gpu-1 is tainted
 
     kubectl("delete", "daemonset", "nvidia-device-plugin-daemonset", "-n", "gpu-operator")
@@ -355,7 +355,7 @@ spec: {accessModes: [ReadWriteOnce], storageClassName: late, resources: {request
 def test_pvc_binding_access_modes_and_wait_for_first_consumer(kubeapi, kubectl):
     store = kubeapi.store
     kubectl("apply", "-f", "-", stdin=STORAGE)
-    kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/cache", "--timeout=10s")
+    kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/cache", "--timeout=30s")
     cache = store.get("v1", "PersistentVolumeClaim", "cache", "default")
     assert cache["spec"]["storageClassName"] == "standard-rwo"              # the default class
     pv = store.get("v1", "PersistentVolume", cache["spec"]["volumeName"])
@@ -378,11 +378,11 @@ spec:
   volumes: [{name: d, persistentVolumeClaim: {claimName: lazy}}]
   containers: [{name: c, image: "busybox:1", volumeMounts: [{name: d, mountPath: /d}]}]
 """)
-    kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/lazy", "--timeout=10s")
+    kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/lazy", "--timeout=30s")
     lazy = store.get("v1", "PersistentVolumeClaim", "lazy", "default")
     assert lazy["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == \
         store.get("v1", "Pod", "consumer", "default")["spec"]["nodeName"]
-    kubectl("wait", "--for=condition=Ready", "pod/consumer", "--timeout=10s")
+    kubectl("wait", "--for=condition=Ready", "pod/consumer", "--timeout=30s")
 
     kubectl("delete", "pvc", "cache")
     wait_for(lambda: store.try_get("v1", "PersistentVolume", pv["metadata"]["name"]) is None, what="PV deleted")
@@ -403,7 +403,7 @@ def test_loadbalancer_ingress_and_endpoints(kubeapi, kubectl):
     store = kubeapi.store
     kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("replicas: 3", "replicas: 2") + "---\n" + SERVICES)
     kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1", "service/web-lb",
-            "--timeout=10s")
+            "--timeout=30s")
     kubectl("rollout", "status", "deployment/web", "--timeout=20s")
     ips = sorted(p["status"]["podIP"] for p in store.list("v1", "Pod", "default", label_selector={"app": "web"}))
 
@@ -420,10 +420,10 @@ def test_loadbalancer_ingress_and_endpoints(kubeapi, kubectl):
 
     kubectl("annotate", "service/web-lb", "kubeapi-sim/loadbalancer-ip=127.0.9.9")
     kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.9.9", "service/web-lb",
-            "--timeout=10s")
+            "--timeout=30s")
     kubectl("annotate", "service/web-lb", "kubeapi-sim/loadbalancer-ip-")
     kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1", "service/web-lb",
-            "--timeout=10s")
+            "--timeout=30s")
     kubectl("patch", "service/web-lb", "-p", '{"spec": {"type": "ClusterIP"}}')
     wait_for(lambda: not store.get("v1", "Service", "web-lb", "default")["status"].get("loadBalancer", {}).get("ingress"),
              what="ingress cleared")

@@ -84,7 +84,7 @@ def record(store) -> tuple[list[dict], Callable[[], None]]:
     return seen, store.subscribe(on)
 
 
-def wait_for(pred, timeout: float = 15.0, what: str = "condition"):
+def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
@@ -206,7 +206,7 @@ def test_spec_change_goes_through_rolling_update_phases(kubeapi, kubectl):
 def test_early_success_switch_reports_ready_while_old_pods_serve(kubeapi, kubectl):
     """Dynamo #3567: Ready=True and observedGeneration current right after a spec change."""
     store = kubeapi.store
-    kubeapi.ctl.workloads.ready_delay = 1.0
+    kubeapi.ctl.workloads.ready_delay = 2.0
     apply_crds(kubectl)
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(template("agg")))
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
