@@ -47,7 +47,7 @@ from runtime.errors import SmokeTestFailed, TransientError
 from runtime.sla import SLA, LoadReport, RequestResult, SmokeResult, evaluate, read_field
 
 if TYPE_CHECKING:
-    import httpcore
+    import h11
     import httpx
 
 T = TypeVar("T")
@@ -255,31 +255,24 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     return result
 
 
-# -- the hot path: httpcore's HTTP/1.1 connection on a lean asyncio stream ---------------------------
+# -- the hot path: h11 on an asyncio protocol ------------------------------------------------------
 class ChatClient:
     """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``.
 
     A free list, not a pool: callers bound the requests in flight (``run_load``'s semaphore), so there
-    are never more connections than that. A connection goes back on the list only when its response
-    was read to the end; a failed or cancelled one is closed.
+    are never more connections than that. A connection goes back on the list only when its exchange
+    ended cleanly; a failed or cancelled one is closed.
     """
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
-        import httpcore
-
-        self.errors: tuple[type[BaseException], ...] = (
-            TimeoutError, OSError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError
-        )  # fmt: skip
-        self._httpcore = httpcore
         parts = urlsplit(api_root(base_url))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"need an http:// or https:// URL, got {base_url!r}")
-        self._url = httpcore.URL(f"{parts.scheme}://{parts.netloc}/v1/chat/completions")
-        self._host = (parts.hostname, self._url.origin.port)
-        self._netloc = parts.netloc.encode()
+        self._netloc = parts.netloc
+        self._host, self._port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = _ssl_context() if parts.scheme == "https" else None
         self._connect_timeout_s = min(timeout_s, 10.0)
-        self._idle: list[httpcore.AsyncHTTP11Connection] = []
+        self._idle: list[_Connection] = []
 
     async def __aenter__(self) -> Self:
         return self
@@ -287,70 +280,81 @@ class ChatClient:
     async def __aexit__(self, *exc: object) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
-            await connection.aclose()
+            connection.transport.close()
 
-    def request(self, payload: dict[str, Any]) -> httpcore.Request:
-        """Built once and sent many times (httpcore does not mutate it)."""
+    def request(self, payload: dict[str, Any]) -> tuple[h11.Event, ...]:
+        """The h11 events of one request: built and validated once, sent many times (they are frozen)."""
+        import h11
+
         body = json.dumps(payload).encode()
         headers = [
-            (b"Host", self._netloc),
-            (b"User-Agent", b"dynadeploy-loadgen"),
-            (b"Accept-Encoding", b"identity"),
-            (b"Content-Type", b"application/json"),
-            (b"Content-Length", str(len(body)).encode()),
+            ("Host", self._netloc),
+            ("User-Agent", "dynadeploy-loadgen"),
+            ("Accept-Encoding", "identity"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
         ]
-        return self._httpcore.Request(b"POST", self._url, headers=headers, content=body)
+        target = "/v1/chat/completions"
+        return (
+            h11.Request(method="POST", target=target, headers=headers),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        )
 
     @contextlib.asynccontextmanager
-    async def send(self, request: httpcore.Request) -> AsyncIterator[httpcore.Response]:
+    async def send(self, request: tuple[h11.Event, ...]) -> AsyncIterator[_Connection]:
+        """Sends ``request`` and yields the connection, its response status read."""
         connection = await self._connection()
         try:
-            response = await connection.handle_async_request(request)
-            try:
-                yield response
-            finally:
-                await response.aclose()
+            await connection.start(request)
+            yield connection
         finally:
-            if connection.is_idle():
+            if connection.finish():
                 self._idle.append(connection)
             else:
-                await connection.aclose()
+                connection.transport.close()
 
-    async def _connection(self) -> httpcore.AsyncHTTP11Connection:
+    async def _connection(self) -> _Connection:
         while self._idle:
             connection = self._idle.pop()
-            if not connection.has_expired():  # the server closed it while idle
+            if not (connection.eof or connection.received):  # else the server closed it while idle
                 return connection
-            await connection.aclose()
+            connection.transport.close()
         loop = asyncio.get_running_loop()
-        host, port = self._host
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                _, stream = await loop.create_connection(_Stream, host, port, ssl=self._ssl)
-        except TimeoutError as exc:
-            raise self._httpcore.ConnectTimeout(f"connecting to {host}:{port}") from exc
+                _, connection = await loop.create_connection(
+                    _Connection, self._host, self._port, ssl=self._ssl
+                )
+        except TimeoutError:
+            raise  # an OSError too, but reported as a timeout
         except OSError as exc:
-            raise self._httpcore.ConnectError(str(exc)) from exc
-        return self._httpcore.AsyncHTTP11Connection(self._url.origin, stream)
+            raise _ConnectError(str(exc) or type(exc).__name__) from exc
+        return connection
 
 
-class _Stream(asyncio.Protocol):
-    """An asyncio protocol that is also httpcore's ``AsyncNetworkStream`` (duck-typed: httpcore stays
-    a lazy import). Writes wait until the next read so that a request leaves in one send()."""
+class _ConnectError(Exception):
+    pass
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: h11's state machine, fed by an asyncio protocol."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.outgoing: list[bytes] = []
-        self.incoming: list[bytes] = []
+        import h11
+
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connection_made
+        self.received: list[bytes] = []
         self.eof, self.lost = False, None
         self.waiter: asyncio.Future[None] | None = None
+        self.status = 0
 
-    # asyncio side
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.incoming.append(data)
+        self.received.append(data)
         self._wake()
 
     def eof_received(self) -> None:
@@ -365,41 +369,50 @@ class _Stream(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    # httpcore side
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if buffer:
-            self.outgoing.append(buffer)
+    async def start(self, request: tuple[h11.Event, ...]) -> None:
+        """Sends the request in one write and reads the response head."""
+        import h11
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self.outgoing:
-            self.transport.write(b"".join(self.outgoing))
-            self.outgoing.clear()
-        while not self.incoming:
-            if self.lost is not None:
-                import httpcore
+        self.transport.write(b"".join([self.h11.send(event) for event in request]))
+        while type(event := await self._next_event()) is not h11.Response:
+            pass  # 1xx
+        self.status = event.status_code
 
-                raise httpcore.ReadError(str(self.lost) or type(self.lost).__name__)
-            if self.eof:
-                return b""
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        data = self.incoming[0] if len(self.incoming) == 1 else b"".join(self.incoming)
-        self.incoming.clear()
-        if len(data) > max_bytes:
-            data, rest = data[:max_bytes], data[max_bytes:]
-            self.incoming.append(rest)
-        return data
+    async def read(self) -> bytes | None:
+        """The next piece of the response body (one chunk, usually one SSE event); None at its end."""
+        import h11
 
-    async def aclose(self) -> None:
-        self.transport.close()
+        event = await self._next_event()
+        return bytes(event.data) if type(event) is h11.Data else None
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # asked of idle connections: has the server closed (or sent junk)?
-            return self.eof or bool(self.incoming)
-        return self.transport.get_extra_info(info)
+    def finish(self) -> bool:
+        """After a response: True when the connection can carry another request."""
+        import h11
+
+        if self.h11.our_state is self.h11.their_state is h11.DONE and not self.eof:
+            self.h11.start_next_cycle()
+            return True
+        return False
+
+    async def _next_event(self) -> h11.Event:
+        import h11
+
+        while (event := self.h11.next_event()) is h11.NEED_DATA:
+            while not (self.received or self.eof):
+                self.waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
+            if self.received:
+                data = b"".join(self.received)
+                self.received.clear()
+            elif self.lost is not None:
+                raise OSError(f"connection lost: {self.lost}") from self.lost
+            else:
+                data = b""  # h11 decides whether the end of the stream is an error here
+            self.h11.receive_data(data)
+        return event  # type: ignore[return-value]
 
 
 # -- one request -------------------------------------------------------------------------------------
@@ -417,21 +430,23 @@ def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict
 
 
 async def _request(
-    client: ChatClient, request: httpcore.Request, stream: bool, timeout_s: float, t0: float
+    client: ChatClient, request: tuple[h11.Event, ...], stream: bool, timeout_s: float, t0: float
 ) -> RequestResult:
+    import h11
+
     sent = time.perf_counter()
     result = RequestResult(ok=False, started_at=sent - t0)
     try:
-        async with asyncio.timeout(timeout_s), client.send(request) as response:
-            result.status = response.status
-            if response.status != 200:
-                result.error = _http_error(response.status, await _read_all(response))
+        async with asyncio.timeout(timeout_s), client.send(request) as connection:
+            result.status = connection.status
+            if connection.status != 200:
+                result.error = _http_error(connection.status, await _read_all(connection))
             elif stream:
-                await _read_stream(response, sent, result)
+                await _read_stream(connection, sent, result)
             else:
-                _check_completion(await _read_all(response), result)
+                _check_completion(await _read_all(connection), result)
                 result.ttft_s = time.perf_counter() - sent
-    except client.errors as exc:
+    except (OSError, _ConnectError, h11.ProtocolError) as exc:  # TimeoutError is an OSError
         result.error = _describe(exc, timeout_s)
     except _ProtocolError as exc:
         result.error = f"protocol: {exc}"
@@ -441,8 +456,11 @@ async def _request(
     return result
 
 
-async def _read_all(response: httpcore.Response) -> bytes:
-    return b"".join([part async for part in response.stream])
+async def _read_all(connection: _Connection) -> bytes:
+    parts = []
+    while (part := await connection.read()) is not None:
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _check_completion(content: bytes, result: RequestResult) -> None:
@@ -459,10 +477,10 @@ def _check_completion(content: bytes, result: RequestResult) -> None:
         raise _ProtocolError(f"bad chat completion body: {exc}") from exc
 
 
-async def _read_stream(response: httpcore.Response, sent: float, result: RequestResult) -> None:
+async def _read_stream(connection: _Connection, sent: float, result: RequestResult) -> None:
     sse, pending = _SSE(sent, result), b""
     # one arrival time per body chunk; a chunk is usually exactly one event ("data: {...}\n\n")
-    async for data in response.stream:
+    while (data := await connection.read()) is not None:
         now = time.perf_counter()
         *lines, pending = (pending + data).split(b"\n") if pending else data.split(b"\n")
         for line in lines:
@@ -572,13 +590,12 @@ def _http_error(status: int, body: bytes) -> str:
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:
-    """One line for an httpx (``check_models``) or httpcore (chat) transport error."""
-    import httpcore
+    """One line for a transport error: httpx's (``check_models``) or the chat path's."""
     import httpx
 
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException, httpcore.TimeoutException)):
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return f"timeout after {timeout_s:g} s ({type(exc).__name__})"
-    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
+    if isinstance(exc, (_ConnectError, httpx.ConnectError)):
         return f"connect error: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
