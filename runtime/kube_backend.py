@@ -603,13 +603,23 @@ class KubeBackend:
                                  hint="run the rollout stage first")
         url = self._lb_url()
         if url and _tcp_open(url, 3.0):
+            self._wait_model_listed(url)
             yield url
             return
         from runtime.portforward import port_forward
 
         with port_forward(self.kube.kubeconfig, self.context, self.ns,
                           f"svc/{svc['metadata']['name']}", _service_port(svc)) as local:
+            self._wait_model_listed(local)
             yield local
+
+    def _wait_model_listed(self, url: str) -> None:
+        """Wait (bounded) until the frontend lists the served model: a frontend can be Ready before it has
+        discovered its workers (ai-dynamo/dynamo#11178). On timeout the smoke test reports what it sees."""
+        served = self.spec.model.served()
+        deadline = time.monotonic() + _timeout("MODEL", 120)
+        while served not in _models(url) and time.monotonic() < deadline:
+            time.sleep(0.25)
 
     # ================================================================== status / teardown
     def status(self) -> dict:

@@ -74,13 +74,16 @@ def stop_cluster(sim: Simulator) -> None:
     assert not errors, "\n".join(e[2] for e in errors)
 
 
-def make_spec(sim: Simulator, name: str, serving: dict | None = None, **sections):
-    """A kube spec for the simulator: mocker engine, a short smoke test unless overridden."""
+def spec_doc(sim: Simulator, name: str, serving: dict | None = None, **sections) -> dict:
+    """A kube spec document for the simulator: mocker engine, a short smoke test unless overridden."""
     target = {"kind": "kube", "kubeconfig": str(sim.kubeconfig), **sections.pop("target", {})}
-    doc = {"apiVersion": "dynadeploy.io/v1", "name": name, "target": target,
-           "serving": {"engine": "mocker", **(serving or {})},
-           "smoke": sections.pop("smoke", {"requests": 12, "concurrency": 4, "max_tokens": 8}), **sections}
-    return parse_spec(doc, source=f"test:{name}")
+    return {"apiVersion": "dynadeploy.io/v1", "name": name, "target": target,
+            "serving": {"engine": "mocker", **(serving or {})},
+            "smoke": sections.pop("smoke", {"requests": 12, "concurrency": 4, "max_tokens": 8}), **sections}
+
+
+def make_spec(sim: Simulator, name: str, serving: dict | None = None, **sections):
+    return parse_spec(spec_doc(sim, name, serving, **sections), source=f"test:{name}")
 
 
 def labelled(sim: Simulator, api_version: str, kind: str, name: str) -> list[dict]:
@@ -101,7 +104,7 @@ def leftovers(sim: Simulator, name: str) -> list[str]:
             continue
         try:
             objs = sim.store.list(rt.api_version(), rt.kind, label_selector=selector)
-        except Exception:  # noqa: BLE001 - kinds that cannot be listed
+        except Exception:  # noqa: BLE001, S112 - kinds that cannot be listed
             continue
         out += [f"{rt.kind} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}" for o in objs]
     return sorted(out)

@@ -81,7 +81,7 @@ def test_delete_not_found_is_success_and_waits_until_gone(kubeapi, kube):
     kube.wait("apps/v1", "Deployment", lambda objs: objs and objs[0].get("status", {}).get("availableReplicas") == 2,
               name="web", namespace="default", timeout_s=20)
     assert kube.delete("apps/v1", "Deployment", "web", "default", propagation="Foreground", wait=True) is True
-    (req,) = kubeapi.requests.find(method="DELETE", path="/deployments/web$")
+    assert len(kubeapi.requests.find(method="DELETE", path="/deployments/web$")) == 1
     assert kubeapi.store.try_get("apps/v1", "Deployment", "web", "default") is None
     assert kubeapi.store.list("apps/v1", "ReplicaSet", "default") == []  # the cascade ran (foreground)
 
