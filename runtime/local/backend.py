@@ -244,7 +244,8 @@ def _zero_ports(spec, revision: int) -> dict[str, int]:
 
 
 def _is_worker(name: str) -> bool:
-    return name.split("-", 1)[0] in ("worker", "prefill", "decode")
+    # canary-<i> workers (runtime/local/canary.py) are retired with the old revision on promotion
+    return name.split("-", 1)[0] in ("worker", "prefill", "decode", "canary")
 
 
 def _venv_bin(name: str):

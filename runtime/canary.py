@@ -1,0 +1,80 @@
+"""Pure: the canary's traffic plan and its gate.
+
+The gate compares candidate against baseline on identical load (runtime.sla.compare: TTFT/ITL p90
+regressions, error rates, an inconclusive outcome when either side has too few samples) and, while
+real traffic is shifted, also per worker group from the workers' own Prometheus histograms
+(dynamo_work_handler_time_to_first_response_seconds), so a slow candidate is caught even when it
+only takes a share of the stable endpoint's traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from runtime import metrics, sla
+
+
+@dataclass(frozen=True)
+class Step:
+    percent: int  # what the spec asked for
+    canary_workers: int  # candidate workers serving beside the stable ones (0 = side by side only)
+    share: float  # the share of stable-endpoint traffic they actually get
+
+    def label(self) -> str:
+        return f"{self.percent}%" if self.canary_workers else "side-by-side"
+
+
+def traffic_plan(steps: list[int], stable_workers: int, can_shift: bool) -> list[Step]:
+    """Steps before promotion. Dynamo's router spreads requests over instances, so locally a share
+    is made by worker count: k candidate workers beside n stable ones take k/(n+k) of the traffic.
+    Each step gets the smallest k reaching its percentage; duplicates collapse. 100% is promotion.
+    """
+    plan = [Step(0, 0, 0.0)]
+    if not can_shift:
+        return plan
+    for pct in steps:
+        if pct >= 100:
+            break
+        k = max(1, math.ceil(pct * stable_workers / (100 - pct)))
+        if plan[-1].canary_workers != k:
+            plan.append(Step(pct, k, round(k / (stable_workers + k), 3)))
+    return plan
+
+
+# Time to first response as each worker measures it (Dynamo's own, any engine); vLLM's name second.
+WORKER_TTFT = ("dynamo_work_handler_time_to_first_response_seconds", "vllm:time_to_first_token_seconds")
+
+
+def workers_ttft_p90_ms(before: dict[str, str], after: dict[str, str]) -> float | None:
+    """TTFT p90 over an analysis window for a group of workers, from their own /metrics pages
+    (scraped before and after the window, keyed by worker endpoint)."""
+    for name in WORKER_TTFT:
+        merged: dict[float, float] = {}
+        for url, text in after.items():
+            d = metrics.delta(metrics.histogram(metrics.parse(text), name),
+                              metrics.histogram(metrics.parse(before.get(url, "")), name))
+            for le, count in d.items():
+                merged[le] = merged.get(le, 0.0) + count
+        q = metrics.quantile(merged, 0.9)
+        if q is not None:
+            return q * 1000
+    return None
+
+
+def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: float | None,
+                 canary_spec) -> sla.Verdict:
+    """The gate while candidate workers serve real traffic: no request may fail, and the candidate
+    workers' TTFT p90 may not regress past the allowed fraction of the stable workers'."""
+    breaches, notes = [], []
+    if report.errors:
+        breaches.append(f"{report.errors} of {report.count} requests failed at the stable endpoint")
+    if stable_p90 is None or canary_p90 is None:
+        notes.append("no per-worker TTFT samples for one side in this window")
+        status = "fail" if breaches else "inconclusive"
+        return sla.Verdict(status, breaches, notes)
+    limit = stable_p90 * (1 + canary_spec.max_ttft_regression) + 1.0  # 1 ms noise floor
+    if canary_p90 > limit:
+        breaches.append(f"candidate workers' ttft p90 {canary_p90:.1f} ms > {limit:.1f} ms "
+                        f"(stable {stable_p90:.1f} ms + {canary_spec.max_ttft_regression:.0%})")
+    return sla.Verdict("fail" if breaches else "pass", breaches, notes)
