@@ -96,8 +96,14 @@ def pod_component(pod: Mapping[str, Any]) -> str:
 # --- the DynamoGraphDeployment --------------------------------------------------------------------
 
 
-def assess_dgd(dgd: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]] = ()) -> Readiness:
-    """The full readiness contract for a DGD and the pods of that graph (see the module docstring)."""
+def assess_dgd(dgd: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]] = (),
+               workloads: Iterable[Mapping[str, Any]] = ()) -> Readiness:
+    """The full readiness contract for a DGD and the pods of that graph (see the module docstring).
+
+    ``workloads`` are the graph's Deployments (label nvidia.com/dynamo-graph-deployment-name): the
+    operator can copy their counts before they have seen the new template, so each must also have
+    observed its own generation and have every replica updated.
+    """
     if not dgd:
         return _verdict(["the graph does not exist (yet)"])
     status = dgd.get("status") or {}
@@ -134,6 +140,14 @@ def assess_dgd(dgd: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]] 
             desired = 1
         reasons.extend(_component_reasons(name, int(desired), statuses.get(name)))
 
+    for workload in workloads:
+        meta, wst = workload.get("metadata") or {}, workload.get("status") or {}
+        wname = meta.get("name", "?")
+        if int(wst.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
+            reasons.append(f"{wname}: the Deployment has not observed its latest spec yet")
+        elif int(wst.get("replicas") or 0) != int(wst.get("updatedReplicas") or 0):
+            reasons.append(f"{wname}: {wst.get('updatedReplicas') or 0}/{wst.get('replicas') or 0} pods on the new template")
+
     terminating: dict[str, list[str]] = {}
     for pod in pods:
         if is_terminating(pod):
@@ -154,6 +168,10 @@ def _component_reasons(name: str, desired: int, status: Mapping[str, Any] | None
     else:
         serving, word = int(status.get("readyReplicas") or 0), "ready"
     out = []
+    total = status.get("replicas")
+    if total is not None and int(total) != desired:
+        # more pods than wanted: the old ones still serve beside the new (Dynamo issue #3567)
+        out.append(f"{name}: {total} replicas running, {desired} wanted")
     if updated != desired:
         out.append(f"{name}: {updated}/{desired} updated")
     if serving != desired:
