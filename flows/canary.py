@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from flows._progress import stage
+from flows._lock import target_lock
 from flows._spec import load
 from flows.deploy import deploy
 from runtime import canary as gate
@@ -56,6 +57,11 @@ def candidate_spec(s, candidate: dict):
 def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
     s = load(spec)
     cand = candidate_spec(s, candidate)
+    with target_lock(s):
+        return _canary(s, cand, candidate, reason)
+
+
+def _canary(s, cand, candidate: dict, reason: str) -> dict:
     c = s.canary
     rows: list[dict] = []
     backend = backend_for(s)
@@ -90,7 +96,7 @@ def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
                                    hint="stable is unchanged; see the canary artifact for the numbers")
         with stage("promote") as st:
             result = deploy(spec=cand.model_dump(mode="json"), reason=f"canary promotion: {reason}"[:200],
-                            started_by="canary")
+                            started_by="canary", locked=True)
             st.note(f"revision {result['revision']}")
         with stage("cleanup"):
             steps.withdraw_candidate(s, cand)

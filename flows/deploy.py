@@ -10,6 +10,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows._progress import stage
+from flows._lock import target_lock
 from flows._spec import load
 from tasks import stages
 from tasks.smoke import run_smoke_test
@@ -17,9 +18,17 @@ from tasks.smoke import run_smoke_test
 
 @flow(name="deploy", log_prints=False)
 def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deploy",
-           started_by: str = "dynadeploy") -> dict:
-    """Deploy (or converge) the Dynamo graph described by ``spec`` (a path to a YAML spec or a dict)."""
+           started_by: str = "dynadeploy", locked: bool = False) -> dict:
+    """Deploy (or converge) the Dynamo graph described by ``spec`` (a path to a YAML spec or a dict).
+
+    ``locked`` is for parent flows that already hold the target's concurrency slot.
+    """
     s = load(spec, overrides)
+    with target_lock(s, held=locked):
+        return _deploy(s, reason, started_by)
+
+
+def _deploy(s, reason: str, started_by: str) -> dict:
     try:
         with stage("provision") as st:
             env = stages.provision(s)

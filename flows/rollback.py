@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 
 from flows._progress import stage
+from flows._lock import target_lock
 from flows._spec import load
 from flows.deploy import deploy
 from runtime import revisions as revlib
@@ -39,6 +40,11 @@ def read_ledger(spec) -> list[revlib.Revision]:
 def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
              auto_approve: bool = False, approval_timeout_s: int = 3600) -> dict:
     s = load(spec)
+    with target_lock(s):
+        return _rollback(s, revision, reason, auto_approve, approval_timeout_s)
+
+
+def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval_timeout_s: int) -> dict:
     with stage("plan") as st:
         try:
             cur, target = revlib.plan_rollback(read_ledger(s), revision)
@@ -67,7 +73,7 @@ def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollb
             return {"name": s.name, "status": "rejected", "revision": cur.number if cur else None}
     why = f"rollback to revision {target.number}: {reason}" + (f" ({note})" if note else "")
     with stage("restore") as st:
-        result = deploy(spec=target.spec, reason=why[:200], started_by="rollback")
+        result = deploy(spec=target.spec, reason=why[:200], started_by="rollback", locked=True)
         st.note(f"revision {result['revision']} serves the spec of revision {target.number}")
     create_markdown_artifact(
         key=f"rollback-{s.name}"[:60],

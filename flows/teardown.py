@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows._progress import stage
+from flows._lock import target_lock
 from flows._spec import load
 from runtime.errors import PermanentError
 from tasks import stages
@@ -13,6 +14,11 @@ from tasks import stages
 @flow(name="teardown", log_prints=False)
 def teardown(spec: str | dict, delete_model_cache: bool = False) -> dict:
     s = load(spec)
+    with target_lock(s):
+        return _teardown(s, delete_model_cache)
+
+
+def _teardown(s, delete_model_cache: bool) -> dict:
     keep = s.teardown.keep_model_cache and not delete_model_cache
     with stage("teardown") as st:
         result = stages.tear_down(s, keep_model_cache=keep)
