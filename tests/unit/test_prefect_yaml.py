@@ -1,0 +1,45 @@
+"""prefect.yaml and the example automation parse into Prefect's own models and cover every target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from prefect.events.schemas.automations import AutomationCore
+
+from runtime.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_example_target_has_all_four_deployments():
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    names = {d["name"]: d for d in doc["deployments"]}
+    targets = sorted(p.stem for p in (ROOT / "infra" / "targets").glob("*.yaml"))
+    for t in targets:
+        for kind, flow in (("deploy", "deploy"), ("canary", "canary"), ("rollback", "rollback"),
+                           ("teardown", "teardown")):
+            dep = names[f"{kind}-{t}"]
+            assert dep["entrypoint"] == f"flows/{flow}.py:{flow}"
+            assert dep["parameters"]["spec"] == f"infra/targets/{t}.yaml"
+            load_spec(ROOT / dep["parameters"]["spec"])  # the spec a deployment names is valid
+            assert dep["work_pool"]["name"] == "dynadeploy-process"
+        schedules = names[f"canary-{t}"]["schedules"]
+        assert schedules and all(s["active"] is False and s["cron"] for s in schedules)
+        assert names[f"rollback-{t}"]["parameters"]["auto_approve"] is False
+
+
+def test_entrypoints_resolve_to_flows():
+    from prefect.flows import load_flow_from_entrypoint
+
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for entry in sorted({d["entrypoint"] for d in doc["deployments"]}):
+        flow = load_flow_from_entrypoint(str(ROOT / entry))
+        assert flow.name == entry.rsplit(":", 1)[1]
+
+
+def test_example_automation_is_a_valid_prefect_automation():
+    doc = yaml.safe_load((ROOT / "infra" / "automations" / "canary-rolled-back.yaml").read_text())
+    for item in doc["automations"]:
+        automation = AutomationCore.model_validate(item)
+        assert "dynadeploy.canary.rolled-back" in automation.trigger.expect
