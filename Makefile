@@ -16,9 +16,15 @@ setup:
 tools: setup
 	uv run python -m runtime.toolchain install
 
-# Debian packages the tests use: etcd for the etcd+NATS discovery mode
+# Debian packages the tests use: etcd for the etcd+NATS discovery mode, chromium for the Prefect UI
+# tests (driven by Playwright; no browser is ever downloaded), PostgreSQL for the server-on-Postgres run
 debs:
-	@command -v etcd >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
+	@missing=""; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v pg_ctlcluster >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
 deploy: setup
 	uv run dynadeploy deploy $(SPEC)
