@@ -37,6 +37,7 @@ import concurrent.futures
 import contextlib
 import functools
 import json
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -484,8 +485,10 @@ async def _read_stream(connection: _Connection, sent: float, result: RequestResu
         now = time.perf_counter()
         *lines, pending = (pending + data).split(b"\n") if pending else data.split(b"\n")
         for line in lines:
-            sse.feed(line, now)
-    sse.feed(pending, time.perf_counter())
+            if line:  # not the blank line that ends an event
+                sse.feed(line, now)
+    if pending:
+        sse.feed(pending, time.perf_counter())
     sse.finish()
 
 
@@ -529,7 +532,7 @@ class _SSE:
             self.decode_next = False
             content = self._decode(data)
         else:
-            content = _has_text(data, b'"content":"') or _has_text(data, b'"reasoning_content":"')
+            content = _CONTENT.search(data) is not None
         if content:
             if self.chunks == 0:
                 self.result.ttft_s = now - self.sent
@@ -563,17 +566,9 @@ class _SSE:
 
 
 _CHUNK_OBJECT = b'"object":"chat.completion.chunk"'
-
-
-def _has_text(data: bytes, key: bytes) -> bool:
-    """Whether compact JSON ``data`` has ``key`` (``"name":"``) with a non-empty string value. Quotes
-    inside strings are escaped, so the key cannot match inside a value."""
-    at = data.find(key)
-    while at >= 0:
-        if data[at + len(key) : at + len(key) + 1] != b'"':
-            return True
-        at = data.find(key, at + len(key))
-    return False
+# a non-empty "content" or "reasoning_content" string; quotes inside strings are escaped, so these
+# keys cannot match inside a value
+_CONTENT = re.compile(rb'"(?:reasoning_)?content":"[^"]')
 
 
 # -- helpers -----------------------------------------------------------------------------------------
