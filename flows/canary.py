@@ -19,8 +19,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from flows._progress import stage
 from flows._lock import target_lock
+from flows._progress import stage
 from flows._spec import load
 from flows.deploy import deploy
 from runtime import canary as gate

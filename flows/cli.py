@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI's boundary: one line, traceback only on -v
+    except Exception as exc:
         if args.verbose:
             raise
         print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
@@ -166,7 +166,7 @@ def _diff(args) -> int:
         width = max(len(r["field"]) for r in rows)
         print(f"{'field':<{width}}  {'revision ' + str(args.a):<30}  revision {args.b}")
         for r in rows:
-            print(f"{r['field']:<{width}}  {str(r['now']):<30}  {r['after']}")
+            print(f"{r['field']:<{width}}  {r['now']!s:<30}  {r['after']}")
     return 0
 
 

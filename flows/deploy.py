@@ -9,8 +9,8 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from flows._progress import stage
 from flows._lock import target_lock
+from flows._progress import stage
 from flows._spec import load
 from tasks import stages
 from tasks.smoke import run_smoke_test
@@ -59,6 +59,14 @@ def _deploy(s, reason: str, started_by: str) -> dict:
             with stage("teardown"):
                 stages.tear_down(s, keep_model_cache=s.teardown.keep_model_cache)
         raise
+    create_table_artifact(
+        key=f"revisions-{s.name}"[:60],
+        table=[{"revision": r.number, "status": r.status, "created": r.created_at, "reason": r.reason,
+                "started_by": r.started_by, "model": f"{r.model.get('id')}@{r.model.get('revision')}",
+                "spec_hash": r.spec_hash[:12], "smoke_passed": r.smoke.get("passed")}
+               for r in stages.read_ledger(s)],
+        description=f"Revision ledger of {s.name}",
+    )
     create_table_artifact(
         key=f"deploy-{s.name}"[:60],
         table=[{"target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),

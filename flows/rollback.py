@@ -10,18 +10,17 @@
 
 from __future__ import annotations
 
-from prefect import flow, pause_flow_run, task
+from prefect import flow, pause_flow_run
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 
-from flows._progress import stage
 from flows._lock import target_lock
+from flows._progress import stage
 from flows._spec import load
 from flows.deploy import deploy
 from runtime import revisions as revlib
-from runtime.backends import backend_for
 from runtime.errors import PermanentError
+from tasks import stages
 
 
 class RollbackApproval(RunInput):
@@ -29,11 +28,6 @@ class RollbackApproval(RunInput):
 
     approve: bool = False
     note: str = ""
-
-
-@task(name="read-ledger", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def read_ledger(spec) -> list[revlib.Revision]:
-    return backend_for(spec).revisions()
 
 
 @flow(name="rollback", log_prints=False)
@@ -47,7 +41,7 @@ def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollb
 def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval_timeout_s: int) -> dict:
     with stage("plan") as st:
         try:
-            cur, target = revlib.plan_rollback(read_ledger(s), revision)
+            cur, target = revlib.plan_rollback(stages.read_ledger(s), revision)
         except ValueError as exc:
             raise PermanentError(f"cannot roll back {s.name}: {exc}",
                                  hint="see `dynadeploy history` for the recorded revisions") from exc

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows._progress import stage
 from flows._lock import target_lock
+from flows._progress import stage
 from flows._spec import load
 from runtime.errors import PermanentError
 from tasks import stages

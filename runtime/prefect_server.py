@@ -73,7 +73,7 @@ def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env |= {"PREFECT_HOME": str(server_dir()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "PREFECT_API_URL": url}
-        log = open(server_dir() / "server.log", "ab")
+        log = open(server_dir() / "server.log", "ab")  # noqa: SIM115 - handed to the detached server
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,

@@ -38,7 +38,7 @@ class Revision:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def current(revisions: list[Revision]) -> Revision | None:

@@ -10,9 +10,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from runtime import loadgen
-from runtime.scrape import scrape
 from runtime.backends import backend_for
 from runtime.errors import NotSupportedError
+from runtime.scrape import scrape
 from tasks._policy import TRANSIENT
 
 _MECHANICS = {"local": "runtime.local.canary"}

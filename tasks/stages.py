@@ -44,6 +44,11 @@ def record_smoke(spec, revision: int, smoke: dict) -> None:
     backend_for(spec).record_smoke(revision, smoke)
 
 
+@task(name="read-ledger", cache_policy=NO_CACHE, timeout_seconds=120, **TRANSIENT)
+def read_ledger(spec) -> list:
+    return backend_for(spec).revisions()
+
+
 @task(name="teardown", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
 def tear_down(spec, keep_model_cache: bool = True) -> dict:
     return backend_for(spec).teardown(keep_model_cache=keep_model_cache)

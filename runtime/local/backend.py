@@ -22,8 +22,14 @@ from runtime.local import health, inventory, model_cache
 from runtime.local import ports as portlib
 from runtime.local.ledger import FileLedger
 from runtime.local.paths import DeploymentPaths
-from runtime.local.plan import LocalContext, Program, discovery_programs, frontend_program, worker_program_names
-from runtime.local.plan import worker_programs
+from runtime.local.plan import (
+    LocalContext,
+    Program,
+    discovery_programs,
+    frontend_program,
+    worker_program_names,
+    worker_programs,
+)
 from runtime.local.supervisor import RUNNING_STATES, Supervisor
 from runtime.revisions import Revision, current, next_number, now_iso
 

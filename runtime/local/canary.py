@@ -80,7 +80,7 @@ def worker_endpoints(stable: LocalBackend) -> dict[str, list[str]]:
     """The metrics endpoints (system ports) of the stable graph's workers, split stable/candidate."""
     ports = portlib.load(stable.paths.ports_file)
     out: dict[str, list[str]] = {"stable": [], "candidate": []}
-    for name, proc in stable.supervisor.processes().items():
+    for name in stable.supervisor.processes():
         if name in ports and name.split("-", 1)[0] in ("worker", "prefill", "decode", "canary"):
             side = "candidate" if name.startswith(CANARY_PREFIX) else "stable"
             out[side].append(f"http://{stable.host}:{ports[name]}")

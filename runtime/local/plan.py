@@ -41,7 +41,7 @@ class Program:
 class LocalContext:
     """Machine-dependent inputs, resolved by the effects layer."""
 
-    paths: DeploymentPaths  # noqa: F821 - see TYPE_CHECKING import
+    paths: DeploymentPaths
     python: str
     host: str
     frontend_port: int

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from runtime.errors import PreflightError
 
-
 # Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit integer, so worker health/metrics ports must stay
 # below 32768, under the kernel's ephemeral range; those are drawn from this range instead.
 LOW_RANGE = (20000, 32767)

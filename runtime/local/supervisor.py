@@ -124,7 +124,7 @@ class Supervisor:
         env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
         proc = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.paths.supervisord_conf)],
-            env=env, capture_output=True, text=True, timeout=timeout_s,
+            env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
         )
         if proc.returncode != 0:
             raise ToolError(f"supervisord failed to start: {proc.stderr.strip()[-300:] or proc.stdout.strip()[-300:]}",

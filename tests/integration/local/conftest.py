@@ -39,5 +39,5 @@ def spec_dir(tmp_path):
     for path in made:
         try:
             LocalBackend(load_spec(path)).teardown()
-        except Exception:  # noqa: BLE001 - best effort cleanup
+        except Exception:  # noqa: BLE001, S110 - best effort cleanup
             pass

@@ -20,7 +20,7 @@ EXE = shutil.which("dynadeploy")
 
 def run_cli(*args: str, api: str, home, timeout: int = 300) -> subprocess.CompletedProcess:
     env = os.environ | {"PREFECT_API_URL": api, "DYNADEPLOY_HOME": str(home)}
-    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
 def test_deploy_status_teardown_json(prefect_api, spec_dir, tmp_path):
