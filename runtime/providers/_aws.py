@@ -20,15 +20,17 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.parsers import ResponseParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from botocore.parsers import ResponseParserError
 
 from runtime.errors import DynadeployError, PermanentError, TransientError
 

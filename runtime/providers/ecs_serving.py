@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.errors import PreflightError
 from runtime.providers import ecs_render, plan
-from runtime.providers.plan_aws import token
 from runtime.providers._aws import Aws, tag_dict, tag_list
+from runtime.providers.plan_aws import token
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.providers.base import ClusterRef
