@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration]
 
 
 def test_deploy_queues_behind_a_run_holding_the_target(prefect_api, spec_dir):
-    path = spec_dir("locked", {"topology": "agg"}, smoke={"requests": 6})
+    path = spec_dir("locked", {"topology": "agg"}, smoke={"requests": 8})
     spec = load_spec(path)
     name = limit_name(spec)
     ensure_limit(name)
