@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timezone
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -45,7 +45,7 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
     try:
         from google.auth.exceptions import DefaultCredentialsError
     except ImportError:  # pragma: no cover
-        DefaultCredentialsError = ()  # type: ignore[assignment] # noqa: N806
+        DefaultCredentialsError = ()  # type: ignore[assignment]
     if isinstance(exc, DefaultCredentialsError):
         return PermanentError(f"{what}: no Google credentials",
                               hint="set GOOGLE_APPLICATION_CREDENTIALS or run gcloud auth application-default login")
@@ -148,4 +148,4 @@ class Gke:
         except Exception as exc:
             raise translate(exc, "refreshing the Google access token") from exc
         expiry = self._credentials.expiry  # naive UTC
-        return self._credentials.token, expiry.replace(tzinfo=timezone.utc).timestamp() if expiry else None
+        return self._credentials.token, expiry.replace(tzinfo=UTC).timestamp() if expiry else None

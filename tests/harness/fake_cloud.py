@@ -19,7 +19,7 @@ import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 
@@ -97,7 +97,7 @@ class FakeServer:
         assert self._httpd is not None, "start() first"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -161,8 +161,8 @@ class FakeServer:
     def fault_body(self, status: int, killed: bool) -> dict[str, Any]:
         raise NotImplementedError
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
