@@ -8,11 +8,11 @@ Microsoft.ContainerService/managedClusters/...; errors in ARM's shape ({"error":
 
 Models: long-running operations as ARM runs them: PUT answers 201 with provisioningState Creating and
 an Azure-AsyncOperation URL, DELETE answers 202 with Azure-AsyncOperation and Location; the operation
-finishes ``op_seconds`` later (a clock, so a client that stops polling finds it done later) and
-says so with Retry-After/retry-after-ms on its polls; one operation at a time per cluster (409
+finishes ``op_seconds`` later (a clock, so a client that stops polling finds it done later), and
+its polls say when to look again (retry-after-ms); one operation at a time per cluster (409
 OperationNotAllowed otherwise); deleting a resource group deletes its clusters; 404
 ResourceNotFound/ResourceGroupNotFound; injected faults from tests.harness.fake_cloud (429/503 with
-Retry-After, kill_after).
+Retry-After or retry-after-ms, kill_after).
 
 Does NOT model: nodes, VM sizes, GPUs or their drivers (gpuProfile is stored, never acted on),
 quotas, RBAC/AAD, networking, the MC_* node resource group, upgrades, or real Kubernetes: the user
@@ -100,7 +100,8 @@ class FakeAks(FakeServer):
         }
 
     def _delay(self) -> dict[str, str]:
-        return {"Retry-After": "1", "retry-after-ms": str(max(10, int(self.op_seconds * 1000)))}
+        # retry-after-ms only: azure-core reads Retry-After (whole seconds) first when both are present.
+        return {"retry-after-ms": str(max(10, int(self.op_seconds * 1000)))}
 
     def _busy(self, cluster: dict[str, Any]) -> bool:
         return cluster["properties"]["provisioningState"] != "Succeeded"

@@ -3,7 +3,8 @@ tests): a threaded HTTP server on 127.0.0.1, a request log, and fault rules.
 
 Faults (``server.faults``):
     add(status=429, times=2, method="POST", path=r"/clusters$", retry_after=1)
-        answer the next ``times`` matching requests with ``status`` (and Retry-After) instead of
+        answer the next ``times`` matching requests with ``status`` (and Retry-After, or retry-after-ms
+        below one second) instead of
         serving them: throttling and 5xx as a front end would give them, before any state changes.
     kill_after(k)
         serve ``k`` more requests, then answer every request with 400 ``KilledByTest`` until
@@ -143,8 +144,9 @@ class FakeServer:
         fault = self.faults.pick(method, parts.path)
         if fault is not None:
             out: dict[str, str] = {}
-            if fault.retry_after is not None:
-                out["Retry-After"] = str(max(1, round(fault.retry_after)))
+            if fault.retry_after is not None and fault.retry_after >= 1:
+                out["Retry-After"] = str(round(fault.retry_after))
+            elif fault.retry_after is not None:  # sub-second: the ms header (azure-core reads it; ARM sends it)
                 out["retry-after-ms"] = str(int(fault.retry_after * 1000))
             return fault.status, json.dumps(self.fault_body(fault.status, fault.killed)).encode(), out
         try:
