@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,9 +109,7 @@ class KubeBackend:
     @property
     def helm(self):
         if self._helm is None:
-            from runtime.helm import Helm
-
-            self._helm = Helm(self.kube.kubeconfig, self.context)
+            self._helm = _helm_for(self.kube.kubeconfig, self.context)
         return self._helm
 
     def where(self) -> str:
@@ -429,7 +428,7 @@ class KubeBackend:
         spec = self.spec
         t0 = time.monotonic()
         self._check_cache()
-        revisions = self._revisions()
+        revisions = self.revisions()
         serving = current(revisions)
 
         def desired(number: int) -> dict:
@@ -554,7 +553,8 @@ class KubeBackend:
                 "gpu_operator": p.gpu_operator.version}
 
     # -- the ledger -----------------------------------------------------------------------------
-    def _revisions(self) -> list[Revision]:
+    def revisions(self) -> list[Revision]:
+        """The ledger (labelled ConfigMaps in the graph's namespace), oldest first."""
         cms = self.kube.list("v1", "ConfigMap", self.ns,
                              labels={**naming.labels(self.spec.name), naming.REVISION_KEY: None})
         out = []
@@ -569,7 +569,7 @@ class KubeBackend:
         self.kube.apply(render.render_revision_record(revision, self.ns), force=True)
 
     def record_smoke(self, number: int, smoke: dict) -> None:
-        rev = next((r for r in self._revisions() if r.number == number), None)
+        rev = next((r for r in self.revisions() if r.number == number), None)
         if rev is not None:
             rev.smoke = smoke
             self._put_revision(rev)
@@ -641,7 +641,7 @@ class KubeBackend:
                                                   "uptime_s": "-"} for p in pods},
             "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
                            "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
-                          for r in self._revisions()],
+                          for r in self.revisions()],
         }
 
     def teardown(self, *, keep_model_cache: bool = True) -> dict:
@@ -771,6 +771,21 @@ class KubeBackend:
                 and self.helm.current(naming.PLATFORM_RELEASE, self.ns) is not None):
             found.add(f"helm release {self.ns}/{naming.PLATFORM_RELEASE}")
         return sorted(found)
+
+
+_HELMS: dict[tuple, Any] = {}
+_HELMS_LOCK = threading.Lock()
+
+
+def _helm_for(kubeconfig: str, context: str | None):
+    """One Helm gateway per cluster and thread (its client runs ``helm version`` once when built)."""
+    from runtime.helm import Helm
+
+    key = (kubeconfig, context, threading.get_ident())
+    with _HELMS_LOCK:
+        if key not in _HELMS:
+            _HELMS[key] = Helm(kubeconfig, context)
+        return _HELMS[key]
 
 
 _NAMESPACED_KINDS = [("batch/v1", "Job"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),

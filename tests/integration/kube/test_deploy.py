@@ -298,9 +298,9 @@ def test_teardown_keeps_what_other_deployments_share(prefect_api, sim):
     assert down["leftovers"] == []
     assert sim.store.get("apps/v1", "Deployment", "dynamo-platform-dynamo-operator-controller-manager",
                          "dynamo-system")  # kt-share-b still uses the operator
-    again = deploy(spec=b)
-    assert again["smoke"]["passed"] and not again["changed"]
-    assert teardown(spec=b, delete_model_cache=True)["leftovers"] == []
+    assert KubeBackend(make_spec(sim, "kt-share-b", {"topology": "agg"})).status()["models"] == ["dynadeploy/tiny-mock"]
+    down = teardown(spec=b, delete_model_cache=True)
+    assert down["leftovers"] == []
     assert sim.store.try_get("v1", "Namespace", "dynamo-system") is None
     for name in ("kt-share-a", "kt-share-b"):
         assert_gone(sim, name)
