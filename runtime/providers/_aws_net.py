@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runtime.errors import PermanentError
 from runtime.providers import plan, plan_aws
 from runtime.providers._aws import Aws, tag_dict, tag_filters, tag_spec
 
@@ -68,6 +69,16 @@ def ensure_network(aws: Aws, spec: DeploymentSpec, name: str, *, zones: int, clu
         for az, cidr in zip(azs, plan_aws.subnet_cidrs(len(azs)), strict=True)
     ]
     return Network(vpc_id, subnet_ids, plan_aws.VPC_CIDR, owned=True, extra={"route_table_id": rt_id})
+
+
+def network_of(aws: Aws, subnet_ids: list[str]) -> Network:
+    """The VPC (and its CIDR) that ``subnet_ids`` belong to, e.g. an existing cluster's."""
+    subnets = aws.call("ec2", "describe_subnets", SubnetIds=subnet_ids)["Subnets"] if subnet_ids else []
+    if not subnets:
+        raise PermanentError("the cluster's subnets cannot be found",
+                             hint="check the cluster's VPC configuration in the EKS console")
+    vpc = aws.call("ec2", "describe_vpcs", VpcIds=[subnets[0]["VpcId"]])["Vpcs"][0]
+    return Network(vpc["VpcId"], [s["SubnetId"] for s in subnets], vpc["CidrBlock"], owned=False)
 
 
 def _ensure_igw(aws: Aws, spec: DeploymentSpec, name: str, vpc_id: str) -> str:

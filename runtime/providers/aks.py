@@ -5,12 +5,14 @@
   pool as its System pool, or a small default System pool when every pool has GPUs), waiting until
   provisioningState is Succeeded. A cluster left Creating by a killed run is waited for, a Failed one
   is PUT again (ARM's recovery).
-``ensure_gpu_nodes``: the other pools as agent pools; GPU pools get gpuProfile.driver "None" when the
+``ensure_gpu_nodes``: every pool of the spec as an agent pool (User mode; the one made as the System
+  pool with the cluster is found and kept); GPU pools get gpuProfile.driver "None" when the
   GPU operator installs the driver (the current API field, replacing the retired
   --skip-gpu-driver-install tag), "Install" when AKS should, plus the sku=gpu:NoSchedule taint.
 ``kube_access``: listClusterUserCredential's kubeconfig (server, CA, token or client certificate; for
   AAD clusters, whose kubeconfig wants kubelogin, an AAD token from the same credential instead).
-``delete_cluster``: the cluster (when it carries our tag) and the resource group (when we created it).
+``delete_cluster``: the cluster when it carries our tag (else only the agent pools we added to it), and
+  the resource group when we created it.
 AKS deletes its node resource group (MC_*) with the cluster, including load balancers and disks
 Kubernetes created there.
 """
@@ -121,7 +123,7 @@ class AksProvider:
 
         t: AksTarget = spec.target  # type: ignore[assignment]
         az = self.azure(t.subscription_id)
-        for pool in plan.aks_pools_after_create(spec):
+        for pool in t.node_pools:  # the System pool made with the cluster is found here and kept
             existing = self._pool(az, t, pool.name)
             if existing is not None and _state(existing) == "Deleting":
                 az.wait(lambda p=pool.name: True if self._pool(az, t, p) is None else None,
@@ -134,7 +136,7 @@ class AksProvider:
                                  az.client.agent_pools.begin_create_or_update(t.resource_group, t.cluster_name, p, b))
                 az.call(f"creating agent pool {pool.name}", lambda p=poller: p.result(timeout=az.waits.timeout_s))
             az.wait(lambda p=pool.name: self._pool_ready(az, t, p), what=f"agent pool {pool.name}")
-        return sorted(plan.aks_default_pool_names(spec))
+        return [p.name for p in t.node_pools]
 
     def _pool_ready(self, az: Azure, t: AksTarget, name: str) -> bool | None:
         pool = self._pool(az, t, name)
@@ -190,12 +192,31 @@ class AksProvider:
         clusters = az.call("managedClusters.list_by_resource_group",
                            lambda: list(az.client.managed_clusters.list_by_resource_group(t.resource_group)))
         for cluster in clusters:
-            if plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY):
+            ours = plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY)
+            if ours:
                 out.append(f"aks:managed-cluster/{cluster.name}")
-                pools = az.call("agentPools.list", lambda c=cluster.name: list(
-                    az.client.agent_pools.list(t.resource_group, c)))
-                out += [f"aks:agent-pool/{cluster.name}/{p.name}" for p in pools]
+            pools = az.call("agentPools.list", lambda c=cluster.name: list(
+                az.client.agent_pools.list(t.resource_group, c)))
+            out += [f"aks:agent-pool/{cluster.name}/{p.name}" for p in pools if ours or self._pool_ours(p, spec)]
         return sorted(out)
+
+    def _pool_ours(self, pool: Any, spec: DeploymentSpec) -> bool:
+        tags = getattr(getattr(pool, "properties", None), "tags", None) or getattr(pool, "tags", None)
+        return plan.owned(dict(tags or {}), spec, plan.AZURE_TAG_KEY)
+
+    def _delete_our_pools(self, az: Azure, spec: DeploymentSpec) -> None:
+        """On a cluster this deployment did not create: only the agent pools it added."""
+        t: AksTarget = spec.target  # type: ignore[assignment]
+        pools = az.call("agentPools.list", lambda: list(az.client.agent_pools.list(t.resource_group, t.cluster_name)))
+        for pool in pools:
+            if self._pool_ours(pool, spec):
+                az.wait(lambda: self._idle(az, t), what=f"operations on {t.cluster_name}")
+                poller = az.get("agentPools.begin_delete", lambda p=pool.name: az.client.agent_pools.begin_delete(
+                    t.resource_group, t.cluster_name, p))
+                if poller is not None:
+                    az.call(f"deleting agent pool {pool.name}", lambda p=poller: p.result(timeout=az.waits.timeout_s))
+                az.wait(lambda p=pool.name: True if self._pool(az, t, p) is None else None,
+                        what=f"deletion of agent pool {pool.name}")
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
         t: AksTarget = spec.target  # type: ignore[assignment]
@@ -204,7 +225,9 @@ class AksProvider:
         if status == 404:
             return
         cluster = self._cluster(az, t)
-        if cluster is not None and plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY):
+        if cluster is not None and not plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY):
+            self._delete_our_pools(az, spec)
+        elif cluster is not None:
             if _state(cluster) != "Deleting":
                 az.wait(lambda: self._idle(az, t), what=f"operations on {t.cluster_name}")
                 poller = az.get("managedClusters.begin_delete",

@@ -226,7 +226,7 @@ class EcsProvider:
             out.append(f"ecs:capacity-provider/{n.capacity_provider}")
         out += [f"autoscaling:group/{g['AutoScalingGroupName']}" for g in aws.call(
             "autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=[n.auto_scaling_group])[
-            "AutoScalingGroups"]]
+            "AutoScalingGroups"] if plan.owned(tag_dict(g.get("Tags")), spec, plan.AWS_TAG_KEY)]
         out += [f"ec2:launch-template/{lt['LaunchTemplateId']}" for lt in aws.call(
             "ec2", "describe_launch_templates", Filters=[{"Name": f"tag:{plan.AWS_TAG_KEY}",
                                                           "Values": [plan.deployment_id(spec)]}])["LaunchTemplates"]]

@@ -58,12 +58,14 @@ class EksProvider:
         t: EksTarget = spec.target  # type: ignore[assignment]
         aws = self.aws(t.region)
         arns = {k: _aws_iam.ensure_role(aws, spec, r) for k, r in plan_aws.eks_roles(t).items()}
-        net = _aws_net.ensure_network(aws, spec, t.cluster_name, zones=2, cluster=t.cluster_name)
         cluster = self._describe(aws, t.cluster_name)
         if cluster is not None and cluster["status"] == "DELETING":
             self._wait_cluster_gone(aws, t.cluster_name)
             cluster = None
-        if cluster is None:
+        if cluster is not None:  # its network exists already (ours, or the one it was made in)
+            net = _aws_net.network_of(aws, cluster.get("resourcesVpcConfig", {}).get("subnetIds") or [])
+        else:
+            net = _aws_net.ensure_network(aws, spec, t.cluster_name, zones=2, cluster=t.cluster_name)
             aws.create("eks", "create_cluster", exists=("ResourceInUseException",), name=t.cluster_name,
                        version=t.kubernetes_version, roleArn=arns["cluster"],
                        resourcesVpcConfig={"subnetIds": net.subnet_ids, "endpointPublicAccess": True,

@@ -7,7 +7,8 @@
   GKE-installed drivers, gpu_driver_version LATEST, unless the spec gives the driver to the GPU
   operator: INSTALLATION_DISABLED), one operation at a time as GKE requires.
 ``kube_access``: the cluster endpoint, its CA and a google-auth access token.
-``delete_cluster``: the cluster with its pools, when it carries our label; not-found is success.
+``delete_cluster``: the cluster with its pools when it carries our label, else only the pools we added
+  to it; not-found is success.
 Load balancers and persistent disks that Kubernetes created are removed by the kube teardown (Service
 and PVC deletion) before the cluster; this module has no Compute Engine client to list leftovers.
 """
@@ -144,15 +145,33 @@ class GkeProvider:
         out = []
         listed = self.gke.call("list_clusters", parent=plan.gke_parent(t))
         for cluster in listed.clusters:
-            if plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY):
+            ours = plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY)
+            if ours:
                 out.append(f"gke:cluster/{cluster.name}")
-                out += [f"gke:node-pool/{cluster.name}/{p.name}" for p in cluster.node_pools]
+            out += [f"gke:node-pool/{cluster.name}/{p.name}" for p in cluster.node_pools
+                    if ours or self._pool_ours(p, spec)]
         return sorted(out)
+
+    def _pool_ours(self, pool: Any, spec: DeploymentSpec) -> bool:
+        return plan.owned(dict(pool.config.resource_labels), spec, plan.GCP_LABEL_KEY)
+
+    def _delete_our_pools(self, spec: DeploymentSpec, cluster: Any) -> None:
+        """On a cluster this deployment did not create: only the node pools it added."""
+        t: GkeTarget = spec.target  # type: ignore[assignment]
+        for pool in cluster.node_pools:
+            if self._pool_ours(pool, spec):
+                self.gke.wait(lambda: self._idle(t), what=f"operations on {t.cluster_name}")
+                op = self.gke.get("delete_node_pool", name=f"{plan.gke_cluster_path(t)}/nodePools/{pool.name}")
+                if op is not None:
+                    self.gke.wait_operation(plan.gke_parent(t), op, what=f"deletion of node pool {pool.name}")
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
         t: GkeTarget = spec.target  # type: ignore[assignment]
         cluster = self._cluster(t)
-        if cluster is None or not plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY):
+        if cluster is None:
+            return
+        if not plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY):
+            self._delete_our_pools(spec, cluster)
             return
         if _status(cluster) != "STOPPING":
             # An operation still running (a killed create) blocks the delete: wait for it first.

@@ -201,17 +201,3 @@ def aks_cluster(spec: DeploymentSpec) -> dict[str, Any]:
         props["kubernetesVersion"] = target.kubernetes_version
     return {"location": target.location, "tags": azure_tags(spec), "identity": {"type": "SystemAssigned"},
             "properties": props}
-
-
-def aks_pools_after_create(spec: DeploymentSpec) -> list[NodePool]:
-    """The spec's pools that ensure_gpu_nodes creates (all but the one inlined as the System pool)."""
-    target: AksTarget = spec.target  # type: ignore[assignment]
-    cpu = [p for p in target.node_pools if not is_gpu_pool(p)]
-    inlined = {cpu[0].name} if cpu else set()
-    return [p for p in target.node_pools if p.name not in inlined]
-
-
-def aks_default_pool_names(spec: DeploymentSpec) -> set[str]:
-    target: AksTarget = spec.target  # type: ignore[assignment]
-    return {p.name for p in target.node_pools} | (
-        set() if any(not is_gpu_pool(p) for p in target.node_pools) else {AKS_DEFAULT_SYSTEM_POOL["name"]})
