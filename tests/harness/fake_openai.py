@@ -79,6 +79,7 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._handlers: set[asyncio.Task] = set()  # chat handlers still running
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start_async(self) -> str:
@@ -101,6 +102,12 @@ class FakeOpenAI:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # aiohttp's shutdown forgets the handlers of connections the client already closed (after its
+        # deadline, say); end them here so that none is still pending when the loop closes
+        for task in self._handlers:
+            task.cancel()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=5.0)
 
     def start(self) -> str:
         loop = asyncio.new_event_loop()
@@ -167,6 +174,9 @@ class FakeOpenAI:
         k = stats.chat_requests  # this request's index, taken before any await
         stats.chat_requests += 1
         stats.inflight += 1
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         stats.max_inflight = max(stats.max_inflight, stats.inflight)
         try:
             try:
@@ -199,6 +209,7 @@ class FakeOpenAI:
             return response
         finally:
             stats.inflight -= 1
+            self._handlers.discard(handler)  # type: ignore[arg-type]
 
     def _inject_error(self, k: int) -> bool:
         rate = self.config.error_rate
