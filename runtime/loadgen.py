@@ -339,7 +339,10 @@ class _ConnectError(Exception):
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: h11's state machine, fed by an asyncio protocol."""
+    """One HTTP/1.1 connection, fed by an asyncio protocol. h11 writes the request and reads the
+    response head, and the body too unless it is a 200 chunked stream: the SSE stream sends one chunk
+    per event, and h11's state machine per chunk was half the client's CPU, so that body's framing
+    (RFC 9112 7.1) is decoded here; the next request starts on a fresh h11 state machine."""
 
     def __init__(self) -> None:
         import h11
@@ -350,6 +353,8 @@ class _Connection(asyncio.Protocol):
         self.eof, self.lost = False, None
         self.waiter: asyncio.Future[None] | None = None
         self.status = 0
+        self.chunked: bytes | None = None  # a chunked body being decoded here, from offset self.at
+        self.at, self.body_done = 0, False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -378,11 +383,16 @@ class _Connection(asyncio.Protocol):
         while type(event := await self._next_event()) is not h11.Response:
             pass  # 1xx
         self.status = event.status_code
+        if self.status == 200 and any(name == b"transfer-encoding" for name, _ in event.headers):
+            # h11 accepts no transfer coding but chunked
+            self.chunked, self.at, self.body_done = self.h11.trailing_data[0], 0, False
 
     async def read(self) -> bytes | None:
         """The next piece of the response body (one chunk, usually one SSE event); None at its end."""
         import h11
 
+        if self.chunked is not None:
+            return await self._read_chunk()
         event = await self._next_event()
         return bytes(event.data) if type(event) is h11.Data else None
 
@@ -390,30 +400,76 @@ class _Connection(asyncio.Protocol):
         """After a response: True when the connection can carry another request."""
         import h11
 
+        if self.chunked is not None:
+            clean = self.body_done and self.at == len(self.chunked) and not (self.received or self.eof)
+            self.chunked = None
+            if clean:
+                self.h11 = h11.Connection(h11.CLIENT)
+            return clean
         if self.h11.our_state is self.h11.their_state is h11.DONE and not self.eof:
             self.h11.start_next_cycle()
             return True
         return False
 
+    async def _read_chunk(self) -> bytes | None:
+        """``size[;ext] CRLF data CRLF``, the last one ``0 CRLF [trailer lines] CRLF``."""
+        import h11
+
+        if self.body_done:
+            return None
+        while (eol := self.chunked.find(b"\r\n", self.at)) < 0:
+            await self._fill()
+        if not (size_line := _CHUNK_SIZE.fullmatch(self.chunked, self.at, eol)):
+            raise h11.RemoteProtocolError(f"bad chunk size line {self.chunked[self.at : eol][:40]!r}")
+        size = int(size_line[1], 16)
+        if size == 0:
+            while (end := self.chunked.find(b"\r\n\r\n", eol)) < 0:
+                await self._fill()
+            self.at, self.body_done = end + 4, True
+            return None
+        end = eol + 2 + size
+        while len(self.chunked) < end + 2:
+            await self._fill()
+        if self.chunked[end : end + 2] != b"\r\n":
+            raise h11.RemoteProtocolError("chunk data not followed by CRLF")
+        self.at = end + 2
+        return self.chunked[eol + 2 : end]
+
+    async def _fill(self) -> None:
+        import h11
+
+        await self._wait()
+        if not self.received:
+            raise h11.RemoteProtocolError(
+                "peer closed connection without sending complete message body: incomplete chunked read"
+            )
+        self.chunked = self.chunked[self.at :] + b"".join(self.received)  # type: ignore[index]
+        self.at = 0
+        self.received.clear()
+
     async def _next_event(self) -> h11.Event:
         import h11
 
         while (event := self.h11.next_event()) is h11.NEED_DATA:
-            while not (self.received or self.eof):
-                self.waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self.waiter
-                finally:
-                    self.waiter = None
-            if self.received:
-                data = b"".join(self.received)
-                self.received.clear()
-            elif self.lost is not None:
-                raise OSError(f"connection lost: {self.lost}") from self.lost
-            else:
-                data = b""  # h11 decides whether the end of the stream is an error here
-            self.h11.receive_data(data)
+            await self._wait()
+            data = b"".join(self.received)
+            self.received.clear()
+            self.h11.receive_data(data)  # b"": the peer closed; h11 decides whether that is an error
         return event  # type: ignore[return-value]
+
+    async def _wait(self) -> None:
+        """Until data arrived or the connection ended (raises if it was reset)."""
+        while not (self.received or self.eof):
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if not self.received and self.lost is not None:
+            raise OSError(f"connection lost: {self.lost}") from self.lost
+
+
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
 
 
 # -- one request -------------------------------------------------------------------------------------

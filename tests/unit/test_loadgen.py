@@ -7,8 +7,11 @@ times the configured delay) so that a loaded 2-core CI box does not make them fl
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -173,6 +176,119 @@ def test_run_load_with_zero_requests_returns_an_empty_report(fake: FakeOpenAI) -
 def test_run_load_rejects_nonsense_shapes(fake: FakeOpenAI, bad: dict) -> None:
     with pytest.raises(ValueError):
         load(fake.base_url, **bad)
+
+
+# -- framings and payloads the fake never sends, from a scripted bare server -----------------------
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+DONE = b"data: [DONE]\n\n"
+
+
+def event(delta: dict | None = None, compact: bool = True, **fields: Any) -> bytes:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": MODEL, **fields}
+    chunk.setdefault("choices", [] if delta is None else [{"index": 0, "delta": delta}])
+    text = json.dumps(chunk, separators=(",", ":") if compact else None)
+    return b"data: " + text.encode() + b"\n\n"
+
+
+def chunk(data: bytes, extension: bytes = b"") -> bytes:
+    return b"%x%s\r\n%s\r\n" % (len(data), extension, data)
+
+
+def stream_of(*events: bytes) -> list[bytes]:
+    """A 200 event stream, one HTTP chunk per event."""
+    return [HEAD, *(chunk(e) for e in events), b"0\r\n\r\n"]
+
+
+USAGE_3 = event(usage={"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})
+
+
+def scripted(pieces: list[bytes], run: Callable[[str], Awaitable[Any]]) -> tuple[Any, int]:
+    """``run(base_url)`` against a bare HTTP/1.1 server that answers every request by writing
+    ``pieces`` one at a time (each arrives on its own); returns its result and the connection count."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:  # keep-alive: one scripted answer per request
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))
+                for piece in pieces:
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.001)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> Any:
+        async with await asyncio.start_server(handle, "127.0.0.1", 0) as server:
+            return await run(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+
+    return asyncio.run(main()), connections
+
+
+def scripted_load(pieces: list[bytes], requests: int = 2) -> tuple[loadgen.LoadReport, int]:
+    return scripted(pieces, lambda url: loadgen.run_load(
+        url, MODEL, requests=requests, concurrency=1, max_tokens=8, prompt="hi", timeout_s=5.0))  # fmt: skip
+
+
+def test_stream_framing_edge_cases_are_decoded_and_the_connection_reused() -> None:
+    empty_first = event({"role": "assistant", "content": ""})  # vLLM's first chunk: no content yet
+    split_event = chunk(event({"content": "b"}))  # arrives in pieces cut inside the size line and CRLFs
+    pieces = [
+        HEAD,
+        chunk(empty_first, b";name=value"),
+        *(chunk(part) for part in (event({"content": "a"})[:9], event({"content": "a"})[9:])),
+        split_event[:1], split_event[1:4], split_event[4:-1], split_event[-1:],
+        chunk(event({"reasoning_content": "thinking"}).replace(b"\n", b"\r\n")),
+        chunk(event({}, finish_reason="length")),
+        chunk(USAGE_3),
+        chunk(DONE),
+        b"0\r\nX-Trailer: yes\r\n\r\n",
+    ]  # fmt: skip
+    report, connections = scripted_load(pieces, requests=3)
+    assert report.errors == 0, report.first_error()
+    assert [r.output_tokens for r in report.results] == [3, 3, 3]
+    assert all(len(r.itl_s) == 2 and r.ttft_s is not None for r in report.results)
+    assert connections == 1
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
+def test_only_non_empty_content_counts_as_a_token(compact: bool) -> None:
+    # compact chunks after the first are read by byte checks, spaced ones are JSON-decoded
+    events = [event({"content": "x" if i % 2 else ""}, compact) for i in range(6)]
+    usage = event(compact=compact, usage={"completion_tokens": 3})
+    report, _ = scripted_load(stream_of(*events, usage, DONE))
+    assert report.errors == 0, report.first_error()
+    assert report.results[0].output_tokens == 3 and len(report.results[0].itl_s) == 2
+
+
+@pytest.mark.parametrize(
+    ("pieces", "error"),
+    [
+        (stream_of(event({"content": "a"}), event({"content": "b"}, object="chat.completion"), DONE),
+         "protocol: chunk object is 'chat.completion', expected 'chat.completion.chunk'"),
+        (stream_of(event({"content": "a"}), b'data: {"error":{"message":"overloaded"}}\n\n', DONE),
+         "protocol: error in stream"),
+        (stream_of(event({"content": "a"}), b'event: error\ndata: {"message":"overloaded"}\n\n', DONE),
+         "protocol: error event in stream"),
+        (stream_of(event({"content": "a"}), b"data: {not json}\n\n", DONE), "protocol: bad chunk"),
+        (stream_of(event({"content": "a"}), USAGE_3), "protocol: stream ended without data: [DONE]"),
+        (stream_of(event({"role": "assistant", "content": ""}), USAGE_3, DONE),
+         "protocol: stream carried no content"),
+        ([HEAD, b"zz\r\n"], "RemoteProtocolError: bad chunk size line"),
+        ([HEAD, b"3\r\nabcd\r\n"], "RemoteProtocolError: chunk data not followed by CRLF"),
+    ],
+    ids=["wrong-object", "error-payload", "error-event", "bad-json", "no-done", "no-content",
+         "bad-chunk-size", "bad-chunk-end"],
+)  # fmt: skip
+def test_stream_format_errors_fail_the_request(pieces: list[bytes], error: str) -> None:
+    report, _ = scripted_load(pieces)
+    assert report.count == 2 and report.errors == 2
+    assert all(r.status == 200 and r.error.startswith(error) for r in report.results), report.first_error()
 
 
 # -- smoke_test ----------------------------------------------------------------------------------
