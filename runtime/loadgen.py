@@ -19,15 +19,16 @@ Every request gets one total deadline of ``timeout_s`` (connecting is also cappe
 counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a stream ends
 without ``data: [DONE]`` or carries no content, or on any transport error.
 
-Why the chat requests bypass httpx's client: every layer it adds is paid per request and, for a
-stream, per chunk, and the bench (bench/bench_loadgen.py) measured 3-5 ms per streamed request over a
-minimal raw client, enough to bias the TTFT/ITL it reports and to make the client the bottleneck on
-2 cores. So ``ChatClient`` drives httpcore's HTTP/1.1 connection (h11 underneath; httpx's own
-transport) directly: one request object built per run, a free list of keep-alive connections (the
-concurrency semaphore is the pool limit), and a small asyncio protocol as the network stream, which
-sends each request in one write (httpcore writes head, body and end separately) and reads without
-anyio's per-read checkpoints. ``check_models`` is not hot and stays on httpx. httpx and httpcore are
-imported lazily (effects layer rule).
+Why the chat requests bypass httpx's client: the load generator is only fit to judge an SLA if it adds
+little to what it measures and is not the bottleneck on 2 cores, and httpx's layers (its models,
+httpcore's pool, anyio's streams and locks, h11's state machine run once per body chunk) cost 3-5 ms
+per streamed request over a minimal raw client in bench/bench_loadgen.py (goal: < 1 ms). So
+``ChatClient`` keeps keep-alive HTTP/1.1 connections on a free list (``run_load``'s semaphore is the
+pool limit), each an asyncio protocol driving h11, httpx's own HTTP/1.1 engine: the request's h11
+events are built once per run and leave in one write; h11 parses every response head and plain body;
+a 200 chunked body, the SSE stream with one chunk per event, has its chunk framing (RFC 9112 7.1)
+decoded here; and SSE chunks are JSON-decoded only when byte checks cannot vouch for them (``_SSE``).
+``check_models`` is not hot and stays on httpx. httpx and h11 are imported lazily (effects layer rule).
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ class ChatClient:
         parts = urlsplit(api_root(base_url))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"need an http:// or https:// URL, got {base_url!r}")
-        self._netloc = parts.netloc
+        self._netloc = parts.netloc.rpartition("@")[2]
+        self._target = f"{parts.path}/v1/chat/completions"  # a gateway may route on a path prefix
         self._host, self._port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = _ssl_context() if parts.scheme == "https" else None
         self._connect_timeout_s = min(timeout_s, 10.0)
@@ -295,9 +297,8 @@ class ChatClient:
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
         ]
-        target = "/v1/chat/completions"
         return (
-            h11.Request(method="POST", target=target, headers=headers),
+            h11.Request(method="POST", target=self._target, headers=headers),
             h11.Data(data=body),
             h11.EndOfMessage(),
         )
@@ -354,7 +355,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.status = 0
         self.chunked: bytes | None = None  # a chunked body being decoded here, from offset self.at
-        self.at, self.body_done = 0, False
+        self.at, self.body_done, self.keep_alive = 0, False, True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -383,9 +384,11 @@ class _Connection(asyncio.Protocol):
         while type(event := await self._next_event()) is not h11.Response:
             pass  # 1xx
         self.status = event.status_code
-        if self.status == 200 and any(name == b"transfer-encoding" for name, _ in event.headers):
-            # h11 accepts no transfer coding but chunked
-            self.chunked, self.at, self.body_done = self.h11.trailing_data[0], 0, False
+        if self.status == 200:
+            headers = dict(event.headers)  # h11 lower-cases the names
+            if b"transfer-encoding" in headers:  # and accepts no transfer coding but chunked
+                self.chunked, self.at, self.body_done = self.h11.trailing_data[0], 0, False
+                self.keep_alive = b"close" not in headers.get(b"connection", b"").lower()
 
     async def read(self) -> bytes | None:
         """The next piece of the response body (one chunk, usually one SSE event); None at its end."""
@@ -401,7 +404,8 @@ class _Connection(asyncio.Protocol):
         import h11
 
         if self.chunked is not None:
-            clean = self.body_done and self.at == len(self.chunked) and not (self.received or self.eof)
+            leftover = self.at < len(self.chunked) or self.received or self.eof
+            clean = self.body_done and self.keep_alive and not leftover
             self.chunked = None
             if clean:
                 self.h11 = h11.Connection(h11.CLIENT)
@@ -454,6 +458,8 @@ class _Connection(asyncio.Protocol):
             await self._wait()
             data = b"".join(self.received)
             self.received.clear()
+            if not data and self.h11.their_state is h11.SEND_RESPONSE:
+                raise h11.RemoteProtocolError("server disconnected without sending a response")
             self.h11.receive_data(data)  # b"": the peer closed; h11 decides whether that is an error
         return event  # type: ignore[return-value]
 

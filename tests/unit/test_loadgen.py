@@ -202,19 +202,22 @@ def stream_of(*events: bytes) -> list[bytes]:
 USAGE_3 = event(usage={"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})
 
 
-def scripted(pieces: list[bytes], run: Callable[[str], Awaitable[Any]]) -> tuple[Any, int]:
+def scripted(pieces: list[bytes | None], run: Callable[[str], Awaitable[Any]]) -> tuple[Any, dict]:
     """``run(base_url)`` against a bare HTTP/1.1 server that answers every request by writing
-    ``pieces`` one at a time (each arrives on its own); returns its result and the connection count."""
-    connections = 0
+    ``pieces`` one at a time (each arrives on its own; None hangs up); returns its result and what the
+    server saw."""
+    seen: dict = {"connections": 0, "request_lines": []}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
+        seen["connections"] += 1
         try:
             while True:  # keep-alive: one scripted answer per request
                 head = await reader.readuntil(b"\r\n\r\n")
+                seen["request_lines"].append(head.split(b"\r\n", 1)[0])
                 await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))
                 for piece in pieces:
+                    if piece is None:  # hang up
+                        return
                     writer.write(piece)
                     await writer.drain()
                     await asyncio.sleep(0.001)
@@ -227,12 +230,14 @@ def scripted(pieces: list[bytes], run: Callable[[str], Awaitable[Any]]) -> tuple
         async with await asyncio.start_server(handle, "127.0.0.1", 0) as server:
             return await run(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
 
-    return asyncio.run(main()), connections
+    return asyncio.run(main()), seen
 
 
-def scripted_load(pieces: list[bytes], requests: int = 2) -> tuple[loadgen.LoadReport, int]:
+def scripted_load(
+    pieces: list[bytes | None], requests: int = 2, path: str = ""
+) -> tuple[loadgen.LoadReport, dict]:
     return scripted(pieces, lambda url: loadgen.run_load(
-        url, MODEL, requests=requests, concurrency=1, max_tokens=8, prompt="hi", timeout_s=5.0))  # fmt: skip
+        url + path, MODEL, requests=requests, concurrency=1, max_tokens=8, prompt="hi", timeout_s=5.0))  # fmt: skip
 
 
 def test_stream_framing_edge_cases_are_decoded_and_the_connection_reused() -> None:
@@ -249,11 +254,19 @@ def test_stream_framing_edge_cases_are_decoded_and_the_connection_reused() -> No
         chunk(DONE),
         b"0\r\nX-Trailer: yes\r\n\r\n",
     ]  # fmt: skip
-    report, connections = scripted_load(pieces, requests=3)
+    report, seen = scripted_load(pieces, requests=3)
     assert report.errors == 0, report.first_error()
     assert [r.output_tokens for r in report.results] == [3, 3, 3]
     assert all(len(r.itl_s) == 2 and r.ttft_s is not None for r in report.results)
-    assert connections == 1
+    assert seen["connections"] == 1
+
+
+def test_a_connection_the_server_means_to_close_is_not_reused_and_a_path_prefix_is_kept() -> None:
+    closing = HEAD.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    report, seen = scripted_load([closing, *stream_of(event({"content": "a"}), DONE)[1:]], 3, "/gw/v1")
+    assert report.errors == 0, report.first_error()
+    assert seen["connections"] == 3
+    assert seen["request_lines"] == [b"POST /gw/v1/chat/completions HTTP/1.1"] * 3
 
 
 @pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
@@ -264,6 +277,14 @@ def test_only_non_empty_content_counts_as_a_token(compact: bool) -> None:
     report, _ = scripted_load(stream_of(*events, usage, DONE))
     assert report.errors == 0, report.first_error()
     assert report.results[0].output_tokens == 3 and len(report.results[0].itl_s) == 2
+
+
+def test_a_server_that_hangs_up_before_answering_fails_the_request() -> None:
+    report, seen = scripted_load([None])
+    assert report.errors == 2 and seen["connections"] == 2
+    assert {(r.status, r.error) for r in report.results} == {
+        (None, "RemoteProtocolError: server disconnected without sending a response")
+    }
 
 
 @pytest.mark.parametrize(
