@@ -170,6 +170,22 @@ class Aws:
         """Call a create; None when it says the object already exists (the caller then gets it)."""
         return self.get(service, op, missing=exists, **kwargs)
 
+    def create_or_found(self, service: str, op: str, /, *, exists: Iterable[str], found: Callable[[], Any],
+                        **kwargs: Any) -> Any:
+        """A create whose "already exists" error code is too generic to trust (ECS's ClientException,
+        InvalidParameterException): on such an error, ``found()`` must see the object, else the
+        error is raised as it was."""
+        try:
+            return getattr(self.client(service), op)(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) in set(exists):
+                existing = found()
+                if existing is not None:
+                    return existing
+            raise translate(exc, f"{service}.{op}") from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise translate(exc, f"{service}.{op}") from exc
+
     def delete(self, service: str, op: str, /, *, missing: Iterable[str], **kwargs: Any) -> bool:
         """Call a delete; True if it deleted, False if the object was already gone (success too)."""
         return self.get(service, op, missing=missing, **kwargs) is not None

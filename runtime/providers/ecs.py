@@ -173,11 +173,13 @@ class EcsProvider:
             aws.call("autoscaling", "update_auto_scaling_group", AutoScalingGroupName=n.auto_scaling_group,
                      MaxSize=t.desired_instances, DesiredCapacity=t.desired_instances)
         if not self._capacity_provider(aws, n.capacity_provider):
-            aws.create("ecs", "create_capacity_provider", exists=("ClientException",), name=n.capacity_provider,
-                       tags=tag_list(plan.aws_tags(spec), "key", "value"),
-                       autoScalingGroupProvider={"autoScalingGroupArn": groups[0]["AutoScalingGroupARN"],
-                                                 "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
-                                                 "managedTerminationProtection": "DISABLED"})
+            aws.create_or_found("ecs", "create_capacity_provider", exists=("ClientException",),
+                                found=lambda: self._capacity_provider(aws, n.capacity_provider),
+                                name=n.capacity_provider, tags=tag_list(plan.aws_tags(spec), "key", "value"),
+                                autoScalingGroupProvider={
+                                    "autoScalingGroupArn": groups[0]["AutoScalingGroupARN"],
+                                    "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
+                                    "managedTerminationProtection": "DISABLED"})
         cluster = self._cluster(aws, n.gpu_cluster) or {}
         if n.capacity_provider not in cluster.get("capacityProviders", []):
             aws.call("ecs", "put_cluster_capacity_providers", cluster=n.gpu_cluster,
@@ -254,6 +256,9 @@ class EcsProvider:
             aws.retry_dependent(lambda: aws.delete("ecs", "delete_capacity_provider", missing=("ClientException",),
                                                    capacityProvider=n.capacity_provider),
                                 what="deleting the capacity provider", codes=("ResourceInUseException",))
+            # ClientException also means "in use": wait until it is really gone (a timeout says why).
+            aws.wait(lambda: None if self._capacity_provider(aws, n.capacity_provider) else True,
+                     what=f"deletion of capacity provider {n.capacity_provider}")
         for name in (n.gpu_cluster, n.fargate_cluster):
             cluster = self._cluster(aws, name)
             if not cluster or not plan.owned(tag_dict(cluster.get("tags")), spec, plan.AWS_TAG_KEY):

@@ -120,10 +120,11 @@ class EcsServing:
             aws.wait(lambda: True if self._service(aws, cluster, name) is None else None, what=f"draining of {name}")
             service = None
         if service is None:
-            aws.create("ecs", "create_service", exists=("InvalidParameterException",), cluster=cluster,
-                       serviceName=name, taskDefinition=td_arn, desiredCount=desired,
-                       tags=tag_list(plan.aws_tags(spec), "key", "value"), propagateTags="SERVICE",
-                       enableECSManagedTags=True, **placement)
+            aws.create_or_found("ecs", "create_service", exists=("InvalidParameterException",),
+                                found=lambda: self._service(aws, cluster, name), cluster=cluster,
+                                serviceName=name, taskDefinition=td_arn, desiredCount=desired,
+                                tags=tag_list(plan.aws_tags(spec), "key", "value"), propagateTags="SERVICE",
+                                enableECSManagedTags=True, **placement)
         elif service["taskDefinition"] != td_arn or service["desiredCount"] != desired:
             aws.call("ecs", "update_service", cluster=cluster, service=name, taskDefinition=td_arn,
                      desiredCount=desired)
