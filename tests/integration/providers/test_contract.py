@@ -131,6 +131,11 @@ def test_capabilities_are_honest(cloud, tmp_path: Path):
         assert any(p.get("FromPort") == 2049 for p in perms)
         assert any("add-on" in note for note in storage.notes)  # moto: no add-on API, said so
 
+    if cloud.kind == "gke":  # standard-rwx (RWX) needs the Filestore CSI add-on, enabled at creation
+        cluster = next(iter(cloud.server.clusters.values()))
+        enabled = cluster.get("addonsConfig", {}).get("gcpFilestoreCsiDriverConfig", {}).get("enabled", False)
+        assert enabled == (storage.name == caps.storage.rwx_class)
+
     if cloud.kind == "ecs":
         assert {Capability.OWN_SERVING, Capability.SERVICE_DISCOVERY} <= declared
         ecs = cloud.provider.aws("us-east-1").client("ecs")
