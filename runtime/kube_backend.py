@@ -19,6 +19,11 @@
     teardown       DGD and its pods, releases in reverse order (shared ones only when nothing else uses
                    them), objects / PVC / namespace by policy, then an inventory by the project's labels
 
+Waits are bounded by ``DYNADEPLOY_KUBE_<WHAT>_TIMEOUT_S`` (seconds): GPU (600, nodes reporting GPUs after
+the GPU operator install), CRD (120), PLATFORM (600, the operator ready), CACHE (3500, the download Job),
+ROLLOUT (900), MODEL (120, the frontend listing the model before the smoke test), TEARDOWN (300); each
+stays below its task's timeout in tasks/stages.py so the stage's own message (what is stuck, and why) wins.
+
 Every stage is idempotent and recomputes what it needs from the cluster (tasks run in separate
 processes/threads and may be retried). Shared platform pieces (the cluster-wide operator, the GPU
 operator) carry the helm release description ``dynadeploy ...``; only those are ever uninstalled.
@@ -395,7 +400,7 @@ class KubeBackend:
 
         try:
             verdict = self.kube.wait("batch/v1", "Job", finished, name=name, namespace=self.ns,
-                                     timeout_s=_timeout("CACHE", 6 * 3600), tick_s=2,
+                                     timeout_s=_timeout("CACHE", 3500), tick_s=2,
                                      what=f"the model download Job {self.ns}/{name}", describe_stuck=stuck)
         except WaitTimeout as exc:
             raise PermanentError(str(exc) + self._job_logs(name), hint=f"kubectl logs job/{name} -n {self.ns}") from None

@@ -58,6 +58,9 @@ def port_forward(kubeconfig: str, context: str | None, namespace: str, target: s
             if time.monotonic() > deadline:
                 break
         if not port:
+            if found.is_set():  # its output ended: kubectl is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
             detail = " | ".join(lines[-5:]) or f"no output (exit code {proc.poll()})"
             what = f"kubectl port-forward {target} -n {namespace}"
             if proc.poll() is None:

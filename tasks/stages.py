@@ -19,7 +19,9 @@ def provision(spec) -> dict:
     return backend_for(spec).provision()
 
 
-@task(name="detect-gpus", cache_policy=NO_CACHE, timeout_seconds=60)
+# Kubernetes targets install the GPU operator here when nodes do not report GPUs yet (minutes: the driver
+# is built on the node), so this stage gets the install's timeout and the transient-retry policy.
+@task(name="detect-gpus", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
 def detect_gpus(spec) -> dict:
     return backend_for(spec).detect_gpus()
 

@@ -232,7 +232,7 @@ def test_a_crash_after_any_stage_and_a_rerun_converge(prefect_api, sim, monkeypa
 
 def _crashing(fn, point: str):
     def crash(*args, **kwargs):
-        out = fn(*args, **kwargs)
+        fn(*args, **kwargs)
         raise RuntimeError(f"simulated crash after {point}")
     return crash
 
