@@ -36,6 +36,10 @@ class ServingBackend(Protocol):
 _BACKENDS = {
     "local": "runtime.local.backend:LocalBackend",
     "kube": "runtime.kube_backend:KubeBackend",
+    "eks": "runtime.cloud_backend:CloudBackend",
+    "gke": "runtime.cloud_backend:CloudBackend",
+    "aks": "runtime.cloud_backend:CloudBackend",
+    "ecs": "runtime.ecs_backend:EcsBackend",
 }
 
 

@@ -101,12 +101,14 @@ class RolloutResult:
 class KubeBackend:
     kind = "kube"
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec, *, kubeconfig: str | None = None, context: str | None = None) -> None:
+        """``kubeconfig``/``context`` override the target's (the cloud backends hand over the kubeconfig
+        they wrote for the cluster they made; see runtime/cloud_backend.py)."""
         self.spec = spec
         target = spec.target
         self.ns: str = spec.namespace()
-        self.context = getattr(target, "context", None)
-        self.kube = Kube(getattr(target, "kubeconfig", None), self.context)
+        self.context = context or getattr(target, "context", None)
+        self.kube = Kube(kubeconfig or getattr(target, "kubeconfig", None), self.context)
         self.caps = capabilities.for_spec(spec)
         self.dgd_name = naming.dgd_name(spec)
         self._helm = None
