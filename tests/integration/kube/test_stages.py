@@ -6,7 +6,9 @@ permissions (reads and writes), too few free GPUs, namespace-restricted operator
 install, another cluster-wide operator of another release line (and reuse of one of the same line), an old
 server version, no usable StorageClass, Dynamo 0.x CRDs - and all problems at once. Then the stages' own
 failure handling: a rollout that never gets ready names the stuck component and why and keeps its revision
-number for the rerun; a failed model download surfaces its log and is replaced on the rerun; the platform
+number for the rerun, and a frontend Service without an address is reached through `kubectl port-forward`
+(a stand-in kubectl: the simulator has no port-forward stream) that is stopped afterwards; the etcd image
+override gets past the bitnami image check; a failed model download surfaces its log and is replaced on the rerun; the platform
 upgrade applies the chart's CRDs before the chart; the GPU operator honours the driver policy and is
 skipped once nodes report GPUs.
 """
@@ -14,6 +16,7 @@ skipped once nodes report GPUs.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 
 import pytest
@@ -26,6 +29,7 @@ from tests.harness.kubeapi import server as sim_server
 from tests.harness.kubeapi.controllers import install_crds
 
 from .conftest import CHARTS, make_spec, start_cluster, stop_cluster, writes
+from .test_portforward import FAKE_KUBECTL, _alive
 
 pytestmark = pytest.mark.integration
 
@@ -275,7 +279,7 @@ def _through_cache(spec, token: str | None = None):
     return backend, gpus["engine"], backend.cache_model(gpus["engine"], token)
 
 
-def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim, monkeypatch):
+def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim, monkeypatch, tmp_path):
     spec = make_spec(sim, "st-stuck")
     backend, engine, model = _through_cache(spec)
     sim.ctl.workloads.crash.add("main")
@@ -294,6 +298,22 @@ def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim,
     result = backend.roll_out(engine, model)
     assert (result.revision, result.changed) == (1, True)  # the failed revision's number is reused
     assert len(sim.store.list("v1", "ConfigMap", "st-stuck", label_selector=naming.REVISION_KEY)) == 1
+
+    # The frontend Service has no address here (ClusterIP, no process behind it): the smoke stage's way in
+    # is `kubectl port-forward`, run for the duration and stopped afterwards.
+    assert result.endpoint is None
+    fake = tmp_path / "kubectl"
+    fake.write_text(FAKE_KUBECTL.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("FAKE_KUBECTL_OUT", str(tmp_path / "argv"))
+    monkeypatch.setenv("DYNADEPLOY_KUBE_MODEL_TIMEOUT_S", "0")
+    monkeypatch.setattr("runtime.portforward.binary", lambda name: str(fake))
+    with backend.reach() as url:
+        assert url.startswith("http://127.0.0.1:")
+        argv, pid = (tmp_path / "argv").read_text().splitlines()
+        assert argv == (f"--kubeconfig {sim.kubeconfig} -n st-stuck port-forward --address 127.0.0.1 "
+                        "svc/st-stuck-frontend :8000")
+    assert not _alive(int(pid))
     assert backend.teardown(keep_model_cache=False)["leftovers"] == []
 
 
@@ -327,6 +347,19 @@ def test_a_failed_model_download_surfaces_its_log_and_is_replaced_on_the_rerun(s
     before = len(sim.requests.entries)
     assert backend.cache_model("mocker", token).reused  # the marker says it is cached: no Job, no writes
     assert writes(sim, before) == []
+    assert backend.teardown(keep_model_cache=False)["leftovers"] == []
+
+
+def test_the_etcd_image_override_gets_past_the_bitnami_image_check(sim):
+    spec = make_spec(sim, "st-etcd", platform={"etcd": True, "discovery_backend": "etcd"})
+    backend = KubeBackend(spec)
+    backend.provision()
+    backend.install_platform()
+    (sts,) = sim.store.list("apps/v1", "StatefulSet", "dynamo-system")
+    assert sts["metadata"]["name"] == "dynamo-platform-etcd"
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"].startswith("docker.io/bitnamilegacy/etcd:")
+    values = backend.helm.current("dynamo-platform", "dynamo-system").values
+    assert values["etcd"]["global"]["security"]["allowInsecureImages"] is True
     assert backend.teardown(keep_model_cache=False)["leftovers"] == []
 
 
