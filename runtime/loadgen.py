@@ -180,30 +180,22 @@ async def run_load(
             )
     request = client.request(chat_payload(model, prompt, max_tokens, stream))
     results: list[RequestResult | None] = [None] * requests
-    slots = asyncio.Semaphore(concurrency)
-    pending: set[asyncio.Task[None]] = set()
+    unsent = iter(range(requests))  # shared: a free worker takes the next request
     t0 = time.perf_counter()
 
-    async def one(i: int) -> None:
-        try:
+    async def worker() -> None:
+        for i in unsent:
+            if rate is not None and (delay := t0 + i / rate - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
             results[i] = await _request(client, request, stream, timeout_s, t0)
-        finally:
-            slots.release()
 
+    # ``concurrency`` workers rather than a task per request: the same bound and arrival times,
+    # without a task, a semaphore hand-off and two loop turns per request
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, requests))]
     try:
-        for i in range(requests):
-            if rate is not None:
-                delay = t0 + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await slots.acquire()
-            task = asyncio.create_task(one(i))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        if pending:
-            await asyncio.gather(*pending)
+        await asyncio.gather(*workers)
     finally:
-        for task in pending:
+        for task in workers:
             task.cancel()
     return LoadReport([r for r in results if r is not None], time.perf_counter() - t0)
 
