@@ -23,12 +23,13 @@ Why the chat requests bypass httpx's client: the load generator is only fit to j
 little to what it measures and is not the bottleneck on 2 cores, and httpx's layers (its models,
 httpcore's pool, anyio's streams and locks, h11's state machine run once per body chunk) cost 3-5 ms
 per streamed request over a minimal raw client in bench/bench_loadgen.py (goal: < 1 ms). So
-``ChatClient`` keeps keep-alive HTTP/1.1 connections on a free list (``run_load``'s semaphore is the
-pool limit), each an asyncio protocol driving h11, httpx's own HTTP/1.1 engine: the request's h11
-events are built once per run and leave in one write; h11 parses every response head and plain body;
-a 200 chunked body, the SSE stream with one chunk per event, has its chunk framing (RFC 9112 7.1)
-decoded here; and SSE chunks are JSON-decoded only when byte checks cannot vouch for them (``_SSE``).
-``check_models`` is not hot and stays on httpx. httpx and h11 are imported lazily (effects layer rule).
+``ChatClient`` keeps keep-alive HTTP/1.1 connections on a free list (``run_load``'s worker count is
+the pool limit), each an asyncio protocol driving h11 (httpx's HTTP/1.1 engine, under httpcore): the
+request's h11 events are built once per run and leave in one write; h11 parses every response head and
+plain body; a 200 chunked body, the SSE stream with one chunk per event, has its chunk framing
+(RFC 9112 7.1) decoded here; and SSE chunks are JSON-decoded only when byte checks cannot vouch for
+them (``_SSE``). ``check_models`` is not hot and stays on httpx. httpx and h11 are imported lazily
+(effects layer rule).
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
 class ChatClient:
     """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``.
 
-    A free list, not a pool: callers bound the requests in flight (``run_load``'s semaphore), so there
+    A free list, not a pool: callers bound the requests in flight (``run_load``'s workers), so there
     are never more connections than that. A connection goes back on the list only when its exchange
     ended cleanly; a failed or cancelled one is closed.
     """
