@@ -1,0 +1,232 @@
+"""prefect.yaml on a real Prefect server, run by a real process worker (the shared `stack` fixture).
+
+The tests in this module follow one local target through its day: `prefect deployment run` of
+deploy-local (revision 1), a scheduled-style canary that is promoted (revision 2), a slow canary that
+its gate rolls back by itself (the example automation then pauses the canary deployment), and a
+deploy and a rollback submitted at once that the per-target concurrency limit runs one after the
+other. Revision numbers are read relative to the ledger, so each test also runs on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+import yaml
+
+from runtime import loadgen
+from runtime.local.backend import LocalBackend
+from runtime.local.canary import candidate_backend
+from runtime.spec import load_spec
+from tests.e2e_prefect.stack import POOL, ROOT, chat, related_to, ts
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+NAME = "e2e-day"
+# Generous regression bounds: both sides share two loaded cores, so latency is noisy here. The slow
+# candidate (speedup 0.05) is some 20x slower and fails them by far.
+CANARY = {"requests_per_step": 24, "min_samples": 12, "steps": [50, 100], "analysis_interval_s": 30,
+          "max_ttft_regression": 3.0, "max_itl_regression": 3.0}
+
+
+@pytest.fixture(scope="module")
+def target(stack):
+    """deploy-local run from the CLI, exactly as the README says, with this module's spec."""
+    path = stack.write_spec(NAME, {"mocker": {"speedup_ratio": 10.0}}, canary=CANARY)
+    t0 = time.monotonic()
+    out = stack.cli("deployment", "run", "deploy/deploy-local", "--param", f"spec={path}", "--watch",
+                    "--watch-timeout", "400", timeout_s=450)
+    return {"path": path, "spec": load_spec(path), "cli": out, "cli_s": time.monotonic() - t0}
+
+
+def ledger(spec) -> list[tuple[int, str]]:
+    return [(r.number, r.status) for r in LocalBackend(spec).revisions()]
+
+
+def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(stack):
+    want = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    got = {d["name"]: d for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
+    assert len(want) == 32 and set(got) == set(want)
+    for name, d in got.items():
+        kind = name.split("-")[0]
+        assert d["entrypoint"] == want[name]["entrypoint"] == f"flows/{kind}.py:{kind}"
+        assert d["work_pool_name"] == POOL and d["parameters"]["spec"] == want[name]["parameters"]["spec"]
+        assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+        assert "dynadeploy" in d["tags"] and not d["paused"]
+        if kind == "canary":
+            (sched,) = d["schedules"]
+            assert sched["active"] is False
+            assert sched["schedule"]["cron"] == "0 3 * * *" and sched["schedule"]["timezone"] == "UTC"
+        else:
+            assert d["schedules"] == []
+    assert sorted(n for n in got if n.startswith("canary-")) == [f"canary-{t}" for t in
+                                                                 sorted(n[len("deploy-"):] for n in got
+                                                                        if n.startswith("deploy-"))]
+    # the rollback's approval form is typed: the UI renders the parameters from this schema
+    props = got["rollback-local"]["parameter_openapi_schema"]["properties"]
+    assert {"spec", "revision", "reason", "auto_approve"} <= set(props)
+    pool = stack.http.get(f"/work_pools/{POOL}").json()
+    assert pool["type"] == "process" and pool["status"] == "READY"
+    # inactive schedules: nothing was scheduled for any canary
+    runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                                                      "deployments": {"name": {"like_": "canary-"}}}).json()
+    assert runs == []
+
+
+def test_deploy_local_from_the_cli_serves(stack, target):
+    out = target["cli"]
+    assert "Completed" in out.stdout, out.stdout[-2000:]
+    spec = target["spec"]
+    backend = LocalBackend(spec)
+    first = backend.revisions()[0]
+    assert (first.number, first.started_by) == (1, "dynadeploy") and first.smoke["passed"]
+    assert first.spec["serving"]["mocker"]["speedup_ratio"] == 10.0
+    assert backend.revisions()[-1].status == "serving"
+    assert str(stack.home) in str(backend.paths.root)  # the temporary home, never ~/.dynadeploy
+    assert chat(backend.endpoint(), spec.model.served())
+    run = stack.http.post("/flow_runs/filter", json={"deployments": {"name": {"any_": ["deploy-local"]}},
+                                                     "sort": "START_TIME_ASC"}).json()[0]
+    assert run["state_type"] == "COMPLETED" and run["parameters"] == {"spec": str(target["path"])}
+
+
+def test_healthy_canary_is_promoted(stack, target):
+    spec = target["spec"]
+    before = LocalBackend(spec).revisions()
+    run_id = stack.run("canary/canary-local", spec=str(target["path"]),
+                       candidate={"serving": {"mocker": {"speedup_ratio": 12.0}}}, reason="e2e healthy candidate")
+    fr = stack.wait(run_id, timeout_s=400)
+    assert fr["state_type"] == "COMPLETED", fr["state"]
+    revs = {r.number: r for r in LocalBackend(spec).revisions()}
+    new = before[-1].number + 1
+    assert new == 2 or len(before) > 1
+    assert revs[new].status == "serving" and revs[new].started_by == "canary"
+    assert revs[new].spec["serving"]["mocker"]["speedup_ratio"] == 12.0 and revs[new].smoke["passed"]
+    assert all(revs[r.number].status == "superseded" for r in before)
+    events = stack.wait_events(["dynadeploy.canary."], lambda evs: any(e["event"].endswith(".promoted") for e in evs),
+                               f"dynadeploy.target.{NAME}", f"prefect.flow-run.{run_id}")
+    names = [e["event"].rsplit(".", 1)[-1] for e in events]
+    assert names[0] == "started" and names[-1] == "promoted" and names.count("step") == 2, names
+    assert [e["payload"]["step"] for e in events if e["event"].endswith(".step")] == ["side-by-side", "50%"]
+    assert events[-1]["payload"]["revision"] == new
+    assert candidate_backend(spec).inventory() == []
+    workers = sorted(n for n in LocalBackend(spec).supervisor.processes() if n != "frontend")
+    assert workers == [f"worker-r{new}-0"]
+    assert chat(LocalBackend(spec).endpoint(), spec.model.served())
+
+
+@pytest.fixture(scope="module")
+def automation(stack):
+    out = stack.cli("automation", "create", "--from-file", "infra/automations/canary-rolled-back.yaml")
+    assert "Created automation" in out.stdout
+    autos = stack.http.post("/automations/filter", json={}).json()
+    (auto,) = [a for a in autos if a["name"] == "dynadeploy-pause-canary-after-rollback"]
+    return auto
+
+
+def test_slow_canary_rolls_back_by_itself_and_the_automation_pauses_it(stack, target, automation):
+    spec = target["spec"]
+    before = ledger(spec)
+    endpoint = LocalBackend(spec).endpoint()
+    canary_dep = stack.deployment("canary/canary-local")
+    stop = threading.Event()
+    reports = []
+
+    def stable_client() -> None:
+        while not stop.is_set():
+            reports.append(asyncio.run(loadgen.run_load(endpoint, spec.model.served(), requests=8, concurrency=2,
+                                                        max_tokens=8, prompt="stable traffic", timeout_s=60)))
+
+    client = threading.Thread(target=stable_client)
+    client.start()
+    try:
+        run_id = stack.run("canary/canary-local", spec=str(target["path"]),
+                           candidate={"serving": {"mocker": {"speedup_ratio": 0.05}}}, reason="e2e slow candidate")
+        fr = stack.wait(run_id, timeout_s=400)
+    finally:
+        stop.set()
+        client.join(timeout=120)
+    try:
+        assert fr["state_type"] == "FAILED"
+        assert "rolled back at side-by-side" in fr["state"]["message"], fr["state"]["message"]
+        failed = [res.error for r in reports for res in r.results if not res.ok]
+        assert sum(r.count for r in reports) > 0 and failed == [], failed[:5]
+        assert ledger(spec) == before, "stable is unchanged: no new revision, the same one serving"
+        assert candidate_backend(spec).inventory() == []
+        assert not [n for n in LocalBackend(spec).supervisor.processes() if n.startswith("canary-")]
+        (rolled,) = stack.wait_events(["dynadeploy.canary.rolled-back"], bool, f"dynadeploy.target.{NAME}",
+                                      f"prefect.flow-run.{run_id}")
+        assert rolled["payload"]["withdraw_s"] < CANARY["analysis_interval_s"]
+        # Prefect relates the event to the deployment that ran it, so `source: inferred` resolves
+        assert related_to(rolled, f"prefect.deployment.{canary_dep['id']}")
+
+        deadline = time.monotonic() + 60
+        while not (dep := stack.deployment("canary/canary-local"))["paused"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert dep["paused"], "the automation did not pause canary-local"
+        assert [s["active"] for s in dep["schedules"]] == [False]
+        executed = [e for e in stack.wait_events(["prefect.automation.action.executed"], bool,
+                                                 f"prefect.automation.{automation['id']}")
+                    if ts(e["occurred"]) >= ts(rolled["occurred"])]
+        assert executed and executed[0]["payload"]["action_type"] == "pause-deployment"
+        assert executed[0]["payload"]["status_code"] == 200
+        assert not stack.deployment("deploy/deploy-local")["paused"], "only the canary that failed is paused"
+    finally:
+        stack.http.post(f"/deployments/{canary_dep['id']}/resume_deployment")  # as `Resume` in the UI would
+
+
+def _lock_windows(stack, run_ids: list[str], limit: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for rid in run_ids:
+        mine = [e for e in stack.wait_events(["prefect.concurrency-limit."],
+                                             lambda evs: any(e["event"].endswith(".released") for e in evs),
+                                             related_id=f"prefect.flow-run.{rid}")
+                if e["resource"]["prefect.resource.name"] == limit]
+        acquired = [ts(e["occurred"]) for e in mine if e["event"].endswith(".acquired")]
+        released = [ts(e["occurred"]) for e in mine if e["event"].endswith(".released")]
+        assert len(acquired) == 1 and len(released) == 1, [e["event"] for e in mine]
+        out[rid] = (acquired[0], released[0])
+    return out
+
+
+def _work_window(stack, run_id: str) -> tuple[float, float]:
+    """First task start to last task end of a run and its subflows (rollback runs deploy as a subflow)."""
+    ids = [run_id] + [f["id"] for f in stack.subflow_runs(run_id)]
+    tasks = [t for t in stack.task_runs(ids) if t["start_time"] and t["end_time"]]
+    assert tasks
+    return min(ts(t["start_time"]) for t in tasks), max(ts(t["end_time"]) for t in tasks)
+
+
+def test_concurrency_limit_runs_a_deploy_and_a_rollback_one_after_the_other(stack, target):
+    spec = target["spec"]
+    before = LocalBackend(spec).revisions()
+    if len(before) < 2:  # run alone: make a second revision to roll back from
+        stack.wait(stack.run("deploy/deploy-local", spec=str(target["path"]),
+                             overrides={"serving": {"mocker": {"speedup_ratio": 12.0}}}), timeout_s=300)
+        before = LocalBackend(spec).revisions()
+    deploy_id = stack.run("deploy/deploy-local", spec=str(target["path"]),
+                          overrides={"serving": {"mocker": {"speedup_ratio": 8.0}}}, reason="e2e concurrent deploy")
+    rollback_id = stack.run("rollback/rollback-local", spec=str(target["path"]), revision=1, auto_approve=True,
+                            reason="e2e concurrent rollback")
+    runs = {rid: stack.wait(rid, timeout_s=400) for rid in (deploy_id, rollback_id)}
+    assert all(fr["state_type"] == "COMPLETED" for fr in runs.values()), {r["name"]: r["state"] for r in runs.values()}
+
+    # Both flow runs were Running at once (one waited inside for the slot) ...
+    starts = {rid: ts(fr["start_time"]) for rid, fr in runs.items()}
+    ends = {rid: ts(fr["end_time"]) for rid, fr in runs.items()}
+    assert max(starts.values()) < min(ends.values()), "the two runs were meant to be submitted together"
+    # ... but they held the target's slot, and did their work, one after the other.
+    locks = sorted(_lock_windows(stack, [deploy_id, rollback_id], f"dynadeploy-target-{NAME}").values())
+    assert locks[0][1] <= locks[1][0], f"slot windows overlap: {locks}"
+    work = sorted(_work_window(stack, rid) for rid in (deploy_id, rollback_id))
+    assert work[0][1] <= work[1][0], f"work windows overlap: {work}"
+
+    revs = {r.number: r for r in LocalBackend(spec).revisions()}
+    n = before[-1].number
+    assert sorted(revs) == list(range(1, n + 3))
+    assert {revs[n + 1].started_by, revs[n + 2].started_by} == {"dynadeploy", "rollback"}
+    assert [revs[k].status for k in sorted(revs)][-1] == "serving"
+    restored = next(r for r in (revs[n + 1], revs[n + 2]) if r.started_by == "rollback")
+    assert restored.spec_hash == revs[1].spec_hash
+    assert chat(LocalBackend(spec).endpoint(), spec.model.served())

@@ -1,0 +1,128 @@
+"""A rollback started and approved in the Prefect UI, in Debian's headless Chromium driven by Playwright.
+
+The browser is /usr/bin/chromium (nothing downloads a browser), with a fresh profile and the flags
+that keep it off the network. It opens the UI the server serves, finds the rollback-local
+deployment, starts a custom run with revision=1 and the test's spec, waits for the run to pause on
+its typed approval form, fills the form (approve toggle + note) and submits it there, and the
+previous revision's spec then serves again as a new revision of the ledger. A failing step leaves
+screenshots in the test's temporary directory (the failure message names it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.local.backend import LocalBackend
+from runtime.spec import load_spec
+from tests.e2e_prefect.stack import MARK, chat
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600),
+              pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                                 reason="Debian's chromium is not installed at /usr/bin/chromium (`make debs`)")]
+
+
+@pytest.fixture
+def page(stack, tmp_path, request):
+    from playwright.sync_api import sync_playwright
+
+    shots = tmp_path / "screenshots"
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=ARGS,
+            viewport={"width": 1400, "height": 1000}, env=os.environ | {MARK: stack.token})
+        ctx.set_default_timeout(30_000)
+        pg = ctx.new_page()
+        console: list[str] = []
+        pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
+        yield pg
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            shots.mkdir(exist_ok=True)
+            for i, p in enumerate(ctx.pages):
+                p.screenshot(path=str(shots / f"page-{i}.png"), full_page=True)
+            (shots / "console.txt").write_text("\n".join(console))
+            print(f"screenshots of the failed UI test: {shots}")
+        ctx.close()
+
+
+def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page):
+    from playwright.sync_api import expect
+
+    name = "e2e-ui"
+    v1 = stack.write_spec(name, {"mocker": {"speedup_ratio": 10.0}})
+    v2 = stack.write_spec(name, {"mocker": {"speedup_ratio": 6.0}})
+    for path in (v1, v2):
+        fr = stack.wait(stack.run("deploy/deploy-local", spec=str(path)), timeout_s=300)
+        assert fr["state_type"] == "COMPLETED", fr["state"]
+    spec = load_spec(v2)
+    backend = LocalBackend(spec)
+    assert [(r.number, r.status) for r in backend.revisions()] == [(1, "superseded"), (2, "serving")]
+
+    # the UI is served by the server and talks to this server's API on loopback
+    assert stack.http.get(f"{stack.ui}/ui-settings").json()["api_url"] == stack.api
+
+    page.goto(f"{stack.ui}/deployments")
+    page.get_by_placeholder("Search deployments").fill("rollback-local")
+    page.get_by_role("link", name="rollback-local", exact=True).click()
+    dep = stack.deployment("rollback/rollback-local")
+    page.wait_for_url(f"**/deployments/deployment/{dep['id']}*")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Custom run").click()
+    page.wait_for_url("**/run?**")
+    page.locator(".schema-form-property", has_text="spec").locator("textarea").fill(str(v2))
+    revision = page.locator(".schema-form-property", has_text="revision (Optional)")
+    revision.get_by_role("button", name="int", exact=True).click()
+    revision.locator("input[type=number]").fill("1")
+    page.locator(".schema-form-property", has_text="reason (Optional)").locator("textarea").fill("e2e from the UI")
+    run_name = page.locator(".p-label", has_text="Run Name").locator("input").input_value()
+    assert run_name
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(f"**/deployments/deployment/{dep['id']}?tab=Runs")
+
+    runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [run_name]}}}).json()
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert run["parameters"]["revision"] == 1 and run["parameters"]["spec"] == str(v2)
+    assert run["parameters"]["auto_approve"] is False
+    paused = stack.wait(run["id"], {"PAUSED"}, timeout_s=240)
+    assert paused["state"]["state_details"]["run_input_keyset"], "the pause carries a typed input form"
+
+    page.get_by_role("link", name=run_name).first.click()
+    page.wait_for_url(f"**/runs/flow-run/{run['id']}")
+    badge = page.locator(".page-heading-flow-run__meta .state-badge")
+    expect(badge).to_have_text("Paused", timeout=60_000)
+    page.get_by_role("button", name="Resume").click()
+    modal = page.locator(".p-modal")
+    expect(modal.get_by_text(f"Roll {name} back to revision 1?")).to_be_visible()
+    approve = modal.get_by_role("switch")
+    approve.click()
+    expect(approve).to_have_attribute("aria-checked", "true")
+    modal.locator(".schema-form-property", has_text="Note").locator("textarea").fill("approved in the Prefect UI")
+    t_approved = time.monotonic()
+    modal.get_by_role("button", name="Submit").click()
+    expect(modal).to_be_hidden()
+
+    done = stack.wait(run["id"], timeout_s=300)
+    restore_s = time.monotonic() - t_approved
+    assert done["state_type"] == "COMPLETED", done["state"]
+    expect(badge).to_have_text("Completed", timeout=60_000)
+
+    revs = {r.number: r for r in backend.revisions()}
+    assert sorted(revs) == [1, 2, 3], "the restore is recorded as a new revision"
+    assert [revs[n].status for n in (1, 2, 3)] == ["superseded", "superseded", "serving"]
+    assert revs[3].spec_hash == revs[1].spec_hash and revs[3].spec["serving"]["mocker"]["speedup_ratio"] == 10.0
+    assert revs[3].started_by == "rollback" and revs[3].smoke["passed"]
+    assert "rollback to revision 1: e2e from the UI (approved in the Prefect UI)" in revs[3].reason
+    assert sorted(n for n in backend.supervisor.processes() if n != "frontend") == ["worker-r3-0"]
+    assert chat(backend.endpoint(), spec.model.served())
+    logs = " ".join(entry["message"] for entry in stack.run_logs(run["id"]))
+    assert "stage approval: done" in logs and "approved: approved in the Prefect UI" in logs
+    print(f"approval in the UI -> run Completed: {restore_s:.1f}s")
