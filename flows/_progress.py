@@ -42,3 +42,27 @@ def stage(name: str):
         _emit(name, "failed", f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - t0)
         raise
     _emit(name, "done", s.detail, time.monotonic() - t0)
+
+
+def side_by_side(runs: dict, describe: dict) -> dict:
+    """Wait for independent task runs (Prefect futures) started together, reporting each as its own
+    stage with its own duration; re-raises the first failure once every run has settled."""
+    from prefect.futures import as_completed
+
+    t0 = time.monotonic()
+    for name in runs:
+        _emit(name, "start", "side by side with " + ", ".join(n for n in runs if n != name))
+    names = {id(f): n for n, f in runs.items()}
+    results, errors = {}, []
+    for future in as_completed(list(runs.values())):
+        name = names[id(future)]
+        try:
+            results[name] = future.result()
+        except BaseException as exc:  # noqa: BLE001 - reported, then re-raised below
+            _emit(name, "failed", f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - t0)
+            errors.append(exc)
+            continue
+        _emit(name, "done", describe[name](results[name]), time.monotonic() - t0)
+    if errors:
+        raise errors[0]
+    return results

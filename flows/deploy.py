@@ -10,7 +10,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from flows._lock import target_lock
-from flows._progress import stage
+from flows._progress import side_by_side, stage
 from flows._spec import load
 from tasks import stages
 from tasks.smoke import run_smoke_test
@@ -36,12 +36,12 @@ def _deploy(s, reason: str, started_by: str) -> dict:
         with stage("gpu") as st:
             gpus = stages.detect_gpus(s)
             st.note(f"{gpus['gpus']} GPU(s), engine {gpus['engine']}")
-        with stage("platform") as st:
-            platform = stages.install_platform(s)
-            st.note(platform.get("note") or platform["endpoint"])
-        with stage("model-cache") as st:
-            model = stages.cache_model(s, gpus["engine"])
-            st.note(f"{model.model_id}@{model.revision} {'reused' if model.reused else 'stored'}")
+        # The platform install and the model download do not depend on each other: side by side.
+        done = side_by_side(
+            {"platform": stages.install_platform.submit(s), "model-cache": stages.cache_model.submit(s, gpus["engine"])},
+            {"platform": lambda p: p.get("note") or p["endpoint"],
+             "model-cache": lambda m: f"{m.model_id}@{m.revision} {'reused' if m.reused else 'stored'}"})
+        platform, model = done["platform"], done["model-cache"]
         with stage("rollout") as st:
             rollout = stages.roll_out(s, gpus["engine"], model, reason=reason, started_by=started_by)
             st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}")
