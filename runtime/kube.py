@@ -256,6 +256,11 @@ class Kube:
                                       "kinds)")
         return res
 
+    def _timeouts(self, read_s: float | None = None) -> tuple[float, float]:
+        """(connect, read) seconds for one request. A pair, because the client reads a single number as
+        a total only when it is an int (a float is silently ignored: no timeout at all)."""
+        return (10.0, float(read_s if read_s is not None else self.request_timeout_s))
+
     def _call(self, fn: Callable[[], T], *, verb: str, what: str, resource: str = "",
               namespace: str | None = None, secret: bool = False) -> T:
         try:
@@ -272,7 +277,7 @@ class Kube:
         """The server's /version (major, minor, gitVersion...)."""
         from kubernetes import client
 
-        info = self._call(lambda: client.VersionApi(self.api).get_code(_request_timeout=self.request_timeout_s),
+        info = self._call(lambda: client.VersionApi(self.api).get_code(_request_timeout=self._timeouts()),
                           verb="get", what="the server version")
         return {"major": info.major, "minor": info.minor, "gitVersion": info.git_version,
                 "platform": info.platform}
@@ -284,7 +289,7 @@ class Kube:
             return None
         try:
             obj = res.get(name=name, namespace=namespace if res.namespaced else None,
-                          _request_timeout=self.request_timeout_s)
+                          _request_timeout=self._timeouts())
         except Exception as exc:  # noqa: BLE001
             if _not_found(exc):
                 return None
@@ -312,7 +317,7 @@ class Kube:
             try:
                 out = res.get(namespace=namespace if res.namespaced else None, label_selector=labels,
                               field_selector=fields, limit=page, _continue=token,
-                              _request_timeout=self.request_timeout_s).to_dict()
+                              _request_timeout=self._timeouts()).to_dict()
             except Exception as exc:  # noqa: BLE001
                 if _not_found(exc):  # the kind went away since discovery
                     return [], ""
@@ -342,7 +347,7 @@ class Kube:
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": attrs}}
         res = self._need("authorization.k8s.io/v1", "SelfSubjectAccessReview")
-        out = self._call(lambda: res.create(body=body, _request_timeout=self.request_timeout_s).to_dict(),
+        out = self._call(lambda: res.create(body=body, _request_timeout=self._timeouts()).to_dict(),
                          verb="create", what="a SelfSubjectAccessReview",
                          resource="selfsubjectaccessreviews.authorization.k8s.io")
         return bool((out.get("status") or {}).get("allowed"))
@@ -354,7 +359,7 @@ class Kube:
         core = client.CoreV1Api(self.api)
         try:
             return core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=tail_lines,
-                                                _request_timeout=self.request_timeout_s) or ""
+                                                _request_timeout=self._timeouts()) or ""
         except Exception as exc:  # noqa: BLE001
             if _not_found(exc) or (_is_api_exception(exc) and getattr(exc, "status", 0) == 400):
                 return ""
@@ -392,7 +397,7 @@ class Kube:
         what = describe(api_version, kind, name, ns if res.namespaced else None)
         out = self._call(lambda: res.server_side_apply(
             body=body, name=name, namespace=ns if res.namespaced else None, field_manager=self.field_manager,
-            force_conflicts=force or None, _request_timeout=self.request_timeout_s),
+            force_conflicts=force or None, _request_timeout=self._timeouts()),
             verb="patch", what=what, resource=plural_of(res), namespace=ns, secret=secret or kind == "Secret")
         return out.to_dict() if hasattr(out, "to_dict") else dict(out)
 
@@ -415,7 +420,7 @@ class Kube:
         out = self._call(lambda: res.patch(body=dict(body), name=name, namespace=namespace if res.namespaced else None,
                                            content_type="application/merge-patch+json",
                                            field_manager=field_manager or self.field_manager,
-                                           _request_timeout=self.request_timeout_s),
+                                           _request_timeout=self._timeouts()),
                          verb="patch", what=describe(api_version, kind, name, namespace), resource=plural_of(res),
                          namespace=namespace)
         return out.to_dict()
@@ -430,7 +435,7 @@ class Kube:
         what = describe(api_version, kind, name, ns)
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
-            res.delete(name=name, namespace=ns, body=body, _request_timeout=self.request_timeout_s)
+            res.delete(name=name, namespace=ns, body=body, _request_timeout=self._timeouts())
         except Exception as exc:  # noqa: BLE001
             if _not_found(exc):
                 return False
@@ -525,6 +530,8 @@ class Kube:
                     etype, obj = ev["type"], ev["raw_object"]
                     if etype == "BOOKMARK":
                         rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                        if time.monotonic() >= deadline:
+                            break
                         continue
                     if etype == "ERROR":
                         relist = True
@@ -558,8 +565,7 @@ class Kube:
         try:
             yield from w.stream(res.get, namespace=namespace if res.namespaced else None, label_selector=labels,
                                 field_selector=fields, resource_version=rv or None, serialize=False,
-                                timeout_seconds=timeout, allow_watch_bookmarks=True,
-                                _request_timeout=timeout + 10)
+                                timeout_seconds=timeout, _request_timeout=self._timeouts(timeout + 5))
         finally:
             w.stop()
 

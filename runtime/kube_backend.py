@@ -655,9 +655,11 @@ class KubeBackend:
         spec = self.spec
         keep_ns = spec.teardown.keep_namespace or keep_model_cache
         own = naming.labels(spec.name)
-        # 1. the graph, and its pods gone
+        # 1. the graph, and its pods gone. Background propagation: the DGD goes at once and the garbage
+        # collector removes what the operator made; the pods are waited for below (a foreground delete
+        # would hold the DGD until then, and hang on a dependent the operator recreates meanwhile).
         for dgd in self.kube.list(DGD_API, DGD_KIND, self.ns, labels=own):
-            self.kube.delete(DGD_API, DGD_KIND, dgd["metadata"]["name"], self.ns, propagation="Foreground")
+            self.kube.delete(DGD_API, DGD_KIND, dgd["metadata"]["name"], self.ns, propagation="Background")
         timeout = _timeout("TEARDOWN", 300)
         self._wait_none(DGD_API, DGD_KIND, self.ns, own, timeout)
         self._wait_none("v1", "Pod", self.ns, {DGD_NAME_LABEL: self.dgd_name}, timeout)

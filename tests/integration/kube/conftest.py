@@ -52,6 +52,9 @@ def chart_env(tmp_path_factory):
         for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             mp.delenv(var, raising=False)
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        # Waits end well inside pytest's 300 s limit, so a stuck stage fails with its own message.
+        for what, seconds in (("GPU", 90), ("PLATFORM", 90), ("ROLLOUT", 120), ("TEARDOWN", 90), ("MODEL", 60)):
+            mp.setenv(f"DYNADEPLOY_KUBE_{what}_TIMEOUT_S", str(seconds))
         yield home
 
 
