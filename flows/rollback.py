@@ -57,7 +57,8 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
                 wait_for_input=RollbackApproval.with_initial_data(
                     description=f"Roll {s.name} back to revision {target.number}? See the rollback-plan artifact.",
                     approve=False),
-                timeout=approval_timeout_s, key=f"rollback-{s.name}-{target.number}")
+                # Prefect's default checks for the answer every 10 s, which alone is twice the restore.
+                timeout=approval_timeout_s, poll_interval=1, key=f"rollback-{s.name}-{target.number}")
             note = answer.note
             st.note(("approved" if answer.approve else "rejected") + (f": {note}" if note else ""))
         if not answer.approve:

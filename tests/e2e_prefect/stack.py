@@ -105,6 +105,18 @@ def chat(endpoint: str, model: str, prompt: str = "hello", max_tokens: int = 4, 
     return r.json()["choices"][0]["message"]["content"] or ""
 
 
+class RetryingClient(httpx.Client):
+    """Retries what Prefect's own client retries: a busy server (SQLite locked) answers 503, 502 or 429."""
+
+    def request(self, *args, **kwargs) -> httpx.Response:
+        for attempt in range(6):
+            r = super().request(*args, **kwargs)
+            if r.status_code not in (429, 502, 503) or attempt == 5:
+                return r
+            time.sleep(0.5 * 2**attempt)
+        return r
+
+
 @dataclass
 class PrefectStack:
     """One Prefect server (SQLite in ``work``, or the database in ``db_url``) with a process worker."""
@@ -144,7 +156,7 @@ class PrefectStack:
         if self.db_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.db_url
         self.env = env
-        self.http = httpx.Client(base_url=self.api, timeout=30)
+        self.http = RetryingClient(base_url=self.api, timeout=30)
 
     # -- processes ------------------------------------------------------------------------------
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
@@ -284,7 +296,7 @@ class PrefectStack:
         r.raise_for_status()
         return r.json()
 
-    def wait(self, run_id: str, states: set[str] = FINAL, timeout_s: float = 300) -> dict:
+    def wait(self, run_id: str, states: set[str] = FINAL, timeout_s: float = 300, poll_s: float = 0.5) -> dict:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             fr = self.flow_run(run_id)
@@ -293,9 +305,21 @@ class PrefectStack:
             if fr["state_type"] in FINAL:
                 raise AssertionError(f"run {fr['name']} ended {fr['state_type']} while waiting for {states}: "
                                      f"{(fr.get('state') or {}).get('message')}")
-            time.sleep(0.5)
+            time.sleep(poll_s)
         raise AssertionError(f"run {run_id} not in {states} after {timeout_s:.0f}s "
                              f"(state {self.flow_run(run_id)['state_type']}); worker log:\n{self.log_tail('worker')}")
+
+    def wait_for_form(self, run_id: str, timeout_s: float = 300) -> dict:
+        """Wait until the run is Paused and its typed input form (the JSON schema) is stored: the flow
+        saves the schema just after entering Paused, and a resume before that is rejected."""
+        fr = self.wait(run_id, {"PAUSED"}, timeout_s=timeout_s)
+        key = fr["state"]["state_details"]["run_input_keyset"]["schema"]
+        deadline = time.monotonic() + 30
+        while self.http.get(f"/flow_runs/{run_id}/input/{key}").status_code != 200:
+            assert time.monotonic() < deadline, f"run {run_id} paused but its input form never appeared"
+            time.sleep(0.2)
+        fr["form_schema"] = self.http.get(f"/flow_runs/{run_id}/input/{key}").json()
+        return fr
 
     def resume(self, run_id: str, run_input: dict) -> None:
         r = self.http.post(f"/flow_runs/{run_id}/resume", json={"run_input": run_input})

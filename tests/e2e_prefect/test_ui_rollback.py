@@ -92,8 +92,8 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     run = runs[0]
     assert run["parameters"]["revision"] == 1 and run["parameters"]["spec"] == str(v2)
     assert run["parameters"]["auto_approve"] is False
-    paused = stack.wait(run["id"], {"PAUSED"}, timeout_s=240)
-    assert paused["state"]["state_details"]["run_input_keyset"], "the pause carries a typed input form"
+    form = stack.wait_for_form(run["id"], timeout_s=240)["form_schema"]
+    assert form["properties"]["approve"]["type"] == "boolean" and form["properties"]["note"]["type"] == "string"
 
     page.get_by_role("link", name=run_name).first.click()
     page.wait_for_url(f"**/runs/flow-run/{run['id']}")
