@@ -1,4 +1,4 @@
-"""One real Prefect server + process worker per test session (see stack.py), shared by these tests.
+"""One real Prefect server + process worker (see stack.py), shared by the tests of this directory.
 
 What is real: `prefect server start` (SQLite in a temporary PREFECT_HOME, UI served, analytics off),
 the `dynadeploy-process` work pool, `prefect --no-prompt deploy --all` reading prefect.yaml from the
@@ -23,7 +23,7 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{rep.when}", rep)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after this directory's last test, not at the end of the whole run
 def stack(tmp_path_factory):
     s = PrefectStack(tmp_path_factory.mktemp("prefect-e2e"))
     try:
