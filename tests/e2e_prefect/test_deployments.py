@@ -25,10 +25,12 @@ from tests.e2e_prefect.stack import POOL, ROOT, chat, related_to, ts
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 NAME = "e2e-day"
-# Generous regression bounds: both sides share two loaded cores, so latency is noisy here. The slow
-# candidate (speedup 0.05) is some 20x slower and fails them by far.
-CANARY = {"requests_per_step": 24, "min_samples": 12, "steps": [50, 100], "analysis_interval_s": 30,
-          "max_ttft_regression": 3.0, "max_itl_regression": 3.0}
+# The widest regression bounds a spec allows: both sides share two loaded cores, and at 50% the gate
+# compares the workers' own TTFT p90 from histogram buckets, a few ms each, where one late request
+# moves p90 a bucket (seen: stable 2.6 ms, healthy candidate 16.0 ms, failing a +300% bound). The slow
+# candidate (speedup 0.05) fails these by far: TTFT some 18x, ITL thousands of times the stable's.
+CANARY = {"requests_per_step": 40, "min_samples": 12, "steps": [50, 100], "analysis_interval_s": 30,
+          "max_ttft_regression": 10.0, "max_itl_regression": 10.0}
 
 
 @pytest.fixture(scope="module")
