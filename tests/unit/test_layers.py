@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE = ["runtime/errors.py", "runtime/spec.py", "runtime/spec_targets.py", "runtime/spec_rules.py",
         "runtime/spec_loading.py", "runtime/naming.py", "runtime/revisions.py", "runtime/sla.py",
-        "runtime/local/plan.py", "runtime/capabilities.py",
+        "runtime/local/plan.py", "runtime/capabilities.py", "runtime/canary.py", "runtime/metrics.py",
         "runtime/rollout.py", "runtime/render/__init__.py", "runtime/render/templates.py",
         "runtime/render/common.py", "runtime/render/dgd.py", "runtime/render/cache.py",
         "runtime/render/security.py", "runtime/render/platform.py", "runtime/render/ledger.py"]
