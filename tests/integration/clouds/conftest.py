@@ -13,10 +13,6 @@ cluster, the real deploy/teardown flows on a Prefect test server.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,7 +27,7 @@ from runtime.providers._aws import Waits
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_gke import FakeGke
 from tests.integration.kube.conftest import chart_env, start_cluster, stop_cluster  # noqa: F401 - fixture
-from tests.integration.providers.conftest import _free_port
+from tests.integration.providers.conftest import running_moto
 
 ROOT = Path(__file__).resolve().parents[3]
 FAST = Waits(poll_s=0.02, timeout_s=30.0)
@@ -41,32 +37,9 @@ BUILTIN_CLASSES = {"eks": [], "gke": ["standard-rwo", "standard-rwx"], "aks": ["
 
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto-clouds") / "moto.log"
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ECS_SERVICE_RUNNING": "1",
-           "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.providers.moto_main", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
+    # ECS services report their task running, so rollouts can wait for them
+    with running_moto(tmp_path_factory.mktemp("moto-clouds") / "moto.log", {"MOTO_ECS_SERVICE_RUNNING": "1"}) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

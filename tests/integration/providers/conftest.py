@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto_server on 127.0.0.1 (MOTO_IAM_LOAD_MANAGED_POLICIES=true), for the whole session."""
+@contextmanager
+def running_moto(log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto_server on a free 127.0.0.1 port (MOTO_IAM_LOAD_MANAGED_POLICIES=true); yields its URL and
+    stops it on exit. Shared by the provider and the cloud end-to-end suites."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONPATH": str(ROOT), **(extra_env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "tests.integration.providers.moto_main", str(port)],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -71,6 +72,13 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto_server on 127.0.0.1 (MOTO_IAM_LOAD_MANAGED_POLICIES=true), for the whole session."""
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
