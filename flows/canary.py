@@ -1,8 +1,13 @@
 """canary: stage a candidate beside stable, gate it on identical load, shift traffic, promote or roll back.
 
-    stage -> side-by-side analysis -> [shift k workers -> analysis]* -> promote (a new revision)
+    stage -> side-by-side analysis -> [shift p% -> analysis]* -> promote (a new revision)
                      |                          |
                      +-- fail / still inconclusive after holds --> withdraw (stable never stops serving)
+
+How real traffic is shifted is the target's (tasks/canary.py picks the mechanics): locally candidate
+workers join the stable frontend's pool; on Kubernetes the weights of serving.route (HTTPRoute
+backendRefs or an ingress-nginx canary Ingress) send p% to the candidate graph's frontend; without a
+way to shift, the plan is side by side only and the run says so.
 
 The candidate is the stable spec with ``candidate`` changes merged in (an image tag, engine args,
 a model revision, a chart version...), or a whole spec (``{"spec": "path.yaml"}``). A failed gate
@@ -57,12 +62,12 @@ def candidate_spec(s, candidate: dict):
 def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
     s = load(spec)
     cand = candidate_spec(s, candidate)
+    steps.mechanics(s)  # a target without canary mechanics fails here, before the lock or any change
     with target_lock(s):
         return _canary(s, cand, candidate, reason)
 
 
 def _canary(s, cand, candidate: dict, reason: str) -> dict:
-    c = s.canary
     rows: list[dict] = []
     backend = backend_for(s)
     with stage("baseline") as st:
@@ -70,18 +75,17 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
         if not status.get("models"):
             raise PreflightError(f"{s.name} is not serving, so there is no baseline to compare against",
                                  hint="deploy it first: dynadeploy deploy SPEC")
-        stable_workers = sum(1 for n in status["processes"] if n.split("-")[0] in ("worker", "prefill", "decode"))
-        st.note(f"stable serves at {status['endpoint']} with {stable_workers} worker(s)")
-    _event(s, "started", reason=reason, candidate=candidate)
-    plan = gate.traffic_plan(list(c.steps), stable_workers, can_shift=s.serving.topology.startswith("agg"))
+        plan, how = steps.plan(s, status)
+        st.note(f"stable serves at {status['endpoint']}; {how}")
+    _event(s, "started", reason=reason, candidate=candidate, plan=[st.label() for st in plan], traffic=how)
     staged = False
     try:
         with stage("stage-candidate") as st:
-            staged_info = steps.stage_candidate(cand)
+            info = steps.stage_candidate(s, cand)
             staged = True
-            st.note(f"candidate graph at {staged_info['endpoint']}")
+            st.note(f"candidate graph staged ({info.get('graph') or info.get('endpoint')})")
         for step in plan:
-            verdict, row = _analyse(s, cand, step, status["endpoint"], staged_info)
+            verdict, row = _analyse(s, cand, step, info)
             rows.append(row)
             if verdict.status != "pass":
                 t_fail = time.monotonic()
@@ -95,6 +99,8 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
                 raise CanaryFailed(f"canary of {s.name} rolled back at {step.label()}: {verdict.summary()}",
                                    hint="stable is unchanged; see the canary artifact for the numbers")
         with stage("promote") as st:
+            # The candidate spec rolled out to the stable graph; its rollout's last step points any
+            # route at stable alone, so the candidate's share ends there.
             result = deploy(spec=cand.model_dump(mode="json"), reason=f"canary promotion: {reason}"[:200],
                             started_by="canary", locked=True)
             st.note(f"revision {result['revision']}")
@@ -107,37 +113,33 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
         raise
     _event(s, "promoted", revision=result["revision"])
     _publish(s, rows, f"**promoted** as revision {result['revision']}")
-    return {"name": s.name, "status": "promoted", "revision": result["revision"], "steps": rows}
+    return {"name": s.name, "status": "promoted", "revision": result["revision"], "steps": rows, "traffic": how}
 
 
-def _analyse(s, cand, step: gate.Step, stable_url: str, staged_info: dict):
+def _analyse(s, cand, step: gate.Step, info: dict):
     c, sm = s.canary, s.smoke
+    load = (c.requests_per_step, sm.concurrency, sm.max_tokens, sm.prompt, c.analysis_interval_s)
     for attempt in range(HOLDS + 1):
         with stage(f"analysis {step.label()}" + (f" (hold {attempt})" if attempt else "")) as st:
-            if step.canary_workers:
-                steps.shift_traffic(s, cand, step.canary_workers, staged_info["engine"])
-                workers = steps.worker_endpoints(s)
-                before = {side: steps.scrape_all(urls) for side, urls in workers.items()}
-                out = steps.drive_load({"stable": stable_url}, s.model.served(), c.requests_per_step,
-                                       sm.concurrency, sm.max_tokens, sm.prompt, c.analysis_interval_s)
-                w = out["stable"]
-                after = {side: steps.scrape_all(urls) for side, urls in workers.items()}
-                p_stable = gate.workers_ttft_p90_ms(before["stable"], after["stable"])
-                p_canary = gate.workers_ttft_p90_ms(before["candidate"], after["candidate"])
-                verdict = gate.shifted_gate(w["report"], p_stable, p_canary, c)
+            if step.shifted:
+                steps.shift_traffic(s, cand, step, info)
+                m = steps.measure_shifted(s, cand, *load)
+                names = tuple(m["ttft_metrics"])
+                p_stable = gate.group_ttft_p90_ms(m["before"]["stable"], m["after"]["stable"], names)
+                p_canary = gate.group_ttft_p90_ms(m["before"]["candidate"], m["after"]["candidate"], names)
+                verdict = gate.shifted_gate(m["report"], p_stable, p_canary, c)
                 row = {"step": step.label(), "share": step.share, "stable_ttft_p90_ms": p_stable,
-                       "candidate_ttft_p90_ms": p_canary, "errors": w["report"].errors}
+                       "candidate_ttft_p90_ms": p_canary, "errors": m["report"].errors,
+                       "requests": m["report"].count}
             else:
-                out = steps.drive_load({"stable": stable_url, "candidate": staged_info["endpoint"]},
-                                       s.model.served(), c.requests_per_step, sm.concurrency, sm.max_tokens,
-                                       sm.prompt, c.analysis_interval_s)
+                out = steps.measure_side_by_side(s, cand, *load)
                 base, new = out["stable"]["report"], out["candidate"]["report"]
                 verdict = sla.compare(base, new, c)
                 fm = {k: metrics.frontend_summary(v["before"], v["after"]) for k, v in out.items()}
                 row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": base.ttft_ms.p90,
                        "candidate_ttft_p90_ms": new.ttft_ms.p90, "stable_itl_p90_ms": base.itl_ms.p90,
                        "candidate_itl_p90_ms": new.itl_ms.p90, "errors": base.errors + new.errors,
-                       "frontend_metrics": fm}
+                       "requests": base.count + new.count, "frontend_metrics": fm}
             row |= {"verdict": verdict.status, "why": verdict.summary()}
             st.note(verdict.summary())
         _event(s, "step", **{k: v for k, v in row.items() if k != "frontend_metrics"})

@@ -166,6 +166,26 @@ def default_kubeconfig() -> str:
     return first or str(Path.home() / ".kube" / "config")
 
 
+def covered(live: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+    """True when the live object already carries everything ``want`` sets (its spec, and our labels and
+    annotations): applying ``want`` again would change nothing that dynadeploy owns."""
+    lm, wm = live.get("metadata") or {}, want.get("metadata") or {}
+    for part in ("labels", "annotations"):
+        have = lm.get(part) or {}
+        if any(have.get(k) != v for k, v in (wm.get(part) or {}).items()):
+            return False
+    return _covers(live.get("spec"), want.get("spec"))
+
+
+def _covers(have: Any, want: Any) -> bool:
+    """``have`` holds every field of ``want`` with the same value (lists compared item by item)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(_covers(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(_covers(h, w) for h, w in zip(have, want))
+    return have == want
+
+
 class Kube:
     """Blocking Kubernetes operations against one cluster (kubeconfig + context)."""
 

@@ -32,6 +32,7 @@ operator) carry the helm release description ``dynadeploy ...``; only those are 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import socket
@@ -40,10 +41,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import capabilities, naming, render
+from runtime import capabilities, kube_route, naming, render
 from runtime import kube_preflight as pf
 from runtime.errors import PermanentError, PreflightError, RolloutFailed, TransientError
-from runtime.kube import Kube, WaitTimeout, poll
+from runtime.kube import Kube, WaitTimeout, covered, poll
 from runtime.kube_charts import chart_source
 from runtime.revisions import Revision, current, next_number, now_iso
 from runtime.rollout import (
@@ -145,6 +146,7 @@ class KubeBackend:
         crds = {c["metadata"]["name"]: c for c in self.kube.list(CRD_API, CRD_KIND)
                 if c["metadata"]["name"] in pf.DYNAMO_CRDS}
         problems += pf.crd_problems(spec, crds, operators)
+        problems += kube_route.preflight_problems(self.kube, spec)
         reuse = pf.reusable_operator(spec, operators)
         needs = pf.required_access(spec, download=not spec.model.is_builtin(), token=spec.model.token is not None,
                                    install_platform=reuse is None)
@@ -446,6 +448,7 @@ class KubeBackend:
                 and live is not None and self._same(live, serving.rendered[0]):
             ready = self._judge(live)
             if ready[0]:
+                kube_route.ensure(self.kube, spec)
                 return RolloutResult(serving.number, changed=False, dgd=self.dgd_name, endpoint=self._lb_url(),
                                      seconds=time.monotonic() - t0, observed=ready[1])
         latest = revisions[-1] if revisions else None
@@ -474,10 +477,39 @@ class KubeBackend:
             if rev.status == "serving" and rev.number != number:
                 rev.status = "superseded"
                 self._put_revision(rev)
+        # Clients entering through serving.route reach the new revision (and only it: a candidate's
+        # share from a canary ends here, the candidate being what was just rolled out).
+        kube_route.ensure(self.kube, spec)
         revision.status = "serving"
         self._put_revision(revision)
         return RolloutResult(number, changed=True, dgd=self.dgd_name, seconds=time.monotonic() - t0,
                              endpoint=self._lb_url(), polls=polls, observed=observed)
+
+    # -- other graphs of the deployment (a canary's candidate beside stable) -----------------------------
+    def graph(self, name: str) -> KubeBackend:
+        """This backend looking at graph ``name`` of the same deployment and namespace."""
+        view = copy.copy(self)
+        view.dgd_name = name
+        return view
+
+    def stage_graph(self, dgd: dict, number: int) -> dict:
+        """Apply a graph the ledger does not record (a candidate) and wait for the readiness contract."""
+        live = self.kube.get(DGD_API, DGD_KIND, self.dgd_name, self.ns)
+        if live is None or not self._same(live, dgd):
+            self.kube.apply(dgd, force=True)
+        return self._wait_ready(number)[1]
+
+    def delete_graph(self) -> bool:
+        """Delete this graph and wait until its pods are gone; False when it did not exist."""
+        deleted = self.kube.delete(DGD_API, DGD_KIND, self.dgd_name, self.ns, propagation="Background")
+        self._wait_none("v1", "Pod", self.ns, {DGD_NAME_LABEL: self.dgd_name}, _timeout("TEARDOWN", 300))
+        return deleted
+
+    def frontend_pods(self) -> list[dict]:
+        """The graph's ready frontend pods (each serves its own /metrics)."""
+        pods = self.kube.list("v1", "Pod", self.ns, labels={DGD_NAME_LABEL: self.dgd_name})
+        return [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) == "frontend"
+                and _pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
 
     def _check_cache(self) -> None:
         model = self.spec.model
@@ -492,13 +524,7 @@ class KubeBackend:
 
     @staticmethod
     def _same(live: dict, want: dict) -> bool:
-        """True when the live object already carries everything ``want`` sets (spec and our metadata)."""
-        lm, wm = live.get("metadata") or {}, want.get("metadata") or {}
-        for part in ("labels", "annotations"):
-            have = lm.get(part) or {}
-            if any(have.get(k) != v for k, v in (wm.get(part) or {}).items()):
-                return False
-        return _covers(live.get("spec"), want.get("spec"))
+        return covered(live, want)
 
     def _judge(self, dgd: dict | None) -> tuple[bool, dict, list[str], bool]:
         """(ready, observed, reasons, failed) by the readiness contract plus the graph's Deployments."""
@@ -596,6 +622,13 @@ class KubeBackend:
         host = next((i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")), None)
         return f"http://{host}:{_service_port(svc)}" if host else None
 
+    def route_url(self) -> str | None:
+        """Where clients enter through serving.route (the Gateway's / ingress controller's address)."""
+        if self.spec.serving.route is None:
+            return None
+        found = kube_route.entry(self.kube, self.spec)
+        return found[0] if found else None
+
     def endpoint(self) -> str:
         return self._lb_url() or (f"http://{naming.frontend_service_name(self.dgd_name)}.{self.ns}.svc.cluster.local:"
                                   f"{render.FRONTEND_PORT}")
@@ -609,7 +642,7 @@ class KubeBackend:
             raise PermanentError(f"Service {self.ns}/{naming.frontend_service_name(self.dgd_name)} does not exist",
                                  hint="run the rollout stage first")
         url = self._lb_url()
-        if url and _tcp_open(url, 3.0):
+        if url and tcp_open(url, 3.0):
             self._wait_model_listed(url)
             yield url
             return
@@ -635,7 +668,7 @@ class KubeBackend:
         ready, _, reasons, _ = self._judge(dgd) if dgd else (False, {}, ["no graph"], False)
         url = self._lb_url()
         models: list[str] = []
-        if url and _tcp_open(url, 2.0):
+        if url and tcp_open(url, 2.0):
             models = _models(url)
         workers = [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) != "frontend"]
         return {
@@ -643,6 +676,7 @@ class KubeBackend:
             "endpoint": self.endpoint(), "ready": ready, "reasons": reasons,
             "state": ((dgd or {}).get("status") or {}).get("state"),
             "models": models,
+            "route": self.route_url(),
             "workers_discovered": sum(1 for p in workers if _pod_ready(p)),
             "processes": {p["metadata"]["name"]: {"state": (p.get("status") or {}).get("phase", "?"), "pid": "-",
                                                   "uptime_s": "-"} for p in pods},
@@ -658,6 +692,7 @@ class KubeBackend:
         # 1. the graph, and its pods gone. Background propagation: the DGD goes at once and the garbage
         # collector removes what the operator made; the pods are waited for below (a foreground delete
         # would hold the DGD until then, and hang on a dependent the operator recreates meanwhile).
+        kube_route.remove(self.kube, spec)  # clients stop entering before the graph goes
         for dgd in self.kube.list(DGD_API, DGD_KIND, self.ns, labels=own):
             self.kube.delete(DGD_API, DGD_KIND, dgd["metadata"]["name"], self.ns, propagation="Background")
         timeout = _timeout("TEARDOWN", 300)
@@ -800,16 +835,8 @@ def _helm_for(kubeconfig: str, context: str | None):
 _NAMESPACED_KINDS = [("batch/v1", "Job"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),
                      ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
                      ("networking.k8s.io/v1", "NetworkPolicy"), ("policy/v1", "PodDisruptionBudget"),
-                     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "PersistentVolumeClaim")]
-
-
-def _covers(have: Any, want: Any) -> bool:
-    """``have`` holds every field of ``want`` with the same value (lists compared item by item)."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(_covers(have.get(k), v) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(_covers(h, w) for h, w in zip(have, want))
-    return have == want
+                     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "PersistentVolumeClaim"),
+                     (render.route.GATEWAY_API, "HTTPRoute"), (render.route.INGRESS_API, "Ingress")]
 
 
 def _job_env(job: dict) -> dict:
@@ -823,7 +850,7 @@ def _service_port(svc: dict) -> int:
     return int(port.get("port") or render.FRONTEND_PORT)
 
 
-def _tcp_open(url: str, timeout: float) -> bool:
+def tcp_open(url: str, timeout: float) -> bool:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)

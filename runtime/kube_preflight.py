@@ -310,6 +310,13 @@ def required_access(spec, *, download: bool, token: bool, install_platform: bool
         add("get create patch", "poddisruptionbudgets", "policy", ns)
     if any(w.autoscaling for _, w in spec.serving.roles()):
         add("get create patch", "horizontalpodautoscalers", "autoscaling", ns)
+    route = spec.serving.route
+    if route is not None:  # the entry point, and a canary's weights on it
+        res, group = ("httproutes", "gateway.networking.k8s.io") if route.gateway else ("ingresses",
+                                                                                         "networking.k8s.io")
+        add("get list create patch delete", res, group, ns)
+        add("get", "gateways" if route.gateway else "ingressclasses", group,
+            ((route.gateway.namespace or ns) if route.gateway else None))
     if token:
         add("get create patch", "secrets", "", ns)
     if download:

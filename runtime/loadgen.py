@@ -159,14 +159,16 @@ async def run_load(
     stream: bool = True,
     rate: float | None = None,
     client: ChatClient | None = None,
+    host: str | None = None,
 ) -> LoadReport:
-    """Send exactly ``requests`` requests, at most ``concurrency`` at a time, optionally at ``rate``/s."""
+    """Send exactly ``requests`` requests, at most ``concurrency`` at a time, optionally at ``rate``/s.
+    ``host``: the Host header when it is not the URL's (a gateway routing on a hostname)."""
     if requests < 0 or concurrency < 1 or (rate is not None and rate <= 0):
         raise ValueError(
             f"need requests >= 0, concurrency >= 1, rate > 0; got {requests}, {concurrency}, {rate}"
         )
     if client is None:
-        async with ChatClient(base_url, timeout_s) as own:
+        async with ChatClient(base_url, timeout_s, host=host) as own:
             return await run_load(
                 base_url,
                 model,
@@ -259,11 +261,11 @@ class ChatClient:
     ended cleanly; a failed or cancelled one is closed.
     """
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, *, host: str | None = None) -> None:
         parts = urlsplit(api_root(base_url))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"need an http:// or https:// URL, got {base_url!r}")
-        self._netloc = parts.netloc.rpartition("@")[2]
+        self._netloc = host or parts.netloc.rpartition("@")[2]
         self._target = f"{parts.path}/v1/chat/completions"  # a gateway may route on a path prefix
         self._host, self._port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = _ssl_context() if parts.scheme == "https" else None

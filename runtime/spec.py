@@ -58,9 +58,9 @@ from runtime.spec_targets import (
 
 __all__ = [
     "API_VERSION", "BUILTIN_MODEL", "DEFAULT_DYNAMO_VERSION", "DEFAULT_IMAGE", "TARGET_KINDS",
-    "AksTarget", "AutoscalingSpec", "CanarySpec", "Component", "DeploymentSpec", "EcsTarget", "EksTarget", "GkeTarget",
-    "GpuSpec", "KubeTarget", "LocalTarget", "ModelCache", "ModelSpec", "NodePool", "PlatformSpec",
-    "ProviderHints", "SecretRef", "ServingSpec", "SlaSpec", "SmokeSpec", "Taint", "TeardownSpec",
+    "AksTarget", "AutoscalingSpec", "CanarySpec", "Component", "DeploymentSpec", "EcsTarget", "EksTarget",
+    "GatewayRoute", "GkeTarget", "GpuSpec", "IngressRoute", "KubeTarget", "LocalTarget", "ModelCache", "ModelSpec", "NodePool", "PlatformSpec",
+    "ProviderHints", "RouteSpec", "SecretRef", "ServingSpec", "SlaSpec", "SmokeSpec", "Taint", "TeardownSpec",
     "WorkerSpec", "load_spec", "parse_quantity", "parse_spec",
 ]  # fmt: skip
 
@@ -224,6 +224,37 @@ class Component(NamedTuple):
     env: dict[str, str | SecretRef]
 
 
+class GatewayRoute(StrictModel):
+    """An HTTPRoute (Gateway API) attached to a Gateway the cluster already has."""
+
+    name: DnsLabel  # the Gateway's name
+    namespace: DnsLabel | None = None  # the Gateway's namespace; None: the graph's namespace
+    section_name: DnsLabel | None = None  # one listener of the Gateway; None: every listener that allows the route
+    hostnames: list[NonBlank] = Field(default_factory=list)  # empty: every host the listener accepts
+
+
+class IngressRoute(StrictModel):
+    """An Ingress served by ingress-nginx (canaries use its canary-weight annotations)."""
+
+    class_name: DnsLabel = "nginx"
+    host: NonBlank | None = None  # None: any host
+    port: int = Field(default=80, ge=1, le=65535)  # where the ingress controller listens
+
+
+class RouteSpec(StrictModel):
+    """How clients reach the graph through the cluster's own traffic layer (Kubernetes targets).
+    A canary shifts real traffic by weight here; without a route it compares side by side only."""
+
+    gateway: GatewayRoute | None = None
+    ingress: IngressRoute | None = None
+
+    def _issues(self) -> Iterator[Issue]:
+        return spec_rules.route_issues(self)
+
+    def kind(self) -> Literal["gateway", "ingress"]:
+        return "gateway" if self.gateway is not None else "ingress"
+
+
 class ServingSpec(StrictModel):
     topology: Topology = "agg"
     engine: Literal["auto", "vllm", "mocker"] = "auto"  # auto: vllm if GPUs, else mocker (at run time)
@@ -235,6 +266,7 @@ class ServingSpec(StrictModel):
     decode: WorkerSpec | None = None  # disagg topologies, required there
     mocker: MockerSpec = MockerSpec()
     env: EnvMap = Field(default_factory=dict)  # for every component
+    route: RouteSpec | None = None  # Kubernetes targets: a Gateway API or ingress-nginx entry point
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from runtime import naming
 from runtime.spec_targets import Issue, LocalTarget, NodePool, at, issue, node_pools
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with runtime.spec
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with
         DeploymentSpec,
         ModelSpec,
         PlatformSpec,
+        RouteSpec,
         SecretRef,
         ServingSpec,
         SmokeSpec,
@@ -295,6 +297,22 @@ def canary_issues(canary: CanarySpec) -> Iterator[Issue]:
         )
 
 
+def route_issues(route: RouteSpec) -> Iterator[Issue]:
+    if (route.gateway is None) == (route.ingress is None):
+        yield at(
+            "",
+            "serving.route needs exactly one of gateway or ingress",
+            "set serving.route.gateway: {name: <your Gateway>} (Gateway API) or serving.route.ingress: "
+            "{class_name: nginx} (ingress-nginx)",
+        )
+    hosts = [(f"gateway.hostnames[{i}]", h) for i, h in enumerate(route.gateway.hostnames)] if route.gateway else []
+    if route.ingress is not None and route.ingress.host is not None:
+        hosts.append(("ingress.host", route.ingress.host))
+    for path, host in hosts:
+        if not naming.is_dns1123_subdomain(host.removeprefix("*.")):
+            yield at(path, f"{host!r} is not a host name", "use a lower-case DNS name such as llm.example.com")
+
+
 # --- rules across sections ----------------------------------------------------------------------------
 
 
@@ -335,6 +353,12 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
                 f"use nvcr.io/nvidia/ai-dynamo/vllm-runtime:{platform.dynamo_version}, or change "
                 "platform.dynamo_version",
             )
+    if serving.route is not None and not target.runs_on_kubernetes:
+        yield at(
+            "serving.route",
+            f"serving.route (Gateway API / ingress-nginx) needs a Kubernetes cluster; target {target.kind} has none",
+            "remove serving.route, or use target kind kube, eks, gke or aks",
+        )
     hints = getattr(target, "provider_hints", None)
     if hints and hints.gpu_driver == "preinstalled" and platform.gpu_operator.driver == "install":
         yield at(

@@ -1,5 +1,11 @@
-"""Canary steps as Prefect tasks. The mechanics are per target (runtime/<target>/canary.py);
-targets without them get a NotSupportedError naming what they lack."""
+"""Canary steps as Prefect tasks. The mechanics are per target (runtime/local/canary.py,
+runtime/kube_canary.py: plan, stage, shift, reach, unshift, drop); targets without them get a
+NotSupportedError naming what they lack.
+
+The analysis is one task per window: it holds the addresses (port-forwards on a cluster) for the
+window, scrapes the metrics before, drives the bounded load, scrapes after, and returns the raw
+numbers; the verdict is computed by the pure gate in the flow.
+"""
 
 from __future__ import annotations
 
@@ -10,60 +16,83 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from runtime import loadgen
-from runtime.backends import backend_for
 from runtime.errors import NotSupportedError
 from runtime.scrape import scrape
 from tasks._policy import TRANSIENT
+from tasks.secrets import resolve_model_token
 
-_MECHANICS = {"local": "runtime.local.canary"}
+_KUBE = "runtime.kube_canary"
+_MECHANICS = {"local": "runtime.local.canary", "kube": _KUBE, "eks": _KUBE, "gke": _KUBE, "aks": _KUBE}
 
 
 def mechanics(spec):
     try:
         return import_module(_MECHANICS[spec.target.kind])
     except KeyError:
-        raise NotSupportedError(f"canary is not available for target kind {spec.target.kind!r} yet",
-                                hint=f"canaries run on: {', '.join(sorted(_MECHANICS))}") from None
+        raise NotSupportedError(f"canary is not available for target kind {spec.target.kind!r}",
+                                hint=f"canaries run on: {', '.join(sorted(_MECHANICS))}; on ECS use deploy "
+                                     "and rollback (task definition revisions)") from None
 
 
-@task(name="stage-candidate", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
-def stage_candidate(candidate) -> dict:
-    return mechanics(candidate).stage(candidate)
+def plan(spec, status: dict):
+    return mechanics(spec).plan(spec, status)
+
+
+@task(name="stage-candidate", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
+def stage_candidate(spec, candidate) -> dict:
+    return mechanics(spec).stage(spec, candidate, token=resolve_model_token(candidate))
 
 
 @task(name="shift-traffic", cache_policy=NO_CACHE, timeout_seconds=600, **TRANSIENT)
-def shift_traffic(spec, candidate, workers: int, engine: str) -> dict:
-    return mechanics(spec).shift(backend_for(spec), candidate, workers, engine)
+def shift_traffic(spec, candidate, step, info: dict) -> dict:
+    return mechanics(spec).shift(spec, candidate, step, info)
 
 
-@task(name="withdraw-candidate", cache_policy=NO_CACHE, timeout_seconds=600, **TRANSIENT)
+@task(name="withdraw-candidate", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
 def withdraw_candidate(spec, candidate) -> dict:
-    """Stable keeps serving throughout: canary workers drain and stop, then the candidate graph goes."""
+    """Stable keeps serving throughout: traffic goes back to stable first, then the candidate goes."""
     mech = mechanics(spec)
-    return {"retired": mech.unshift(backend_for(spec)), "dropped": mech.drop(candidate)}
+    return {"unshifted": mech.unshift(spec), "dropped": mech.drop(spec, candidate)}
 
 
-@task(name="worker-endpoints", cache_policy=NO_CACHE)
-def worker_endpoints(spec) -> dict[str, list[str]]:
-    return mechanics(spec).worker_endpoints(backend_for(spec))
-
-
-def scrape_all(urls: list[str]) -> dict[str, str]:
+def _scrape_all(urls: list[str]) -> dict[str, str]:
     return {u: scrape(u) for u in urls}
 
 
-@task(name="analyse", cache_policy=NO_CACHE, timeout_seconds=900)
-def drive_load(endpoints: dict[str, str], model: str, requests: int, concurrency: int, max_tokens: int,
-               prompt: str, timeout_s: float) -> dict:
-    """Identical bounded load at every endpoint at once; returns per endpoint the report and the
-    frontend metrics scraped before and after."""
-    before = {k: scrape(u) for k, u in endpoints.items()}
+def _load(targets: dict[str, tuple[str, str | None]], model: str, requests: int, concurrency: int,
+          max_tokens: int, prompt: str, timeout_s: float) -> dict:
+    async def every():
+        return await asyncio.gather(*(loadgen.run_load(url, model, requests=requests, concurrency=concurrency,
+                                                       max_tokens=max_tokens, prompt=prompt, timeout_s=timeout_s,
+                                                       host=host)
+                                      for url, host in targets.values()))
 
-    async def both():
-        return await asyncio.gather(*(loadgen.run_load(u, model, requests=requests, concurrency=concurrency,
-                                                       max_tokens=max_tokens, prompt=prompt, timeout_s=timeout_s)
-                                      for u in endpoints.values()))
+    return dict(zip(targets, loadgen.run_sync(every())))
 
-    reports = loadgen.run_sync(both())
-    after = {k: scrape(u) for k, u in endpoints.items()}
-    return {k: {"report": r, "before": before[k], "after": after[k]} for k, r in zip(endpoints, reports)}
+
+@task(name="analyse-side-by-side", cache_policy=NO_CACHE, timeout_seconds=900)
+def measure_side_by_side(spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str,
+                         timeout_s: float) -> dict:
+    """Identical bounded load at both frontends at once: per side the report and the frontend's metrics
+    before and after."""
+    with mechanics(spec).reach(spec, candidate) as r:
+        urls = {"stable": r.stable, "candidate": r.candidate}
+        before = {k: scrape(u) for k, u in urls.items()}
+        reports = _load({k: (u, None) for k, u in urls.items()}, spec.model.served(), requests, concurrency,
+                        max_tokens, prompt, timeout_s)
+        after = {k: scrape(u) for k, u in urls.items()}
+    return {k: {"report": reports[k], "before": before[k], "after": after[k]} for k in urls}
+
+
+@task(name="analyse-shifted", cache_policy=NO_CACHE, timeout_seconds=900)
+def measure_shifted(spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str,
+                    timeout_s: float) -> dict:
+    """Bounded load where real traffic enters (the share the step set goes to the candidate), and each
+    side's own TTFT histograms before and after."""
+    with mechanics(spec).reach(spec, candidate) as r:
+        before = {side: _scrape_all(urls) for side, urls in r.groups.items()}
+        report = _load({"entry": (r.entry, r.entry_host)}, spec.model.served(), requests, concurrency,
+                       max_tokens, prompt, timeout_s)["entry"]
+        after = {side: _scrape_all(urls) for side, urls in r.groups.items()}
+    return {"report": report, "before": before, "after": after, "ttft_metrics": list(r.ttft_metrics),
+            "entry": r.entry}

@@ -1,5 +1,6 @@
 """The local target's canary mechanics: a candidate graph beside stable, and candidate workers
-inside the stable graph for real traffic.
+inside the stable graph for real traffic (the interface every target's mechanics has: plan, stage,
+shift, reach, unshift, drop; see runtime/kube_canary.py for the Kubernetes one).
 
 - staged: the candidate runs as its own graph, `<name>-canary` (own frontend, workers and
   discovery store), so identical load can be sent to both without touching stable's capacity;
@@ -12,8 +13,11 @@ inside the stable graph for real traffic.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 
+from runtime import canary as gate
 from runtime.local import health
 from runtime.local import ports as portlib
 from runtime.local.backend import LocalBackend
@@ -31,18 +35,32 @@ def candidate_backend(candidate) -> LocalBackend:
     return LocalBackend(spec)
 
 
-def stage(candidate) -> dict:
+def _stable(spec) -> LocalBackend:
+    return LocalBackend(spec)
+
+
+def plan(spec, status: dict) -> tuple[list[gate.Step], str]:
+    """Real traffic is shifted by worker count: candidate workers join the stable frontend's pool."""
+    stable_workers = sum(1 for n in status["processes"] if n.split("-")[0] in ("worker", "prefill", "decode"))
+    can_shift = spec.serving.topology.startswith("agg")
+    how = (f"real traffic shifted by candidate workers joining the stable frontend ({stable_workers} stable)"
+           if can_shift else "side by side only: a disaggregated graph cannot mix prefill/decode versions")
+    return gate.traffic_plan(list(spec.canary.steps), stable_workers, can_shift), how
+
+
+def stage(spec, candidate, token: str | None = None) -> dict:
     backend = candidate_backend(candidate)
     backend.provision()
     engine = backend.detect_gpus()["engine"]
     backend.install_platform()
-    model = backend.cache_model(engine)
+    model = backend.cache_model(engine, token=token)
     rollout = backend.roll_out(engine, model, reason="canary candidate", started_by="canary")
     return {"endpoint": backend.endpoint(), "engine": engine, "revision": rollout.revision}
 
 
-def shift(stable: LocalBackend, candidate, count: int, engine: str) -> dict:
-    """Run exactly ``count`` candidate workers inside the stable graph; returns their worker ids."""
+def shift(spec, candidate, step: gate.Step, info: dict) -> dict:
+    """Run exactly ``step.canary_workers`` candidate workers inside the stable graph."""
+    stable, count, engine = _stable(spec), step.canary_workers, info["engine"]
     running = stable.supervisor.processes()
     have = sorted(n for n in running if n.startswith(CANARY_PREFIX))
     want = [f"{CANARY_PREFIX}{i}" for i in range(count)]
@@ -65,15 +83,26 @@ def shift(stable: LocalBackend, candidate, count: int, engine: str) -> dict:
     return {"workers": want}
 
 
-def unshift(stable: LocalBackend) -> list[str]:
+def unshift(spec) -> list[str]:
+    stable = _stable(spec)
     names = sorted(n for n in stable.supervisor.processes() if n.startswith(CANARY_PREFIX))
     if names:
         stable.supervisor.apply([], retire=set(names))
     return names
 
 
-def drop(candidate) -> dict:
+def drop(spec, candidate) -> dict:
     return candidate_backend(candidate).teardown(keep_model_cache=True)
+
+
+@contextlib.contextmanager
+def reach(spec, candidate) -> Iterator[gate.Reach]:
+    """Loopback addresses: the frontends, and the stable graph's workers split stable/candidate (the
+    gate reads their own TTFT histograms, since they share one frontend)."""
+    stable, cand = _stable(spec), candidate_backend(candidate)
+    yield gate.Reach(stable=stable.endpoint(), candidate=cand.endpoint(),
+                     entry=stable.endpoint(), entry_host=None, groups=worker_endpoints(stable),
+                     ttft_metrics=gate.WORKER_TTFT)
 
 
 def worker_endpoints(stable: LocalBackend) -> dict[str, list[str]]:

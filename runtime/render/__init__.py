@@ -8,11 +8,12 @@ effects layer (kube gateway, Helm gateway, stage tasks) applies what these funct
     render_token_secret_ref(spec)                                  the HF token Secret's name
     render_security(spec, provider, name=)                         Namespace, RBAC, NetworkPolicies,
                                                                    PDB, HPAs
+    render_route(spec, canary_percent=)                            HTTPRoute / Ingress(es) of serving.route
     platform_charts(spec) / render_platform_values(spec, provider) Dynamo charts and values
     gpu_operator_chart(spec) / render_gpu_operator_values(...)     NVIDIA GPU operator
     render_revision_record(revision, ns) / parse_revision_record   the ledger ConfigMap
 
-Modules: templates (the ${placeholder} language of infra/), dgd, cache, security, platform, ledger.
+Modules: templates (the ${placeholder} language of infra/), dgd, cache, security, route, platform, ledger.
 """
 
 from runtime.render.cache import cache_marker, job_service_account, render_model_cache, storage_class
@@ -38,6 +39,7 @@ from runtime.render.platform import (
     render_gpu_operator_values,
     render_platform_values,
 )
+from runtime.render.route import render_route, route_objects
 from runtime.render.security import render_namespace, render_security
 
 __all__ = [
@@ -46,6 +48,6 @@ __all__ = [
     "gpu_driver_installed_by_operator", "gpu_operator_chart", "job_service_account", "model_key",
     "model_path", "parse_revision_record", "platform_charts", "record_name", "render_crds_values",
     "render_dgd", "render_gpu_operator_values", "render_model_cache", "render_namespace",
-    "render_platform_values", "render_revision_record", "render_security", "render_token_secret_ref",
-    "resolve_engine", "storage_class", "total_gpus",
+    "render_platform_values", "render_revision_record", "render_route", "render_security",
+    "render_token_secret_ref", "resolve_engine", "route_objects", "storage_class", "total_gpus",
 ]  # fmt: skip

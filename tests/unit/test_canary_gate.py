@@ -1,4 +1,5 @@
-"""Pure canary decisions: the traffic plan by worker share, metric parsing, and the shifted gate."""
+"""Pure canary decisions: the traffic plans (by worker share, by route weight), metric parsing, and the
+shifted gate."""
 
 from __future__ import annotations
 
@@ -25,7 +26,16 @@ def test_traffic_plan_by_worker_share():
     assert [(s.percent, s.canary_workers, s.share) for s in plan] == [(0, 0, 0.0), (10, 1, 0.333), (50, 2, 0.5)]
     one = canary.traffic_plan([10, 50, 100], stable_workers=1, can_shift=True)
     assert [s.canary_workers for s in one] == [0, 1]  # 10% and 50% both need one worker: collapsed
-    assert canary.traffic_plan([10, 100], 4, can_shift=False) == [canary.Step(0, 0, 0.0)]
+    assert canary.traffic_plan([10, 100], 4, can_shift=False) == [canary.Step(0, 0.0)]
+    assert [s.shifted for s in plan] == [False, True, True]
+    assert [s.label() for s in plan] == ["side-by-side", "10%", "50%"]
+
+
+def test_weighted_plan_takes_each_percentage_as_asked():
+    plan = canary.weighted_plan([5, 25, 50, 100])
+    assert [(s.percent, s.share, s.canary_workers) for s in plan] == [(0, 0.0, 0), (5, 0.05, 0), (25, 0.25, 0),
+                                                                      (50, 0.5, 0)]
+    assert canary.weighted_plan([100]) == canary.side_by_side_plan()
 
 
 def test_histogram_quantile_and_frontend_summary():
@@ -39,12 +49,17 @@ def test_histogram_quantile_and_frontend_summary():
     assert metrics.quantile({}, 0.9) is None
 
 
-def test_workers_ttft_p90_merges_worker_pages():
+def test_group_ttft_p90_merges_pages_and_reads_the_named_histogram():
     before = {"w1": page(a=0, b=0), "w2": page(a=0, b=0)}
     after = {"w1": page(a=10, b=10), "w2": page(a=0, b=10)}
-    p90 = canary.workers_ttft_p90_ms(before, after)
+    p90 = canary.group_ttft_p90_ms(before, after)
     assert 10 < p90 <= 100
-    assert canary.workers_ttft_p90_ms({}, {}) is None
+    assert canary.group_ttft_p90_ms({}, {}) is None
+    frontend = ("dynamo_frontend_time_to_first_token_seconds",)
+    assert canary.group_ttft_p90_ms(before, after, frontend) is None  # the pages carry worker histograms only
+    fe_after = {"f": 'dynamo_frontend_time_to_first_token_seconds_bucket{le="0.05"} 9\n'
+                     'dynamo_frontend_time_to_first_token_seconds_bucket{le="+Inf"} 10\n'}
+    assert canary.group_ttft_p90_ms({}, fe_after, frontend) == 50.0
 
 
 def report(n: int, errors: int = 0) -> LoadReport:
@@ -57,7 +72,7 @@ def test_shifted_gate():
     spec = SimpleNamespace(max_ttft_regression=0.2)
     assert canary.shifted_gate(report(10), 50.0, 55.0, spec).status == "pass"
     slow = canary.shifted_gate(report(10), 50.0, 200.0, spec)
-    assert slow.status == "fail" and "candidate workers' ttft p90" in slow.breaches[0]
+    assert slow.status == "fail" and "candidate ttft p90" in slow.breaches[0]
     # bucket noise: a few ms over a tiny baseline is not a regression
     assert canary.shifted_gate(report(10), 2.6, 9.0, spec).status == "pass"
     assert canary.shifted_gate(report(10, errors=1), 50.0, 50.0, spec).status == "fail"
