@@ -108,12 +108,17 @@ _FILTER_RE = re.compile(r"^\?\(@\.([\w.]+)\s*==\s*['\"]([^'\"]*)['\"]\)$")
 
 
 def jsonpath(obj: Any, path: str) -> Any:
-    """The small JSONPath subset CRD printer columns use: .a.b, .a[0], .a[?(@.k=="v")].b"""
+    """The small JSONPath subset CRD printer columns use: .a.b, .a[0], .a[?(@.k=="v")].b, .a[*].b (the
+    matches joined by spaces, as the server prints several results)"""
     tokens = re.findall(r"\.([\w-]+)|\[([^\]]+)\]", path.strip().lstrip("{").rstrip("}"))
     cur = obj
-    for name, idx in tokens:
+    for n, (name, idx) in enumerate(tokens):
         if cur is None:
             return None
+        if idx == "*":
+            rest = "".join(f".{a}" if a else f"[{b}]" for a, b in tokens[n + 1:])
+            vals = [jsonpath(x, rest) if rest else x for x in (cur if isinstance(cur, list) else [])]
+            return " ".join(str(v) for v in vals if v is not None) or None
         if name:
             cur = cur.get(name) if isinstance(cur, dict) else None
         elif m := _FILTER_RE.match(idx):

@@ -1,21 +1,24 @@
 """The simulator's controllers: workloads (Deployments, ReplicaSets, StatefulSets, DaemonSets, Pods), Jobs,
 storage (PVC binding), nodes (with GPUs), a GPU operator, Services (LoadBalancer ingress, Endpoints), a
-Dynamo operator stand-in and an opt-in process runtime running real Dynamo processes. Each uses only the
-Store API and the controller hook; each module's docstring says what it simulates and what not.
+Dynamo operator stand-in, an opt-in process runtime running real Dynamo processes and an opt-in traffic
+layer (Gateway API + ingress-nginx with real loopback proxies). Each uses only the Store API and the
+controller hook; each module's docstring says what it simulates and what not.
 
     from tests.harness.kubeapi import Simulator
     from tests.harness.kubeapi.controllers import install_all
 
     sim = Simulator().start()
     ctl = install_all(sim, workloads={"ready_delay": 0.1}, nodes={"driver_preinstalled": True},
-                      dynamo={"early_success": True}, process_runtime=True, crds=True)
+                      dynamo={"early_success": True}, process_runtime=True, crds=True,
+                      traffic={"ingress_port": 18080})   # also installs the Gateway API CRDs
     ctl.workloads.crash.add("main")        # switches are plain attributes, changeable at any time
     ctl.runtime.address("ns", "my-dgd")    # the loopback address a DGD's frontend listens on
+    ctl.traffic.gateway_address("ns", "gw")   # a Gateway's proxy address (= its status.addresses[0].value)
     sim.stop()                             # also stops every process the runtime started
 
 Each switch is ``True`` (defaults), ``False`` (not installed), a dict of constructor keyword arguments, or a
-ready-made controller instance. Defaults: everything on except ``process_runtime``; ``crds=False``
-(apply ``dynamo_crds()`` yourself, as the platform chart would, or pass ``crds=True``).
+ready-made controller instance. Defaults: everything on except ``process_runtime`` and ``traffic``;
+``crds=False`` (apply ``dynamo_crds()`` yourself, as the platform chart would, or pass ``crds=True``).
 """
 
 from __future__ import annotations
@@ -31,11 +34,20 @@ from .nodes import DEFAULT_NODES, Nodes, NodeSpec
 from .process_runtime import ProcessRuntime, leftover_pids
 from .services import Services
 from .storage import Storage
+from .traffic import (
+    BACKEND_HEADER,
+    GATEWAY_CONTROLLER,
+    NGINX_CONTROLLER,
+    Traffic,
+    gateway_api_crds,
+    install_gateway_api_crds,
+)
 from .workloads import Workloads
 
-__all__ = ["DEFAULT_NODES", "DynamoOperator", "GpuOperator", "Installed", "Jobs", "NodeSpec", "Nodes",
-           "ProcessRuntime", "Reconciler", "Services", "Storage", "Workloads", "dgd_crd", "dgdsa_crd",
-           "dynamo_crds", "install_all", "install_crds", "leftover_pids"]
+__all__ = ["BACKEND_HEADER", "DEFAULT_NODES", "GATEWAY_CONTROLLER", "NGINX_CONTROLLER", "DynamoOperator",
+           "GpuOperator", "Installed", "Jobs", "NodeSpec", "Nodes", "ProcessRuntime", "Reconciler", "Services",
+           "Storage", "Traffic", "Workloads", "dgd_crd", "dgdsa_crd", "dynamo_crds", "gateway_api_crds",
+           "install_all", "install_crds", "install_gateway_api_crds", "leftover_pids"]
 
 
 @dataclass
@@ -51,15 +63,18 @@ class Installed:
     services: Services | None = None
     dynamo: DynamoOperator | None = None
     runtime: ProcessRuntime | None = None
+    traffic: Traffic | None = None
     handles: list = field(default_factory=list)
 
     def remove(self) -> None:
-        """Unregister every controller (the runtime's processes stop with it)."""
+        """Unregister every controller (the runtime's processes and the traffic proxies stop with it)."""
         for h in self.handles:
             self.sim.remove_controller(h)
         self.handles.clear()
         if self.runtime is not None:
             self.runtime.stop()
+        if self.traffic is not None:
+            self.traffic.stop()
 
 
 def _make(switch: Any, cls: type, **fixed: Any) -> Any:
@@ -72,11 +87,13 @@ def _make(switch: Any, cls: type, **fixed: Any) -> Any:
 
 def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storage: Any = True,
                 workloads: Any = True, jobs: Any = True, services: Any = True, dynamo: Any = True,
-                process_runtime: Any = False, crds: bool = False, every: float | None = None) -> Installed:
+                process_runtime: Any = False, traffic: Any = False, crds: bool = False,
+                every: float | None = None) -> Installed:
     """Install the controllers on a started ``Simulator``; returns them (an ``Installed``).
 
     Order matters only for who sees an event first: nodes, gpu-operator, storage, workloads, jobs,
-    services, dynamo-operator, process-runtime. ``every`` overrides each controller's tick period.
+    services, dynamo-operator, process-runtime, traffic. ``every`` overrides each controller's tick period.
+    ``traffic`` installs the Gateway API CRDs unless ``traffic={"crds": False}``.
     """
     out = Installed(sim)
     out.nodes = _make(nodes, Nodes)
@@ -94,9 +111,15 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
     if dynamo is not False and dynamo is not None and not isinstance(dynamo, Reconciler):
         dynamo = {"runtime": out.runtime, **(dynamo if isinstance(dynamo, dict) else {})}
     out.dynamo = _make(dynamo, DynamoOperator)
+    out.traffic = _make(traffic, Traffic)
+    if out.traffic is not None:
+        sim.on_stop(out.traffic.stop)
+        if out.traffic.crds:
+            install_gateway_api_crds(sim.store)
     if crds:
         install_crds(sim.store)
-    for ctl in (out.gpu_operator, out.storage, out.workloads, out.jobs, out.services, out.dynamo, out.runtime):
+    for ctl in (out.gpu_operator, out.storage, out.workloads, out.jobs, out.services, out.dynamo, out.runtime,
+                out.traffic):
         if ctl is not None:
             out.handles.append(sim.add_controller(ctl, every=every or ctl.every, name=ctl.name))
     return out
