@@ -569,6 +569,8 @@ class Kube:
                     if time.monotonic() >= deadline:
                         break
                 failures = 0
+            except DynadeployError:
+                raise  # the predicate's own verdict (a failed rollout, a refused route), not a broken watch
             except Exception as exc:  # noqa: BLE001 - a broken watch: relist, then poll if it keeps failing
                 failures += 1
                 relist = True

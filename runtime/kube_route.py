@@ -24,6 +24,13 @@ from runtime.render import route as render_route
 # ingress-nginx reloads its config after an Ingress changed: a second is ample on a quiet controller.
 SETTLE_S = float(os.environ.get("DYNADEPLOY_ROUTE_SETTLE_S", "1.0"))
 GATEWAY_KIND, ROUTE_KIND = "Gateway", "HTTPRoute"
+# Condition reasons a Gateway gives for the route's current generation that waiting will not change.
+_FINAL = {"NotAllowedByListeners", "NoMatchingListenerHostname", "NoMatchingParent", "UnsupportedValue",
+          "RefNotPermitted", "InvalidKind", "BackendNotFound", "UnsupportedProtocol"}
+
+
+class RouteRejected(PermanentError):
+    """The traffic layer refused the route (it will not change by waiting)."""
 
 
 def _timeout() -> float:
@@ -94,9 +101,13 @@ def _wait_taken(kube: Kube, spec, objs: list[dict]) -> None:
     for obj in objs:
         kind, name = obj["kind"], obj["metadata"]["name"]
 
-        def taken(found: list[dict], gone: str = f"{kind} {name} is gone") -> Any:
+        def taken(found: list[dict], what: str = f"{kind} {ns}/{name}") -> Any:
             nonlocal last
-            last = route_problems(found[0], spec) if found else [gone]
+            last = route_problems(found[0], spec) if found else [f"{what} is gone"]
+            final = [p for p in last if any(f": {reason}:" in f"{p}:" for reason in _FINAL)]
+            if final:
+                raise RouteRejected(f"{what} was refused: {'; '.join(final)}",
+                                    hint=_fix(final, spec))
             return True if not last else None
 
         try:
@@ -109,6 +120,19 @@ def _wait_taken(kube: Kube, spec, objs: list[dict]) -> None:
                       hint=f"kubectl describe {kind.lower()} {name} -n {ns}") from None
     if spec.serving.route.ingress is not None:
         time.sleep(SETTLE_S)
+
+
+def _fix(problems: list[str], spec) -> str:
+    gw = spec.serving.route.gateway
+    text = " ".join(problems)
+    if "NotAllowedByListeners" in text:
+        return (f"let the Gateway's listener admit routes from namespace {spec.namespace()} "
+                "(spec.listeners[].allowedRoutes.namespaces.from: All, or a Selector matching it)")
+    if "NoMatchingListenerHostname" in text:
+        return "set serving.route.gateway.hostnames to names the Gateway's listeners accept"
+    if "NoMatchingParent" in text:
+        return f"check serving.route.gateway.section_name against Gateway {gw.name}'s listener names"
+    return f"kubectl describe httproute {spec.name} -n {spec.namespace()}"
 
 
 def route_problems(live: dict, spec) -> list[str]:

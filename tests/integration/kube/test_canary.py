@@ -11,7 +11,8 @@ the requests entering through the HTTPRoute (both frontends' TTFT histograms rea
 revision 2 with the route back on stable alone and the candidate graph deleted; the same through
 ingress-nginx (a canary Ingress with canary-weight, deleted at the end); a slow candidate rolled back by
 the gate by itself while a client entering through the Gateway sees no failed request; a spec without a
-route compared side by side only; a candidate platform refused before any change.
+route compared side by side only; a candidate platform refused before any change; a missing Gateway
+failing the preflight before any change; a route the Gateway refuses failing at once with its reason.
 Not covered (the simulation's limits): a real Gateway's data plane (Envoy etc.) and its propagation
 delay beyond the route's status, TLS, more than one frontend replica per graph, GPUs (mocker workers).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -27,8 +29,9 @@ from flows.canary import CanaryFailed, canary
 from flows.deploy import deploy
 from flows.teardown import teardown
 from runtime import loadgen, naming
-from runtime.errors import NotSupportedError
+from runtime.errors import NotSupportedError, PreflightError
 from runtime.kube_backend import KubeBackend
+from runtime.kube_route import RouteRejected
 from tests.harness.kubeapi.controllers import BACKEND_HEADER, GATEWAY_CONTROLLER, NGINX_CONTROLLER
 
 from .conftest import make_spec, spec_doc, start_cluster, stop_cluster, writes
@@ -171,4 +174,30 @@ def test_a_candidate_platform_is_refused_before_any_change(prefect_api, sim):
     with pytest.raises(NotSupportedError, match="one operator"):
         canary(spec=d, candidate={"platform": {"operator_mode": "namespace"}})
     assert [w for w in writes(sim, before) if "/configmaps" not in w and "/leases" not in w] == []
+    teardown(spec=d, delete_model_cache=True)
+
+
+def test_a_missing_gateway_fails_the_preflight_before_any_change(prefect_api, sim):
+    name = "kc-nogw"
+    d = doc(sim, name, {"gateway": {"name": "nope", "namespace": "infra"}}, HEALTHY)
+    before = len(sim.requests.entries)
+    with pytest.raises(PreflightError, match="Gateway infra/nope does not exist") as err:
+        deploy(spec=d)
+    assert "serving.route.gateway.name" in err.value.hint
+    assert [w for w in writes(sim, before) if "/leases" not in w] == []
+
+
+def test_a_route_the_gateway_refuses_fails_fast_with_the_reason(prefect_api, sim):
+    """A listener admitting routes from its own namespace only: Accepted=False NotAllowedByListeners."""
+    sim.store.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                      "metadata": {"name": "private", "namespace": "infra"},
+                      "spec": {"gatewayClassName": "sim", "listeners": [
+                          {"name": "http", "protocol": "HTTP", "port": GW_PORT + 10}]}})
+    name = "kc-refused"
+    d = doc(sim, name, {"gateway": {"name": "private", "namespace": "infra"}}, HEALTHY)
+    t0 = time.monotonic()
+    with pytest.raises(RouteRejected, match="NotAllowedByListeners") as err:
+        deploy(spec=d)
+    assert time.monotonic() - t0 < 100, "refused at once, not after the route timeout"
+    assert "allowedRoutes" in err.value.hint
     teardown(spec=d, delete_model_cache=True)
