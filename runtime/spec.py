@@ -342,6 +342,11 @@ class TeardownSpec(StrictModel):
 # --- the spec -----------------------------------------------------------------------------------------
 
 
+# Optional fields added after the first release. While unset they stay out of the canonical form, so a
+# spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
+ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials")]
+
+
 class DeploymentSpec(StrictModel):
     # model_dump() says apiVersion like the YAML does, so any dump of a spec loads back; the Python
     # name api_version is accepted on input too, for the same reason.
@@ -401,8 +406,16 @@ class DeploymentSpec(StrictModel):
         return sum(c.replicas * c.gpus for c in self.components())
 
     def canonical_dict(self) -> dict[str, Any]:
-        """Every field, defaults included, in JSON types, keyed as the YAML spells them."""
-        return self.model_dump(mode="json", by_alias=True)
+        """Every field, defaults included, in JSON types, keyed as the YAML spells them; optional fields
+        added after the first release are left out while unset (see ``ADDED_LATER``)."""
+        data = self.model_dump(mode="json", by_alias=True)
+        for *parents, leaf in ADDED_LATER:
+            section = data
+            for key in parents:
+                section = section.get(key) or {}
+            if leaf in section and section[leaf] is None:
+                del section[leaf]
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.canonical_dict(), sort_keys=False)

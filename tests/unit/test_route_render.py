@@ -121,3 +121,13 @@ def test_ingress_taken_once_it_has_an_address():
     assert kube_route.route_problems({"kind": "Ingress", "status": {}}, s)
     assert kube_route.route_problems({"kind": "Ingress", "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}},
                                      s) == []
+
+
+def test_an_unset_route_leaves_the_spec_hash_as_before_the_field_existed():
+    """Specs written before serving.route keep their hash (else every deployment would roll out again)."""
+    from runtime import naming
+
+    plain = spec(None)
+    assert "route" not in plain.canonical_dict()["serving"]
+    assert naming.spec_hash(plain) != naming.spec_hash(spec({"gateway": {"name": "edge"}}))
+    assert spec({"gateway": {"name": "edge"}}).canonical_dict()["serving"]["route"]["gateway"]["name"] == "edge"
