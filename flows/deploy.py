@@ -44,7 +44,9 @@ def _deploy(s, reason: str, started_by: str) -> dict:
         platform, model = done["platform"], done["model-cache"]
         with stage("rollout") as st:
             rollout = stages.roll_out(s, gpus["engine"], model, reason=reason, started_by=started_by)
-            st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}")
+            restored = getattr(rollout, "note", "")  # e.g. ECS: recorded task definitions reused or registered again
+            st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}"
+                    + (f"; {restored}" if restored else ""))
         endpoint = getattr(rollout, "endpoint", None) or platform["endpoint"]
         with stage("smoke") as st:
             try:

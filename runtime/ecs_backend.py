@@ -10,10 +10,14 @@
     cache_model    nothing is cached: ECS has no shared model volume, each worker downloads the pinned revision
                    when it starts (HF_HOME in the task). The HF token, when the spec has one, is stored here as a
                    Secrets Manager secret the task definitions reference (never passed as a plain env value)
-    roll_out       EcsServing.deploy (a new task definition revision only when the rendering changed), then the
+    roll_out       EcsServing.converge (a new task definition revision only when the rendering changed), then the
                    services' steady state (runningCount == desiredCount, one deployment). The revision ledger is
                    SSM parameters ``/dynadeploy/<deployment id>/revisions/<n>`` (JSON, zlib+base64 when large),
-                   tagged with the deployment id; rendered = the task definition ARNs of the revision
+                   tagged with the deployment id; rendered = the task definition ARNs of the revision.
+                   Rollback (task definition revisions): the ARNs the ledger recorded for the spec being rolled
+                   out are offered to converge, so a rollback points the services back at revision N's task
+                   definitions while they are ACTIVE, and registers from the recorded spec only those that
+                   were deregistered (EcsRollout.note says which)
     endpoint/reach the frontend task's instance address (EcsServing.frontend_address), waited for in reach()
     teardown       EcsProvider.delete_cluster (which drains and deletes the services first) and the ledger
     inventory      the provider's inventory by tag plus the ledger's parameters
@@ -38,6 +42,7 @@ from runtime.local.paths import home
 from runtime.providers import ecs_render, plan
 from runtime.providers._aws import tag_list
 from runtime.providers.base import ClusterRef
+from runtime.providers.ecs_revisions import recorded_task_definitions, restore_note
 from runtime.render.dgd import resolve_engine
 from runtime.revisions import Revision, current, next_number, now_iso
 
@@ -53,10 +58,12 @@ def _timeout(name: str, default: float) -> float:
         return default
 
 
-def make_provider() -> Any:
+def make_provider(spec: Any = None, credentials: Any = None) -> Any:
+    """The cached ECS provider (with the spec's resolved credentials block, when it names one)."""
     from runtime.cloud_backend import make_provider as cached
+    from runtime.cloud_backend import provider_with
 
-    return cached("ecs")
+    return cached("ecs") if spec is None else provider_with(spec, credentials)
 
 
 @dataclass
@@ -74,6 +81,7 @@ class EcsRollout:
     seconds: float = 0.0
     endpoint: str | None = None
     task_definitions: dict = field(default_factory=dict)
+    note: str = ""  # which recorded task definitions were reused or had to be registered again
 
 
 def encode_record(data: dict) -> str:
@@ -92,11 +100,11 @@ def decode_record(value: str) -> dict:
 class EcsBackend:
     kind = "ecs"
 
-    def __init__(self, spec, *, provider: Any = None) -> None:
+    def __init__(self, spec, *, provider: Any = None, credentials: Any = None) -> None:
         if spec.target.kind != "ecs":
             raise PermanentError(f"EcsBackend serves ecs, not {spec.target.kind}")
         self.spec = spec
-        self.provider = provider if provider is not None else make_provider()
+        self.provider = provider if provider is not None else make_provider(spec, credentials)
         self.serving = self.provider.serving()
         self.aws = self.provider.aws(spec.target.region)
         self.n = ecs_render.names(spec)
@@ -193,11 +201,15 @@ class EcsBackend:
         ref = self._ref()
         revisions = self.revisions()
         serving = current(revisions)
-        arns = self.serving.deploy(spec, ref, secrets=self._secrets())
         spec_hash = naming.spec_hash(spec)
+        recorded = recorded_task_definitions(revisions, spec_hash)
+        done = self.serving.converge(spec, ref, secrets=self._secrets(), recorded=recorded)
+        arns, note = done.arns, restore_note(recorded, done.arns, done.how)
+        if note:
+            log.warning("%s: %s", spec.name, note)
         if serving is not None and serving.spec_hash == spec_hash and serving.rendered == [arns]:
             self._wait_steady()
-            return EcsRollout(serving.number, False, time.monotonic() - t0, self._address(), arns)
+            return EcsRollout(serving.number, False, time.monotonic() - t0, self._address(), arns, note)
         latest = revisions[-1] if revisions else None
         reuse = latest if (latest is not None and latest.status in ("pending", "failed")
                            and latest.spec_hash == spec_hash and latest.rendered == [arns]) else None
@@ -221,7 +233,7 @@ class EcsBackend:
                 self._put(rev)
         revision.status = "serving"
         self._put(revision)
-        return EcsRollout(revision.number, True, time.monotonic() - t0, self._address(), arns)
+        return EcsRollout(revision.number, True, time.monotonic() - t0, self._address(), arns, note)
 
     def _wait_steady(self) -> None:
         """Every service of the deployment at its desired count with one (completed) deployment."""

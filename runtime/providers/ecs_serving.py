@@ -3,6 +3,9 @@
     serving = EcsProvider().serving()
     serving.deploy(spec, ref, secrets={"HF_TOKEN": token})   # idempotent; a new task definition
                                                             # revision only when the rendering changed
+    serving.converge(spec, ref, secrets=..., recorded={"worker": [arn, ...]})
+                                                            # the same, preferring recorded revisions
+                                                            # (a rollback); says what it reused/registered
     serving.frontend_address(spec)                          # "http://<ip>:8000" or None (no task yet)
     serving.undeploy(spec)                                  # scale to 0, delete services, deregister
                                                             # task definitions, log groups, secrets
@@ -13,12 +16,15 @@ GPU EC2 cluster through its capacity provider.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import PreflightError
 from runtime.providers import ecs_render, plan
 from runtime.providers._aws import Aws, tag_dict, tag_list
+from runtime.providers.ecs_revisions import family_of, reusable, why_not
 from runtime.providers.plan_aws import token
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +32,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from runtime.providers.ecs import EcsProvider
     from runtime.spec import DeploymentSpec
 
-_COMPARED = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn")
+log = logging.getLogger("dynadeploy.ecs")
+
+
+@dataclass(frozen=True)
+class Converged:
+    """What EcsServing.converge settled on: role -> the task definition ARN its service runs, and how
+    each was found: "latest" (the family's latest revision renders the same), "recorded" (a revision
+    the ledger recorded, e.g. the one a rollback restores), "registered" (a new revision)."""
+
+    arns: dict[str, str]
+    how: dict[str, str] = field(default_factory=dict)
 
 
 class EcsServing:
@@ -40,7 +56,24 @@ class EcsServing:
 
     def deploy(self, spec: DeploymentSpec, ref: ClusterRef, secrets: Mapping[str, str] | None = None) -> dict[str, str]:
         """Create-or-update every service of the graph; returns role -> task definition ARN."""
+        return self.converge(spec, ref, secrets).arns
+
+    def converge(self, spec: DeploymentSpec, ref: ClusterRef, secrets: Mapping[str, str] | None = None,
+                 recorded: Mapping[str, Sequence[str]] | None = None) -> Converged:
+        """Create-or-update every service of the graph, reusing a task definition revision that renders the
+        same when there is one: the family's latest, else one of ``recorded`` (role -> ARNs, preferred
+        first; EcsBackend passes those its ledger recorded for this spec).
+
+        Why reuse instead of registering: a rollback runs the deploy flow on the recorded spec, and the
+        restored revision should run the very task definition revision it ran before (revision N, not an
+        identical N+2), so the services point back at it, the ledger's ARNs stay meaningful and a rerun
+        after a crash finds the services already there (no duplicate revision, no second service
+        deployment). A recorded revision that was deregistered cannot run tasks; a new revision is then
+        registered from the rendering of the recorded spec (``how`` says "registered").
+        """
         aws, n = self._aws(spec), ecs_render.names(spec)
+        recorded = recorded or {}
+        how: dict[str, str] = {}
         secret_arns = {name: self._ensure_secret(aws, spec, name, value) for name, value in (secrets or {}).items()}
         missing = [k for k in ecs_render.secret_env(spec) if k not in secret_arns]
         if missing:
@@ -50,7 +83,7 @@ class EcsServing:
         for role in ecs_render.DISCOVERY:
             td = ecs_render.task_definition(spec, role, execution_role_arn=ref.details["execution_role_arn"],
                                             secret_arns=secret_arns)
-            out[role] = self._ensure_task_definition(aws, spec, role, td)
+            out[role], how[role] = self._converge_task_definition(aws, spec, role, td, recorded.get(role, ()))
             self._ensure_service(aws, spec, n.fargate_cluster, role, out[role], 1, {
                 "launchType": "FARGATE",
                 "networkConfiguration": {"awsvpcConfiguration": {
@@ -61,14 +94,15 @@ class EcsServing:
         for component in ecs_render.roles(spec):
             td = ecs_render.task_definition(spec, component.role, execution_role_arn=ref.details["execution_role_arn"],
                                             secret_arns=secret_arns, component=component)
-            out[component.role] = self._ensure_task_definition(aws, spec, component.role, td)
+            out[component.role], how[component.role] = self._converge_task_definition(
+                aws, spec, component.role, td, recorded.get(component.role, ()))
             self._ensure_service(aws, spec, n.gpu_cluster, component.role, out[component.role], component.replicas, {
                 "capacityProviderStrategy": [{"capacityProvider": n.capacity_provider, "weight": 1}],
                 # GPUs leave no room for a surge task: replace in place.
                 "deploymentConfiguration": {"minimumHealthyPercent": 0, "maximumPercent": 100},
                 "placementStrategy": [{"type": "spread", "field": "instanceId"}],
             })
-        return out
+        return Converged(out, how)
 
     def _ensure_secret(self, aws: Aws, spec: DeploymentSpec, env_name: str, value: str) -> str:
         name = ecs_render.names(spec).secret(env_name)
@@ -98,13 +132,32 @@ class EcsServing:
 
     def _ensure_task_definition(self, aws: Aws, spec: DeploymentSpec, role: str, td: dict[str, Any]) -> str:
         """The latest revision's ARN when it renders the same, else a newly registered revision."""
+        return self._converge_task_definition(aws, spec, role, td, ())[0]
+
+    def _converge_task_definition(self, aws: Aws, spec: DeploymentSpec, role: str, td: dict[str, Any],
+                                  recorded: Sequence[str]) -> tuple[str, str]:
+        """(ARN, how): the family's latest revision when it renders as ``td``, else the first of ``recorded``
+        that is still ACTIVE and renders as ``td``, else a newly registered revision. One describe in the
+        common case (the latest matches); a rollback adds one per recorded candidate, never a family scan."""
         self._ensure_log_group(aws, spec, role)
-        latest = aws.get("ecs", "describe_task_definition", missing=("ClientException",), taskDefinition=td["family"])
-        if latest is not None:
-            have = latest["taskDefinition"]
-            if have.get("status") == "ACTIVE" and all(_same(have.get(k), td.get(k)) for k in _COMPARED):
-                return have["taskDefinitionArn"]
-        return aws.call("ecs", "register_task_definition", **td)["taskDefinition"]["taskDefinitionArn"]
+        seen: set[str] = set()
+        candidates = [("latest", td["family"])] + [("recorded", arn) for arn in dict.fromkeys(recorded)
+                                                  if family_of(arn) == td["family"]]
+        for how, ref in candidates:
+            if ref in seen:  # the latest revision was a recorded one: already judged
+                continue
+            found = aws.get("ecs", "describe_task_definition", missing=("ClientException",), taskDefinition=ref)
+            have = (found or {}).get("taskDefinition")
+            if have is not None:
+                seen.add(have["taskDefinitionArn"])
+                if reusable(have, td):
+                    return have["taskDefinitionArn"], how
+            if how == "recorded":
+                log.warning("recorded task definition %s of %s cannot be reused: %s", ref, role, why_not(have, td))
+        arn = aws.call("ecs", "register_task_definition", **td)["taskDefinition"]["taskDefinitionArn"]
+        if len(candidates) > 1:
+            log.warning("registered %s for %s from the recorded spec: no recorded revision is reusable", arn, role)
+        return arn, "registered"
 
     def _service(self, aws: Aws, cluster: str, name: str) -> dict[str, Any] | None:
         found = aws.get("ecs", "describe_services", missing=("ClusterNotFoundException",), cluster=cluster,
@@ -215,15 +268,6 @@ class EcsServing:
             if secret["Name"].startswith(n.secret_prefix + "/"):
                 aws.delete("secretsmanager", "delete_secret", missing=("ResourceNotFoundException",),
                            SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
-
-
-def _same(have: Any, want: Any) -> bool:
-    """Whether a described task-definition field equals the rendered one (ECS adds empty defaults)."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(_same(have.get(k), v) for k, v in want.items())
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(_same(h, w) for h, w in zip(have, want))
-    return have == want or (want is not None and str(have) == str(want))
 
 
 def _uuid_token(spec: DeploymentSpec, what: str) -> str:
