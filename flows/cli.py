@@ -120,6 +120,7 @@ def _deploy(args) -> int:
 
 
 def _status(args) -> int:
+    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from runtime.backends import backend_for
     from runtime.spec import load_spec
 
@@ -136,6 +137,7 @@ def _status(args) -> int:
 
 
 def _history(args) -> int:
+    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from runtime.backends import backend_for
     from runtime.spec import load_spec
 
@@ -148,6 +150,7 @@ def _history(args) -> int:
 
 
 def _diff(args) -> int:
+    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from runtime import revisions as revlib
     from runtime.backends import backend_for
     from runtime.errors import PermanentError

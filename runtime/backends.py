@@ -1,14 +1,21 @@
 """Which stage implementation serves a target kind (the serving seam of DESIGN.md section 4).
 
 Backends are imported lazily so a machine without one cloud's SDK can still deploy to the others.
+
+Cloud credentials: where the spec names a credentials block (target.credentials), the backend gets the
+block's credentials as data (runtime/credentials.py) and hands them to its provider's SDK clients. They are
+resolved when the backend is made, by the resolver the tasks layer registers (tasks/secrets.py:
+``resolve_cloud_credentials``, which reads the Prefect block), so they are read inside the task that uses
+them and never travel as parameters. Without a block, the SDKs' default chains on the worker are used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any, Protocol
 
-from runtime.errors import NotSupportedError
+from runtime.errors import NotSupportedError, PermanentError
 from runtime.revisions import Revision
 
 
@@ -43,7 +50,31 @@ _BACKENDS = {
 }
 
 
-def backend_for(spec) -> ServingBackend:
+_CLOUD_BACKENDS = frozenset({"eks", "gke", "aks", "ecs"})
+_resolver: Callable[[Any], Any] | None = None
+
+
+def resolve_credentials_with(resolver: Callable[[Any], Any] | None) -> None:
+    """Register how a spec's credentials block becomes credentials (tasks/secrets.py does, on import)."""
+    global _resolver
+    _resolver = resolver
+
+
+def credentials_for(spec) -> Any:
+    """The target's cloud credentials from its block, resolved now; None when the spec names no block."""
+    ref = getattr(spec.target, "credentials", None)
+    if ref is None:
+        return None
+    if _resolver is None:
+        raise PermanentError(f"target.credentials names the block {ref.block!r}, but nothing here can read "
+                             "Prefect blocks", hint="import tasks.secrets before building backends (the "
+                                                     "flows and the CLI do)")
+    return _resolver(spec)
+
+
+def backend_for(spec, *, credentials: Any = None) -> ServingBackend:
+    """The backend of ``spec``; ``credentials``: the target's resolved cloud credentials (default: resolved
+    now from target.credentials by the registered resolver; None without a block)."""
     kind = spec.target.kind
     try:
         ref = _BACKENDS[kind]
@@ -53,4 +84,9 @@ def backend_for(spec) -> ServingBackend:
             hint=f"use one of: {', '.join(sorted(_BACKENDS))}",
         ) from None
     module, cls = ref.split(":")
-    return getattr(import_module(module), cls)(spec)
+    backend = getattr(import_module(module), cls)
+    if kind not in _CLOUD_BACKENDS:
+        return backend(spec)
+    if credentials is None:
+        credentials = credentials_for(spec)
+    return backend(spec, credentials=credentials)

@@ -16,8 +16,11 @@ token). It is a cache: where it is missing (another worker machine) the cluster 
 created, except by provision. The kubeconfig is rewritten before a stage when its token expires within
 ``REFRESH_MARGIN_S`` (EKS tokens last 14 minutes, GKE's about an hour; AKS's kubeconfig does not expire).
 
-Every backend_for(spec) call builds a new CloudBackend (one per task); providers are cached per kind so
-their SDK clients are built once per process (``make_provider``; tests replace it).
+Every backend_for(spec) call builds a new CloudBackend (one per task); providers are cached per kind (and per
+credentials, where the spec names a credentials block: runtime/backends.py) so their SDK clients are built
+once per process (``make_provider``; tests replace it). The credentials live only in memory, in the
+provider's SDK clients: cluster.json holds none, and the kubeconfig holds only a cluster token (EKS: the
+short-lived signed token, never the access key).
 """
 
 from __future__ import annotations
@@ -50,12 +53,30 @@ _PROVIDERS: dict[str, Any] = {}
 _PROVIDERS_LOCK = threading.Lock()
 
 
-def make_provider(kind: str) -> Any:
-    """The provider of ``kind``, one per process (its SDK clients are thread-safe and costly to build)."""
+def make_provider(kind: str, credentials: Any = None) -> Any:
+    """The provider of ``kind``, one per process and credentials (its SDK clients are thread-safe and costly
+    to build). ``credentials``: a credentials block's runtime.credentials data; None: the default chain."""
+    key = kind if credentials is None else f"{kind}:{credentials.fingerprint()}"
     with _PROVIDERS_LOCK:
-        if kind not in _PROVIDERS:
-            _PROVIDERS[kind] = get_provider(kind)
-        return _PROVIDERS[kind]
+        if key not in _PROVIDERS:
+            _PROVIDERS[key] = get_provider(kind) if credentials is None else get_provider(kind, credentials=credentials)
+        return _PROVIDERS[key]
+
+
+def provider_with(spec, credentials: Any = None) -> Any:
+    """``make_provider`` for ``spec``'s kind with its resolved credentials (None where it names no block)."""
+    kind = spec.target.kind
+    ref = getattr(spec.target, "credentials", None)
+    if credentials is None:
+        if ref is not None:
+            raise PermanentError(f"target.credentials names the block {ref.block!r}, but its credentials were not "
+                                 "resolved", hint="build the backend with runtime.backends.backend_for (the tasks "
+                                                  "resolve the block there)")
+        return make_provider(kind)
+    if ref is None or credentials.block != ref.block:
+        raise PermanentError("credentials were given for a spec that does not name their block",
+                             hint="resolve them from the spec's target.credentials")
+    return make_provider(kind, credentials)
 
 
 def state_dir(spec) -> Path:
@@ -86,12 +107,12 @@ class CloudBackend:
     """ServingBackend of a managed Kubernetes cloud (eks, gke, aks), by composition of its ClusterProvider
     (runtime/providers) and the kube stages (runtime/kube_backend.KubeBackend)."""
 
-    def __init__(self, spec, *, provider: Any = None) -> None:
+    def __init__(self, spec, *, provider: Any = None, credentials: Any = None) -> None:
         if spec.target.kind not in CLOUD_KINDS:
             raise PermanentError(f"CloudBackend serves {', '.join(CLOUD_KINDS)}, not {spec.target.kind}")
         self.spec = spec
         self.kind: str = spec.target.kind
-        self.provider = provider if provider is not None else make_provider(self.kind)
+        self.provider = provider if provider is not None else provider_with(spec, credentials)
         self.dir = state_dir(spec)
         self._kb: KubeBackend | None = None
 
@@ -301,4 +322,4 @@ class CloudBackend:
         return sorted(set(out))
 
 
-__all__ = ["CLOUD_KINDS", "CloudBackend", "make_provider", "run_concurrently", "state_dir"]
+__all__ = ["CLOUD_KINDS", "CloudBackend", "make_provider", "provider_with", "run_concurrently", "state_dir"]

@@ -184,8 +184,11 @@ def canonical_json(spec: DeploymentSpec) -> str:
 
 
 def spec_hash(spec: DeploymentSpec) -> str:
-    """sha256 (hex) of the canonical JSON: equal for equal effective specs, whatever the YAML layout."""
-    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+    """sha256 (hex) of the canonical JSON: equal for equal effective specs, whatever the YAML layout.
+    Which credentials block deploys it (target.credentials) is not part of what is deployed."""
+    data = spec.canonical_dict()
+    data.get("target", {}).pop("credentials", None)
+    return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
 def deployment_id(spec: DeploymentSpec) -> str:

@@ -210,6 +210,59 @@ def _node_pool_issues(pools: list[NodePool], kind: str) -> Iterator[Issue]:
             )
 
 
+# --- cloud credentials --------------------------------------------------------------------------------
+
+# The Prefect block type (slug) that holds a cloud target's credentials, and what makes one.
+CREDENTIALS_BLOCK_TYPES = {"eks": "aws-credentials", "ecs": "aws-credentials", "gke": "gcp-credentials",
+                           "aks": "azure-container-instance-credentials"}
+_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,254}$")
+# Keys that carry a secret (or an identity) and so never belong in a spec.
+_INLINE_CREDENTIALS = frozenset({
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key_id", "secret_access_key",
+    "session_token", "service_account_info", "service_account_file", "private_key", "client_id",
+    "client_secret", "tenant_id", "password", "secret", "token", "key", "value",
+})
+CREDENTIALS_FIX = (
+    "keep credentials out of the spec: store them in a Prefect block (aws-credentials for eks and ecs, "
+    "gcp-credentials for gke, azure-container-instance-credentials for aks) and write "
+    "{path}: {block: <block-name>}, or remove {path} to use the worker's default credential chain"
+)
+
+
+class CredentialsRef(StrictModel):
+    """Which Prefect block holds the target's cloud credentials (resolved on the worker at run time).
+
+    The block type follows from the target kind (CREDENTIALS_BLOCK_TYPES); only its name is written here.
+    """
+
+    block: str = Field(examples=["aws-prod"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_only(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            name = data.rsplit("/", 1)[-1]
+            raise issue(f"credentials must be a block reference, not the string {data!r}",
+                        f"write {{path}}: {{block: {name}}}")
+        if isinstance(data, dict) and _INLINE_CREDENTIALS & set(data):
+            raise issue("credentials are written inline (not shown here)", CREDENTIALS_FIX)
+        return data
+
+    @model_validator(mode="after")
+    def _block_name(self) -> CredentialsRef:
+        name = self.block
+        if "/" in name:
+            slug, _, short = name.rpartition("/")
+            raise issue(f"{name!r} names the block type too ({slug!r})",
+                        f"write only the block name: {{path}}: {{block: {short}}}; the type follows from "
+                        "target.kind")
+        if not _BLOCK_NAME.match(name):
+            fixed = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "cloud-credentials"
+            raise issue(f"{name!r} is not a Prefect block name (lowercase letters, digits and '-')",
+                        f"set {{path}}.block to the block's name, e.g. {fixed!r}")
+        return self
+
+
 # --- targets ------------------------------------------------------------------------------------------
 
 
@@ -224,6 +277,17 @@ class _Target(StrictModel):
     def scope(self) -> str:
         """Where this target's objects live (kind + account/region/cluster); feeds deployment_id."""
         raise NotImplementedError
+
+
+class _CloudTarget(_Target):
+    """A target in a cloud account: its credentials come from a Prefect block, else the SDK's default chain."""
+
+    # None: the SDK's default chain on the worker. Left out of the canonical spec while unset
+    # (runtime.spec.ADDED_LATER), so existing deployments keep their spec hash.
+    credentials: CredentialsRef | None = None
+
+    def credentials_block_type(self) -> str:
+        return CREDENTIALS_BLOCK_TYPES[self.kind]  # type: ignore[attr-defined]
 
 
 class LocalTarget(_Target):
@@ -273,7 +337,7 @@ class EfsConfig(StrictModel):
     enabled: bool = True
 
 
-class EksTarget(_Target):
+class EksTarget(_CloudTarget):
     HAS_NODE_POOLS: ClassVar[bool] = True
     kind: Literal["eks"] = "eks"
     region: AwsRegion = Field(examples=["us-east-1"])
@@ -297,7 +361,7 @@ class EksTarget(_Target):
         return f"eks:{self.region}/{self.cluster_name}"
 
 
-class GkeTarget(_Target):
+class GkeTarget(_CloudTarget):
     HAS_NODE_POOLS: ClassVar[bool] = True
     kind: Literal["gke"] = "gke"
     project: Annotated[str, matching(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", "a GCP project id", "my-project")] = (
@@ -326,7 +390,7 @@ class GkeTarget(_Target):
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
-class AksTarget(_Target):
+class AksTarget(_CloudTarget):
     HAS_NODE_POOLS: ClassVar[bool] = True
     kind: Literal["aks"] = "aks"
     subscription_id: Annotated[
@@ -358,7 +422,7 @@ class AksTarget(_Target):
 _EcsCluster = Annotated[str, matching(r"^[A-Za-z0-9][\w-]{0,254}$", "an ECS cluster name", "dynamo-gpu")]
 
 
-class EcsTarget(_Target):
+class EcsTarget(_CloudTarget):
     KUBERNETES: ClassVar[bool] = False
     kind: Literal["ecs"] = "ecs"
     region: AwsRegion = Field(examples=["us-east-1"])

@@ -1,10 +1,22 @@
-"""Secrets are resolved here, at the last moment, from references in the spec; never logged."""
+"""Secrets are resolved here, at the last moment, from references in the spec; never logged.
+
+- the HF token: ``model.token`` (a Prefect Secret block, or an environment variable of the worker);
+- cloud credentials: ``target.credentials.block`` on eks/ecs/gke/aks, a Prefect block of the type the
+  target kind reads (aws-credentials, gcp-credentials, azure-container-instance-credentials; see
+  runtime/credentials.py). The block document is read by type slug and name through the Prefect client,
+  so the worker needs none of prefect-aws/-gcp/-azure. Importing this module registers
+  ``resolve_cloud_credentials`` with runtime.backends, so every ``backend_for(spec)`` made inside a task
+  (or the canary flow, or the CLI) resolves the block then and there. Credentials are never task
+  parameters or results: only the spec, which holds the block's name, travels.
+"""
 
 from __future__ import annotations
 
 import os
 
-from runtime.errors import PermanentError
+from runtime import backends
+from runtime import credentials as creds
+from runtime.errors import PermanentError, TransientError
 
 
 def resolve_model_token(spec) -> str | None:
@@ -24,3 +36,32 @@ def resolve_model_token(spec) -> str | None:
     except ValueError as exc:
         raise PermanentError(f"Prefect Secret block {ref.secret_block!r} not found",
                              hint=f"create it: prefect block create secret (name {ref.secret_block})") from exc
+
+
+def read_block_data(slug: str, name: str) -> dict:
+    """The data of block document ``name`` of type ``slug``, secret fields included (never logged)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            document = client.read_block_document_by_name(name=name, block_type_slug=slug, include_secrets=True)
+    except ObjectNotFound:
+        raise PermanentError(f"Prefect {slug} block {name!r} (target.credentials.block) not found",
+                             hint=creds.CREATE_HINTS[slug].format(name=name)) from None
+    except Exception as exc:  # noqa: BLE001 - the API is unreachable or failed; say so without the payload
+        raise TransientError(f"cannot read Prefect {slug} block {name!r}: {type(exc).__name__}",
+                             hint="check that the worker reaches the Prefect API (PREFECT_API_URL)") from None
+    return dict(document.data or {})
+
+
+def resolve_cloud_credentials(spec) -> creds.CloudCredentials | None:
+    """The target's cloud credentials from its Prefect block, or None (the SDK's default chain)."""
+    ref = getattr(spec.target, "credentials", None)
+    if ref is None:
+        return None
+    slug = creds.block_type(spec.target.kind)
+    return creds.from_block(slug, ref.block, read_block_data(slug, ref.block))
+
+
+backends.resolve_credentials_with(resolve_cloud_credentials)

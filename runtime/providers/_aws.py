@@ -1,7 +1,8 @@
 """The boto3 gateway of the AWS providers: clients, retries, error translation, create-or-get.
 
-- Clients come from one boto3 Session (the usual credential chain: AWS_PROFILE, AWS_ACCESS_KEY_ID,
-  SSO, instance roles) with botocore's retry modes: AWS_RETRY_MODE (standard | adaptive, default
+- Clients come from one boto3 Session: made from the target's aws-credentials block when the spec names
+  one (``session_for``: its access key, session token or profile; runtime/credentials.py), else the usual
+  credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO, instance roles); with botocore's retry modes: AWS_RETRY_MODE (standard | adaptive, default
   standard) and AWS_MAX_ATTEMPTS (default 8). Throttling and 5xx answers are retried there, with
   backoff; what is still failing afterwards becomes a TransientError.
 - AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) are honoured by botocore itself, so the same code
@@ -26,6 +27,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
@@ -77,7 +79,11 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
         return PermanentError(text, hint="see the AWS message; rerunning continues where it stopped")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return PermanentError(f"{what}: no AWS credentials",
-                              hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                              hint="name an aws-credentials block in target.credentials, or give the worker "
+                                   "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, ProfileNotFound):
+        return PermanentError(f"{what}: {exc}", hint="add the profile to the worker's ~/.aws/config, or fix "
+                                                    "profile_name (in the aws-credentials block or AWS_PROFILE)")
     if isinstance(exc, NoRegionError):
         return PermanentError(f"{what}: no AWS region", hint="set target.region")
     if isinstance(exc, ResponseParserError):  # an HTML error page from a proxy or emulator
@@ -107,6 +113,20 @@ def tag_spec(resource_type: str, tags: Mapping[str, str]) -> list[dict[str, Any]
 
 def tag_filters(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+
+
+def session_for(credentials: Any) -> Any:
+    """A boto3 Session from an aws-credentials block (runtime.credentials.AwsCredentials); the default
+    chain's Session when the block leaves every credential field empty."""
+    if credentials.default_chain:
+        return boto3.session.Session()
+    secret = credentials.secret_access_key.reveal() if credentials.secret_access_key else None
+    token = credentials.session_token.reveal() if credentials.session_token else None
+    try:
+        return boto3.session.Session(aws_access_key_id=credentials.access_key_id, aws_secret_access_key=secret,
+                                     aws_session_token=token, profile_name=credentials.profile_name)
+    except BotoCoreError as exc:
+        raise translate(exc, f"AWS credentials of block {credentials.block!r}") from exc
 
 
 @dataclass(frozen=True)

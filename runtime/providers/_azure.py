@@ -1,9 +1,12 @@
 """The azure-mgmt-containerservice gateway of the AKS provider: client, retries, errors, ARM calls.
 
-- ``ContainerServiceClient(credential, subscription_id, base_url=...)``. DYNADEPLOY_AKS_ENDPOINT
-  overrides the ARM base URL. Only when that URL is http://127.0.0.1 (a local fake) are a static
-  test credential and a bearer policy that allows plain http used (toolchain.md's recipe); otherwise
+- ``ContainerServiceClient(credential, subscription_id, base_url=...)``. The credential: the service
+  principal of the target's azure-container-instance-credentials block when the spec names one
+  (ClientSecretCredential with the block's credential_kwargs; runtime/credentials.py), else
   DefaultAzureCredential (AZURE_CLIENT_ID/SECRET/TENANT_ID, managed identity, az login).
+  DYNADEPLOY_AKS_ENDPOINT overrides the ARM base URL. Only when that URL is http://127.0.0.1 (a local
+  fake) is a bearer policy that allows plain http used (toolchain.md's recipe), and without a block a
+  static test credential.
 - azure-core's RetryPolicy retries 408/429/5xx and connection errors with backoff and honours
   Retry-After; long-running operations poll at the interval ARM's Retry-After asks for.
 - Resource groups go through the same pipeline (client.send_request) because azure-mgmt-resource is
@@ -45,8 +48,9 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
     detail = getattr(error, "message", None) or str(getattr(exc, "message", None) or exc).strip().splitlines()[0]
     text = f"{what}: {code + ': ' if code and code not in detail else ''}{detail}"[:600]
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
-        return PermanentError(text, hint="check the Azure credentials (AZURE_CLIENT_ID/SECRET/TENANT_ID or "
-                                         "az login) and their role on the subscription")
+        return PermanentError(text, hint="check the Azure credentials (the target.credentials block, or "
+                                         "AZURE_CLIENT_ID/SECRET/TENANT_ID or az login) and their role on the "
+                                         "subscription")
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return TransientError(text, hint="check the network or DYNADEPLOY_AKS_ENDPOINT")
     if status == 429 or (status or 0) >= 500 or status == 409 or code in _BUSY_CODES:
@@ -85,16 +89,31 @@ def _http_bearer_policy(credential: Any, scope: str) -> Any:
     return _AllowHttp(credential, scope)
 
 
+def azure_credential(block: Any) -> Any:
+    """The azure-identity credential of an azure-container-instance-credentials block: ClientSecretCredential
+    for its service principal, DefaultAzureCredential when it has none; its credential_kwargs go to either."""
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+    try:
+        if block.default_chain:
+            return DefaultAzureCredential(**block.kwargs)
+        return ClientSecretCredential(block.tenant_id, block.client_id, block.client_secret.reveal(), **block.kwargs)
+    except (TypeError, ValueError) as exc:  # bad credential_kwargs or ids; the messages quote no secret
+        raise PermanentError(f"azure-container-instance-credentials block {block.block!r}: {exc}"[:600],
+                             hint="edit the block: check tenant_id, client_id and credential_kwargs") from None
+
+
 class Azure:
     """One ContainerServiceClient per subscription, with error translation and bounded waits."""
 
     def __init__(self, subscription_id: str, *, waits: Waits | None = None, polling_interval: float = 15.0,
-                 retry_total: int = 8) -> None:
+                 retry_total: int = 8, credentials: Any = None) -> None:
         self.subscription_id = subscription_id
         self.waits = waits or Waits(poll_s=15.0, timeout_s=2400.0)
         self.endpoint = os.environ.get(ENDPOINT_ENV) or None
         self.polling_interval = polling_interval
         self.retry_total = retry_total
+        self.block = credentials  # an azure-container-instance-credentials block's AzureCredentials, or None
         self._client: Any = None
         self.credential: Any = None
 
@@ -107,15 +126,20 @@ class Azure:
             if self.endpoint:
                 kwargs["base_url"] = self.endpoint
             try:
-                if _loopback_http(self.endpoint):
+                if self.block is not None:
+                    self.credential = azure_credential(self.block)
+                elif _loopback_http(self.endpoint):
                     self.credential = _StaticCredential()
-                    kwargs["authentication_policy"] = _http_bearer_policy(
-                        self.credential, "https://management.azure.com/.default")
                 else:
                     from azure.identity import DefaultAzureCredential
 
                     self.credential = DefaultAzureCredential()
+                if _loopback_http(self.endpoint):
+                    kwargs["authentication_policy"] = _http_bearer_policy(
+                        self.credential, "https://management.azure.com/.default")
                 self._client = ContainerServiceClient(self.credential, self.subscription_id, **kwargs)
+            except DynadeployError:
+                raise
             except Exception as exc:
                 raise translate(exc, "creating the AKS client") from exc
         return self._client

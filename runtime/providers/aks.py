@@ -53,8 +53,11 @@ class AksProvider:
         Capability.MANAGED_GPU_DRIVER, Capability.OPERATOR_GPU_DRIVER, Capability.RWX_STORAGE, Capability.SPOT,
     })
 
-    def __init__(self, *, waits: Waits | None = None, polling_interval: float = 15.0, retry_total: int = 8) -> None:
-        self._options = {"waits": waits, "polling_interval": polling_interval, "retry_total": retry_total}
+    def __init__(self, *, waits: Waits | None = None, polling_interval: float = 15.0, retry_total: int = 8,
+                 credentials: Any = None) -> None:
+        # credentials: an azure-container-instance-credentials block's runtime.credentials.AzureCredentials
+        self._options = {"waits": waits, "polling_interval": polling_interval, "retry_total": retry_total,
+                         "credentials": credentials}
         self._clients: dict[str, Azure] = {}
 
     def azure(self, subscription_id: str) -> Azure:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.errors import NotSupportedError, PermanentError, TransientError
 from runtime.providers import _aws_iam, _aws_net, _eks_token, plan, plan_aws
-from runtime.providers._aws import Aws, Waits, http_status, tag_dict, tag_filters, tag_spec
+from runtime.providers._aws import Aws, Waits, http_status, session_for, tag_dict, tag_filters, tag_spec
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,8 +43,10 @@ class EksProvider:
         Capability.EFA, Capability.SPOT,
     })
 
-    def __init__(self, *, session: Any = None, waits: Waits | None = None) -> None:
-        self._session, self._waits = session, waits
+    def __init__(self, *, session: Any = None, waits: Waits | None = None, credentials: Any = None) -> None:
+        # credentials: an aws-credentials block's runtime.credentials.AwsCredentials (None: the default chain)
+        self._session = session_for(credentials) if credentials is not None else session
+        self._waits = waits
         self._clients: dict[str, Aws] = {}
 
     def aws(self, region: str) -> Aws:

@@ -41,8 +41,9 @@ class GkeProvider:
         Capability.MANAGED_GPU_DRIVER, Capability.OPERATOR_GPU_DRIVER, Capability.RWX_STORAGE, Capability.SPOT,
     })
 
-    def __init__(self, *, waits: Waits | None = None, retry_initial_s: float = 1.0) -> None:
-        self.gke = Gke(waits=waits, retry_initial_s=retry_initial_s)
+    def __init__(self, *, waits: Waits | None = None, retry_initial_s: float = 1.0, credentials: Any = None) -> None:
+        # credentials: a gcp-credentials block's runtime.credentials.GcpCredentials (None: the default chain)
+        self.gke = Gke(waits=waits, retry_initial_s=retry_initial_s, credentials=credentials)
 
     # --- cluster ------------------------------------------------------------------------------------
 

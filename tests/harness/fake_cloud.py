@@ -11,6 +11,9 @@ Faults (``server.faults``):
         ``clear()``: to the client this is a run that died after its k-th call (nothing after it
         reaches the cloud; operations already started go on server-side).
 Requests (``server.requests``): ``(method, path)`` tuples; ``count(method, regex)``.
+Credentials: ``server.authorizations`` holds the Authorization header of every request ('' when none), so a
+test can tell which credentials a client used; ``server.authorize = fn(header) -> bool`` makes the server
+answer 401 to a request whose header ``fn`` refuses (before faults and state).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -74,6 +78,11 @@ class Faults:
             return None
 
 
+def authorization(headers: dict[str, str]) -> str:
+    """The request's Authorization header ('' when it has none)."""
+    return next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+
+
 class RequestLog(list):
     def count(self, method: str | None = None, path: str = "") -> int:
         return sum(1 for m, p in self if (method is None or m == method) and re.search(path, p))
@@ -89,6 +98,8 @@ class FakeServer:
     def __init__(self) -> None:
         self.faults = Faults()
         self.requests = RequestLog()
+        self.authorizations: list[str] = []
+        self.authorize: Callable[[str], bool] | None = None
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +152,10 @@ class FakeServer:
         """Log the request, answer an injected fault if one matches, else ``handle`` it (JSON)."""
         parts = urlsplit(target)
         self.requests.append((method, parts.path))
+        auth = authorization(headers)
+        self.authorizations.append(auth)
+        if self.authorize is not None and not self.authorize(auth):
+            return 401, json.dumps(self.fault_body(401, False)).encode(), {}
         fault = self.faults.pick(method, parts.path)
         if fault is not None:
             out: dict[str, str] = {}

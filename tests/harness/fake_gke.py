@@ -18,19 +18,32 @@ endpoint is ``kube_server`` (e.g. the Kubernetes API simulator's URL) and its CA
 
     fake = FakeGke(kube_server=sim.url).start()
     os.environ["DYNADEPLOY_GKE_ENDPOINT"] = fake.url
+
+Service accounts (for credentials from a gcp-credentials block): ``fake.service_account(email)`` makes an
+RSA key and returns the key file's JSON with ``token_uri`` = ``fake.url + "/token"``, where the fake plays
+Google's OAuth token endpoint: it verifies the JWT assertion's signature against that account's public
+key and audience, and issues an access token (``fake.issued``: token -> email). google-auth would also
+look up the account's regional access boundary at iamcredentials.googleapis.com after a refresh;
+``keep_google_auth_local(monkeypatch)`` turns that lookup off for the test. ``fake.require_tokens()`` then
+refuses (401 UNAUTHENTICATED) every API request whose bearer is neither a token it issued nor a JWT
+self-signed by a service account it made (what google-cloud-container sends: always_use_jwt_access);
+``fake.identity(header)`` says whose it is.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 import re
+import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.harness.fake_cloud import FakeServer
 
-_STATUS = {400: "FAILED_PRECONDITION", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
+_STATUS = {401: "UNAUTHENTICATED", 400: "FAILED_PRECONDITION", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 503: "UNAVAILABLE"}
 _BASE = r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _ROUTES = [
@@ -47,6 +60,15 @@ _ROUTES = [
 FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nfake-gke-ca\n-----END CERTIFICATE-----\n").decode()
 
 
+def keep_google_auth_local(monkeypatch: Any) -> None:
+    """No regional-access-boundary lookup (an https call to iamcredentials.googleapis.com) after a token
+    refresh: tests reach loopback only."""
+    from google.auth import credentials
+
+    monkeypatch.setattr(credentials.CredentialsWithRegionalAccessBoundary,
+                        "_is_regional_access_boundary_lookup_required", lambda self: False, raising=False)
+
+
 class FakeGke(FakeServer):
     def __init__(self, *, kube_server: str | None = None, ca_data: str | None = FAKE_CA, op_seconds: float = 0.02):
         super().__init__()
@@ -55,6 +77,68 @@ class FakeGke(FakeServer):
         self.operations: dict[str, dict[str, Any]] = {}
         self._pending: list[tuple[float, str]] = []
         self._ids = itertools.count(1)
+        self.public_keys: dict[str, str] = {}  # service account email -> PEM public key
+        self.issued: dict[str, str] = {}  # access token -> service account email
+
+    # --- service accounts and the OAuth token endpoint ----------------------------------------------
+
+    def service_account(self, email: str, project: str = "dynadeploy-test") -> dict[str, Any]:
+        """A new service account's key file (JSON as a dict) whose tokens this fake issues."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public_keys[email] = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+        return {"type": "service_account", "project_id": project, "private_key_id": secrets.token_hex(8),
+                "private_key": private, "client_email": email, "client_id": str(next(self._ids)),
+                "token_uri": f"{self.url}/token"}
+
+    def identity(self, header: str) -> str | None:
+        """The service account an Authorization header proves, or None."""
+        from google.auth import jwt
+
+        token = header.removeprefix("Bearer ")
+        if not header.startswith("Bearer ") or not token:
+            return None
+        if token in self.issued:
+            return self.issued[token]
+        try:  # a self-signed JWT (scope claim, no audience check here)
+            email = jwt.decode(token, verify=False)["iss"]
+            jwt.decode(token, certs=self.public_keys[email], audience=None)
+            return email
+        except (KeyError, ValueError):
+            return None
+
+    def require_tokens(self) -> None:
+        """From now on, answer 401 to API requests that prove no service account this fake made."""
+        self.authorize = lambda header: self.identity(header) is not None
+
+    def respond(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict]:
+        if method == "POST" and urlsplit(target).path == "/token":
+            self.requests.append((method, "/token"))
+            return self._token(raw)
+        return super().respond(method, target, raw, headers)
+
+    def _token(self, raw: bytes) -> tuple[int, bytes, dict]:
+        """OAuth 2.0 JWT bearer grant (what google-auth's service account credentials send)."""
+        from google.auth import jwt
+
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        try:
+            email = jwt.decode(form["assertion"], verify=False)["iss"]
+            # google-auth addresses the grant to Google's token endpoint whatever token_uri says
+            jwt.decode(form["assertion"], certs=self.public_keys[email],
+                       audience=[f"{self.url}/token", "https://oauth2.googleapis.com/token"])
+        except (KeyError, ValueError) as exc:
+            body = {"error": "invalid_grant", "error_description": f"invalid JWT: {type(exc).__name__}"}
+            return 400, json.dumps(body).encode(), {}
+        token = f"ya29.fake-{secrets.token_hex(12)}"
+        with self.lock:
+            self.issued[token] = email
+        return 200, json.dumps({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}).encode(), {}
 
     # --- plumbing -----------------------------------------------------------------------------------
 

@@ -22,9 +22,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness.fake_cloud import FakeServer
+from tests.harness.fake_cloud import FakeServer, authorization
 
 _READ = re.compile(r"^(Describe|List|Get|Search|Head|Lookup)")
+_KEY_ID = re.compile(r"Credential=([^/]+)/")
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
 
 
@@ -56,12 +57,17 @@ class AwsFaultProxy(FakeServer):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
 
+    def key_ids(self) -> set[str]:
+        """The access key ids that signed the requests seen (SigV4 ``Credential=<key id>/...``)."""
+        return {m.group(1) for a in self.authorizations if (m := _KEY_ID.search(a))}
+
     def mutations(self) -> list[str]:
         return [op for _, op in self.requests if is_mutation(op)]
 
     def respond(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict]:
         service, op, protocol = operation(method, target, raw, headers)
         self.requests.append((method, op))
+        self.authorizations.append(authorization(headers))
         fault = self.faults.pick(method, op)
         if fault is not None:
             return self._fault(service, protocol, fault.status, fault.killed)

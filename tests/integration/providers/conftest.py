@@ -94,6 +94,7 @@ def aws(moto_url: str, aws_proxy: AwsFaultProxy, monkeypatch: pytest.MonkeyPatch
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=30).read()
     aws_proxy.faults.clear()
     aws_proxy.requests.clear()
+    aws_proxy.authorizations.clear()
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_EKS", "AWS_ENDPOINT_URL_ECS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_proxy.url)
