@@ -35,17 +35,13 @@ from runtime import naming
 from runtime.cloud_backend import CloudBackend
 from runtime.render.ledger import STATUS_KEY
 from runtime.spec import DEFAULT_IMAGE, parse_spec
-from tests.integration.kube.conftest import leftovers
+from tests.integration.kube.conftest import graph_processes, leftovers, simulate_port_forward
 
 pytestmark = pytest.mark.integration
 
 DGD = ("nvidia.com/v1beta1", "DynamoGraphDeployment")
 IMAGE_2 = "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1-hotfix.2"
 ROLLS_BACK = ("eks", "gke")  # the rollback phase of the deploy test (AKS runs the same CloudBackend code)
-
-
-def graph_processes(sim, ns: str) -> list[dict]:
-    return [p for p in sim.ctl.runtime.processes() if p["pod"].startswith(f"{ns}/")]
 
 
 def record_intervals(monkeypatch, provider, names: list[str]) -> dict[str, list[tuple[float, float]]]:
@@ -82,15 +78,7 @@ def roll_back_on_the_cluster(sim, doc: dict, name: str, monkeypatch) -> None:
     runs the same Dynamo processes whatever the image, so the image is read from the DGD); a real
     ``kubectl port-forward`` stream (the simulator has none: once a rolling update moved the frontend, the
     forward goes straight to the graph's ready frontend process, as in tests/integration/kube)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def forward(kubeconfig, context, namespace, target, remote_port, **_):
-        procs = [p for p in graph_processes(sim, namespace) if p["role"] == "frontend" and p["ready"]]
-        assert procs, f"no ready frontend to forward {target} to"
-        yield f"http://{procs[0]['host']}:{procs[0]['port']}"
-
-    monkeypatch.setattr("runtime.portforward.port_forward", forward)
+    simulate_port_forward(sim, monkeypatch)
 
     def graph_images() -> set[str]:
         dgd = sim.store.get(*DGD, name, name)

@@ -10,6 +10,7 @@ tests/harness/README.md and tests/harness/kubeapi/controllers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -124,3 +125,33 @@ def writes(sim: Simulator, since: int = 0) -> list[str]:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip() not in ("", "0", "false")
+
+
+def graph_processes(sim: Simulator, ns: str) -> list[dict]:
+    """The process runtime's processes of the graphs in namespace ``ns``."""
+    return [p for p in sim.ctl.runtime.processes() if p["pod"].startswith(f"{ns}/")]
+
+
+def simulate_port_forward(sim: Simulator, monkeypatch) -> list[tuple]:
+    """``kubectl port-forward`` as far as the simulator allows. It has no pods/portforward stream, so the
+    forward goes straight to the process behind the target: ``pod/<name>`` that pod's, ``svc/<name>`` a
+    ready process of a ready pod the Service selects (what the real one reaches). Returns the calls made.
+    Used where an address does not answer, e.g. after a rolling update moved a graph's frontend."""
+    calls: list[tuple] = []
+
+    @contextlib.contextmanager
+    def forward(kubeconfig, context, namespace, target, remote_port, **_):
+        calls.append((namespace, target, remote_port))
+        kind, _, name = target.partition("/")
+        if kind in ("svc", "service"):
+            svc = sim.store.get("v1", "Service", name, namespace)
+            pods = sim.store.list("v1", "Pod", namespace, label_selector=svc["spec"].get("selector") or {})
+            names = {f"{namespace}/{p['metadata']['name']}" for p in pods}
+        else:
+            names = {f"{namespace}/{name}"}
+        procs = [p for p in graph_processes(sim, namespace) if p["pod"] in names and p["ready"]]
+        assert procs, f"no ready process to forward {target} to"
+        yield f"http://{procs[0]['host']}:{procs[0]['port']}"
+
+    monkeypatch.setattr("runtime.portforward.port_forward", forward)
+    return calls

@@ -25,7 +25,15 @@ from runtime import naming
 from runtime.errors import DynadeployError
 from runtime.kube_backend import KubeBackend
 
-from .conftest import leftovers, make_spec, spec_doc, start_cluster, stop_cluster
+from .conftest import (
+    graph_processes,
+    leftovers,
+    make_spec,
+    simulate_port_forward,
+    spec_doc,
+    start_cluster,
+    stop_cluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,26 +57,7 @@ def sim(tmp_path_factory, chart_env):
 
 @pytest.fixture(autouse=True)
 def port_forward(sim, monkeypatch):
-    """``kubectl port-forward`` as far as the simulator allows: it has no pods/portforward stream, so the
-    forward goes straight to a ready frontend process of the Service's graph (what the real one reaches).
-    Used when the Service's address does not answer - e.g. after a rolling update moved the frontend."""
-    import contextlib
-
-    calls: list[tuple] = []
-
-    @contextlib.contextmanager
-    def forward(kubeconfig, context, namespace, target, remote_port, **_):
-        calls.append((namespace, target, remote_port))
-        procs = [p for p in graph_processes(sim, namespace) if p["role"] == "frontend" and p["ready"]]
-        assert procs, f"no ready frontend to forward {target} to"
-        yield f"http://{procs[0]['host']}:{procs[0]['port']}"
-
-    monkeypatch.setattr("runtime.portforward.port_forward", forward)
-    return calls
-
-
-def graph_processes(sim, ns: str) -> list[dict]:
-    return [p for p in sim.ctl.runtime.processes() if p["pod"].startswith(f"{ns}/")]
+    return simulate_port_forward(sim, monkeypatch)
 
 
 def assert_gone(sim, name: str) -> None:

@@ -12,7 +12,6 @@ PermanentError before any write reaches the API server.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 
@@ -31,7 +30,16 @@ from runtime.kube_backend import KubeBackend
 from runtime.render.ledger import STATUS_KEY
 from runtime.spec import DEFAULT_IMAGE
 
-from .conftest import leftovers, make_spec, spec_doc, start_cluster, stop_cluster, writes
+from .conftest import (
+    graph_processes,
+    leftovers,
+    make_spec,
+    simulate_port_forward,
+    spec_doc,
+    start_cluster,
+    stop_cluster,
+    writes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,19 +58,7 @@ def sim(tmp_path_factory, chart_env):
 
 @pytest.fixture(autouse=True)
 def port_forward(sim, monkeypatch):
-    """``kubectl port-forward`` as far as the simulator allows (see tests/integration/kube/test_deploy.py):
-    straight to a ready frontend process of the Service's graph."""
-    @contextlib.contextmanager
-    def forward(kubeconfig, context, namespace, target, remote_port, **_):
-        procs = [p for p in graph_processes(sim, namespace) if p["role"] == "frontend" and p["ready"]]
-        assert procs, f"no ready frontend to forward {target} to"
-        yield f"http://{procs[0]['host']}:{procs[0]['port']}"
-
-    monkeypatch.setattr("runtime.portforward.port_forward", forward)
-
-
-def graph_processes(sim, ns: str) -> list[dict]:
-    return [p for p in sim.ctl.runtime.processes() if p["pod"].startswith(f"{ns}/")]
+    return simulate_port_forward(sim, monkeypatch)
 
 
 def images(dgd: dict) -> dict[str, str]:
