@@ -75,3 +75,14 @@ def helm(request, kubeapi) -> Tool:
 @pytest.fixture
 def helm4(kubeapi) -> Tool:
     return Tool(require_binary("helm", major=4), kubeapi.env)
+
+
+def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
+    """Poll ``pred`` every 20 ms until it returns something truthy (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

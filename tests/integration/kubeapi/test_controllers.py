@@ -22,7 +22,7 @@ import pytest
 from tests.harness.kubeapi import Simulator
 from tests.harness.kubeapi.controllers import NodeSpec, install_all
 
-from .conftest import CHART
+from .conftest import CHART, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +47,6 @@ def kubeapi(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     assert not sim.controller_errors, "\n".join(e[2] for e in sim.controller_errors)
 
 
-def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def events_for(store, name: str, ns: str = "default") -> list[tuple[str, str, str]]:

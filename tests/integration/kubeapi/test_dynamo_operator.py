@@ -30,6 +30,8 @@ import yaml
 from tests.harness.kubeapi import Simulator
 from tests.harness.kubeapi.controllers import dynamo_crds, install_all, leftover_pids
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.integration
 
 API = "nvidia.com/v1beta1"
@@ -84,14 +86,6 @@ def record(store) -> tuple[list[dict], Callable[[], None]]:
     return seen, store.subscribe(on)
 
 
-def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def ready(obj: dict) -> dict:

@@ -20,7 +20,6 @@ import asyncio
 import json
 import random
 import threading
-import time
 from collections import Counter
 
 import httpx
@@ -39,6 +38,7 @@ from tests.harness.kubeapi.controllers import (
 )
 
 from .conftest import Tool, require_binary
+from .conftest import wait_for as _wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -130,14 +130,9 @@ def http():
         yield c
 
 
+
 def wait_for(pred, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return _wait_for(pred, timeout, what)
 
 
 def setup_services(sim, ns: str, *names: str, ns_labels: dict | None = None) -> None:
