@@ -93,13 +93,14 @@ def reach(spec, candidate) -> Iterator[Reach]:
     stable, cand = _kube(spec), _candidate_graph(candidate)
     with contextlib.ExitStack() as stack:
         stable_url = stack.enter_context(stable.reach())
-        cand_url = stack.enter_context(cand.reach()) if cand.frontend_pods() else None
+        cand_pods = cand.frontend_pods()
+        cand_url = stack.enter_context(cand.reach()) if cand_pods else None
         entry = kube_route.entry(stable.kube, spec) if spec.serving.route is not None else None
         if spec.serving.route is not None and entry is None:
             raise PermanentError("serving.route has no address yet (the Gateway or ingress controller reports none)",
                                  hint="check the Gateway's / Ingress's status: kubectl describe")
         groups = {"stable": [_metrics_url(stack, stable, p) for p in stable.frontend_pods()],
-                  "candidate": [_metrics_url(stack, cand, p) for p in cand.frontend_pods()]}
+                  "candidate": [_metrics_url(stack, cand, p) for p in cand_pods]}
         yield Reach(stable=stable_url, candidate=cand_url, entry=entry[0] if entry else stable_url,
                     entry_host=entry[1] if entry else None, groups=groups, ttft_metrics=FRONTEND_TTFT)
 

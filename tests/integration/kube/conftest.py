@@ -155,3 +155,18 @@ def simulate_port_forward(sim: Simulator, monkeypatch) -> list[tuple]:
 
     monkeypatch.setattr("runtime.portforward.port_forward", forward)
     return calls
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory, chart_env):
+    """One simulator per test module, with every controller and the process runtime (modules needing other
+    switches define their own ``sim``)."""
+    sim = start_cluster(tmp_path_factory, process_runtime=True)
+    yield sim
+    stop_cluster(sim)
+
+
+@pytest.fixture
+def port_forward(sim, monkeypatch):
+    """The simulated ``kubectl port-forward`` (``simulate_port_forward``); the calls it got."""
+    return simulate_port_forward(sim, monkeypatch)

@@ -29,13 +29,10 @@ from .conftest import (
     graph_processes,
     leftovers,
     make_spec,
-    simulate_port_forward,
     spec_doc,
-    start_cluster,
-    stop_cluster,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("port_forward")]
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 DGD = ("nvidia.com/v1beta1", "DynamoGraphDeployment")
@@ -46,18 +43,6 @@ TOPOLOGIES = {
                {"platform": {"operator_mode": "namespace"}}),
     "disagg_router": ({"topology": "disagg_router", "prefill": {"replicas": 1}, "decode": {"replicas": 2}}, {}),
 }
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory, chart_env):
-    sim = start_cluster(tmp_path_factory, process_runtime=True)
-    yield sim
-    stop_cluster(sim)
-
-
-@pytest.fixture(autouse=True)
-def port_forward(sim, monkeypatch):
-    return simulate_port_forward(sim, monkeypatch)
 
 
 def assert_gone(sim, name: str) -> None:

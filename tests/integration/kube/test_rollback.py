@@ -34,31 +34,16 @@ from .conftest import (
     graph_processes,
     leftovers,
     make_spec,
-    simulate_port_forward,
     spec_doc,
-    start_cluster,
-    stop_cluster,
     writes,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("port_forward")]
 
 DGD = ("nvidia.com/v1beta1", "DynamoGraphDeployment")
 SERVING = {"topology": "agg", "workers": {"replicas": 2}}
 IMAGE_1 = DEFAULT_IMAGE
 IMAGE_2 = "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1-hotfix.2"
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory, chart_env):
-    sim = start_cluster(tmp_path_factory, process_runtime=True)
-    yield sim
-    stop_cluster(sim)
-
-
-@pytest.fixture(autouse=True)
-def port_forward(sim, monkeypatch):
-    return simulate_port_forward(sim, monkeypatch)
 
 
 def images(dgd: dict) -> dict[str, str]:
