@@ -14,19 +14,10 @@ import httpx
 
 from runtime.errors import RolloutFailed
 
-_client: httpx.Client | None = None
-
 
 def _get(url: str, timeout: float = 2.0) -> httpx.Response | None:
-    # One client for every probe, and no TLS set-up: httpx.get builds a client, and with it a TLS
-    # context from the CA bundle, on each call (~0.1 s of CPU on a loaded 2-core box, for a plain
-    # http request to loopback), and the readiness loops probe several endpoints ten times a second.
-    # No keep-alive: a process that restarts on the same port must not meet a stale pooled connection.
-    global _client
-    if _client is None:
-        _client = httpx.Client(verify=False, limits=httpx.Limits(max_keepalive_connections=0))
     try:
-        return _client.get(url, timeout=timeout)
+        return httpx.get(url, timeout=timeout)
     except httpx.HTTPError:
         return None
 
