@@ -42,6 +42,13 @@ def page(stack, tmp_path, request):
         pg = ctx.new_page()
         console: list[str] = []
         pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
+        # the API calls the UI made, so a form that did not submit says whether it sent anything
+        pg.on("request", lambda r: console.append(f"request: {r.method} {r.url}"[:300])
+              if "/api/" in r.url and r.method != "GET" else None)
+        pg.on("response", lambda r: console.append(f"response: {r.status} {r.request.method} {r.url}"[:300])
+              if "/api/" in r.url and (r.status >= 400 or r.request.method != "GET") else None)
+        pg.on("requestfailed", lambda r: console.append(f"failed: {r.method} {r.url} {r.failure}"[:300]))
+        pg.dynadeploy_console = console  # read by submitted_run() for its failure message
         yield pg
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
@@ -85,11 +92,9 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     run_name = page.locator(".p-label", has_text="Run Name").locator("input").input_value()
     assert run_name
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_url(f"**/deployments/deployment/{dep['id']}?tab=Runs")
+    run = submitted_run(stack, page, run_name)
+    page.wait_for_url(f"**/deployments/deployment/{dep['id']}?tab=Runs", timeout=60_000)
 
-    runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [run_name]}}}).json()
-    assert len(runs) == 1, runs
-    run = runs[0]
     assert run["parameters"]["revision"] == 1 and run["parameters"]["spec"] == str(v2)
     assert run["parameters"]["auto_approve"] is False
     form = stack.wait_for_form(run["id"], timeout_s=240)["form_schema"]
@@ -126,3 +131,31 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     logs = " ".join(entry["message"] for entry in stack.run_logs(run["id"]))
     assert "stage approval: done" in logs and "approved: approved in the Prefect UI" in logs
     print(f"approval in the UI -> run Completed: {restore_s:.1f}s")
+
+
+def submitted_run(stack, page, run_name: str, timeout_s: float = 150) -> dict:
+    """The flow run the UI's Submit created, once the server has it.
+
+    On a loaded machine the form's validation and the create call can take a while, so this waits
+    on the server rather than on the page. A Submit that sent no create call within 45 s (the click
+    landed while the form was still busy) is clicked once more, as a person would; one that did send
+    it is never repeated, so there is no second run. A form that never submits fails with what the
+    page showed and the API calls it made.
+    """
+    console = page.dynadeploy_console
+    deadline = time.monotonic() + timeout_s
+    clicked_again = False
+    while time.monotonic() < deadline:
+        runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [run_name]}}}).json()
+        if runs:
+            assert len(runs) == 1, f"one Submit, one run: {runs}"
+            return runs[0]
+        sent = any("create_flow_run" in line and line.startswith("request:") for line in console)
+        if not sent and not clicked_again and time.monotonic() > deadline - timeout_s + 45:
+            page.get_by_role("button", name="Submit").click()
+            clicked_again = True
+        page.wait_for_timeout(500)
+    shown = page.locator(".p-toast, .p-message, .schema-form-property--invalid").all_inner_texts()
+    raise AssertionError(f"no flow run {run_name!r} after Submit ({timeout_s:.0f}s; clicked again: {clicked_again});"
+                         f" the page showed {shown!r} at {page.url};\nbrowser log:\n" + "\n".join(console[-40:])
+                         + f"\nserver log:\n{stack.log_tail('server')}")
