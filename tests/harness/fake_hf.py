@@ -148,6 +148,10 @@ class FakeHub:
         self._log: list[Request] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
+        # Requests being answered: a handler records a request after writing its reply, so a client
+        # can see a 404 before the log does; requests() waits for these to finish (bounded).
+        self._in_flight = 0
+        self._settled = threading.Condition(self._lock)
         self._conns: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -240,7 +244,8 @@ class FakeHub:
             self._faults.clear()
 
     def requests(self, method: str | None = None, filename: str | None = None) -> list[Request]:
-        with self._lock:
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=5.0)
             log = list(self._log)
         return [r for r in log if (method is None or r.method == method)
                 and (filename is None or r.filename == filename)]
@@ -252,9 +257,16 @@ class FakeHub:
     def xet_requests(self) -> list[Request]:
         return [r for r in self.requests() if "xet" in r.path.lower()]
 
-    def _record(self, req: Request) -> None:
+    def _begin(self) -> None:
         with self._lock:
-            self._log.append(req)
+            self._in_flight += 1
+
+    def _end(self, req: Request | None) -> None:
+        with self._settled:
+            if req is not None:
+                self._log.append(req)
+            self._in_flight -= 1
+            self._settled.notify_all()
 
     def _take_fault(self, method: str, reply: _Reply) -> _Fault | None:
         if reply.filename is None:
@@ -501,6 +513,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
+        self.hub._begin()
+        req = None
+        try:
+            req = self._answer(method)
+        finally:
+            self.hub._end(req)  # a reply cut by the client is not logged, as before
+
+    def _answer(self, method: str) -> Request:
         parts = urlsplit(self.path)
         raw_path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -547,4 +567,4 @@ class _Handler(BaseHTTPRequestHandler):
         filename = reply.filename
         if filename is None and (m := _RESOLVE.match(raw_path)):
             filename = unquote(m["file"])
-        self.hub._record(Request(method, unquote(raw_path), query, range_header, status, sent, auth, filename))
+        return Request(method, unquote(raw_path), query, range_header, status, sent, auth, filename)
