@@ -42,20 +42,27 @@ def page(stack, tmp_path, request):
         pg = ctx.new_page()
         console: list[str] = []
         pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300]))
-        # the API calls the UI made, so a form that did not submit says whether it sent anything
-        pg.on("request", lambda r: console.append(f"request: {r.method} {r.url}"[:300])
+        # the API writes the UI made (method, url, status; None until answered), so a form that did
+        # not go through says whether it sent anything and what the server answered
+        calls: list[list] = []
+        pg.on("request", lambda r: calls.append([r.method, r.url, None])
               if "/api/" in r.url and r.method != "GET" else None)
-        pg.on("response", lambda r: console.append(f"response: {r.status} {r.request.method} {r.url}"[:300])
-              if "/api/" in r.url and (r.status >= 400 or r.request.method != "GET") else None)
+
+        def answered(resp) -> None:
+            for call in reversed(calls):
+                if call[1] == resp.url and call[0] == resp.request.method and call[2] is None:
+                    call[2] = resp.status
+                    break
+        pg.on("response", answered)
         pg.on("requestfailed", lambda r: console.append(f"failed: {r.method} {r.url} {r.failure}"[:300]))
-        pg.dynadeploy_console = console  # read by submitted_run() for its failure message
+        pg.dynadeploy_calls = calls  # read by submit() for its retries and its failure message
         yield pg
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             shots.mkdir(exist_ok=True)
             for i, p in enumerate(ctx.pages):
                 p.screenshot(path=str(shots / f"page-{i}.png"), full_page=True)
-            (shots / "console.txt").write_text("\n".join(console))
+            (shots / "console.txt").write_text("\n".join(console + [f"{m} {u} -> {st}" for m, u, st in calls]))
             print(f"screenshots of the failed UI test: {shots}")
         ctx.close()
 
@@ -91,8 +98,11 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     page.locator(".schema-form-property", has_text="reason (Optional)").locator("textarea").fill("e2e from the UI")
     run_name = page.locator(".p-label", has_text="Run Name").locator("input").input_value()
     assert run_name
-    page.get_by_role("button", name="Submit").click()
-    run = submitted_run(stack, page, run_name)
+    submit(stack, page, page.get_by_role("button", name="Submit"), "/create_flow_run",
+           done=lambda: bool(runs_named(stack, run_name)))
+    runs = runs_named(stack, run_name)
+    assert len(runs) == 1, f"one run from the form: {runs}"
+    run = runs[0]
     page.wait_for_url(f"**/deployments/deployment/{dep['id']}?tab=Runs", timeout=60_000)
 
     assert run["parameters"]["revision"] == 1 and run["parameters"]["spec"] == str(v2)
@@ -112,7 +122,8 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     expect(approve).to_have_attribute("aria-checked", "true")
     modal.locator(".schema-form-property", has_text="Note").locator("textarea").fill("approved in the Prefect UI")
     t_approved = time.monotonic()
-    modal.get_by_role("button", name="Submit").click()
+    submit(stack, page, modal.get_by_role("button", name="Submit"), f"/flow_runs/{run['id']}/resume",
+           done=lambda: stack.flow_run(run["id"])["state_type"] != "PAUSED")
     expect(modal).to_be_hidden()
 
     done = stack.wait(run["id"], timeout_s=300)
@@ -133,29 +144,40 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     print(f"approval in the UI -> run Completed: {restore_s:.1f}s")
 
 
-def submitted_run(stack, page, run_name: str, timeout_s: float = 150) -> dict:
-    """The flow run the UI's Submit created, once the server has it.
 
-    On a loaded machine the form's validation and the create call can take a while, so this waits
-    on the server rather than on the page. A Submit that sent no create call within 45 s (the click
-    landed while the form was still busy) is clicked once more, as a person would; one that did send
-    it is never repeated, so there is no second run. A form that never submits fails with what the
-    page showed and the API calls it made.
+def runs_named(stack, run_name: str) -> list[dict]:
+    return stack.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [run_name]}}}).json()
+
+
+def submit(stack, page, button, call: str, done, timeout_s: float = 150, attempts: int = 3) -> None:
+    """Click a form's Submit until the server has taken what it sent (``done()``), as a person would.
+
+    Prefect's SQLite server answers a write with 503 when the database stays locked by concurrent
+    writers (the worker's heartbeats, the event persister, the flow's logs); the UI then shows an
+    error toast and keeps the form, and a person submits again. So does this, up to ``attempts``
+    clicks, only after the previous write was answered with a 5xx, or was never sent within 45 s
+    (the click landed while the form was busy): a write that is pending or succeeded is never
+    repeated, so a retry cannot make a second run or resume. A form that never goes through fails
+    with what the page showed and every write the UI made.
     """
-    console = page.dynadeploy_console
+    calls = page.dynadeploy_calls
     deadline = time.monotonic() + timeout_s
-    clicked_again = False
-    while time.monotonic() < deadline:
-        runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [run_name]}}}).json()
-        if runs:
-            assert len(runs) == 1, f"one Submit, one run: {runs}"
-            return runs[0]
-        sent = any("create_flow_run" in line and line.startswith("request:") for line in console)
-        if not sent and not clicked_again and time.monotonic() > deadline - timeout_s + 45:
-            page.get_by_role("button", name="Submit").click()
-            clicked_again = True
-        page.wait_for_timeout(500)
+    clicks = 0
+    while clicks < attempts:
+        mark, clicked_at = len(calls), time.monotonic()
+        button.click()
+        clicks += 1
+        while time.monotonic() < deadline:
+            if done():
+                return
+            sent = [c for c in calls[mark:] if call in c[1]]
+            if (sent and sent[-1][2] is not None and sent[-1][2] >= 500) or \
+                    (not sent and time.monotonic() - clicked_at > 45):
+                break  # refused by the server or never sent: submit again
+            page.wait_for_timeout(300)
+        else:
+            break
     shown = page.locator(".p-toast, .p-message, .schema-form-property--invalid").all_inner_texts()
-    raise AssertionError(f"no flow run {run_name!r} after Submit ({timeout_s:.0f}s; clicked again: {clicked_again});"
-                         f" the page showed {shown!r} at {page.url};\nbrowser log:\n" + "\n".join(console[-40:])
-                         + f"\nserver log:\n{stack.log_tail('server')}")
+    writes = "\n".join(f"{m} {u} -> {st}" for m, u, st in calls[-40:])
+    raise AssertionError(f"{call} not taken after {clicks} Submit click(s); the page showed {shown!r} at {page.url};"
+                         f"\nthe UI's writes:\n{writes}\nserver log:\n{stack.log_tail('server')}")
