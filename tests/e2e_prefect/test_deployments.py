@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -193,8 +194,19 @@ def _lock_windows(stack, run_ids: list[str], limit: str) -> dict[str, tuple[floa
     return out
 
 
+@contextmanager
+def holding_slot(stack, limit: str):
+    """Hold a target's slot from the test process, as a flow run holds it (flows/_lock.py)."""
+    from prefect.concurrency.sync import concurrency
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api}):
+        with concurrency(limit, occupy=1, timeout_seconds=120, strict=True, lease_duration=600):
+            yield
+
+
 def _work_window(stack, run_id: str) -> tuple[float, float]:
-    """First task start to last task end of a run and its subflows (rollback runs deploy as a subflow)."""
+    """First task start to last task end of a run and any subflows it ran."""
     ids = [run_id] + [f["id"] for f in stack.subflow_runs(run_id)]
     tasks = [t for t in stack.task_runs(ids) if t["start_time"] and t["end_time"]]
     assert tasks
@@ -208,10 +220,16 @@ def test_concurrency_limit_runs_a_deploy_and_a_rollback_one_after_the_other(stac
         stack.wait(stack.run("deploy/deploy-local", spec=str(target["path"]),
                              overrides={"serving": {"mocker": {"speedup_ratio": 12.0}}}), timeout_s=300)
         before = LocalBackend(spec).revisions()
-    deploy_id = stack.run("deploy/deploy-local", spec=str(target["path"]),
-                          overrides={"serving": {"mocker": {"speedup_ratio": 8.0}}}, reason="e2e concurrent deploy")
-    rollback_id = stack.run("rollback/rollback-local", spec=str(target["path"]), revision=1, auto_approve=True,
-                            reason="e2e concurrent rollback")
+    # The test holds the target's slot until both runs are Running, so they meet at the slot
+    # whatever the worker's timing: without it, a deploy that finishes before the worker has started
+    # the rollback's process (seconds on a busy box) would test nothing.
+    with holding_slot(stack, f"dynadeploy-target-{NAME}"):
+        deploy_id = stack.run("deploy/deploy-local", spec=str(target["path"]),
+                              overrides={"serving": {"mocker": {"speedup_ratio": 8.0}}}, reason="e2e concurrent deploy")
+        rollback_id = stack.run("rollback/rollback-local", spec=str(target["path"]), revision=1, auto_approve=True,
+                                reason="e2e concurrent rollback")
+        for rid in (deploy_id, rollback_id):
+            stack.wait(rid, states={"RUNNING"}, timeout_s=300)
     runs = {rid: stack.wait(rid, timeout_s=400) for rid in (deploy_id, rollback_id)}
     assert all(fr["state_type"] == "COMPLETED" for fr in runs.values()), {r["name"]: r["state"] for r in runs.values()}
 
