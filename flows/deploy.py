@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
-from prefect.utilities.annotations import quote
 
 from flows._lock import target_lock
 from flows._progress import side_by_side, stage
@@ -26,56 +25,48 @@ def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deplo
     """
     s = load(spec, overrides)
     with target_lock(s, held=locked):
-        return deploy_stages(s, reason, started_by)
+        return _deploy(s, reason, started_by)
 
 
-def deploy_stages(s, reason: str = "deploy", started_by: str = "dynadeploy") -> dict:
-    """The deploy's stage sequence for a loaded spec, run in the calling flow: the deploy flow, and
-    the rollback flow, which restores a recorded spec with it (no subflow to create and finish).
-
-    The tasks get the spec quoted: it holds no futures, and Prefect would otherwise walk the whole
-    model on every call and ship it in each task run's inputs (a quarter to a third of what a task run
-    costs the flow process).
-    """
-    q = quote(s)
+def _deploy(s, reason: str, started_by: str) -> dict:
     try:
         with stage("provision") as st:
-            env = stages.provision(q)
+            env = stages.provision(s)
             st.note(env.get("state_dir") or env.get("cluster", ""))
         with stage("gpu") as st:
-            gpus = stages.detect_gpus(q)
+            gpus = stages.detect_gpus(s)
             st.note(f"{gpus['gpus']} GPU(s), engine {gpus['engine']}")
         # The platform install and the model download do not depend on each other: side by side.
         done = side_by_side(
-            {"platform": stages.install_platform.submit(q), "model-cache": stages.cache_model.submit(q, gpus["engine"])},
+            {"platform": stages.install_platform.submit(s), "model-cache": stages.cache_model.submit(s, gpus["engine"])},
             {"platform": lambda p: p.get("note") or p["endpoint"],
              "model-cache": lambda m: f"{m.model_id}@{m.revision} {'reused' if m.reused else 'stored'}"})
         platform, model = done["platform"], done["model-cache"]
         with stage("rollout") as st:
-            rollout = stages.roll_out(q, gpus["engine"], model, reason=reason, started_by=started_by)
+            rollout = stages.roll_out(s, gpus["engine"], model, reason=reason, started_by=started_by)
             restored = getattr(rollout, "note", "")  # e.g. ECS: recorded task definitions reused or registered again
             st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}"
                     + (f"; {restored}" if restored else ""))
         endpoint = getattr(rollout, "endpoint", None) or platform["endpoint"]
         with stage("smoke") as st:
             try:
-                smoke = run_smoke_test(q, platform["endpoint"], rollout.revision)
+                smoke = run_smoke_test(s, platform["endpoint"], rollout.revision)
             except Exception as exc:
-                stages.record_smoke(q, rollout.revision, {"passed": False, **getattr(exc, "report", {})})
+                stages.record_smoke(s, rollout.revision, {"passed": False, **getattr(exc, "report", {})})
                 raise
-            stages.record_smoke(q, rollout.revision, smoke)
+            stages.record_smoke(s, rollout.revision, smoke)
             st.note(f"{smoke['requests']} requests, ttft p90 {smoke['ttft_ms']['p90']:.0f} ms")
     except Exception:
         if s.teardown.on_failure:
             with stage("teardown"):
-                stages.tear_down(q, keep_model_cache=s.teardown.keep_model_cache)
+                stages.tear_down(s, keep_model_cache=s.teardown.keep_model_cache)
         raise
     create_table_artifact(
         key=f"revisions-{s.name}"[:60],
         table=[{"revision": r.number, "status": r.status, "created": r.created_at, "reason": r.reason,
                 "started_by": r.started_by, "model": f"{r.model.get('id')}@{r.model.get('revision')}",
                 "spec_hash": r.spec_hash[:12], "smoke_passed": r.smoke.get("passed")}
-               for r in stages.read_ledger(q)],
+               for r in stages.read_ledger(s)],
         description=f"Revision ledger of {s.name}",
     )
     create_table_artifact(

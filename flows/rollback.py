@@ -4,28 +4,20 @@
    artifact of what will change;
 2. approval (unless auto_approve): the run pauses with a typed form (approve, note); a rejection
    changes nothing;
-3. restore: the deploy stages run on the recorded spec, in this flow run (the deploy flow's
-   sequence, flows/deploy.py's deploy_stages: one task per stage, as a deploy), so platform, model
-   cache revision and graph are restored in that order and verified by the smoke test; the result
-   is a new revision.
-
-The approval wait is woken by the server's event for the resume (flows/_approval.py) rather than
-polled, and the restore is not a deploy subflow: on the 2-core bench box (bench/bench_prefect.py) the
-subflow around the restore took 2.8 s and polling every second ~0.7 s, against ~1.7 s for the whole
-warm restore called directly.
+3. restore: the deploy flow runs on the recorded spec, so platform, model cache revision and graph
+   are restored in that order and verified by the smoke test; the result is a new revision.
 """
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, pause_flow_run
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.input import RunInput
 
-from flows._approval import wait_for_answer
 from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load
-from flows.deploy import deploy_stages
+from flows.deploy import deploy
 from runtime import revisions as revlib
 from runtime.errors import PermanentError
 from tasks import stages
@@ -61,11 +53,12 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
     note = ""
     if not auto_approve:
         with stage("approval") as st:
-            answer = wait_for_answer(
-                RollbackApproval.with_initial_data(
+            answer = pause_flow_run(
+                wait_for_input=RollbackApproval.with_initial_data(
                     description=f"Roll {s.name} back to revision {target.number}? See the rollback-plan artifact.",
                     approve=False),
-                timeout_s=approval_timeout_s, key=f"rollback-{s.name}-{target.number}")
+                # Prefect's default checks for the answer every 10 s, which alone is twice the restore.
+                timeout=approval_timeout_s, poll_interval=1, key=f"rollback-{s.name}-{target.number}")
             note = answer.note
             st.note(("approved" if answer.approve else "rejected") + (f": {note}" if note else ""))
         if not answer.approve:
@@ -75,7 +68,7 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
             return {"name": s.name, "status": "rejected", "revision": cur.number if cur else None}
     why = f"rollback to revision {target.number}: {reason}" + (f" ({note})" if note else "")
     with stage("restore") as st:
-        result = deploy_stages(load(target.spec), reason=why[:200], started_by="rollback")
+        result = deploy(spec=target.spec, reason=why[:200], started_by="rollback", locked=True)
         st.note(f"revision {result['revision']} serves the spec of revision {target.number}")
     create_markdown_artifact(
         key=f"rollback-{s.name}"[:60],

@@ -81,10 +81,9 @@ def open_client(base_url: str, concurrency: int, timeout_s: float) -> httpx.Asyn
     """An httpx client for the requests that are not hot (``check_models``)."""
     import httpx
 
-    root = api_root(base_url)
     return httpx.AsyncClient(
-        base_url=root,
-        verify=_ssl_context() if root.startswith("https:") else False,  # no CA bundle to load for http
+        base_url=api_root(base_url),
+        verify=_ssl_context(),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
     )

@@ -17,10 +17,6 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
-# Imported here, not on first use: a rollback's flow-run process would otherwise pay for it (~60 ms,
-# mostly regex compiles) after the approval, in its first stage.
-from supervisor.xmlrpc import SupervisorTransport
-
 from runtime.errors import ToolError, TransientError
 from runtime.local.paths import DeploymentPaths
 from runtime.local.plan import Program
@@ -97,6 +93,8 @@ class Supervisor:
 
     # -- lifecycle -------------------------------------------------------------------------
     def proxy(self) -> xmlrpc.client.ServerProxy:
+        from supervisor.xmlrpc import SupervisorTransport
+
         transport = SupervisorTransport(None, None, f"unix://{self.paths.socket}")
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
