@@ -2,9 +2,9 @@
 
 deploy, canary, rollback and teardown all take the `dynadeploy-target-<name>` slot (limit 1) for
 their whole run, so a scheduled canary, a deploy and a rollback started from the UI queue behind
-each other instead of fighting over one target. The limit is created on first use. A flow that calls
-another as a subflow (canary promotes through deploy) passes ``locked=True`` down so the inner flow
-does not wait on the slot its parent holds; rollback runs the deploy's stages in its own run.
+each other instead of fighting over one target. The limit is created on first use. Flows that call
+another flow as a subflow (rollback and canary call deploy) pass ``locked=True`` down so the inner
+flow does not wait on the slot its parent holds.
 """
 
 from __future__ import annotations
