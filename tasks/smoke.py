@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from runtime import loadgen, sla
 from runtime.backends import backend_for
 from runtime.errors import SmokeTestFailed
+from tasks._policy import TRANSIENT
 
 
 def _key(prefix: str, name: str) -> str:
@@ -24,7 +25,10 @@ def _reach(spec, endpoint: str):
     return reach() if reach is not None else contextlib.nullcontext(endpoint)
 
 
-@task(name="smoke-test", cache_policy=NO_CACHE, timeout_seconds=900)
+# Retried only when the endpoint cannot be reached or answers 5xx at /v1/models (TransientError):
+# a frontend restarting under its supervisor, or an address not yet routable right after a rollout.
+# A served request that fails or misses the SLA is a verdict (SmokeTestFailed), never retried.
+@task(name="smoke-test", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
 def run_smoke_test(spec, endpoint: str, revision: int) -> dict:
     try:
         with _reach(spec, endpoint) as url:
