@@ -196,13 +196,20 @@ def _lock_windows(stack, run_ids: list[str], limit: str) -> dict[str, tuple[floa
 
 @contextmanager
 def holding_slot(stack, limit: str):
-    """Hold a target's slot from the test process, as a flow run holds it (flows/_lock.py)."""
-    from prefect.concurrency.sync import concurrency
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Hold a target's slot as a flow run holds it (flows/_lock.py: a lease on the global limit).
 
-    with temporary_settings({PREFECT_API_URL: stack.api}):
-        with concurrency(limit, occupy=1, timeout_seconds=120, strict=True, lease_duration=600):
-            yield
+    Plain calls to the server's API: Prefect's own client here would start process-wide services
+    (the events worker) bound to this server, which outlive it and swallow the events of later
+    tests in this pytest process.
+    """
+    r = stack.http.post("/v2/concurrency_limits/increment-with-lease",
+                        json={"names": [limit], "slots": 1, "mode": "concurrency", "lease_duration": 600})
+    assert r.status_code == 200, f"the test could not take {limit}: {r.status_code} {r.text}"
+    lease_id = r.json()["lease_id"]
+    try:
+        yield
+    finally:
+        stack.http.post("/v2/concurrency_limits/decrement-with-lease", json={"lease_id": lease_id})
 
 
 def _work_window(stack, run_id: str) -> tuple[float, float]:
