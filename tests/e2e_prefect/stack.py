@@ -326,6 +326,9 @@ class PrefectStack:
         r.raise_for_status()
         assert r.json().get("status") == "ACCEPT", r.text
 
+    def runs_named(self, name: str) -> list[dict]:
+        return self.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}).json()
+
     def subflow_runs(self, run_id: str) -> list[dict]:
         return self.http.post("/flow_runs/filter", json={
             "flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}).json()

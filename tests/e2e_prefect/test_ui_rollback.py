@@ -99,8 +99,8 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     run_name = page.locator(".p-label", has_text="Run Name").locator("input").input_value()
     assert run_name
     submit(stack, page, page.get_by_role("button", name="Submit"), "/create_flow_run",
-           done=lambda: bool(runs_named(stack, run_name)))
-    runs = runs_named(stack, run_name)
+           done=lambda: bool(stack.runs_named(run_name)))
+    runs = stack.runs_named(run_name)
     assert len(runs) == 1, f"one run from the form: {runs}"
     run = runs[0]
     page.wait_for_url(f"**/deployments/deployment/{dep['id']}?tab=Runs", timeout=60_000)
@@ -144,11 +144,6 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     print(f"approval in the UI -> run Completed: {restore_s:.1f}s")
 
 
-
-def runs_named(stack, run_name: str) -> list[dict]:
-    return stack.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [run_name]}}}).json()
-
-
 def submit(stack, page, button, call: str, done, timeout_s: float = 150, attempts: int = 3) -> None:
     """Click a form's Submit until the server has taken what it sent (``done()``), as a person would.
 
@@ -163,20 +158,19 @@ def submit(stack, page, button, call: str, done, timeout_s: float = 150, attempt
     calls = page.dynadeploy_calls
     deadline = time.monotonic() + timeout_s
     clicks = 0
-    while clicks < attempts:
+    while clicks < attempts and time.monotonic() < deadline:
         mark, clicked_at = len(calls), time.monotonic()
         button.click()
         clicks += 1
-        while time.monotonic() < deadline:
-            if done():
-                return
+        while time.monotonic() < deadline and not done():
             sent = [c for c in calls[mark:] if call in c[1]]
             if (sent and sent[-1][2] is not None and sent[-1][2] >= 500) or \
                     (not sent and time.monotonic() - clicked_at > 45):
                 break  # refused by the server or never sent: submit again
             page.wait_for_timeout(300)
         else:
-            break
+            if done():
+                return
     shown = page.locator(".p-toast, .p-message, .schema-form-property--invalid").all_inner_texts()
     writes = "\n".join(f"{m} {u} -> {st}" for m, u, st in calls[-40:])
     raise AssertionError(f"{call} not taken after {clicks} Submit click(s); the page showed {shown!r} at {page.url};"
