@@ -34,8 +34,6 @@ from runtime.backends import backend_for
 from runtime.errors import PermanentError, PreflightError
 from tasks import canary as steps
 
-HOLDS = 2  # extra analyses an inconclusive step gets before the candidate is withdrawn
-
 
 class CanaryFailed(PermanentError):
     """The candidate failed its gate and was withdrawn; stable serves as before."""
@@ -117,35 +115,49 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
 
 
 def _analyse(s, cand, step: gate.Step, info: dict):
+    """One step's analysis. An inconclusive one is measured again (``canary.holds`` times) and judged on
+    all of the step's samples so far: a hold adds evidence rather than rolling the dice again."""
     c, sm = s.canary, s.smoke
     load = (c.requests_per_step, sm.concurrency, sm.max_tokens, sm.prompt, c.analysis_interval_s)
-    for attempt in range(HOLDS + 1):
+    holds = gate.GateSettings.of(c).holds
+    pooled: dict[str, list] = {"stable": [], "candidate": []}
+    first_before = None
+    for attempt in range(holds + 1):
         with stage(f"analysis {step.label()}" + (f" (hold {attempt})" if attempt else "")) as st:
             if step.shifted:
                 steps.shift_traffic(s, cand, step, info)
                 m = steps.measure_shifted(s, cand, *load)
+                first_before = first_before or m["before"]  # the workers' counters are cumulative
                 names = tuple(m["ttft_metrics"])
-                p_stable = gate.group_ttft_p90_ms(m["before"]["stable"], m["after"]["stable"], names)
-                p_canary = gate.group_ttft_p90_ms(m["before"]["candidate"], m["after"]["candidate"], names)
-                verdict = gate.shifted_gate(m["report"], p_stable, p_canary, c)
+                p_stable = gate.group_ttft_p90_ms(first_before["stable"], m["after"]["stable"], names)
+                p_canary = gate.group_ttft_p90_ms(first_before["candidate"], m["after"]["candidate"], names)
+                pooled["stable"].append(m["report"])
+                report = gate.pool(pooled["stable"])
+                verdict = gate.shifted_gate(report, p_stable, p_canary, c)
                 row = {"step": step.label(), "share": step.share, "stable_ttft_p90_ms": p_stable,
-                       "candidate_ttft_p90_ms": p_canary, "errors": m["report"].errors,
-                       "requests": m["report"].count}
+                       "candidate_ttft_p90_ms": p_canary, "errors": report.errors,
+                       "requests": report.count}
             else:
                 out = steps.measure_side_by_side(s, cand, *load)
-                base, new = out["stable"]["report"], out["candidate"]["report"]
-                verdict = sla.compare(base, new, c)
+                pooled["stable"].append(out["stable"]["report"])
+                pooled["candidate"].append(out["candidate"]["report"])
+                base, new = gate.pool(pooled["stable"]), gate.pool(pooled["candidate"])
+                verdict = gate.side_by_side_gate(base, new, c)
                 fm = {k: metrics.frontend_summary(v["before"], v["after"]) for k, v in out.items()}
-                row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": base.ttft_ms.p90,
-                       "candidate_ttft_p90_ms": new.ttft_ms.p90, "stable_itl_p90_ms": base.itl_ms.p90,
-                       "candidate_itl_p90_ms": new.itl_ms.p90, "errors": base.errors + new.errors,
+                ps, pc = gate.p90s_ms(base), gate.p90s_ms(new)
+                row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": ps["ttft"],
+                       "candidate_ttft_p90_ms": pc["ttft"], "stable_itl_p90_ms": ps["itl"],
+                       "candidate_itl_p90_ms": pc["itl"], "errors": base.errors + new.errors,
                        "requests": base.count + new.count, "frontend_metrics": fm}
-            row |= {"verdict": verdict.status, "why": verdict.summary()}
+            row |= {"verdict": verdict.status, "why": verdict.summary(), "analyses": attempt + 1}
             st.note(verdict.summary())
         _event(s, "step", **{k: v for k, v in row.items() if k != "frontend_metrics"})
         if verdict.status != "inconclusive":
             return verdict, row
-    return sla.Verdict("fail", [f"still inconclusive after {HOLDS} holds"], verdict.notes), row
+    why = (f"still inconclusive after {holds} holds ({attempt + 1} analyses pooled): "
+           "the candidate could not be shown to be no worse than stable")
+    return sla.Verdict("fail", [why],
+                       verdict.notes), row
 
 
 def _publish(s, rows: list[dict], outcome: str) -> None:
