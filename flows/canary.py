@@ -133,7 +133,9 @@ def _analyse(s, cand, step: gate.Step, info: dict):
                 p_canary = gate.group_ttft_p90_ms(first_before["candidate"], m["after"]["candidate"], names)
                 pooled["stable"].append(m["report"])
                 report = gate.pool(pooled["stable"])
-                verdict = gate.shifted_gate(report, p_stable, p_canary, c)
+                buckets = {side: gate.group_ttft_buckets(first_before[side], m["after"][side], names)
+                           for side in ("stable", "candidate")}
+                verdict = gate.shifted_gate(report, p_stable, p_canary, c, buckets["stable"], buckets["candidate"])
                 row = {"step": step.label(), "share": step.share, "stable_ttft_p90_ms": p_stable,
                        "candidate_ttft_p90_ms": p_canary, "errors": report.errors,
                        "requests": report.count}

@@ -92,10 +92,41 @@ def group_ttft_p90_ms(before: dict[str, str], after: dict[str, str],
     return None
 
 
+def group_ttft_buckets(before: dict[str, str], after: dict[str, str],
+                       names: tuple[str, ...] = WORKER_TTFT) -> dict[float, float]:
+    """The cumulative TTFT histogram (le -> count) of a group of processes over a window, merged."""
+    for name in names:
+        merged: dict[float, float] = {}
+        for url, text in after.items():
+            d = metrics.delta(metrics.histogram(metrics.parse(text), name),
+                              metrics.histogram(metrics.parse(before.get(url, "")), name))
+            for le, count in d.items():
+                merged[le] = merged.get(le, 0.0) + count
+        if merged and max(merged.values()) > 0:
+            return merged
+    return {}
+
+
+def bucket_samples(buckets: dict[float, float]) -> list[float]:
+    """One value per observation, its bucket's upper bound: what a rank test can use of a histogram
+    (observations in one bucket are ties, which the test's tie correction accounts for)."""
+    out: list[float] = []
+    prev = 0.0
+    for le in sorted(buckets):
+        n = round(buckets[le] - prev)
+        out.extend([le * 1000] * max(n, 0))
+        prev = buckets[le]
+    return out
+
+
 def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: float | None,
-                 canary_spec) -> sla.Verdict:
+                 canary_spec, stable_buckets: dict[float, float] | None = None,
+                 canary_buckets: dict[float, float] | None = None) -> sla.Verdict:
     """The gate while the candidate serves real traffic: no request may fail, and the candidate's TTFT p90
-    (its workers' or its frontends') may not regress past the allowed fraction of stable's."""
+    (its workers' or its frontends') may not regress past the allowed fraction of stable's plus the
+    buckets' noise floor. With the histograms at hand the regression must also show in a Mann-Whitney
+    rank test on the bucketed observations; a p90 over the limit the test does not confirm is
+    inconclusive (the step measures again, pooling its windows)."""
     breaches, notes = [], []
     if report.errors:
         breaches.append(f"{report.errors} of {report.count} requests failed at the stable endpoint")
@@ -104,10 +135,24 @@ def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: f
         status = "fail" if breaches else "inconclusive"
         return sla.Verdict(status, breaches, notes)
     limit = stable_p90 * (1 + canary_spec.max_ttft_regression) + WORKER_NOISE_FLOOR_MS
-    if canary_p90 > limit:
-        breaches.append(f"candidate ttft p90 {canary_p90:.1f} ms > {limit:.1f} ms "
-                        f"(stable {stable_p90:.1f} ms + {canary_spec.max_ttft_regression:.0%})")
-    return sla.Verdict("fail" if breaches else "pass", breaches, notes)
+    text = (f"candidate ttft p90 {canary_p90:.1f} ms vs stable {stable_p90:.1f} ms (limit {limit:.1f} ms: "
+            f"stable + {canary_spec.max_ttft_regression:.0%} + {WORKER_NOISE_FLOOR_MS:g} ms for the buckets)")
+    if canary_p90 <= limit:
+        notes.append(text)
+        return sla.Verdict("fail" if breaches else "pass", breaches, notes)
+    if stable_buckets is None or canary_buckets is None:
+        breaches.append(text)
+        return sla.Verdict("fail", breaches, notes)
+    a, b = bucket_samples(stable_buckets), bucket_samples(canary_buckets)
+    g = GateSettings.of(canary_spec)
+    p, share = mann_whitney_greater(a, b)
+    evidence = (f"rank test on {len(a)} stable and {len(b)} candidate observations p={p:.2g} (counts under "
+                f"{g.alpha:.2g}), candidate slower in {share:.0%} of pairs")
+    if p < g.alpha:
+        breaches.append(f"{text}; {evidence}")
+        return sla.Verdict("fail", breaches, notes)
+    notes.append(f"{text}, but not beyond noise ({evidence}); more samples are needed")
+    return sla.Verdict("fail" if breaches else "inconclusive", breaches, notes)
 
 
 # --- the side-by-side gate: noise-aware, with an absolute floor and "inconclusive -> more samples" -------

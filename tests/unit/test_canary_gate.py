@@ -252,3 +252,19 @@ def test_gate_settings_fill_defaults_from_an_unset_spec_field():
     g = canary.GateSettings.of(CanarySpec())
     assert (g.ttft_floor_ms, g.itl_floor_ms, g.confidence, g.holds, g.needed) == (10.0, 2.0, 0.95, 2, 29)
     assert canary.GateSettings.of(CanarySpec(min_samples=35, holds=0)).needed == 35
+
+
+def test_shifted_gate_asks_the_rank_test_before_failing_a_bucketed_p90():
+    spec = SimpleNamespace(max_ttft_regression=0.2)
+    # cumulative buckets (s): stable mostly under 4.7 ms, candidate a few more in (10, 22] ms
+    stable = {0.0047: 28, 0.01: 29, 0.022: 30, float("inf"): 30}
+    noisy = {0.0047: 24, 0.01: 24, 0.022: 30, float("inf"): 30}
+    slow = {0.0047: 0, 0.01: 2, 0.022: 30, float("inf"): 30}
+    assert canary.bucket_samples({0.01: 2, 0.1: 3, float("inf"): 3}) == [10.0, 10.0, 100.0]
+    p_s, p_n, p_slow = (metrics.quantile(b, 0.9) * 1000 for b in (stable, noisy, slow))
+    assert p_n > p_s * 1.2 + canary.WORKER_NOISE_FLOOR_MS  # the p90s alone would fail it
+    v = canary.shifted_gate(report(10), p_s, p_n, spec, stable, noisy)
+    assert v.status == "inconclusive" and "not beyond noise" in v.summary() and "more samples" in v.summary()
+    v = canary.shifted_gate(report(10), p_s, p_slow, spec, stable, slow)
+    assert v.status == "fail" and "rank test on 30 stable and 30 candidate observations" in v.breaches[0]
+    assert canary.shifted_gate(report(10, errors=1), p_s, p_n, spec, stable, noisy).status == "fail"
