@@ -94,8 +94,10 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
                 took = time.monotonic() - t_fail
                 _event(s, "rolled-back", step=step.label(), verdict=verdict.summary(), withdraw_s=round(took, 2))
                 _publish(s, rows, f"**rolled back** at {step.label()}: {verdict.summary()} (withdrawn in {took:.1f}s)")
-                raise CanaryFailed(f"canary of {s.name} rolled back at {step.label()}: {verdict.summary()}",
+                err = CanaryFailed(f"canary of {s.name} rolled back at {step.label()}: {verdict.summary()}",
                                    hint="stable is unchanged; see the canary artifact for the numbers")
+                err.steps = rows  # the analyses, for a caller that reports them (bench/bench_canary.py)
+                raise err
         with stage("promote") as st:
             # The candidate spec rolled out to the stable graph; its rollout's last step points any
             # route at stable alone, so the candidate's share ends there.
@@ -135,7 +137,8 @@ def _analyse(s, cand, step: gate.Step, info: dict):
                 report = gate.pool(pooled["stable"])
                 buckets = {side: gate.group_ttft_buckets(first_before[side], m["after"][side], names)
                            for side in ("stable", "candidate")}
-                verdict = gate.shifted_gate(report, p_stable, p_canary, c, buckets["stable"], buckets["candidate"])
+                verdict = gate.shifted_gate(report, p_stable, p_canary, c, buckets["stable"], buckets["candidate"],
+                                            latest=m["report"] if attempt else None)
                 row = {"step": step.label(), "share": step.share, "stable_ttft_p90_ms": p_stable,
                        "candidate_ttft_p90_ms": p_canary, "errors": report.errors,
                        "requests": report.count}

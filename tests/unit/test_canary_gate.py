@@ -75,7 +75,9 @@ def test_shifted_gate():
     assert slow.status == "fail" and "candidate ttft p90" in slow.breaches[0]
     # bucket noise: a few ms over a tiny baseline is not a regression
     assert canary.shifted_gate(report(10), 2.6, 9.0, spec).status == "pass"
-    assert canary.shifted_gate(report(10, errors=1), 50.0, 50.0, spec).status == "fail"
+    # one failed request holds the step (measured again) since the gate's errors rule changed; two fail it
+    assert canary.shifted_gate(report(10, errors=1), 50.0, 50.0, spec).status == "inconclusive"
+    assert canary.shifted_gate(report(10, errors=2), 50.0, 50.0, spec).status == "fail"
     assert canary.shifted_gate(report(10), None, 50.0, spec).status == "inconclusive"
 
 
@@ -267,4 +269,21 @@ def test_shifted_gate_asks_the_rank_test_before_failing_a_bucketed_p90():
     assert v.status == "inconclusive" and "not beyond noise" in v.summary() and "more samples" in v.summary()
     v = canary.shifted_gate(report(10), p_s, p_slow, spec, stable, slow)
     assert v.status == "fail" and "rank test on 30 stable and 30 candidate observations" in v.breaches[0]
-    assert canary.shifted_gate(report(10, errors=1), p_s, p_n, spec, stable, noisy).status == "fail"
+    assert canary.shifted_gate(report(10, errors=2), p_s, p_n, spec, stable, noisy).status == "fail"
+
+
+def test_shifted_gate_holds_on_one_failed_request_and_fails_on_a_second():
+    spec = SimpleNamespace(max_ttft_regression=0.2)
+    one = canary.shifted_gate(report(40, errors=1), 50.0, 50.0, spec)
+    assert one.status == "inconclusive" and "1 of 40 requests failed at the stable endpoint (first: x)" in one.summary()
+    assert "a second failure fails the step" in one.summary()
+    # the hold's window saw none: a one-off
+    later = canary.shifted_gate(canary.pool([report(40, errors=1), report(40)]), 50.0, 50.0, spec, latest=report(40))
+    assert later.status == "pass" and "tolerated as a one-off" in later.summary()
+    two = canary.shifted_gate(canary.pool([report(40, errors=1), report(40, errors=1)]), 50.0, 50.0, spec,
+                              latest=report(40, errors=1))
+    assert two.status == "fail" and "2 of 80 requests failed" in two.breaches[0]
+    assert canary.shifted_gate(report(40, errors=5), 50.0, 50.0, spec).status == "fail"
+    # a share of failures the spec allows is no breach
+    lenient = SimpleNamespace(max_ttft_regression=0.2, max_error_rate=0.1)
+    assert canary.shifted_gate(report(40, errors=2), 50.0, 50.0, lenient).status == "pass"
