@@ -9,9 +9,10 @@ once; then, alternating:
 - healthy: `canary` with candidate `{"serving": {"mocker": {"speedup_ratio": 12}}}` (a faster engine). A
   promotion is right; a rollback is a false rollback. After a promotion the original spec is deployed
   again, so every healthy run starts from the same stable.
-- slow: candidate speedup_ratio 5 (`--slow-speedup`): the mocker takes twice as long per token, so
-  TTFT about doubles (the measured stable/candidate TTFT p90s are recorded). A rollback is right; a
-  promotion is a missed regression.
+- slow: candidate speedup_ratio 0.7 (`--slow-speedup`): the mocker's simulated prefill, a few ms of
+  a ~30 ms TTFT at speedup 10, grows 14-fold, so TTFT about doubles on a quiet machine (speedup 5 did
+  not move the measured TTFT past the load's noise). The measured stable/candidate TTFT p90s of every
+  step are recorded. A rollback is right; a promotion is a missed regression.
 
 Everything runs in-process through the real flows (Dynamo frontend and mocker processes, supervisord, a
 Prefect server under a temporary DYNADEPLOY_HOME, loopback only). Each run records its outcome, every
