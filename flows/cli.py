@@ -5,7 +5,9 @@
     dynadeploy teardown SPEC [--delete-model-cache]
     dynadeploy history SPEC                     the revision ledger
     dynadeploy diff SPEC A B                    what differs between revisions A and B
-    dynadeploy rollback SPEC [--revision N] [--yes]
+    dynadeploy rollback SPEC [--revision N] [--yes]   a rejected rollback exits 4
+    dynadeploy approve SPEC [--note TEXT]       approve the rollback that waits for approval
+    dynadeploy reject SPEC [--note TEXT]        reject it (the rollback changes nothing, ends Cancelled)
     dynadeploy server start|stop                the local Prefect server the CLI uses
 
 Flows report to PREFECT_API_URL when it is set, else to a local Prefect server this CLI starts once
@@ -87,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument("--yes", action="store_true", help="skip the approval pause (otherwise approve in the Prefect UI)")
     rb.add_argument("--output", choices=["text", "json"], default="text")
     rb.set_defaults(func=_rollback)
+
+    for verb, what in (("approve", "approve the paused rollback of a deployment: it restores the revision"),
+                       ("reject", ("reject the paused rollback of a deployment: nothing changes, its run ends "
+                                   "Cancelled and `dynadeploy rollback` exits 4"))):
+        ap = sub.add_parser(verb, help=what, description=what,
+                            epilog=f"example: dynadeploy {verb} infra/targets/local.yaml --note 'checked the plan'")
+        ap.add_argument("spec", help="the deployment's spec file (its name finds the waiting rollback)")
+        ap.add_argument("--note", default="", help="why; recorded with the answer and shown in the run")
+        ap.add_argument("--output", choices=["text", "json"], default="text")
+        ap.set_defaults(func=_answer, approve=verb == "approve")
 
     sv = sub.add_parser("server", help="the local Prefect server used when PREFECT_API_URL is unset")
     sv.add_argument("action", choices=["start", "stop", "url"])
@@ -178,20 +190,47 @@ def _rollback(args) -> int:
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
+    from prefect.exceptions import CancelledRun
+
     from flows.rollback import rollback
 
     if not args.yes and args.output == "text":
-        print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) ...",
-              file=sys.stderr)
-    result = _with_progress(lambda: rollback(spec=os.path.abspath(args.spec), revision=args.revision,
-                                             reason=args.reason, auto_approve=args.yes),
-                            show=args.output == "text", title=f"rollback {spec.name}")
+        print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) or from a "
+              f"terminal: dynadeploy approve|reject {args.spec} --note ...", file=sys.stderr)
+    try:
+        result = _with_progress(lambda: rollback(spec=os.path.abspath(args.spec), revision=args.revision,
+                                                 reason=args.reason, auto_approve=args.yes),
+                                show=args.output == "text", title=f"rollback {spec.name}")
+    except CancelledRun as exc:
+        if args.output == "json":
+            print(json.dumps({"name": spec.name, "status": "rejected", "message": str(exc)}, indent=2))
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     if args.output == "json":
         print(json.dumps(result, indent=2))
     elif result["status"] == "rejected":
         print(f"rollback of {spec.name} rejected; nothing changed")
     else:
         print(f"{spec.name} serves the spec of revision {result['to']} again, as revision {result['revision']}")
+    return 0
+
+
+def _answer(args) -> int:
+    from runtime.spec import load_spec
+
+    spec = load_spec(args.spec)
+    _prepare_prefect(quiet=True, verbose=args.verbose)
+    from flows._approval import answer
+
+    out = answer(spec.name, args.approve, args.note)
+    if args.output == "json":
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['answer']} the rollback of {spec.name} to revision {out['revision']} (run {out['flow_run']})"
+          + (f": {out['note']}" if out["note"] else ""))
+    print(("it restores now; " if args.approve else "it changes nothing and ends Cancelled; ") + f"see {out['url']}")
+    if out["also_waiting"]:
+        print(f"{out['also_waiting']} more rollback(s) of {spec.name} still wait", file=sys.stderr)
     return 0
 
 
@@ -279,6 +318,8 @@ def _with_progress(run, *, show: bool, title: str):
     class Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             info = getattr(record, "dynadeploy", None)
+            if info and info.get("live"):
+                console.print(f"{info['stage']}: {info['detail']}", soft_wrap=True)
             if info:
                 prev = stages.get(info["stage"], {"t0": time.monotonic()})
                 stages[info["stage"]] = prev | info
