@@ -16,6 +16,8 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from flows._slot_report import waiting_reporter
+
 
 def limit_name(spec) -> str:
     return f"dynadeploy-target-{spec.name}"
@@ -39,5 +41,7 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
         return
     name = limit_name(spec)
     ensure_limit(name)
-    with concurrency(name, occupy=1, timeout_seconds=timeout_s, strict=True, lease_duration=600):
+    with waiting_reporter(spec.name) as acquired, \
+            concurrency(name, occupy=1, timeout_seconds=timeout_s, strict=True, lease_duration=600):
+        acquired()
         yield
