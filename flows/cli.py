@@ -133,19 +133,50 @@ def _deploy(args) -> int:
 
 def _status(args) -> int:
     import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
+    from flows._status import verdict
+    from runtime import naming
     from runtime.backends import backend_for
     from runtime.spec import load_spec
 
-    status = backend_for(load_spec(args.spec)).status()
+    spec = load_spec(args.spec)
+    status = backend_for(spec).status()
+    status |= verdict(status, naming.spec_hash(spec))
+    status["operations"] = _operations(spec.name)
     if args.output == "json":
         print(json.dumps(status, indent=2))
-        return 0
+        return 0 if status["models"] else 3
+    print(f"{status['name']}: {status['verdict'].upper()}"
+          + (f" (revision {status['serving_revision']})" if status["serving_revision"] else "")
+          + (f": {'; '.join(status['reasons'])}" if status["reasons"] else ""))
+    for w in status["warnings"]:
+        print(f"warning: {w}")
+    ops = status["operations"]
+    if isinstance(ops, list):
+        for op in ops:
+            print(f"  {op['state'].lower():<8} {op['flow']} run {op['run']} for {op['for']}  {op['url']}")
     print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
     print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
     for name, p in sorted(status["processes"].items()):
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
     return 0 if status["models"] else 3
+
+
+def _operations(name: str):
+    """Running and paused runs on the target, from the Prefect server the CLI uses; never starts one."""
+    from runtime import prefect_server
+
+    if not os.environ.get("PREFECT_API_URL"):
+        url = prefect_server.running_url()
+        if not url:
+            return "unknown (no Prefect server running)"
+        os.environ["PREFECT_API_URL"] = url
+    try:
+        from flows._slot_report import slot_holders
+
+        return slot_holders(name)
+    except Exception as exc:  # noqa: BLE001 - status must answer even when Prefect does not
+        return f"unknown ({type(exc).__name__})"
 
 
 def _history(args) -> int:
