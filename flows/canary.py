@@ -166,6 +166,10 @@ def _analyse(s, cand, step: gate.Step, info: dict):
 
 
 def _publish(s, rows: list[dict], outcome: str) -> None:
-    table = [{k: v for k, v in r.items() if k != "frontend_metrics"} for r in rows]
+    # the verdict first, latencies to 0.1 ms, shares as percentages
+    first = ("verdict", "step", "share")
+    table = [{"verdict": r["verdict"], "step": r["step"], "share": f"{r['share']:.0%}"}
+             | {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()
+                if k not in first and k != "frontend_metrics"} for r in rows]
     create_table_artifact(key=f"canary-{s.name}"[:60], table=table, description=f"canary of {s.name}")
     create_markdown_artifact(key=f"canary-summary-{s.name}"[:60], markdown=f"# Canary of {s.name}\n\n{outcome}")

@@ -63,16 +63,19 @@ def _deploy(s, reason: str, started_by: str) -> dict:
         raise
     create_table_artifact(
         key=f"revisions-{s.name}"[:60],
-        table=[{"revision": r.number, "status": r.status, "created": r.created_at, "reason": r.reason,
-                "started_by": r.started_by, "model": f"{r.model.get('id')}@{r.model.get('revision')}",
-                "spec_hash": r.spec_hash[:12], "smoke_passed": r.smoke.get("passed")}
+        # the verdict first; model and its revision apart (the UI turns id@revision into a mailto link)
+        table=[{"smoke": {True: "pass", False: "FAIL"}.get(r.smoke.get("passed"), "-"), "revision": r.number,
+                "status": r.status, "created": r.created_at[:19], "reason": r.reason, "started_by": r.started_by,
+                "model": r.model.get("id"), "model_revision": r.model.get("revision") or "-",
+                "spec_hash": r.spec_hash[:12]}
                for r in stages.read_ledger(s)],
         description=f"Revision ledger of {s.name}",
     )
     create_table_artifact(
         key=f"deploy-{s.name}"[:60],
-        table=[{"target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),
-                "revision": rollout.revision, "changed": rollout.changed, "smoke_passed": smoke["passed"]}],
+        table=[{"smoke": "pass" if smoke["passed"] else "FAIL", "revision": rollout.revision,
+                "target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),
+                "changed": rollout.changed}],
         description=f"Deployment {s.name}",
     )
     return {"target": s.target.kind, "name": s.name, "endpoint": endpoint, "model": s.model.served(),
