@@ -24,6 +24,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
+from flows._candidate import Candidate
 from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load
@@ -57,8 +58,19 @@ def candidate_spec(s, candidate: dict):
 
 
 @flow(name="canary", log_prints=False)
-def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
+def canary(spec: str | dict, candidate: Candidate | None = None, reason: str = "canary") -> dict:
+    """Stage a candidate beside stable, gate it, shift traffic in steps, then promote or roll back.
+
+    Args:
+        spec: the stable deployment's spec: a path to its YAML file (relative to the worker's directory) or
+            the spec itself as a dict.
+        candidate: what the candidate changes (image, engine args, model revision, replicas, any other
+            spec changes) or a whole candidate spec; empty re-verifies stable.
+        reason: recorded with the promoted revision and in the canary's events.
+    """
     s = load(spec)
+    candidate = (candidate if isinstance(candidate, Candidate) else Candidate.model_validate(candidate or {}))
+    candidate = candidate.as_changes()
     cand = candidate_spec(s, candidate)
     steps.mechanics(s)  # a target without canary mechanics fails here, before the lock or any change
     with target_lock(s):

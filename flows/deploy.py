@@ -21,7 +21,13 @@ def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deplo
            started_by: str = "dynadeploy", locked: bool = False) -> dict:
     """Deploy (or converge) the Dynamo graph described by ``spec`` (a path to a YAML spec or a dict).
 
-    ``locked`` is for parent flows that already hold the target's concurrency slot.
+    Args:
+        spec: the deployment's spec: a path to its YAML file (relative to the worker's directory) or the
+            spec itself as a dict.
+        overrides: spec changes merged in before anything starts, e.g. {"serving": {"workers": {"replicas": 2}}}.
+        reason: recorded with the new revision.
+        started_by: who started it (recorded with the revision): dynadeploy, canary, rollback.
+        locked: for parent flows that already hold the target's slot; leave false.
     """
     s = load(spec, overrides)
     with target_lock(s, held=locked):

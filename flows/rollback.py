@@ -37,6 +37,15 @@ class RollbackApproval(RunInput):
 @flow(name="rollback", log_prints=False)
 def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
              auto_approve: bool = False, approval_timeout_s: int = 3600):
+    """Restore a recorded revision after an approval; a rejection changes nothing and ends Cancelled.
+
+    Args:
+        spec: the deployment's spec: a path to its YAML file (relative to the worker's directory) or a dict.
+        revision: the revision to restore; empty: the last good one before what serves now.
+        reason: recorded with the new revision.
+        auto_approve: skip the approval pause.
+        approval_timeout_s: how long the run waits for an answer before it fails.
+    """
     s = load(spec)
     with target_lock(s):
         return _rollback(s, revision, reason, auto_approve, approval_timeout_s)
