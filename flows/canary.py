@@ -136,10 +136,13 @@ def _analyse(s, cand, step: gate.Step, info: dict):
     holds = gate.GateSettings.of(c).holds
     pooled: dict[str, list] = {"stable": [], "candidate": []}
     first_before = None
+    warm = (max(8, 2 * sm.concurrency), *load[1:])
     for attempt in range(holds + 1):
         with stage(f"analysis {step.label()}" + (f" (hold {attempt})" if attempt else "")) as st:
             if step.shifted:
                 steps.shift_traffic(s, cand, step, info)
+                if not attempt:  # the joining workers' first requests are cold: measured, then dropped
+                    steps.measure_shifted(s, cand, *warm)
                 m = steps.measure_shifted(s, cand, *load)
                 first_before = first_before or m["before"]  # the workers' counters are cumulative
                 names = tuple(m["ttft_metrics"])
@@ -155,6 +158,11 @@ def _analyse(s, cand, step: gate.Step, info: dict):
                        "candidate_ttft_p90_ms": p_canary, "errors": report.errors,
                        "requests": report.count}
             else:
+                if not attempt:
+                    # A freshly started candidate graph answers its first requests slower than a warm stable
+                    # (connections, tokenizer, the engine's first batches): a bias, not noise, that no test can
+                    # tell from a regression. Both sides get a warm-up load first, and it is not judged.
+                    steps.measure_side_by_side(s, cand, *warm)
                 out = steps.measure_side_by_side(s, cand, *load)
                 pooled["stable"].append(out["stable"]["report"])
                 pooled["candidate"].append(out["candidate"]["report"])
