@@ -18,6 +18,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
+from flows._approval import ui_url
 from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load
@@ -66,7 +67,7 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
     note = ""
     if not auto_approve:
         with stage("approval") as st:
-            st.say(f"waiting for approval at {flow_run.ui_url} (or: dynadeploy approve|reject SPEC --note ...)")
+            st.say(f"waiting for approval at {ui_url(flow_run.id)} (or: dynadeploy approve|reject SPEC --note ...)")
             answer = pause_flow_run(
                 wait_for_input=RollbackApproval.with_initial_data(
                     description=f"Roll {s.name} back to revision {target.number}? See the rollback-plan artifact.",

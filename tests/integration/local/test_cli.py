@@ -109,7 +109,8 @@ def test_approve_and_reject_a_paused_rollback_from_the_terminal(prefect_api, spe
     assert f"/runs/flow-run/{paused.id}" in nothing.stdout
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 4, err
-    assert "dynadeploy approve|reject" in err and f"/runs/flow-run/{paused.id}" in err  # where to approve
+    assert "dynadeploy approve|reject" in err, err  # where to approve: a terminal, or the run's page
+    assert f"/runs/flow-run/{paused.id}" in err, err
     assert "error: rollback of cli-appr to revision 1 rejected; nothing changed" in err
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(paused.id).state
