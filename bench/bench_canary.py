@@ -60,10 +60,14 @@ def one(kind: str, path: Path, candidate: dict) -> dict:
         outcome, rows, why = "rolled back", getattr(exc, "steps", None), str(exc)
     wall = time.monotonic() - t0
     load_after = os.getloadavg()[0]
+    redeploy = None
     if outcome == "promoted":
-        deploy(spec=str(path), reason="bench: back to the original stable")
+        try:
+            deploy(spec=str(path), reason="bench: back to the original stable")
+        except Exception as exc:  # noqa: BLE001 - recorded; the next run starts from what serves
+            redeploy = f"{type(exc).__name__}: {exc}"[:300]
     return {"kind": kind, "outcome": outcome, "wall_s": round(wall, 1), "load_before": load_before,
-            "load_after": load_after, "why": why[:600], "steps": rows}
+            "load_after": load_after, "why": why[:600], "steps": rows, "redeploy_error": redeploy}
 
 
 def summarise(runs: list[dict]) -> dict:
