@@ -1,0 +1,141 @@
+"""Monitoring on the local target, end to end with real processes: Dynamo 1.6.1 frontend + mocker
+workers, Debian's Prometheus and Alertmanager, the alert receiver, a temporary Prefect server.
+
+A worker slowed through the mocker's speed makes the TTFT burn-rate alert fire in Prometheus (the spec
+shortens the alert windows to seconds), Alertmanager routes it to the receiver, and it becomes the
+Prefect event dynadeploy.alert.DynadeployTTFTBudgetBurn about the target and the serving revision.
+Teardown stops Prometheus and Alertmanager with the rest and leaves nothing in the inventory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import urllib.request
+
+import httpx
+import pytest
+
+from flows.deploy import deploy
+from runtime import monitoring
+from runtime.local import monitoring as lm
+from runtime.local import ports as portlib
+from runtime.local.backend import LocalBackend
+from runtime.local.inventory import marked_pids
+from runtime.spec import load_spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
+                                 reason="Debian prometheus/prometheus-alertmanager missing: run `make debs`")]
+
+# Seconds, not hours: one burn-rate pair over 20s/5s. Objective 0.9 (budget 10%) at burn rate 3 pages
+# when more than 30% of requests take longer than 100 ms (an exact bucket boundary) to the first token.
+FAST_MONITORING = {
+    "scrape_interval": "1s", "evaluation_interval": "1s", "availability_for": "5s",
+    "slo": {"latency_objective": 0.9, "error_objective": 0.9, "window": "1h",
+            "burn_alerts": [{"long": "20s", "short": "5s", "burn_rate": 3}]},
+}
+SLA = {"ttft_p90_ms": 100, "itl_p90_ms": 120, "max_error_rate": 0.0}
+SLOW = 0.1  # mocker speedup_ratio that takes the TTFT (~0.4 s) well over 100 ms
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _load(endpoint: str, model: str, stop: threading.Event) -> None:
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            try:
+                with client.stream("POST", f"{endpoint}/v1/chat/completions", json={
+                    "model": model, "messages": [{"role": "user", "content": "hello there"}],
+                    "max_tokens": 4, "stream": True}) as r:
+                    for _ in r.iter_bytes():
+                        pass
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+
+def _events(api: str, prefix: str) -> list[dict]:
+    r = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"prefix": [prefix]}}, "limit": 50}, timeout=10)
+    r.raise_for_status()
+    return r.json()["events"]
+
+
+def _wait(what: str, check, timeout_s: float, interval_s: float = 1.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, spec_dir):
+    good = spec_dir("mon", {"topology": "agg"}, smoke={"requests": 10, "concurrency": 2, "sla": SLA},
+                    monitoring=FAST_MONITORING)
+    first = deploy(spec=str(good))
+    backend = LocalBackend(load_spec(good))
+    ports = portlib.load(backend.paths.ports_file)
+    prom = f"http://127.0.0.1:{ports['prometheus']}"
+    am = f"http://127.0.0.1:{ports['alertmanager']}"
+
+    # Prometheus scrapes the frontend and the worker, with the labels the rules select on.
+    targets = _wait("both targets up", lambda: [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"]
+                                                if t["health"] == "up"] if len(
+        [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"] if t["health"] == "up"]) == 2 else None, 30)
+    assert sorted(t["labels"]["role"] for t in targets) == ["frontend", "worker"]
+    assert {t["labels"]["deployment"] for t in targets} == {"mon"}
+    rules = _get(f"{prom}/api/v1/rules")["data"]["groups"]
+    assert {g["name"] for g in rules} == {"dynadeploy-mon-slo-recording", "dynadeploy-mon-alerts"}
+    # Every metric the rules use exists on the real 1.6.1 processes (the bucket boundary too).
+    for query in (f'{monitoring.TTFT}_bucket{{deployment="mon",le="0.1"}}', f'{monitoring.ITL}_bucket{{le="0.12"}}',
+                  f'{monitoring.REQUESTS}{{status="success"}}', monitoring.MODEL_READY, monitoring.QUEUED):
+        _wait(query, lambda q=query: _get(f"{prom}/api/v1/query?query={urllib.parse.quote(q)}")["data"]["result"], 20)
+
+    # The good revision serves fast: no burn alert while it takes traffic.
+    stop = threading.Event()
+    loader = threading.Thread(target=_load, args=(first["endpoint"], first["model"], stop), daemon=True)
+    loader.start()
+    try:
+        time.sleep(8)
+        firing = [a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"] if a["labels"]["alertname"]
+                  == "DynadeployTTFTBudgetBurn"]
+        assert firing == []
+
+        # Revision 2: a slowed worker. Its smoke test fails the TTFT SLA; the revision serves anyway.
+        slow = spec_dir("mon", {"topology": "agg", "mocker": {"speedup_ratio": SLOW}},
+                        smoke={"requests": 10, "concurrency": 2, "sla": SLA}, monitoring=FAST_MONITORING)
+        try:
+            deploy(spec=str(slow))
+        except Exception as exc:  # noqa: BLE001 - the smoke test is expected to fail the SLA
+            assert "ttft" in str(exc).lower() or "sla" in str(exc).lower(), exc
+        t_slow = time.time()
+        fired = _wait("the TTFT burn alert firing in Prometheus", lambda: [
+            a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"]
+            if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn" and a["state"] == "firing"], 90)
+        assert fired[0]["labels"]["deployment"] == "mon" and fired[0]["labels"]["le"] == "0.1"
+        _wait("the alert in Alertmanager", lambda: [
+            a for a in _get(f"{am}/api/v2/alerts") if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"], 30)
+        events = _wait("the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60)
+        t_event = time.time()
+    finally:
+        stop.set()
+        loader.join(timeout=30)
+    ev = events[0]
+    assert ev["event"] == "dynadeploy.alert.DynadeployTTFTBudgetBurn"
+    assert ev["resource"]["prefect.resource.id"] == "dynadeploy.target.mon"
+    assert ev["resource"]["dynadeploy.alert.slo"] == "ttft"
+    assert [r["prefect.resource.id"] for r in ev["related"]] == ["dynadeploy.revision.mon.2"]
+    print(f"slow revision serving -> Prefect event: {t_event - t_slow:.1f}s")
+
+    # Teardown takes Prometheus, Alertmanager and the receiver with it; nothing is left.
+    result = backend.teardown()
+    assert result["leftovers"] == []
+    assert marked_pids("mon") == []
+    for name in lm.PROGRAMS:
+        assert not portlib.port_is_listening(ports[name])
