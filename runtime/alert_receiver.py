@@ -38,16 +38,34 @@ def current_revision(state_root: Path) -> int | None:
     return rev.number if rev else None
 
 
-def to_events(body: dict, deployment: str, revision: int | None) -> list[dict]:
+def rollback_deployment_id(name: str | None) -> str | None:
+    """The id of the Prefect deployment ``flow/deployment`` (None when unset or not found)."""
+    if not name:
+        return None
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return str(client.read_deployment_by_name(name).id)
+    except Exception as exc:  # noqa: BLE001 - not deployed (yet): the event goes out without it
+        print(f"rollback deployment {name!r} not found: {exc}", flush=True)
+        return None
+
+
+def to_events(body: dict, deployment: str, revision: int | None, *, rollback_id: str | None = None,
+              auto_rollback: bool = False) -> list[dict]:
     """Pure: the Prefect events (as emit_event keyword arguments) for one Alertmanager webhook body."""
     out = []
     for alert in body.get("alerts", []):
         labels = alert.get("labels", {})
         name = labels.get("alertname", "unknown")
         resource = {"prefect.resource.id": f"dynadeploy.target.{deployment}", "prefect.resource.name": deployment,
-                    "dynadeploy.alert": name}
+                    "dynadeploy.alert": name, "dynadeploy.auto-rollback": str(auto_rollback).lower()}
         resource |= {f"dynadeploy.alert.{k}": str(v) for k, v in labels.items() if k != "alertname"}
         related = []
+        if rollback_id:  # what `run-deployment` with `source: inferred` starts
+            related.append({"prefect.resource.id": f"prefect.deployment.{rollback_id}",
+                            "prefect.resource.role": "rollback-deployment"})
         if revision is not None:
             related.append({"prefect.resource.id": f"dynadeploy.revision.{deployment}.{revision}",
                             "prefect.resource.role": "revision", "dynadeploy.revision": str(revision)})
@@ -67,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", type=Path, required=True)
     ap.add_argument("--log", type=Path, required=True)
     ap.add_argument("--no-events", action="store_true", help="only log the alerts, emit no Prefect events")
+    ap.add_argument("--rollback-deployment", help="Prefect deployment 'flow/deployment' the events relate to")
+    ap.add_argument("--auto-rollback", action="store_true", help="mark the events for the automatic rollback")
     args = ap.parse_args(argv)
     emit = None
     if not args.no_events:
@@ -86,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                 self.send_response(400)
                 self.end_headers()
                 return
-            events = to_events(body, args.deployment, current_revision(args.state_dir))
+            rollback_id = rollback_deployment_id(args.rollback_deployment) if emit is not None else None
+            events = to_events(body, args.deployment, current_revision(args.state_dir), rollback_id=rollback_id,
+                               auto_rollback=args.auto_rollback)
             args.log.parent.mkdir(parents=True, exist_ok=True)
             with args.log.open("a") as f:
                 for ev in events:

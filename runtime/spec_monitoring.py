@@ -98,6 +98,12 @@ class MonitoringSpec(StrictModel):
     queue_for: Duration = "5m"
     # Firing alerts become Prefect events dynadeploy.alert.<AlertName> (local: through Alertmanager).
     alert_events: bool = True
+    # The Prefect deployment that rolls this target back ("flow/deployment", e.g. rollback/rollback-local):
+    # alert events then relate to it, so the automation in infra/automations/slo-alert-rollback.yaml can
+    # start it (`source: inferred`). auto_rollback: restore without waiting for approval in the UI.
+    rollback_deployment: Annotated[str, matching(r"^[^/\s]+/[^/\s]+$", "a Prefect deployment name 'flow/deployment'",
+                                                 "rollback/rollback-local")] | None = None
+    auto_rollback: bool = False
 
     def _issues(self) -> Iterator[Issue]:
         scrape = duration_s(self.scrape_interval)

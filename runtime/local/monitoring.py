@@ -142,5 +142,7 @@ def programs(spec, *, files_: MonitoringFiles, host: str, ports: dict[str, int],
         python, "-m", "runtime.alert_receiver", "--host", host, "--port", str(ports["alert-receiver"]),
         "--deployment", spec.name, "--state-dir", str(files_.root.parent), "--log", str(files_.alerts_log),
         *(["--no-events"] if not spec.monitoring.alert_events else []),
+        *(["--rollback-deployment", spec.monitoring.rollback_deployment] if spec.monitoring.rollback_deployment else []),
+        *(["--auto-rollback"] if spec.monitoring.auto_rollback else []),
     ), receiver_env, port=ports["alert-receiver"], stop_wait_s=5)
     return [prom, am, receiver]

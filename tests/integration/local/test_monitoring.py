@@ -139,3 +139,19 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     assert marked_pids("mon") == []
     for name in lm.PROGRAMS:
         assert not portlib.port_is_listening(ports[name])
+
+
+def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(prefect_api, tmp_path):
+    """The full loop: alert -> Prefect event -> automation -> rollback deployment (a real runner) ->
+    revision 1's spec serves again as revision 3 (bench/bench_alert_rollback.py times the same loop)."""
+    from bench.bench_alert_rollback import alert_rollback_loop
+
+    result = alert_rollback_loop(tmp_path, prefect_api)
+    print(json.dumps(result, indent=1))
+    assert result["slow_revision_smoke"].startswith("failed") and result["revision_2_serving"] == "serving"
+    assert result["event_sent"] is True
+    assert result["event_related"][0].startswith("prefect.deployment.")
+    assert result["event_related"][1] == "dynadeploy.revision.monloop.2"
+    assert result["restored_revision"] == 3 and result["restored_speedup"] == 1.0
+    assert [auto for _, state, auto in result["rollback_runs"] if state == "Completed"] == [True]
+    assert marked_pids("monloop") == []
