@@ -128,8 +128,8 @@ def recording_rules(spec) -> list[dict[str, Any]]:
             rules.append({"record": record_name(slo, window), "expr": f"({count} - {good}) / {count}"})
         total = f"sum by (deployment) (rate({REQUESTS}{_sel(d)}[{window}]))"
         bad = f'sum by (deployment) (rate({REQUESTS}{_sel(d, "status!=" + chr(34) + "success" + chr(34))}[{window}]))'
-        # `or on() vector(0)`-free on purpose: no traffic means no ratio, and no ratio never pages.
-        rules.append({"record": record_name("errors", window), "expr": f"{bad} / {total}"})
+        # No error series yet counts as 0 errors while there is traffic; no traffic means no ratio (never pages).
+        rules.append({"record": record_name("errors", window), "expr": f"({bad} or {total} * 0) / {total}"})
     return rules
 
 

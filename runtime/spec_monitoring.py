@@ -104,6 +104,9 @@ class MonitoringSpec(StrictModel):
     rollback_deployment: Annotated[str, matching(r"^[^/\s]+/[^/\s]+$", "a Prefect deployment name 'flow/deployment'",
                                                  "rollback/rollback-local")] | None = None
     auto_rollback: bool = False
+    # Kubernetes: extra labels on the PodMonitors/PrometheusRule/dashboard ConfigMap, for a Prometheus whose
+    # selectors want them (kube-prometheus-stack with default values: {release: <its release name>}).
+    kube_labels: dict[str, str] = Field(default_factory=dict)
 
     def _issues(self) -> Iterator[Issue]:
         scrape = duration_s(self.scrape_interval)

@@ -13,13 +13,14 @@ import json
 import shutil
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import httpx
 import pytest
 
 from flows.deploy import deploy
-from runtime import monitoring
+from runtime import dashboard, monitoring
 from runtime.local import monitoring as lm
 from runtime.local import ports as portlib
 from runtime.local.backend import LocalBackend
@@ -30,15 +31,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
                                  reason="Debian prometheus/prometheus-alertmanager missing: run `make debs`")]
 
-# Seconds, not hours: one burn-rate pair over 20s/5s. Objective 0.9 (budget 10%) at burn rate 3 pages
-# when more than 30% of requests take longer than 100 ms (an exact bucket boundary) to the first token.
-FAST_MONITORING = {
-    "scrape_interval": "1s", "evaluation_interval": "1s", "availability_for": "5s",
-    "slo": {"latency_objective": 0.9, "error_objective": 0.9, "window": "1h",
-            "burn_alerts": [{"long": "20s", "short": "5s", "burn_rate": 3}]},
-}
-SLA = {"ttft_p90_ms": 100, "itl_p90_ms": 120, "max_error_rate": 0.0}
-SLOW = 0.1  # mocker speedup_ratio that takes the TTFT (~0.4 s) well over 100 ms
+# Seconds, not hours: one burn-rate pair over 20s/5s (objective 0.9, burn rate 3: pages when more than 30% of
+# requests take longer than the 470 ms TTFT target, an exact bucket boundary). Shared with the bench.
+from bench.bench_alert_rollback import FAST_MONITORING, SLA, SLOW  # noqa: E402
 
 
 def _get(url: str) -> dict:
@@ -93,7 +88,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     rules = _get(f"{prom}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in rules} == {"dynadeploy-mon-slo-recording", "dynadeploy-mon-alerts"}
     # Every metric the rules use exists on the real 1.6.1 processes (the bucket boundary too).
-    for query in (f'{monitoring.TTFT}_bucket{{deployment="mon",le="0.1"}}', f'{monitoring.ITL}_bucket{{le="0.12"}}',
+    for query in (f'{monitoring.TTFT}_bucket{{deployment="mon",le="0.47"}}', f'{monitoring.ITL}_bucket{{le="0.12"}}',
                   f'{monitoring.REQUESTS}{{status="success"}}', monitoring.MODEL_READY, monitoring.QUEUED):
         _wait(query, lambda q=query: _get(f"{prom}/api/v1/query?query={urllib.parse.quote(q)}")["data"]["result"], 20)
 
@@ -106,6 +101,16 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
         firing = [a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"] if a["labels"]["alertname"]
                   == "DynadeployTTFTBudgetBurn"]
         assert firing == []
+        # Every dashboard panel's query parses and returns data in the real Prometheus.
+        spec = load_spec(good)
+        for panel in dashboard.queries(spec):
+            for expr, _ in panel["targets"]:
+                query = expr.replace("$__rate_interval", "10s")
+                result = _get(f"{prom}/api/v1/query?query={urllib.parse.quote(query)}")
+                assert result["status"] == "success", (panel["title"], query)
+                assert result["data"]["result"], f"no data for panel {panel['title']!r}: {query}"
+        annotation = _get(f"{prom}/api/v1/query?query={urllib.parse.quote(dashboard.annotation_query(spec))}")
+        assert annotation["status"] == "success"
 
         # Revision 2: a slowed worker. Its smoke test fails the TTFT SLA; the revision serves anyway.
         slow = spec_dir("mon", {"topology": "agg", "mocker": {"speedup_ratio": SLOW}},
@@ -118,7 +123,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
         fired = _wait("the TTFT burn alert firing in Prometheus", lambda: [
             a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"]
             if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn" and a["state"] == "firing"], 90)
-        assert fired[0]["labels"]["deployment"] == "mon" and fired[0]["labels"]["le"] == "0.1"
+        assert fired[0]["labels"]["deployment"] == "mon" and fired[0]["labels"]["le"] == "0.47"
         _wait("the alert in Alertmanager", lambda: [
             a for a in _get(f"{am}/api/v2/alerts") if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"], 30)
         events = _wait("the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60)
