@@ -239,7 +239,17 @@ class LocalBackend:
             "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
                            "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
                           for r in self.ledger.all()],
+            **self._slo_status(ports),
         }
+
+    def _slo_status(self, ports: dict[str, int]) -> dict:
+        from runtime.local import monitoring as lm
+
+        if not lm.wanted(self.spec) or "prometheus" not in ports:
+            return {}
+        from runtime.slo_status import slo_state
+
+        return {"slo": slo_state(self.spec, f"http://{self.host}:{ports['prometheus']}")}
 
     def teardown(self, *, keep_model_cache: bool = True) -> dict:
         ports = portlib.load(self.paths.ports_file)

@@ -128,6 +128,11 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
             a for a in _get(f"{am}/api/v2/alerts") if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"], 30)
         events = _wait("the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60)
         t_event = time.time()
+        # `dynadeploy status` shows the live SLO state from the deployment's Prometheus.
+        slo = backend.status()["slo"]
+        assert "error" not in slo and slo["burn_rates"]["ttft 5s"] > 3
+        assert {"name": "DynadeployTTFTBudgetBurn", "state": "firing", "slo": "ttft", "window": "20s"} in [
+            {k: a[k] for k in ("name", "state", "slo", "window")} for a in slo["alerts"]]
     finally:
         stop.set()
         loader.join(timeout=30)
