@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             print("PREFECT_API_URL is not set: alerts are logged, not sent as Prefect events", flush=True)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             except ValueError:
@@ -116,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
                     if emit is not None:
                         try:
                             sent = emit(**ev) is not None
-                        except Exception as exc:  # an unreachable Prefect must not lose the log line
+                        except Exception as exc:  # noqa: BLE001 - an unreachable Prefect must not lose the log line
                             print(f"emit_event failed: {exc}", flush=True)
                     f.write(json.dumps({"received_at": time.time(), "sent": sent, **ev}) + "\n")
                     print(f"{ev['event']} revision={ev['payload']['revision']} sent={sent}", flush=True)
             self.send_response(200)
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"ok\n")

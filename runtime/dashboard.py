@@ -56,8 +56,8 @@ def queries(spec) -> list[dict[str, Any]]:
             (f"sum by (status) (rate({monitoring.REQUESTS}{sel}[{RATE}]))", "{{status}}")]},
         {"title": "Error ratio", "unit": "percentunit", "thresholds": [1 - (spec.monitoring.slo.error_objective
                                                                              if spec.monitoring else 0.999)],
-         "targets": [(f'(sum(rate({monitoring.REQUESTS}{{deployment="{d}",status!="success"}}[{RATE}])) or vector(0))'
-                      f" / sum(rate({monitoring.REQUESTS}{sel}[{RATE}]))", "errors")]},
+         "targets": [((f'(sum(rate({monitoring.REQUESTS}{{deployment="{d}",status!="success"}}[{RATE}])) or vector(0))'
+                       f" / sum(rate({monitoring.REQUESTS}{sel}[{RATE}]))"), "errors")]},
         {"title": "Queued and in-flight requests (frontend)", "unit": "short", "targets": [
             (f"sum({monitoring.QUEUED}{sel})", "queued"), (f"sum({monitoring.FRONTEND}_inflight_requests{sel})", "in flight")]},
         {"title": "KV-cache usage per worker", "unit": "percentunit", "targets": [

@@ -23,7 +23,6 @@ every name used here):
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 FRONTEND = "dynamo_frontend"

@@ -60,7 +60,7 @@ def test_exact_boundary_is_used_as_is_and_tolerance_zero_refuses_rounding():
     found = issues({**BASE, "monitoring": {"slo": {"bucket_tolerance": 0}}})
     paths = [p for p, _, _ in found]
     assert paths == ["smoke.sla.ttft_p90_ms", "smoke.sla.itl_p90_ms"]
-    path, problem, fix = found[0]
+    _, problem, fix = found[0]
     assert "no bucket boundary at 2000 ms" in problem and "1000 ms and 2200 ms" in problem
     assert "set smoke.sla.ttft_p90_ms to a bucket boundary (1000 or 2200)" in fix
     assert "bucket_tolerance to 0.1" in fix
@@ -101,7 +101,7 @@ def write_rules(tmp_path: Path, s) -> Path:
 def test_promtool_check_rules_accepts_every_rendered_rule(tmp_path):
     for s in (spec(), parse_spec({**BASE, "smoke": {"sla": {"ttft_p90_ms": 1000, "itl_p90_ms": 20}}}),
               spec(slo={"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 2}]}, scrape_interval="1s")):
-        out = subprocess.run([PROMTOOL, "check", "rules", str(write_rules(tmp_path, s))], capture_output=True,
+        out = subprocess.run([PROMTOOL, "check", "rules", str(write_rules(tmp_path, s))], check=False, capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "SUCCESS" in out.stdout
@@ -148,7 +148,7 @@ def _run_promtool_tests(tmp_path: Path, s, tests: list[dict]) -> None:
     rules = write_rules(tmp_path, s)
     unit = {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(unit, sort_keys=False))
-    out = subprocess.run([PROMTOOL, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True,
+    out = subprocess.run([PROMTOOL, "test", "rules", "tests.yaml"], cwd=tmp_path, check=False, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 

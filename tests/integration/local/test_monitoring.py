@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow,
 
 # Seconds, not hours: one burn-rate pair over 20s/5s (objective 0.9, burn rate 3: pages when more than 30% of
 # requests take longer than the 470 ms TTFT target, an exact bucket boundary). Shared with the bench.
-from bench.bench_alert_rollback import FAST_MONITORING, SLA, SLOW  # noqa: E402
+from bench.bench_alert_rollback import FAST_MONITORING, SLA, SLOW
 
 
 def _get(url: str) -> dict:
