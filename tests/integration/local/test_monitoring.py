@@ -165,3 +165,27 @@ def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(p
     assert result["restored_revision"] == 3 and result["restored_speedup"] == 1.0
     assert [auto for _, state, auto in result["rollback_runs"] if state == "Completed"] == [True]
     assert marked_pids("monloop") == []
+
+
+def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefect_api, spec_dir):
+    path = spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
+                    monitoring={"scrape_interval": "1s", "evaluation_interval": "1s",
+                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 14.4}]}})
+    deploy(spec=str(path))
+    backend = LocalBackend(load_spec(path))
+    ports = portlib.load(backend.paths.ports_file)
+    prom = f"http://127.0.0.1:{ports['prometheus']}"
+
+    def up_roles():
+        active = _get(f"{prom}/api/v1/targets")["data"]["activeTargets"]
+        roles = sorted(t["labels"]["role"] for t in active if t["health"] == "up")
+        return roles if roles == ["etcd", "frontend", "worker"] else None
+
+    _wait("etcd, frontend and worker scraped", up_roles, 40)
+    # The same spec without monitoring: the three programs go, the graph keeps serving.
+    spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2})
+    deploy(spec=str(path))
+    running = backend.supervisor.processes()
+    assert not set(lm.PROGRAMS) & set(running) and not lm.files(backend.paths.root).root.exists()
+    assert not portlib.port_is_listening(ports["prometheus"])
+    assert backend.teardown()["leftovers"] == []
