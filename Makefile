@@ -41,3 +41,4 @@ test: setup tools debs
 bench: setup
 	uv run python bench/bench_deploy.py
 	uv run python bench/bench_loadgen.py
+	uv run python bench/bench_alert_rollback.py
