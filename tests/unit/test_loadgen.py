@@ -87,14 +87,15 @@ def test_streaming_request_measures_ttft_itl_and_usage_tokens(fake: FakeOpenAI) 
     assert 0.15 <= result.ttft_s < 0.15 * 4
     # single gaps jitter with scheduling; their sum spans the 7 server-side delays
     assert len(result.itl_s) == 7 and 0.05 <= sum(result.itl_s) < 7 * 0.01 * 4
-    assert result.output_tokens == 8
+    assert result.output_tokens == 8 and result.tokens_from == "usage"
+    assert result.request_itl_s == pytest.approx(sum(result.itl_s) / 7)
     assert result.e2e_s >= result.ttft_s + 0.07
 
 
 def test_streaming_without_usage_counts_content_chunks(fake: FakeOpenAI) -> None:
     fake.config.send_usage = False
     result = asyncio.run(loadgen.chat_once(fake.base_url, MODEL, "hi", 5, True, 5))
-    assert result.ok and result.output_tokens == 5
+    assert result.ok and result.output_tokens == 5 and result.tokens_from == "chunks"
 
 
 def test_non_streaming_request_has_ttft_equal_to_e2e_and_no_itl(fake: FakeOpenAI) -> None:
@@ -133,7 +134,9 @@ def test_run_load_sends_exactly_n_requests_and_honours_the_concurrency_bound(fak
     assert fake.stats.chat_requests == 30
     assert fake.stats.max_inflight == 4
     assert report.output_tokens == 30 * 8
-    assert report.itl_ms.n == 30 * 7
+    assert report.itl_ms.n == 30  # ITL is one figure per request
+    assert report.inter_chunk_ms.n == 30 * 7  # every gap between content chunks
+    assert report.tokens_from == {"usage": 30, "chunks": 0}
 
 
 def test_run_load_reports_ttft_near_the_configured_delay(fake: FakeOpenAI) -> None:
@@ -300,8 +303,8 @@ def test_a_server_that_hangs_up_before_answering_fails_the_request() -> None:
         (stream_of(event({"content": "a"}), USAGE_3), "protocol: stream ended without data: [DONE]"),
         (stream_of(event({"role": "assistant", "content": ""}), USAGE_3, DONE),
          "protocol: stream carried no content"),
-        ([HEAD, b"zz\r\n"], "RemoteProtocolError: bad chunk size line"),
-        ([HEAD, b"3\r\nabcd\r\n"], "RemoteProtocolError: chunk data not followed by CRLF"),
+        ([HEAD, b"zz\r\n"], "RemoteProtocolError: illegal chunk header"),
+        ([HEAD, b"3\r\nabcd\r\n"], "RemoteProtocolError: malformed chunk footer"),
     ],
     ids=["wrong-object", "error-payload", "error-event", "bad-json", "no-done", "no-content",
          "bad-chunk-size", "bad-chunk-end"],
