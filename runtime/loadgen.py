@@ -243,7 +243,8 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
         raise SmokeTestFailed(
             f"smoke test of {model!r} at {root} failed: {'; '.join(verdict.breaches)} "
             f"[{report.count} requests, {report.errors} errors, ttft p90 {_ms(report.ttft_ms.p90)}, "
-            f"itl p90 {_ms(report.itl_ms.p90)}, e2e p99 {_ms(report.e2e_ms.p99)}, "
+            f"itl p90 {_ms(report.itl_ms.p90)} (inter-chunk p90 {_ms(report.inter_chunk_ms.p90)}), "
+            f"e2e p99 {_ms(report.e2e_ms.p99)}, "
             f"goodput {report.goodput_ratio:.2f}]",
             report=result.as_dict(),
             hint="see the report; if the targets do not fit this hardware, change smoke.sla in the spec",
