@@ -283,7 +283,10 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
         groups[group] = groups.get(group, 0.0) + own
     total = sum(groups.values())
     rows = sorted(groups.items(), key=lambda kv: -kv[1])
-    return [{"where": k, "cpu_ms_per_req": round(v * 1000 / n, 3), "share": f"{v / total:.0%}"} for k, v in rows[:14]]
+    return [
+        {"where": k, "cpu_ms_per_req": round(v * 1000 / n, 3), "share": f"{v / total:.0%}"}
+        for k, v in rows[:14]
+    ]
 
 
 # -- 3. measurement bias under realistic delays --------------------------------------------------
@@ -430,7 +433,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests and shorter ramp steps")
     parser.add_argument("--asyncio", action="store_true", help="plain asyncio loop instead of smoke_test's")
     parser.add_argument("--profile", action="store_true", help="cProfile the loadgen at 64 tokens (CPU time)")
-    parser.add_argument("--no-ramp", action="store_true", help="skip the open-loop ramp (it loads the machine)")
+    parser.add_argument(
+        "--no-ramp", action="store_true", help="skip the open-loop ramp (it loads the machine)"
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args)) if args.asyncio else loadgen.run_sync(main_async(args))
     machine = result["machine"]
@@ -464,7 +469,9 @@ def main() -> None:
         print(f"\n4. open-loop ramp (max_tokens {ramp_result['max_tokens']}, concurrency cap 128)")
         print(table(ramp_result["steps"], ["target_rps", "achieved_send_rps", "completed_rps", "errors", "start_lag_p99_ms",
                                            "ttft_p50_ms", "client_cpu_pct", "server_cpu_pct", "loadavg_1m"]))  # fmt: skip
-        print(f"max sustained: {ramp_result['max_sustained_rps']} req/s; limited by: {ramp_result['limited_by']}")
+        print(
+            f"max sustained: {ramp_result['max_sustained_rps']} req/s; limited by: {ramp_result['limited_by']}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")

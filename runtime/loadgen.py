@@ -40,9 +40,9 @@ import functools
 import json
 import re
 import ssl
-from dataclasses import dataclass
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -257,9 +257,10 @@ class ChatClient:
     """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``, through httpx.
 
     The pool is unbounded on purpose: callers bound the requests in flight (``run_load``'s workers),
-    so there are never more connections than that and no request ever queues inside the client (a
-    queue there would be counted as TTFT). httpx closes a connection whose exchange did not end
-    cleanly and reuses the others.
+    so no request ever waits inside the client for a connection (a wait there would be counted as
+    TTFT). There are about as many connections as workers: when several requests reach the pool at
+    the same instant, httpcore may offer one idle connection to two of them and open another for the
+    one that loses. httpx closes a connection whose exchange did not end cleanly and reuses the others.
     """
 
     def __init__(self, base_url: str, timeout_s: float, *, host: str | None = None) -> None:

@@ -439,9 +439,11 @@ def to_markdown(report: LoadReport, verdict: Verdict) -> str:
     usage, chunks = report.tokens_from["usage"], report.tokens_from["chunks"]
     lines += [
         "",
-        "ITL: per request, (last token - first token) / (tokens - 1); p90 over successful requests. "
-        "Inter-chunk: every gap between content chunks as read, pooled. "
-        f"Tokens counted from the server's usage in {usage} requests, from content chunks in {chunks}.",
+        (
+            "ITL: per request, (last token - first token) / (tokens - 1); p90 over successful requests. "
+            "Inter-chunk: every gap between content chunks as read, pooled. "
+            f"Tokens counted from the server's usage in {usage} requests, from content chunks in {chunks}."
+        ),
         "",
         (
             f"{report.count} requests, {report.errors} errors ({report.error_rate:.1%}), "

@@ -18,6 +18,7 @@ read was consumed. It fails on that code (timeout or "chunk data not followed by
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import re
@@ -128,7 +129,7 @@ def serve_and_load(
                 k = seen["requests"]
                 seen["requests"] += 1
                 cuts = [0, *sorted(set(plan(k))), len(whole)]
-                for start, end in zip(cuts, cuts[1:], strict=False):
+                for start, end in itertools.pairwise(cuts):
                     if end > start:
                         writer.write(whole[start:end])
                         await writer.drain()
@@ -158,8 +159,10 @@ def assert_all_decoded(report: loadgen.LoadReport, seen: dict, stream: bool, con
     if stream:
         assert all(r.content_chunks == 3 and len(r.itl_s) == 2 for r in report.results)
         assert all(r.tokens_from == "usage" and r.ttft_s is not None for r in report.results)
-    # every exchange ended cleanly, so the connections were reused throughout
-    assert seen["connections"] <= concurrency, seen
+    # every exchange ended cleanly, so the connections were reused throughout (one per worker; with
+    # several workers httpcore's pool may open a few more when requests queue at the same instant: it
+    # can offer one idle connection to two of them, and the one that loses opens another)
+    assert seen["connections"] <= (1 if concurrency == 1 else 2 * concurrency), seen
 
 
 # -- the old defect ------------------------------------------------------------------------------------
@@ -181,7 +184,9 @@ def test_a_chunk_split_across_reads_after_an_earlier_chunk_was_consumed_is_decod
 def test_every_single_split_point_of_every_stream(name: str) -> None:
     whole, stream = STREAMS[name]
     # request k is cut at offset k + 1: every offset from after the first byte to before the last
-    report, seen = serve_and_load(whole, lambda k: [k + 1], requests=len(whole) - 1, stream=stream, concurrency=16)
+    report, seen = serve_and_load(
+        whole, lambda k: [k + 1], requests=len(whole) - 1, stream=stream, concurrency=16
+    )
     assert seen["requests"] == len(whole) - 1
     assert_all_decoded(report, seen, stream, concurrency=16)
 
@@ -195,7 +200,9 @@ def test_random_multi_way_splits_several_chunks_per_read_and_a_tail(name: str) -
     assert_all_decoded(report, seen, True, concurrency=4)
 
 
-@pytest.mark.parametrize(("name", "requests"), [("chunk-per-event-lf", 2), ("chunk-per-event-crlf-ext-trailer", 1)])
+@pytest.mark.parametrize(
+    ("name", "requests"), [("chunk-per-event-lf", 2), ("chunk-per-event-crlf-ext-trailer", 1)]
+)
 def test_a_slow_trickle_one_byte_per_read(name: str, requests: int) -> None:
     whole, _ = STREAMS[name]
     report, seen = serve_and_load(whole, lambda k: list(range(1, len(whole))), requests=requests, stream=True)
@@ -206,7 +213,9 @@ def test_a_stream_cut_inside_a_chunk_and_closed_fails_as_a_protocol_error() -> N
     """The other side of the coin: a complete-looking prefix is not a complete response."""
     whole, _ = STREAMS["chunk-per-event-lf"]
     for cut in (len(SSE_HEAD) + 3, len(whole) // 2, len(whole) - 3):
-        report, _ = serve_and_load(whole[:cut], lambda k: [cut // 2], requests=1, stream=True, hang_up=True)
+        report, _ = serve_and_load(
+            whole[:cut], lambda k, cut=cut: [cut // 2], requests=1, stream=True, hang_up=True
+        )
         assert report.errors == 1 and report.results[0].status == 200
         error = report.results[0].error
         assert error.startswith("RemoteProtocolError: peer") and "closed connection" in error, (cut, error)
