@@ -217,6 +217,7 @@ def scripted(pieces: list[bytes | None], run: Callable[[str], Awaitable[Any]]) -
             while True:  # keep-alive: one scripted answer per request
                 head = await reader.readuntil(b"\r\n\r\n")
                 seen["request_lines"].append(head.split(b"\r\n", 1)[0])
+                seen.setdefault("heads", []).append(head)
                 await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))
                 for piece in pieces:
                     if piece is None:  # hang up
@@ -270,6 +271,16 @@ def test_a_connection_the_server_means_to_close_is_not_reused_and_a_path_prefix_
     assert report.errors == 0, report.first_error()
     assert seen["connections"] == 3
     assert seen["request_lines"] == [b"POST /gw/v1/chat/completions HTTP/1.1"] * 3
+
+
+def test_a_host_header_for_a_gateway_is_sent_instead_of_the_urls() -> None:
+    pieces = stream_of(event({"content": "a"}), DONE)
+    report, seen = scripted(pieces, lambda url: loadgen.run_load(
+        url, MODEL, requests=2, concurrency=1, max_tokens=8, prompt="hi", timeout_s=5.0,
+        host="llm.example.com"))  # fmt: skip
+    assert report.errors == 0, report.first_error()
+    assert all(b"\r\nhost: llm.example.com\r\n" in head.lower() for head in seen["heads"])
+    assert all(head.lower().count(b"\r\nhost:") == 1 for head in seen["heads"])
 
 
 @pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
