@@ -34,7 +34,7 @@ PAUSE_S = 0.001  # long enough for the loop to poll the client's socket between 
 
 # -- the byte streams ----------------------------------------------------------------------------------
 def event(delta: dict | None = None, *, eol: bytes = b"\n", **fields: object) -> bytes:
-    chunk = {"id": "c", "object": "chat.completion.chunk", "model": MODEL, **fields}
+    chunk = {"object": "chat.completion.chunk", **fields}  # no id or model: fewer bytes, fewer cuts
     chunk.setdefault("choices", [] if delta is None else [{"index": 0, "delta": delta}])
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + eol + eol
 
@@ -65,7 +65,7 @@ def head(**headers: str) -> bytes:
 
 SSE_HEAD = head(Content_Type="text/event-stream", Transfer_Encoding="chunked")
 COMPLETION = json.dumps({
-    "id": "c", "object": "chat.completion", "model": MODEL,
+    "object": "chat.completion",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "abc"}, "finish_reason": "length"}],
     "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
 }).encode()  # fmt: skip
@@ -195,7 +195,7 @@ def test_every_single_split_point_of_every_stream(name: str) -> None:
 def test_random_multi_way_splits_several_chunks_per_read_and_a_tail(name: str) -> None:
     whole, _ = STREAMS[name]
     rng = random.Random(name)
-    plans = [[]] + [rng.sample(range(1, len(whole)), rng.randint(2, 12)) for _ in range(150)]
+    plans = [[]] + [rng.sample(range(1, len(whole)), rng.randint(2, 12)) for _ in range(60)]
     report, seen = serve_and_load(whole, lambda k: plans[k], requests=len(plans), stream=True, concurrency=4)
     assert_all_decoded(report, seen, True, concurrency=4)
 
