@@ -89,7 +89,9 @@ def test_streaming_request_measures_ttft_itl_and_usage_tokens(fake: FakeOpenAI) 
     assert len(result.itl_s) == 7 and 0.05 <= sum(result.itl_s) < 7 * 0.01 * 4
     assert result.output_tokens == 8 and result.tokens_from == "usage"
     assert result.request_itl_s == pytest.approx(sum(result.itl_s) / 7)
-    assert result.e2e_s >= result.ttft_s + 0.07
+    # the server cannot finish before its TTFT plus 7 token delays; ttft_s itself may include the
+    # client's own scheduling delay on a loaded host, after which the rest arrives at once
+    assert result.e2e_s >= 0.15 + 7 * 0.01
 
 
 def test_streaming_without_usage_counts_content_chunks(fake: FakeOpenAI) -> None:
