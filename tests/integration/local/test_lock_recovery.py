@@ -4,8 +4,10 @@ with the command that frees it. Real Prefect server (the session's test server),
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,12 +20,15 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 from flows import _lock
 from runtime.errors import TransientError
-from runtime.local.inventory import start_time
 from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def start_time(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
 def _slots(name: str) -> int:
@@ -72,9 +77,6 @@ def test_a_slot_left_counted_by_a_server_restart_is_given_back(prefect_api, spec
     gone.wait()
     record = _lock.holder_file(spec, name)
     record.parent.mkdir(parents=True, exist_ok=True)
-    import json
-    import socket
-
     record.write_text(json.dumps({"pid": gone.pid, "start": started, "host": socket.gethostname(), "uid": os.getuid(),
                                   "lease_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}))
     _set_slots(name, 1)
