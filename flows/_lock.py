@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -105,9 +106,15 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
         with maintain_concurrency_lease(lease_id, LEASE_S, raise_on_lease_renewal_failure=False):
             yield
     finally:
-        _release(name, lease_id)
         _discard_cleanup_lease(lease_id)
-        _remove_record(record, lease_id)
+        try:
+            _release(name, lease_id)
+        except Exception as e:  # noqa: BLE001 - never mask the run's own outcome
+            # Server unreachable: keep the record, so the next run can prove this holder gone and
+            # free the slot; the lease also expires by itself within LEASE_S.
+            logging.getLogger(__name__).warning("could not release concurrency slot %s: %s", name, e)
+        else:
+            _remove_record(record, lease_id)
 
 
 def reclaim_if_holder_gone(name: str, record: Path) -> bool:
