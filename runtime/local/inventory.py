@@ -131,15 +131,45 @@ def leftovers(paths: DeploymentPaths, host: str = "127.0.0.1", ports: dict[str, 
 
     ``ports`` are the deployment's ports as they were before teardown removed ports.json.
     """
-    found = [f"process {pid}" for pid in marked_pids(paths)]
+    pids = marked_pids(paths)
+    found = [f"process {pid}" for pid in pids]
+    ours = _listening_ports(pids)
     for pname, port in (ports if ports is not None else portlib.load(paths.ports_file)).items():
-        if portlib.port_is_listening(port, host):
+        # A remembered port that someone else listens on now is theirs, not something we left.
+        if port in ours and portlib.port_is_listening(port, host):
             found.append(f"port {port} ({pname}) still listening")
     if paths.socket.exists():
         found.append(f"supervisor socket {paths.socket}")
     if paths.root.exists():
         found.append(f"state directory {paths.root}")
     return found
+
+
+def _listening_ports(pids: list[int]) -> set[int]:
+    """TCP ports in LISTEN state whose socket belongs to one of ``pids``."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and f[9] in inodes:  # 0A: LISTEN
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _alive(pid: int) -> bool:

@@ -137,3 +137,14 @@ def test_kill_marked_signals_nothing_without_the_marker(tmp_path, stranger):
     assert inventory.kill_marked(paths, timeout_s=1) == []
     assert stranger.poll() is None
     os.kill(stranger.pid, signal.SIGCONT)  # still alive and ours to signal in this test
+
+
+def test_a_port_someone_else_listens_on_is_not_reported_as_ours(tmp_path):
+    import socket
+
+    paths = DeploymentPaths.for_deployment("gone", str(tmp_path / "home"))
+    with socket.socket() as other:  # another deployment took our old port after we released it
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert inventory.leftovers(paths, ports={"frontend": port}) == []
