@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def test_two_homes_with_one_name_never_disturb_each_other(homes):
     assert b.status()["problems"] == [] and serves(b)
 
 
-def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(homes):
+def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefect_api, homes):
     path = homes("h", "orphaned")
     backend, first = bring_up(path)
     port = portlib.load(backend.paths.ports_file)["frontend"]
@@ -94,6 +95,9 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(homes)
     assert status["supervisor"] is False
     assert status["orphans"] and set(status["orphans"]) <= set(children)
     assert any("supervision gone" in p for p in status["problems"])
+    cli = subprocess.run([shutil.which("dynadeploy"), "status", str(path)], capture_output=True, text=True,
+                         env=os.environ | {"PREFECT_API_URL": prefect_api}, timeout=120, check=False)
+    assert cli.returncode == 3 and "DEGRADED: supervision gone" in cli.stdout, (cli.returncode, cli.stdout, cli.stderr)
 
     again = LocalBackend(load_spec(path))
     provisioned = again.provision()
