@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
-import httpx
 from prefect import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
@@ -40,7 +39,7 @@ from prefect.concurrency._sync import (
     acquire_concurrency_slots_with_lease,
     release_concurrency_slots_with_lease,
 )
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 
 from runtime.errors import TransientError
 from runtime.local.inventory import same_process, start_time
@@ -145,7 +144,7 @@ def _release(name: str, lease_id: UUID) -> None:
         try:
             client.renew_concurrency_lease(lease_id, LEASE_S)
             known = True
-        except httpx.HTTPStatusError as e:
+        except PrefectHTTPStatusError as e:
             if e.response.status_code not in (404, 410):
                 raise
             known = False

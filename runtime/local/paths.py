@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import PreflightError
+from runtime.local.plan import IDENTITY_ENV  # noqa: F401 - re-exported: carries .identity into processes
 
 
 def home(state_dir: str | None = None) -> Path:
@@ -114,7 +115,6 @@ class DeploymentPaths:
                 d.mkdir(parents=True, exist_ok=True)
 
 
-IDENTITY_ENV = "DYNADEPLOY_DEPLOYMENT_ID"  # carries DeploymentPaths.identity into every process we start
 
 _DISK_ERRNOS = {errno.EROFS: "is on a read-only file system", errno.ENOSPC: "is on a full disk",
                 errno.EDQUOT: "is over its disk quota", errno.EACCES: "is not writable by this user",

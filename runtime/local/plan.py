@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
     from runtime.local.paths import DeploymentPaths
 
-DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # marks every process we start, for the inventory
+DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # the deployment's name, for people reading a process list
+IDENTITY_ENV = "DYNADEPLOY_DEPLOYMENT_ID"  # DeploymentPaths.identity: what inventory/teardown match on
 WORKER_ROLES = ("worker", "prefill", "decode")
 
 
@@ -73,8 +74,6 @@ def worker_program_names(spec, revision: int) -> list[str]:
 def identity_env(spec, ctx: LocalContext) -> dict[str, str]:
     """The markers inventory/teardown match on: the name for people, the id (one deployment in one
     state dir for one user) for anything that signals or reports a process."""
-    from runtime.local.paths import IDENTITY_ENV
-
     return {DEPLOYMENT_ENV: spec.name, IDENTITY_ENV: ctx.paths.identity}
 
 
