@@ -156,3 +156,38 @@ def test_a_worker_that_crashes_at_start_fails_at_once_with_its_log(homes):
     assert elapsed < 60, f"took {elapsed:.0f}s to notice a crash loop"
     assert backend.ledger.get(1).status == "failed"
     assert "worker-r1-0" not in portlib.load(backend.paths.ports_file)
+
+
+def test_the_deploy_cli_killed_mid_flow_then_rerun_converges_and_frees_the_slot(prefect_api, homes):
+    """The issue's scenario end to end: SIGKILL `dynadeploy deploy` while it holds the target's slot
+    with a revision half rolled out; the rerun neither waits out the lease nor reuses the half-done
+    revision."""
+    from prefect import get_client
+
+    from flows._lock import limit_name
+
+    path = homes("h", "clikill", {"topology": "agg", "workers": {"replicas": 2}})
+    env = os.environ | {"PREFECT_API_URL": prefect_api}
+    exe = shutil.which("dynadeploy")
+    first = subprocess.run([exe, "deploy", str(path)], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    backend = LocalBackend(load_spec(path))
+    changed = homes("h", "clikill", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 5.0}})
+    cli = subprocess.Popen([exe, "deploy", str(changed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        health.wait_until(lambda: "worker-r2-1" in backend.supervisor.processes() or cli.poll() is not None, 180)
+        cli.send_signal(signal.SIGKILL)
+    finally:
+        cli.wait(timeout=30)
+
+    t0 = time.monotonic()
+    rerun = subprocess.run([exe, "deploy", str(changed), "--output", "json"], env=env, capture_output=True, text=True,
+                           timeout=300, check=False)
+    took = time.monotonic() - t0
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert took < 120, f"rerun took {took:.0f}s (the dead run's lease alone is 60 s, main's was 600 s)"
+    revisions = {r.number: r.status for r in backend.revisions()}
+    assert revisions[2] == "serving" and revisions[1] == "superseded", revisions
+    assert sorted(n for n in backend.supervisor.processes() if n.startswith("worker")) == ["worker-r2-0", "worker-r2-1"]
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(limit_name(load_spec(changed))).active_slots == 0
