@@ -152,7 +152,10 @@ def _release(name: str, lease_id: UUID) -> None:
         release_concurrency_slots_with_lease(lease_id)  # decrements and revokes, as the holder would
         return
     # The server lost the lease (restart: leases live in its memory) but kept the used-slot count in
-    # its database, where nothing would ever decrement it.
+    # its database, where nothing would ever decrement it. (Had the lease instead expired, the
+    # server already gave its slot back; any count left is then a holder that wrote no record here,
+    # which only a run outside dynadeploy, taking this home's slot by hand, would be. Runs of this
+    # home always record themselves, and a live recorded holder is never reclaimed.)
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(name)
         if limit.active_slots > 0:
