@@ -125,15 +125,20 @@ def _status(args) -> int:
     from runtime.spec import load_spec
 
     status = backend_for(load_spec(args.spec)).status()
+    # A degraded deployment (e.g. its supervisor gone, orphans left) must not read as healthy: it
+    # exits 3 like one serving nothing, in both output forms.
+    problems = status.get("problems") or []
     if args.output == "json":
         print(json.dumps(status, indent=2))
-        return 0
+        return 3 if problems else 0
+    for problem in problems:
+        print(f"DEGRADED: {problem}")
     print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
     print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
     for name, p in sorted(status["processes"].items()):
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
-    return 0 if status["models"] else 3
+    return 0 if status["models"] and not problems else 3
 
 
 def _history(args) -> int:

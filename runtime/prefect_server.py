@@ -22,6 +22,7 @@ import httpx
 
 from runtime.errors import ToolError
 from runtime.local import ports as portlib
+from runtime.local.inventory import same_process, start_time
 from runtime.local.paths import home
 
 HOST = "127.0.0.1"
@@ -78,7 +79,9 @@ def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
             [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-        _state_file().write_text(json.dumps({"url": url, "pid": proc.pid, "port": port}))
+        # The start time makes (pid, start) this server's identity: `server stop` signals nothing else.
+        _state_file().write_text(json.dumps({"url": url, "pid": proc.pid, "port": port,
+                                             "start": start_time(proc.pid)}))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -98,9 +101,24 @@ def stop_server() -> bool:
         state = json.loads(_state_file().read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    try:
-        os.killpg(state["pid"], signal.SIGTERM)
-    except OSError:
-        pass
+    pid = state.get("pid")
+    # server.json can outlive its server (killed, host rebooted) and its PID be reused by anyone's
+    # process: signal the group only while that PID is still the server this home started (same
+    # kernel start time, a `prefect server start` whose PREFECT_HOME is this home's server dir).
+    if isinstance(pid, int) and same_process(pid, state.get("start")) and _is_our_server(pid):
+        try:  # the server leads its own session (start_new_session): its group is its children
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
     _state_file().unlink(missing_ok=True)
     return True
+
+
+def _is_our_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (b"prefect" in cmdline and b"server" in cmdline
+            and f"PREFECT_HOME={server_dir()}".encode() in environ)

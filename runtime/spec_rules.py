@@ -332,6 +332,15 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
             "engine vllm needs a GPU but target.gpus is none",
             "set serving.engine to mocker or auto, or target.gpus to auto on a host with an NVIDIA GPU",
         )
+    if isinstance(target, LocalTarget) and serving.frontend.replicas != 1:
+        # The local target runs one frontend on one port; ignoring the field would leave the
+        # user believing requests are spread over frontends that do not exist.
+        yield at(
+            "serving.frontend.replicas",
+            f"the local target runs exactly one frontend, not {serving.frontend.replicas}",
+            "remove serving.frontend.replicas (or set it to 1) for target.kind local; "
+            "use a Kubernetes target for several frontends",
+        )
     if model.is_builtin() and serving.engine == "vllm":
         yield at(
             "serving.engine",
