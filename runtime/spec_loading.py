@@ -22,9 +22,10 @@ import yaml
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from pydantic.fields import FieldInfo
 
+from runtime import secret_shapes
 from runtime.errors import SpecError, SpecIssue
 from runtime.spec import DeploymentSpec
-from runtime.spec_rules import API_VERSION, HF_TOKEN, SECRET_WORDS
+from runtime.spec_rules import API_VERSION, SECRET_WORDS
 from runtime.spec_targets import TARGET_CLASSES, TARGET_KINDS
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_SPEC_BYTES", "ROOT", "load_spec", "load_spec_data", "parse_spec"]
@@ -43,8 +44,8 @@ MAX_NODES = 50_000
 
 def load_spec(path: str | Path) -> DeploymentSpec:
     """Read and validate a YAML spec file; any problem raises one SpecError listing every issue."""
-    source = str(path)
-    return _parse(*load_spec_data(path), source)
+    data, lines = load_spec_data(path)
+    return _parse(data, str(path), lines)
 
 
 def load_spec_data(path: str | Path) -> tuple[Any, dict[str, int]]:
@@ -242,23 +243,27 @@ def check_data_bounds(data: Any, source: str | None) -> None:
 
     Iterative and capped by node count, so even a self-referencing dict ends the walk cheaply.
     """
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
     count = 0
     while stack:
-        value, depth = stack.pop()
+        value, path, depth = stack.pop()
         count += 1
+        where = path or ROOT
         if count > MAX_NODES:
             raise SpecError([_too_big(f"the spec has more than {MAX_NODES} values")], source=source)
         if depth > MAX_DEPTH:
-            raise SpecError([_too_big(f"the spec nests deeper than {MAX_DEPTH} levels")], source=source)
+            issue_ = SpecIssue(where, f"the spec nests deeper than {MAX_DEPTH} levels here",
+                               "write the spec plainly (a spec is a few KiB of YAML); examples: infra/targets/")
+            raise SpecError([issue_], source=source)
         if isinstance(value, Mapping):
-            stack.extend((v, depth + 1) for v in value.values())
             count += len(value)  # the keys
+            stack.extend((v, _join(path, str(k)), depth + 1) for k, v in value.items())
         elif isinstance(value, list | tuple):
-            stack.extend((v, depth + 1) for v in value)
+            stack.extend((v, _join(path, i), depth + 1) for i, v in enumerate(value))
         elif isinstance(value, str | bytes) and len(value) > MAX_SPEC_BYTES:
-            raise SpecError([_too_big(f"the spec holds a value longer than {MAX_SPEC_BYTES // 1024} KiB")],
-                            source=source)
+            issue_ = SpecIssue(where, f"the value is longer than {MAX_SPEC_BYTES // 1024} KiB (not shown)",
+                               f"shorten {where}; a spec is a few KiB of YAML")
+            raise SpecError([issue_], source=source)
 
 
 def _index(node: yaml.Node, path: str, lines: dict[str, int]) -> Iterator[SpecIssue]:
@@ -412,7 +417,8 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
             f"add at least {need} item(s) to {path}",
         )
     if kind in ("string_too_long", "too_long"):
-        return f"{name} is too long (at most {ctx.get('max_length')})", f"shorten {path}"
+        return (f"{name} is too long (at most {ctx.get('max_length')})",
+                f"shorten {path} to at most {ctx.get('max_length')} {'items' if kind == 'too_long' else 'characters'}")
     if kind == "string_pattern_mismatch" and is_key:
         good = re.sub(r"\W", "_", name).lstrip("0123456789") or "NAME"
         return (
@@ -498,7 +504,7 @@ def _shown(value: Any, path: str) -> str:
     """The value for a message, unless it sits at a secret-looking path or looks like a token."""
     words = set(re.split(r"[^A-Z]+", path.upper()))
     text = repr(value)
-    if HF_TOKEN.search(text) or words & (SECRET_WORDS | {"ENV"}):
+    if words & (SECRET_WORDS | {"ENV", "CREDENTIALS", "BLOCK"}) or secret_shapes.looks_secret(text):
         return "(value not shown)"
     return text if len(text) <= 60 else text[:57] + "..."
 

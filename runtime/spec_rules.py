@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from runtime import naming
+from runtime import naming, secret_shapes
 from runtime.spec_targets import Issue, LocalTarget, NodePool, at, issue, node_pools
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with runtime.spec
@@ -40,12 +40,13 @@ DEFAULT_IMAGE = f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{DEFAULT_DYNAMO_VERSION}
 AGG = ("agg", "agg_router")  # topologies with one worker role
 ROUTER = ("agg_router", "disagg_router")  # topologies with a KV router
 
+MAX_PROMPT_CHARS = 16_384  # smoke.prompt: ~4k tokens, within the context of any model dynadeploy serves
 SHA = re.compile(r"^[0-9a-f]{40}$")
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
-# Hugging Face access tokens, matched anywhere so that one pasted into env or args is refused.
-HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{20,}")
-# Words of an env var name (split on '_') that mark it as a secret; TOKENIZERS_PARALLELISM is not.
-SECRET_WORDS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "APIKEY", "CREDENTIALS"}
+# What a secret looks like lives in runtime/secret_shapes.py (the flows' parameter redaction and the
+# messages use it too); these names stay here for the modules that import them from the spec rules.
+HF_TOKEN = secret_shapes.HF_TOKEN
+SECRET_WORDS = secret_shapes.SECRET_WORDS
 SECRET_FIX = (
     "keep it out of the spec: store it in a Prefect Secret block and write {secret_block: <block-name>}, "
     "or {env: <VAR>} to read it from the worker's environment"
@@ -126,6 +127,13 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 def env_issues(env: Mapping[str, Any], where: str) -> Iterator[Issue]:
     """An issue per env entry that looks like a secret written inline (the value is never shown)."""
     for key, value in env.items():
+        if secret_shapes.looks_like_token(key):
+            yield at(
+                f"{where}.{secret_shapes.REDACTED}",
+                "an environment variable's name looks like an access token (not shown here)",
+                f"name the variable (e.g. HF_TOKEN) and give the secret as its value: {SECRET_FIX}",
+            )
+            continue
         if (
             isinstance(value, str)
             and value
@@ -319,12 +327,17 @@ def route_issues(route: RouteSpec) -> Iterator[Issue]:
 def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
     """Rules that need two sections at once; paths are from the top of the spec."""
     target, serving, model, platform = spec.target, spec.serving, spec.model, spec.platform
-    if target.kind != "local" and not model.is_builtin() and not SHA.match(model.revision or ""):
+    # Every target, local included: a branch or tag moves, so a redeploy, a restarted worker or a
+    # rollback would load other weights than the revision ledger records. (The built-in model has no
+    # revisions; model_issues refuses one.)
+    if not model.is_builtin() and model.revision is not None and not SHA.match(model.revision):
         yield at(
             "model.revision",
-            f"revision {model.revision!r} is not a commit sha; on target {target.kind} every replica and "
-            "every rollback must load the exact same weights",
-            "set model.revision to the model's full 40-hex commit sha, not a branch or tag",
+            f"revision {secret_shapes.shown(model.revision)} is not a commit sha; on target {target.kind} "
+            "every replica, every redeploy and every rollback must load the exact same weights, and a "
+            "branch or tag moves",
+            "set model.revision to the model's full 40-hex commit sha, not a branch or tag "
+            f"(https://huggingface.co/{model.id}/commits/main lists them)",
         )
     if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm":
         yield at(
