@@ -339,6 +339,25 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
             "set model.revision to the model's full 40-hex commit sha, not a branch or tag "
             f"(https://huggingface.co/{model.id}/commits/main lists them)",
         )
+    if isinstance(target, LocalTarget):
+        # The local target writes each process's environment into supervisord's config file as
+        # text, so a reference there would reach the process as "secret_block='...'", and a resolved
+        # secret would sit in a file on disk. Refused until the local target resolves references
+        # into the process environment at start.
+        envs = [("serving.env", serving.env)] + [
+            (f"serving.{'workers' if role == 'worker' else role}.env", w.env) for role, w in serving.roles()
+        ]
+        for where, env in envs:
+            for key, value in env.items():
+                if not isinstance(value, str):
+                    yield at(
+                        f"{where}.{key}",
+                        f"target local cannot pass a secret reference in {where} (supervisord's config "
+                        "would hold it as text)",
+                        f"remove {where}.{key}; for the Hugging Face token use model.token: "
+                        "{secret_block: <block-name>} (resolved at download time), or deploy to a kube, "
+                        "eks, gke, aks or ecs target, where references become Kubernetes/ECS secrets",
+                    )
     if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm":
         yield at(
             "serving.engine",
