@@ -1,7 +1,16 @@
-"""Loading the spec inside a flow: validation happens here, before any task has a side effect."""
+"""Loading the spec inside a flow: validation happens here, before any task has a side effect.
+
+Prefect stores a flow run's parameters in its database when the run is created, before the flow
+body (and so the spec's validation) runs. ``redacted_parameters`` makes what is stored safe: a spec
+passed as a dict with an inline secret (which validation then refuses) is stored with that value
+replaced, and an error about the parameters' types never quotes them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from runtime.secret_shapes import redact, scrub
 from runtime.spec import DeploymentSpec, load_spec
 
 
@@ -10,3 +19,34 @@ def load(spec: str | dict, overrides: dict | None = None) -> DeploymentSpec:
 
     loaded = parse_spec(spec, source="parameters") if isinstance(spec, dict) else load_spec(spec)
     return loaded.with_changes(overrides, source="overrides") if overrides else loaded
+
+
+def redacted_parameters(flow_obj: Any) -> Any:
+    """Make ``flow_obj`` send Prefect its parameters with secret-looking values redacted.
+
+    Per flow object (not a global patch of Prefect's Flow): ``serialize_parameters`` is what the
+    engine sends to the API when it creates the run (and a parent sends for its subflow runs); the
+    flow body still receives the parameters as given. Valid specs are unchanged by ``redact``.
+    ``validate_parameters`` runs after the run exists; pydantic's message there quotes the input.
+    """
+    serialize, validate = flow_obj.serialize_parameters, flow_obj.validate_parameters
+
+    def serialize_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+        return redact(serialize(parameters))
+
+    def validate_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return validate(parameters)
+        except Exception as exc:  # noqa: BLE001 - re-raised as the same type, its message scrubbed
+            text = scrub(str(exc), opaque=True)
+            if text == str(exc):
+                raise
+            try:
+                scrubbed = type(exc)(text)
+            except Exception:  # noqa: BLE001 - a type that wants other arguments
+                scrubbed = TypeError(text)
+            raise scrubbed from None
+
+    flow_obj.serialize_parameters = serialize_parameters
+    flow_obj.validate_parameters = validate_parameters
+    return flow_obj
