@@ -21,6 +21,47 @@ def load(spec: str | dict, overrides: dict | None = None) -> DeploymentSpec:
     return loaded.with_changes(overrides, source="overrides") if overrides else loaded
 
 
+def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as Prefect may store them.
+
+    A spec (and the changes merged into it: ``overrides``, a canary ``candidate``) that validates is
+    stored as given: a valid spec holds secrets only as references. One that does not validate is
+    stored strictly redacted: no run can use it, and the secret it may carry could sit anywhere (an
+    AWS secret key pasted as the name). Other parameters lose the known secret shapes only.
+    """
+    from runtime.spec import parse_spec
+
+    def valid(check) -> bool:
+        try:
+            check()
+        except Exception:  # noqa: BLE001 - a SpecError or anything else: not a valid spec either way
+            return False
+        return True
+
+    spec = parameters.get("spec")
+    base = None
+    if isinstance(spec, dict) and valid(lambda: parse_spec(spec)):
+        base = parse_spec(spec)
+    elif isinstance(spec, str) and valid(lambda: load_spec(spec)):
+        base = load_spec(spec)  # a path: the caller (CLI, worker) reads it anyway, bounded
+    out: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if name == "spec" and isinstance(value, dict):
+            out[name] = value if base is not None else redact(value, strict=True)
+        elif name in ("overrides", "candidate") and isinstance(value, dict):
+            nested = value.get("spec") if name == "candidate" else None
+            if isinstance(nested, str):
+                ok = valid(lambda: load_spec(nested))
+            elif isinstance(nested, dict):
+                ok = valid(lambda: parse_spec(nested))
+            else:
+                ok = base is not None and valid(lambda: base.with_changes(value))
+            out[name] = value if ok else redact(value, strict=True)
+        else:
+            out[name] = redact(value)
+    return out
+
+
 def redacted_parameters(flow_obj: Any) -> Any:
     """Make ``flow_obj`` send Prefect its parameters with secret-looking values redacted.
 
@@ -32,7 +73,7 @@ def redacted_parameters(flow_obj: Any) -> Any:
     serialize, validate = flow_obj.serialize_parameters, flow_obj.validate_parameters
 
     def serialize_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-        return redact(serialize(parameters))
+        return _stored_parameters(serialize(parameters))
 
     def validate_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -89,7 +89,7 @@ def secret_key(key: Any) -> bool:
     return name.lower() != "key" and bool(words & SECRET_WORDS)
 
 
-def redact(value: Any, key: Any = None, *, inside_ref: bool = False) -> Any:
+def redact(value: Any, key: Any = None, *, inside_ref: bool = False, strict: bool = False) -> Any:
     """A copy of JSON-like ``value`` with every secret-looking string replaced by ``REDACTED``.
 
     For data about to be stored outside this process (Prefect flow-run parameters): secret-looking
@@ -97,25 +97,33 @@ def redact(value: Any, key: Any = None, *, inside_ref: bool = False) -> Any:
     else inside a ``token:`` or ``credentials:`` reference is dropped, and any string holding a known
     token format is replaced wherever it sits. Valid specs pass unchanged (the spec refuses all of
     these), so a run restarted from stored parameters still validates.
+
+    ``strict`` (for data already known to be invalid, which no run can use): also every string and
+    key that ``looks_secret``, e.g. an AWS secret access key pasted as the spec's name.
     """
     if isinstance(value, Mapping):
         # `value` is a secret in {secret_block/env: ..., value: ...}, but a taint's or label's
         # {key: ..., value: ...} pair is plain data.
         pair = "key" in value
         ref = inside_ref or str(key) in ("token", "credentials")
-        return {k: redact(v, k, inside_ref=ref) if not (pair and k == "value") else redact(v)
-                for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            hidden = looks_secret(str(k)) if strict else looks_like_token(str(k))
+            name = f"{REDACTED}-{i}" if hidden else k
+            out[name] = redact(v, k, inside_ref=ref, strict=strict) if not (pair and k == "value") else redact(
+                v, strict=strict)
+        return out
     if isinstance(value, list | tuple):
-        return [redact(v, inside_ref=inside_ref) for v in value]
+        return [redact(v, inside_ref=inside_ref, strict=strict) for v in value]
     if isinstance(value, bytes):
-        return REDACTED if looks_like_token(value.decode("utf-8", "replace")) else value
+        value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
         return value
     if key is not None:
         name = str(key)
         if name in _NAME_KEYS:
-            plain = re.fullmatch(_NAME_KEYS[name], value) and not looks_like_token(value)
+            plain = re.fullmatch(_NAME_KEYS[name], value) and not looks_secret(value)
             return value if plain else REDACTED
         if (inside_ref or secret_key(name)) and value:
             return REDACTED
-    return REDACTED if looks_like_token(value) else value
+    return REDACTED if (looks_secret(value) if strict else looks_like_token(value)) else value

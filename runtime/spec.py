@@ -51,6 +51,7 @@ from runtime.spec_targets import (
     ProviderHints,
     StrictModel,
     Taint,
+    _unless_secret,
     Target,
     issue,
     matching,
@@ -174,7 +175,7 @@ class ModelSpec(StrictModel):
     def _id(cls, value: str) -> str:
         if value != BUILTIN_MODEL and not spec_rules.HF_ID.match(value):
             raise issue(
-                f"{value!r} is neither the built-in model nor a Hugging Face id 'org/name'",
+                f"{secret_shapes.shown(value)} is neither the built-in model nor a Hugging Face id 'org/name'",
                 f"set {{path}} to {BUILTIN_MODEL} or an id like Qwen/Qwen3-0.6B",
             )
         return value
@@ -384,9 +385,9 @@ class DeploymentSpec(StrictModel):
         problem = naming.dns1123_label_problem(value, naming.NAME_MAX)
         if problem:
             raise issue(
-                f"name {value!r} is not a valid DNS-1123 label: {problem}",
+                f"name {secret_shapes.shown(value)} is not a valid DNS-1123 label: {problem}",
                 f"set name to lowercase letters, digits and '-' (at most {naming.NAME_MAX} characters), "
-                f"e.g. {naming.suggest_dns1123_label(value, naming.NAME_MAX)!r}",
+                f"e.g. {naming.suggest_dns1123_label(_unless_secret(value), naming.NAME_MAX)!r}",
             )
         return value
 

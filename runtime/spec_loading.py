@@ -277,7 +277,7 @@ def _index(node: yaml.Node, path: str, lines: dict[str, int]) -> Iterator[SpecIs
             if key.value in seen:
                 yield SpecIssue(
                     child,
-                    f"key {key.value!r} appears twice (lines {seen[key.value]} and {line}); YAML would "
+                    f"key {_key(key.value)} appears twice (lines {seen[key.value]} and {line}); YAML would "
                     "silently keep the last one",
                     "keep only one of them",
                 )
@@ -373,16 +373,18 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
     if kind == "dynadeploy":
         return ctx["problem"], ctx["fix"]
     if kind == "invalid_key" or (is_key and kind == "string_type"):
+        if secret_shapes.looks_secret(repr(raw)):
+            return "a key is not a string (not shown: it may be a secret)", "remove that key"
         return f"key {raw!r} is not a string", f'quote the key ("{raw}": ...), or remove it'
     if kind == "extra_forbidden":
         parent = _walk(tuple(err["loc"])[:-1])[1]
         allowed = [i.alias or k for k, i in parent.model_fields.items()] if _is_model(parent) else []
         close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
         if close:
-            return f"unknown field {name!r}", f"did you mean {close[0]!r}? rename {name!r} to {close[0]!r}"
+            return f"unknown field {_key(name)}", f"did you mean {close[0]!r}? rename {_key(name)} to {close[0]!r}"
         return (
-            f"unknown field {name!r}",
-            f"remove {name!r}; the fields allowed here are: {', '.join(allowed)}",
+            f"unknown field {_key(name)}",
+            f"remove {_key(name)}; the fields allowed here are: {', '.join(allowed)}",
         )
     if kind == "missing":
         example = field.examples[0] if field is not None and field.examples else "<value>"
@@ -422,8 +424,8 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
     if kind == "string_pattern_mismatch" and is_key:
         good = re.sub(r"\W", "_", name).lstrip("0123456789") or "NAME"
         return (
-            f"{name!r} is not a valid key here (letters, digits and '_', not starting with a digit)",
-            f"rename {name!r} to e.g. {good!r}",
+            f"{_key(name)} is not a valid key here (letters, digits and '_', not starting with a digit)",
+            f"rename {_key(name)} to e.g. {good if not secret_shapes.looks_secret(name) else 'MY_VAR'!r}",
         )
     if kind == "string_pattern_mismatch":
         return (
@@ -507,6 +509,11 @@ def _shown(value: Any, path: str) -> str:
     if words & (SECRET_WORDS | {"ENV", "CREDENTIALS", "BLOCK"}) or secret_shapes.looks_secret(text):
         return "(value not shown)"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(name: Any) -> str:
+    """A key the user wrote, quoted for a message; a pasted secret used as a key is not shown."""
+    return "(a key not shown: it may be a secret)" if secret_shapes.looks_secret(repr(name)) else repr(name)
 
 
 def _type_name(value: Any) -> str:

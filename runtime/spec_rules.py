@@ -78,16 +78,16 @@ def parse_quantity(text: str) -> int:
 
 def _semver(value: str) -> str:
     if not _SEMVER.match(value):
-        raise issue(f"{value!r} is not a semantic version", 'set {path} to a quoted version like "1.6.1"')
+        raise issue(f"{secret_shapes.shown(value)} is not a semantic version", 'set {path} to a quoted version like "1.6.1"')
     return value
 
 
 def _quantity(value: str) -> str:
     if not _QUANTITY.match(value):
-        raise issue(f"{value!r} is not a Kubernetes quantity", 'set {path} to a size like "20Gi" or "500Gi"')
+        raise issue(f"{secret_shapes.shown(value)} is not a Kubernetes quantity", 'set {path} to a size like "20Gi" or "500Gi"')
     if parse_quantity(value) < 2**30:
         raise issue(
-            f"{value!r} is smaller than 1Gi; a model cache needs gigabytes",
+            f"{secret_shapes.shown(value)} is smaller than 1Gi; a model cache needs gigabytes",
             'set {path} to "1Gi" or more, e.g. "20Gi" (a bare number means bytes)',
         )
     return value
@@ -96,10 +96,10 @@ def _quantity(value: str) -> str:
 def _image(value: str) -> str:
     match = _IMAGE.match(value)
     if not match:
-        raise issue(f"{value!r} is not a container image reference", f"set {{path}} to e.g. {DEFAULT_IMAGE}")
+        raise issue(f"{secret_shapes.shown(value)} is not a container image reference", f"set {{path}} to e.g. {DEFAULT_IMAGE}")
     if "@sha256:" not in value and match.group("tag") in (None, "latest"):
         raise issue(
-            f"image {value!r} is not pinned (no tag, or :latest), so a rollback could not restore it",
+            f"image {secret_shapes.shown(value)} is not pinned (no tag, or :latest), so a rollback could not restore it",
             f"pin a version tag or a digest, e.g. {DEFAULT_IMAGE}",
         )
     return value

@@ -78,14 +78,20 @@ def matching(regex: str, what: str, example: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _unless_secret(value: str) -> str:
+    """``value`` to derive a suggested name from, or a neutral one: a suggestion made from a pasted
+    secret (lower-cased, dashes for '/') would still publish most of it."""
+    return "my-name" if secret_shapes.looks_secret(value) else value
+
+
 def _dns_label(max_len: int) -> AfterValidator:
     def check(value: str) -> str:
         problem = naming.dns1123_label_problem(value, max_len)
         if problem:
             raise issue(
-                f"{value!r} is not a valid DNS-1123 label: {problem}",
+                f"{secret_shapes.shown(value)} is not a valid DNS-1123 label: {problem}",
                 f"set {{path}} to lowercase letters, digits and '-' (at most {max_len} characters), "
-                f"e.g. {naming.suggest_dns1123_label(value, max_len)!r}",
+                f"e.g. {naming.suggest_dns1123_label(_unless_secret(value), max_len)!r}",
             )
         return value
 
@@ -176,13 +182,13 @@ class NodePool(StrictModel):
             if not naming.is_label_key(key):
                 yield at(
                     f'labels["{key}"]',
-                    f"{key!r} is not a valid Kubernetes label key",
+                    f"{secret_shapes.shown(key)} is not a valid Kubernetes label key",
                     "use a key like example.com/pool (name part <= 63 alphanumerics, '-', '_', '.')",
                 )
             elif not naming.is_label_value(value):
                 yield at(
                     f'labels["{key}"]',
-                    f"{value!r} is not a valid Kubernetes label value",
+                    f"{secret_shapes.shown(value)} is not a valid Kubernetes label value",
                     "use at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
                 )
 
@@ -213,7 +219,7 @@ def _cloud_issues(kind: str, field: str, region: str, types: list[tuple[str, str
         if not cloud.knows_instance_type(name):
             yield at(
                 path,
-                f"{name!r} is not among the {shown} instance types dynadeploy knows (no such family "
+                f"{secret_shapes.shown(name)} is not among the {shown} instance types dynadeploy knows (no such family "
                 "or size)",
                 f"set target.{path} to an existing type, e.g. {cloud.example!r}; if it is a new family, "
                 f"add it to the {cloud.name} families in {data}",
