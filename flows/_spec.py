@@ -31,18 +31,18 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """
     from runtime.spec import parse_spec
 
-    def valid(check) -> bool:
+    def valid(check: Any, *args: Any) -> bool:
         try:
-            check()
+            check(*args)
         except Exception:  # noqa: BLE001 - a SpecError or anything else: not a valid spec either way
             return False
         return True
 
     spec = parameters.get("spec")
     base = None
-    if isinstance(spec, dict) and valid(lambda: parse_spec(spec)):
+    if isinstance(spec, dict) and valid(parse_spec, spec):
         base = parse_spec(spec)
-    elif isinstance(spec, str) and valid(lambda: load_spec(spec)):
+    elif isinstance(spec, str) and valid(load_spec, spec):
         base = load_spec(spec)  # a path: the caller (CLI, worker) reads it anyway, bounded
     out: dict[str, Any] = {}
     for name, value in parameters.items():
@@ -51,11 +51,11 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         elif name in ("overrides", "candidate") and isinstance(value, dict):
             nested = value.get("spec") if name == "candidate" else None
             if isinstance(nested, str):
-                ok = valid(lambda: load_spec(nested))
+                ok = valid(load_spec, nested)
             elif isinstance(nested, dict):
-                ok = valid(lambda: parse_spec(nested))
+                ok = valid(parse_spec, nested)
             else:
-                ok = base is not None and valid(lambda: base.with_changes(value))
+                ok = base is not None and valid(base.with_changes, value)
             out[name] = value if ok else redact(value, strict=True)
         else:
             out[name] = redact(value)
@@ -78,7 +78,7 @@ def redacted_parameters(flow_obj: Any) -> Any:
     def validate_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         try:
             return validate(parameters)
-        except Exception as exc:  # noqa: BLE001 - re-raised as the same type, its message scrubbed
+        except Exception as exc:
             text = scrub(str(exc), opaque=True)
             if text == str(exc):
                 raise

@@ -51,8 +51,8 @@ from runtime.spec_targets import (
     ProviderHints,
     StrictModel,
     Taint,
-    _unless_secret,
     Target,
+    _unless_secret,
     issue,
     matching,
 )

@@ -10,13 +10,14 @@ This module must not import runtime.spec at run time (spec imports it); models a
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from runtime import naming, secret_shapes
+from runtime import capabilities, naming, secret_shapes
 from runtime.spec_targets import Issue, LocalTarget, NodePool, at, issue, node_pools
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with runtime.spec
@@ -370,6 +371,11 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
             f"engine vllm cannot serve the built-in model {BUILTIN_MODEL}: it has a tokenizer but no weights",
             "set serving.engine to auto or mocker, or model.id to a Hugging Face model with a revision",
         )
+    if target.kind in ("eks", "gke", "aks", "ecs"):
+        where = "region" if target.kind in ("eks", "ecs") else "location"
+        types = ([("instance_type", target.instance_type)] if target.kind == "ecs" else
+                 [(f"node_pools[{i}].instance_type", p.instance_type) for i, p in enumerate(target.node_pools)])
+        yield from _cloud_issues(target.kind, where, getattr(target, where), types)
     pools = node_pools(target)
     asking = [(r, w) for r, w in serving.roles() if w.gpus > 0]
     if pools is not None and asking:
@@ -399,6 +405,38 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
             "are preinstalled; two drivers on one node break it",
             "set platform.gpu_operator.driver to auto or preinstalled",
         )
+
+
+def _cloud_issues(kind: str, field: str, region: str, types: list[tuple[str, str]]) -> Iterator[Issue]:
+    """The region/location and instance types of a cloud target, checked against infra/clouds.yaml.
+
+    Their formats are checked by the fields; this finds the well-formed names that do not exist
+    ("us-east-7", "g6e.2xlargee"), which would otherwise fail minutes into provisioning. Run by
+    ``cross_issues``, so paths are from the top of the spec.
+    """
+    cloud = capabilities.clouds().get(kind)
+    if cloud is None:
+        return
+    data = "infra/clouds.yaml"
+    shown = {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}.get(cloud.name, cloud.name)
+    if not cloud.knows_region(region):
+        close = difflib.get_close_matches(region, cloud.regions, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        yield at(
+            f"target.{field}",
+            f"{region!r} is not among the {shown} {field}s dynadeploy knows",
+            f"{hint}set target.{field} to one of the {shown} {field}s listed in {data} "
+            f"(e.g. {cloud.regions[0]}); if {shown} opened it recently, add it to {data}",
+        )
+    for path, name in types:
+        if not cloud.knows_instance_type(name):
+            yield at(
+                f"target.{path}",
+                f"{secret_shapes.shown(name)} is not among the {shown} instance types dynadeploy knows "
+                "(no such family or size)",
+                f"set target.{path} to an existing type, e.g. {cloud.example!r}; if it is a new family, "
+                f"add it to the {cloud.name} families in {data}",
+            )
 
 
 def _gpu_capacity_issues(kind: str, pools: list[NodePool], asking: list[tuple[str, Any]]) -> Iterator[Issue]:

@@ -11,7 +11,6 @@ replaces it with the field's dotted path, which a field validator cannot know by
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -193,39 +192,6 @@ class NodePool(StrictModel):
                 )
 
 
-def _cloud_issues(kind: str, field: str, region: str, types: list[tuple[str, str]]) -> Iterator[Issue]:
-    """The region/location and instance types of a cloud target, checked against infra/clouds.yaml.
-
-    Their formats are checked by the fields; this finds the well-formed names that do not exist
-    ("us-east-7", "g6e.2xlargee"), which would otherwise fail minutes into provisioning.
-    """
-    from runtime.capabilities import clouds  # late: capabilities reads a data file on first use
-
-    cloud = clouds().get(kind)
-    if cloud is None:
-        return
-    data = "infra/clouds.yaml"
-    shown = {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}.get(cloud.name, cloud.name)
-    if not cloud.knows_region(region):
-        close = difflib.get_close_matches(region, cloud.regions, n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        yield at(
-            field,
-            f"{region!r} is not among the {shown} {field}s dynadeploy knows",
-            f"{hint}set target.{field} to one of the {shown} {field}s listed in {data} "
-            f"(e.g. {cloud.regions[0]}); if {shown} opened it recently, add it to {data}",
-        )
-    for path, name in types:
-        if not cloud.knows_instance_type(name):
-            yield at(
-                path,
-                f"{secret_shapes.shown(name)} is not among the {shown} instance types dynadeploy knows (no such family "
-                "or size)",
-                f"set target.{path} to an existing type, e.g. {cloud.example!r}; if it is a new family, "
-                f"add it to the {cloud.name} families in {data}",
-            )
-
-
 def _node_pool_issues(pools: list[NodePool], kind: str) -> Iterator[Issue]:
     seen: set[str] = set()
     for i, pool in enumerate(pools):
@@ -250,10 +216,6 @@ def _node_pool_issues(pools: list[NodePool], kind: str) -> Iterator[Issue]:
                 "GKE needs the accelerator type of a GPU node pool, and none is set",
                 f"set target.node_pools[{i}].gpu.type, e.g. nvidia-l4 (g2 machines) or nvidia-h100-80gb",
             )
-
-
-def _pool_types(pools: list[NodePool]) -> list[tuple[str, str]]:
-    return [(f"node_pools[{i}].instance_type", pool.instance_type) for i, pool in enumerate(pools)]
 
 
 # --- cloud credentials --------------------------------------------------------------------------------
@@ -410,7 +372,6 @@ class EksTarget(_CloudTarget):
     def _issues(self) -> Iterator[Issue]:
         yield from _k8s_version_issues(self.kubernetes_version)
         yield from _node_pool_issues(self.node_pools, "eks")
-        yield from _cloud_issues("eks", "region", self.region, _pool_types(self.node_pools))
         yield from _vpc_issues(self.vpc_id, self.subnet_ids, 2, "EKS needs subnets in two zones")
 
     def scope(self) -> str:
@@ -438,7 +399,6 @@ class GkeTarget(_CloudTarget):
     def _issues(self) -> Iterator[Issue]:
         yield from _k8s_version_issues(self.kubernetes_version)
         yield from _node_pool_issues(self.node_pools, "gke")
-        yield from _cloud_issues("gke", "location", self.location, _pool_types(self.node_pools))
 
     def scope(self) -> str:
         return f"gke:{self.project}/{self.location}/{self.cluster_name}"
@@ -471,7 +431,6 @@ class AksTarget(_CloudTarget):
     def _issues(self) -> Iterator[Issue]:
         yield from _k8s_version_issues(self.kubernetes_version)
         yield from _node_pool_issues(self.node_pools, "aks")
-        yield from _cloud_issues("aks", "location", self.location, _pool_types(self.node_pools))
 
     def scope(self) -> str:
         return f"aks:{self.subscription_id.lower()}/{self.resource_group}/{self.cluster_name}"
@@ -493,7 +452,6 @@ class EcsTarget(_CloudTarget):
 
     def _issues(self) -> Iterator[Issue]:
         yield from _vpc_issues(self.vpc_id, self.subnet_ids, 1, "tasks need a subnet")
-        yield from _cloud_issues("ecs", "region", self.region, [("instance_type", self.instance_type)])
 
     def fargate_cluster(self) -> str:
         return self.fargate_cluster_name or f"{self.cluster_name}-fargate"

@@ -455,10 +455,10 @@ def test_flow_parameters_of_valid_specs_are_stored_unchanged() -> None:
 
 def test_flow_parameter_type_errors_do_not_quote_a_secret() -> None:
     deploy = _flows()["deploy"]
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - Prefect's ParameterTypeError
+    with pytest.raises(Exception) as caught:
         deploy.validate_parameters({"spec": with_(), "overrides": AWS_SECRET})
     _no_marker(str(caught.value))
-    with pytest.raises(Exception) as caught:  # noqa: PT011
+    with pytest.raises(Exception) as caught:
         deploy.validate_parameters({"spec": [HF]})
     _no_marker(str(caught.value))
 
@@ -488,7 +488,7 @@ def test_the_cli_prefect_server_inherits_no_secret(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(prefect_server.subprocess, "Popen", FakeServer)
     monkeypatch.setattr(prefect_server, "healthy", lambda url: False)
-    with pytest.raises(Exception):  # noqa: PT011, B017 - the fake server "exits" at once
+    with pytest.raises(Exception):  # noqa: B017 - the fake server "exits" at once
         prefect_server.ensure_server(timeout_s=5)
     env = seen["env"]
     _no_marker(json.dumps(env))
