@@ -8,6 +8,7 @@ replaced, and an error about the parameters' types never quotes them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from runtime.secret_shapes import redact, scrub
@@ -42,8 +43,9 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     base = None
     if isinstance(spec, dict) and valid(parse_spec, spec):
         base = parse_spec(spec)
-    elif isinstance(spec, str) and valid(load_spec, spec):
-        base = load_spec(spec)  # a path: the caller (CLI, worker) reads it anyway, bounded
+    elif isinstance(spec, str) and _regular_file(spec) and valid(load_spec, spec):
+        # A path: the flow reads it anyway (bounded). Never a pipe: this read would consume it.
+        base = load_spec(spec)
     out: dict[str, Any] = {}
     for name, value in parameters.items():
         if name == "spec" and isinstance(value, dict):
@@ -51,7 +53,7 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         elif name in ("overrides", "candidate") and isinstance(value, dict):
             nested = value.get("spec") if name == "candidate" else None
             if isinstance(nested, str):
-                ok = valid(load_spec, nested)
+                ok = _regular_file(nested) and valid(load_spec, nested)
             elif isinstance(nested, dict):
                 ok = valid(parse_spec, nested)
             else:
@@ -60,6 +62,13 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = redact(value)
     return out
+
+
+def _regular_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a NUL byte or an over-long name: not a spec file
+        return False
 
 
 def redacted_parameters(flow_obj: Any) -> Any:
