@@ -70,6 +70,12 @@ def shown(value: Any) -> str:
     return "(value not shown: it may be a secret)" if looks_secret(text) else text
 
 
+def unless_secret(value: str, neutral: str) -> str:
+    """``value`` to derive a suggestion from (a fixed-up name), or ``neutral`` when it may be a
+    secret: a suggestion made from one (lower-cased, '-' for '/') would still publish most of it."""
+    return neutral if looks_secret(value) else value
+
+
 def scrub(text: str, *, opaque: bool = False) -> str:
     """``text`` with every known token format replaced by ``REDACTED``; with ``opaque``, also every
     opaque mixed-case word (for paths, which hold field names and user keys, never such words)."""

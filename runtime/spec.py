@@ -52,7 +52,6 @@ from runtime.spec_targets import (
     StrictModel,
     Taint,
     Target,
-    _unless_secret,
     issue,
     matching,
 )
@@ -387,7 +386,7 @@ class DeploymentSpec(StrictModel):
             raise issue(
                 f"name {secret_shapes.shown(value)} is not a valid DNS-1123 label: {problem}",
                 f"set name to lowercase letters, digits and '-' (at most {naming.NAME_MAX} characters), "
-                f"e.g. {naming.suggest_dns1123_label(_unless_secret(value), naming.NAME_MAX)!r}",
+                f"e.g. {naming.suggest_dns1123_label(secret_shapes.unless_secret(value, 'my-demo'), naming.NAME_MAX)!r}",
             )
         return value
 

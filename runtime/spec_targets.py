@@ -77,12 +77,6 @@ def matching(regex: str, what: str, example: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _unless_secret(value: str) -> str:
-    """``value`` to derive a suggested name from, or a neutral one: a suggestion made from a pasted
-    secret (lower-cased, dashes for '/') would still publish most of it."""
-    return "my-name" if secret_shapes.looks_secret(value) else value
-
-
 def _dns_label(max_len: int) -> AfterValidator:
     def check(value: str) -> str:
         problem = naming.dns1123_label_problem(value, max_len)
@@ -90,7 +84,7 @@ def _dns_label(max_len: int) -> AfterValidator:
             raise issue(
                 f"{secret_shapes.shown(value)} is not a valid DNS-1123 label: {problem}",
                 f"set {{path}} to lowercase letters, digits and '-' (at most {max_len} characters), "
-                f"e.g. {naming.suggest_dns1123_label(_unless_secret(value), max_len)!r}",
+                f"e.g. {naming.suggest_dns1123_label(secret_shapes.unless_secret(value, 'my-name'), max_len)!r}",
             )
         return value
 
