@@ -63,6 +63,21 @@ def _lock():
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# What the detached server may inherit from the caller: enough to run Python and find its files.
+# An allow-list, not a deny-list: the caller's HF_TOKEN, AWS_SECRET_ACCESS_KEY, cloud profiles,
+# proxy URLs with passwords... would otherwise sit in a long-lived process's /proc/<pid>/environ,
+# readable by that user's every process, for as long as the server runs. The server needs none.
+_SERVER_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+               "VIRTUAL_ENV", "PYTHONPATH", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def server_env(url: str) -> dict[str, str]:
+    """The environment of the server process: the allow-list above, locale, and its own settings."""
+    env = {k: v for k, v in os.environ.items() if k in _SERVER_ENV or k.startswith("LC_")}
+    return env | {"PREFECT_HOME": str(server_dir()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                  "PREFECT_API_URL": url}
+
+
 def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
     """Return the API URL of the local server, starting it if needed."""
     with _lock():
@@ -71,9 +86,7 @@ def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
             return url
         port = DEFAULT_PORT if portlib.port_is_free(DEFAULT_PORT, HOST) else portlib.free_port(HOST)
         url = f"http://{HOST}:{port}/api"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env |= {"PREFECT_HOME": str(server_dir()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_API_URL": url}
+        env = server_env(url)
         log = open(server_dir() / "server.log", "ab")  # noqa: SIM115 - handed to the detached server
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
