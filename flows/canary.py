@@ -26,7 +26,7 @@ from prefect.events import emit_event
 
 from flows._lock import target_lock
 from flows._progress import stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime import canary as gate
 from runtime import metrics, sla
@@ -58,6 +58,7 @@ def candidate_spec(s, candidate: dict):
     return s.with_changes(candidate, source="candidate")
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="canary", log_prints=False)
 def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
     s = load(spec)

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.local.plan import DEPLOYMENT_ENV, Program
+from runtime.local.plan import DEPLOYMENT_ENV, IDENTITY_ENV, Program
 
 PROGRAMS = ("prometheus", "alertmanager", "alert-receiver")
 PORT_NAMES = PROGRAMS
@@ -124,8 +124,10 @@ def alertmanager_config(spec, host: str, ports: dict[str, int]) -> dict:
 
 def programs(spec, *, files_: MonitoringFiles, host: str, ports: dict[str, int], python: str,
              prometheus: str = "prometheus", alertmanager: str = "prometheus-alertmanager",
-             prefect_api_url: str | None = None) -> list[Program]:
-    env = {DEPLOYMENT_ENV: spec.name}
+             prefect_api_url: str | None = None, identity: str | None = None) -> list[Program]:
+    # The same markers as every program of the deployment (plan.identity_env): teardown and the inventory
+    # find these processes by them.
+    env = {DEPLOYMENT_ENV: spec.name, **({IDENTITY_ENV: identity} if identity else {})}
     prom = Program("prometheus", "prometheus", (
         prometheus, f"--config.file={files_.prometheus_yml}", f"--storage.tsdb.path={files_.prometheus_data}",
         f"--web.listen-address={host}:{ports['prometheus']}", "--web.enable-lifecycle",

@@ -13,7 +13,7 @@ import yaml
 
 from runtime import monitoring
 from runtime.local import monitoring as lm
-from runtime.local.plan import DEPLOYMENT_ENV
+from runtime.local.plan import DEPLOYMENT_ENV, IDENTITY_ENV
 from runtime.spec import API_VERSION, parse_spec
 
 PORTS = {"frontend": 8000, "worker-r3-0": 20001, "worker-r3-1": 20002, "canary-0": 20003, "etcd": 2379,
@@ -34,10 +34,10 @@ def test_scrape_targets_label_every_program_with_deployment_role_and_revision():
 def test_programs_bind_loopback_and_carry_the_deployment_marker():
     files = lm.files(Path("/state/deployments/lm"))
     progs = lm.programs(SPEC, files_=files, host="127.0.0.1", ports=PORTS, python="/venv/bin/python",
-                        prefect_api_url="http://127.0.0.1:4200/api")
+                        prefect_api_url="http://127.0.0.1:4200/api", identity="abc123")
     assert [p.name for p in progs] == list(lm.PROGRAMS)
     for p in progs:
-        assert p.env[DEPLOYMENT_ENV] == "lm"
+        assert p.env[DEPLOYMENT_ENV] == "lm" and p.env[IDENTITY_ENV] == "abc123"
         assert any("127.0.0.1:" in a or a == "127.0.0.1" for a in p.command), p.command
         assert not any("0.0.0.0" in a for a in p.command)
     assert "--cluster.listen-address=" in progs[1].command  # no gossip port
