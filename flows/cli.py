@@ -138,6 +138,10 @@ def _status(args) -> int:
     for name, p in sorted(status["processes"].items()):
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
+    if status.get("slo"):  # a deployment with monitoring: live burn rates and alerts from its Prometheus
+        from runtime.slo_status import lines
+
+        print("\n".join(lines(status["slo"])))
     return 0 if status["models"] and not problems else 3
 
 

@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from runtime import naming, secret_shapes, spec_rules
+from runtime import naming, secret_shapes, spec_monitoring, spec_rules
 from runtime.spec_targets import (
     TARGET_KINDS,
     AksTarget,
@@ -360,7 +360,7 @@ class TeardownSpec(StrictModel):
 
 # Optional fields added after the first release. While unset they stay out of the canonical form, so a
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
-ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials")]
+ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials"), ("monitoring",)]
 
 
 class DeploymentSpec(StrictModel):
@@ -377,6 +377,7 @@ class DeploymentSpec(StrictModel):
     smoke: SmokeSpec = SmokeSpec()
     canary: CanarySpec = CanarySpec()
     teardown: TeardownSpec = TeardownSpec()
+    monitoring: spec_monitoring.MonitoringSpec | None = None  # runtime/spec_monitoring.py; None: no Prometheus, no alerts
 
     @field_validator("name")
     @classmethod
@@ -441,7 +442,8 @@ class DeploymentSpec(StrictModel):
         return parse_spec(_merge(self.canonical_dict(), changes), source)
 
     def _issues(self) -> Iterator[Issue]:
-        return spec_rules.cross_issues(self)
+        yield from spec_rules.cross_issues(self)
+        yield from spec_monitoring.monitoring_issues(self)
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,7 @@ class LocalBackend:
             names = worker_program_names(self.spec, serving.number)
             live = worker_programs(self.spec, ctx, serving.number, portlib.load(self.paths.ports_file))
             self._wait_ready(live, frontend_port, expected=len(names))
+            self.ensure_monitoring()
             return RolloutResult(serving.number, changed=False, programs=names)
 
         # Reuse a pending/failed record of this exact rollout (a crashed earlier run) instead of a new number.
@@ -182,7 +183,23 @@ class LocalBackend:
                 self.ledger.put(rev)
         revision.status = "serving"
         self.ledger.put(revision)
+        self.ensure_monitoring()
         return RolloutResult(number, changed=True, programs=names, retired=old, seconds=time.monotonic() - t0)
+
+    # -- monitoring (runtime/local/monitoring.py): Prometheus + Alertmanager + alert receiver ----
+    def ensure_monitoring(self) -> dict:
+        """Start, update (new scrape targets, new rules) or stop the deployment's monitoring programs."""
+        from runtime.local import monitoring as lm
+
+        configured = set(self.supervisor.configured())
+        ours = configured & set(lm.PROGRAMS)
+        f = lm.files(self.paths.root)
+        if not lm.wanted(self.spec):
+            if ours:
+                self.supervisor.apply([], retire=ours)
+                shutil.rmtree(f.root, ignore_errors=True)
+            return {"monitoring": False}
+        return _monitoring_up(self, lm, f, configured, ours)
 
     def _frontend_port(self) -> int:
         return portlib.load(self.paths.ports_file)["frontend"]
@@ -298,7 +315,17 @@ class LocalBackend:
             "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
                            "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
                           for r in self.ledger.all()],
+            **self._slo_status(ports),
         }
+
+    def _slo_status(self, ports: dict[str, int]) -> dict:
+        from runtime.local import monitoring as lm
+
+        if not lm.wanted(self.spec) or "prometheus" not in ports:
+            return {}
+        from runtime.slo_status import slo_state
+
+        return {"slo": slo_state(self.spec, f"http://{self.host}:{ports['prometheus']}")}
 
     def teardown(self, *, keep_model_cache: bool = True) -> dict:
         ports = portlib.load(self.paths.ports_file)
@@ -347,3 +374,57 @@ def _versions(engine: str) -> dict:
             pass
     return out
 
+
+
+def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set[str]) -> dict:
+    import json
+    import urllib.request
+
+    import yaml
+
+    from runtime import monitoring
+
+    binaries = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
+    if not all(binaries.values()):
+        missing = " ".join(b for b, path in binaries.items() if not path)
+        raise PreflightError(f"monitoring.prometheus is on but {missing} is not installed",
+                             hint="apt-get install prometheus prometheus-alertmanager (make debs), "
+                                  "or set monitoring.prometheus: false")
+    host, spec = backend.host, backend.spec
+    ports = portlib.allocate(backend.paths.ports_file, list(lm.PORT_NAMES), host=host, pinned={}, in_use_by_us=ours)
+    f.root.mkdir(parents=True, exist_ok=True)
+    texts = {
+        f.rules: yaml.safe_dump(monitoring.rule_groups(spec), sort_keys=False),
+        f.prometheus_yml: yaml.safe_dump(lm.prometheus_config(spec, f, host, ports), sort_keys=False),
+        f.alertmanager_yml: yaml.safe_dump(lm.alertmanager_config(spec, host, ports), sort_keys=False),
+        f.targets: json.dumps(lm.scrape_targets(spec, host, ports, sorted(configured)), indent=1),
+    }
+    changed = [p for p, t in texts.items() if not p.exists() or p.read_text() != t]
+    for path in changed:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(texts[path])
+        tmp.replace(path)
+    from prefect.settings import PREFECT_API_URL
+
+    programs = lm.programs(spec, files_=f, host=host, ports=ports, python=sys.executable,
+                           prometheus=binaries["prometheus"], alertmanager=binaries["prometheus-alertmanager"],
+                           prefect_api_url=PREFECT_API_URL.value() or None, identity=backend.paths.identity)
+    applied = backend.supervisor.apply(programs)
+    restarted = set(applied["added"]) | set(applied["changed"])
+
+    def ready(name: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{ports[name]}/-/ready", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    for name in ("prometheus", "alertmanager"):
+        health.wait_until(lambda n=name: ready(n), 60,
+                          describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
+        config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
+        if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
+            urllib.request.urlopen(urllib.request.Request(f"http://{host}:{ports[name]}/-/reload", method="POST"),
+                                   timeout=10).close()
+    return {"monitoring": True, "prometheus": f"http://{host}:{ports['prometheus']}",
+            "alertmanager": f"http://{host}:{ports['alertmanager']}", "changed": [p.name for p in changed]}

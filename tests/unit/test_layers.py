@@ -20,7 +20,9 @@ PURE = ["runtime/errors.py", "runtime/spec.py", "runtime/spec_targets.py", "runt
         "runtime/render/common.py", "runtime/render/dgd.py", "runtime/render/cache.py",
         "runtime/render/security.py", "runtime/render/platform.py", "runtime/render/ledger.py",
         "runtime/render/route.py", "runtime/credentials.py",
-        "runtime/providers/ecs_revisions.py", "runtime/secret_shapes.py"]
+        "runtime/providers/ecs_revisions.py", "runtime/secret_shapes.py", "runtime/spec_monitoring.py",
+        "runtime/monitoring.py", "runtime/monitoring_kube.py", "runtime/dashboard.py", "runtime/local/monitoring.py",
+        "runtime/latency_plot.py"]
 SDKS = {"boto3", "botocore", "kubernetes", "pyhelm3", "google", "azure", "huggingface_hub"}
 IO = {"httpx", "httpx_sse", "aiohttp", "requests", "subprocess", "socket", "prefect", "supervisor", "dynamo"}
 
