@@ -270,8 +270,8 @@ def _cause(err, prefix: list | None = None) -> dict:
         return {"reason": "FieldValueNotSupported", "field": where,
                 "message": f"Unsupported value: {_go_value(err.instance)}: supported values: {allowed}"}
     if v == "type":
-        want = err.validator_value if isinstance(err.validator_value, str) else [
-            t for t in err.validator_value if t != "null"][0]
+        want = err.validator_value if isinstance(err.validator_value, str) else next(
+            t for t in err.validator_value if t != "null")
         return {"reason": "FieldValueTypeInvalid", "field": where,
                 "message": f'Invalid value: "{_json_type(err.instance)}": {where} in body must be of type '
                            f'{want}: "{_json_type(err.instance)}"'}

@@ -111,9 +111,19 @@ def gateway_api_crds() -> list[dict]:
     ]
 
 
+def _real_httproute(crds: list[dict]) -> list[dict]:
+    """The real HTTPRoute CRD (Gateway API v1.6.1 standard channel) from the upstream folder when present;
+    GatewayClass, Gateway and ReferenceGrant stay stand-ins (upstream keeps only the HTTPRoute CRDs)."""
+    from ... import upstream
+
+    if upstream.upstream_dir() is None:
+        return crds
+    return [upstream.httproute_crd("v1.6.1") if c["spec"]["names"]["kind"] == "HTTPRoute" else c for c in crds]
+
+
 def install_gateway_api_crds(store: Store) -> None:
     """Create the Gateway API CRDs (or leave them) in ``store``, as applying the standard bundle would."""
-    for crd in gateway_api_crds():
+    for crd in _real_httproute(gateway_api_crds()):
         if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
             store.create(crd)
 
