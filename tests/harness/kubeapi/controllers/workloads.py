@@ -19,6 +19,8 @@
   (CrashLoopBackOff, restartCount, a BackOff Event, log text); so does the pod annotation
   ``kubeapi-sim/crash: "main"``. Pods of Jobs are left to the jobs controller; pods annotated
   ``kubeapi-sim/readiness: external`` are scheduled here and made Ready by the process runtime.
+- Volumes: a pod on another node than the pod already using a ReadWriteOnce claim stays Pending with its
+  containers ContainerCreating and a FailedAttachVolume ``Multi-Attach error`` Event (``multi_attach``).
 
 Not simulated: minReadySeconds, proportional scaling of several active ReplicaSets, pod disruption
 budgets, CPU/memory fit, preemption, probes (readiness is the delay), image pulls, container restarts
