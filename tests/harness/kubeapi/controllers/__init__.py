@@ -114,7 +114,8 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
 
     Order matters only for who sees an event first: nodes, gpu-operator, storage, workloads, jobs,
     services, dynamo-operator, process-runtime, traffic. ``every`` overrides each controller's tick period.
-    ``traffic`` installs the Gateway API CRDs unless ``traffic={"crds": False}``.
+    ``traffic`` installs the Gateway API CRDs unless ``traffic={"crds": False}`` (``"stand-in"``: the
+    stand-in HTTPRoute CRD, preserve-unknown-fields, instead of the real one).
     """
     out = Installed(sim)
     out.nodes = _make(nodes, Nodes)
@@ -136,7 +137,7 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
     if out.traffic is not None:
         sim.on_stop(out.traffic.stop)
         if out.traffic.crds:
-            install_gateway_api_crds(sim.store)
+            install_gateway_api_crds(sim.store, real=out.traffic.crds != "stand-in")
     if crds:
         install_crds(sim.store)
     for ctl in (out.gpu_operator, out.storage, out.workloads, out.jobs, out.services, out.dynamo, out.runtime,
