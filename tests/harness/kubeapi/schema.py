@@ -4,7 +4,8 @@ Custom resources: the CRD version's structural schema (``openAPIV3Schema``) deci
 - Pruning (the apiextensions rules): a field the schema does not name is dropped, unless the object's schema
   has ``x-kubernetes-preserve-unknown-fields: true`` or ``additionalProperties`` (a map); an object schema with
   no properties (``scalingAdapter: {type: object}``) keeps nothing. ``apiVersion``/``kind``/``metadata`` at the
-  root are kept, and ``metadata`` is pruned to ObjectMeta. A ``null`` is dropped unless ``nullable: true``.
+  root are kept, and ``metadata`` is pruned to ObjectMeta. (Every ``null`` was already dropped by
+  semantics.default, so ``nullable: true`` fields lose their nulls too, unlike on a real server.)
 - Defaulting: ``default:`` of every property whose parent object is present, after pruning.
 - Validation (jsonschema's Draft 4 validator on the schema translated from OpenAPI v3: ``nullable``,
   ``x-kubernetes-int-or-string``): type, enum, required, min/max, lengths, pattern, item counts -> 422
