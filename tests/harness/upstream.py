@@ -16,6 +16,7 @@ README.txt (or the folder's own README.txt) says what each file is and which ups
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import os
@@ -115,7 +116,9 @@ def harness_charts() -> Path:
     Dynamo CRDs: callers skip with ``missing_reason()``)."""
     if upstream_dir() is None:
         return STAND_IN_CHARTS
-    out = Path(tempfile.mkdtemp(prefix="dynadeploy-charts-")) / "charts"
+    tmp = tempfile.mkdtemp(prefix="dynadeploy-charts-")
+    atexit.register(shutil.rmtree, tmp, True)
+    out = Path(tmp) / "charts"
     shutil.copytree(STAND_IN_CHARTS, out)
     targets = {out / "dynamo-platform" / "charts" / "dynamo-operator" / "crds": DYNAMO_CRDS,
                out / "gpu-operator" / "crds": GPU_OPERATOR_CRDS}
