@@ -27,7 +27,7 @@ from prefect.events import emit_event
 from flows._candidate import Candidate
 from flows._lock import target_lock
 from flows._progress import stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime import canary as gate
 from runtime import metrics, sla
@@ -57,6 +57,7 @@ def candidate_spec(s, candidate: dict):
     return s.with_changes(candidate, source="candidate")
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="canary", log_prints=False)
 def canary(spec: str | dict, candidate: Candidate | None = None, reason: str = "canary") -> dict:
     """Stage a candidate beside stable, gate it, shift traffic in steps, then promote or roll back.
@@ -168,6 +169,7 @@ def _analyse(s, cand, step: gate.Step, info: dict):
                 pooled["candidate"].append(out["candidate"]["report"])
                 base, new = gate.pool(pooled["stable"]), gate.pool(pooled["candidate"])
                 verdict = gate.side_by_side_gate(base, new, c)
+                _latency_pictures(s, step.label(), base, new)
                 fm = {k: metrics.frontend_summary(v["before"], v["after"]) for k, v in out.items()}
                 ps, pc = gate.p90s_ms(base), gate.p90s_ms(new)
                 row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": ps["ttft"],
@@ -183,6 +185,16 @@ def _analyse(s, cand, step: gate.Step, info: dict):
            "the candidate could not be shown to be no worse than stable")
     return sla.Verdict("fail", [why],
                        verdict.notes), row
+
+
+def _latency_pictures(s, label: str, base, new) -> None:
+    """Stable vs candidate TTFT/ITL distributions as pictures (runtime/latency_plot.py)."""
+    from runtime import latency_plot
+
+    create_markdown_artifact(key=f"canary-latency-{s.name}"[:60],
+                             markdown=f"# Canary of {s.name}, {label}\n\n"
+                                      + latency_plot.markdown({"stable": base, "candidate": new}, s.smoke.sla),
+                             description=f"canary of {s.name}: latency distributions, stable vs candidate")
 
 
 def _publish(s, rows: list[dict], outcome: str) -> None:

@@ -154,7 +154,7 @@ def _deploy(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.deploy import deploy
 
-    result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=os.path.abspath(args.spec),
+    result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
                                                                       reason=args.reason)),
                             show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
     if args.output == "json":
@@ -182,10 +182,15 @@ def _status(args) -> int:
     spec = load_spec(args.spec)
     status = backend_for(spec).status()
     status |= verdict(status, naming.spec_hash(spec))
+    # A degraded deployment (e.g. its supervisor gone, orphans left) must not read as healthy: it
+    # exits 3 like one serving nothing, in both output forms.
+    problems = status.get("problems") or []
+    if problems:
+        status["verdict"], status["reasons"] = "degraded", problems + status["reasons"]
     status["operations"] = _operations(spec.name)
     if args.output == "json":
         print(json.dumps(status, indent=2))
-        return 0 if status["models"] else 3
+        return 3 if problems else 0
     print(f"{status['name']}: {status['verdict'].upper()}"
           + (f" (revision {status['serving_revision']})" if status["serving_revision"] else "")
           + (f": {'; '.join(status['reasons'])}" if status["reasons"] else ""))
@@ -200,7 +205,11 @@ def _status(args) -> int:
     for name, p in sorted(status["processes"].items()):
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
-    return 0 if status["models"] else 3
+    if status.get("slo"):  # a deployment with monitoring: live burn rates and alerts from its Prometheus
+        from runtime.slo_status import lines
+
+        print("\n".join(lines(status["slo"])))
+    return 0 if status["models"] and not problems else 3
 
 
 def _operations(name: str):
@@ -271,7 +280,7 @@ def _rollback(args) -> int:
               f"terminal: dynadeploy approve|reject {args.spec} --note ...", file=sys.stderr)
     try:
         result = _with_progress(lambda: _tagged(args.spec, lambda: rollback(
-            spec=os.path.abspath(args.spec), revision=args.revision, reason=args.reason, auto_approve=args.yes)),
+            spec=_spec_param(args.spec, spec), revision=args.revision, reason=args.reason, auto_approve=args.yes)),
                                 show=args.output == "text", title=f"rollback {spec.name}")
     except CancelledRun as exc:
         if args.output == "json":
@@ -322,7 +331,7 @@ def _canary(args) -> int:
 
     try:
         result = _with_progress(lambda: _tagged(args.spec, lambda: canary(
-            spec=os.path.abspath(args.spec), candidate=candidate, reason=args.reason)),
+            spec=_spec_param(args.spec, spec), candidate=candidate, reason=args.reason)),
             show=args.output == "text", title=f"canary {spec.name} ({spec.target.kind})")
     except CanaryFailed as exc:
         if args.output == "json":
@@ -382,7 +391,7 @@ def _teardown(args) -> int:
     from flows.teardown import teardown
 
     result = _with_progress(lambda: _tagged(args.spec, lambda: teardown(
-        spec=os.path.abspath(args.spec), delete_model_cache=args.delete_model_cache)),
+        spec=_spec_param(args.spec, spec), delete_model_cache=args.delete_model_cache)),
                             show=args.output == "text", title=f"teardown {spec.name}")
     if args.output == "json":
         print(json.dumps(result, indent=2))
@@ -417,6 +426,15 @@ def _age(iso: str) -> str:
         if s >= size:
             return f"{s // size}{unit} ago"
     return f"{s}s ago"
+
+
+def _spec_param(path: str, spec) -> str | dict:
+    """What the flow gets as its ``spec``: the file's absolute path when it is a regular file (the
+    run's parameters then name it), else the spec already read and validated here. A spec given as
+    ``<(...)``, ``/dev/stdin`` or a named pipe can be read only once: the flow would find it empty."""
+    from pathlib import Path
+
+    return os.path.abspath(path) if Path(path).is_file() else spec.canonical_dict()
 
 
 def _print_revisions(revisions: list[dict]) -> None:

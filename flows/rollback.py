@@ -21,7 +21,7 @@ from prefect.states import Cancelled
 from flows._approval import ui_url
 from flows._lock import target_lock
 from flows._progress import stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime import revisions as revlib
 from runtime.errors import PermanentError
@@ -35,6 +35,7 @@ class RollbackApproval(RunInput):
     note: str = ""
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="rollback", log_prints=False)
 def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
              auto_approve: bool = False, approval_timeout_s: int = 3600):

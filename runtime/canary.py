@@ -368,8 +368,9 @@ def latency_samples(report: sla.LoadReport) -> dict[str, list[float]]:
     """Per successful request, in ms: its TTFT and its mean inter-token latency (one value per request,
     so the samples are independent, as the rank test and the bootstrap assume)."""
     ok = report.ok_results
+    itl = [getattr(r, "request_itl_s", r.mean_itl_s) for r in ok]  # sla's per-request ITL where it has one
     return {"ttft": [r.ttft_s * 1000 for r in ok if r.ttft_s is not None],
-            "itl": [r.mean_itl_s * 1000 for r in ok if r.mean_itl_s is not None]}
+            "itl": [v * 1000 for v in itl if v is not None]}
 
 
 def p90s_ms(report: sla.LoadReport) -> dict[str, float | None]:
