@@ -41,6 +41,7 @@ from prefect.concurrency._sync import (
 )
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 
+from flows._slot_report import waiting_reporter
 from runtime.errors import TransientError
 from runtime.local.inventory import same_process, start_time
 from runtime.local.paths import home
@@ -82,21 +83,23 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
     ensure_limit(name)
     record = holder_file(spec, name)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        reclaim_if_holder_gone(name, record)
-        wait = POLL_S if deadline is None else max(0.5, min(POLL_S, deadline - time.monotonic()))
-        try:
-            lease = acquire_concurrency_slots_with_lease([name], 1, timeout_seconds=wait, strict=True,
-                                                         lease_duration=LEASE_S)
-            break
-        except AcquireConcurrencySlotTimeoutError:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TransientError(
-                    f"target {spec.name} is still locked after {timeout_s:.0f}s: concurrency slot {name} is held"
-                    f" ({describe_holder(record)})",
-                    hint=f"wait for that run to finish; if no dynadeploy run is active on this target, free the slot"
-                         f" with: prefect gcl update {name} --active-slots 0",
-                ) from None
+    with waiting_reporter(spec.name) as acquired:  # says who holds the slot while it waits
+        while True:
+            reclaim_if_holder_gone(name, record)
+            wait = POLL_S if deadline is None else max(0.5, min(POLL_S, deadline - time.monotonic()))
+            try:
+                lease = acquire_concurrency_slots_with_lease([name], 1, timeout_seconds=wait, strict=True,
+                                                             lease_duration=LEASE_S)
+                break
+            except AcquireConcurrencySlotTimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TransientError(
+                        f"target {spec.name} is still locked after {timeout_s:.0f}s: concurrency slot {name} is held"
+                        f" ({describe_holder(record)})",
+                        hint=f"wait for that run to finish; if no dynadeploy run is active on this target, free the slot"
+                             f" with: prefect gcl update {name} --active-slots 0",
+                    ) from None
+        acquired()
     lease_id = lease.lease_id
     _write_record(record, lease_id)
     try:

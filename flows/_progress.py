@@ -15,8 +15,8 @@ from prefect import get_run_logger
 PROGRESS = logging.getLogger("dynadeploy.progress")
 
 
-def _emit(stage: str, event: str, detail: str = "", seconds: float | None = None) -> None:
-    extra = {"stage": stage, "event": event, "detail": detail, "seconds": seconds}
+def _emit(stage: str, event: str, detail: str = "", seconds: float | None = None, live: bool = False) -> None:
+    extra = {"stage": stage, "event": event, "detail": detail, "seconds": seconds, "live": live}
     PROGRESS.info("%s %s %s", stage, event, detail, extra={"dynadeploy": extra})
     took = f" in {seconds:.1f}s" if seconds is not None else ""
     get_run_logger().info("stage %s: %s%s%s", stage, event, took, f" ({detail})" if detail else "")
@@ -29,6 +29,10 @@ class Stage:
 
     def note(self, detail: str) -> None:
         self.detail = detail
+
+    def say(self, detail: str) -> None:
+        """Report ``detail`` now, while the stage is still running (the CLI's live line, the run's log)."""
+        _emit(self.name, "start", detail, live=True)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
+from flows._candidate import Candidate
 from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load, redacted_parameters
@@ -33,8 +34,6 @@ from runtime import metrics, sla
 from runtime.backends import backend_for
 from runtime.errors import PermanentError, PreflightError
 from tasks import canary as steps
-
-HOLDS = 2  # extra analyses an inconclusive step gets before the candidate is withdrawn
 
 
 class CanaryFailed(PermanentError):
@@ -60,8 +59,19 @@ def candidate_spec(s, candidate: dict):
 
 @redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="canary", log_prints=False)
-def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
+def canary(spec: str | dict, candidate: Candidate | None = None, reason: str = "canary") -> dict:
+    """Stage a candidate beside stable, gate it, shift traffic in steps, then promote or roll back.
+
+    Args:
+        spec: the stable deployment's spec: a path to its YAML file (relative to the worker's directory) or
+            the spec itself as a dict.
+        candidate: what the candidate changes (image, engine args, model revision, replicas, any other
+            spec changes) or a whole candidate spec; empty re-verifies stable.
+        reason: recorded with the promoted revision and in the canary's events.
+    """
     s = load(spec)
+    candidate = (candidate if isinstance(candidate, Candidate) else Candidate.model_validate(candidate or {}))
+    candidate = candidate.as_changes()
     cand = candidate_spec(s, candidate)
     steps.mechanics(s)  # a target without canary mechanics fails here, before the lock or any change
     with target_lock(s):
@@ -97,8 +107,10 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
                 took = time.monotonic() - t_fail
                 _event(s, "rolled-back", step=step.label(), verdict=verdict.summary(), withdraw_s=round(took, 2))
                 _publish(s, rows, f"**rolled back** at {step.label()}: {verdict.summary()} (withdrawn in {took:.1f}s)")
-                raise CanaryFailed(f"canary of {s.name} rolled back at {step.label()}: {verdict.summary()}",
+                err = CanaryFailed(f"canary of {s.name} rolled back at {step.label()}: {verdict.summary()}",
                                    hint="stable is unchanged; see the canary artifact for the numbers")
+                err.steps = rows  # the analyses, for a caller that reports them (bench/bench_canary.py)
+                raise err
         with stage("promote") as st:
             # The candidate spec rolled out to the stable graph; its rollout's last step points any
             # route at stable alone, so the candidate's share ends there.
@@ -118,36 +130,61 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
 
 
 def _analyse(s, cand, step: gate.Step, info: dict):
+    """One step's analysis. An inconclusive one is measured again (``canary.holds`` times) and judged on
+    all of the step's samples so far: a hold adds evidence rather than rolling the dice again."""
     c, sm = s.canary, s.smoke
     load = (c.requests_per_step, sm.concurrency, sm.max_tokens, sm.prompt, c.analysis_interval_s)
-    for attempt in range(HOLDS + 1):
+    holds = gate.GateSettings.of(c).holds
+    pooled: dict[str, list] = {"stable": [], "candidate": []}
+    first_before = None
+    warm = (max(8, 2 * sm.concurrency), *load[1:])
+    for attempt in range(holds + 1):
         with stage(f"analysis {step.label()}" + (f" (hold {attempt})" if attempt else "")) as st:
             if step.shifted:
                 steps.shift_traffic(s, cand, step, info)
+                if not attempt:  # the joining workers' first requests are cold: measured, then dropped
+                    steps.measure_shifted(s, cand, *warm)
                 m = steps.measure_shifted(s, cand, *load)
+                first_before = first_before or m["before"]  # the workers' counters are cumulative
                 names = tuple(m["ttft_metrics"])
-                p_stable = gate.group_ttft_p90_ms(m["before"]["stable"], m["after"]["stable"], names)
-                p_canary = gate.group_ttft_p90_ms(m["before"]["candidate"], m["after"]["candidate"], names)
-                verdict = gate.shifted_gate(m["report"], p_stable, p_canary, c)
+                p_stable = gate.group_ttft_p90_ms(first_before["stable"], m["after"]["stable"], names)
+                p_canary = gate.group_ttft_p90_ms(first_before["candidate"], m["after"]["candidate"], names)
+                pooled["stable"].append(m["report"])
+                report = gate.pool(pooled["stable"])
+                buckets = {side: gate.group_ttft_buckets(first_before[side], m["after"][side], names)
+                           for side in ("stable", "candidate")}
+                verdict = gate.shifted_gate(report, p_stable, p_canary, c, buckets["stable"], buckets["candidate"],
+                                            latest=m["report"] if attempt else None)
                 row = {"step": step.label(), "share": step.share, "stable_ttft_p90_ms": p_stable,
-                       "candidate_ttft_p90_ms": p_canary, "errors": m["report"].errors,
-                       "requests": m["report"].count}
+                       "candidate_ttft_p90_ms": p_canary, "errors": report.errors,
+                       "requests": report.count}
             else:
+                if not attempt:
+                    # A freshly started candidate graph answers its first requests slower than a warm stable
+                    # (connections, tokenizer, the engine's first batches): a bias, not noise, that no test can
+                    # tell from a regression. Both sides get a warm-up load first, and it is not judged.
+                    steps.measure_side_by_side(s, cand, *warm)
                 out = steps.measure_side_by_side(s, cand, *load)
-                base, new = out["stable"]["report"], out["candidate"]["report"]
-                verdict = sla.compare(base, new, c)
+                pooled["stable"].append(out["stable"]["report"])
+                pooled["candidate"].append(out["candidate"]["report"])
+                base, new = gate.pool(pooled["stable"]), gate.pool(pooled["candidate"])
+                verdict = gate.side_by_side_gate(base, new, c)
                 _latency_pictures(s, step.label(), base, new)
                 fm = {k: metrics.frontend_summary(v["before"], v["after"]) for k, v in out.items()}
-                row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": base.ttft_ms.p90,
-                       "candidate_ttft_p90_ms": new.ttft_ms.p90, "stable_itl_p90_ms": base.itl_ms.p90,
-                       "candidate_itl_p90_ms": new.itl_ms.p90, "errors": base.errors + new.errors,
+                ps, pc = gate.p90s_ms(base), gate.p90s_ms(new)
+                row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": ps["ttft"],
+                       "candidate_ttft_p90_ms": pc["ttft"], "stable_itl_p90_ms": ps["itl"],
+                       "candidate_itl_p90_ms": pc["itl"], "errors": base.errors + new.errors,
                        "requests": base.count + new.count, "frontend_metrics": fm}
-            row |= {"verdict": verdict.status, "why": verdict.summary()}
+            row |= {"verdict": verdict.status, "why": verdict.summary(), "analyses": attempt + 1}
             st.note(verdict.summary())
         _event(s, "step", **{k: v for k, v in row.items() if k != "frontend_metrics"})
         if verdict.status != "inconclusive":
             return verdict, row
-    return sla.Verdict("fail", [f"still inconclusive after {HOLDS} holds"], verdict.notes), row
+    why = (f"still inconclusive after {holds} holds ({attempt + 1} analyses pooled): "
+           "the candidate could not be shown to be no worse than stable")
+    return sla.Verdict("fail", [why],
+                       verdict.notes), row
 
 
 def _latency_pictures(s, label: str, base, new) -> None:
@@ -161,6 +198,10 @@ def _latency_pictures(s, label: str, base, new) -> None:
 
 
 def _publish(s, rows: list[dict], outcome: str) -> None:
-    table = [{k: v for k, v in r.items() if k != "frontend_metrics"} for r in rows]
+    # the verdict first, latencies to 0.1 ms, shares as percentages
+    first = ("verdict", "step", "share")
+    table = [{"verdict": r["verdict"], "step": r["step"], "share": f"{r['share']:.0%}"}
+             | {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()
+                if k not in first and k != "frontend_metrics"} for r in rows]
     create_table_artifact(key=f"canary-{s.name}"[:60], table=table, description=f"canary of {s.name}")
     create_markdown_artifact(key=f"canary-summary-{s.name}"[:60], markdown=f"# Canary of {s.name}\n\n{outcome}")

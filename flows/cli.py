@@ -5,8 +5,12 @@
     dynadeploy teardown SPEC [--delete-model-cache]
     dynadeploy history SPEC                     the revision ledger
     dynadeploy diff SPEC A B                    what differs between revisions A and B
-    dynadeploy rollback SPEC [--revision N] [--yes]
+    dynadeploy rollback SPEC [--revision N] [--yes]   a rejected rollback exits 4
+    dynadeploy approve SPEC [--note TEXT]       approve the rollback that waits for approval
+    dynadeploy reject SPEC [--note TEXT]        reject it (the rollback changes nothing, ends Cancelled)
+    dynadeploy canary SPEC --candidate JSON|FILE  gate a candidate, then promote or roll back
     dynadeploy server start|stop                the local Prefect server the CLI uses
+    dynadeploy --version
 
 Flows report to PREFECT_API_URL when it is set, else to a local Prefect server this CLI starts once
 and reuses (DYNADEPLOY_PREFECT=ephemeral runs a throwaway in-process server instead). A failure
@@ -21,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,50 +51,97 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+EXAMPLES = {
+    "deploy": "dynadeploy deploy infra/targets/local.yaml",
+    "status": "dynadeploy status infra/targets/local.yaml --output json",
+    "teardown": "dynadeploy teardown infra/targets/local.yaml --delete-model-cache",
+    "history": "dynadeploy history infra/targets/local.yaml",
+    "diff": "dynadeploy diff infra/targets/local.yaml 1 2",
+    "rollback": "dynadeploy rollback infra/targets/local.yaml --revision 1",
+    "canary": "dynadeploy canary infra/targets/local.yaml --candidate '{\"serving\": {\"mocker\": {\"speedup_ratio\": 12}}}'",
+    "server": "dynadeploy server url",
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dynadeploy")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dynadeploy", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="dynadeploy", description=__doc__.split("\n\n")[0],
+                                epilog="example: " + EXAMPLES["deploy"])
     p.add_argument("-v", "--verbose", action="store_true", help="also show Prefect's own log lines")
+    p.add_argument("--version", action="version", version=f"dynadeploy {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("deploy", help="deploy or converge a spec, then smoke-test it")
-    d.add_argument("spec")
-    d.add_argument("--reason", default="deploy")
-    d.add_argument("--output", choices=["text", "json"], default="text")
+    def command(name: str, what: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=what, description=what, epilog=f"example: {EXAMPLES[name]}")
+        if name != "server":
+            c.add_argument("spec", help="the deployment's spec file (YAML; see README 'Writing a spec')")
+        return c
+
+    def output(c: argparse.ArgumentParser) -> None:
+        c.add_argument("--output", choices=["text", "json"], default="text",
+                       help="text for people (default), json for scripts")
+
+    d = command("deploy", "deploy or converge a spec, then smoke-test it; prints the endpoint")
+    d.add_argument("--reason", default="deploy", help="recorded with the revision")
+    output(d)
     d.set_defaults(func=_deploy)
 
-    s = sub.add_parser("status", help="revisions and live health of a deployment")
-    s.add_argument("spec")
-    s.add_argument("--output", choices=["text", "json"], default="text")
+    s = command("status", "one verdict (serving / degraded / not deployed), the runs on the target, live "
+                          "health and revisions; exits 3 when no model is served")
+    output(s)
     s.set_defaults(func=_status)
 
-    t = sub.add_parser("teardown", help="stop and remove a deployment, then check nothing is left")
-    t.add_argument("spec")
-    t.add_argument("--delete-model-cache", action="store_true")
-    t.add_argument("--output", choices=["text", "json"], default="text")
+    t = command("teardown", "stop and remove a deployment, then check nothing is left")
+    t.add_argument("--delete-model-cache", action="store_true", help="also delete the downloaded model files")
+    output(t)
     t.set_defaults(func=_teardown)
 
-    h = sub.add_parser("history", help="the revision ledger of a deployment")
-    h.add_argument("spec")
-    h.add_argument("--output", choices=["text", "json"], default="text")
+    h = command("history", "the revision ledger of a deployment, newest last")
+    output(h)
     h.set_defaults(func=_history)
 
-    df = sub.add_parser("diff", help="what differs between two recorded revisions")
-    df.add_argument("spec")
-    df.add_argument("a", type=int)
-    df.add_argument("b", type=int)
-    df.add_argument("--output", choices=["text", "json"], default="text")
+    df = command("diff", "what differs between two recorded revisions")
+    df.add_argument("a", type=int, help="a revision number (see history)")
+    df.add_argument("b", type=int, help="another revision number")
+    output(df)
     df.set_defaults(func=_diff)
 
-    rb = sub.add_parser("rollback", help="restore a recorded revision (default: the last good one)")
-    rb.add_argument("spec")
-    rb.add_argument("--revision", type=int, default=None)
-    rb.add_argument("--reason", default="rollback from the CLI")
+    c = command("canary", "stage a candidate beside stable, gate it on identical load and real traffic, "
+                          "then promote it or roll it back (exit 1); live steps, shares and verdicts")
+    c.add_argument("--candidate", required=True,
+                   help="the changes as JSON, merged into the spec (an image, engine args, a model revision, "
+                        "replicas...), or the path of a whole candidate spec")
+    c.add_argument("--reason", default="canary from the CLI", help="recorded with the promoted revision")
+    output(c)
+    c.set_defaults(func=_canary)
+
+    rb = command("rollback", "restore a recorded revision (default: the last good one) after an approval "
+                             "(UI, or dynadeploy approve|reject); a rejected rollback exits 4")
+    rb.add_argument("--revision", type=int, default=None, help="the revision to restore (see history)")
+    rb.add_argument("--reason", default="rollback from the CLI", help="recorded with the new revision")
     rb.add_argument("--yes", action="store_true", help="skip the approval pause (otherwise approve in the Prefect UI)")
-    rb.add_argument("--output", choices=["text", "json"], default="text")
+    output(rb)
     rb.set_defaults(func=_rollback)
 
-    sv = sub.add_parser("server", help="the local Prefect server used when PREFECT_API_URL is unset")
-    sv.add_argument("action", choices=["start", "stop", "url"])
+    for verb, what in (("approve", "approve the paused rollback of a deployment: it restores the revision"),
+                       ("reject", ("reject the paused rollback of a deployment: nothing changes, its run ends "
+                                   "Cancelled and `dynadeploy rollback` exits 4"))):
+        EXAMPLES[verb] = f"dynadeploy {verb} infra/targets/local.yaml --note 'checked the plan'"
+        ap = command(verb, what)
+        ap.add_argument("--note", default="", help="why; recorded with the answer and shown in the run")
+        output(ap)
+        ap.set_defaults(func=_answer, approve=verb == "approve")
+
+    sv = command("server", "the local Prefect server used when PREFECT_API_URL is unset")
+    sv.add_argument("action", choices=["start", "stop", "url"], help="start it (once), stop it, or print its URL")
     sv.set_defaults(func=_server)
     return p
 
@@ -102,7 +154,8 @@ def _deploy(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.deploy import deploy
 
-    result = _with_progress(lambda: deploy(spec=_spec_param(args.spec, spec), reason=args.reason),
+    result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
+                                                                      reason=args.reason)),
                             show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
     if args.output == "json":
         out = {k: result[k] for k in ("target", "endpoint", "model", "revision", "smoke")}
@@ -121,18 +174,32 @@ def _deploy(args) -> int:
 
 def _status(args) -> int:
     import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
+    from flows._status import verdict
+    from runtime import naming
     from runtime.backends import backend_for
     from runtime.spec import load_spec
 
-    status = backend_for(load_spec(args.spec)).status()
+    spec = load_spec(args.spec)
+    status = backend_for(spec).status()
+    status |= verdict(status, naming.spec_hash(spec))
     # A degraded deployment (e.g. its supervisor gone, orphans left) must not read as healthy: it
     # exits 3 like one serving nothing, in both output forms.
     problems = status.get("problems") or []
+    if problems:
+        status["verdict"], status["reasons"] = "degraded", problems + status["reasons"]
+    status["operations"] = _operations(spec.name)
     if args.output == "json":
         print(json.dumps(status, indent=2))
         return 3 if problems else 0
-    for problem in problems:
-        print(f"DEGRADED: {problem}")
+    print(f"{status['name']}: {status['verdict'].upper()}"
+          + (f" (revision {status['serving_revision']})" if status["serving_revision"] else "")
+          + (f": {'; '.join(status['reasons'])}" if status["reasons"] else ""))
+    for w in status["warnings"]:
+        print(f"warning: {w}")
+    ops = status["operations"]
+    if isinstance(ops, list):
+        for op in ops:
+            print(f"  {op['state'].lower():<8} {op['flow']} run {op['run']} for {op['for']}  {op['url']}")
     print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
     print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
     for name, p in sorted(status["processes"].items()):
@@ -143,6 +210,23 @@ def _status(args) -> int:
 
         print("\n".join(lines(status["slo"])))
     return 0 if status["models"] and not problems else 3
+
+
+def _operations(name: str):
+    """Running and paused runs on the target, from the Prefect server the CLI uses; never starts one."""
+    from runtime import prefect_server
+
+    if not os.environ.get("PREFECT_API_URL"):
+        url = prefect_server.running_url()
+        if not url:
+            return "unknown (no Prefect server running)"
+        os.environ["PREFECT_API_URL"] = url
+    try:
+        from flows._slot_report import slot_holders
+
+        return slot_holders(name)
+    except Exception as exc:  # noqa: BLE001 - status must answer even when Prefect does not
+        return f"unknown ({type(exc).__name__})"
 
 
 def _history(args) -> int:
@@ -187,20 +271,115 @@ def _rollback(args) -> int:
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
+    from prefect.exceptions import CancelledRun
+
     from flows.rollback import rollback
 
     if not args.yes and args.output == "text":
-        print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) ...",
-              file=sys.stderr)
-    result = _with_progress(lambda: rollback(spec=_spec_param(args.spec, spec), revision=args.revision,
-                                             reason=args.reason, auto_approve=args.yes),
-                            show=args.output == "text", title=f"rollback {spec.name}")
+        print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) or from a "
+              f"terminal: dynadeploy approve|reject {args.spec} --note ...", file=sys.stderr)
+    try:
+        result = _with_progress(lambda: _tagged(args.spec, lambda: rollback(
+            spec=_spec_param(args.spec, spec), revision=args.revision, reason=args.reason, auto_approve=args.yes)),
+                                show=args.output == "text", title=f"rollback {spec.name}")
+    except CancelledRun as exc:
+        if args.output == "json":
+            print(json.dumps({"name": spec.name, "status": "rejected", "message": str(exc)}, indent=2))
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     if args.output == "json":
         print(json.dumps(result, indent=2))
     elif result["status"] == "rejected":
         print(f"rollback of {spec.name} rejected; nothing changed")
     else:
         print(f"{spec.name} serves the spec of revision {result['to']} again, as revision {result['revision']}")
+    return 0
+
+
+def _tagged(spec_path: str, run):
+    """Run a flow with the tags a prefect.yaml deployment run of this spec file carries."""
+    from pathlib import Path
+
+    from prefect import tags
+
+    with tags("dynadeploy", f"target:{Path(spec_path).stem}"):
+        return run()
+
+
+def _parse_candidate(text: str) -> dict:
+    from runtime.errors import PermanentError
+
+    if os.path.isfile(text):
+        return {"spec": os.path.abspath(text)}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PermanentError(f"--candidate is neither a file nor JSON ({exc})",
+                             hint='e.g. --candidate \'{"serving": {"mocker": {"speedup_ratio": 12}}}\'') from exc
+    if not isinstance(value, dict):
+        raise PermanentError("--candidate must be a JSON object", hint="the changes to merge into the spec")
+    return value
+
+
+def _canary(args) -> int:
+    from runtime.spec import load_spec
+
+    spec = load_spec(args.spec)
+    candidate = _parse_candidate(args.candidate)
+    _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
+    from flows.canary import CanaryFailed, canary
+
+    try:
+        result = _with_progress(lambda: _tagged(args.spec, lambda: canary(
+            spec=_spec_param(args.spec, spec), candidate=candidate, reason=args.reason)),
+            show=args.output == "text", title=f"canary {spec.name} ({spec.target.kind})")
+    except CanaryFailed as exc:
+        if args.output == "json":
+            print(json.dumps({"name": spec.name, "status": "rolled back", "why": str(exc),
+                              "steps": _step_rows(getattr(exc, "steps", None) or [])}, indent=2, default=str))
+        else:
+            _print_steps(getattr(exc, "steps", None) or [], sys.stderr)
+        raise
+    if args.output == "json":
+        print(json.dumps(result | {"steps": _step_rows(result["steps"])}, indent=2, default=str))
+        return 0
+    _print_steps(result["steps"], sys.stdout)
+    print(f"{spec.name}: candidate promoted as revision {result['revision']} ({result['traffic']})")
+    return 0
+
+
+def _step_rows(rows: list[dict]) -> list[dict]:
+    return [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "frontend_metrics"}
+            for r in rows]
+
+
+def _print_steps(rows: list[dict], out) -> None:
+    if not rows:
+        return
+    def ms(v) -> str:
+        return "-" if v is None else f"{v:.1f}"
+    print(f"{'step':<13} {'share':>6} {'ttft p90 stable':>16} {'candidate':>10} {'verdict':<13} analyses", file=out)
+    for r in rows:
+        print(f"{r['step']:<13} {r['share']:>6.0%} {ms(r.get('stable_ttft_p90_ms')):>16} "
+              f"{ms(r.get('candidate_ttft_p90_ms')):>10} {r['verdict']:<13} {r.get('analyses', 1)}", file=out)
+
+
+def _answer(args) -> int:
+    from runtime.spec import load_spec
+
+    spec = load_spec(args.spec)
+    _prepare_prefect(quiet=True, verbose=args.verbose)
+    from flows._approval import answer
+
+    out = answer(spec.name, args.approve, args.note)
+    if args.output == "json":
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['answer']} the rollback of {spec.name} to revision {out['revision']} (run {out['flow_run']})"
+          + (f": {out['note']}" if out["note"] else ""))
+    print(("it restores now; " if args.approve else "it changes nothing and ends Cancelled; ") + f"see {out['url']}")
+    if out["also_waiting"]:
+        print(f"{out['also_waiting']} more rollback(s) of {spec.name} still wait", file=sys.stderr)
     return 0
 
 
@@ -211,8 +390,8 @@ def _teardown(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.teardown import teardown
 
-    result = _with_progress(lambda: teardown(spec=_spec_param(args.spec, spec),
-                                             delete_model_cache=args.delete_model_cache),
+    result = _with_progress(lambda: _tagged(args.spec, lambda: teardown(
+        spec=_spec_param(args.spec, spec), delete_model_cache=args.delete_model_cache)),
                             show=args.output == "text", title=f"teardown {spec.name}")
     if args.output == "json":
         print(json.dumps(result, indent=2))
@@ -233,6 +412,22 @@ def _server(args) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _age(iso: str) -> str:
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)[:16]
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    s = max(0, int((datetime.now(UTC) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"
+
+
 def _spec_param(path: str, spec) -> str | dict:
     """What the flow gets as its ``spec``: the file's absolute path when it is a regular file (the
     run's parameters then name it), else the spec already read and validated here. A spec given as
@@ -246,11 +441,23 @@ def _print_revisions(revisions: list[dict]) -> None:
     if not revisions:
         print("no revisions")
         return
-    print(f"{'rev':>4}  {'status':<11} {'created':<26} {'reason':<12} {'model':<40} smoke")
+    import shutil
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    fixed = 4 + 2 + 11 + 1 + 8 + 1 + 5 + 1 + 12 + 1  # rev, status, age, smoke, model revision
+    rest = max(20, width - fixed)
+    model_w, reason_w = rest * 3 // 5 - 1, rest - rest * 3 // 5 - 1
+
+    def cut(text: str, n: int) -> str:
+        return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
+
+    print(f"{'rev':>4}  {'status':<11} {'age':<8} {'smoke':<5} {'model':<{model_w}} {'model rev':<12} reason")
     for r in revisions:
-        model = f"{r['model'].get('id', '')}@{str(r['model'].get('revision', ''))[:16]}"
-        print(f"{r['number']:>4}  {r['status']:<11} {r['created_at']:<26} {r['reason'][:12]:<12} {model:<40} "
-              f"{ {True: 'pass', False: 'FAIL', None: '-'}[r.get('smoke_passed')] }")
+        smoke = {True: "pass", False: "FAIL", None: "-"}[r.get("smoke_passed")]
+        model = r.get("model") or {}
+        print(f"{r['number']:>4}  {r['status']:<11} {_age(r['created_at']):<8} {smoke:<5} "
+              f"{cut(str(model.get('id', '')), model_w):<{model_w}} {str(model.get('revision') or '-')[:12]:<12} "
+              f"{cut(str(r.get('reason', '')), reason_w)}")
 
 
 def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
@@ -297,6 +504,8 @@ def _with_progress(run, *, show: bool, title: str):
     class Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             info = getattr(record, "dynadeploy", None)
+            if info and info.get("live"):
+                console.print(f"{info['stage']}: {info['detail']}", soft_wrap=True)
             if info:
                 prev = stages.get(info["stage"], {"t0": time.monotonic()})
                 stages[info["stage"]] = prev | info

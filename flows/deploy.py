@@ -22,7 +22,13 @@ def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deplo
            started_by: str = "dynadeploy", locked: bool = False) -> dict:
     """Deploy (or converge) the Dynamo graph described by ``spec`` (a path to a YAML spec or a dict).
 
-    ``locked`` is for parent flows that already hold the target's concurrency slot.
+    Args:
+        spec: the deployment's spec: a path to its YAML file (relative to the worker's directory) or the
+            spec itself as a dict.
+        overrides: spec changes merged in before anything starts, e.g. {"serving": {"workers": {"replicas": 2}}}.
+        reason: recorded with the new revision.
+        started_by: who started it (recorded with the revision): dynadeploy, canary, rollback.
+        locked: for parent flows that already hold the target's slot; leave false.
     """
     s = load(spec, overrides)
     with target_lock(s, held=locked):
@@ -64,16 +70,19 @@ def _deploy(s, reason: str, started_by: str) -> dict:
         raise
     create_table_artifact(
         key=f"revisions-{s.name}"[:60],
-        table=[{"revision": r.number, "status": r.status, "created": r.created_at, "reason": r.reason,
-                "started_by": r.started_by, "model": f"{r.model.get('id')}@{r.model.get('revision')}",
-                "spec_hash": r.spec_hash[:12], "smoke_passed": r.smoke.get("passed")}
+        # the verdict first; model and its revision apart (the UI turns id@revision into a mailto link)
+        table=[{"smoke": {True: "pass", False: "FAIL"}.get(r.smoke.get("passed"), "-"), "revision": r.number,
+                "status": r.status, "created": r.created_at[:19], "reason": r.reason, "started_by": r.started_by,
+                "model": r.model.get("id"), "model_revision": r.model.get("revision") or "-",
+                "spec_hash": r.spec_hash[:12]}
                for r in stages.read_ledger(s)],
         description=f"Revision ledger of {s.name}",
     )
     create_table_artifact(
         key=f"deploy-{s.name}"[:60],
-        table=[{"target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),
-                "revision": rollout.revision, "changed": rollout.changed, "smoke_passed": smoke["passed"]}],
+        table=[{"smoke": "pass" if smoke["passed"] else "FAIL", "revision": rollout.revision,
+                "target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),
+                "changed": rollout.changed}],
         description=f"Deployment {s.name}",
     )
     return {"target": s.target.kind, "name": s.name, "endpoint": endpoint, "model": s.model.served(),

@@ -2,8 +2,10 @@
 
 1. plan: the target revision (given, or the last good one before what serves now) and a diff
    artifact of what will change;
-2. approval (unless auto_approve): the run pauses with a typed form (approve, note); a rejection
-   changes nothing;
+2. approval (unless auto_approve): the run pauses with a typed form (approve, note), saying the page
+   to approve it on and the CLI commands (`dynadeploy approve|reject SPEC`); a rejection changes
+   nothing and ends the run Cancelled, with the approver's note in its message (a rejected rollback is
+   not a success: the caller of the flow gets prefect.exceptions.CancelledRun);
 3. restore: the deploy flow runs on the recorded spec, so platform, model cache revision and graph
    are restored in that order and verified by the smoke test; the result is a new revision.
 """
@@ -13,7 +15,10 @@ from __future__ import annotations
 from prefect import flow, pause_flow_run
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.input import RunInput
+from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
+from flows._approval import ui_url
 from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load, redacted_parameters
@@ -33,7 +38,16 @@ class RollbackApproval(RunInput):
 @redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="rollback", log_prints=False)
 def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
-             auto_approve: bool = False, approval_timeout_s: int = 3600) -> dict:
+             auto_approve: bool = False, approval_timeout_s: int = 3600):
+    """Restore a recorded revision after an approval; a rejection changes nothing and ends Cancelled.
+
+    Args:
+        spec: the deployment's spec: a path to its YAML file (relative to the worker's directory) or a dict.
+        revision: the revision to restore; empty: the last good one before what serves now.
+        reason: recorded with the new revision.
+        auto_approve: skip the approval pause.
+        approval_timeout_s: how long the run waits for an answer before it fails.
+    """
     s = load(spec)
     with target_lock(s):
         return _rollback(s, revision, reason, auto_approve, approval_timeout_s)
@@ -54,6 +68,7 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
     note = ""
     if not auto_approve:
         with stage("approval") as st:
+            st.say(f"waiting for approval at {ui_url(flow_run.id)} (or: dynadeploy approve|reject SPEC --note ...)")
             answer = pause_flow_run(
                 wait_for_input=RollbackApproval.with_initial_data(
                     description=f"Roll {s.name} back to revision {target.number}? See the rollback-plan artifact.",
@@ -66,7 +81,8 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
             create_markdown_artifact(key=f"rollback-{s.name}"[:60],
                                      markdown=f"Rollback of **{s.name}** to revision {target.number} was "
                                               f"**rejected**; nothing changed. {note}")
-            return {"name": s.name, "status": "rejected", "revision": cur.number if cur else None}
+            return Cancelled(message=f"rollback of {s.name} to revision {target.number} rejected; nothing changed"
+                                     + (f": {note}" if note else ""))
     why = f"rollback to revision {target.number}: {reason}" + (f" ({note})" if note else "")
     with stage("restore") as st:
         result = deploy(spec=target.spec, reason=why[:200], started_by="rollback", locked=True)

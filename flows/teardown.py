@@ -14,6 +14,12 @@ from tasks import stages
 @redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="teardown", log_prints=False)
 def teardown(spec: str | dict, delete_model_cache: bool = False) -> dict:
+    """Remove everything the deployment created and prove it with an inventory.
+
+    Args:
+        spec: the deployment's spec: a path to its YAML file (relative to the worker's directory) or a dict.
+        delete_model_cache: also delete the downloaded model files (kept by default).
+    """
     s = load(spec)
     with target_lock(s):
         return _teardown(s, delete_model_cache)

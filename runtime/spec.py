@@ -337,13 +337,59 @@ class SmokeSpec(StrictModel):
 
 
 class CanarySpec(StrictModel):
-    analysis_interval_s: int = Field(default=30, ge=1, le=3600)
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default=[10, 50, 100], min_length=1)
-    requests_per_step: int = Field(default=40, ge=1, le=10000)
-    max_ttft_regression: float = Field(default=0.2, ge=0, le=10)  # candidate p90 / baseline p90 - 1
-    max_itl_regression: float = Field(default=0.2, ge=0, le=10)
-    max_error_rate: Ratio = 0.0
-    min_samples: int = Field(default=20, ge=1)
+    """How a candidate is staged, measured and judged against stable (README "Canary", runtime/canary.py).
+
+    The side-by-side gate judges each latency p90 on evidence: it fails a candidate only when a bootstrap
+    interval of the p90 change lies wholly above the allowed change and a Mann-Whitney rank test agrees;
+    it passes when the change is within the allowed one or within noise; otherwise it is inconclusive and
+    the step is measured again with the samples pooled (``holds`` times) before it fails.
+    """
+
+    analysis_interval_s: int = Field(
+        default=30, ge=1, le=3600,
+        description="Seconds one analysis may take: the per-request timeout of its load (a request "
+                    "still unanswered then counts as failed).")
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default=[10, 50, 100], min_length=1,
+        description="Traffic percentages the candidate takes in turn, strictly increasing and ending with "
+                    "100 (promotion). Before them comes a side-by-side analysis on identical load.")
+    requests_per_step: int = Field(
+        default=40, ge=1, le=10000,
+        description="Requests sent per side in one analysis (the smoke concurrency, max_tokens and prompt). "
+                    "A p90 is judged from 29 successful requests per side on, so below that a step "
+                    "always holds for more.")
+    max_ttft_regression: float = Field(
+        default=0.2, ge=0, le=10,
+        description="How much slower the candidate's time-to-first-token p90 may be, as a fraction of "
+                    "stable's (0.2 = 20 %); changes under ttft_floor_ms never count.")
+    max_itl_regression: float = Field(
+        default=0.2, ge=0, le=10,
+        description="The same for the inter-token latency p90 (each request's mean gap between tokens); "
+                    "changes under itl_floor_ms never count.")
+    max_error_rate: Ratio = Field(
+        default=0.0,
+        description="The candidate's failed-request share that is tolerated (0.0: none beyond stable's). "
+                    "More fails the step only if it is also over 1 point above stable's and Fisher's exact "
+                    "test says it is not chance; else the step holds for more samples.")
+    min_samples: int = Field(
+        default=20, ge=1,
+        description="Successful requests per side before latency is judged; the gate never uses fewer "
+                    "than 29 (the fewest for which the largest sample bounds the p90 with 95 % confidence).")
+    ttft_floor_ms: float | None = Field(
+        default=None, ge=0, le=60000,
+        description="Absolute floor in ms (unset: 10): a TTFT p90 change smaller than this never counts "
+                    "as a regression, whatever its percentage.")
+    itl_floor_ms: float | None = Field(
+        default=None, ge=0, le=60000,
+        description="Absolute floor in ms (unset: 2) for the ITL p90 change.")
+    confidence: float | None = Field(
+        default=None, ge=0.5, le=0.999,
+        description="Confidence of the gate's statistics (unset: 0.95): the bootstrap interval's level, and "
+                    "1 - confidence is the p-value under which the rank and Fisher tests count.")
+    holds: int | None = Field(
+        default=None, ge=0, le=10,
+        description="Extra analyses an inconclusive step gets, each pooled with the earlier samples, "
+                    "before the candidate is withdrawn as unproven (unset: 2).")
 
     def _issues(self) -> Iterator[Issue]:
         return spec_rules.canary_issues(self)
@@ -360,7 +406,9 @@ class TeardownSpec(StrictModel):
 
 # Optional fields added after the first release. While unset they stay out of the canonical form, so a
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
-ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials"), ("monitoring",)]
+ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials"), ("monitoring",),
+                                      ("canary", "ttft_floor_ms"), ("canary", "itl_floor_ms"),
+                                      ("canary", "confidence"), ("canary", "holds")]
 
 
 class DeploymentSpec(StrictModel):

@@ -80,6 +80,19 @@ def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(
     assert runs == []
 
 
+def test_canary_candidate_is_a_typed_described_form_on_the_server(stack):
+    """What the UI's Run form is built from: the deployment's parameter schema as the server holds it."""
+    schema = stack.deployment("canary/canary-local")["parameter_openapi_schema"]
+    assert all(p.get("description") for p in schema["properties"].values())
+    ref = schema["properties"]["candidate"]
+    cand = schema["definitions"]["Candidate"]["properties"]
+    assert "Candidate" in str(ref) and set(cand) == {"image", "engine_args", "model_revision", "replicas", "spec",
+                                                    "changes"}
+    assert cand["replicas"]["anyOf"][0]["type"] == "integer" and all(p.get("description") for p in cand.values())
+    rollback = stack.deployment("rollback/rollback-local")["parameter_openapi_schema"]["properties"]
+    assert rollback["revision"]["description"].startswith("the revision to restore")
+
+
 def test_deploy_local_from_the_cli_serves(stack, target):
     out = target["cli"]
     assert "Completed" in out.stdout, out.stdout[-2000:]

@@ -145,7 +145,8 @@ def test_a_rejected_rollback_changes_nothing_on_the_cluster(prefect_api, sim):
     before = len(sim.requests.entries)
 
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.setdefault("result", rollback(spec=v2, approval_timeout_s=120)))
+    runner = threading.Thread(target=lambda: out.setdefault("result", rollback(spec=v2, approval_timeout_s=120,
+                                                                             return_state=True)))
     runner.start()
     deadline = time.monotonic() + 90
     paused = None
@@ -155,7 +156,9 @@ def test_a_rejected_rollback_changes_nothing_on_the_cluster(prefect_api, sim):
     assert paused is not None, "the rollback never paused for approval"
     resume_flow_run(paused.id, run_input={"approve": False, "note": "not now"})
     runner.join(timeout=120)
-    assert out["result"] == {"name": name, "status": "rejected", "revision": 2}
+    # a rejection ends the run Cancelled (not a green Completed), with the note in its message
+    assert out["result"].is_cancelled()
+    assert out["result"].message == f"rollback of {name} to revision 1 rejected; nothing changed: not now"
     assert writes(sim, before) == []
     assert ledger(sim, name) == [("1", "superseded"), ("2", "serving")]
     assert sim.store.get(*DGD, name, name)["metadata"]["generation"] == dgd_before

@@ -60,7 +60,8 @@ def test_rejected_approval_changes_nothing(prefect_api, spec_dir):
     before = ([(r.number, r.status) for r in backend.revisions()], marked_pids("rbno"))
 
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.setdefault("result", rollback(spec=str(v2), approval_timeout_s=120)))
+    runner = threading.Thread(target=lambda: out.setdefault("result", rollback(spec=str(v2), approval_timeout_s=120,
+                                                                             return_state=True)))
     runner.start()
     deadline = time.monotonic() + 90
     paused = None
@@ -70,5 +71,6 @@ def test_rejected_approval_changes_nothing(prefect_api, spec_dir):
     assert paused is not None, "the rollback never paused for approval"
     resume_flow_run(paused.id, run_input={"approve": False, "note": "not now"})
     runner.join(timeout=120)
-    assert out["result"]["status"] == "rejected"
+    # a rejection ends the run Cancelled (not a green Completed), with the note in its message
+    assert out["result"].is_cancelled() and "rejected; nothing changed: not now" in out["result"].message
     assert ([(r.number, r.status) for r in backend.revisions()], marked_pids("rbno")) == before
