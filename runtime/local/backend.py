@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from runtime import naming
 from runtime.errors import PreflightError, RolloutFailed
 from runtime.local import gpu as gpulib
-from runtime.local import health, inventory, model_cache
+from runtime.local import health, inventory, model_cache, vllm_cpu
 from runtime.local import ports as portlib
 from runtime.local.ledger import FileLedger
 from runtime.local.paths import DeploymentPaths
 from runtime.local.plan import (
     LocalContext,
     Program,
+    cpu_vllm,
     discovery_programs,
     frontend_program,
+    worker_port_names,
     worker_program_names,
     worker_programs,
 )
@@ -82,6 +84,7 @@ class LocalBackend:
             etcd_port=ports.get("etcd"), etcd_peer_port=ports.get("etcd-peer"), nats_port=ports.get("nats"),
             etcd_binary=shutil.which("etcd") or "etcd",
             nats_binary=shutil.which("nats-server") or str(_venv_bin("nats-server")),
+            vllm_python=vllm_cpu.find().python if engine == "vllm" and cpu_vllm(self.spec) else None,
         )
 
     # -- 2. gpu ------------------------------------------------------------------------------
@@ -90,6 +93,10 @@ class LocalBackend:
         engine = self.spec.serving.engine
         if engine == "auto":
             engine = "vllm" if info.present else "mocker"
+        if engine == "vllm" and cpu_vllm(self.spec):
+            runtime = vllm_cpu.find()  # a PreflightError naming `make vllm-cpu` when absent
+            return {"gpus": info.count, "models": info.names, "engine": engine, "device": "cpu",
+                    "runtime": str(runtime.root), "versions": runtime.versions}
         if engine == "vllm":
             if not info.present:
                 raise PreflightError("serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
@@ -139,13 +146,15 @@ class LocalBackend:
         number = latest.number if latest and latest.status in ("pending", "failed") and latest.rendered == fingerprint \
             else next_number(revisions)
         names = worker_program_names(self.spec, number)
-        ports = portlib.allocate(self.paths.ports_file, names, host=self.host, pinned={},
-                                 in_use_by_us={n for n in names if n in running}, low=True)
+        port_names = worker_port_names(self.spec, number, engine)
+        ports = portlib.allocate(self.paths.ports_file, port_names, host=self.host, pinned={},
+                                 in_use_by_us={n for n in port_names if n.removesuffix("-kv-events") in running},
+                                 low=True)
         programs = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), number, ports)
         revision = Revision(number=number, spec_hash=naming.spec_hash(self.spec), spec=self.spec_dict(),
                             created_at=now_iso(), reason=reason, started_by=started_by, status="pending",
                             model={"id": model.model_id, "revision": model.revision},
-                            versions=_versions(engine), rendered=fingerprint)
+                            versions=_versions(engine, self.spec), rendered=fingerprint)
         self.ledger.put(revision)
 
         old = sorted(n for n in running if _is_worker(n) and n not in names)
@@ -260,10 +269,16 @@ def _venv_bin(name: str):
     return Path(sys.executable).parent / name
 
 
-def _versions(engine: str) -> dict:
+def _versions(engine: str, spec=None) -> dict:
     from importlib import metadata
 
     out = {"engine": engine}
+    if engine == "vllm" and spec is not None and cpu_vllm(spec):
+        # the workers run in the CPU vLLM runtime: its packages, not this environment's
+        out["device"] = "cpu"
+        out |= {("vllm" if k == "vllm-cpu" else k): v for k, v in vllm_cpu.find().versions.items()}
+        out["vllm-cpu"] = out.get("vllm", "")
+        return out
     for pkg in ("ai-dynamo", "ai-dynamo-runtime", "vllm"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -53,6 +53,7 @@ class LocalContext:
     nats_port: int | None = None
     etcd_binary: str = "etcd"
     nats_binary: str = "nats-server"
+    vllm_python: str | None = None  # the CPU vLLM runtime's interpreter (serving.vllm.device: cpu)
 
 
 def worker_slots(spec) -> list[tuple[str, int, object]]:
@@ -68,6 +69,14 @@ def worker_slots(spec) -> list[tuple[str, int, object]]:
 
 def worker_program_names(spec, revision: int) -> list[str]:
     return [f"{role}-r{revision}-{i}" for role, i, _ in worker_slots(spec)]
+
+
+def worker_port_names(spec, revision: int, engine: str) -> list[str]:
+    """Ports a revision's workers need: the system port, and a KV-events port for vLLM behind a KV router."""
+    names = worker_program_names(spec, revision)
+    if engine == "vllm" and spec.router_mode() == "kv":
+        names += [f"{n}-kv-events" for n in names]
+    return names
 
 
 def base_env(spec, ctx: LocalContext) -> dict[str, str]:
@@ -116,7 +125,13 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
             "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": json.dumps(["generate"]),
         }
         served = spec.model.served()
-        if ctx.engine == "vllm":
+        cpu = cpu_vllm(spec)
+        if ctx.engine == "vllm" and cpu:
+            env |= cpu_vllm_env(ctx.host, spec.serving.vllm.kv_cache_gib)
+            env |= {k: str(v) for k, v in spec.serving.env.items()} | {k: str(v) for k, v in role_spec.env.items()}
+            cmd = [ctx.vllm_python or ctx.python, "-m", "dynamo.vllm", "--model", ctx.model_path,
+                   "--served-model-name", served]
+        elif ctx.engine == "vllm":
             gpus = max(1, role_spec.gpus)
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(gpu_cursor, gpu_cursor + gpus))
             gpu_cursor += gpus
@@ -127,9 +142,41 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         cmd += _discovery_args(ctx)
         if role in ("prefill", "decode"):
             cmd += ["--disaggregation-mode", role]
+        if ctx.engine == "vllm" and spec.router_mode() == "kv":
+            cmd += kv_events_args(ctx.host, ports.get(f"{name}-kv-events", 0))
         cmd += list(role_spec.engine_args)
-        programs.append(Program(name, role, tuple(cmd), env, revision=revision, port=ports[name]))
+        if ctx.engine == "vllm" and cpu:
+            cmd += spec.serving.vllm.cpu_engine_args(list(role_spec.engine_args))
+        programs.append(Program(name, role, tuple(cmd), env, revision=revision, port=ports[name],
+                                stop_wait_s=VLLM_STOP_WAIT_S if ctx.engine == "vllm" else 20))
     return programs
+
+
+VLLM_STOP_WAIT_S = 30  # a vLLM worker drains for ~9 s after SIGTERM (2 cores), more under load
+
+
+def cpu_vllm(spec) -> bool:
+    """The spec asks for vLLM on the CPU (serving.vllm.device: cpu)."""
+    vllm = spec.serving.vllm
+    return spec.serving.engine == "vllm" and vllm is not None and vllm.device == "cpu"
+
+
+def cpu_vllm_env(host: str, kv_cache_gib: int) -> dict[str, str]:
+    """A CPU vLLM worker: offline, on loopback (vLLM otherwise picks the host's external address), no
+    usage reports, no GPU; the KV cache size in GiB."""
+    return {
+        "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_HOST_IP": host, "VLLM_LOOPBACK_IP": host,
+        "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+
+
+def kv_events_args(host: str, port: int) -> list[str]:
+    """vLLM publishes its KV-cache events (ZMQ) for the KV router (Dynamo 1.6.1 relays them)."""
+    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": f"tcp://{host}:{port}"}
+    return ["--kv-events-config", json.dumps(config, separators=(",", ":"))]
 
 
 def discovery_programs(spec, ctx: LocalContext) -> list[Program]:
