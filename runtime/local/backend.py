@@ -10,6 +10,7 @@ requests on SIGTERM), so a redeploy under load fails no request.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 import time
@@ -36,6 +37,8 @@ from runtime.local.supervisor import RUNNING_STATES, Supervisor
 from runtime.revisions import Revision, current, next_number, now_iso
 
 READY_TIMEOUT_S = 120.0
+VLLM_READY_TIMEOUT_S = 300.0  # a CPU vLLM worker needs ~40 s alone on 2 cores, several times that under load
+VLLM_CRASHES_BEFORE_FAILING = 2  # a vLLM worker that dies twice before it ever served has a real error
 
 
 @dataclass
@@ -163,7 +166,7 @@ class LocalBackend:
         self.supervisor.apply(programs)
         try:
             # Old and new serve side by side until the frontend has discovered every new worker.
-            self._wait_ready(programs, frontend_port, expected=len(before) + len(programs))
+            self._wait_ready(programs, frontend_port, expected=len(before) + len(programs), engine=engine)
         except RolloutFailed:
             self.supervisor.apply([], retire=set(names))
             revision.status = "failed"
@@ -183,10 +186,13 @@ class LocalBackend:
     def _frontend_port(self) -> int:
         return portlib.load(self.paths.ports_file)["frontend"]
 
-    def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int) -> None:
+    def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int, engine: str = "mocker") -> None:
         served = self.spec.model.served()
+        crashes: dict[str, set[int]] = {}  # vLLM: pids of a worker that exited before it served
 
         def ready() -> bool:
+            if engine == "vllm":
+                _fail_on_repeated_crash(programs, crashes)
             return (all(health.worker_ready(self.host, p.port) for p in programs)
                     and len(health.generate_instances(self.host, frontend_port)) >= expected
                     and served in health.served_models(self.host, frontend_port))
@@ -202,7 +208,21 @@ class LocalBackend:
             return (f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
                     + self.supervisor.tail(p.name, 800))
 
-        health.wait_until(ready, READY_TIMEOUT_S, interval_s=0.1, describe=stuck)
+        def _fail_on_repeated_crash(programs: list[Program], seen: dict[str, set[int]]) -> None:
+            # A crashed worker is restarted by supervisord forever; a vLLM start costs ~40 s, so an engine
+            # that rejects its arguments fails the rollout after two tries, with the engine's own message.
+            states = self.supervisor.processes()
+            for p in programs:
+                st = states.get(p.name)
+                if st is None or not st.pid or health.worker_ready(self.host, p.port):
+                    continue
+                seen.setdefault(p.name, set()).add(st.pid)
+                if len(seen[p.name]) > VLLM_CRASHES_BEFORE_FAILING:
+                    raise RolloutFailed(f"{p.name} exited {len(seen[p.name]) - 1} times before it served; "
+                                        "the engine said:\n" + _engine_error(self.supervisor.tail(p.name, 400_000)))
+
+        timeout = VLLM_READY_TIMEOUT_S if engine == "vllm" else READY_TIMEOUT_S
+        health.wait_until(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
 
     def record_smoke(self, number: int, smoke: dict) -> None:
         rev = self.ledger.get(number)
@@ -246,6 +266,22 @@ class LocalBackend:
 
     def inventory(self, ports: dict[str, int] | None = None) -> list[str]:
         return inventory.leftovers(self.paths, self.host, ports)
+
+
+def _engine_error(log: str, keep: int = 2000) -> str:
+    """The engine's own message from a crashed worker's log: the exception line of the last traceback and
+    what follows it, indented (e.g. vLLM's pydantic ValidationError about an engine argument), without
+    the traceback frames or the health-probe noise around it; else the log's end."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", log).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if starts:
+        for i in range(starts[-1] + 1, len(lines)):
+            if lines[i] and not lines[i][0].isspace():  # the exception line ends the indented frames
+                end = i + 1
+                while end < len(lines) and lines[end][:1].isspace():
+                    end += 1
+                return "\n".join(lines[i:end])[:keep]
+    return "\n".join(lines)[-keep:]
 
 
 def _slots(spec):

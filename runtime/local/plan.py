@@ -169,6 +169,8 @@ def cpu_vllm_env(host: str, kv_cache_gib: int) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
         "VLLM_HOST_IP": host, "VLLM_LOOPBACK_IP": host,
         "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
+        # No pinning to core 0: two workers (old and new revision during a rollout) share the cores.
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
         "CUDA_VISIBLE_DEVICES": "",
     }
 
