@@ -37,7 +37,7 @@ from runtime.local.supervisor import RUNNING_STATES, Supervisor
 from runtime.revisions import Revision, current, next_number, now_iso
 
 READY_TIMEOUT_S = 120.0
-VLLM_READY_TIMEOUT_S = 300.0  # a CPU vLLM worker needs ~40 s alone on 2 cores, several times that under load
+VLLM_READY_TIMEOUT_S = 600.0  # a CPU vLLM worker needs ~40 s alone on 2 cores; two at once on a loaded machine, >5 min
 VLLM_CRASHES_BEFORE_FAILING = 2  # a vLLM worker that dies twice before it ever served has a real error
 
 
