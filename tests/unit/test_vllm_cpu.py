@@ -185,3 +185,25 @@ def test_a_crashed_engine_is_reported_by_its_own_message():
                                   "  Value error, User-specified max_model_len (4096) is greater than the derived "
                                   "max_model_len")
     assert _engine_error("no traceback here") == "no traceback here"
+
+
+def test_simulator_runs_the_rendered_vllm_command_on_the_cpu_runtime(tmp_path):
+    from tests.harness.kubeapi.controllers.process_runtime import ProcessRuntime
+
+    rt = ProcessRuntime(vllm_python="/repo/.vllm-cpu/bin/python", workdir=tmp_path, enabled=True)
+    try:
+        events = '{"publisher":"zmq","endpoint":"tcp://*:20080","enable_kv_cache_events":true}'
+        argv = ["python3", "-m", "dynamo.vllm", "--model", "/models/Qwen/Qwen3-0.6B", "--served-model-name", "qwen",
+                "--discovery-backend", "kubernetes", "--kv-events-config", events, "--max-num-seqs", "4",
+                "--dtype=bfloat16"]
+        cmd, env = rt._vllm_command(argv, "127.0.3.4")
+        assert cmd[:3] == ["/repo/.vllm-cpu/bin/python", "-m", "dynamo.vllm"]
+        assert cmd[cmd.index("--model") + 1].endswith(tiny_llama.PINNED_REVISION)  # not a local dir: the tiny Llama
+        assert cmd[cmd.index("--served-model-name") + 1] == "qwen" and cmd[cmd.index("--max-num-seqs") + 1] == "4"
+        assert cmd[-2:] == ["--discovery-backend", "file"] and "kubernetes" not in cmd
+        config = json.loads(cmd[cmd.index("--kv-events-config") + 1])
+        assert config["enable_kv_cache_events"] and config["endpoint"].startswith("tcp://127.0.3.4:")
+        assert "--dtype=bfloat16" in cmd and "--dtype" not in cmd and "--enforce-eager" in cmd  # rendered flag wins
+        assert env["VLLM_HOST_IP"] == "127.0.3.4" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    finally:
+        rt.stop()
