@@ -72,11 +72,8 @@ def worker_program_names(spec, revision: int) -> list[str]:
 
 
 def worker_port_names(spec, revision: int, engine: str) -> list[str]:
-    """Ports a revision's workers need: the system port, and a KV-events port for vLLM behind a KV router."""
-    names = worker_program_names(spec, revision)
-    if engine == "vllm" and spec.router_mode() == "kv":
-        names += [f"{n}-kv-events" for n in names]
-    return names
+    """Ports a revision's workers need: their system ports (vLLM's KV events go over IPC, no port)."""
+    return worker_program_names(spec, revision)
 
 
 def base_env(spec, ctx: LocalContext) -> dict[str, str]:
@@ -143,7 +140,7 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         if role in ("prefill", "decode"):
             cmd += ["--disaggregation-mode", role]
         if ctx.engine == "vllm" and spec.router_mode() == "kv":
-            cmd += kv_events_args(ctx.host, ports.get(f"{name}-kv-events", 0))
+            cmd += kv_events_args(kv_events_endpoint(ctx.paths.run, name))
         cmd += list(role_spec.engine_args)
         if ctx.engine == "vllm" and cpu:
             cmd += spec.serving.vllm.cpu_engine_args(list(role_spec.engine_args))
@@ -175,9 +172,22 @@ def cpu_vllm_env(host: str, kv_cache_gib: int) -> dict[str, str]:
     }
 
 
-def kv_events_args(host: str, port: int) -> list[str]:
-    """vLLM publishes its KV-cache events (ZMQ) for the KV router (Dynamo 1.6.1 relays them)."""
-    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": f"tcp://{host}:{port}"}
+def kv_events_endpoint(run_dir, name: str) -> str:
+    """Where a vLLM worker publishes its KV events: a ZMQ IPC socket in the deployment's run dir. vLLM
+    binds only wildcard or IPC endpoints (it connects to tcp://host:port, and so does Dynamo's reader:
+    no events), and a wildcard would listen on every interface; IPC keeps them off the network."""
+    path = f"{run_dir}/{name}.kv-events"
+    if len(path) >= 100:  # AF_UNIX paths stop at 107 bytes: a short, stable one for deep state dirs
+        import hashlib
+
+        path = f"/tmp/dynadeploy-{hashlib.sha256(path.encode()).hexdigest()[:16]}.kv-events"  # noqa: S108
+    return f"ipc://{path}"
+
+
+def kv_events_args(endpoint: str) -> list[str]:
+    """vLLM publishes its KV-cache events (ZMQ) for the KV router; dynamo.vllm reads them from there and
+    relays them on Dynamo's event plane, where the router's indexer applies them."""
+    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": endpoint}
     return ["--kv-events-config", json.dumps(config, separators=(",", ":"))]
 
 

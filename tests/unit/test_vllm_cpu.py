@@ -106,20 +106,22 @@ def test_engine_args_override_the_cpu_defaults(tmp_path):
     assert "--enforce-eager" not in cmd
 
 
-def test_kv_router_workers_publish_kv_events_on_their_own_port(tmp_path):
+def test_kv_router_workers_publish_kv_events_on_their_own_ipc_socket(tmp_path):
     spec = parse_spec(doc({**CPU, "topology": "agg_router", "workers": {"gpus": 0, "replicas": 2}}))
     names = worker_port_names(spec, 1, "vllm")
-    assert names == ["worker-r1-0", "worker-r1-1", "worker-r1-0-kv-events", "worker-r1-1-kv-events"]
-    ports = dict(zip(names, range(9100, 9104), strict=True))
-    programs = worker_programs(spec, ctx(tmp_path), 1, ports)
+    assert names == ["worker-r1-0", "worker-r1-1"]
+    programs = worker_programs(spec, ctx(tmp_path), 1, dict(zip(names, (9100, 9101), strict=True)))
     endpoints = []
     for p in programs:
         cmd = list(p.command)
         config = json.loads(cmd[cmd.index("--kv-events-config") + 1])
         assert config["enable_kv_cache_events"] and config["publisher"] == "zmq"
         endpoints.append(config["endpoint"])
-    assert endpoints == ["tcp://127.0.0.1:9102", "tcp://127.0.0.1:9103"]
-    assert worker_port_names(spec, 1, "mocker") == ["worker-r1-0", "worker-r1-1"]
+    run = DeploymentPaths.for_deployment("cpu-vllm", str(tmp_path)).run
+    # vLLM binds only wildcard or ipc endpoints: an ipc socket keeps the events off every interface
+    assert endpoints == [f"ipc://{run}/worker-r1-0.kv-events", f"ipc://{run}/worker-r1-1.kv-events"]
+    plain = parse_spec(doc({**CPU, "workers": {"gpus": 0}}))
+    assert "--kv-events-config" not in worker_programs(plain, ctx(tmp_path), 1, {"worker-r1-0": 9100})[0].command
 
 
 def test_mocker_and_gpu_workers_are_unchanged(tmp_path):
