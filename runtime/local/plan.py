@@ -180,7 +180,7 @@ def kv_events_endpoint(run_dir, name: str) -> str:
     if len(path) >= 100:  # AF_UNIX paths stop at 107 bytes: a short, stable one for deep state dirs
         import hashlib
 
-        path = f"/tmp/dynadeploy-{hashlib.sha256(path.encode()).hexdigest()[:16]}.kv-events"  # noqa: S108
+        path = f"/tmp/dynadeploy-{hashlib.sha256(path.encode()).hexdigest()[:16]}.kv-events"
     return f"ipc://{path}"
 
 
