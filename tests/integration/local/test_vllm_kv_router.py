@@ -58,7 +58,7 @@ def test_kv_events_reach_the_router_and_a_repeated_prefix_hits_the_cache(prefect
         assert deploy(spec=str(path))["smoke"]["passed"]
         backend = LocalBackend(load_spec(path))
         url = backend.endpoint()
-        applied = lambda: _metric(httpx.get(f"{url}/metrics").text,  # noqa: E731
+        applied = lambda: _metric(httpx.get(f"{url}/metrics").text,
                                   "dynamo_component_kv_cache_events_applied", event_type="stored", status="ok")
         before = applied()
         assert _cached(url) == 0  # a prompt never seen: nothing cached anywhere
