@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from runtime.render import kv_events
+
 if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
     from runtime.local.paths import DeploymentPaths
 
@@ -127,6 +129,9 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         cmd += _discovery_args(ctx)
         if role in ("prefill", "decode"):
             cmd += ["--disaggregation-mode", role]
+        # KV events for the KV router; workers share this host, so each gets its own ipc endpoint.
+        cmd += kv_events.worker_args(spec.router_mode(), ctx.engine, role, given=role_spec.engine_args,
+                                     endpoint=kv_events.ipc_endpoint(spec.name, name))
         cmd += list(role_spec.engine_args)
         programs.append(Program(name, role, tuple(cmd), env, revision=revision, port=ports[name]))
     return programs
