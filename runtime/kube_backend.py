@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import socket
 import threading
@@ -64,6 +65,7 @@ SHARED_LABEL = "dynadeploy.io/shared"  # on namespaces dynadeploy created for sh
 OWNER_PREFIX = "dynadeploy"  # helm release description of releases dynadeploy installed
 MARKER_MANAGER = "dynadeploy-cache-marker"
 GPU = "nvidia.com/gpu"
+log = logging.getLogger("dynadeploy.kube")
 
 
 def _timeout(name: str, default: float) -> float:
@@ -97,6 +99,7 @@ class RolloutResult:
     endpoint: str | None = None
     polls: int = 0
     observed: dict = field(default_factory=dict)  # the DGD status and workloads when it was judged ready
+    note: str = ""  # e.g. how the graph was replaced when its component set changed
 
 
 class KubeBackend:
@@ -464,8 +467,12 @@ class KubeBackend:
         if reuse is None or reuse.status == "failed":
             revision.status = "pending" if revision.status != "serving" else revision.status
             self._put_revision(revision)
+        bridge, replaced = None, live is not None and component_set(live) != component_set(dgd)
+        if replaced:
+            bridge = self._replace_graph(live, dgd, number, engine)
+            live = None
         if live is None or not self._same(live, dgd):
-            self.kube.apply(dgd, force=True)
+            self.kube.apply(self._keep_adapter_replicas(dgd, live), force=True)
         try:
             polls, observed = self._wait_ready(number)
         except RolloutFailed:
@@ -480,10 +487,70 @@ class KubeBackend:
         # Clients entering through serving.route reach the new revision (and only it: a candidate's
         # share from a canary ends here, the candidate being what was just rolled out).
         kube_route.ensure(self.kube, spec)
+        note = ""
+        if bridge is not None:  # step 4 of the replacement: the bridge graph goes once the route left it
+            log.info("replacing %s/%s: deleting the bridge graph %s", self.ns, self.dgd_name, bridge.dgd_name)
+            bridge.delete_graph()
+            note = f"graph replaced (component set changed; bridged by {bridge.dgd_name})"
+        elif replaced:
+            note = "graph replaced (component set changed; deleted, then created)"
         revision.status = "serving"
         self._put_revision(revision)
         return RolloutResult(number, changed=True, dgd=self.dgd_name, seconds=time.monotonic() - t0,
-                             endpoint=self._lb_url(), polls=polls, observed=observed)
+                             endpoint=self._lb_url(), polls=polls, observed=observed, note=note)
+
+    # -- a change of the component set (topology) ------------------------------------------------------
+    def replacement_plan(self, live: dict, dgd: dict) -> list[str]:
+        """What a rollout does when the graph's component set changes (the operator's webhook refuses
+        that in place: "component topology is immutable"), in order."""
+        was, will = sorted(n for n, _ in component_set(live)), sorted(n for n, _ in component_set(dgd))
+        head = (f"the components of {self.ns}/{self.dgd_name} change from {was} to {will}; the Dynamo operator "
+                "refuses that on the live graph, so it is replaced")
+        if self.spec.serving.route is None:
+            return [head, f"1. delete graph {self.dgd_name} and wait until its pods are gone (no serving.route: "
+                          f"clients reach Service {naming.frontend_service_name(self.dgd_name)}, which belongs "
+                          "to the graph, so nothing serves until step 2 is ready; set serving.route to keep "
+                          "serving through a replacement)",
+                    f"2. create graph {self.dgd_name} with the new components and wait until it is ready"]
+        bridge = naming.dgd_name(self.spec, canary=True)
+        return [head,
+                f"1. start graph {bridge} with the new components beside {self.dgd_name} and wait until it is ready",
+                f"2. switch serving.route to {bridge} (all requests), then delete graph {self.dgd_name}",
+                f"3. create graph {self.dgd_name} with the new components, wait until it is ready and switch the "
+                "route back to it",
+                f"4. delete graph {bridge}"]
+
+    def _replace_graph(self, live: dict, dgd: dict, number: int, engine: str) -> KubeBackend | None:
+        """Steps before the new graph is applied under the stable name; returns the bridge graph (to delete
+        once the route is back on the stable name) or None."""
+        steps = self.replacement_plan(live, dgd)
+        for line in steps:  # said before anything is done
+            log.warning("%s", line)
+        if self.spec.serving.route is None:
+            self.delete_graph()
+            return None
+        bridge = self.graph(naming.dgd_name(self.spec, canary=True))
+        staged = render.render_dgd(self.spec, revision=number, provider=self.caps, name=bridge.dgd_name,
+                                   engine=engine)
+        bridge_live = self.kube.get(DGD_API, DGD_KIND, bridge.dgd_name, self.ns)
+        if bridge_live is not None and component_set(bridge_live) != component_set(staged):
+            bridge.delete_graph()  # a leftover candidate of another shape
+        bridge.stage_graph(staged, number)
+        kube_route.ensure(self.kube, self.spec, canary_percent=100)
+        self.delete_graph()
+        return bridge
+
+    def _keep_adapter_replicas(self, dgd: dict, live: dict | None) -> dict:
+        """``dgd`` with, for every component under the scaling adapter, the live replica count (the
+        adapter's/HPA's): the render sends none, and the webhook refuses anyone but the operator/planner
+        changing it, so a redeploy must neither reset nor drop it."""
+        by_name = {c.get("name"): c for c in ((live or {}).get("spec") or {}).get("components") or []}
+        out = copy.deepcopy(dgd)
+        for comp in out["spec"].get("components") or []:
+            have = by_name.get(comp.get("name")) or {}
+            if "scalingAdapter" in comp and "replicas" not in comp and "replicas" in have:
+                comp["replicas"] = have["replicas"]
+        return out
 
     # -- other graphs of the deployment (a canary's candidate beside stable) -----------------------------
     def graph(self, name: str) -> KubeBackend:
@@ -495,8 +562,16 @@ class KubeBackend:
     def stage_graph(self, dgd: dict, number: int) -> dict:
         """Apply a graph the ledger does not record (a candidate) and wait for the readiness contract."""
         live = self.kube.get(DGD_API, DGD_KIND, self.dgd_name, self.ns)
+        if live is not None and component_set(live) != component_set(dgd):
+            # a leftover graph of another shape (the operator refuses to change the component set in place):
+            # it serves no client of stable, so it is deleted and created again
+            log.warning("graph %s/%s has components %s, not %s: deleting it, then creating it again", self.ns,
+                        self.dgd_name, sorted(n for n, _ in component_set(live)),
+                        sorted(n for n, _ in component_set(dgd)))
+            self.delete_graph()
+            live = None
         if live is None or not self._same(live, dgd):
-            self.kube.apply(dgd, force=True)
+            self.kube.apply(self._keep_adapter_replicas(dgd, live), force=True)
         return self._wait_ready(number)[1]
 
     def delete_graph(self) -> bool:
@@ -819,6 +894,11 @@ class KubeBackend:
 
 _HELMS: dict[tuple, Any] = {}
 _HELMS_LOCK = threading.Lock()
+
+
+def component_set(dgd: dict) -> set[tuple[str, str]]:
+    """(name, type) of every component of a graph: what the operator does not let change in place."""
+    return {(c.get("name", ""), c.get("type", "")) for c in (dgd.get("spec") or {}).get("components") or []}
 
 
 def _helm_for(kubeconfig: str, context: str | None):

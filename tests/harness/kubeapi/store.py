@@ -64,6 +64,9 @@ class Store(PythonApi, DeletionMixin):
         self._log: deque[Event] = deque(maxlen=log_size)
         self._subscribers: list[Callable[[Event], None]] = []
         self._pod_logs: dict[tuple[str, str], dict[str, str]] = {}
+        # Validating admission (a webhook stand-in): fn(rt, old or None, new, manager) raises an ApiError to
+        # refuse a create/update (status writes excluded); e.g. controllers/dynamo_admission.validate.
+        self.admission: list[Callable[[ResourceType, dict | None, dict, str], None]] = []
         ns_rt = self.registry.get("", "namespaces")
         for ns in SYSTEM_NAMESPACES:
             self.do_create(ns_rt, "", {"metadata": {"name": ns}}, manager=DEFAULT_MANAGER)
@@ -137,6 +140,8 @@ class Store(PythonApi, DeletionMixin):
             obj["apiVersion"], obj["kind"] = api_version, rt.kind
             semantics.default(rt, obj)
             semantics.on_create(rt, obj)
+            for admit in list(self.admission):
+                admit(rt, None, obj, manager)
             if not applied:
                 meta.pop("managedFields", None)
                 fieldsets.record_update(None, obj, manager, "" if rt.crd else rt.kind, api_version)
@@ -208,6 +213,9 @@ class Store(PythonApi, DeletionMixin):
             new["apiVersion"], new["kind"] = api_version, rt.kind
             semantics.default(rt, new, old)
             semantics.check_immutable(rt, old, new)
+            if subresource != "status":
+                for admit in list(self.admission):
+                    admit(rt, self.present(rt, old, version), self.present(rt, new, version), manager)
             if rt.kind == "CustomResourceDefinition":
                 semantics.validate_crd(new)
             if "generation" in meta and semantics.spec_changed(old, new):
