@@ -143,7 +143,7 @@ class KubeBackend:
         inv = pf.gpu_inventory(nodes, self.kube.list("v1", "Pod"), spec.name)
         engine = spec.engine(gpus_available=bool(inv.gpu_nodes))
         problems += self._gpu_problems(inv, engine)
-        problems += self._storage_problems()
+        problems += self._storage_problems(nodes)
         operators = pf.find_operators(self.kube)
         problems += pf.operator_problems(spec, operators)
         crds = {c["metadata"]["name"]: c for c in self.kube.list(CRD_API, CRD_KIND)
@@ -198,7 +198,29 @@ class KubeBackend:
                 f"set the workers' gpus to {inv.max_free_per_node} or less, or add nodes with more GPUs"))
         return out
 
-    def _storage_problems(self) -> list[pf.Problem]:
+    def _storage_problems(self, nodes: list[dict] | None = None) -> list[pf.Problem]:
+        out = self._shared_cache_problems(nodes or [])
+        return out + self._storage_class_problems()
+
+    def _shared_cache_problems(self, nodes: list[dict]) -> list[pf.Problem]:
+        """The frontend, every worker and the download Job mount the model cache: a ReadWriteOnce volume
+        attaches to one node, so on a cluster of several schedulable nodes the pods that land on another
+        node stay Pending (Multi-Attach). Only a one-node cluster may share an RWO cache."""
+        if self.spec.model.cache.access_mode != "ReadWriteOnce":
+            return []
+        usable = sorted(n["metadata"]["name"] for n in nodes if not (n.get("spec") or {}).get("unschedulable"))
+        if len(usable) <= 1:
+            return []
+        rwx = self.caps.storage.rwx_class
+        return [pf.Problem(
+            f"model.cache.access_mode is ReadWriteOnce, but the frontend, the workers and the download Job all "
+            f"mount the cache and the cluster has {len(usable)} schedulable nodes ({', '.join(usable[:5])}"
+            f"{', ...' if len(usable) > 5 else ''}): an RWO volume attaches to one node, so pods on another "
+            "stay Pending (Multi-Attach)",
+            "set model.cache.access_mode: ReadWriteMany with a StorageClass that can share a volume across nodes "
+            f"(model.cache.storage_class: {rwx or 'an NFS / CephFS / cloud file-store class'})")]
+
+    def _storage_class_problems(self) -> list[pf.Problem]:
         wanted = render.storage_class(self.spec, self.caps)
         classes = self.kube.list("storage.k8s.io/v1", "StorageClass")
         names = sorted(c["metadata"]["name"] for c in classes)

@@ -242,3 +242,36 @@ def test_rendered_graph_matches_dynamos_example_field_by_field(topology):
         assert set(tl) <= set(ol)  # the GPU resource name; the count is the spec's
         assert om["resources"]["requests"]["ephemeral-storage"] == tm["resources"]["requests"]["ephemeral-storage"]
         assert [list(e) for e in om["envFrom"]] == [list(e) for e in tm["envFrom"]] == [["secretRef"]]
+
+
+# --- defect 5: an RWO model cache that pods on different nodes share ------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "store"), [("gke", "Filestore, class standard-rwx"), ("aks", "Azure Files"),
+                                             ("eks", "EFS")])
+def test_an_rwo_cache_over_several_nodes_is_refused_with_the_providers_file_store(kind, store):
+    from runtime.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        make("agg", kind, model={"cache": {"access_mode": "ReadWriteOnce"}})
+    text = str(info.value)
+    assert "model.cache.access_mode" in text and "Multi-Attach" in text
+    assert "ReadWriteMany" in text and store in text
+
+
+def test_the_shipped_gke_example_shares_its_cache_on_filestore():
+    from runtime.spec_loading import load_spec
+
+    spec = load_spec(ROOT / "infra/targets/gke.yaml")
+    assert spec.model.cache.access_mode == "ReadWriteMany"
+    assert r.storage_class(spec, capabilities.for_spec(spec)) == "standard-rwx"
+    from runtime.providers.plan import gke_needs_filestore
+
+    assert gke_needs_filestore(spec)
+
+
+def test_an_rwo_cache_on_a_single_node_cluster_is_accepted():
+    one = [{"name": "only", "instance_type": "g2-standard-24", "gpu": {"type": "nvidia-l4", "count": 2},
+            "min": 1, "desired": 1, "max": 1}]
+    spec = make("agg", "gke", model={"cache": {"access_mode": "ReadWriteOnce"}}, target={"node_pools": one})
+    assert spec.model.cache.access_mode == "ReadWriteOnce"

@@ -143,3 +143,16 @@ def test_autoscaled_workers_leave_replicas_to_the_adapter_and_redeploys_keep_its
     worker = next(c for c in sim.store.get(*DGD, name, name)["spec"]["components"] if c["name"] == "worker")
     assert worker["replicas"] == 3
     backend.teardown(keep_model_cache=False)
+
+
+def test_preflight_refuses_an_rwo_cache_on_a_cluster_of_several_nodes_with_the_fix(sim):
+    from runtime.errors import PreflightError
+
+    spec = make_spec(sim, "tc-rwo", AGG, model={"cache": {"access_mode": "ReadWriteOnce"}})
+    before = len(sim.requests.entries)
+    with pytest.raises(PreflightError) as info:
+        KubeBackend(spec).provision()
+    assert writes(sim, before) == []
+    text = str(info.value) + " " + (info.value.hint or "")
+    assert "ReadWriteOnce" in text and "Multi-Attach" in text and "sim-cpu-0, sim-gpu-0" in text
+    assert "model.cache.access_mode: ReadWriteMany" in text
