@@ -328,8 +328,10 @@ class KubeBackend:
             return False
         src = chart_source(chart)
         applied = False
+        # A 1.x namespace-restricted install brings no CRDs (upgradeCRD: false): the cluster-wide operator's
+        # CRDs serve it (preflight checked they are there), so only a cluster-wide install applies them.
         manages_crds = self.spec.platform.operator_mode == "cluster"
-        if int(chart.version.split(".")[0]) >= 1 and (manages_crds or self.kube.get(CRD_API, CRD_KIND, pf.DGD_CRD) is None):
+        if int(chart.version.split(".")[0]) >= 1 and manages_crds:
             # Helm never upgrades what is in crds/ and skips CRDs that already exist: apply them first, so an
             # upgrade (or a cluster with older CRDs) gets the chart's CRDs before its operator.
             docs = self.helm.template(src.ref, chart.release, values, chart.namespace, include_crds=True,
