@@ -496,7 +496,11 @@ def test_builtin_model_gets_the_pvc_only():
     ],
 )
 def test_storage_class_from_the_spec_else_the_provider(target, changes, expected):
-    spec = make("agg", target, model={"cache": changes})
+    extra = {}
+    if changes.get("access_mode") == "ReadWriteOnce":  # an RWO cache is only accepted on a one-node cluster
+        pool = {**TARGETS[target]["node_pools"][-1], "min": 1, "desired": 1, "max": 1}  # (issue 10, defect 5)
+        extra = {"target": {"node_pools": [pool]}}
+    spec = make("agg", target, model={"cache": changes}, **extra)
     (pvc, _) = r.render_model_cache(spec, capabilities.for_spec(spec))
     assert pvc["spec"]["storageClassName"] == expected
 
