@@ -66,6 +66,7 @@ OWNER_PREFIX = "dynadeploy"  # helm release description of releases dynadeploy i
 MARKER_MANAGER = "dynadeploy-cache-marker"
 GPU = "nvidia.com/gpu"
 log = logging.getLogger("dynadeploy.kube")
+TRACK_KEY, BRIDGE = "dynadeploy.io/track", "bridge"  # the label of a graph that bridges a replacement
 
 
 def _timeout(name: str, default: float) -> float:
@@ -512,6 +513,10 @@ class KubeBackend:
         # share from a canary ends here, the candidate being what was just rolled out).
         kube_route.ensure(self.kube, spec)
         note = ""
+        if bridge is None:  # a bridge left by an earlier run that failed after the route moved to it
+            left = self.kube.get(DGD_API, DGD_KIND, naming.dgd_name(spec, canary=True), self.ns)
+            if left is not None and (left["metadata"].get("labels") or {}).get(TRACK_KEY) == BRIDGE:
+                bridge = self.graph(left["metadata"]["name"])
         if bridge is not None:  # step 4 of the replacement: the bridge graph goes once the route left it
             log.info("replacing %s/%s: deleting the bridge graph %s", self.ns, self.dgd_name, bridge.dgd_name)
             bridge.delete_graph()
@@ -556,6 +561,7 @@ class KubeBackend:
         bridge = self.graph(naming.dgd_name(self.spec, canary=True))
         staged = render.render_dgd(self.spec, revision=number, provider=self.caps, name=bridge.dgd_name,
                                    engine=engine)
+        staged["metadata"]["labels"] = {**staged["metadata"].get("labels", {}), TRACK_KEY: BRIDGE}
         bridge_live = self.kube.get(DGD_API, DGD_KIND, bridge.dgd_name, self.ns)
         if bridge_live is not None and component_set(bridge_live) != component_set(staged):
             bridge.delete_graph()  # a leftover candidate of another shape
