@@ -158,7 +158,7 @@ def test_local_plan_workers_publish_kv_events_on_their_own_endpoints(tmp_path):
     base = {"apiVersion": API_VERSION, "name": "kvdemo", "target": {"kind": "local"},
             "serving": {"topology": "agg_router", "workers": {"replicas": 2}}}
     spec = parse_spec(base)
-    paths = DeploymentPaths.__new__(DeploymentPaths)
+    paths = DeploymentPaths.for_deployment("kvdemo", state_dir=str(tmp_path))
     for engine in ("vllm", "mocker"):
         ctx = LocalContext(paths=paths, python="python3", host="127.0.0.1", frontend_port=8000,
                            model_path="/m", engine=engine, discovery="etcd", etcd_port=1, nats_port=2)
