@@ -17,12 +17,15 @@ tools: setup
 	uv run python -m runtime.toolchain install
 
 # Debian packages the tests use: etcd for the etcd+NATS discovery mode, chromium for the Prefect UI
-# tests (driven by Playwright; no browser is ever downloaded), PostgreSQL for the server-on-Postgres run
+# tests (driven by Playwright; no browser is ever downloaded), PostgreSQL for the server-on-Postgres run,
+# Prometheus (with promtool) and Alertmanager for the monitoring rules and the local monitoring stack
 debs:
 	@missing=""; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v pg_ctlcluster >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
@@ -38,3 +41,4 @@ test: setup tools debs
 bench: setup
 	uv run python bench/bench_deploy.py
 	uv run python bench/bench_loadgen.py
+	uv run python bench/bench_alert_rollback.py

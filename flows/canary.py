@@ -26,7 +26,7 @@ from prefect.events import emit_event
 
 from flows._lock import target_lock
 from flows._progress import stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime import canary as gate
 from runtime import metrics, sla
@@ -58,6 +58,7 @@ def candidate_spec(s, candidate: dict):
     return s.with_changes(candidate, source="candidate")
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="canary", log_prints=False)
 def canary(spec: str | dict, candidate: dict, reason: str = "canary") -> dict:
     s = load(spec)
@@ -135,6 +136,7 @@ def _analyse(s, cand, step: gate.Step, info: dict):
                 out = steps.measure_side_by_side(s, cand, *load)
                 base, new = out["stable"]["report"], out["candidate"]["report"]
                 verdict = sla.compare(base, new, c)
+                _latency_pictures(s, step.label(), base, new)
                 fm = {k: metrics.frontend_summary(v["before"], v["after"]) for k, v in out.items()}
                 row = {"step": step.label(), "share": 0.0, "stable_ttft_p90_ms": base.ttft_ms.p90,
                        "candidate_ttft_p90_ms": new.ttft_ms.p90, "stable_itl_p90_ms": base.itl_ms.p90,
@@ -146,6 +148,16 @@ def _analyse(s, cand, step: gate.Step, info: dict):
         if verdict.status != "inconclusive":
             return verdict, row
     return sla.Verdict("fail", [f"still inconclusive after {HOLDS} holds"], verdict.notes), row
+
+
+def _latency_pictures(s, label: str, base, new) -> None:
+    """Stable vs candidate TTFT/ITL distributions as pictures (runtime/latency_plot.py)."""
+    from runtime import latency_plot
+
+    create_markdown_artifact(key=f"canary-latency-{s.name}"[:60],
+                             markdown=f"# Canary of {s.name}, {label}\n\n"
+                                      + latency_plot.markdown({"stable": base, "candidate": new}, s.smoke.sla),
+                             description=f"canary of {s.name}: latency distributions, stable vs candidate")
 
 
 def _publish(s, rows: list[dict], outcome: str) -> None:

@@ -102,7 +102,7 @@ def _deploy(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.deploy import deploy
 
-    result = _with_progress(lambda: deploy(spec=os.path.abspath(args.spec), reason=args.reason),
+    result = _with_progress(lambda: deploy(spec=_spec_param(args.spec, spec), reason=args.reason),
                             show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
     if args.output == "json":
         out = {k: result[k] for k in ("target", "endpoint", "model", "revision", "smoke")}
@@ -125,15 +125,24 @@ def _status(args) -> int:
     from runtime.spec import load_spec
 
     status = backend_for(load_spec(args.spec)).status()
+    # A degraded deployment (e.g. its supervisor gone, orphans left) must not read as healthy: it
+    # exits 3 like one serving nothing, in both output forms.
+    problems = status.get("problems") or []
     if args.output == "json":
         print(json.dumps(status, indent=2))
-        return 0
+        return 3 if problems else 0
+    for problem in problems:
+        print(f"DEGRADED: {problem}")
     print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
     print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
     for name, p in sorted(status["processes"].items()):
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
-    return 0 if status["models"] else 3
+    if status.get("slo"):  # a deployment with monitoring: live burn rates and alerts from its Prometheus
+        from runtime.slo_status import lines
+
+        print("\n".join(lines(status["slo"])))
+    return 0 if status["models"] and not problems else 3
 
 
 def _history(args) -> int:
@@ -183,7 +192,7 @@ def _rollback(args) -> int:
     if not args.yes and args.output == "text":
         print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) ...",
               file=sys.stderr)
-    result = _with_progress(lambda: rollback(spec=os.path.abspath(args.spec), revision=args.revision,
+    result = _with_progress(lambda: rollback(spec=_spec_param(args.spec, spec), revision=args.revision,
                                              reason=args.reason, auto_approve=args.yes),
                             show=args.output == "text", title=f"rollback {spec.name}")
     if args.output == "json":
@@ -202,7 +211,7 @@ def _teardown(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.teardown import teardown
 
-    result = _with_progress(lambda: teardown(spec=os.path.abspath(args.spec),
+    result = _with_progress(lambda: teardown(spec=_spec_param(args.spec, spec),
                                              delete_model_cache=args.delete_model_cache),
                             show=args.output == "text", title=f"teardown {spec.name}")
     if args.output == "json":
@@ -224,6 +233,15 @@ def _server(args) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _spec_param(path: str, spec) -> str | dict:
+    """What the flow gets as its ``spec``: the file's absolute path when it is a regular file (the
+    run's parameters then name it), else the spec already read and validated here. A spec given as
+    ``<(...)``, ``/dev/stdin`` or a named pipe can be read only once: the flow would find it empty."""
+    from pathlib import Path
+
+    return os.path.abspath(path) if Path(path).is_file() else spec.canonical_dict()
+
+
 def _print_revisions(revisions: list[dict]) -> None:
     if not revisions:
         print("no revisions")

@@ -11,11 +11,12 @@ from prefect.artifacts import create_table_artifact
 
 from flows._lock import target_lock
 from flows._progress import side_by_side, stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from tasks import stages
 from tasks.smoke import run_smoke_test
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="deploy", log_prints=False)
 def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deploy",
            started_by: str = "dynadeploy", locked: bool = False) -> dict:

@@ -16,7 +16,7 @@ from prefect.input import RunInput
 
 from flows._lock import target_lock
 from flows._progress import stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime import revisions as revlib
 from runtime.errors import PermanentError
@@ -30,6 +30,7 @@ class RollbackApproval(RunInput):
     note: str = ""
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="rollback", log_prints=False)
 def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
              auto_approve: bool = False, approval_timeout_s: int = 3600) -> dict:

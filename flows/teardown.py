@@ -6,11 +6,12 @@ from prefect import flow
 
 from flows._lock import target_lock
 from flows._progress import stage
-from flows._spec import load
+from flows._spec import load, redacted_parameters
 from runtime.errors import PermanentError
 from tasks import stages
 
 
+@redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="teardown", log_prints=False)
 def teardown(spec: str | dict, delete_model_cache: bool = False) -> dict:
     s = load(spec)

@@ -11,6 +11,7 @@ Pure: reading the packaged data file is the only I/O.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -110,3 +111,44 @@ def for_spec(spec: DeploymentSpec) -> Capabilities:
     if not getattr(target, "efa", False):
         changes["efa"] = None
     return caps.model_copy(update=changes)
+
+
+# --- where each cloud can run things: infra/clouds.yaml ------------------------------------------------
+
+CLOUDS_FILE = PROVIDERS_FILE.parent / "clouds.yaml"
+
+
+class Cloud(_Frozen):
+    """One cloud's regions and instance types, as the spec checks them (see infra/clouds.yaml)."""
+
+    name: str
+    kinds: list[str]
+    regions: list[str]
+    zones: str | None = None  # GCP: a location may be "<region>-<zone letter>"
+    families: list[str]
+    instance_type: str  # a regex; "{families}" stands for the families joined with '|'
+    example: str
+
+    def knows_region(self, name: str) -> bool:
+        if name in self.regions:
+            return True
+        region, _, zone = name.rpartition("-")
+        return bool(self.zones and region in self.regions and re.fullmatch(self.zones, zone))
+
+    def knows_instance_type(self, name: str) -> bool:
+        families = "|".join(re.escape(f) for f in sorted(self.families, key=len, reverse=True))
+        return re.fullmatch(self.instance_type.replace("{families}", f"(?:{families})"), name) is not None
+
+
+@functools.cache
+def clouds(path: str | None = None) -> dict[str, Cloud]:
+    """Each target kind's cloud (eks/ecs -> aws, gke -> gcp, aks -> azure) from infra/clouds.yaml."""
+    source = Path(path) if path else CLOUDS_FILE
+    data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    try:
+        found = [Cloud(name=name, **entry) for name, entry in data.items()]
+    except (TypeError, ValidationError) as exc:
+        raise NotSupportedError(
+            f"{source.name} is not valid: {exc}", hint="fix the cloud entry named in the message"
+        ) from None
+    return {kind: cloud for cloud in found for kind in cloud.kinds}

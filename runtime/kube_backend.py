@@ -163,11 +163,30 @@ class KubeBackend:
         objs = render.render_security(spec, self.caps)
         for obj in objs:
             self.kube.apply(obj)
+        monitoring_note = self.apply_monitoring()
         operator = (f"using {reuse}" if reuse else
                     "installing" if not any(pf.is_own(op, spec) for op in operators) else "managed by dynadeploy")
         return {"cluster": where, "server_version": version.get("gitVersion"), "namespace": self.ns,
                 "gpus": inv.total, "gpu_nodes": inv.gpu_nodes, "engine": engine, "operator": operator,
-                "crds": sorted(crds), "objects": len(objs)}
+                "crds": sorted(crds), "objects": len(objs), **({"monitoring": monitoring_note} if monitoring_note else {})}
+
+    def apply_monitoring(self) -> str | None:
+        """PodMonitors + PrometheusRule (+ Grafana dashboard ConfigMap) when the spec asks for monitoring and
+        the cluster runs the Prometheus Operator; said plainly (logged, returned) when it does not."""
+        from runtime import dashboard, monitoring_kube
+
+        if self.spec.monitoring is None or not self.spec.monitoring.prometheus:
+            return None
+        served = {c["metadata"]["name"] for c in self.kube.list(CRD_API, CRD_KIND)}
+        missing = [c for c in monitoring_kube.CRDS if c not in served]
+        if missing:
+            note = monitoring_kube.absent_message(missing)
+            _warn(note)
+            return note
+        objs = monitoring_kube.render(self.spec, dashboard.render(self.spec))
+        for obj in objs:
+            self.kube.apply(obj)
+        return "applied " + ", ".join(f"{o['kind']} {o['metadata']['name']}" for o in objs)
 
     def _gpu_problems(self, inv: pf.GpuInventory, engine: str) -> list[pf.Problem]:
         spec = self.spec
@@ -942,7 +961,19 @@ def _helm_for(kubeconfig: str, context: str | None):
         return _HELMS[key]
 
 
-_NAMESPACED_KINDS = [("batch/v1", "Job"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),
+def _warn(message: str) -> None:
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().warning(message)
+    except Exception:  # noqa: BLE001 - outside a flow/task run
+        import logging
+
+        logging.getLogger("dynadeploy").warning(message)
+
+
+_NAMESPACED_KINDS = [("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+                     ("batch/v1", "Job"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),
                      ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
                      ("networking.k8s.io/v1", "NetworkPolicy"), ("policy/v1", "PodDisruptionBudget"),
                      ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "PersistentVolumeClaim"),

@@ -1,9 +1,9 @@
 """Smoke and SLA load against an OpenAI-compatible endpoint (Dynamo's frontend).
 
-Why our own: the gate needs a bounded, dependency-light client whose numbers we can explain (TTFT to
-the first content chunk, ITL between content chunks, usage-based token counts) and which validates the
-wire format on every request, so a frontend that answers 200 with garbage fails the smoke test. The
-statistics and the verdict live in the pure runtime/sla.py; this module only measures.
+The gate needs a bounded client whose numbers we can explain (TTFT to the first content chunk, ITL per
+request, usage-based token counts) and which validates the wire format on every request, so a frontend
+that answers 200 with garbage fails the smoke test. The statistics and the verdict live in the pure
+runtime/sla.py (which defines ITL and inter-chunk latency); this module only measures.
 
 - ``check_models``: ``GET /v1/models`` is the readiness truth (the frontend's /health stays 200 with no
   workers registered).
@@ -11,38 +11,38 @@ statistics and the verdict live in the pure runtime/sla.py; this module only mea
   loop by default or open loop at ``rate`` requests/s (uniform arrivals; a request waits for a free
   slot, so an overloaded run shows up as a lower achieved rate, not as extra in-flight requests).
   Latency is measured from the moment a request is sent. Non-streaming requests have no ITL and their
-  TTFT is their end-to-end time (the first token reaches the caller with the last).
+  TTFT is their end-to-end time (the first token reaches the caller with the last). Streaming
+  requests ask for the usage chunk (``stream_options.include_usage``); tokens are counted from it
+  when the server sends it, else from content chunks, and each result says which.
 - ``smoke_test``: models -> one non-streaming and one streaming request (format checks) -> load ->
   ``sla.evaluate``; raises SmokeTestFailed with the numbers.
 
 Every request gets one total deadline of ``timeout_s`` (connecting is also capped at 10 s). A response
-counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a stream ends
-without ``data: [DONE]`` or carries no content, or on any transport error.
+counts as failed when it is not 200, when its JSON is not a chat completion (chunk), when a stream is
+not ``text/event-stream``, ends without ``data: [DONE]`` or carries no content, or on any transport
+error (a broken chunked framing included).
 
-Why the chat requests bypass httpx's client: the load generator is only fit to judge an SLA if it adds
-little to what it measures and is not the bottleneck on 2 cores, and httpx's layers (its models,
-httpcore's pool, anyio's streams and locks, h11's state machine run once per body chunk) cost 3-5 ms
-per streamed request over a minimal raw client in bench/bench_loadgen.py (goal: < 1 ms). So
-``ChatClient`` keeps keep-alive HTTP/1.1 connections on a free list (``run_load``'s worker count is
-the pool limit), each an asyncio protocol driving h11 (httpx's HTTP/1.1 engine, under httpcore): the
-request's h11 events are built once per run and leave in one write; h11 parses every response head and
-plain body; a 200 chunked body, the SSE stream with one chunk per event, has its chunk framing
-(RFC 9112 7.1) decoded here; and SSE chunks are JSON-decoded only when byte checks cannot vouch for
-them (``_SSE``). ``check_models`` is not hot and stays on httpx. httpx and h11 are imported lazily
-(effects layer rule).
+No HTTP parsing lives here: httpx (httpcore + h11) speaks HTTP/1.1, keep-alive and the chunked framing,
+and httpx-sse splits the event stream (CRLF, LF or CR line ends, multi-line data, comments, event
+types). An earlier hand-written chunked decoder lost its place when a chunk was split across socket
+reads and failed healthy endpoints; tests/unit/test_loadgen_framing.py cuts every stream at every byte.
+What stays here is cheap by design: the request body and headers are encoded once per run, and SSE
+chunks are JSON-decoded only when string checks cannot vouch for them (``_SSE``). The cost per request
+is measured against a minimal raw client in bench/bench_loadgen.py. httpx and httpx-sse are imported
+lazily (effects layer rule).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import functools
 import json
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -50,7 +50,6 @@ from runtime.errors import SmokeTestFailed, TransientError
 from runtime.sla import SLA, LoadReport, RequestResult, SmokeResult, evaluate, read_field
 
 if TYPE_CHECKING:
-    import h11
     import httpx
 
 T = TypeVar("T")
@@ -244,7 +243,8 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
         raise SmokeTestFailed(
             f"smoke test of {model!r} at {root} failed: {'; '.join(verdict.breaches)} "
             f"[{report.count} requests, {report.errors} errors, ttft p90 {_ms(report.ttft_ms.p90)}, "
-            f"itl p90 {_ms(report.itl_ms.p90)}, e2e p99 {_ms(report.e2e_ms.p99)}, "
+            f"itl p90 {_ms(report.itl_ms.p90)} (inter-chunk p90 {_ms(report.inter_chunk_ms.p90)}), "
+            f"e2e p99 {_ms(report.e2e_ms.p99)}, "
             f"goodput {report.goodput_ratio:.2f}]",
             report=result.as_dict(),
             hint="see the report; if the targets do not fit this hardware, change smoke.sla in the spec",
@@ -252,225 +252,75 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     return result
 
 
-# -- the hot path: h11 on an asyncio protocol ------------------------------------------------------
+# -- the chat path: httpx + httpx-sse ----------------------------------------------------------------
 class ChatClient:
-    """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``.
+    """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``, through httpx.
 
-    A free list, not a pool: callers bound the requests in flight (``run_load``'s workers), so there
-    are never more connections than that. A connection goes back on the list only when its exchange
-    ended cleanly; a failed or cancelled one is closed.
+    The pool is unbounded on purpose: callers bound the requests in flight (``run_load``'s workers),
+    so no request ever waits inside the client for a connection (a wait there would be counted as
+    TTFT). There are about as many connections as workers: when several requests reach the pool at
+    the same instant, httpcore may offer one idle connection to two of them and open another for the
+    one that loses. httpx closes a connection whose exchange did not end cleanly and reuses the others.
     """
 
     def __init__(self, base_url: str, timeout_s: float, *, host: str | None = None) -> None:
-        parts = urlsplit(api_root(base_url))
+        import httpx
+
+        root = api_root(base_url)
+        parts = urlsplit(root)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"need an http:// or https:// URL, got {base_url!r}")
-        self._netloc = host or parts.netloc.rpartition("@")[2]
-        self._target = f"{parts.path}/v1/chat/completions"  # a gateway may route on a path prefix
-        self._host, self._port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-        self._ssl = _ssl_context() if parts.scheme == "https" else None
-        self._connect_timeout_s = min(timeout_s, 10.0)
-        self._idle: list[_Connection] = []
+        self.url = f"{root}/v1/chat/completions"  # a gateway may route on a path prefix
+        self._headers = {
+            "User-Agent": "dynadeploy-loadgen",
+            "Accept-Encoding": "identity",
+            "Content-Type": "application/json",
+        }
+        if host:
+            self._headers["Host"] = host
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._timeout = timeout.as_dict()
+        self._http = httpx.AsyncClient(
+            # plain http has no TLS, so no CA bundle to load (~0.1 s of CPU per client)
+            verify=_ssl_context() if parts.scheme == "https" else False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            timeout=timeout,
+            trust_env=False,  # the smoke test measures the endpoint itself, never through a proxy
+        )
 
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.transport.close()
+        await self._http.aclose()
 
-    def request(self, payload: dict[str, Any]) -> tuple[h11.Event, ...]:
-        """The h11 events of one request: built and validated once, sent many times (they are frozen)."""
-        import h11
-
+    def request(self, payload: dict[str, Any]) -> _Prepared:
+        """One request's body and headers, encoded once and sent many times."""
         body = json.dumps(payload).encode()
-        headers = [
-            ("Host", self._netloc),
-            ("User-Agent", "dynadeploy-loadgen"),
-            ("Accept-Encoding", "identity"),
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-        ]
-        return (
-            h11.Request(method="POST", target=self._target, headers=headers),
-            h11.Data(data=body),
-            h11.EndOfMessage(),
+        stream = bool(payload.get("stream"))
+        headers = {**self._headers, "Accept": "text/event-stream" if stream else "application/json"}
+        return _Prepared(body, headers, stream)
+
+    async def send(self, prepared: _Prepared) -> httpx.Response:
+        """Sends the request; returns the response with its head read and its body not yet read
+        (the caller closes it)."""
+        import httpx
+
+        request = httpx.Request(
+            "POST",
+            self.url,
+            content=prepared.body,
+            headers=prepared.headers,
+            extensions={"timeout": self._timeout},
         )
-
-    @contextlib.asynccontextmanager
-    async def send(self, request: tuple[h11.Event, ...]) -> AsyncIterator[_Connection]:
-        """Sends ``request`` and yields the connection, its response status read."""
-        connection = await self._connection()
-        try:
-            await connection.start(request)
-            yield connection
-        finally:
-            if connection.finish():
-                self._idle.append(connection)
-            else:
-                connection.transport.close()
-
-    async def _connection(self) -> _Connection:
-        while self._idle:
-            connection = self._idle.pop()
-            if not (connection.eof or connection.received):  # else the server closed it while idle
-                return connection
-            connection.transport.close()
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self._connect_timeout_s):
-                _, connection = await loop.create_connection(
-                    _Connection, self._host, self._port, ssl=self._ssl
-                )
-        except TimeoutError:
-            raise  # an OSError too, but reported as a timeout
-        except OSError as exc:
-            raise _ConnectError(str(exc) or type(exc).__name__) from exc
-        return connection
+        return await self._http.send(request, stream=True)
 
 
-class _ConnectError(Exception):
-    pass
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection, fed by an asyncio protocol. h11 writes the request and reads the
-    response head, and the body too unless it is a 200 chunked stream: the SSE stream sends one chunk
-    per event, and h11's state machine per chunk was half the client's CPU, so that body's framing
-    (RFC 9112 7.1) is decoded here; the next request starts on a fresh h11 state machine."""
-
-    def __init__(self) -> None:
-        import h11
-
-        self.h11 = h11.Connection(h11.CLIENT)
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connection_made
-        self.received: list[bytes] = []
-        self.eof, self.lost = False, None
-        self.waiter: asyncio.Future[None] | None = None
-        self.status = 0
-        self.chunked: bytes | None = None  # a chunked body being decoded here, from offset self.at
-        self.at, self.body_done, self.keep_alive = 0, False, True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.received.append(data)
-        self._wake()
-
-    def eof_received(self) -> None:
-        self.eof = True
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof, self.lost = True, exc
-        self._wake()
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def start(self, request: tuple[h11.Event, ...]) -> None:
-        """Sends the request in one write and reads the response head."""
-        import h11
-
-        self.transport.write(b"".join([self.h11.send(event) for event in request]))
-        while type(event := await self._next_event()) is not h11.Response:
-            pass  # 1xx
-        self.status = event.status_code
-        if self.status == 200:
-            headers = dict(event.headers)  # h11 lower-cases the names
-            if b"transfer-encoding" in headers:  # and accepts no transfer coding but chunked
-                self.chunked, self.at, self.body_done = self.h11.trailing_data[0], 0, False
-                self.keep_alive = b"close" not in headers.get(b"connection", b"").lower()
-
-    async def read(self) -> bytes | None:
-        """The next piece of the response body (one chunk, usually one SSE event); None at its end."""
-        import h11
-
-        if self.chunked is not None:
-            return await self._read_chunk()
-        event = await self._next_event()
-        return bytes(event.data) if type(event) is h11.Data else None
-
-    def finish(self) -> bool:
-        """After a response: True when the connection can carry another request."""
-        import h11
-
-        if self.chunked is not None:
-            leftover = self.at < len(self.chunked) or self.received or self.eof
-            clean = self.body_done and self.keep_alive and not leftover
-            self.chunked = None
-            if clean:
-                self.h11 = h11.Connection(h11.CLIENT)
-            return clean
-        if self.h11.our_state is self.h11.their_state is h11.DONE and not self.eof:
-            self.h11.start_next_cycle()
-            return True
-        return False
-
-    async def _read_chunk(self) -> bytes | None:
-        """``size[;ext] CRLF data CRLF``, the last one ``0 CRLF [trailer lines] CRLF``."""
-        import h11
-
-        if self.body_done:
-            return None
-        while (eol := self.chunked.find(b"\r\n", self.at)) < 0:
-            await self._fill()
-        if not (size_line := _CHUNK_SIZE.fullmatch(self.chunked, self.at, eol)):
-            raise h11.RemoteProtocolError(f"bad chunk size line {self.chunked[self.at : eol][:40]!r}")
-        size = int(size_line[1], 16)
-        if size == 0:
-            while (end := self.chunked.find(b"\r\n\r\n", eol)) < 0:
-                await self._fill()
-            self.at, self.body_done = end + 4, True
-            return None
-        end = eol + 2 + size
-        while len(self.chunked) < end + 2:
-            await self._fill()
-        if self.chunked[end : end + 2] != b"\r\n":
-            raise h11.RemoteProtocolError("chunk data not followed by CRLF")
-        self.at = end + 2
-        return self.chunked[eol + 2 : end]
-
-    async def _fill(self) -> None:
-        import h11
-
-        await self._wait()
-        if not self.received:
-            raise h11.RemoteProtocolError(
-                "peer closed connection without sending complete message body: incomplete chunked read"
-            )
-        self.chunked = self.chunked[self.at :] + b"".join(self.received)  # type: ignore[index]
-        self.at = 0
-        self.received.clear()
-
-    async def _next_event(self) -> h11.Event:
-        import h11
-
-        while (event := self.h11.next_event()) is h11.NEED_DATA:
-            await self._wait()
-            data = b"".join(self.received)
-            self.received.clear()
-            if not data and self.h11.their_state is h11.SEND_RESPONSE:
-                raise h11.RemoteProtocolError("server disconnected without sending a response")
-            self.h11.receive_data(data)  # b"": the peer closed; h11 decides whether that is an error
-        return event  # type: ignore[return-value]
-
-    async def _wait(self) -> None:
-        """Until data arrived or the connection ended (raises if it was reset)."""
-        while not (self.received or self.eof):
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        if not self.received and self.lost is not None:
-            raise OSError(f"connection lost: {self.lost}") from self.lost
-
-
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    body: bytes
+    headers: dict[str, str]
+    stream: bool
 
 
 # -- one request -------------------------------------------------------------------------------------
@@ -488,37 +338,35 @@ def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict
 
 
 async def _request(
-    client: ChatClient, request: tuple[h11.Event, ...], stream: bool, timeout_s: float, t0: float
+    client: ChatClient, request: _Prepared, stream: bool, timeout_s: float, t0: float
 ) -> RequestResult:
-    import h11
+    import httpx
+    import httpx_sse
 
     sent = time.perf_counter()
     result = RequestResult(ok=False, started_at=sent - t0)
     try:
-        async with asyncio.timeout(timeout_s), client.send(request) as connection:
-            result.status = connection.status
-            if connection.status != 200:
-                result.error = _http_error(connection.status, await _read_all(connection))
-            elif stream:
-                await _read_stream(connection, sent, result)
-            else:
-                _check_completion(await _read_all(connection), result)
-                result.ttft_s = time.perf_counter() - sent
-    except (OSError, _ConnectError, h11.ProtocolError) as exc:  # TimeoutError is an OSError
+        async with asyncio.timeout(timeout_s):
+            response = await client.send(request)
+            try:
+                result.status = response.status_code
+                if response.status_code != 200:
+                    result.error = _http_error(response.status_code, await response.aread())
+                elif stream:
+                    await _read_stream(response, sent, result)
+                else:
+                    _check_completion(await response.aread(), result)
+                    result.ttft_s = time.perf_counter() - sent
+            finally:
+                await response.aclose()  # back to the pool when read to its end, else closed
+    except (OSError, httpx.HTTPError) as exc:  # TimeoutError is an OSError
         result.error = _describe(exc, timeout_s)
-    except _ProtocolError as exc:
+    except (_ProtocolError, httpx_sse.SSEError) as exc:
         result.error = f"protocol: {exc}"
     result.e2e_s = time.perf_counter() - sent
     if result.error is None and result.status == 200:
         result.ok = True
     return result
-
-
-async def _read_all(connection: _Connection) -> bytes:
-    parts = []
-    while (part := await connection.read()) is not None:
-        parts.append(part)
-    return b"".join(parts)
 
 
 def _check_completion(content: bytes, result: RequestResult) -> None:
@@ -531,60 +379,53 @@ def _check_completion(content: bytes, result: RequestResult) -> None:
         if not isinstance(body.get("usage"), dict):
             raise _ProtocolError("no usage in chat completion")
         result.output_tokens = int(body["usage"].get("completion_tokens") or 0)
+        result.tokens_from = "usage"
     except (ValueError, AttributeError, TypeError) as exc:
         raise _ProtocolError(f"bad chat completion body: {exc}") from exc
 
 
-async def _read_stream(connection: _Connection, sent: float, result: RequestResult) -> None:
-    sse, pending = _SSE(sent, result), b""
-    # one arrival time per body chunk; a chunk is usually exactly one event ("data: {...}\n\n")
-    while (data := await connection.read()) is not None:
-        now = time.perf_counter()
-        *lines, pending = (pending + data).split(b"\n") if pending else data.split(b"\n")
-        for line in lines:
-            if line:  # not the blank line that ends an event
-                sse.feed(line, now)
-    if pending:
-        sse.feed(pending, time.perf_counter())
+async def _read_stream(response: httpx.Response, sent: float, result: RequestResult) -> None:
+    """httpx decodes the HTTP/1.1 framing, httpx-sse the event stream (CRLF, LF or CR line ends,
+    multi-line data, comments); each event is stamped when the client gets it."""
+    import httpx_sse
+
+    sse = _SSE(sent, result)
+    async for event in httpx_sse.EventSource(response).aiter_sse():
+        sse.feed(event.event, event.data, time.perf_counter())
     sse.finish()
 
 
 class _SSE:
-    """Turns the event-stream lines of one chat completion into TTFT, ITL and a token count.
+    """Turns the events of one chat completion stream into TTFT, inter-chunk gaps and a token count.
 
-    JSON decoding is most of a chunk's cost, so only the first data chunk and the unusual ones are
+    JSON decoding is most of an event's cost, so only the first data event and the unusual ones are
     decoded (usage, anything mentioning "error", anything not in the compact form every known server
-    sends); the others are read by byte checks that give the same answer for well-formed compact
+    sends); the others are read by string checks that give the same answer for well-formed compact
     chunks: the object marker, and whether a (reasoning) content string is non-empty.
     """
 
     def __init__(self, sent: float, result: RequestResult) -> None:
         self.sent, self.result = sent, result
-        self.done = self.error_event = False
+        self.done = False
         self.last, self.chunks, self.usage_tokens = 0.0, 0, None
         self.decode_next = True
 
-    def feed(self, line: bytes, now: float) -> None:
-        if line.startswith(b"data:"):
-            data = line[5:].strip()
-        elif line.startswith(b"event:"):
-            self.error_event = line[6:].strip() == b"error"
-            return
-        else:
-            return  # blank separator, ":" comment or another field
+    def feed(self, kind: str, data: str, now: float) -> None:
         if self.done:
-            return  # after [DONE], the caller still reads to the end so the connection is reused
-        if data == b"[DONE]":
+            return  # after [DONE], the stream is still read to its end so the connection is reused
+        if kind == "error":
+            raise _ProtocolError(f"error event in stream: {data[:200]!r}")
+        if not data:
+            return  # an event with no data (a keep-alive, an id or retry line) carries nothing
+        if data == "[DONE]":
             self.done = True
             return
-        if self.error_event:
-            raise _ProtocolError(f"error event in stream: {data[:200]!r}")
         if (
             self.decode_next
             or _CHUNK_OBJECT not in data
-            or not data.endswith(b"}")
-            or b'"error"' in data
-            or b'"usage":{' in data
+            or not data.endswith("}")
+            or '"error"' in data
+            or '"usage":{' in data
         ):
             self.decode_next = False
             content = self._decode(data)
@@ -597,7 +438,7 @@ class _SSE:
                 self.result.itl_s.append(now - self.last)
             self.last, self.chunks = now, self.chunks + 1
 
-    def _decode(self, data: bytes) -> bool:
+    def _decode(self, data: str) -> bool:
         """Validates one chunk fully; True when it carries content."""
         try:
             chunk = json.loads(data)
@@ -619,13 +460,17 @@ class _SSE:
             raise _ProtocolError(f"stream ended without data: [DONE] after {self.chunks} content chunks")
         if self.chunks == 0:
             raise _ProtocolError("stream carried no content")
-        self.result.output_tokens = int(self.usage_tokens) if self.usage_tokens is not None else self.chunks
+        self.result.content_chunks = self.chunks
+        if self.usage_tokens is not None:
+            self.result.output_tokens, self.result.tokens_from = int(self.usage_tokens), "usage"
+        else:
+            self.result.output_tokens, self.result.tokens_from = self.chunks, "chunks"
 
 
-_CHUNK_OBJECT = b'"object":"chat.completion.chunk"'
+_CHUNK_OBJECT = '"object":"chat.completion.chunk"'
 # a non-empty "content" or "reasoning_content" string; quotes inside strings are escaped, so these
 # keys cannot match inside a value
-_CONTENT = re.compile(rb'"(?:reasoning_)?content":"[^"]')
+_CONTENT = re.compile(r'"(?:reasoning_)?content":"[^"]')
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -642,14 +487,17 @@ def _http_error(status: int, body: bytes) -> str:
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:
-    """One line for a transport error: httpx's (``check_models``) or the chat path's."""
+    """One line for a transport error (``check_models``'s or the chat path's), in this module's style:
+    lower-case, no closing full stop."""
     import httpx
 
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
         return f"timeout after {timeout_s:g} s ({type(exc).__name__})"
-    if isinstance(exc, (_ConnectError, httpx.ConnectError)):
-        return f"connect error: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc).strip().rstrip(".")
+    text = text[:1].lower() + text[1:]
+    if isinstance(exc, httpx.ConnectError):
+        return f"connect error: {text}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _ms(value: float | None) -> str:

@@ -10,10 +10,21 @@ Conventions:
   ``vllm bench serve`` reports them). An empty sample has no percentile (``None``).
 - Latency statistics (TTFT, ITL, E2E) are over successful requests only; a failed request counts in
   the error rate, never in the latency percentiles.
-- ITL is pooled: every gap between consecutive token chunks of every successful request is one sample.
+- TTFT: from sending the request to the first chunk that carries content.
+- ITL (inter-token latency), as vLLM, AIPerf and Dynamo's own benchmarks define it: per request,
+  (last token time - first token time) / (output tokens - 1), i.e. the request's mean time per output
+  token after the first. The token count is the ``usage.completion_tokens`` the server reports when the
+  stream carries it (``stream_options.include_usage``), else the number of content chunks;
+  ``RequestResult.tokens_from`` says which. A request has no ITL when it produced fewer than two tokens
+  or fewer than two content chunks (one chunk gives no span to divide). The SLA's ``itl_p90_ms`` (and the
+  canary comparison) is the 90th percentile of that per-request ITL over the successful requests.
+- Inter-chunk latency (``inter_chunk_ms``) is a separate figure: every gap between consecutive content
+  chunks as the client read them, pooled over the successful requests. Several chunks arriving in one
+  read show up as near-zero gaps, so it describes delivery (read coalescing, bursts), not the pace of
+  decoding; no target is judged on it.
 - Goodput (DistServe / vLLM / AIPerf): the fraction of *all* requests that succeeded and met the TTFT
-  target and the ITL target, the latter judged on the request's mean gap. A request with one token has
-  no ITL and meets the ITL target by definition. A missing target is not checked.
+  target and the ITL target, the latter judged on the request's own ITL. A request with no ITL (one
+  token) meets the ITL target by definition. A missing target is not checked.
 - Throughput counts successful requests and their output tokens over the run's wall time.
 """
 
@@ -84,14 +95,25 @@ class RequestResult:
     status: int | None = None  # HTTP status; None when no response arrived (refused, timeout)
     error: str | None = None  # why it failed, one line; None when ok
     ttft_s: float | None = None  # send -> first chunk carrying content
-    itl_s: list[float] = field(default_factory=list)  # gaps between consecutive content chunks
+    itl_s: list[float] = field(default_factory=list)  # gaps between consecutive content chunks, as read
     e2e_s: float | None = None  # send -> last byte (or failure)
     output_tokens: int = 0  # usage.completion_tokens when reported, else content chunks seen
     started_at: float = 0.0
+    tokens_from: Literal["usage", "chunks"] | None = None  # where output_tokens came from
+    content_chunks: int | None = None  # content chunks of a stream (None: not a stream, or not read)
 
     @property
     def mean_itl_s(self) -> float | None:
+        """The mean inter-chunk gap (not the ITL: see ``request_itl_s``)."""
         return sum(self.itl_s) / len(self.itl_s) if self.itl_s else None
+
+    @property
+    def request_itl_s(self) -> float | None:
+        """This request's ITL: (last token time - first token time) / (output tokens - 1). The gaps
+        between content chunks add up to last - first. None with fewer than two tokens or chunks."""
+        if not self.itl_s or self.output_tokens < 2:
+            return None
+        return sum(self.itl_s) / (self.output_tokens - 1)
 
 
 @dataclass(frozen=True)
@@ -136,7 +158,22 @@ class LoadReport:
 
     @cached_property
     def itl_ms(self) -> Percentiles:
+        """Per-request ITL over the successful requests that have one (the SLA's ITL)."""
+        return Percentiles.of_ms([itl for r in self.ok_results if (itl := r.request_itl_s) is not None])
+
+    @cached_property
+    def inter_chunk_ms(self) -> Percentiles:
+        """Every gap between consecutive content chunks of the successful requests, pooled."""
         return Percentiles.of_ms([gap for r in self.ok_results for gap in r.itl_s])
+
+    @property
+    def tokens_from(self) -> dict[str, int]:
+        """How many successful requests counted their tokens from the server's usage, from chunks."""
+        counts = {"usage": 0, "chunks": 0}
+        for r in self.ok_results:
+            if r.tokens_from in counts:
+                counts[r.tokens_from] += 1
+        return counts
 
     @cached_property
     def e2e_ms(self) -> Percentiles:
@@ -166,8 +203,8 @@ class LoadReport:
         for r in self.ok_results:
             if ttft_ms is not None and (r.ttft_s is None or r.ttft_s * 1000 > ttft_ms):
                 continue
-            mean_itl = r.mean_itl_s
-            if itl_ms is not None and mean_itl is not None and mean_itl * 1000 > itl_ms:
+            itl = r.request_itl_s
+            if itl_ms is not None and itl is not None and itl * 1000 > itl_ms:
                 continue
             good += 1
         return good / self.count
@@ -183,7 +220,9 @@ class LoadReport:
             "error_rate": _r(self.error_rate, 4),
             "ttft_ms": self.ttft_ms.as_dict(),
             "itl_ms": self.itl_ms.as_dict(),
+            "inter_chunk_ms": self.inter_chunk_ms.as_dict(),
             "e2e_ms": self.e2e_ms.as_dict(),
+            "tokens_from": self.tokens_from,
             "tokens_per_s": _r(self.tokens_per_s),
             "requests_per_s": _r(self.requests_per_s),
             "goodput_ratio": _r(self.goodput_ratio, 4),
@@ -365,7 +404,12 @@ def to_table(report: LoadReport) -> list[dict[str, Any]]:
         {"metric": "errors", "value": report.errors},
         {"metric": "error rate", "value": _r(report.error_rate, 4)},
     ]
-    for name, stat in (("ttft", report.ttft_ms), ("itl", report.itl_ms), ("e2e", report.e2e_ms)):
+    for name, stat in (
+        ("ttft", report.ttft_ms),
+        ("itl", report.itl_ms),
+        ("inter-chunk", report.inter_chunk_ms),
+        ("e2e", report.e2e_ms),
+    ):
         for q in ("p50", "p90", "p99"):
             rows.append({"metric": f"{name} {q} (ms)", "value": _r(getattr(stat, q))})
     rows += [
@@ -385,9 +429,21 @@ def to_markdown(report: LoadReport, verdict: Verdict) -> str:
         "| latency (ms) | p50 | p90 | p99 | samples |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name, stat in (("TTFT", report.ttft_ms), ("ITL", report.itl_ms), ("E2E", report.e2e_ms)):
+    for name, stat in (
+        ("TTFT", report.ttft_ms),
+        ("ITL", report.itl_ms),
+        ("inter-chunk", report.inter_chunk_ms),
+        ("E2E", report.e2e_ms),
+    ):
         lines.append(f"| {name} | {_fmt(stat.p50)} | {_fmt(stat.p90)} | {_fmt(stat.p99)} | {stat.n} |")
+    usage, chunks = report.tokens_from["usage"], report.tokens_from["chunks"]
     lines += [
+        "",
+        (
+            "ITL: per request, (last token - first token) / (tokens - 1); p90 over successful requests. "
+            "Inter-chunk: every gap between content chunks as read, pooled. "
+            f"Tokens counted from the server's usage in {usage} requests, from content chunks in {chunks}."
+        ),
         "",
         (
             f"{report.count} requests, {report.errors} errors ({report.error_rate:.1%}), "

@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from runtime import naming, spec_rules
+from runtime import naming, secret_shapes, spec_monitoring, spec_rules
 from runtime.spec_targets import (
     TARGET_KINDS,
     AksTarget,
@@ -86,6 +86,20 @@ class SecretRef(StrictModel):
         if isinstance(data, Mapping) and {"value", "token", "secret", "password"} & set(data):
             raise issue("a secret value is written inline (not shown here)", spec_rules.SECRET_FIX)
         return data
+
+    @field_validator("env")
+    @classmethod
+    def _env_is_a_name(cls, value: str | None) -> str | None:
+        # `hf_...` is also a valid variable name: without this check a pasted token passes as
+        # {env: <token>} and the run-time "variable ... is not set" error would print it.
+        if value is not None and secret_shapes.looks_secret(value):
+            raise issue(
+                "env holds what looks like a secret value, not the name of an environment variable "
+                "(not shown here)",
+                "write the variable's name, e.g. {path}: HF_TOKEN, and export the token in the worker's "
+                "environment; or store it in a Prefect Secret block and write {secret_block: <block-name>}",
+            )
+        return value
 
     def _issues(self) -> Iterator[Issue]:
         return spec_rules.secret_ref_issues(self)
@@ -160,7 +174,7 @@ class ModelSpec(StrictModel):
     def _id(cls, value: str) -> str:
         if value != BUILTIN_MODEL and not spec_rules.HF_ID.match(value):
             raise issue(
-                f"{value!r} is neither the built-in model nor a Hugging Face id 'org/name'",
+                f"{secret_shapes.shown(value)} is neither the built-in model nor a Hugging Face id 'org/name'",
                 f"set {{path}} to {BUILTIN_MODEL} or an id like Qwen/Qwen3-0.6B",
             )
         return value
@@ -312,7 +326,9 @@ class SmokeSpec(StrictModel):
     requests: int = Field(default=40, ge=1, le=10000)
     concurrency: int = Field(default=8, ge=1, le=512)
     max_tokens: int = Field(default=32, ge=1, le=8192)
-    prompt: NonBlank = "Hello from dynadeploy"
+    # Bounded: every smoke request sends it, a served model's context is a few thousand tokens, and a
+    # 10 MB prompt pasted here would be sent (and tokenized) requests x times before failing.
+    prompt: Annotated[NonBlank, Field(max_length=spec_rules.MAX_PROMPT_CHARS)] = "Hello from dynadeploy"
     timeout_s: float = Field(default=60, gt=0, le=3600)
     sla: SlaSpec = SlaSpec()
 
@@ -344,7 +360,7 @@ class TeardownSpec(StrictModel):
 
 # Optional fields added after the first release. While unset they stay out of the canonical form, so a
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
-ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials")]
+ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials"), ("monitoring",)]
 
 
 class DeploymentSpec(StrictModel):
@@ -361,6 +377,7 @@ class DeploymentSpec(StrictModel):
     smoke: SmokeSpec = SmokeSpec()
     canary: CanarySpec = CanarySpec()
     teardown: TeardownSpec = TeardownSpec()
+    monitoring: spec_monitoring.MonitoringSpec | None = None  # runtime/spec_monitoring.py; None: no Prometheus, no alerts
 
     @field_validator("name")
     @classmethod
@@ -368,9 +385,9 @@ class DeploymentSpec(StrictModel):
         problem = naming.dns1123_label_problem(value, naming.NAME_MAX)
         if problem:
             raise issue(
-                f"name {value!r} is not a valid DNS-1123 label: {problem}",
+                f"name {secret_shapes.shown(value)} is not a valid DNS-1123 label: {problem}",
                 f"set name to lowercase letters, digits and '-' (at most {naming.NAME_MAX} characters), "
-                f"e.g. {naming.suggest_dns1123_label(value, naming.NAME_MAX)!r}",
+                f"e.g. {naming.suggest_dns1123_label(secret_shapes.unless_secret(value, 'my-demo'), naming.NAME_MAX)!r}",
             )
         return value
 
@@ -425,7 +442,8 @@ class DeploymentSpec(StrictModel):
         return parse_spec(_merge(self.canonical_dict(), changes), source)
 
     def _issues(self) -> Iterator[Issue]:
-        return spec_rules.cross_issues(self)
+        yield from spec_rules.cross_issues(self)
+        yield from spec_monitoring.monitoring_issues(self)
 
 
 def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,37 +22,78 @@ import yaml
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from pydantic.fields import FieldInfo
 
+from runtime import secret_shapes
 from runtime.errors import SpecError, SpecIssue
 from runtime.spec import DeploymentSpec
-from runtime.spec_rules import API_VERSION, HF_TOKEN, SECRET_WORDS
+from runtime.spec_rules import API_VERSION, SECRET_WORDS
 from runtime.spec_targets import TARGET_CLASSES, TARGET_KINDS
 
-__all__ = ["ROOT", "load_spec", "parse_spec"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_SPEC_BYTES", "ROOT", "load_spec", "load_spec_data", "parse_spec"]
 
 ROOT = "spec"  # the path of issues about the whole document (syntax, empty file, not a mapping)
+
+# Bounds checked before any other work, so that hostile or mistaken input is refused cheaply: the
+# example specs are 1-3 KiB with depth < 10 and < 200 values; these limits are far above any real
+# spec and far below what exhausts memory, the stack or the CPU. MAX_NODES counts values *after*
+# alias expansion: a 1 KiB "billion laughs" of nested aliases expands to 10^9 values, and the line
+# indexer and pydantic would both walk every one of them.
+MAX_SPEC_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 50_000
 
 
 def load_spec(path: str | Path) -> DeploymentSpec:
     """Read and validate a YAML spec file; any problem raises one SpecError listing every issue."""
+    data, lines = load_spec_data(path)
+    return _parse(data, str(path), lines)
+
+
+def load_spec_data(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """The spec file's YAML data and the line of each path, read once and bounded (see ``read_bounded``).
+
+    For callers that must read a file exactly once and hand the data on: a spec given as ``<(...)``
+    or ``/dev/stdin`` is a pipe, and a second read of it finds nothing.
+    """
     source = str(path)
+    text = read_bounded(path)
+    return _load_yaml(text, source)
+
+
+def read_bounded(path: str | Path) -> str:
+    """The text of a spec file, read once and at most MAX_SPEC_BYTES + 1 bytes of it.
+
+    Reading a bounded number of bytes (not ``read_text``) is what keeps /dev/zero, a multi-gigabyte
+    file or an endless pipe from exhausting memory before any check runs.
+    """
+    source = str(path)
+
+    def fail(problem: str, fix: str) -> SpecError:
+        return SpecError([SpecIssue(ROOT, problem, fix)], source=source)
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise SpecError(
-            [
-                SpecIssue(
-                    ROOT, f"cannot read the spec file: {reason}", "check the path; examples: infra/targets/"
-                )
-            ],
-            source=source,
-        ) from None
-    data, lines = _load_yaml(text, source)
-    return _parse(data, source, lines)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise fail(f"cannot read the spec file: {reason}", "check the path; examples: infra/targets/") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise fail(
+            f"the spec file is larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a few KiB of YAML",
+            "check the path: it names a data file or device, not a spec (examples: infra/targets/)",
+        )
+    if b"\0" in raw:
+        raise fail("the spec file is binary (it holds NUL bytes), not YAML text",
+                   "check the path; a spec is a UTF-8 YAML file (examples: infra/targets/)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"the spec file is not UTF-8 text (byte {exc.start + 1})",
+                   "save the spec as UTF-8; a spec is a YAML file (examples: infra/targets/)") from None
 
 
 def parse_spec(data: Any, source: str | None = None) -> DeploymentSpec:
     """Validate an already-loaded mapping (e.g. a flow parameter) into a DeploymentSpec."""
+    check_data_bounds(data, source)
     return _parse(data, source, {})
 
 
@@ -77,7 +118,11 @@ def _not_mapping(data: Any, line: int) -> SpecIssue:
 
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML keeping the node tree, so issues can name their line and duplicate keys are caught."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when present: 10x faster
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
+    if len(text) > MAX_SPEC_BYTES:  # load_spec bounds bytes; this bounds text handed in directly
+        raise SpecError([_too_big(f"the spec is larger than {MAX_SPEC_BYTES // 1024} KiB")], source=source)
+    _check_events(text, loader_class, source)
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -85,26 +130,140 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
                 ROOT, "the spec file is empty", "write a spec; start from infra/targets/local.yaml"
             )
             raise SpecError([issue_], source=source)
+        _check_expansion(node, source)
         lines: dict[str, int] = {}
         duplicates = list(_index(node, "", lines))
         if duplicates:
             raise SpecError(duplicates, source=source)
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown line"
-        # Only the parser's description, never the offending text: that line might hold a secret.
-        what = ", ".join(t for t in (getattr(exc, "context", None), getattr(exc, "problem", None)) if t)
-        what = what or type(exc).__name__
-        fix = f"fix the YAML at {where}: check the indentation, ': ' after keys and matching quotes"
-        raise SpecError(
-            [SpecIssue(ROOT, f"the file is not valid YAML: {what} ({where})", fix)], source=source
-        ) from None
+        raise _yaml_error(exc, source) from None
     finally:
         loader.dispose()
     if not isinstance(data, Mapping):
         raise SpecError([_not_mapping(data, node.start_mark.line + 1)], source=source)
     return data, lines
+
+
+def _too_big(problem: str) -> SpecIssue:
+    return SpecIssue(
+        ROOT, problem, "write the spec plainly (a spec is a few KiB of YAML); examples: infra/targets/"
+    )
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown line"
+    # Only the parser's description, never the offending text: that line might hold a secret.
+    what = ", ".join(t for t in (getattr(exc, "context", None), getattr(exc, "problem", None)) if t)
+    what = what or type(exc).__name__
+    fix = f"fix the YAML at {where}: check the indentation, ': ' after keys and matching quotes"
+    return SpecError([SpecIssue(ROOT, f"the file is not valid YAML: {what} ({where})", fix)], source=source)
+
+
+def _check_events(text: str, loader_class: type, source: str) -> None:
+    """Bound nesting depth and node count on the parser's event stream, before any tree is built.
+
+    The event parser keeps its own stack (no recursion), whereas composing the node tree, the line
+    indexer and the constructor all recurse: 100,000 nested '[' would raise RecursionError (or
+    overflow libyaml's C stack) there. Checking events first keeps every later step shallow.
+    """
+    parser = loader_class(text)
+    depth = count = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1
+                    raise SpecError(
+                        [_too_big(f"the spec nests deeper than {MAX_DEPTH} levels (line {line})")],
+                        source=source,
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            count += 1
+            if count > MAX_NODES:
+                raise SpecError([_too_big(f"the spec has more than {MAX_NODES} YAML values")], source=source)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source) from None
+    finally:
+        parser.dispose()
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """Bound the values and the depth of the node tree once aliases are expanded, in linear time.
+
+    An alias is one node shared by every place that refers to it, so the tree costs little memory;
+    but everything that walks it as data (the line indexer, the constructor, pydantic) visits the
+    shared node once per reference: 1 KiB of nested aliases is 10^9 values to them. Each node's
+    expanded size and depth are computed once (iteratively: an alias chain can be deep) and reused.
+    """
+    busy = (-1, -1)
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded values, expanded depth)
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+    def refuse(node: yaml.Node, what: str) -> SpecError:
+        line = node.start_mark.line + 1
+        return SpecError(
+            [_too_big(f"the spec {what} through YAML aliases (&anchor/*alias; the value at line {line})")],
+            source=source,
+        )
+
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finishing = stack.pop()
+        kids = children(node)
+        if not finishing:
+            state = done.get(id(node))
+            if state is busy:
+                raise refuse(node, "refers to itself")
+            if state is not None:
+                continue
+            done[id(node)] = busy
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids)
+            continue
+        size = 1 + sum(done[id(k)][0] for k in kids)
+        depth = 1 + max((done[id(k)][1] for k in kids), default=0)
+        done[id(node)] = (size, depth)
+        if size > MAX_NODES:
+            raise refuse(node, f"expands to more than {MAX_NODES} values")
+        if depth > MAX_DEPTH:
+            raise refuse(node, f"nests deeper than {MAX_DEPTH} levels")
+
+
+def check_data_bounds(data: Any, source: str | None) -> None:
+    """The same bounds for data that did not come from YAML text (a flow parameter, a Python call).
+
+    Iterative and capped by node count, so even a self-referencing dict ends the walk cheaply.
+    """
+    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    count = 0
+    while stack:
+        value, path, depth = stack.pop()
+        count += 1
+        where = path or ROOT
+        if count > MAX_NODES:
+            raise SpecError([_too_big(f"the spec has more than {MAX_NODES} values")], source=source)
+        if depth > MAX_DEPTH:
+            issue_ = SpecIssue(where, f"the spec nests deeper than {MAX_DEPTH} levels here",
+                               "write the spec plainly (a spec is a few KiB of YAML); examples: infra/targets/")
+            raise SpecError([issue_], source=source)
+        if isinstance(value, Mapping):
+            count += len(value)  # the keys
+            stack.extend((v, _join(path, str(k)), depth + 1) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, _join(path, i), depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, str | bytes) and len(value) > MAX_SPEC_BYTES:
+            issue_ = SpecIssue(where, f"the value is longer than {MAX_SPEC_BYTES // 1024} KiB (not shown)",
+                               f"shorten {where}; a spec is a few KiB of YAML")
+            raise SpecError([issue_], source=source)
 
 
 def _index(node: yaml.Node, path: str, lines: dict[str, int]) -> Iterator[SpecIssue]:
@@ -118,7 +277,7 @@ def _index(node: yaml.Node, path: str, lines: dict[str, int]) -> Iterator[SpecIs
             if key.value in seen:
                 yield SpecIssue(
                     child,
-                    f"key {key.value!r} appears twice (lines {seen[key.value]} and {line}); YAML would "
+                    f"key {_key(key.value)} appears twice (lines {seen[key.value]} and {line}); YAML would "
                     "silently keep the last one",
                     "keep only one of them",
                 )
@@ -214,16 +373,18 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
     if kind == "dynadeploy":
         return ctx["problem"], ctx["fix"]
     if kind == "invalid_key" or (is_key and kind == "string_type"):
+        if secret_shapes.looks_secret(repr(raw)):
+            return "a key is not a string (not shown: it may be a secret)", "remove that key"
         return f"key {raw!r} is not a string", f'quote the key ("{raw}": ...), or remove it'
     if kind == "extra_forbidden":
         parent = _walk(tuple(err["loc"])[:-1])[1]
         allowed = [i.alias or k for k, i in parent.model_fields.items()] if _is_model(parent) else []
         close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
         if close:
-            return f"unknown field {name!r}", f"did you mean {close[0]!r}? rename {name!r} to {close[0]!r}"
+            return f"unknown field {_key(name)}", f"did you mean {close[0]!r}? rename {_key(name)} to {close[0]!r}"
         return (
-            f"unknown field {name!r}",
-            f"remove {name!r}; the fields allowed here are: {', '.join(allowed)}",
+            f"unknown field {_key(name)}",
+            f"remove {_key(name)}; the fields allowed here are: {', '.join(allowed)}",
         )
     if kind == "missing":
         example = field.examples[0] if field is not None and field.examples else "<value>"
@@ -258,12 +419,13 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
             f"add at least {need} item(s) to {path}",
         )
     if kind in ("string_too_long", "too_long"):
-        return f"{name} is too long (at most {ctx.get('max_length')})", f"shorten {path}"
+        return (f"{name} is too long (at most {ctx.get('max_length')})",
+                f"shorten {path} to at most {ctx.get('max_length')} {'items' if kind == 'too_long' else 'characters'}")
     if kind == "string_pattern_mismatch" and is_key:
         good = re.sub(r"\W", "_", name).lstrip("0123456789") or "NAME"
         return (
-            f"{name!r} is not a valid key here (letters, digits and '_', not starting with a digit)",
-            f"rename {name!r} to e.g. {good!r}",
+            f"{_key(name)} is not a valid key here (letters, digits and '_', not starting with a digit)",
+            f"rename {_key(name)} to e.g. {good if not secret_shapes.looks_secret(name) else 'MY_VAR'!r}",
         )
     if kind == "string_pattern_mismatch":
         return (
@@ -344,9 +506,14 @@ def _shown(value: Any, path: str) -> str:
     """The value for a message, unless it sits at a secret-looking path or looks like a token."""
     words = set(re.split(r"[^A-Z]+", path.upper()))
     text = repr(value)
-    if HF_TOKEN.search(text) or words & (SECRET_WORDS | {"ENV"}):
+    if words & (SECRET_WORDS | {"ENV", "CREDENTIALS", "BLOCK"}) or secret_shapes.looks_secret(text):
         return "(value not shown)"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(name: Any) -> str:
+    """A key the user wrote, quoted for a message; a pasted secret used as a key is not shown."""
+    return "(a key not shown: it may be a secret)" if secret_shapes.looks_secret(repr(name)) else repr(name)
 
 
 def _type_name(value: Any) -> str:

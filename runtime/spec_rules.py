@@ -10,13 +10,14 @@ This module must not import runtime.spec at run time (spec imports it); models a
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from runtime import naming
+from runtime import capabilities, naming, secret_shapes
 from runtime.spec_targets import Issue, LocalTarget, NodePool, at, issue, node_pools
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with runtime.spec
@@ -40,12 +41,13 @@ DEFAULT_IMAGE = f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{DEFAULT_DYNAMO_VERSION}
 AGG = ("agg", "agg_router")  # topologies with one worker role
 ROUTER = ("agg_router", "disagg_router")  # topologies with a KV router
 
+MAX_PROMPT_CHARS = 16_384  # smoke.prompt: ~4k tokens, within the context of any model dynadeploy serves
 SHA = re.compile(r"^[0-9a-f]{40}$")
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
-# Hugging Face access tokens, matched anywhere so that one pasted into env or args is refused.
-HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{20,}")
-# Words of an env var name (split on '_') that mark it as a secret; TOKENIZERS_PARALLELISM is not.
-SECRET_WORDS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "APIKEY", "CREDENTIALS"}
+# What a secret looks like lives in runtime/secret_shapes.py (the flows' parameter redaction and the
+# messages use it too); these names stay here for the modules that import them from the spec rules.
+HF_TOKEN = secret_shapes.HF_TOKEN
+SECRET_WORDS = secret_shapes.SECRET_WORDS
 SECRET_FIX = (
     "keep it out of the spec: store it in a Prefect Secret block and write {secret_block: <block-name>}, "
     "or {env: <VAR>} to read it from the worker's environment"
@@ -77,16 +79,16 @@ def parse_quantity(text: str) -> int:
 
 def _semver(value: str) -> str:
     if not _SEMVER.match(value):
-        raise issue(f"{value!r} is not a semantic version", 'set {path} to a quoted version like "1.6.1"')
+        raise issue(f"{secret_shapes.shown(value)} is not a semantic version", 'set {path} to a quoted version like "1.6.1"')
     return value
 
 
 def _quantity(value: str) -> str:
     if not _QUANTITY.match(value):
-        raise issue(f"{value!r} is not a Kubernetes quantity", 'set {path} to a size like "20Gi" or "500Gi"')
+        raise issue(f"{secret_shapes.shown(value)} is not a Kubernetes quantity", 'set {path} to a size like "20Gi" or "500Gi"')
     if parse_quantity(value) < 2**30:
         raise issue(
-            f"{value!r} is smaller than 1Gi; a model cache needs gigabytes",
+            f"{secret_shapes.shown(value)} is smaller than 1Gi; a model cache needs gigabytes",
             'set {path} to "1Gi" or more, e.g. "20Gi" (a bare number means bytes)',
         )
     return value
@@ -95,10 +97,10 @@ def _quantity(value: str) -> str:
 def _image(value: str) -> str:
     match = _IMAGE.match(value)
     if not match:
-        raise issue(f"{value!r} is not a container image reference", f"set {{path}} to e.g. {DEFAULT_IMAGE}")
+        raise issue(f"{secret_shapes.shown(value)} is not a container image reference", f"set {{path}} to e.g. {DEFAULT_IMAGE}")
     if "@sha256:" not in value and match.group("tag") in (None, "latest"):
         raise issue(
-            f"image {value!r} is not pinned (no tag, or :latest), so a rollback could not restore it",
+            f"image {secret_shapes.shown(value)} is not pinned (no tag, or :latest), so a rollback could not restore it",
             f"pin a version tag or a digest, e.g. {DEFAULT_IMAGE}",
         )
     return value
@@ -126,6 +128,13 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 def env_issues(env: Mapping[str, Any], where: str) -> Iterator[Issue]:
     """An issue per env entry that looks like a secret written inline (the value is never shown)."""
     for key, value in env.items():
+        if secret_shapes.looks_like_token(key):
+            yield at(
+                f"{where}.{secret_shapes.REDACTED}",
+                "an environment variable's name looks like an access token (not shown here)",
+                f"name the variable (e.g. HF_TOKEN) and give the secret as its value: {SECRET_FIX}",
+            )
+            continue
         if (
             isinstance(value, str)
             and value
@@ -319,18 +328,51 @@ def route_issues(route: RouteSpec) -> Iterator[Issue]:
 def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
     """Rules that need two sections at once; paths are from the top of the spec."""
     target, serving, model, platform = spec.target, spec.serving, spec.model, spec.platform
-    if target.kind != "local" and not model.is_builtin() and not SHA.match(model.revision or ""):
+    # Every target, local included: a branch or tag moves, so a redeploy, a restarted worker or a
+    # rollback would load other weights than the revision ledger records. (The built-in model has no
+    # revisions; model_issues refuses one.)
+    if not model.is_builtin() and model.revision is not None and not SHA.match(model.revision):
         yield at(
             "model.revision",
-            f"revision {model.revision!r} is not a commit sha; on target {target.kind} every replica and "
-            "every rollback must load the exact same weights",
-            "set model.revision to the model's full 40-hex commit sha, not a branch or tag",
+            f"revision {secret_shapes.shown(model.revision)} is not a commit sha; on target {target.kind} "
+            "every replica, every redeploy and every rollback must load the exact same weights, and a "
+            "branch or tag moves",
+            "set model.revision to the model's full 40-hex commit sha, not a branch or tag "
+            f"(https://huggingface.co/{model.id}/commits/main lists them)",
         )
+    if isinstance(target, LocalTarget):
+        # The local target writes each process's environment into supervisord's config file as
+        # text, so a reference there would reach the process as "secret_block='...'", and a resolved
+        # secret would sit in a file on disk. Refused until the local target resolves references
+        # into the process environment at start.
+        envs = [("serving.env", serving.env)] + [
+            (f"serving.{'workers' if role == 'worker' else role}.env", w.env) for role, w in serving.roles()
+        ]
+        for where, env in envs:
+            for key, value in env.items():
+                if not isinstance(value, str):
+                    yield at(
+                        f"{where}.{key}",
+                        f"target local cannot pass a secret reference in {where} (supervisord's config "
+                        "would hold it as text)",
+                        f"remove {where}.{key}; for the Hugging Face token use model.token: "
+                        "{secret_block: <block-name>} (resolved at download time), or deploy to a kube, "
+                        "eks, gke, aks or ecs target, where references become Kubernetes/ECS secrets",
+                    )
     if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm":
         yield at(
             "serving.engine",
             "engine vllm needs a GPU but target.gpus is none",
             "set serving.engine to mocker or auto, or target.gpus to auto on a host with an NVIDIA GPU",
+        )
+    if isinstance(target, LocalTarget) and serving.frontend.replicas != 1:
+        # The local target runs one frontend on one port; ignoring the field would leave the
+        # user believing requests are spread over frontends that do not exist.
+        yield at(
+            "serving.frontend.replicas",
+            f"the local target runs exactly one frontend, not {serving.frontend.replicas}",
+            "remove serving.frontend.replicas (or set it to 1) for target.kind local; "
+            "use a Kubernetes target for several frontends",
         )
     if model.is_builtin() and serving.engine == "vllm":
         yield at(
@@ -338,6 +380,11 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
             f"engine vllm cannot serve the built-in model {BUILTIN_MODEL}: it has a tokenizer but no weights",
             "set serving.engine to auto or mocker, or model.id to a Hugging Face model with a revision",
         )
+    if target.kind in ("eks", "gke", "aks", "ecs"):
+        where = "region" if target.kind in ("eks", "ecs") else "location"
+        types = ([("instance_type", target.instance_type)] if target.kind == "ecs" else
+                 [(f"node_pools[{i}].instance_type", p.instance_type) for i, p in enumerate(target.node_pools)])
+        yield from _cloud_issues(target.kind, where, getattr(target, where), types)
     pools = node_pools(target)
     asking = [(r, w) for r, w in serving.roles() if w.gpus > 0]
     if pools is not None and asking:
@@ -371,6 +418,38 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
         )
 
 
+def _cloud_issues(kind: str, field: str, region: str, types: list[tuple[str, str]]) -> Iterator[Issue]:
+    """The region/location and instance types of a cloud target, checked against infra/clouds.yaml.
+
+    Their formats are checked by the fields; this finds the well-formed names that do not exist
+    ("us-east-7", "g6e.2xlargee"), which would otherwise fail minutes into provisioning. Run by
+    ``cross_issues``, so paths are from the top of the spec.
+    """
+    cloud = capabilities.clouds().get(kind)
+    if cloud is None:
+        return
+    data = "infra/clouds.yaml"
+    shown = {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}.get(cloud.name, cloud.name)
+    if not cloud.knows_region(region):
+        close = difflib.get_close_matches(region, cloud.regions, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        yield at(
+            f"target.{field}",
+            f"{region!r} is not among the {shown} {field}s dynadeploy knows",
+            f"{hint}set target.{field} to one of the {shown} {field}s listed in {data} "
+            f"(e.g. {cloud.regions[0]}); if {shown} opened it recently, add it to {data}",
+        )
+    for path, name in types:
+        if not cloud.knows_instance_type(name):
+            yield at(
+                f"target.{path}",
+                f"{secret_shapes.shown(name)} is not among the {shown} instance types dynadeploy knows "
+                "(no such family or size)",
+                f"set target.{path} to an existing type, e.g. {cloud.example!r}; if it is a new family, "
+                f"add it to the {cloud.name} families in {data}",
+            )
+
+
 _FILE_STORES = {"gke": "Filestore", "eks": "EFS", "aks": "Azure Files"}
 
 
@@ -384,9 +463,8 @@ def _shared_cache_issues(kind: str, pools: list[NodePool], model: Any) -> Iterat
     most = sum(p.max for p in pools)
     if most <= 1:
         return
-    from runtime.capabilities import capabilities  # the providers' data (infra/providers.yaml)
-
-    rwx = capabilities(kind).storage.rwx_class if kind in _FILE_STORES else None
+    # the providers' data (infra/providers.yaml)
+    rwx = capabilities.capabilities(kind).storage.rwx_class if kind in _FILE_STORES else None
     store = _FILE_STORES.get(kind)
     extra = " and target.efs.enabled: true" if kind == "eks" else ""
     where = f"{store}, class {rwx}" if store and rwx else "a class that can do ReadWriteMany"

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from runtime import naming
+from runtime import naming, secret_shapes
 
 Issue = tuple[str, str, str]  # (path relative to the model, problem, fix)
 
@@ -69,7 +69,9 @@ def matching(regex: str, what: str, example: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not compiled.match(value):
-            raise issue(f"{value!r} is not {what}", f"set {{path}} to {what}, e.g. {example!r}")
+            # A value in the wrong shape is often a secret pasted where its name belongs
+            # (secret_block: hf_..., env: <the key itself>): never quote one back.
+            raise issue(f"{secret_shapes.shown(value)} is not {what}", f"set {{path}} to {what}, e.g. {example!r}")
         return value
 
     return AfterValidator(check)
@@ -80,9 +82,9 @@ def _dns_label(max_len: int) -> AfterValidator:
         problem = naming.dns1123_label_problem(value, max_len)
         if problem:
             raise issue(
-                f"{value!r} is not a valid DNS-1123 label: {problem}",
+                f"{secret_shapes.shown(value)} is not a valid DNS-1123 label: {problem}",
                 f"set {{path}} to lowercase letters, digits and '-' (at most {max_len} characters), "
-                f"e.g. {naming.suggest_dns1123_label(value, max_len)!r}",
+                f"e.g. {naming.suggest_dns1123_label(secret_shapes.unless_secret(value, 'my-name'), max_len)!r}",
             )
         return value
 
@@ -173,13 +175,13 @@ class NodePool(StrictModel):
             if not naming.is_label_key(key):
                 yield at(
                     f'labels["{key}"]',
-                    f"{key!r} is not a valid Kubernetes label key",
+                    f"{secret_shapes.shown(key)} is not a valid Kubernetes label key",
                     "use a key like example.com/pool (name part <= 63 alphanumerics, '-', '_', '.')",
                 )
             elif not naming.is_label_value(value):
                 yield at(
                     f'labels["{key}"]',
-                    f"{value!r} is not a valid Kubernetes label value",
+                    f"{secret_shapes.shown(value)} is not a valid Kubernetes label value",
                     "use at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
                 )
 
@@ -241,9 +243,14 @@ class CredentialsRef(StrictModel):
     @classmethod
     def _reference_only(cls, data: Any) -> Any:
         if isinstance(data, str):
+            # Quote the string only when it is a block name (the fix is then exact); anything else
+            # here is likely the secret itself (an AWS secret access key pasted as credentials:).
             name = data.rsplit("/", 1)[-1]
-            raise issue(f"credentials must be a block reference, not the string {data!r}",
-                        f"write {{path}}: {{block: {name}}}")
+            if _BLOCK_NAME.match(name) and not secret_shapes.looks_secret(data):
+                raise issue(f"credentials must be a block reference, not the string {data!r}",
+                            f"write {{path}}: {{block: {name}}}")
+            raise issue("credentials must be a block reference, not a string (its value is not shown: it "
+                        "may be a secret)", CREDENTIALS_FIX)
         if isinstance(data, dict) and _INLINE_CREDENTIALS & set(data):
             raise issue("credentials are written inline (not shown here)", CREDENTIALS_FIX)
         return data
@@ -251,6 +258,10 @@ class CredentialsRef(StrictModel):
     @model_validator(mode="after")
     def _block_name(self) -> CredentialsRef:
         name = self.block
+        if not _BLOCK_NAME.match(name.rpartition("/")[2]) and secret_shapes.looks_secret(name):
+            # A credential pasted as the block's name: say so without quoting or "fixing" it.
+            raise issue("credentials.block holds what looks like a secret, not a block name (not shown here)",
+                        CREDENTIALS_FIX)
         if "/" in name:
             slug, _, short = name.rpartition("/")
             raise issue(f"{name!r} names the block type too ({slug!r})",

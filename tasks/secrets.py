@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import backends
+from runtime import backends, secret_shapes
 from runtime import credentials as creds
 from runtime.errors import PermanentError, TransientError
 
@@ -26,8 +26,11 @@ def resolve_model_token(spec) -> str | None:
     if getattr(ref, "env", None):
         value = os.environ.get(ref.env)
         if not value:
-            raise PermanentError(f"model.token.env names {ref.env}, which is not set",
-                                 hint=f"export {ref.env} in the worker's environment or use a Prefect Secret block")
+            # The spec refuses a token written as the variable's name; never print one here either
+            # (this message reaches Prefect's logs, states and events).
+            name = "a variable" if secret_shapes.looks_secret(ref.env) else ref.env
+            raise PermanentError(f"model.token.env names {name}, which is not set",
+                                 hint=f"export {name} in the worker's environment or use a Prefect Secret block")
         return value
     from prefect.blocks.system import Secret
 

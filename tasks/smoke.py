@@ -46,6 +46,9 @@ def _publish(spec, revision: int, summary: dict, result, failed: str | None = No
         create_table_artifact(key=_key("smoke", spec.name), table=sla.to_table(result.report),
                               description=title)
         md = sla.to_markdown(result.report, result.verdict)
+        from runtime import latency_plot  # the distributions as pictures (SVG CDFs with the SLA targets)
+
+        md += "\n\n" + latency_plot.markdown({f"revision {revision}": result.report}, spec.smoke.sla)
     else:
         md = "\n".join([f"**FAILED**: {failed}", "", "```", *(f"{k}: {v}" for k, v in summary.items()), "```"])
     create_markdown_artifact(key=_key("smoke-summary", spec.name), markdown=f"# {title}\n\n{md}", description=title)

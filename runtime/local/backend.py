@@ -60,6 +60,10 @@ class LocalBackend:
     def provision(self) -> dict:
         self.detect_gpus()  # read-only: a spec this host cannot serve fails before anything is created
         self.paths.make()
+        # supervisord gone (killed, host rebooted) but its programs still running: those orphans hold
+        # the endpoint's port and would be duplicated by the programs a new supervisord starts. Stop
+        # them (only processes carrying this deployment's identity) so the endpoint keeps its port.
+        stopped_orphans = [] if self.supervisor.is_running() else inventory.kill_marked(self.paths)
         names = ["frontend"] + (["etcd", "etcd-peer", "nats"] if self.target.discovery == "etcd" else [])
         running = set(self.supervisor.processes()) if self.supervisor.is_running() else set()
         ours = {n for n in names if n in running or (n == "etcd-peer" and "etcd" in running)}
@@ -72,7 +76,8 @@ class LocalBackend:
             health.wait_until(lambda: portlib.port_is_listening(ports["etcd"], self.host)
                               and portlib.port_is_listening(ports["nats"], self.host), 30,
                               describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
-        return {"state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started}
+        return {"state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started,
+                "orphans_stopped": stopped_orphans}
 
     def context(self, *, engine: str, model_path: str) -> LocalContext:
         ports = portlib.load(self.paths.ports_file)
@@ -125,14 +130,22 @@ class LocalBackend:
         t0 = time.monotonic()
         revisions = self.ledger.all()
         serving = current(revisions)
+        frontend_port = self._frontend_port()
+        self._retire_half_done(revisions, serving, frontend_port)
         running = self.supervisor.processes()
-        probe = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), 0,
-                                _zero_ports(self.spec, 0))
+        ctx = self.context(engine=engine, model_path=str(model.path))
+        probe = worker_programs(self.spec, ctx, 0, _zero_ports(self.spec, 0))
         fingerprint = [p.fingerprint() for p in probe]
         if serving and serving.rendered == fingerprint and all(
             running.get(n) and running[n].state in RUNNING_STATES for n in worker_program_names(self.spec, serving.number)
         ):
-            return RolloutResult(serving.number, changed=False, programs=worker_program_names(self.spec, serving.number))
+            # Nothing to change, but the workers may have just been (re)started by a new supervisord
+            # after a crash: the smoke test that follows must not run before they have registered.
+            names = worker_program_names(self.spec, serving.number)
+            live = worker_programs(self.spec, ctx, serving.number, portlib.load(self.paths.ports_file))
+            self._wait_ready(live, frontend_port, expected=len(names))
+            self.ensure_monitoring()
+            return RolloutResult(serving.number, changed=False, programs=names)
 
         # Reuse a pending/failed record of this exact rollout (a crashed earlier run) instead of a new number.
         latest = revisions[-1] if revisions else None
@@ -149,7 +162,6 @@ class LocalBackend:
         self.ledger.put(revision)
 
         old = sorted(n for n in running if _is_worker(n) and n not in names)
-        frontend_port = self._frontend_port()
         before = health.generate_instances(self.host, frontend_port) if old else set()
         self.supervisor.apply(programs)
         try:
@@ -157,10 +169,12 @@ class LocalBackend:
             self._wait_ready(programs, frontend_port, expected=len(before) + len(programs))
         except RolloutFailed:
             self.supervisor.apply([], retire=set(names))
+            portlib.forget(self.paths.ports_file, names)
             revision.status = "failed"
             self.ledger.put(revision)
             raise
         self.supervisor.apply([], retire=set(old))
+        portlib.forget(self.paths.ports_file, old)
         health.wait_until(lambda: len(health.generate_instances(self.host, frontend_port)) <= len(programs), 30,
                           describe=lambda: "retired workers still registered with the frontend")
         for rev in revisions:
@@ -169,15 +183,82 @@ class LocalBackend:
                 self.ledger.put(rev)
         revision.status = "serving"
         self.ledger.put(revision)
+        self.ensure_monitoring()
         return RolloutResult(number, changed=True, programs=names, retired=old, seconds=time.monotonic() - t0)
+
+    # -- monitoring (runtime/local/monitoring.py): Prometheus + Alertmanager + alert receiver ----
+    def ensure_monitoring(self) -> dict:
+        """Start, update (new scrape targets, new rules) or stop the deployment's monitoring programs."""
+        from runtime.local import monitoring as lm
+
+        configured = set(self.supervisor.configured())
+        ours = configured & set(lm.PROGRAMS)
+        f = lm.files(self.paths.root)
+        if not lm.wanted(self.spec):
+            if ours:
+                self.supervisor.apply([], retire=ours)
+                shutil.rmtree(f.root, ignore_errors=True)
+            return {"monitoring": False}
+        return _monitoring_up(self, lm, f, configured, ours)
 
     def _frontend_port(self) -> int:
         return portlib.load(self.paths.ports_file)["frontend"]
 
+    def _retire_half_done(self, revisions: list[Revision], serving: Revision | None, frontend_port: int) -> None:
+        """Stop the workers of a rollout that never finished (the deploy CLI was killed mid-flow).
+
+        They are neither the serving revision nor the one about to start; left running they would
+        be counted as old workers and as new ones at once ("frontend sees 3 of 5 instances"). The
+        rerun starts its revision's workers afresh, so it converges whatever stage the crash hit.
+        """
+        if not self.supervisor.is_running():
+            return
+        keep = f"-r{serving.number}-" if serving else None
+        half_done = {n for n in self.supervisor.processes()
+                     if _is_worker(n) and not n.startswith("canary") and (keep is None or keep not in n)}
+        if not half_done:
+            return
+        self.supervisor.apply([], retire=half_done)
+        portlib.forget(self.paths.ports_file, half_done)
+        for rev in revisions:
+            if rev.status == "pending":
+                rev.status = "failed"
+                self.ledger.put(rev)
+        remaining = sum(1 for n in self.supervisor.processes() if _is_worker(n))
+        # Their registrations leave the frontend when they stop (bounded: a SIGKILLed one can
+        # linger in file discovery for up to ~15 s, which the readiness count then tolerates).
+        try:
+            health.wait_until(lambda: len(health.generate_instances(self.host, frontend_port)) <= remaining, 20)
+        except RolloutFailed:
+            pass
+
     def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int) -> None:
         served = self.spec.model.served()
+        spawns: dict[str, set[float]] = {p.name: set() for p in programs}
+
+        def crash_loop() -> str | None:
+            """A worker that exits during start-up and is restarted again and again never becomes
+            ready: fail now with its own log, not after READY_TIMEOUT_S."""
+            for name, st in self.supervisor.processes().items():
+                if name not in spawns:
+                    continue
+                if st.state == "FATAL":
+                    return name
+                if st.start:
+                    spawns[name].add(st.start)
+                # Every spawn has its own start time: a third one means it died at start twice,
+                # a loop rather than a hiccup (a slow start never respawns).
+                if len(spawns[name]) >= 3 or (st.state == "BACKOFF" and len(spawns[name]) >= 2):
+                    return name
+            return None
 
         def ready() -> bool:
+            looping = crash_loop()
+            if looping:
+                st = self.supervisor.processes().get(looping)
+                raise RolloutFailed(
+                    f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
+                    f"{st.exitstatus if st else '?'}); its last log lines:\n" + self.supervisor.tail(looping, 1500))
             return (all(health.worker_ready(self.host, p.port) for p in programs)
                     and len(health.generate_instances(self.host, frontend_port)) >= expected
                     and served in health.served_models(self.host, frontend_port))
@@ -212,22 +293,44 @@ class LocalBackend:
         processes = self.supervisor.processes()
         ports = portlib.load(self.paths.ports_file)
         fe = ports.get("frontend")
+        supervised = self.supervisor.is_running()
+        sup_pid = self.supervisor.pid()
+        orphans = inventory.orphans(self.paths, {sup_pid} if sup_pid else set())
+        problems = []
+        if not supervised and (orphans or self.paths.programs.exists() and any(self.paths.programs.glob("*.conf"))):
+            problems.append("supervision gone: supervisord is not running, so nothing restarts a crashed process"
+                            " (redeploy to restart it; teardown to remove everything)")
+        if orphans:
+            problems.append(f"{len(orphans)} unsupervised process(es) of this deployment still running: pids "
+                            + ", ".join(map(str, orphans)))
         return {
             "target": "local", "name": self.spec.name, "state_dir": str(self.paths.root),
             "endpoint": f"http://{self.host}:{fe}" if fe else None,
-            "supervisor": self.supervisor.is_running(),
+            "supervisor": supervised,
+            "orphans": orphans,
+            "problems": problems,
             "processes": {n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
             "models": health.served_models(self.host, fe) if fe else [],
             "workers_discovered": len(health.generate_instances(self.host, fe)) if fe else 0,
             "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
                            "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
                           for r in self.ledger.all()],
+            **self._slo_status(ports),
         }
+
+    def _slo_status(self, ports: dict[str, int]) -> dict:
+        from runtime.local import monitoring as lm
+
+        if not lm.wanted(self.spec) or "prometheus" not in ports:
+            return {}
+        from runtime.slo_status import slo_state
+
+        return {"slo": slo_state(self.spec, f"http://{self.host}:{ports['prometheus']}")}
 
     def teardown(self, *, keep_model_cache: bool = True) -> dict:
         ports = portlib.load(self.paths.ports_file)
         self.supervisor.shutdown()
-        strays = inventory.kill_marked(self.spec.name)
+        strays = inventory.kill_marked(self.paths)
         shutil.rmtree(self.paths.root, ignore_errors=True)
         self.paths.socket.unlink(missing_ok=True)
         if not keep_model_cache:
@@ -271,3 +374,57 @@ def _versions(engine: str) -> dict:
             pass
     return out
 
+
+
+def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set[str]) -> dict:
+    import json
+    import urllib.request
+
+    import yaml
+
+    from runtime import monitoring
+
+    binaries = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
+    if not all(binaries.values()):
+        missing = " ".join(b for b, path in binaries.items() if not path)
+        raise PreflightError(f"monitoring.prometheus is on but {missing} is not installed",
+                             hint="apt-get install prometheus prometheus-alertmanager (make debs), "
+                                  "or set monitoring.prometheus: false")
+    host, spec = backend.host, backend.spec
+    ports = portlib.allocate(backend.paths.ports_file, list(lm.PORT_NAMES), host=host, pinned={}, in_use_by_us=ours)
+    f.root.mkdir(parents=True, exist_ok=True)
+    texts = {
+        f.rules: yaml.safe_dump(monitoring.rule_groups(spec), sort_keys=False),
+        f.prometheus_yml: yaml.safe_dump(lm.prometheus_config(spec, f, host, ports), sort_keys=False),
+        f.alertmanager_yml: yaml.safe_dump(lm.alertmanager_config(spec, host, ports), sort_keys=False),
+        f.targets: json.dumps(lm.scrape_targets(spec, host, ports, sorted(configured)), indent=1),
+    }
+    changed = [p for p, t in texts.items() if not p.exists() or p.read_text() != t]
+    for path in changed:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(texts[path])
+        tmp.replace(path)
+    from prefect.settings import PREFECT_API_URL
+
+    programs = lm.programs(spec, files_=f, host=host, ports=ports, python=sys.executable,
+                           prometheus=binaries["prometheus"], alertmanager=binaries["prometheus-alertmanager"],
+                           prefect_api_url=PREFECT_API_URL.value() or None, identity=backend.paths.identity)
+    applied = backend.supervisor.apply(programs)
+    restarted = set(applied["added"]) | set(applied["changed"])
+
+    def ready(name: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{ports[name]}/-/ready", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    for name in ("prometheus", "alertmanager"):
+        health.wait_until(lambda n=name: ready(n), 60,
+                          describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
+        config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
+        if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
+            urllib.request.urlopen(urllib.request.Request(f"http://{host}:{ports[name]}/-/reload", method="POST"),
+                                   timeout=10).close()
+    return {"monitoring": True, "prometheus": f"http://{host}:{ports['prometheus']}",
+            "alertmanager": f"http://{host}:{ports['alertmanager']}", "changed": [p.name for p in changed]}

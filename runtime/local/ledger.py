@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from runtime.local.paths import writable
 from runtime.revisions import Revision
 
 
@@ -24,8 +25,9 @@ class FileLedger:
         return Revision.from_dict(json.loads(path.read_text())) if path.exists() else None
 
     def put(self, revision: Revision) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"r{revision.number:05d}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(revision.as_dict(), indent=2, sort_keys=True, default=str))
+        with writable(tmp):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(revision.as_dict(), indent=2, sort_keys=True, default=str))
         os.replace(tmp, path)

@@ -15,11 +15,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from runtime.errors import PreflightError
+from runtime.local.plan import IDENTITY_ENV  # noqa: F401 - re-exported: carries .identity into processes
 
 
 def home(state_dir: str | None = None) -> Path:
@@ -38,6 +43,17 @@ class DeploymentPaths:
     @classmethod
     def for_deployment(cls, name: str, state_dir: str | None = None) -> DeploymentPaths:
         return cls(root=home(state_dir) / "deployments" / name, name=name)
+
+    @property
+    def identity(self) -> str:
+        """An id unique to this deployment in this state dir for this host user.
+
+        Every process of the deployment carries it in its environment (IDENTITY_ENV), and teardown,
+        status and the supervisor act only on processes that carry it: the deployment's name alone
+        is shared by every home on the host (two users deploying the README's example), a PID alone
+        can be reused. Derived, not stored, so it survives a deleted state dir and needs no write.
+        """
+        return hashlib.sha256(f"{os.getuid()}\0{self.root.resolve()}".encode()).hexdigest()[:20]
 
     @property
     def model_cache(self) -> Path:
@@ -95,4 +111,27 @@ class DeploymentPaths:
 
     def make(self) -> None:
         for d in (self.root, self.programs, self.run, self.logs, self.kv, self.revisions, self.model_cache):
-            d.mkdir(parents=True, exist_ok=True)
+            with writable(d):
+                d.mkdir(parents=True, exist_ok=True)
+
+
+
+_DISK_ERRNOS = {errno.EROFS: "is on a read-only file system", errno.ENOSPC: "is on a full disk",
+                errno.EDQUOT: "is over its disk quota", errno.EACCES: "is not writable by this user",
+                errno.EPERM: "is not writable by this user"}
+
+
+@contextmanager
+def writable(path: Path):
+    """Turn a raw OSError from writing state into an error that names the path and the fix."""
+    try:
+        yield
+    except OSError as e:
+        why = _DISK_ERRNOS.get(e.errno)
+        if why is None:
+            raise
+        raise PreflightError(
+            f"cannot write {e.filename or path}: it {why} ({e.strerror})",
+            hint="free space there or make it writable, or point target.state_dir (or $DYNADEPLOY_HOME) "
+                 "at a writable directory with free space",
+        ) from None

@@ -18,7 +18,8 @@ from runtime.render import kv_events
 if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
     from runtime.local.paths import DeploymentPaths
 
-DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # marks every process we start, for the inventory
+DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # the deployment's name, for people reading a process list
+IDENTITY_ENV = "DYNADEPLOY_DEPLOYMENT_ID"  # DeploymentPaths.identity: what inventory/teardown match on
 WORKER_ROLES = ("worker", "prefill", "decode")
 
 
@@ -72,9 +73,15 @@ def worker_program_names(spec, revision: int) -> list[str]:
     return [f"{role}-r{revision}-{i}" for role, i, _ in worker_slots(spec)]
 
 
+def identity_env(spec, ctx: LocalContext) -> dict[str, str]:
+    """The markers inventory/teardown match on: the name for people, the id (one deployment in one
+    state dir for one user) for anything that signals or reports a process."""
+    return {DEPLOYMENT_ENV: spec.name, IDENTITY_ENV: ctx.paths.identity}
+
+
 def base_env(spec, ctx: LocalContext) -> dict[str, str]:
     env = {
-        DEPLOYMENT_ENV: spec.name,
+        **identity_env(spec, ctx),
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_OFFLINE": "1",  # the model is already in the cache; never reach for the hub at serve time
         "DYN_LOG": "info",
@@ -148,8 +155,8 @@ def discovery_programs(spec, ctx: LocalContext) -> list[Program]:
         "--listen-peer-urls", f"http://{h}:{ctx.etcd_peer_port}",
         "--initial-advertise-peer-urls", f"http://{h}:{ctx.etcd_peer_port}",
         "--initial-cluster", f"dynadeploy=http://{h}:{ctx.etcd_peer_port}",
-    ), {DEPLOYMENT_ENV: spec.name}, port=ctx.etcd_port)
+    ), identity_env(spec, ctx), port=ctx.etcd_port)
     nats = Program("nats", "nats", (
         ctx.nats_binary, "-js", "-a", h, "-p", str(ctx.nats_port), "-sd", str(ctx.paths.nats_data),
-    ), {DEPLOYMENT_ENV: spec.name}, port=ctx.nats_port)
+    ), identity_env(spec, ctx), port=ctx.nats_port)
     return [etcd, nats]

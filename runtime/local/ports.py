@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from runtime.errors import PreflightError
+from runtime.local.paths import writable
 
 # Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit integer, so worker health/metrics ports must stay
 # below 32768, under the kernel's ephemeral range; those are drawn from this range instead.
@@ -57,8 +58,17 @@ def load(path: Path) -> dict[str, int]:
 
 def save(path: Path, ports: dict[str, int]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(ports, indent=2, sort_keys=True))
+    with writable(tmp):
+        tmp.write_text(json.dumps(ports, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def forget(path: Path, names) -> None:
+    """Drop retired programs' ports, so ports.json holds what runs now and not every revision ever."""
+    ports = load(path)
+    kept = {k: v for k, v in ports.items() if k not in set(names)}
+    if kept != ports:
+        save(path, kept)
 
 
 def allocate(path: Path, names: list[str], *, host: str, pinned: dict[str, int], in_use_by_us: set[str],

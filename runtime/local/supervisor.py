@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import ToolError, TransientError
-from runtime.local.paths import DeploymentPaths
+from runtime.local.paths import IDENTITY_ENV, DeploymentPaths, writable
 from runtime.local.plan import Program
 
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
@@ -32,6 +33,7 @@ class ProcessState:
     pid: int
     exitstatus: int
     uptime_s: float
+    start: float = 0.0  # supervisord's spawn time: a new value means the program was restarted
 
 
 def render_supervisord_conf(paths: DeploymentPaths) -> str:
@@ -105,23 +107,29 @@ class Supervisor:
             return False
 
     def pid(self) -> int | None:
+        """supervisord's PID, only when that PID is still this deployment's supervisord.
+
+        A stale pid file (supervisord SIGKILLed, host rebooted) may name a PID the kernel has since
+        given to anyone's process; it counts only if that process carries this deployment's identity
+        in its environment (ensure_started puts it there).
+        """
         try:
             pid = int(self.paths.pidfile.read_text().strip())
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return None
-        return pid
+        from runtime.local import inventory
+
+        return pid if inventory.carries_identity(pid, self.paths) and _is_supervisord(pid) else None
 
     def ensure_started(self, timeout_s: float = 20.0) -> bool:
         """Start supervisord unless it already runs; True when this call started it."""
         if self.is_running():
             return False
         self.paths.make()
-        self.paths.supervisord_conf.write_text(render_supervisord_conf(self.paths))
+        with writable(self.paths.supervisord_conf):
+            self.paths.supervisord_conf.write_text(render_supervisord_conf(self.paths))
         env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+        env[IDENTITY_ENV] = self.paths.identity  # inherited by every program: the inventory's marker
         proc = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.paths.supervisord_conf)],
             env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
@@ -137,22 +145,28 @@ class Supervisor:
         raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s")
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
-        pid = self.pid()
+        from runtime.local import inventory
+
+        pid = self.pid()  # verified: carries this deployment's identity, never a recycled PID
+        started = inventory.start_time(pid) if pid else None
         if self.is_running():
             try:
                 self.proxy().supervisor.shutdown()
             except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
                 pass
         deadline = time.monotonic() + timeout_s
-        while pid and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
+        while pid and inventory.same_process(pid, started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        else:
-            if pid:
-                os.kill(pid, 9)
+        if pid and inventory.same_process(pid, started):
+            try:  # through a pidfd checked against the start time: the process we verified, nothing else
+                fd = os.pidfd_open(pid)
+            except OSError:
+                return
+            try:
+                if inventory.same_process(pid, started):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            finally:
+                os.close(fd)
 
     # -- programs --------------------------------------------------------------------------
     def processes(self) -> dict[str, ProcessState]:
@@ -162,7 +176,8 @@ class Supervisor:
         out = {}
         for info in self.proxy().supervisor.getAllProcessInfo():
             up = now - info["start"] if info["statename"] == "RUNNING" and info["start"] else 0.0
-            out[info["name"]] = ProcessState(info["name"], info["statename"], info["pid"], info["exitstatus"], up)
+            out[info["name"]] = ProcessState(info["name"], info["statename"], info["pid"], info["exitstatus"], up,
+                                             float(info["start"] or 0))
         return out
 
     def configured(self) -> dict[str, str]:
@@ -180,7 +195,8 @@ class Supervisor:
             text = render_program_conf(program, self.paths)
             if not conf.exists() or conf.read_text() != text:
                 tmp = conf.with_suffix(".tmp")
-                tmp.write_text(text)
+                with writable(tmp):
+                    tmp.write_text(text)
                 os.replace(tmp, conf)
         for name in retire:
             (self.paths.programs / f"{name}.conf").unlink(missing_ok=True)
@@ -219,6 +235,13 @@ class Supervisor:
                 return fh.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def _is_supervisord(pid: int) -> bool:
+    try:
+        return b"supervisor.supervisord" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def supervisor_for(paths: DeploymentPaths) -> Supervisor:

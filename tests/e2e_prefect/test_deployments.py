@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import pytest
 import yaml
 
+from flows._lock import limit_name
 from runtime import loadgen
 from runtime.local.backend import LocalBackend
 from runtime.local.canary import candidate_backend
@@ -230,7 +231,7 @@ def test_concurrency_limit_runs_a_deploy_and_a_rollback_one_after_the_other(stac
     # The test holds the target's slot until both runs are Running, so they meet at the slot
     # whatever the worker's timing: without it, a deploy that finishes before the worker has started
     # the rollback's process (seconds on a busy box) would test nothing.
-    with holding_slot(stack, f"dynadeploy-target-{NAME}"):
+    with holding_slot(stack, limit_name(spec)):
         deploy_id = stack.run("deploy/deploy-local", spec=str(target["path"]),
                               overrides={"serving": {"mocker": {"speedup_ratio": 8.0}}}, reason="e2e concurrent deploy")
         rollback_id = stack.run("rollback/rollback-local", spec=str(target["path"]), revision=1, auto_approve=True,
@@ -245,7 +246,7 @@ def test_concurrency_limit_runs_a_deploy_and_a_rollback_one_after_the_other(stac
     ends = {rid: ts(fr["end_time"]) for rid, fr in runs.items()}
     assert max(starts.values()) < min(ends.values()), "the two runs were meant to be submitted together"
     # ... but they held the target's slot, and did their work, one after the other.
-    locks = sorted(_lock_windows(stack, [deploy_id, rollback_id], f"dynadeploy-target-{NAME}").values())
+    locks = sorted(_lock_windows(stack, [deploy_id, rollback_id], limit_name(spec)).values())
     assert locks[0][1] <= locks[1][0], f"slot windows overlap: {locks}"
     work = sorted(_work_window(stack, rid) for rid in (deploy_id, rollback_id))
     assert work[0][1] <= work[1][0], f"work windows overlap: {work}"

@@ -20,9 +20,11 @@ PURE = ["runtime/errors.py", "runtime/spec.py", "runtime/spec_targets.py", "runt
         "runtime/render/common.py", "runtime/render/dgd.py", "runtime/render/cache.py",
         "runtime/render/security.py", "runtime/render/platform.py", "runtime/render/ledger.py",
         "runtime/render/route.py", "runtime/credentials.py",
-        "runtime/providers/ecs_revisions.py"]
+        "runtime/providers/ecs_revisions.py", "runtime/secret_shapes.py", "runtime/spec_monitoring.py",
+        "runtime/monitoring.py", "runtime/monitoring_kube.py", "runtime/dashboard.py", "runtime/local/monitoring.py",
+        "runtime/latency_plot.py"]
 SDKS = {"boto3", "botocore", "kubernetes", "pyhelm3", "google", "azure", "huggingface_hub"}
-IO = {"httpx", "aiohttp", "requests", "subprocess", "socket", "prefect", "supervisor", "dynamo"}
+IO = {"httpx", "httpx_sse", "aiohttp", "requests", "subprocess", "socket", "prefect", "supervisor", "dynamo"}
 
 
 def _imports(path: Path):
@@ -77,7 +79,7 @@ def test_pure_modules_import_only_pure_project_modules(module):
 def test_flows_and_tasks_leave_sdks_to_the_gateways(layer):
     offenders = {}
     for path in sorted((ROOT / layer).rglob("*.py")):
-        bad = imported_roots(path) & (SDKS | {"httpx", "aiohttp", "requests"})
+        bad = imported_roots(path) & (SDKS | {"httpx", "httpx_sse", "aiohttp", "requests"})
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     assert not offenders, f"SDK imports outside runtime/ gateways: {offenders}"

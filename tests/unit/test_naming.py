@@ -227,7 +227,7 @@ def test_deployment_id_of_explicit_default_namespace_equals_implicit() -> None:
 
 # --- purity --------------------------------------------------------------------------------------------
 
-PURE = ["runtime/spec.py", "runtime/spec_targets.py", "runtime/naming.py"]
+PURE = ["runtime/spec.py", "runtime/spec_targets.py", "runtime/naming.py", "runtime/spec_monitoring.py"]
 ALLOWED = {"pydantic", "pydantic_core", "yaml", "runtime"}
 
 

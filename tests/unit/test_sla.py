@@ -69,11 +69,36 @@ def test_report_statistics_use_successful_requests_for_latency_and_all_for_error
     assert (rep.count, rep.ok_count, rep.errors) == (3, 2, 1)
     assert rep.error_rate == pytest.approx(1 / 3)
     assert rep.ttft_ms.p50 == pytest.approx(200)
-    assert rep.itl_ms.n == 3  # pooled gaps
-    assert rep.itl_ms.p50 == pytest.approx(20)
+    # ITL per request: (10 + 20) / (3 - 1) = 15 and 30 / (2 - 1) = 30; the gaps pooled are inter-chunk
+    assert rep.itl_ms.n == 2
+    assert rep.itl_ms.p50 == pytest.approx(22.5)
+    assert rep.inter_chunk_ms.n == 3
+    assert rep.inter_chunk_ms.p50 == pytest.approx(20)
     assert rep.tokens_per_s == pytest.approx(5 / 2)
     assert rep.requests_per_s == pytest.approx(2 / 2)
     assert rep.first_error() == "HTTP 500: injected failure"
+
+
+def test_itl_is_per_request_span_over_tokens_minus_one_with_the_reported_token_count() -> None:
+    # 3 content chunks 30 ms apart in all, but the server's usage says 7 tokens (chunks carried several)
+    usage = ok(100, (10, 20), tokens=7)
+    usage.tokens_from = "usage"
+    assert usage.request_itl_s == pytest.approx(0.030 / 6)
+    # one content chunk gives no span to divide, whatever the token count
+    assert ok(100, (), tokens=5).request_itl_s is None
+    assert ok(100, (10,), tokens=1).request_itl_s is None
+    rep = report([usage, ok(100, (40, 40, 40, 40)), ok(100, (), tokens=5)])
+    assert rep.itl_ms.n == 2 and rep.itl_ms.p50 == pytest.approx((5 + 40) / 2)
+    assert rep.inter_chunk_ms.n == 6 and rep.inter_chunk_ms.p90 == pytest.approx(40)
+    assert rep.tokens_from == {"usage": 1, "chunks": 0}
+
+
+def test_itl_p90_is_the_90th_percentile_of_per_request_itl_not_of_pooled_gaps() -> None:
+    # 9 requests decode at 10 ms/token; one decodes at 100 ms/token but over 2 tokens only: pooled gaps
+    # would be dominated by the many fast gaps, per-request ITL gives each request one vote
+    rep = report([ok(100, (10,) * 20) for _ in range(9)] + [ok(100, (100,))])
+    assert rep.itl_ms.n == 10 and rep.itl_ms.p90 == pytest.approx(10 + 0.1 * 90)
+    assert rep.inter_chunk_ms.n == 181 and rep.inter_chunk_ms.p90 == pytest.approx(10)
 
 
 def test_zero_requests_give_empty_statistics_not_crashes() -> None:
@@ -237,8 +262,9 @@ def test_smoke_result_as_dict_is_json_ready_with_the_agreed_keys() -> None:
         "breaches",
     ):
         assert key in data
-    for key in ("ttft_ms", "itl_ms", "e2e_ms"):
+    for key in ("ttft_ms", "itl_ms", "inter_chunk_ms", "e2e_ms"):
         assert set(data[key]) == {"p50", "p90", "p99"}
+    assert data["tokens_from"] == {"usage": 0, "chunks": 0}
     assert data["passed"] is False and data["requests"] == 5 and data["errors"] == 1
     assert data["goodput_ratio"] == 0.8
     assert data["breaches"] == [b for b in result.verdict.breaches]
@@ -257,6 +283,7 @@ def test_to_markdown_shows_verdict_percentiles_and_breaches() -> None:
     assert "**Verdict: FAIL**" in text
     assert "| TTFT | 2400.1 | 2400.1 | 2400.1 | 3 |" in text
     assert "- ttft p90 2400.1 ms > 2000 ms" in text
-    assert "| ITL |" in text and "| E2E |" in text
+    assert "| ITL |" in text and "| inter-chunk |" in text and "| E2E |" in text
+    assert "(last token - first token) / (tokens - 1)" in text
     empty = to_markdown(report([]), evaluate(report([]), SLA))
     assert "| TTFT | - | - | - | 0 |" in empty

@@ -9,7 +9,7 @@ import json
 
 from aiohttp import web
 
-from . import codec, errors, protobuf, watch
+from . import codec, errors, protobuf, schema, watch
 from .discovery import ResourceType
 from .patch import json_patch, merge_patch, strategic_merge
 from .routing import DROP_AFTER, PREFER_PROTOBUF, Target, truthy
@@ -28,6 +28,19 @@ class ResourceHandlers:
         self.deny_rules: list[dict] = []
 
     async def handle(self, request: web.Request, t: Target) -> web.StreamResponse:
+        if t.verb not in ("create", "update", "patch"):
+            return await self._handle(request, t)
+        ctx = schema.WriteContext(schema.field_validation_mode(request.query.get("fieldValidation")))
+        token = schema.CONTEXT.set(ctx)
+        try:
+            resp = await self._handle(request, t)
+        finally:
+            schema.CONTEXT.reset(token)
+        for text in ctx.warnings:
+            resp.headers.add("Warning", schema.warning_header(text))
+        return resp
+
+    async def _handle(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = dict(request.query)
         rt, ns, name, sub, version = t.rt, t.namespace or "", t.name, t.sub, t.version
         store = self.store

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import errors, fieldsets, patch, semantics
+from . import errors, fieldsets, patch, schema, semantics
 from .discovery import Registry, ResourceType
 from .gc import DeletionMixin
 from .pyapi import DEFAULT_MANAGER, PythonApi
@@ -64,6 +64,9 @@ class Store(PythonApi, DeletionMixin):
         self._log: deque[Event] = deque(maxlen=log_size)
         self._subscribers: list[Callable[[Event], None]] = []
         self._pod_logs: dict[tuple[str, str], dict[str, str]] = {}
+        # schema validation/pruning on every write (schema.py); False turns it off for a test that needs to
+        self.validation = True
+        self.schemas = schema.SchemaCache()
         # Validating admission (a webhook stand-in): fn(rt, old or None, new, manager) raises an ApiError to
         # refuse a create/update (status writes excluded); e.g. controllers/dynamo_admission.validate.
         self.admission: list[Callable[[ResourceType, dict | None, dict, str], None]] = []
@@ -140,6 +143,7 @@ class Store(PythonApi, DeletionMixin):
             obj["apiVersion"], obj["kind"] = api_version, rt.kind
             semantics.default(rt, obj)
             semantics.on_create(rt, obj)
+            self._admit(rt, obj, version)
             for admit in list(self.admission):
                 admit(rt, None, obj, manager)
             if not applied:
@@ -212,6 +216,7 @@ class Store(PythonApi, DeletionMixin):
             api_version = rt.api_version(version)
             new["apiVersion"], new["kind"] = api_version, rt.kind
             semantics.default(rt, new, old)
+            self._admit(rt, new, version)
             semantics.check_immutable(rt, old, new)
             if subresource != "status":
                 for admit in list(self.admission):
@@ -260,6 +265,8 @@ class Store(PythonApi, DeletionMixin):
                 if not body.get("apiVersion") or not body.get("kind"):
                     raise errors.bad_request("invalid object type: apiVersion and kind must be set")
                 api_version = rt.api_version(version)
+                body = copy.deepcopy(body)
+                self._admit(rt, body, version, whole=False)
                 if live is None:
                     if subresource:
                         raise errors.not_found(rt.plural, name, rt.group)
@@ -297,6 +304,13 @@ class Store(PythonApi, DeletionMixin):
                                   version=version, dry_run=dry_run), False
 
     # ================================================================= internals
+    def _admit(self, rt: ResourceType, obj: dict, version: str | None, whole: bool = True) -> None:
+        """Schema pruning, defaulting and validation (schema.py) of one write."""
+        if not self.validation:
+            return
+        crd = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions", "", rt.crd)) if rt.crd else None
+        schema.admit(self.schemas, rt, obj, version, crd, whole=whole)
+
     def _emit(self, type_: str, rt: ResourceType, obj: dict, old: dict | None) -> None:
         ev = Event(type_, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv, rt.group,
                    rt.plural, rt.kind)

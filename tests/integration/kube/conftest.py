@@ -18,11 +18,13 @@ import pytest
 
 from runtime.kube_charts import CHART_DIR_ENV
 from runtime.spec import parse_spec
+from tests.harness import upstream
 from tests.harness.kubeapi import Simulator
 from tests.harness.kubeapi.controllers import install_all
 
 REPO = Path(__file__).resolve().parents[3]
-CHARTS = REPO / "tests" / "harness" / "charts"
+# the stand-in charts with the real CRDs from the upstream folder in their crds/ (tests/harness/upstream.py)
+CHARTS = upstream.harness_charts()
 FAST = {"workloads": {"ready_delay": 0.05, "terminating_delay": 0.2}, "jobs": {"delay": 0.1}}
 DEFAULT_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                  "metadata": {"name": "standard",
@@ -45,6 +47,7 @@ def _require_tools() -> None:
 @pytest.fixture(scope="module")
 def chart_env(tmp_path_factory):
     """The stand-in charts instead of the real https ones, and private helm caches."""
+    upstream.require_upstream()   # the charts install the real CRDs read from it
     home = tmp_path_factory.mktemp("helm-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CHART_DIR_ENV, str(CHARTS))

@@ -114,7 +114,9 @@ def kubeapi(tmp_path_factory: pytest.TempPathFactory):
     sim = Simulator().start()
     sim.ctl = install_all(sim, dynamo=False, jobs=False, storage=False, gpu_operator=False,
                           workloads={"ready_delay": 0.02, "terminating_delay": 0.1},
-                          traffic={"ingress_port": NGINX_PORT, "seed": 20240501})
+                          # Stand-in HTTPRoute CRD: these contract tests pin parentRefs as sent ({"name": "gw"});
+                          # the real CRD (what the kube suite installs) defaults their group and kind.
+                          traffic={"ingress_port": NGINX_PORT, "seed": 20240501, "crds": "stand-in"})
     sim.write_kubeconfig(home / "kubeconfig")
     sim.env = sim.tool_env(home)
     sim.backends = Backends()

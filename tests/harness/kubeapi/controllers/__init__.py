@@ -19,6 +19,9 @@ controller hook; each module's docstring says what it simulates and what not.
 Each switch is ``True`` (defaults), ``False`` (not installed), a dict of constructor keyword arguments, or a
 ready-made controller instance. Defaults: everything on except ``process_runtime`` and ``traffic``;
 ``crds=False`` (apply ``dynamo_crds()`` yourself, as the platform chart would, or pass ``crds=True``).
+``dynamo_crds()`` and the HTTPRoute of ``gateway_api_crds()`` are the real upstream CRDs when the upstream
+folder is there (tests/harness/upstream.py), so every custom resource is pruned and validated against the
+real schema (kubeapi/schema.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any
 
 from .base import Reconciler
 from . import dynamo_admission
-from .dynamo_operator import DynamoOperator, dgd_crd, dgdsa_crd, dynamo_crds, install_crds
+from .dynamo_operator import DynamoOperator, dgd_crd, dgdsa_crd
+from .dynamo_operator import dynamo_crds as stand_in_dynamo_crds
 from .gpu_operator import GpuOperator
 from .jobs import Jobs
 from .nodes import DEFAULT_NODES, Nodes, NodeSpec
@@ -49,6 +53,23 @@ __all__ = ["BACKEND_HEADER", "DEFAULT_NODES", "GATEWAY_CONTROLLER", "NGINX_CONTR
            "GpuOperator", "Installed", "Jobs", "NodeSpec", "Nodes", "ProcessRuntime", "Reconciler", "Services",
            "Storage", "Traffic", "Workloads", "dgd_crd", "dgdsa_crd", "dynamo_crds", "gateway_api_crds",
            "install_all", "install_crds", "install_gateway_api_crds", "leftover_pids"]
+
+
+def dynamo_crds() -> list[dict]:
+    """Dynamo's real CRDs (DGD, DGDSA, DCD) from the upstream folder (tests/harness/upstream.py); the
+    stand-ins of dynamo_operator.py (preserve-unknown-fields schemas) only when that folder is absent."""
+    from ... import upstream
+
+    if upstream.upstream_dir() is None:
+        return stand_in_dynamo_crds()
+    return upstream.dynamo_crds()
+
+
+def install_crds(store: Any) -> None:
+    """Create Dynamo's CRDs (or leave them) in ``store``, as the platform chart would."""
+    for crd in dynamo_crds():
+        if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
+            store.create(crd)
 
 
 @dataclass
@@ -97,7 +118,8 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
 
     Order matters only for who sees an event first: nodes, gpu-operator, storage, workloads, jobs,
     services, dynamo-operator, process-runtime, traffic. ``every`` overrides each controller's tick period.
-    ``traffic`` installs the Gateway API CRDs unless ``traffic={"crds": False}``.
+    ``traffic`` installs the Gateway API CRDs unless ``traffic={"crds": False}`` (``"stand-in"``: the
+    stand-in HTTPRoute CRD, preserve-unknown-fields, instead of the real one).
     """
     out = Installed(sim)
     out.nodes = _make(nodes, Nodes)
@@ -119,7 +141,7 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
     if out.traffic is not None:
         sim.on_stop(out.traffic.stop)
         if out.traffic.crds:
-            install_gateway_api_crds(sim.store)
+            install_gateway_api_crds(sim.store, real=out.traffic.crds != "stand-in")
     if crds:
         install_crds(sim.store)
     if out.dynamo is not None and out.dynamo.admission:

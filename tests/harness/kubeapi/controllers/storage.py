@@ -15,8 +15,11 @@
 - No class and no default, or a class that does not exist: Pending with FailedBinding /
   ProvisioningFailed. Deleting a bound PVC deletes its PV (reclaimPolicy Delete) or leaves it Released.
 
-Not simulated: volume contents, attach/mount, capacity limits, expansion, pvc-protection finalizers,
-topology, volume snapshots, selectors on PVCs.
+Attach: a ReadWriteOnce claim attaches to one node; a pod on a second node stays Pending/ContainerCreating
+with a FailedAttachVolume "Multi-Attach error" Event (``workloads.multi_attach``, run by the kubelet stand-in).
+
+Not simulated: volume contents, mount, capacity limits, expansion, pvc-protection finalizers,
+topology (zonal disks, PV node affinity), volume snapshots, selectors on PVCs, ReadWriteOncePod.
 """
 
 from __future__ import annotations

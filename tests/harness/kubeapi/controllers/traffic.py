@@ -111,9 +111,20 @@ def gateway_api_crds() -> list[dict]:
     ]
 
 
-def install_gateway_api_crds(store: Store) -> None:
-    """Create the Gateway API CRDs (or leave them) in ``store``, as applying the standard bundle would."""
-    for crd in gateway_api_crds():
+def _real_httproute(crds: list[dict]) -> list[dict]:
+    """The real HTTPRoute CRD (Gateway API v1.6.1 standard channel) from the upstream folder when present;
+    GatewayClass, Gateway and ReferenceGrant stay stand-ins (upstream keeps only the HTTPRoute CRDs)."""
+    from ... import upstream
+
+    if upstream.upstream_dir() is None:
+        return crds
+    return [upstream.httproute_crd("v1.6.1") if c["spec"]["names"]["kind"] == "HTTPRoute" else c for c in crds]
+
+
+def install_gateway_api_crds(store: Store, *, real: bool = True) -> None:
+    """Create the Gateway API CRDs (or leave them) in ``store``, as applying the standard bundle would
+    (``real``: the upstream HTTPRoute CRD when the upstream folder is there; False: all stand-ins)."""
+    for crd in _real_httproute(gateway_api_crds()) if real else gateway_api_crds():
         if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
             store.create(crd)
 
@@ -127,7 +138,7 @@ class Traffic(base.Reconciler):
     every = 0.05
 
     def __init__(self, *, gateway_api: bool = True, ingress_nginx: bool = True, ingress_port: int = 80,
-                 address_prefix: str = "127.77", seed: int | None = None, crds: bool = True,
+                 address_prefix: str = "127.77", seed: int | None = None, crds: bool | str = True,
                  connect_timeout: float = 5.0, shutdown_timeout: float = 0.5, enabled: bool = True) -> None:
         super().__init__(enabled=enabled)
         if not address_prefix.startswith("127.") or address_prefix.count(".") != 1:

@@ -19,6 +19,8 @@
   (CrashLoopBackOff, restartCount, a BackOff Event, log text); so does the pod annotation
   ``kubeapi-sim/crash: "main"``. Pods of Jobs are left to the jobs controller; pods annotated
   ``kubeapi-sim/readiness: external`` are scheduled here and made Ready by the process runtime.
+- Volumes: a pod on another node than the pod already using a ReadWriteOnce claim stays Pending with its
+  containers ContainerCreating and a FailedAttachVolume ``Multi-Attach error`` Event (``multi_attach``).
 
 Not simulated: minReadySeconds, proportional scaling of several active ReplicaSets, pod disruption
 budgets, CPU/memory fit, preemption, probes (readiness is the delay), image pulls, container restarts
@@ -117,6 +119,15 @@ class Workloads(base.Reconciler):
                     self.events.record(store, pod, "FailedScheduling", why, "Warning", component="default-scheduler")
                 return 2.0
             pod = base.bind(store, pod, node, self.manager, self.events)
+        blocked = multi_attach(store, pod)
+        if blocked:
+            node = store.try_get("v1", "Node", pod["spec"]["nodeName"])
+            pending = base.pod_status(pod, node=node, phase="Pending", ready=False,
+                                      started_at=status.get("startTime") or now())
+            if write_status(store, pod, pending, self.manager) is not pod:
+                self.events.record(store, pod, "FailedAttachVolume", blocked, "Warning",
+                                   component="attachdetach-controller")
+            return 2.0
         if annotations(pod).get(base.READINESS_ANNOTATION) == "external":
             return None
         seen = self._seen.setdefault(uid, time.monotonic())
@@ -512,3 +523,36 @@ class Workloads(base.Reconciler):
             status["numberUnavailable"] = len(eligible) - ready
         write_status(store, ds, status, self.manager)
         return None
+
+
+def multi_attach(store: Store, pod: dict) -> str | None:
+    """The attach/detach controller's Multi-Attach refusal, or None.
+
+    A ReadWriteOnce volume attaches to one node: a pod on another node than an active pod already using the
+    same RWO claim stays Pending/ContainerCreating with a FailedAttachVolume event (pods on the same node
+    share it, as on a real cluster). ReadWriteMany/ReadOnlyMany claims attach anywhere. Not simulated: the
+    detach delay after the first pod goes, ReadWriteOncePod (refused by the scheduler on a real cluster).
+    """
+    ns, host = pod["metadata"]["namespace"], pod["spec"].get("nodeName")
+    claims = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in pod["spec"].get("volumes") or []]
+    for claim in [c for c in claims if c]:
+        pvc = store.try_get("v1", "PersistentVolumeClaim", claim, ns)
+        if pvc is None:
+            continue
+        modes = (pvc.get("status") or {}).get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or []
+        if "ReadWriteMany" in modes or "ReadOnlyMany" in modes or "ReadWriteOnce" not in modes:
+            continue
+        users = [p for p in store.list("v1", "Pod", ns)
+                 if base.pod_active(p) and p["spec"].get("nodeName")
+                 and claim in [(v.get("persistentVolumeClaim") or {}).get("claimName")
+                               for v in p["spec"].get("volumes") or []]]
+        running = [p for p in users if (p.get("status") or {}).get("phase") == "Running"]
+        first = min(running or users or [pod], key=lambda p: (p["metadata"].get("creationTimestamp", ""),
+                                                               p["metadata"]["name"]))
+        holder = first["spec"].get("nodeName")
+        if holder and holder != host:
+            volume = (pvc.get("spec") or {}).get("volumeName") or claim
+            names = ", ".join(sorted(p["metadata"]["name"] for p in users if p["spec"]["nodeName"] == holder))
+            return f'Multi-Attach error for volume "{volume}" Volume is already used by pod(s) {names}'
+    return None
+

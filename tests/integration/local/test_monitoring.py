@@ -1,0 +1,188 @@
+"""Monitoring on the local target, end to end with real processes: Dynamo 1.6.1 frontend + mocker
+workers, Debian's Prometheus and Alertmanager, the alert receiver, a temporary Prefect server.
+
+A worker slowed through the mocker's speed makes the TTFT burn-rate alert fire in Prometheus (the spec
+shortens the alert windows to seconds), Alertmanager routes it to the receiver, and it becomes the
+Prefect event dynadeploy.alert.DynadeployTTFTBudgetBurn about the target and the serving revision.
+Teardown stops Prometheus and Alertmanager with the rest and leaves nothing in the inventory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import httpx
+import pytest
+
+from flows.deploy import deploy
+from runtime import dashboard, monitoring
+from runtime.local import monitoring as lm
+from runtime.local import ports as portlib
+from runtime.local.backend import LocalBackend
+from runtime.local.inventory import marked_pids
+from runtime.spec import load_spec
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
+                                 reason="Debian prometheus/prometheus-alertmanager missing: run `make debs`")]
+
+# Seconds, not hours: one burn-rate pair over 20s/5s (objective 0.9, burn rate 3: pages when more than 30% of
+# requests take longer than the 470 ms TTFT target, an exact bucket boundary). Shared with the bench.
+from bench.bench_alert_rollback import FAST_MONITORING, SLA, SLOW
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _load(endpoint: str, model: str, stop: threading.Event) -> None:
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            try:
+                with client.stream("POST", f"{endpoint}/v1/chat/completions", json={
+                    "model": model, "messages": [{"role": "user", "content": "hello there"}],
+                    "max_tokens": 4, "stream": True}) as r:
+                    for _ in r.iter_bytes():
+                        pass
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+
+def _events(api: str, prefix: str) -> list[dict]:
+    r = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"prefix": [prefix]}}, "limit": 50}, timeout=10)
+    r.raise_for_status()
+    return r.json()["events"]
+
+
+def _wait(what: str, check, timeout_s: float, interval_s: float = 1.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, spec_dir):
+    good = spec_dir("mon", {"topology": "agg"}, smoke={"requests": 10, "concurrency": 2, "sla": SLA},
+                    monitoring=FAST_MONITORING)
+    first = deploy(spec=str(good))
+    backend = LocalBackend(load_spec(good))
+    ports = portlib.load(backend.paths.ports_file)
+    prom = f"http://127.0.0.1:{ports['prometheus']}"
+    am = f"http://127.0.0.1:{ports['alertmanager']}"
+
+    # Prometheus scrapes the frontend and the worker, with the labels the rules select on.
+    targets = _wait("both targets up", lambda: [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"]
+                                                if t["health"] == "up"] if len(
+        [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"] if t["health"] == "up"]) == 2 else None, 30)
+    assert sorted(t["labels"]["role"] for t in targets) == ["frontend", "worker"]
+    assert {t["labels"]["deployment"] for t in targets} == {"mon"}
+    rules = _get(f"{prom}/api/v1/rules")["data"]["groups"]
+    assert {g["name"] for g in rules} == {"dynadeploy-mon-slo-recording", "dynadeploy-mon-alerts"}
+    # Every metric the rules use exists on the real 1.6.1 processes (the bucket boundary too).
+    for query in (f'{monitoring.TTFT}_bucket{{deployment="mon",le="0.47"}}', f'{monitoring.ITL}_bucket{{le="0.12"}}',
+                  f'{monitoring.REQUESTS}{{status="success"}}', monitoring.MODEL_READY, monitoring.QUEUED):
+        _wait(query, lambda q=query: _get(f"{prom}/api/v1/query?query={urllib.parse.quote(q)}")["data"]["result"], 20)
+
+    # The good revision serves fast: no burn alert while it takes traffic.
+    stop = threading.Event()
+    loader = threading.Thread(target=_load, args=(first["endpoint"], first["model"], stop), daemon=True)
+    loader.start()
+    try:
+        time.sleep(8)
+        firing = [a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"] if a["labels"]["alertname"]
+                  == "DynadeployTTFTBudgetBurn"]
+        assert firing == []
+        # Every dashboard panel's query parses and returns data in the real Prometheus.
+        spec = load_spec(good)
+        for panel in dashboard.queries(spec):
+            for expr, _ in panel["targets"]:
+                query = expr.replace("$__rate_interval", "10s")
+                result = _get(f"{prom}/api/v1/query?query={urllib.parse.quote(query)}")
+                assert result["status"] == "success", (panel["title"], query)
+                assert result["data"]["result"], f"no data for panel {panel['title']!r}: {query}"
+        annotation = _get(f"{prom}/api/v1/query?query={urllib.parse.quote(dashboard.annotation_query(spec))}")
+        assert annotation["status"] == "success"
+
+        # Revision 2: a slowed worker. Its smoke test fails the TTFT SLA; the revision serves anyway.
+        slow = spec_dir("mon", {"topology": "agg", "mocker": {"speedup_ratio": SLOW}},
+                        smoke={"requests": 10, "concurrency": 2, "sla": SLA}, monitoring=FAST_MONITORING)
+        try:
+            deploy(spec=str(slow))
+        except Exception as exc:  # noqa: BLE001 - the smoke test is expected to fail the SLA
+            assert "ttft" in str(exc).lower() or "sla" in str(exc).lower(), exc
+        fired = _wait("the TTFT burn alert firing in Prometheus", lambda: [
+            a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"]
+            if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn" and a["state"] == "firing"], 90)
+        assert fired[0]["labels"]["deployment"] == "mon" and fired[0]["labels"]["le"] == "0.47"
+        _wait("the alert in Alertmanager", lambda: [
+            a for a in _get(f"{am}/api/v2/alerts") if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"], 30)
+        events = _wait("the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60)
+        # `dynadeploy status` shows the live SLO state from the deployment's Prometheus.
+        slo = backend.status()["slo"]
+        assert "error" not in slo and slo["burn_rates"]["ttft 5s"] > 3
+        assert {"name": "DynadeployTTFTBudgetBurn", "state": "firing", "slo": "ttft", "window": "20s"} in [
+            {k: a[k] for k in ("name", "state", "slo", "window")} for a in slo["alerts"]]
+    finally:
+        stop.set()
+        loader.join(timeout=30)
+    ev = events[0]
+    assert ev["event"] == "dynadeploy.alert.DynadeployTTFTBudgetBurn"
+    assert ev["resource"]["prefect.resource.id"] == "dynadeploy.target.mon"
+    assert ev["resource"]["dynadeploy.alert.slo"] == "ttft"
+    assert [r["prefect.resource.id"] for r in ev["related"]] == ["dynadeploy.revision.mon.2"]
+
+    # Teardown takes Prometheus, Alertmanager and the receiver with it; nothing is left.
+    result = backend.teardown()
+    assert result["leftovers"] == []
+    assert marked_pids("mon") == []
+    for name in lm.PROGRAMS:
+        assert not portlib.port_is_listening(ports[name])
+
+
+def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(prefect_api, tmp_path):
+    """The full loop: alert -> Prefect event -> automation -> rollback deployment (a real runner) ->
+    revision 1's spec serves again as revision 3 (bench/bench_alert_rollback.py times the same loop)."""
+    from bench.bench_alert_rollback import alert_rollback_loop
+
+    result = alert_rollback_loop(tmp_path, prefect_api)
+    print(json.dumps(result, indent=1))
+    assert result["slow_revision_smoke"].startswith("failed") and result["revision_2_serving"] == "serving"
+    assert result["event_sent"] is True
+    assert result["event_related"][0].startswith("prefect.deployment.")
+    assert result["event_related"][1] == "dynadeploy.revision.monloop.2"
+    assert result["restored_revision"] == 3 and result["restored_speedup"] == 1.0
+    assert [auto for _, state, auto in result["rollback_runs"] if state == "Completed"] == [True]
+    assert marked_pids("monloop") == []
+
+
+def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefect_api, spec_dir):
+    path = spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
+                    monitoring={"scrape_interval": "1s", "evaluation_interval": "1s",
+                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 14.4}]}})
+    deploy(spec=str(path))
+    backend = LocalBackend(load_spec(path))
+    ports = portlib.load(backend.paths.ports_file)
+    prom = f"http://127.0.0.1:{ports['prometheus']}"
+
+    def up_roles():
+        active = _get(f"{prom}/api/v1/targets")["data"]["activeTargets"]
+        roles = sorted(t["labels"]["role"] for t in active if t["health"] == "up")
+        return roles if roles == ["etcd", "frontend", "worker"] else None
+
+    _wait("etcd, frontend and worker scraped", up_roles, 40)
+    # The same spec without monitoring: the three programs go, the graph keeps serving.
+    spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2})
+    deploy(spec=str(path))
+    running = backend.supervisor.processes()
+    assert not set(lm.PROGRAMS) & set(running) and not lm.files(backend.paths.root).root.exists()
+    assert not portlib.port_is_listening(ports["prometheus"])
+    assert backend.teardown()["leftovers"] == []
