@@ -407,7 +407,7 @@ class DynamoOperator(base.Reconciler):
             store.create({"apiVersion": API, "kind": DGDSA, "metadata": {
                 "name": name, "namespace": ns, "labels": {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name},
                 "ownerReferences": [owner_ref(dgd)]},
-                "spec": {"replicas": c.replicas, "dgdRef": {"name": dgd_name, "serviceName": c.name}}},
+                "spec": {"replicas": c.replicas, "dgdRef": {"name": dgd_name, "componentName": c.name}}},  # v1beta1
                 field_manager=self.manager)
 
     # ------------------------------------------------------------------ DGDSA
