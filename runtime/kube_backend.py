@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import socket
 import threading
@@ -64,6 +65,8 @@ SHARED_LABEL = "dynadeploy.io/shared"  # on namespaces dynadeploy created for sh
 OWNER_PREFIX = "dynadeploy"  # helm release description of releases dynadeploy installed
 MARKER_MANAGER = "dynadeploy-cache-marker"
 GPU = "nvidia.com/gpu"
+log = logging.getLogger("dynadeploy.kube")
+TRACK_KEY, BRIDGE = "dynadeploy.io/track", "bridge"  # the label of a graph that bridges a replacement
 
 
 def _timeout(name: str, default: float) -> float:
@@ -97,6 +100,7 @@ class RolloutResult:
     endpoint: str | None = None
     polls: int = 0
     observed: dict = field(default_factory=dict)  # the DGD status and workloads when it was judged ready
+    note: str = ""  # e.g. how the graph was replaced when its component set changed
 
 
 class KubeBackend:
@@ -140,7 +144,7 @@ class KubeBackend:
         inv = pf.gpu_inventory(nodes, self.kube.list("v1", "Pod"), spec.name)
         engine = spec.engine(gpus_available=bool(inv.gpu_nodes))
         problems += self._gpu_problems(inv, engine)
-        problems += self._storage_problems()
+        problems += self._storage_problems(nodes)
         operators = pf.find_operators(self.kube)
         problems += pf.operator_problems(spec, operators)
         crds = {c["metadata"]["name"]: c for c in self.kube.list(CRD_API, CRD_KIND)
@@ -214,7 +218,29 @@ class KubeBackend:
                 f"set the workers' gpus to {inv.max_free_per_node} or less, or add nodes with more GPUs"))
         return out
 
-    def _storage_problems(self) -> list[pf.Problem]:
+    def _storage_problems(self, nodes: list[dict] | None = None) -> list[pf.Problem]:
+        out = self._shared_cache_problems(nodes or [])
+        return out + self._storage_class_problems()
+
+    def _shared_cache_problems(self, nodes: list[dict]) -> list[pf.Problem]:
+        """The frontend, every worker and the download Job mount the model cache: a ReadWriteOnce volume
+        attaches to one node, so on a cluster of several schedulable nodes the pods that land on another
+        node stay Pending (Multi-Attach). Only a one-node cluster may share an RWO cache."""
+        if self.spec.model.cache.access_mode != "ReadWriteOnce":
+            return []
+        usable = sorted(n["metadata"]["name"] for n in nodes if not (n.get("spec") or {}).get("unschedulable"))
+        if len(usable) <= 1:
+            return []
+        rwx = self.caps.storage.rwx_class
+        return [pf.Problem(
+            f"model.cache.access_mode is ReadWriteOnce, but the frontend, the workers and the download Job all "
+            f"mount the cache and the cluster has {len(usable)} schedulable nodes ({', '.join(usable[:5])}"
+            f"{', ...' if len(usable) > 5 else ''}): an RWO volume attaches to one node, so pods on another "
+            "stay Pending (Multi-Attach)",
+            "set model.cache.access_mode: ReadWriteMany with a StorageClass that can share a volume across nodes "
+            f"(model.cache.storage_class: {rwx or 'an NFS / CephFS / cloud file-store class'})")]
+
+    def _storage_class_problems(self) -> list[pf.Problem]:
         wanted = render.storage_class(self.spec, self.caps)
         classes = self.kube.list("storage.k8s.io/v1", "StorageClass")
         names = sorted(c["metadata"]["name"] for c in classes)
@@ -322,8 +348,10 @@ class KubeBackend:
             return False
         src = chart_source(chart)
         applied = False
+        # A 1.x namespace-restricted install brings no CRDs (upgradeCRD: false): the cluster-wide operator's
+        # CRDs serve it (preflight checked they are there), so only a cluster-wide install applies them.
         manages_crds = self.spec.platform.operator_mode == "cluster"
-        if int(chart.version.split(".")[0]) >= 1 and (manages_crds or self.kube.get(CRD_API, CRD_KIND, pf.DGD_CRD) is None):
+        if int(chart.version.split(".")[0]) >= 1 and manages_crds:
             # Helm never upgrades what is in crds/ and skips CRDs that already exist: apply them first, so an
             # upgrade (or a cluster with older CRDs) gets the chart's CRDs before its operator.
             docs = self.helm.template(src.ref, chart.release, values, chart.namespace, include_crds=True,
@@ -483,8 +511,12 @@ class KubeBackend:
         if reuse is None or reuse.status == "failed":
             revision.status = "pending" if revision.status != "serving" else revision.status
             self._put_revision(revision)
+        bridge, replaced = None, live is not None and component_set(live) != component_set(dgd)
+        if replaced:
+            bridge = self._replace_graph(live, dgd, number, engine)
+            live = None
         if live is None or not self._same(live, dgd):
-            self.kube.apply(dgd, force=True)
+            self.kube.apply(self._keep_adapter_replicas(dgd, live), force=True)
         try:
             polls, observed = self._wait_ready(number)
         except RolloutFailed:
@@ -499,10 +531,75 @@ class KubeBackend:
         # Clients entering through serving.route reach the new revision (and only it: a candidate's
         # share from a canary ends here, the candidate being what was just rolled out).
         kube_route.ensure(self.kube, spec)
+        note = ""
+        if bridge is None:  # a bridge left by an earlier run that failed after the route moved to it
+            left = self.kube.get(DGD_API, DGD_KIND, naming.dgd_name(spec, canary=True), self.ns)
+            if left is not None and (left["metadata"].get("labels") or {}).get(TRACK_KEY) == BRIDGE:
+                bridge = self.graph(left["metadata"]["name"])
+        if bridge is not None:  # step 4 of the replacement: the bridge graph goes once the route left it
+            log.info("replacing %s/%s: deleting the bridge graph %s", self.ns, self.dgd_name, bridge.dgd_name)
+            bridge.delete_graph()
+            note = f"graph replaced (component set changed; bridged by {bridge.dgd_name})"
+        elif replaced:
+            note = "graph replaced (component set changed; deleted, then created)"
         revision.status = "serving"
         self._put_revision(revision)
         return RolloutResult(number, changed=True, dgd=self.dgd_name, seconds=time.monotonic() - t0,
-                             endpoint=self._lb_url(), polls=polls, observed=observed)
+                             endpoint=self._lb_url(), polls=polls, observed=observed, note=note)
+
+    # -- a change of the component set (topology) ------------------------------------------------------
+    def replacement_plan(self, live: dict, dgd: dict) -> list[str]:
+        """What a rollout does when the graph's component set changes (the operator's webhook refuses
+        that in place: "component topology is immutable"), in order."""
+        was, will = sorted(n for n, _ in component_set(live)), sorted(n for n, _ in component_set(dgd))
+        head = (f"the components of {self.ns}/{self.dgd_name} change from {was} to {will}; the Dynamo operator "
+                "refuses that on the live graph, so it is replaced")
+        if self.spec.serving.route is None:
+            return [head, f"1. delete graph {self.dgd_name} and wait until its pods are gone (no serving.route: "
+                          f"clients reach Service {naming.frontend_service_name(self.dgd_name)}, which belongs "
+                          "to the graph, so nothing serves until step 2 is ready; set serving.route to keep "
+                          "serving through a replacement)",
+                    f"2. create graph {self.dgd_name} with the new components and wait until it is ready"]
+        bridge = naming.dgd_name(self.spec, canary=True)
+        return [head,
+                f"1. start graph {bridge} with the new components beside {self.dgd_name} and wait until it is ready",
+                f"2. switch serving.route to {bridge} (all requests), then delete graph {self.dgd_name}",
+                f"3. create graph {self.dgd_name} with the new components, wait until it is ready and switch the "
+                "route back to it",
+                f"4. delete graph {bridge}"]
+
+    def _replace_graph(self, live: dict, dgd: dict, number: int, engine: str) -> KubeBackend | None:
+        """Steps before the new graph is applied under the stable name; returns the bridge graph (to delete
+        once the route is back on the stable name) or None."""
+        steps = self.replacement_plan(live, dgd)
+        for line in steps:  # said before anything is done
+            log.warning("%s", line)
+        if self.spec.serving.route is None:
+            self.delete_graph()
+            return None
+        bridge = self.graph(naming.dgd_name(self.spec, canary=True))
+        staged = render.render_dgd(self.spec, revision=number, provider=self.caps, name=bridge.dgd_name,
+                                   engine=engine)
+        staged["metadata"]["labels"] = {**staged["metadata"].get("labels", {}), TRACK_KEY: BRIDGE}
+        bridge_live = self.kube.get(DGD_API, DGD_KIND, bridge.dgd_name, self.ns)
+        if bridge_live is not None and component_set(bridge_live) != component_set(staged):
+            bridge.delete_graph()  # a leftover candidate of another shape
+        bridge.stage_graph(staged, number)
+        kube_route.ensure(self.kube, self.spec, canary_percent=100)
+        self.delete_graph()
+        return bridge
+
+    def _keep_adapter_replicas(self, dgd: dict, live: dict | None) -> dict:
+        """``dgd`` with, for every component under the scaling adapter, the live replica count (the
+        adapter's/HPA's): the render sends none, and the webhook refuses anyone but the operator/planner
+        changing it, so a redeploy must neither reset nor drop it."""
+        by_name = {c.get("name"): c for c in ((live or {}).get("spec") or {}).get("components") or []}
+        out = copy.deepcopy(dgd)
+        for comp in out["spec"].get("components") or []:
+            have = by_name.get(comp.get("name")) or {}
+            if "scalingAdapter" in comp and "replicas" not in comp and "replicas" in have:
+                comp["replicas"] = have["replicas"]
+        return out
 
     # -- other graphs of the deployment (a canary's candidate beside stable) -----------------------------
     def graph(self, name: str) -> KubeBackend:
@@ -514,8 +611,16 @@ class KubeBackend:
     def stage_graph(self, dgd: dict, number: int) -> dict:
         """Apply a graph the ledger does not record (a candidate) and wait for the readiness contract."""
         live = self.kube.get(DGD_API, DGD_KIND, self.dgd_name, self.ns)
+        if live is not None and component_set(live) != component_set(dgd):
+            # a leftover graph of another shape (the operator refuses to change the component set in place):
+            # it serves no client of stable, so it is deleted and created again
+            log.warning("graph %s/%s has components %s, not %s: deleting it, then creating it again", self.ns,
+                        self.dgd_name, sorted(n for n, _ in component_set(live)),
+                        sorted(n for n, _ in component_set(dgd)))
+            self.delete_graph()
+            live = None
         if live is None or not self._same(live, dgd):
-            self.kube.apply(dgd, force=True)
+            self.kube.apply(self._keep_adapter_replicas(dgd, live), force=True)
         return self._wait_ready(number)[1]
 
     def delete_graph(self) -> bool:
@@ -838,6 +943,11 @@ class KubeBackend:
 
 _HELMS: dict[tuple, Any] = {}
 _HELMS_LOCK = threading.Lock()
+
+
+def component_set(dgd: dict) -> set[tuple[str, str]]:
+    """(name, type) of every component of a graph: what the operator does not let change in place."""
+    return {(c.get("name", ""), c.get("type", "")) for c in (dgd.get("spec") or {}).get("components") or []}
 
 
 def _helm_for(kubeconfig: str, context: str | None):

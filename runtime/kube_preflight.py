@@ -213,6 +213,25 @@ def operator_problems(spec, operators: list[Operator]) -> list[Problem]:
                 f"a {op} is already installed and serves every namespace, but the spec pins Dynamo {want}",
                 f"set platform.dynamo_version to {op.version} to use that operator, or upgrade/uninstall it "
                 f"(helm uninstall {op.release} -n {op.namespace}) so dynadeploy installs {want}"))
+    elif _major(spec.platform.dynamo_version) >= 1:
+        # The 1.x chart's contract: a namespace-restricted operator is installed with upgradeCRD: false, so
+        # the chart brings no CRDs; it uses the CRDs a cluster-wide operator applies, and the cluster-wide
+        # operator leaves the namespace to it (a namespace-ownership Lease). The cluster-wide one comes first.
+        if not cluster:
+            problems.append(Problem(
+                f"platform.operator_mode: namespace needs a cluster-wide Dynamo operator first: the Dynamo {want} "
+                "chart installs a namespace-restricted operator without CRDs (upgradeCRD: false) and relies on "
+                "the CRDs a cluster-wide operator applies; this cluster has none",
+                f"install a cluster-wide dynamo-platform {want} first (helm install dynamo-platform "
+                f"{NGC_CHARTS}/dynamo-platform-{want}.tgz -n dynamo-system --create-namespace), or set "
+                "platform.operator_mode: cluster and let dynadeploy install it"))
+        for op in cluster:
+            if op.version and _minor(op.version) != _minor(want):
+                problems.append(Problem(
+                    f"the {op} provides the cluster's Dynamo CRDs, but the spec pins Dynamo {want}; a namespace-"
+                    "restricted operator must match the CRDs it serves",
+                    f"set platform.dynamo_version to {op.version}, or upgrade that operator to {want} "
+                    f"(helm upgrade {op.release} -n {op.namespace})"))
     else:
         for op in cluster:
             problems.append(Problem(
@@ -220,6 +239,7 @@ def operator_problems(spec, operators: list[Operator]) -> list[Problem]:
                 "there would fight it",
                 f"set platform.operator_mode: cluster to use that operator, or uninstall it "
                 f"(helm uninstall {op.release} -n {op.namespace})"))
+    if mode != "cluster":
         for op in restricted:
             if op.namespace == ns and op.release != naming.PLATFORM_RELEASE:
                 problems.append(Problem(
@@ -227,6 +247,14 @@ def operator_problems(spec, operators: list[Operator]) -> list[Problem]:
                     f"deploy into another namespace (target.namespace), or uninstall it "
                     f"(helm uninstall {op.release} -n {ns})"))
     return problems
+
+
+NGC_CHARTS = "https://helm.ngc.nvidia.com/nvidia/ai-dynamo/charts"
+
+
+def _major(version: str) -> int:
+    head = version.lstrip("v").split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _minor(version: str) -> tuple[str, ...]:
@@ -238,6 +266,14 @@ def crd_problems(spec, crds: dict[str, dict], operators: list[Operator]) -> list
     installs apply them before the chart)."""
     dgd = crds.get(DGD_CRD)
     if dgd is None:
+        if spec.platform.operator_mode == "namespace" and _major(spec.platform.dynamo_version) >= 1 and any(
+                op.cluster_wide for op in operators):
+            # without a cluster-wide operator, operator_problems already says what to install first
+            return [Problem(
+                f"the {DGD_CRD} CRD is not installed: in namespace mode the Dynamo {spec.platform.chart()} chart "
+                "ships no CRDs, and the cluster-wide operator has not applied them",
+                "check the cluster-wide operator (its crd-apply init container, upgradeCRD: true) or apply the "
+                "CRDs of its release, then rerun")]
         return []
     served = {v.get("name") for v in (dgd.get("spec") or {}).get("versions") or [] if v.get("served")}
     if "v1beta1" in served:

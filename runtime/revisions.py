@@ -102,4 +102,11 @@ def describe_changes(cur: Revision | None, target: Revision) -> list[dict]:
     rows = [{"field": f"spec.{path}", "now": a, "after": b} for path, a, b in diff(cur.spec, target.spec)]
     rows += [{"field": f"model.{path}", "now": a, "after": b} for path, a, b in diff(cur.model, target.model)]
     rows += [{"field": f"versions.{path}", "now": a, "after": b} for path, a, b in diff(cur.versions, target.versions)]
+    before = (cur.spec.get("serving") or {}).get("topology", "agg")
+    after = (target.spec.get("serving") or {}).get("topology", "agg")
+    if before != after:  # said before the approval: the graph's component set changes
+        rows.insert(0, {"field": "(graph)", "now": f"topology {before}",
+                        "after": f"topology {after}: the component set changes (Kubernetes: the graph is "
+                                 "replaced, not updated; a bridge graph carries serving.route meanwhile, and without "
+                                 "a route nothing serves until the new graph is ready)"})
     return rows

@@ -420,6 +420,8 @@ def cross_issues(spec: DeploymentSpec) -> Iterator[Issue]:
     asking = [(r, w) for r, w in serving.roles() if w.gpus > 0]
     if pools is not None and asking:
         yield from _gpu_capacity_issues(target.kind, pools, asking)
+    if pools is not None:
+        yield from _shared_cache_issues(target.kind, pools, model)
     if target.runs_on_kubernetes:
         tag = _IMAGE.match(serving.image).group("tag") or ""  # type: ignore[union-attr]
         release = re.match(r"^(\d+)\.(\d+)\.\d+", tag)
@@ -477,6 +479,33 @@ def _cloud_issues(kind: str, field: str, region: str, types: list[tuple[str, str
                 f"set target.{path} to an existing type, e.g. {cloud.example!r}; if it is a new family, "
                 f"add it to the {cloud.name} families in {data}",
             )
+
+
+_FILE_STORES = {"gke": "Filestore", "eks": "EFS", "aks": "Azure Files"}
+
+
+def _shared_cache_issues(kind: str, pools: list[NodePool], model: Any) -> Iterator[Issue]:
+    """The frontend (tokenizer), every worker (weights) and the download Job mount the model cache, and they
+    land on different nodes (the frontend on a CPU pool, workers on GPU pools, replicas spread over the
+    nodes of a pool). A ReadWriteOnce volume attaches to one node only: unless the cluster can never have
+    more than one node, the cache must be ReadWriteMany on the provider's file store."""
+    if model.cache.access_mode != "ReadWriteOnce":
+        return
+    most = sum(p.max for p in pools)
+    if most <= 1:
+        return
+    # the providers' data (infra/providers.yaml)
+    rwx = capabilities.capabilities(kind).storage.rwx_class if kind in _FILE_STORES else None
+    store = _FILE_STORES.get(kind)
+    extra = " and target.efs.enabled: true" if kind == "eks" else ""
+    where = f"{store}, class {rwx}" if store and rwx else "a class that can do ReadWriteMany"
+    yield at(
+        "model.cache.access_mode",
+        f"a ReadWriteOnce model cache attaches to one node, but the frontend, the workers and the download "
+        f"Job all mount it and the node pools ({', '.join(p.name for p in pools)}) make up to {most} nodes: "
+        "pods on a second node stay Pending (Multi-Attach)",
+        f"set model.cache.access_mode: ReadWriteMany ({where}){extra}, or one node pool with max: 1",
+    )
 
 
 def _gpu_capacity_issues(kind: str, pools: list[NodePool], asking: list[tuple[str, Any]]) -> Iterator[Issue]:

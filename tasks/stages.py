@@ -6,7 +6,10 @@ their own (NO_CACHE): idempotence comes from each stage comparing what exists wi
 
 from __future__ import annotations
 
-from prefect import task
+import contextlib
+import logging
+
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from runtime.backends import backend_for
@@ -38,7 +41,27 @@ def cache_model(spec, engine: str):
 
 @task(name="roll-out", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
 def roll_out(spec, engine: str, model, reason: str = "deploy", started_by: str = "dynadeploy"):
-    return backend_for(spec).roll_out(engine, model, reason=reason, started_by=started_by)
+    # A graph replacement (a change of the component set) says its plan before acting: into the run's log.
+    with _to_run_log("dynadeploy.kube"):
+        return backend_for(spec).roll_out(engine, model, reason=reason, started_by=started_by)
+
+
+@contextlib.contextmanager
+def _to_run_log(name: str):
+    """Warnings of logger ``name`` also go to the task run's logger (the Prefect UI) while the block runs."""
+    run_log = get_run_logger()
+
+    class Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            run_log.log(record.levelno, "%s", record.getMessage())
+
+    handler = Forward(level=logging.WARNING)
+    source = logging.getLogger(name)
+    source.addHandler(handler)
+    try:
+        yield
+    finally:
+        source.removeHandler(handler)
 
 
 @task(name="record-smoke", cache_policy=NO_CACHE, timeout_seconds=60)

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from runtime.render import kv_events
+
 if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
     from runtime.local.paths import DeploymentPaths
 
@@ -146,8 +148,10 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         cmd += _discovery_args(ctx)
         if role in ("prefill", "decode"):
             cmd += ["--disaggregation-mode", role]
-        if ctx.engine == "vllm" and spec.router_mode() == "kv":
-            cmd += kv_events_args(kv_events_endpoint(ctx.paths.run, name))
+        # KV events for the KV router (runtime/render/kv_events.py); workers share this host, so each
+        # publishes on an ipc socket of its own in the deployment's run dir (unique per state dir).
+        cmd += kv_events.worker_args(spec.router_mode(), ctx.engine, role, given=role_spec.engine_args,
+                                     endpoint=kv_events_endpoint(ctx.paths.run, name))
         cmd += list(role_spec.engine_args)
         if ctx.engine == "vllm" and cpu:
             cmd += spec.serving.vllm.cpu_engine_args(list(role_spec.engine_args))
@@ -189,13 +193,6 @@ def kv_events_endpoint(run_dir, name: str) -> str:
 
         path = f"/tmp/dynadeploy-{hashlib.sha256(path.encode()).hexdigest()[:16]}.kv-events"
     return f"ipc://{path}"
-
-
-def kv_events_args(endpoint: str) -> list[str]:
-    """vLLM publishes its KV-cache events (ZMQ) for the KV router; dynamo.vllm reads them from there and
-    relays them on Dynamo's event plane, where the router's indexer applies them."""
-    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": endpoint}
-    return ["--kv-events-config", json.dumps(config, separators=(",", ":"))]
 
 
 def discovery_programs(spec, ctx: LocalContext) -> list[Program]:

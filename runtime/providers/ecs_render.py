@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runtime import naming
 from runtime.providers import plan
 from runtime.providers.plan_aws import short_name
-from runtime.render import templates
+from runtime.render import kv_events, templates
 from runtime.render.dgd import ENGINE_MODULES, resolve_engine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,6 +104,10 @@ def command(spec: DeploymentSpec, component: Component) -> str:
                 "--speedup-ratio", f"{spec.serving.mocker.speedup_ratio:g}"]
     if component.role in ("prefill", "decode"):
         args += ["--disaggregation-mode", component.role]
+    # KV events for the KV router; worker tasks use host networking (several per instance), so each
+    # container binds an ipc endpoint in its own filesystem rather than one TCP port.
+    args += kv_events.worker_args(spec.router_mode(), engine, component.role, given=component.engine_args,
+                                  endpoint=kv_events.ipc_endpoint(component.role))
     return shlex.join(args + list(component.engine_args))
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from runtime import naming
 from runtime.errors import NotSupportedError
-from runtime.render import common, templates
+from runtime.render import common, kv_events, templates
 from runtime.spec import BUILTIN_MODEL
 from runtime.spec_targets import node_pools
 
@@ -185,7 +185,12 @@ def _component(
             main["args"] = ["; ".join([*provider.gpu_worker.shell_prelude, f"exec {line}"])]
 
     if autoscaling is not None:
-        out["scalingAdapter"] = {"enabled": True}
+        # The CRD's scalingAdapter is an empty object: present means on (an `enabled` key is pruned).
+        # The adapter owns replicas from the first apply on: none is sent (the operator creates the
+        # DGDSA at 1 replica and the HPA takes it from there). A redeploy keeps the live count
+        # (KubeBackend._keep_adapter_replicas), so it never changes what the adapter set.
+        out["scalingAdapter"] = {}
+        out.pop("replicas", None)
     override = _runtime_version_override(spec, image)
     if override:
         out["runtimeVersionOverride"] = override
@@ -208,6 +213,9 @@ def _command(
         args += ["--disaggregation-mode", component.role]
     given = {arg.split("=", 1)[0] for arg in component.engine_args if arg.startswith("--")}
     args += [arg for flag, group in _flag_groups(defaults) if flag not in given for arg in group]
+    # What the KV router needs (Dynamo's agg_router / disagg_router examples): pod networks are private,
+    # so every pod binds Dynamo's tcp://*:20080.
+    args += kv_events.worker_args(spec.router_mode(), engine, component.role, given=component.engine_args)
     args += component.engine_args
     return ["python3", "-m", ENGINE_MODULES[engine]], args
 

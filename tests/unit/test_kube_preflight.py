@@ -57,10 +57,12 @@ def test_operator_conflicts_by_mode():
     assert "pins Dynamo 1.6.1" in p.problem and "1.5.2" in p.fix
     (p,) = pf.operator_problems(cluster, [op("team", "team-a", False), op("team", "team-b", False)])
     assert "namespaces team-a, team-b" in p.problem
-    (p,) = pf.operator_problems(namespaced, [other])
-    assert "already manages every namespace, including demo" in p.problem
-    assert pf.operator_problems(namespaced, [op("team", "team-a", False), op("dynamo-platform", "demo", False)]) == []
-    (p,) = pf.operator_problems(namespaced, [op("someone", "demo", False)])
+    # Dynamo 1.x: a namespace-restricted operator uses the CRDs of a cluster-wide one (issue 10, defect 4),
+    # so a cluster-wide operator of the same release line is what namespace mode needs, not a conflict.
+    assert pf.operator_problems(namespaced, [other]) == []
+    assert pf.operator_problems(namespaced, [other, op("team", "team-a", False),
+                                             op("dynamo-platform", "demo", False)]) == []
+    (p,) = pf.operator_problems(namespaced, [other, op("someone", "demo", False)])
     assert "already installed in demo" in p.problem
 
 
@@ -100,3 +102,17 @@ def test_problems_are_raised_together_with_their_fixes():
                                       "(1) a is wrong; (2) b is wrong")
     assert info.value.hint == "(1) fix a; (2) fix b" and len(info.value.problems) == 2
     pf.raise_problems([], "cluster X")
+
+
+def test_namespace_mode_needs_a_cluster_wide_operator_first_and_says_how_to_install_it():
+    namespaced = spec(platform={"operator_mode": "namespace"})
+    (p,) = pf.operator_problems(namespaced, [op("team", "team-a", False)])
+    assert "needs a cluster-wide Dynamo operator first" in p.problem and "upgradeCRD: false" in p.problem
+    assert "helm install dynamo-platform https://helm.ngc.nvidia.com/nvidia/ai-dynamo/charts/" \
+           "dynamo-platform-1.6.1.tgz -n dynamo-system" in p.fix and "operator_mode: cluster" in p.fix
+    (p,) = pf.operator_problems(namespaced, [op("other", "other-ns", True, "1.5.2")])
+    assert "provides the cluster's Dynamo CRDs, but the spec pins Dynamo 1.6.1" in p.problem
+    # the CRDs must be there (the chart brings none in this mode)
+    (p,) = pf.crd_problems(namespaced, {}, [op("other", "other-ns", True, "1.6.0")])
+    assert "CRD is not installed" in p.problem and "ships no CRDs" in p.problem
+    assert pf.crd_problems(namespaced, {}, []) == []  # operator_problems already says what to install first

@@ -50,3 +50,12 @@ def test_diff_and_describe_changes():
     fields = [r["field"] for r in rows]
     assert "spec.serving.image" in fields and "model.revision" in fields
     assert describe_changes(None, LEDGER[0])[0]["now"] == "nothing serving"
+
+
+def test_a_rollback_across_a_topology_change_says_the_graph_is_replaced():
+    a = {"serving": {"topology": "disagg"}, "name": "n"}
+    b = {"serving": {"topology": "agg"}, "name": "n"}
+    rows = describe_changes(rev(2, "serving", "b", **a), rev(1, "superseded", "a", **b))
+    assert rows[0]["field"] == "(graph)" and "replaced, not updated" in rows[0]["after"]
+    same = describe_changes(rev(2, "serving", "b", **b), rev(1, "superseded", "a", **b))
+    assert all(r["field"] != "(graph)" for r in same)

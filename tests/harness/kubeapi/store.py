@@ -67,6 +67,9 @@ class Store(PythonApi, DeletionMixin):
         # schema validation/pruning on every write (schema.py); False turns it off for a test that needs to
         self.validation = True
         self.schemas = schema.SchemaCache()
+        # Validating admission (a webhook stand-in): fn(rt, old or None, new, manager) raises an ApiError to
+        # refuse a create/update (status writes excluded); e.g. controllers/dynamo_admission.validate.
+        self.admission: list[Callable[[ResourceType, dict | None, dict, str], None]] = []
         ns_rt = self.registry.get("", "namespaces")
         for ns in SYSTEM_NAMESPACES:
             self.do_create(ns_rt, "", {"metadata": {"name": ns}}, manager=DEFAULT_MANAGER)
@@ -141,6 +144,8 @@ class Store(PythonApi, DeletionMixin):
             semantics.default(rt, obj)
             semantics.on_create(rt, obj)
             self._admit(rt, obj, version)
+            for admit in list(self.admission):
+                admit(rt, None, obj, manager)
             if not applied:
                 meta.pop("managedFields", None)
                 fieldsets.record_update(None, obj, manager, "" if rt.crd else rt.kind, api_version)
@@ -213,6 +218,9 @@ class Store(PythonApi, DeletionMixin):
             semantics.default(rt, new, old)
             self._admit(rt, new, version)
             semantics.check_immutable(rt, old, new)
+            if subresource != "status":
+                for admit in list(self.admission):
+                    admit(rt, self.present(rt, old, version), self.present(rt, new, version), manager)
             if rt.kind == "CustomResourceDefinition":
                 semantics.validate_crd(new)
             if "generation" in meta and semantics.spec_changed(old, new):

@@ -134,10 +134,19 @@ def test_namespace_restricted_operators_block_a_cluster_wide_install(sim):
         err = preflight_error(sim, make_spec(sim, "pf-restricted"))
         assert "namespace-restricted Dynamo operators run in namespaces team-a" in str(err)
         assert "platform.operator_mode: namespace" in err.hint
-        # the same cluster is fine for one more namespace-restricted operator
+        # the same cluster is fine for one more namespace-restricted operator, once a cluster-wide one
+        # provides the CRDs (Dynamo 1.x: the restricted chart brings none; issue 10, defect 4)
+        err = preflight_error(sim, make_spec(sim, "pf-restricted", platform={"operator_mode": "namespace"}))
+        assert "needs a cluster-wide Dynamo operator first" in str(err)
+        _foreign_operator(sim, "1.6.0")
+        install_crds(sim.store)
         out = KubeBackend(make_spec(sim, "pf-restricted", platform={"operator_mode": "namespace"})).provision()
         assert out["operator"] == "installing"
     finally:
+        if sim.store.try_get("v1", "Namespace", "other-system") is not None:
+            _remove_foreign_operator(sim)
+            for crd in render_crd_names():
+                sim.store.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
         sim.store.delete("v1", "Namespace", "team-a")
         sim.store.delete("v1", "Namespace", "pf-restricted")
 
@@ -179,9 +188,11 @@ def test_another_cluster_wide_operator_is_reused_on_the_same_release_line_only(s
         err = preflight_error(sim, make_spec(sim, "pf-foreign"))
         assert "cluster-wide operator 1.5.0 (release other in other-system) is already installed" in str(err)
         assert "set platform.dynamo_version to 1.5.0" in err.hint and "helm uninstall other -n other-system" in err.hint
+        # Dynamo 1.x: a namespace-restricted operator uses the cluster-wide one's CRDs, so that operator is
+        # needed, not refused; it must be of the spec's release line (issue 10, defect 4)
         err = preflight_error(sim, make_spec(sim, "pf-foreign", platform={"operator_mode": "namespace"}))
-        assert "already manages every namespace, including pf-foreign" in str(err)
-        assert "platform.operator_mode: cluster" in err.hint
+        assert "provides the cluster's Dynamo CRDs, but the spec pins Dynamo 1.6.1" in str(err)
+        assert "set platform.dynamo_version to 1.5.0" in err.hint
     finally:
         _remove_foreign_operator(sim)
     _foreign_operator(sim, "1.6.0")

@@ -250,7 +250,7 @@ def test_scaling_adapter_syncs_replicas(kubeapi, kubectl):
     store = kubeapi.store
     apply_crds(kubectl)
     doc = template("agg")
-    doc["spec"]["components"][1]["scalingAdapter"] = {"enabled": True}
+    doc["spec"]["components"][1]["scalingAdapter"] = {}  # the CRD's shape: an empty object (issue 10)
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(doc))
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
     kubectl("scale", "dgdsa/vllm-agg-worker", "--replicas=2")

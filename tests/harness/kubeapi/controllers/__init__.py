@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Reconciler
+from . import dynamo_admission
 from .dynamo_operator import DynamoOperator, dgd_crd, dgdsa_crd
 from .dynamo_operator import dynamo_crds as stand_in_dynamo_crds
 from .gpu_operator import GpuOperator
@@ -86,12 +87,15 @@ class Installed:
     runtime: ProcessRuntime | None = None
     traffic: Traffic | None = None
     handles: list = field(default_factory=list)
+    admission: Any = None  # the operator's validating webhook stand-in, registered on the store
 
     def remove(self) -> None:
         """Unregister every controller (the runtime's processes and the traffic proxies stop with it)."""
         for h in self.handles:
             self.sim.remove_controller(h)
         self.handles.clear()
+        if self.admission is not None and self.admission in self.sim.store.admission:
+            self.sim.store.admission.remove(self.admission)
         if self.runtime is not None:
             self.runtime.stop()
         if self.traffic is not None:
@@ -140,6 +144,9 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
             install_gateway_api_crds(sim.store, real=out.traffic.crds != "stand-in")
     if crds:
         install_crds(sim.store)
+    if out.dynamo is not None and out.dynamo.admission:
+        sim.store.admission.append(dynamo_admission.validate)
+        out.admission = dynamo_admission.validate
     for ctl in (out.gpu_operator, out.storage, out.workloads, out.jobs, out.services, out.dynamo, out.runtime,
                 out.traffic):
         if ctl is not None:

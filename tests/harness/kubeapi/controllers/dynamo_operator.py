@@ -20,7 +20,8 @@ with ``extraPodSpec.mainContainer`` is read too):
 - a Service ``<dgd>-<frontend component>`` (``<dgd>-frontend``) with port 8000 named ``http``; its type is
   the DGD annotation ``kubeapi-sim/frontend-service-type`` (else ClusterIP, and a type someone else set
   is left alone).
-- a DGDSA ``<dgd>-<component>`` per component with ``scalingAdapter.enabled``; every DGDSA (also ones made
+- a DGDSA ``<dgd>-<component>`` per component with ``scalingAdapter`` (v1beta1: present, even ``{}``;
+  v1alpha1: ``enabled``); every DGDSA (also ones made
   by hand) writes its ``spec.replicas`` into the DGD component (``kubectl scale dgdsa ...`` works) and
   reports status replicas / selector / lastScaleTime.
 - status, as Dynamo 1.6 reports it (v1beta1 field names): ``state`` pending|successful|failed,
@@ -40,7 +41,7 @@ with ``extraPodSpec.mainContainer`` is read too):
   ``kubeapi-sim/readiness: external``: their pods are Ready when the real process is.
 
 Not simulated: Grove/LWS (multinode), DCDs, the conversion webhook (v1alpha1 reads return the stored v1beta1
-shape), admission validation, planner/EPP specifics, PodMonitors, ingress/VirtualService, model caching
+shape), admission validation beyond controllers/dynamo_admission.py, planner/EPP specifics, PodMonitors, ingress/VirtualService, model caching
 and checkpointing, restarts (``spec.restart``), per-generation worker namespaces.
 """
 
@@ -145,7 +146,7 @@ def components(dgd: dict) -> list[Component]:
     for c in spec.get("components") or []:
         out.append(Component(c["name"], c.get("type") or c.get("componentType") or "worker", int(c.get("replicas", 1)),
                              copy.deepcopy(c.get("podTemplate") or {}),
-                             bool((c.get("scalingAdapter") or {}).get("enabled")), c))
+                             c.get("scalingAdapter") is not None, c))  # v1beta1: present (even {}) = on
     for name, s in (spec.get("services") or {}).items() if not out else ():
         pod = copy.deepcopy(s.get("extraPodSpec") or {})
         main = {"name": "main", **pod.pop("mainContainer", {})}
@@ -177,8 +178,10 @@ class DynamoOperator(base.Reconciler):
     manager = "dynamo-operator"
 
     def __init__(self, *, early_success: bool = False, progress_deadline_seconds: int | None = None,
-                 runtime: object | None = None, events: bool = True, enabled: bool = True) -> None:
+                 runtime: object | None = None, events: bool = True, enabled: bool = True,
+                 admission: bool = True) -> None:
         super().__init__(enabled=enabled)
+        self.admission = admission  # install_all registers the webhook rules (dynamo_admission) when True
         self.early_success = early_success
         self.progress_deadline_seconds = progress_deadline_seconds
         self.runtime = runtime
@@ -404,7 +407,7 @@ class DynamoOperator(base.Reconciler):
             store.create({"apiVersion": API, "kind": DGDSA, "metadata": {
                 "name": name, "namespace": ns, "labels": {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name},
                 "ownerReferences": [owner_ref(dgd)]},
-                "spec": {"replicas": c.replicas, "dgdRef": {"name": dgd_name, "serviceName": c.name}}},
+                "spec": {"replicas": c.replicas, "dgdRef": {"name": dgd_name, "componentName": c.name}}},  # v1beta1
                 field_manager=self.manager)
 
     # ------------------------------------------------------------------ DGDSA

@@ -40,6 +40,9 @@ under `helm template`):
     {{- fail (printf "VALIDATION ERROR: Cannot install cluster-wide Dynamo operator. Found existing namespace-restricted Dynamo operators in namespaces: %s. Either use one of them, uninstall them first, or install this operator with --set dynamo-operator.namespaceRestriction.enabled=true" (join ", " ($found | uniq))) -}}
   {{- end -}}
 {{- end -}}
+{{- /* 1.x: a namespace-restricted operator runs beside the cluster-wide one (which leaves it the namespace
+       through a Lease) and uses its CRDs; only a second cluster-wide operator is refused. */ -}}
+{{- if not .Values.namespaceRestriction.enabled -}}
 {{- $clusterRoles := lookup "rbac.authorization.k8s.io/v1" "ClusterRole" "" "" -}}
 {{- range $cr := ($clusterRoles.items | default list) -}}
   {{- if and (contains "-dynamo-operator-" $cr.metadata.name) (hasSuffix "-manager-role" $cr.metadata.name) (ne $cr.metadata.name $own) -}}
@@ -56,5 +59,6 @@ under `helm template`):
     {{- end -}}
     {{- fail (printf "VALIDATION ERROR: Found existing cluster-wide Dynamo operator from release '%s' in namespace '%s' (ClusterRole: %s). Only one cluster-wide Dynamo operator should be deployed per cluster. Either use it, or uninstall it first: helm uninstall %s -n %s" $release $ns $cr.metadata.name $release $ns) -}}
   {{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
