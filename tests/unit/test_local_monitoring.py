@@ -60,3 +60,25 @@ def test_rendered_configs_pass_promtool_and_amtool(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
     fast = parse_spec({"apiVersion": API_VERSION, "name": "lm", "monitoring": {"scrape_interval": "1s"}})
     assert lm.prometheus_config(fast, files, "127.0.0.1", PORTS)["global"]["scrape_timeout"] == "1s"
+
+
+def test_slo_status_with_no_traffic_is_no_data_not_nan(monkeypatch):
+    """0/0 over a window without traffic is NaN in Prometheus: the state says None ("no data"), the CLI
+    never prints "nanx", and the JSON is valid (no NaN)."""
+    from runtime import slo_status
+
+    def fake_get(url: str, timeout: float) -> dict:
+        if "/api/v1/alerts" in url:
+            return {"data": {"alerts": []}}
+        value = "NaN" if "ttft" in url else "0.001"
+        return {"data": {"result": [{"value": [0, value]}]}}
+
+    monkeypatch.setattr(slo_status, "_get", fake_get)
+    state = slo_status.slo_state(SPEC, "http://127.0.0.1:9")
+    assert "error" not in state
+    assert {k: v for k, v in state["burn_rates"].items() if k.startswith("ttft")} == {"ttft 5m": None, "ttft 30m": None,
+                                                                                       "ttft 1h": None, "ttft 6h": None}
+    assert all(v is not None for k, v in state["burn_rates"].items() if not k.startswith("ttft"))
+    json.loads(json.dumps(state, allow_nan=False))
+    text = "\n".join(slo_status.lines(state))
+    assert "nan" not in text.lower() and "ttft 5m no data" in text
