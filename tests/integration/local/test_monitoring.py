@@ -186,7 +186,7 @@ def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(p
 def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefect_api, spec_dir):
     path = spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
                     monitoring={"scrape_interval": "1s", "evaluation_interval": "1s",
-                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 14.4}]}})
+                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]}})
     deploy(spec=str(path))
     backend = LocalBackend(load_spec(path))
     ports = portlib.load(backend.paths.ports_file)
