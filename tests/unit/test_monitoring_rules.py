@@ -260,3 +260,29 @@ def test_promtool_queue_growth_fires_only_when_long_and_growing(tmp_path):
         {"interval": "1m", "input_series": steady, "alert_rule_test": [
             {"eval_time": "30m", "alertname": "DynadeployQueueGrowing", "exp_alerts": []}]},
     ])
+
+
+@needs_promtool
+def test_promtool_on_kubernetes_the_same_name_in_another_namespace_does_not_mix(tmp_path):
+    """A cluster-wide Prometheus scrapes `mon` in namespace serving (fast) and `mon` in namespace other
+    (every request slow): serving's rules see only serving's series, so nothing fires and its ratio is 0."""
+    s = parse_spec({**BASE, "target": {"kind": "kube", "namespace": "serving"}})
+    assert all('namespace="serving"' in r["expr"] for r in monitoring.recording_rules(s))
+    assert 'namespace="' not in yaml.safe_dump(monitoring.rule_groups(spec()))  # local: no namespace label
+
+    def series(ns: str, good_per_min: int) -> list[dict]:
+        fe = f'deployment="{D}",namespace="{ns}",role="frontend",model="tiny-mock"'
+        wk = f'deployment="{D}",namespace="{ns}",role="worker",revision="1"'
+        return [{"series": f"up{{{fe}}}", "values": "1x100"}, {"series": f"up{{{wk}}}", "values": "1x100"},
+                {"series": f"{monitoring.MODEL_READY}{{{fe}}}", "values": "1x100"},
+                {"series": f"{monitoring.QUEUED}{{{fe}}}", "values": "0x100"},
+                {"series": f'{monitoring.REQUESTS}{{{fe},status="success"}}', "values": "0+60x100"},
+                {"series": f"{monitoring.TTFT}_count{{{fe}}}", "values": "0+60x100"},
+                {"series": f'{monitoring.TTFT}_bucket{{{fe},le="2.2"}}', "values": f"0+{good_per_min}x100"}]
+
+    record = f'dynadeploy:ttft_over_target:ratio_rate5m{{deployment="{D}",namespace="serving"}}'
+    _run_promtool_tests(tmp_path, s, [{
+        "interval": "1m", "input_series": series("serving", 60) + series("other", 0),
+        "alert_rule_test": [{"eval_time": "40m", "alertname": "DynadeployTTFTBudgetBurn", "exp_alerts": []}],
+        "promql_expr_test": [{"expr": record, "eval_time": "40m", "exp_samples": [{"labels": record, "value": 0}]}],
+    }])
