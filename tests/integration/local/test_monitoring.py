@@ -198,6 +198,17 @@ def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefe
         return roles if roles == ["etcd", "frontend", "worker"] else None
 
     _wait("etcd, frontend and worker scraped", up_roles, 40)
+    # No HTTP lifecycle API for every user of the host: a changed config reaches the running Prometheus by
+    # SIGHUP through the deployment's supervisord.
+    quit_ = httpx.post(f"{prom}/-/quit", timeout=5)
+    assert quit_.status_code == 403 and "lifecycle" in quit_.text.lower(), quit_.text
+    spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
+             monitoring={"scrape_interval": "1s", "evaluation_interval": "2s",
+                         "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]}})
+    deploy(spec=str(path))
+    assert portlib.load(backend.paths.ports_file)["prometheus"] == ports["prometheus"]
+    _wait("the new rule interval in Prometheus", lambda: {g["interval"] for g in _get(f"{prom}/api/v1/rules")["data"][
+        "groups"]} == {2}, 30)
     # The same spec without monitoring: the three programs go, the graph keeps serving.
     spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2})
     deploy(spec=str(path))
