@@ -112,8 +112,8 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
             values = [float(r["value"][1]) for r in result["data"]["result"]]
             return [v for v in values if math.isfinite(v)]  # NaN: no traffic in the window yet
 
-        good = _wait("the TTFT ratio of the good revision", good_ratio, 60, 0)[0]
-        assert good < 0.5, f"{good:.0%} of the fast revision's requests took over 470 ms"
+        good_share = _wait("the TTFT ratio of the good revision", good_ratio, 60, 0)[0]
+        assert good_share < 0.5, f"{good_share:.0%} of the fast revision's requests took over 470 ms"
         # Every dashboard panel's query parses and returns data in the real Prometheus.
         spec = load_spec(good)
         for panel in dashboard.queries(spec):
@@ -142,7 +142,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
         # `dynadeploy status` shows the live SLO state from the deployment's Prometheus.
         slo = backend.status()["slo"]
         assert "error" not in slo and slo["burn_rates"]["ttft 5s"] > 3
-        assert slo["burn_rates"]["ttft 20s"] * 0.1 > good  # the slowed revision burns more than the good one did
+        assert slo["burn_rates"]["ttft 20s"] * 0.1 > good_share  # the slowed revision burns more than the good one did
         assert {"name": "DynadeployTTFTBudgetBurn", "state": "firing", "slo": "ttft", "window": "20s"} in [
             {k: a[k] for k in ("name", "state", "slo", "window")} for a in slo["alerts"]]
     finally:
