@@ -71,6 +71,9 @@ def _wait(what: str, check, timeout_s: float, interval_s: float = 1.0):
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
+# Every test deploys through spec_dir (tests/integration/local/conftest.py), which tears each spec's deployment
+# down after the test, passed or failed (supervisord, frontend, workers, Prometheus, Alertmanager, receiver);
+# the rollback loop tears its own down in alert_rollback_loop's finally.
 def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, spec_dir):
     good = spec_dir("mon", {"topology": "agg"}, smoke={"requests": 10, "concurrency": 2, "sla": SLA},
                     monitoring=FAST_MONITORING)
