@@ -115,6 +115,20 @@ def create_automations(api_url: str) -> list[str]:
         return [str(client.create_automation(AutomationCore.model_validate(a))) for a in doc["automations"]]
 
 
+def delete_automations(api_url: str, ids: list[str]) -> None:
+    """Delete the automations create_automations made (best effort per id, so one failure leaves no other)."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        for automation_id in ids:
+            try:
+                client.delete_automation(UUID(automation_id))
+            except Exception as exc:  # noqa: BLE001 - report, and go on deleting the others
+                print(f"could not delete automation {automation_id}: {exc}", file=sys.stderr)
+
+
 def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") -> dict:
     """Run the loop once; return the timings and what happened (raises if it does not recover)."""
     from prefect import get_client
@@ -126,12 +140,13 @@ def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") ->
 
     rollback_name = f"rollback-{name}"
     spec_path = write_spec(directory, name, 1.0, rollback_deployment=f"rollback/{rollback_name}", auto_rollback=True)
-    runner = start_runner(spec_path, rollback_name, api_url, directory / "runner.log")
     backend = LocalBackend(load_spec(spec_path))
+    runner = start_runner(spec_path, rollback_name, api_url, directory / "runner.log")
+    automations: list[str] = []
     try:
         with get_client(sync_client=True) as client:
             _wait("the rollback deployment", lambda: _exists(client, f"rollback/{rollback_name}"), 180, 1)
-        automations = create_automations(api_url)
+        automations += create_automations(api_url)
         first = deploy(spec=str(spec_path))
         with Load(first["endpoint"], first["model"]) as load:
             time.sleep(5)
@@ -187,6 +202,9 @@ def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") ->
             "alert_to_first_fast_request_s": round(fast - t_alert, 1),
         }
     finally:
+        # The automations match every dynadeploy.target.* alert: left on a shared server, any later alert
+        # event (another test's, another deployment's) would start a rollback.
+        delete_automations(api_url, automations)
         runner.terminate()
         try:
             runner.wait(timeout=20)

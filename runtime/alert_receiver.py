@@ -12,12 +12,16 @@ with the alert's labels, and whose related resource is the revision serving when
 automation (infra/automations/slo-alert-rollback.yaml) can then start the target's rollback. Each alert
 is also appended to ``monitoring/alerts.jsonl`` (what the tests and `dynadeploy status` read).
 
-Listens on the loopback address it is given; stdlib HTTP server, one thread.
+Listens on the loopback address it is given; stdlib HTTP server, one thread. Loopback is shared by every
+user of the host, so a POST must carry ``Authorization: Bearer <token>`` with the token in
+``--token-file`` (0600, in the deployment's state dir; Alertmanager sends it through its webhook's
+``http_config.authorization.credentials_file``): anything else is refused with 401 and makes no event.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import sys
 import time
@@ -87,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-events", action="store_true", help="only log the alerts, emit no Prefect events")
     ap.add_argument("--rollback-deployment", help="Prefect deployment 'flow/deployment' the events relate to")
     ap.add_argument("--auto-rollback", action="store_true", help="mark the events for the automatic rollback")
+    ap.add_argument("--token-file", type=Path, required=True,
+                    help="file holding the bearer token every POST must carry (what Alertmanager sends)")
     args = ap.parse_args(argv)
+    expected = f"Bearer {args.token_file.read_text().strip()}".encode()
+    if len(expected) < len("Bearer ") + 16:
+        ap.error(f"{args.token_file} holds no usable token")
     emit = None
     if not args.no_events:
         from prefect.events import emit_event
@@ -100,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            given = (self.headers.get("Authorization") or "").encode()
+            if not hmac.compare_digest(given, expected):  # constant time: no token guessing by timing
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", "Bearer")
+                self.end_headers()
+                return
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             except ValueError:

@@ -176,7 +176,11 @@ class KubeBackend:
         from runtime import dashboard, monitoring_kube
 
         if self.spec.monitoring is None or not self.spec.monitoring.prometheus:
-            return None
+            # monitoring was turned off: remove what an earlier deploy applied (nothing when it never did)
+            gone = [f"{kind} {o['metadata']['name']}" for api, kind, labels in monitoring_kube.owned(self.spec)
+                    for o in self.kube.list(api, kind, self.ns, labels=labels)
+                    if self.kube.delete(api, kind, o["metadata"]["name"], self.ns)]
+            return "removed " + ", ".join(gone) if gone else None
         served = {c["metadata"]["name"] for c in self.kube.list(CRD_API, CRD_KIND)}
         missing = [c for c in monitoring_kube.CRDS if c not in served]
         if missing:

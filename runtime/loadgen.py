@@ -85,6 +85,7 @@ def open_client(base_url: str, concurrency: int, timeout_s: float) -> httpx.Asyn
         verify=_ssl_context(),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        trust_env=False,  # like ChatClient: probes go to the endpoint itself, never through HTTP(S)_PROXY
     )
 
 

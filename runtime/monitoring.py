@@ -2,7 +2,7 @@
 
 No I/O. The same rule groups go into a local Prometheus's rule file (runtime/local/monitoring.py) and
 into a PrometheusRule on Kubernetes (runtime/monitoring_kube.py). Every series is selected by the
-``deployment`` label, which the scrape configuration (local: target labels; Kubernetes: PodMonitor
+``deployment`` label (and ``namespace`` on Kubernetes), which the scrape configuration (local: target labels; Kubernetes: PodMonitor
 relabelling from the ``nvidia.com/dynamo-graph-deployment-name`` pod label) puts on every target, and
 ``role`` (frontend | worker | prefill | decode | etcd | nats).
 
@@ -88,8 +88,18 @@ def le_matcher(le: str) -> str:
     return f"{le}0*" if "." in le else f"{le}(.0+)?"
 
 
-def _sel(deployment: str, extra: str = "") -> str:
-    return "{" + f'deployment="{deployment}"' + (f",{extra}" if extra else "") + "}"
+def _sel(spec, extra: str = "") -> str:
+    """The deployment's series: by ``deployment``, and on Kubernetes by ``namespace`` too (the Prometheus
+    Operator puts it on every PodMonitor target), so one graph name in two namespaces never mixes in a
+    cluster-wide Prometheus."""
+    ns = spec.namespace()
+    scope = f'deployment="{spec.name}"' + (f',namespace="{ns}"' if ns else "")
+    return "{" + scope + (f",{extra}" if extra else "") + "}"
+
+
+def _by(spec) -> str:
+    """The labels aggregations keep: those _sel selects on, so recorded series stay selectable."""
+    return "namespace, deployment" if spec.namespace() else "deployment"
 
 
 def windows(spec) -> list[str]:
@@ -118,15 +128,15 @@ def record_name(slo: str, window: str) -> str:
 
 
 def recording_rules(spec) -> list[dict[str, Any]]:
-    d = spec.name
+    by = _by(spec)
     rules = []
     for window in windows(spec):
         for slo, t in slo_targets(spec).items():
-            count = f'sum by (deployment) (rate({t["metric"]}_count{_sel(d)}[{window}]))'
-            good = f'sum by (deployment) (rate({t["metric"]}_bucket{_sel(d, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))}[{window}]))'
+            count = f'sum by ({by}) (rate({t["metric"]}_count{_sel(spec)}[{window}]))'
+            good = f'sum by ({by}) (rate({t["metric"]}_bucket{_sel(spec, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))}[{window}]))'
             rules.append({"record": record_name(slo, window), "expr": f"({count} - {good}) / {count}"})
-        total = f"sum by (deployment) (rate({REQUESTS}{_sel(d)}[{window}]))"
-        bad = f'sum by (deployment) (rate({REQUESTS}{_sel(d, "status!=" + chr(34) + "success" + chr(34))}[{window}]))'
+        total = f"sum by ({by}) (rate({REQUESTS}{_sel(spec)}[{window}]))"
+        bad = f'sum by ({by}) (rate({REQUESTS}{_sel(spec, "status!=" + chr(34) + "success" + chr(34))}[{window}]))'
         # No error series yet counts as 0 errors while there is traffic; no traffic means no ratio (never pages).
         rules.append({"record": record_name("errors", window), "expr": f"({bad} or {total} * 0) / {total}"})
     return rules
@@ -136,8 +146,8 @@ def _burn_alert(spec, slo: str, name: str, budget: float, what: str) -> list[dic
     out = []
     for a in spec.monitoring.slo.burn_alerts:
         threshold = round(a.burn_rate * budget, 10)
-        expr = (f'{record_name(slo, a.long)}{_sel(spec.name)} > {threshold:g}\n'
-                f'and\n{record_name(slo, a.short)}{_sel(spec.name)} > {threshold:g}')
+        expr = (f'{record_name(slo, a.long)}{_sel(spec)} > {threshold:g}\n'
+                f'and\n{record_name(slo, a.short)}{_sel(spec)} > {threshold:g}')
         out.append({
             "alert": name, "expr": expr,
             "labels": {"severity": a.severity, "slo": slo, "deployment": spec.name,
@@ -152,7 +162,7 @@ def _burn_alert(spec, slo: str, name: str, budget: float, what: str) -> list[dic
 
 
 def alert_rules(spec) -> list[dict[str, Any]]:
-    mon, d = spec.monitoring, spec.name
+    mon, d, by = spec.monitoring, spec.name, _by(spec)
     rules = []
     for slo, t in slo_targets(spec).items():
         label = {"ttft": "TTFT", "itl": "ITL"}[slo]
@@ -165,7 +175,7 @@ def alert_rules(spec) -> list[dict[str, Any]]:
             r["labels"]["le"] = t["le"]
             rules.append(r)
     rules += _burn_alert(spec, "errors", "DynadeployErrorBudgetBurn", 1 - mon.slo.error_objective, "failed requests")
-    ready, fe, workers = _sel(d, ""), _sel(d, 'role="frontend"'), _sel(d, f'role=~"{WORKER_ROLES_RE}"')
+    ready, fe, workers = _sel(spec, ""), _sel(spec, 'role="frontend"'), _sel(spec, f'role=~"{WORKER_ROLES_RE}"')
     avail = {"severity": "page", "deployment": d}
     rules += [
         {"alert": "DynadeployFrontendDown", "for": mon.availability_for, "labels": {**avail, "slo": "availability"},
@@ -174,15 +184,15 @@ def alert_rules(spec) -> list[dict[str, Any]]:
          "annotations": {"summary": f"{d}: the frontend's /metrics does not answer"}},
         {"alert": "DynadeployModelNotReady", "for": mon.availability_for, "labels": {**avail, "slo": "availability"},
          # The series vanishes (not 0) when the model is unregistered: absent() catches that.
-         "expr": f"min by (deployment) ({MODEL_READY}{ready}) < 1\nor\nabsent({MODEL_READY}{ready})",
+         "expr": f"min by ({by}) ({MODEL_READY}{ready}) < 1\nor\nabsent({MODEL_READY}{ready})",
          "annotations": {"summary": f"{d}: the frontend serves no model (dynamo_frontend_model_ready absent or 0)"}},
         {"alert": "DynadeployNoWorkers", "for": mon.availability_for, "labels": {**avail, "slo": "availability"},
          "expr": f"absent(up{workers} == 1)",
          "annotations": {"summary": f"{d}: no worker's metrics endpoint is up"}},
         {"alert": "DynadeployQueueGrowing", "for": mon.queue_for,
          "labels": {"severity": "ticket", "deployment": d, "slo": "saturation"},
-         "expr": (f"sum by (deployment) ({QUEUED}{_sel(d)}) > {mon.queue_max}\n"
-                  f"and\nsum by (deployment) (deriv({QUEUED}{_sel(d)}[{mon.queue_for}])) > 0"),
+         "expr": (f"sum by ({by}) ({QUEUED}{_sel(spec)}) > {mon.queue_max}\n"
+                  f"and\nsum by ({by}) (deriv({QUEUED}{_sel(spec)}[{mon.queue_for}])) > 0"),
          "annotations": {"summary": f"{d}: more than {mon.queue_max} requests queued at the frontend and growing"}},
     ]
     return rules

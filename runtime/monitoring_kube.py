@@ -58,6 +58,15 @@ def _podmonitor(spec, suffix: str, types: list[str], port: str) -> dict[str, Any
     }
 
 
+def owned(spec) -> list[tuple[str, str, dict[str, str]]]:
+    """(apiVersion, kind, label selector) of every monitoring object render() may have made for this
+    deployment: what to delete when ``monitoring:`` (or ``monitoring.prometheus``) goes from the spec. The
+    ConfigMap selector includes ``grafana_dashboard``, so the deployment's other ConfigMaps stay."""
+    own = dynadeploy_labels(spec)
+    return [(API, "PodMonitor", own), (API, "PrometheusRule", own),
+            ("v1", "ConfigMap", {**own, "grafana_dashboard": "1"})]
+
+
 def render(spec, dashboard: dict | None = None) -> list[dict[str, Any]]:
     """The objects to apply (empty when the spec has no monitoring or monitoring.prometheus is off)."""
     if spec.monitoring is None or not spec.monitoring.prometheus:

@@ -4,6 +4,7 @@ alerts firing or pending. What `dynadeploy status` shows when the deployment has
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 import urllib.request
 
@@ -25,7 +26,10 @@ def slo_state(spec, prometheus_url: str, timeout: float = 3.0) -> dict:
             for window in monitoring.windows(spec):
                 q = f'{monitoring.record_name(name, window)}{{deployment="{spec.name}"}}'
                 res = _get(f"{prometheus_url}/api/v1/query?query={urllib.parse.quote(q)}", timeout)["data"]["result"]
-                out["burn_rates"][f"{name} {window}"] = round(float(res[0]["value"][1]) / budget[name], 3) if res else None
+                value = float(res[0]["value"][1]) if res else math.nan
+                # No traffic in the window: the ratio is 0/0 = NaN. None (JSON null, "no data"), never NaN,
+                # which would print as "nanx" and is not valid JSON.
+                out["burn_rates"][f"{name} {window}"] = round(value / budget[name], 3) if math.isfinite(value) else None
         for a in _get(f"{prometheus_url}/api/v1/alerts", timeout)["data"]["alerts"]:
             labels = a["labels"]
             if labels.get("deployment") == spec.name:
@@ -40,9 +44,8 @@ def lines(state: dict) -> list[str]:
     """Plain-text lines for the CLI."""
     if "error" in state:
         return [f"slo: {state['error']}"]
-    rates = ", ".join(f"{k} {'-' if v is None else f'{v:g}x'}" for k, v in state["burn_rates"].items())
+    rates = ", ".join(f"{k} {'no data' if v is None else f'{v:g}x'}" for k, v in state["burn_rates"].items())
     out = [f"slo burn rates (Prometheus {state['prometheus']}): {rates or 'none yet'}"]
-    firing = [a for a in state["alerts"]]
     out.append("alerts: " + (", ".join(f"{a['name']} {a['state']}" + (f" ({a['window']})" if a["window"] else "")
-                                       for a in firing) or "none"))
+                                       for a in state["alerts"]) or "none"))
     return out

@@ -10,11 +10,13 @@ requests on SIGTERM), so a redeploy under load fails no request.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runtime import naming
 from runtime.errors import PreflightError, RolloutFailed
@@ -414,6 +416,19 @@ def _versions(engine: str, spec=None) -> dict:
 
 
 
+def _ensure_token(path: Path) -> None:
+    """The alert receiver's bearer token: created once, 0600 from the start (never world-readable)."""
+    import secrets
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+
+
 def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set[str]) -> dict:
     import json
     import urllib.request
@@ -431,10 +446,11 @@ def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set
     host, spec = backend.host, backend.spec
     ports = portlib.allocate(backend.paths.ports_file, list(lm.PORT_NAMES), host=host, pinned={}, in_use_by_us=ours)
     f.root.mkdir(parents=True, exist_ok=True)
+    _ensure_token(f.receiver_token)
     texts = {
         f.rules: yaml.safe_dump(monitoring.rule_groups(spec), sort_keys=False),
         f.prometheus_yml: yaml.safe_dump(lm.prometheus_config(spec, f, host, ports), sort_keys=False),
-        f.alertmanager_yml: yaml.safe_dump(lm.alertmanager_config(spec, host, ports), sort_keys=False),
+        f.alertmanager_yml: yaml.safe_dump(lm.alertmanager_config(spec, f, host, ports), sort_keys=False),
         f.targets: json.dumps(lm.scrape_targets(spec, host, ports, sorted(configured)), indent=1),
     }
     changed = [p for p, t in texts.items() if not p.exists() or p.read_text() != t]
@@ -462,7 +478,8 @@ def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set
                           describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
         config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
         if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
-            urllib.request.urlopen(urllib.request.Request(f"http://{host}:{ports[name]}/-/reload", method="POST"),
-                                   timeout=10).close()
+            # SIGHUP through the deployment's own supervisord (both reload their config on it), not the
+            # HTTP reload endpoint, which any user of the host could call too.
+            backend.supervisor.signal(name, "HUP")
     return {"monitoring": True, "prometheus": f"http://{host}:{ports['prometheus']}",
             "alertmanager": f"http://{host}:{ports['alertmanager']}", "changed": [p.name for p in changed]}

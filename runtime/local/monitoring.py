@@ -65,6 +65,11 @@ class MonitoringFiles:
     def alerts_log(self) -> Path:
         return self.root / "alerts.jsonl"
 
+    @property
+    def receiver_token(self) -> Path:
+        """0600: the bearer token Alertmanager sends the alert receiver (anyone on loopback can connect)."""
+        return self.root / "receiver.token"
+
 
 def files(state_root: Path) -> MonitoringFiles:
     return MonitoringFiles(state_root / "monitoring")
@@ -108,7 +113,7 @@ def _short(duration: str) -> bool:
     return duration_s(duration) < 10
 
 
-def alertmanager_config(spec, host: str, ports: dict[str, int]) -> dict:
+def alertmanager_config(spec, files_: MonitoringFiles, host: str, ports: dict[str, int]) -> dict:
     mon = spec.monitoring
     return {
         "route": {
@@ -118,7 +123,9 @@ def alertmanager_config(spec, host: str, ports: dict[str, int]) -> dict:
             "group_wait": mon.evaluation_interval, "group_interval": "1m", "repeat_interval": "4h",
         },
         "receivers": [{"name": "dynadeploy", "webhook_configs": [
-            {"url": f"http://{host}:{ports['alert-receiver']}/alerts", "send_resolved": True}]}],
+            {"url": f"http://{host}:{ports['alert-receiver']}/alerts", "send_resolved": True,
+             "http_config": {"authorization": {"type": "Bearer",
+                                               "credentials_file": str(files_.receiver_token)}}}]}],
     }
 
 
@@ -130,7 +137,9 @@ def programs(spec, *, files_: MonitoringFiles, host: str, ports: dict[str, int],
     env = {DEPLOYMENT_ENV: spec.name, **({IDENTITY_ENV: identity} if identity else {})}
     prom = Program("prometheus", "prometheus", (
         prometheus, f"--config.file={files_.prometheus_yml}", f"--storage.tsdb.path={files_.prometheus_data}",
-        f"--web.listen-address={host}:{ports['prometheus']}", "--web.enable-lifecycle",
+        # No --web.enable-lifecycle: /-/reload and /-/quit would be open to every user of the host.
+        # runtime/local/backend.py reloads by SIGHUP through supervisord instead.
+        f"--web.listen-address={host}:{ports['prometheus']}",
         "--storage.tsdb.retention.time=15d",
     ), env, port=ports["prometheus"], stop_wait_s=10)
     am = Program("alertmanager", "alertmanager", (
@@ -143,6 +152,7 @@ def programs(spec, *, files_: MonitoringFiles, host: str, ports: dict[str, int],
     receiver = Program("alert-receiver", "alert-receiver", (
         python, "-m", "runtime.alert_receiver", "--host", host, "--port", str(ports["alert-receiver"]),
         "--deployment", spec.name, "--state-dir", str(files_.root.parent), "--log", str(files_.alerts_log),
+        "--token-file", str(files_.receiver_token),
         *(["--no-events"] if not spec.monitoring.alert_events else []),
         *(["--rollback-deployment", spec.monitoring.rollback_deployment] if spec.monitoring.rollback_deployment else []),
         *(["--auto-rollback"] if spec.monitoring.auto_rollback else []),

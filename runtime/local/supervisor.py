@@ -227,6 +227,10 @@ class Supervisor:
             pass
         rpc.startProcess(name, True)
 
+    def signal(self, name: str, sig: str) -> None:
+        """Send ``sig`` ("HUP", ...) to one of this deployment's programs through its supervisord."""
+        self.proxy().supervisor.signalProcess(name, sig)
+
     def tail(self, name: str, nbytes: int = 2000) -> str:
         log = self.paths.logs / f"{name}.log"
         try:

@@ -359,10 +359,14 @@ def test_a_spec_from_a_pipe_is_read_once(tmp_path: Path, monkeypatch: pytest.Mon
 
     import flows.deploy
 
-    monkeypatch.setattr(cli, "_prepare_prefect", lambda **_: None)
-    monkeypatch.setattr(flows.deploy, "deploy", fake_deploy)
-    cli.main(["deploy", str(fifo), "--output", "json"])
-    writer.wait(timeout=30)
+    try:
+        monkeypatch.setattr(cli, "_prepare_prefect", lambda **_: None)
+        monkeypatch.setattr(flows.deploy, "deploy", fake_deploy)
+        cli.main(["deploy", str(fifo), "--output", "json"])
+        writer.wait(timeout=30)
+    finally:  # if the CLI failed before opening the FIFO, the writer would block in open() for ever
+        writer.kill()
+        writer.wait(timeout=30)
     capsys.readouterr()
     assert isinstance(got["spec"], dict), "the flow would read the pipe a second time"
     assert parse_spec(got["spec"]) == load_spec(Path(__file__).resolve().parents[2] / "infra/targets/local.yaml")

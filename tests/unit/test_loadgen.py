@@ -61,6 +61,19 @@ def test_check_models_returns_served_ids(fake: FakeOpenAI) -> None:
     assert asyncio.run(loadgen.check_models(fake.base_url + "/v1/", MODEL, 5)) == [MODEL, "other"]
 
 
+def test_check_models_and_load_ignore_a_proxy_in_the_environment(
+    fake: FakeOpenAI, closed_port_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loopback probes never go through HTTP(S)_PROXY: with a dead proxy set, both clients still answer."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, closed_port_url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert asyncio.run(loadgen.check_models(fake.base_url, MODEL, 5)) == [MODEL]
+    report = load(fake.base_url, requests=2)
+    assert report.count == 2 and report.errors == 0
+
+
 def test_check_models_names_what_is_served_when_the_model_is_missing(fake: FakeOpenAI) -> None:
     with pytest.raises(SmokeTestFailed) as info:
         asyncio.run(loadgen.check_models(fake.base_url, "llama", 5))

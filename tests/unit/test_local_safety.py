@@ -31,10 +31,6 @@ def stranger():
     proc.wait()
 
 
-def _start_time(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-
-
 def _marked(paths: DeploymentPaths):
     env = dict(os.environ, **{IDENTITY_ENV: paths.identity})
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=env)
@@ -76,7 +72,7 @@ def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, strange
     # server.json of a server that is gone, whose PID (and process group) now belongs to a stranger
     prefect_server._state_file().write_text(json.dumps(
         {"url": "http://127.0.0.1:9/api", "pid": stranger.pid, "port": 9,
-         "start": _start_time(stranger.pid) - 1}))
+         "start": inventory.start_time(stranger.pid) - 1}))
     assert prefect_server.stop_server() is True
     time.sleep(0.2)
     assert stranger.poll() is None
@@ -84,7 +80,7 @@ def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, strange
     # same PID and start time but not a prefect server of this home: still not signalled
     prefect_server._state_file().write_text(json.dumps(
         {"url": "http://127.0.0.1:9/api", "pid": stranger.pid, "port": 9,
-         "start": _start_time(stranger.pid)}))
+         "start": inventory.start_time(stranger.pid)}))
     prefect_server.stop_server()
     time.sleep(0.2)
     assert stranger.poll() is None

@@ -75,10 +75,14 @@ def test_the_strict_schema_catches_a_typo():
     obj["spec"]["podMetricsEndpoints"][0]["intervall"] = "5s"
     with pytest.raises(jsonschema.ValidationError, match="intervall"):
         jsonschema.validate({k: v for k, v in obj.items() if k != "metadata"}, _schema("PodMonitor"))
+    # one fault per validation, so each is shown caught on its own
     rule = monitoring_kube.render(parse_spec(SPEC))[2]
     rule["spec"]["groups"][0]["rules"][0]["expr"] = 3.5  # PromQL must be a string or int-or-string
+    with pytest.raises(jsonschema.ValidationError, match="3.5"):
+        jsonschema.validate({k: v for k, v in rule.items() if k != "metadata"}, _schema("PrometheusRule"))
+    rule = monitoring_kube.render(parse_spec(SPEC))[2]
     rule["spec"]["groups"][0]["rules"][0]["recod"] = "x"
-    with pytest.raises(jsonschema.ValidationError):
+    with pytest.raises(jsonschema.ValidationError, match="recod"):
         jsonschema.validate({k: v for k, v in rule.items() if k != "metadata"}, _schema("PrometheusRule"))
 
 

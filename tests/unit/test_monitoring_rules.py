@@ -51,7 +51,8 @@ def test_defaults_measure_the_default_sla_at_the_next_bucket_up():
     targets = monitoring.slo_targets(s)
     assert targets["ttft"]["le"] == "2.2"  # 2000 ms: the boundaries are 1 s and 2.2 s (10% looser)
     assert targets["itl"]["le"] == "0.21"  # 200 ms -> 210 ms
-    assert [(a.long, a.short, a.burn_rate) for a in s.monitoring.slo.burn_alerts] == [("1h", "5m", 14.4), ("6h", "30m", 6)]
+    assert [(a.long, a.short, a.burn_rate) for a in s.monitoring.slo.burn_alerts] == [("1h", "5m", 5), ("6h", "30m", 3)]
+    assert s.monitoring.slo.latency_objective == 0.9  # the SLA's percentile: p90
 
 
 def test_exact_boundary_is_used_as_is_and_tolerance_zero_refuses_rounding():
@@ -76,9 +77,11 @@ def test_a_target_far_from_any_boundary_is_refused_with_the_boundaries_around_it
 @pytest.mark.parametrize(("monitoring_fields", "path", "words"), [
     ({"slo": {"burn_alerts": [{"long": "5m", "short": "1h", "burn_rate": 2}]}}, "monitoring.slo.burn_alerts[0].short",
      "not shorter"),
-    ({"slo": {"latency_objective": 0.9}}, "monitoring.slo.burn_alerts[0].burn_rate", "could never fire"),
+    ({"slo": {"latency_objective": 0.75}}, "monitoring.slo.burn_alerts[0].burn_rate", "could never fire"),
     ({"slo": {"window": "2h"}}, "monitoring.slo.burn_alerts[1].long", "longer than the SLO window"),
-    ({"scrape_interval": "3m"}, "monitoring.slo.burn_alerts[0].short", "fewer than two scrapes"),
+    ({"scrape_interval": "3m"}, "monitoring.slo.burn_alerts[0].short", "fewer than four scrapes"),
+    # 4x, not 2x: a 5m window at a 1m30s scrape holds only three scrapes
+    ({"scrape_interval": "90s"}, "monitoring.slo.burn_alerts[0].short", "fewer than four scrapes"),
     ({"scrape_interval": "15 s"}, "monitoring.scrape_interval", "Prometheus duration"),
     ({"prometheus": "yes"}, "monitoring.prometheus", ""),
 ])
@@ -157,8 +160,8 @@ def _run_promtool_tests(tmp_path: Path, s, tests: list[dict]) -> None:
 def test_promtool_ttft_burn_fires_on_both_window_pairs_and_nothing_else(tmp_path):
     s = spec()
     ttft = monitoring.TTFT
-    # Half the requests over 2.2 s: 50% > 14.4% and > 6% of a 1% budget, on every window.
-    series = _healthy() + _latency_series(ttft, "2.2", 60, 30) + _latency_series(monitoring.ITL, "0.21", 600, 600)
+    # Three quarters of the requests over 2.2 s: 75% > 5x and > 3x a 10% budget, on every window.
+    series = _healthy() + _latency_series(ttft, "2.2", 60, 15) + _latency_series(monitoring.ITL, "0.21", 600, 600)
     fast = _alert(s, "DynadeployTTFTBudgetBurn", long_window="1h")
     slow = _alert(s, "DynadeployTTFTBudgetBurn", long_window="6h")
     _run_promtool_tests(tmp_path, s, [{
@@ -174,17 +177,17 @@ def test_promtool_ttft_burn_fires_on_both_window_pairs_and_nothing_else(tmp_path
         ],
         "promql_expr_test": [{"expr": f'dynadeploy:ttft_over_target:ratio_rate5m{{deployment="{D}"}}', "eval_time": "40m",
                               "exp_samples": [{"labels": f'dynadeploy:ttft_over_target:ratio_rate5m{{deployment="{D}"}}',
-                                               "value": 0.5}]}],
+                                               "value": 0.75}]}],
     }])
 
 
 @needs_promtool
 def test_promtool_latency_within_budget_and_short_blips_do_not_fire(tmp_path):
     s = spec()
-    # 0.5% over target: under the 1% budget at any burn rate >= 1.
-    series = _healthy() + _latency_series(monitoring.TTFT, "2.2", 200, 199) + _latency_series(monitoring.ITL, "0.21", 200, 199)
+    # 9.5% over target: under the 10% budget at any burn rate >= 1 (the SLA's p90 is met: no page).
+    series = _healthy() + _latency_series(monitoring.TTFT, "2.2", 200, 181) + _latency_series(monitoring.ITL, "0.21", 200, 181)
     # A blip where every request is slow for ~6 minutes after 6 hours of good traffic: the 5m (100%) and 30m
-    # (20%) windows burn, but the 1h window stays at 10% < 14.4% and the 6h one at 1.7% < 6%: no page.
+    # (20%) windows burn, but the 1h window stays at 10% < 50% and the 6h one at 1.7% < 30%: no page.
     blip = [{"series": f"{monitoring.TTFT}_count{{{FE}}}", "values": "0+60x400"},
             {"series": f'{monitoring.TTFT}_bucket{{{FE},le="2.2"}}', "values": "0+60x360 21600x5 21600+60x35"}]
     _run_promtool_tests(tmp_path, s, [
@@ -218,7 +221,6 @@ def test_promtool_availability_rules_catch_absent_series(tmp_path):
         {"series": f"{monitoring.MODEL_READY}{{{FE}}}", "values": "1x10"}]
     workers_down = [x for x in _healthy() if 'role="worker"' not in x["series"]] + [
         {"series": f"up{{{WK}}}", "values": "1x10 0x100"}]
-    nothing = []  # the deployment was never scraped: every availability alert fires through absent()
     avail = ("DynadeployModelNotReady", "DynadeployNoWorkers", "DynadeployFrontendDown")
 
     def expect(name):
@@ -234,12 +236,12 @@ def test_promtool_availability_rules_catch_absent_series(tmp_path):
         {"interval": "1m", "input_series": workers_down, "alert_rule_test": [
             {"eval_time": "20m", "alertname": "DynadeployNoWorkers", "exp_alerts": expect("DynadeployNoWorkers")},
             {"eval_time": "20m", "alertname": "DynadeployFrontendDown", "exp_alerts": []}]},
+        # the deployment was never scraped (only another one was): every availability alert fires through absent()
         {"interval": "1m", "input_series": [{"series": 'up{deployment="other",role="frontend"}', "values": "1x100"}],
          "alert_rule_test": [{"eval_time": "5m", "alertname": n, "exp_alerts": expect(n)} for n in avail]},
         {"interval": "1m", "input_series": _healthy(), "alert_rule_test": [
             {"eval_time": "30m", "alertname": n, "exp_alerts": []} for n in avail]},
     ])
-    assert nothing == []
 
 
 @needs_promtool
@@ -258,3 +260,29 @@ def test_promtool_queue_growth_fires_only_when_long_and_growing(tmp_path):
         {"interval": "1m", "input_series": steady, "alert_rule_test": [
             {"eval_time": "30m", "alertname": "DynadeployQueueGrowing", "exp_alerts": []}]},
     ])
+
+
+@needs_promtool
+def test_promtool_on_kubernetes_the_same_name_in_another_namespace_does_not_mix(tmp_path):
+    """A cluster-wide Prometheus scrapes `mon` in namespace serving (fast) and `mon` in namespace other
+    (every request slow): serving's rules see only serving's series, so nothing fires and its ratio is 0."""
+    s = parse_spec({**BASE, "target": {"kind": "kube", "namespace": "serving"}})
+    assert all('namespace="serving"' in r["expr"] for r in monitoring.recording_rules(s))
+    assert 'namespace="' not in yaml.safe_dump(monitoring.rule_groups(spec()))  # local: no namespace label
+
+    def series(ns: str, good_per_min: int) -> list[dict]:
+        fe = f'deployment="{D}",namespace="{ns}",role="frontend",model="tiny-mock"'
+        wk = f'deployment="{D}",namespace="{ns}",role="worker",revision="1"'
+        return [{"series": f"up{{{fe}}}", "values": "1x100"}, {"series": f"up{{{wk}}}", "values": "1x100"},
+                {"series": f"{monitoring.MODEL_READY}{{{fe}}}", "values": "1x100"},
+                {"series": f"{monitoring.QUEUED}{{{fe}}}", "values": "0x100"},
+                {"series": f'{monitoring.REQUESTS}{{{fe},status="success"}}', "values": "0+60x100"},
+                {"series": f"{monitoring.TTFT}_count{{{fe}}}", "values": "0+60x100"},
+                {"series": f'{monitoring.TTFT}_bucket{{{fe},le="2.2"}}', "values": f"0+{good_per_min}x100"}]
+
+    record = f'dynadeploy:ttft_over_target:ratio_rate5m{{deployment="{D}",namespace="serving"}}'
+    _run_promtool_tests(tmp_path, s, [{
+        "interval": "1m", "input_series": series("serving", 60) + series("other", 0),
+        "alert_rule_test": [{"eval_time": "40m", "alertname": "DynadeployTTFTBudgetBurn", "exp_alerts": []}],
+        "promql_expr_test": [{"expr": record, "eval_time": "40m", "exp_samples": [{"labels": record, "value": 0}]}],
+    }])

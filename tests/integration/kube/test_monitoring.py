@@ -42,6 +42,22 @@ def test_operator_absent_is_said_plainly_then_present_objects_are_applied_and_to
         "kmon-frontend", "kmon-workers"]
     rule, = labelled(sim, "monitoring.coreos.com/v1", "PrometheusRule", "kmon")
     assert [g["name"] for g in rule["spec"]["groups"]] == ["dynadeploy-kmon-slo-recording", "dynadeploy-kmon-alerts"]
+
+    # The same deployment without `monitoring:`: provision removes its monitoring objects, and only those.
+    def configmaps():
+        return {o["metadata"]["name"] for o in labelled(sim, "v1", "ConfigMap", "kmon")}
+
+    others = configmaps() - {"kmon-dashboard"}
+    assert "kmon-dashboard" in configmaps()
+    out = KubeBackend(make_spec(sim, "kmon")).provision()
+    assert out["monitoring"] == ("removed PodMonitor kmon-frontend, PodMonitor kmon-workers, "
+                                 "PrometheusRule kmon-slo, ConfigMap kmon-dashboard"), out
+    assert labelled(sim, "monitoring.coreos.com/v1", "PodMonitor", "kmon") == []
+    assert labelled(sim, "monitoring.coreos.com/v1", "PrometheusRule", "kmon") == []
+    assert configmaps() == others
+    assert "monitoring" not in KubeBackend(make_spec(sim, "kmon")).provision()  # nothing left to remove
+
+    KubeBackend(spec).provision()
     KubeBackend(spec).teardown()
     assert labelled(sim, "monitoring.coreos.com/v1", "PodMonitor", "kmon") == []
     assert labelled(sim, "monitoring.coreos.com/v1", "PrometheusRule", "kmon") == []

@@ -20,15 +20,12 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 from flows import _lock
 from runtime.errors import TransientError
+from runtime.local.inventory import start_time
 from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def start_time(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
 
 
 def _slots(name: str) -> int:
@@ -56,6 +53,7 @@ def test_a_killed_holder_frees_the_slot_at_once(prefect_api, spec_dir):
         assert _slots(name) == 1
         holder.send_signal(signal.SIGKILL)  # the deploy CLI dies while holding the target
     finally:
+        holder.kill()  # also when an assertion above failed first: never wait on a holder that sleeps 600 s
         holder.wait(timeout=30)
     t0 = time.monotonic()
     with _lock.target_lock(spec, timeout_s=40):

@@ -10,6 +10,7 @@ Teardown stops Prometheus and Alertmanager with the rest and leaves nothing in t
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import threading
 import time
@@ -70,6 +71,9 @@ def _wait(what: str, check, timeout_s: float, interval_s: float = 1.0):
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
+# Every test deploys through spec_dir (tests/integration/local/conftest.py), which tears each spec's deployment
+# down after the test, passed or failed (supervisord, frontend, workers, Prometheus, Alertmanager, receiver);
+# the rollback loop tears its own down in alert_rollback_loop's finally.
 def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, spec_dir):
     good = spec_dir("mon", {"topology": "agg"}, smoke={"requests": 10, "concurrency": 2, "sla": SLA},
                     monitoring=FAST_MONITORING)
@@ -80,9 +84,11 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     am = f"http://127.0.0.1:{ports['alertmanager']}"
 
     # Prometheus scrapes the frontend and the worker, with the labels the rules select on.
-    targets = _wait("both targets up", lambda: [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"]
-                                                if t["health"] == "up"] if len(
-        [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"] if t["health"] == "up"]) == 2 else None, 30)
+    def up_targets():
+        up = [t for t in _get(f"{prom}/api/v1/targets")["data"]["activeTargets"] if t["health"] == "up"]
+        return up if len(up) == 2 else None
+
+    targets = _wait("both targets up", up_targets, 30)
     assert sorted(t["labels"]["role"] for t in targets) == ["frontend", "worker"]
     assert {t["labels"]["deployment"] for t in targets} == {"mon"}
     rules = _get(f"{prom}/api/v1/rules")["data"]["groups"]
@@ -97,10 +103,20 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     loader = threading.Thread(target=_load, args=(first["endpoint"], first["model"], stop), daemon=True)
     loader.start()
     try:
-        time.sleep(8)
-        firing = [a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"] if a["labels"]["alertname"]
-                  == "DynadeployTTFTBudgetBurn"]
-        assert firing == []
+        # Asserted on the recorded share of requests over the 470 ms target, not on "no alert after 8 s":
+        # the alert pages at 30% over target, which a busy 2-core host can reach with the fast mocker
+        # (p90 ~150 ms there). The fast revision keeps the share well under half, and the slowed one
+        # (~1 s TTFT) takes it near 1 below; a loaded box moves the first but cannot swap them.
+        ratio = monitoring.record_name("ttft", "20s") + '{deployment="mon"}'
+
+        def good_ratio():
+            time.sleep(8)  # the long window (20 s) holds mostly traffic of the good revision
+            result = _get(f"{prom}/api/v1/query?query={urllib.parse.quote(f'max_over_time({ratio}[8s])')}")
+            values = [float(r["value"][1]) for r in result["data"]["result"]]
+            return [v for v in values if math.isfinite(v)]  # NaN: no traffic in the window yet
+
+        good_share = _wait("the TTFT ratio of the good revision", good_ratio, 60, 0)[0]
+        assert good_share < 0.5, f"{good_share:.0%} of the fast revision's requests took over 470 ms"
         # Every dashboard panel's query parses and returns data in the real Prometheus.
         spec = load_spec(good)
         for panel in dashboard.queries(spec):
@@ -129,6 +145,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
         # `dynadeploy status` shows the live SLO state from the deployment's Prometheus.
         slo = backend.status()["slo"]
         assert "error" not in slo and slo["burn_rates"]["ttft 5s"] > 3
+        assert slo["burn_rates"]["ttft 20s"] * 0.1 > good_share  # the slowed revision burns more than the good one did
         assert {"name": "DynadeployTTFTBudgetBurn", "state": "firing", "slo": "ttft", "window": "20s"} in [
             {k: a[k] for k in ("name", "state", "slo", "window")} for a in slo["alerts"]]
     finally:
@@ -143,7 +160,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     # Teardown takes Prometheus, Alertmanager and the receiver with it; nothing is left.
     result = backend.teardown()
     assert result["leftovers"] == []
-    assert marked_pids("mon") == []
+    assert marked_pids(backend.paths) == []
     for name in lm.PROGRAMS:
         assert not portlib.port_is_listening(ports[name])
 
@@ -151,7 +168,10 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
 def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(prefect_api, tmp_path):
     """The full loop: alert -> Prefect event -> automation -> rollback deployment (a real runner) ->
     revision 1's spec serves again as revision 3 (bench/bench_alert_rollback.py times the same loop)."""
+    from prefect import get_client
+
     from bench.bench_alert_rollback import alert_rollback_loop
+    from runtime.local.paths import DeploymentPaths
 
     result = alert_rollback_loop(tmp_path, prefect_api)
     print(json.dumps(result, indent=1))
@@ -161,13 +181,17 @@ def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(p
     assert result["event_related"][1] == "dynadeploy.revision.monloop.2"
     assert result["restored_revision"] == 3 and result["restored_speedup"] == 1.0
     assert [auto for _, state, auto in result["rollback_runs"] if state == "Completed"] == [True]
-    assert marked_pids("monloop") == []
+    assert marked_pids(DeploymentPaths.for_deployment("monloop", str(tmp_path / "home"))) == []
+    # The loop deleted its automations: left on the session's server, any later test's alert would start a rollback.
+    with get_client(sync_client=True) as client:
+        left = {str(a.id) for a in client.read_automations()}
+    assert result["automations"] and not left & set(result["automations"])
 
 
 def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefect_api, spec_dir):
     path = spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
                     monitoring={"scrape_interval": "1s", "evaluation_interval": "1s",
-                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 14.4}]}})
+                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]}})
     deploy(spec=str(path))
     backend = LocalBackend(load_spec(path))
     ports = portlib.load(backend.paths.ports_file)
@@ -179,6 +203,17 @@ def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefe
         return roles if roles == ["etcd", "frontend", "worker"] else None
 
     _wait("etcd, frontend and worker scraped", up_roles, 40)
+    # No HTTP lifecycle API for every user of the host: a changed config reaches the running Prometheus by
+    # SIGHUP through the deployment's supervisord.
+    quit_ = httpx.post(f"{prom}/-/quit", timeout=5)
+    assert quit_.status_code == 403 and "lifecycle" in quit_.text.lower(), quit_.text
+    spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
+             monitoring={"scrape_interval": "1s", "evaluation_interval": "2s",
+                         "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]}})
+    deploy(spec=str(path))
+    assert portlib.load(backend.paths.ports_file)["prometheus"] == ports["prometheus"]
+    _wait("the new rule interval in Prometheus", lambda: {g["interval"] for g in _get(f"{prom}/api/v1/rules")["data"][
+        "groups"]} == {2}, 30)
     # The same spec without monitoring: the three programs go, the graph keeps serving.
     spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2})
     deploy(spec=str(path))

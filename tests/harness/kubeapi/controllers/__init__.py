@@ -67,9 +67,9 @@ def dynamo_crds() -> list[dict]:
 
 def install_crds(store: Any) -> None:
     """Create Dynamo's CRDs (or leave them) in ``store``, as the platform chart would."""
-    for crd in dynamo_crds():
-        if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
-            store.create(crd)
+    from ... import upstream
+
+    upstream.install(store, dynamo_crds())
 
 
 @dataclass

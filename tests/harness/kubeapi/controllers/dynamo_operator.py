@@ -119,9 +119,9 @@ def dynamo_crds() -> list[dict]:
 
 def install_crds(store: Store) -> None:
     """Create the CRDs (or leave them) in ``store``, as ``helm install dynamo-crds`` would."""
-    for crd in dynamo_crds():
-        if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
-            store.create(crd)
+    from ... import upstream
+
+    upstream.install(store, dynamo_crds())
 
 
 # ---------------------------------------------------------------------------------------------- spec

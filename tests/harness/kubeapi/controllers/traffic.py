@@ -124,9 +124,9 @@ def _real_httproute(crds: list[dict]) -> list[dict]:
 def install_gateway_api_crds(store: Store, *, real: bool = True) -> None:
     """Create the Gateway API CRDs (or leave them) in ``store``, as applying the standard bundle would
     (``real``: the upstream HTTPRoute CRD when the upstream folder is there; False: all stand-ins)."""
-    for crd in _real_httproute(gateway_api_crds()) if real else gateway_api_crds():
-        if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
-            store.create(crd)
+    from ... import upstream
+
+    upstream.install(store, _real_httproute(gateway_api_crds()) if real else gateway_api_crds())
 
 
 # ---------------------------------------------------------------------------------------------- controller
