@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from uuid import UUID
 from prefect import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
+from prefect.concurrency._events import emit_concurrency_acquisition_events, emit_concurrency_release_events
 from prefect.concurrency._leases import maintain_concurrency_lease
 from prefect.concurrency._sync import (
     _discard_cleanup_lease,
@@ -48,6 +50,7 @@ from runtime.local.paths import home
 
 LEASE_S = 60.0  # the Prefect server's minimum; renewed at 75 %
 POLL_S = 5.0  # how often a waiter looks for a dead holder while it waits
+HEARTBEAT_S = 15.0  # a live holder touches its record this often (the record's mtime = last sign of life)
 
 
 def limit_name(spec) -> str:
@@ -101,13 +104,20 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
                     ) from None
         acquired()
     lease_id = lease.lease_id
-    _write_record(record, lease_id)
+    # The same acquired/released events Prefect's own concurrency() emits, related to this run, so
+    # the UI's event feed (and anything automating on it) shows who held the target when.
+    events = emit_concurrency_acquisition_events(lease.limits, 1)
+    beating = threading.Event()
     try:
+        _write_record(record, lease_id)
+        threading.Thread(target=_heartbeat, args=(record, lease_id, beating), daemon=True,
+                         name="dynadeploy-slot-heartbeat").start()
         # A renewal failure (server restarted) must not kill a deploy half-way: the run goes on and
         # converges; on release below the lost lease's count is given back.
         with maintain_concurrency_lease(lease_id, LEASE_S, raise_on_lease_renewal_failure=False):
             yield
     finally:
+        beating.set()
         _discard_cleanup_lease(lease_id)
         try:
             _release(name, lease_id)
@@ -117,6 +127,16 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
             logging.getLogger(__name__).warning("could not release concurrency slot %s: %s", name, e)
         else:
             _remove_record(record, lease_id)
+            emit_concurrency_release_events(lease.limits, 1, events)
+
+
+def _heartbeat(record: Path, lease_id: UUID, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        with _record_lock(record):
+            rec = _read(record)
+            if not rec or rec.get("lease_id") != str(lease_id):
+                return
+            os.utime(record)
 
 
 def reclaim_if_holder_gone(name: str, record: Path) -> bool:
@@ -127,7 +147,12 @@ def reclaim_if_holder_gone(name: str, record: Path) -> bool:
             return False  # no record, or a holder on another host/user: nothing here can prove it gone
         if same_process(rec["pid"], rec["start"]):
             return False
-        _release(name, UUID(rec["lease_id"]))
+        # Dead for longer than a lease: its lease expired and the server gave the slot back by
+        # itself, so any count left now belongs to someone else (another home's run on a shared
+        # kube target) and must not be decremented. Dead more recently: its lease is live, or was
+        # lost by a server restart, and giving it back is what the holder would have done.
+        recent = time.time() - record.stat().st_mtime < LEASE_S + HEARTBEAT_S
+        _release(name, UUID(rec["lease_id"]), give_back_lost=recent)
         record.unlink(missing_ok=True)
         return True
 
@@ -141,8 +166,9 @@ def describe_holder(record: Path) -> str:
             + ("" if alive else ", which is gone"))
 
 
-def _release(name: str, lease_id: UUID) -> None:
-    """Give the slot of ``lease_id`` back, whether or not the server still knows the lease."""
+def _release(name: str, lease_id: UUID, *, give_back_lost: bool = True) -> None:
+    """Give the slot of ``lease_id`` back, whether or not the server still knows the lease
+    (``give_back_lost=False``: only while it does)."""
     with get_client(sync_client=True) as client:
         try:
             client.renew_concurrency_lease(lease_id, LEASE_S)
@@ -153,6 +179,8 @@ def _release(name: str, lease_id: UUID) -> None:
             known = False
     if known:
         release_concurrency_slots_with_lease(lease_id)  # decrements and revokes, as the holder would
+        return
+    if not give_back_lost:
         return
     # The server lost the lease (restart: leases live in its memory) but kept the used-slot count in
     # its database, where nothing would ever decrement it. (Had the lease instead expired, the

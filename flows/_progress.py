@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 PROGRESS = logging.getLogger("dynadeploy.progress")
 
@@ -19,7 +20,11 @@ def _emit(stage: str, event: str, detail: str = "", seconds: float | None = None
     extra = {"stage": stage, "event": event, "detail": detail, "seconds": seconds, "live": live}
     PROGRESS.info("%s %s %s", stage, event, detail, extra={"dynadeploy": extra})
     took = f" in {seconds:.1f}s" if seconds is not None else ""
-    get_run_logger().info("stage %s: %s%s%s", stage, event, took, f" ({detail})" if detail else "")
+    try:
+        logger = get_run_logger()
+    except MissingContextError:  # called outside a flow run (the library used directly): the plain logger
+        logger = logging.getLogger("dynadeploy.stages")
+    logger.info("stage %s: %s%s%s", stage, event, took, f" ({detail})" if detail else "")
 
 
 class Stage:

@@ -83,6 +83,31 @@ def test_a_slot_left_counted_by_a_server_restart_is_given_back(prefect_api, spec
     assert _slots(name) == 0 and not record.exists()
 
 
+def test_a_long_dead_holder_never_gives_back_a_slot_someone_else_holds(prefect_api, spec_dir):
+    """A record left by a holder that died more than a lease ago: its lease expired and the server
+    freed its slot by itself, so the count now held belongs to another run (on a kube target, another
+    home's: the limit is shared, the records are not). The stale record goes; the count stays."""
+    path = spec_dir("lockstale", {"topology": "agg"})
+    spec = load_spec(path)
+    name = _lock.limit_name(spec)
+    _lock.ensure_limit(name)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = start_time(gone.pid)
+    gone.wait()
+    record = _lock.holder_file(spec, name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"pid": gone.pid, "start": started, "host": socket.gethostname(), "uid": os.getuid(),
+                                  "lease_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}))
+    long_ago = time.time() - 10 * _lock.LEASE_S
+    os.utime(record, (long_ago, long_ago))
+    _set_slots(name, 1)  # the other run's slot
+    try:
+        assert _lock.reclaim_if_holder_gone(name, record)
+        assert not record.exists() and _slots(name) == 1
+    finally:
+        _set_slots(name, 0)
+
+
 def test_a_stuck_slot_is_reported_with_the_command_that_frees_it(prefect_api, spec_dir):
     path = spec_dir("lockstuck", {"topology": "agg"})
     spec = load_spec(path)
