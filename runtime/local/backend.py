@@ -69,7 +69,10 @@ class LocalBackend:
         # supervisord gone (killed, host rebooted) but its programs still running: those orphans hold
         # the endpoint's port and would be duplicated by the programs a new supervisord starts. Stop
         # them (only processes carrying this deployment's identity) so the endpoint keeps its port.
-        stopped_orphans = [] if self.supervisor.is_running() else inventory.kill_marked(self.paths)
+        # A supervisord that is alive but slow to answer its socket (a loaded host) is not gone: its
+        # programs are not orphans, and killing them would take a healthy deployment down.
+        gone = not self.supervisor.is_running() and self.supervisor.pid() is None
+        stopped_orphans = inventory.kill_marked(self.paths) if gone else []
         names = ["frontend"] + (["etcd", "etcd-peer", "nats"] if self.target.discovery == "etcd" else [])
         running = set(self.supervisor.processes()) if self.supervisor.is_running() else set()
         ours = {n for n in names if n in running or (n == "etcd-peer" and "etcd" in running)}
@@ -211,6 +214,7 @@ class LocalBackend:
             if ours:
                 self.supervisor.apply([], retire=ours)
                 shutil.rmtree(f.root, ignore_errors=True)
+            portlib.forget(self.paths.ports_file, lm.PORT_NAMES)  # ports.json holds what runs now
             return {"monitoring": False}
         return _monitoring_up(self, lm, f, configured, ours)
 

@@ -220,4 +220,5 @@ def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefe
     running = backend.supervisor.processes()
     assert not set(lm.PROGRAMS) & set(running) and not lm.files(backend.paths.root).root.exists()
     assert not portlib.port_is_listening(ports["prometheus"])
+    assert not set(lm.PORT_NAMES) & set(portlib.load(backend.paths.ports_file)), "their ports are forgotten"
     assert backend.teardown()["leftovers"] == []
