@@ -71,6 +71,24 @@ def diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, object]]
     return out
 
 
+def alert_is_stale(revisions: list[Revision], alerted: int | str | None) -> str | None:
+    """Why a rollback started for an alert on revision ``alerted`` has nothing left to do, or None.
+
+    An alert fires on several rules at once (TTFT and ITL, the 1h and the 6h pair) and each firing
+    starts a rollback run; the runs queue on the target's slot. The first restores the last good
+    revision; a later one would otherwise pick "the last good before what serves now", which can be
+    the very revision that alerted (it passed its smoke test before it degraded): a roll forward
+    into the fault. A rollback for an alert acts only while the alerted revision still serves.
+    """
+    if alerted in (None, "", "None"):
+        return None
+    cur = current(revisions)
+    if cur is not None and cur.number == int(alerted):
+        return None
+    return (f"the alert was about revision {alerted}, which no longer serves (now "
+            f"{cur.number if cur else 'nothing'}): already rolled back or replaced")
+
+
 def plan_rollback(revisions: list[Revision], number: int | None = None) -> tuple[Revision | None, Revision]:
     """Pick (current, target) for a rollback: ``number`` if given, else the last good one before current.
 

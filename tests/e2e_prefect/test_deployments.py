@@ -52,7 +52,7 @@ def ledger(spec) -> list[tuple[int, str]]:
 def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(stack):
     want = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
     got = {d["name"]: d for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
-    assert len(want) == 35 and set(got) == set(want)  # 9 example targets x 4, no canary-ecs
+    assert len(want) == 39 and set(got) == set(want)  # 10 example targets x 4, no canary-ecs
     for name, d in got.items():
         kind = name.split("-")[0]
         assert d["entrypoint"] == want[name]["entrypoint"] == f"flows/{kind}.py:{kind}"

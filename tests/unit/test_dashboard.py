@@ -16,14 +16,14 @@ from runtime import dashboard, monitoring_kube
 from runtime.spec import API_VERSION, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "infra" / "monitoring" / "local-monitoring.yaml"
+EXAMPLE = ROOT / "infra" / "targets" / "local-monitoring.yaml"
 SHIPPED = ROOT / "infra" / "monitoring" / "dashboards" / "local-monitoring.json"
 
 
 def test_shipped_dashboard_is_the_rendered_one():
     board = dashboard.render(load_spec(EXAMPLE))
     assert json.loads(SHIPPED.read_text()) == json.loads(json.dumps(board)), \
-        "regenerate: uv run python -m runtime.dashboard infra/monitoring/local-monitoring.yaml " + str(SHIPPED.relative_to(ROOT))
+        "regenerate: uv run python -m runtime.dashboard infra/targets/local-monitoring.yaml " + str(SHIPPED.relative_to(ROOT))
 
 
 def test_panels_cover_latency_traffic_errors_queue_kv_workers_and_burn():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.revisions import Revision, current, describe_changes, diff, last_good, next_number, plan_rollback
+from runtime.revisions import (Revision, alert_is_stale, current, describe_changes, diff, last_good, next_number,
+                               plan_rollback)
 
 
 def rev(n: int, status: str, h: str, smoke_passed: bool | None = True, **spec) -> Revision:
@@ -59,3 +60,15 @@ def test_a_rollback_across_a_topology_change_says_the_graph_is_replaced():
     assert rows[0]["field"] == "(graph)" and "replaced, not updated" in rows[0]["after"]
     same = describe_changes(rev(2, "serving", "b", **b), rev(1, "superseded", "a", **b))
     assert all(r["field"] != "(graph)" for r in same)
+
+
+def test_a_rollback_for_an_alert_acts_only_while_the_alerted_revision_serves():
+    # revision 2 passed its smoke test, then degraded and alerted; the first rollback restored 1 as 3
+    degraded = [rev(1, "superseded", "a"), rev(2, "serving", "b")]
+    restored = [rev(1, "superseded", "a"), rev(2, "superseded", "b"), rev(3, "serving", "a")]
+    assert alert_is_stale(degraded, 2) is None and alert_is_stale(degraded, "2") is None
+    # a second queued run for the same alert would pick "last good before 3" = 2: the bad one
+    assert plan_rollback(restored)[1].number == 2
+    assert "no longer serves (now 3)" in alert_is_stale(restored, 2)
+    assert alert_is_stale(restored, None) is None  # not started by an alert: plan as usual
+    assert "now nothing" in alert_is_stale([], 2)
