@@ -80,28 +80,28 @@ def group_ttft_p90_ms(before: dict[str, str], after: dict[str, str],
     """TTFT p90 over an analysis window for a group of processes (workers, or frontends), from their own
     /metrics pages scraped before and after the window, keyed by endpoint."""
     for name in names:
-        merged: dict[float, float] = {}
-        for url, text in after.items():
-            d = metrics.delta(metrics.histogram(metrics.parse(text), name),
-                              metrics.histogram(metrics.parse(before.get(url, "")), name))
-            for le, count in d.items():
-                merged[le] = merged.get(le, 0.0) + count
-        q = metrics.quantile(merged, 0.9)
+        q = metrics.quantile(_merged_delta(before, after, name), 0.9)
         if q is not None:
             return q * 1000
     return None
+
+
+def _merged_delta(before: dict[str, str], after: dict[str, str], name: str) -> dict[float, float]:
+    """Histogram ``name`` (le -> count) over the window, summed over every endpoint of the group."""
+    merged: dict[float, float] = {}
+    for url, text in after.items():
+        d = metrics.delta(metrics.histogram(metrics.parse(text), name),
+                          metrics.histogram(metrics.parse(before.get(url, "")), name))
+        for le, count in d.items():
+            merged[le] = merged.get(le, 0.0) + count
+    return merged
 
 
 def group_ttft_buckets(before: dict[str, str], after: dict[str, str],
                        names: tuple[str, ...] = WORKER_TTFT) -> dict[float, float]:
     """The cumulative TTFT histogram (le -> count) of a group of processes over a window, merged."""
     for name in names:
-        merged: dict[float, float] = {}
-        for url, text in after.items():
-            d = metrics.delta(metrics.histogram(metrics.parse(text), name),
-                              metrics.histogram(metrics.parse(before.get(url, "")), name))
-            for le, count in d.items():
-                merged[le] = merged.get(le, 0.0) + count
+        merged = _merged_delta(before, after, name)
         if merged and max(merged.values()) > 0:
             return merged
     return {}

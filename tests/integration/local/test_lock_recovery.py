@@ -38,6 +38,19 @@ def _set_slots(name: str, n: int) -> None:
         client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=n))
 
 
+def _dead_holder_record(spec, name: str) -> Path:
+    """A holder record of this host and user naming a process that has exited, with a lease the
+    server never knew."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = start_time(gone.pid)
+    gone.wait()
+    record = _lock.holder_file(spec, name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"pid": gone.pid, "start": started, "host": socket.gethostname(), "uid": os.getuid(),
+                                  "lease_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}))
+    return record
+
+
 def test_a_killed_holder_frees_the_slot_at_once(prefect_api, spec_dir):
     path = spec_dir("lockdead", {"topology": "agg"})
     spec = load_spec(path)
@@ -70,13 +83,7 @@ def test_a_slot_left_counted_by_a_server_restart_is_given_back(prefect_api, spec
     _lock.ensure_limit(name)
     # What a server restart leaves: the count in its database, the lease (server memory) gone, and
     # the holder (killed with the host, or by the operator) recorded as a process that no longer exists.
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    started = start_time(gone.pid)
-    gone.wait()
-    record = _lock.holder_file(spec, name)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pid": gone.pid, "start": started, "host": socket.gethostname(), "uid": os.getuid(),
-                                  "lease_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}))
+    record = _dead_holder_record(spec, name)
     _set_slots(name, 1)
     with _lock.target_lock(spec, timeout_s=20):
         assert _slots(name) == 1
@@ -91,13 +98,7 @@ def test_a_long_dead_holder_never_gives_back_a_slot_someone_else_holds(prefect_a
     spec = load_spec(path)
     name = _lock.limit_name(spec)
     _lock.ensure_limit(name)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    started = start_time(gone.pid)
-    gone.wait()
-    record = _lock.holder_file(spec, name)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pid": gone.pid, "start": started, "host": socket.gethostname(), "uid": os.getuid(),
-                                  "lease_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}))
+    record = _dead_holder_record(spec, name)
     long_ago = time.time() - 10 * _lock.LEASE_S
     os.utime(record, (long_ago, long_ago))
     _set_slots(name, 1)  # the other run's slot
