@@ -1,8 +1,8 @@
 """The real upstream material (../shared/upstream or $DYNADEPLOY_UPSTREAM_DIR), read at test time.
 
 Nothing from that folder is copied into the project: the harness reads the real CRDs and values files from
-it when a test runs, and tests that need it skip (saying why) when it is absent. /work/shared/upstream/
-README.txt (or the folder's own README.txt) says what each file is and which upstream commit it comes from.
+it when a test runs, and tests that need it skip (saying why) when it is absent. The folder's own
+README.txt says what each file is and which upstream commit it comes from.
 
     upstream_dir()                 -> Path | None
     require_upstream()             -> Path, or pytest.skip with the reason
