@@ -38,7 +38,7 @@ class RollbackApproval(RunInput):
 @redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="rollback", log_prints=False)
 def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
-             auto_approve: bool = False, approval_timeout_s: int = 3600, alerted_revision: int | str | None = None):
+             auto_approve: bool = False, approval_timeout_s: int = 3600, only_while_serving: int | None = None):
     """Restore a recorded revision after an approval; a rejection changes nothing and ends Cancelled.
 
     Args:
@@ -47,12 +47,12 @@ def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollb
         reason: recorded with the new revision.
         auto_approve: skip the approval pause.
         approval_timeout_s: how long the run waits for an answer before it fails.
-        alerted_revision: set by the SLO-alert automation: roll back only while this revision still
+        only_while_serving: set by the SLO-alert automation (the alerted revision): roll back only while it still
             serves (several alerts queue several runs; the later ones then change nothing).
     """
     s = load(spec)
     with target_lock(s):
-        stale = revlib.alert_is_stale(stages.read_ledger(s), alerted_revision)
+        stale = revlib.alert_is_stale(stages.read_ledger(s), only_while_serving)
         if stale:
             with stage("plan") as st:
                 st.note(f"nothing to do: {stale}")
