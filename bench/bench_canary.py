@@ -99,14 +99,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dynadeploy-bench-canary-"))
     os.environ["DYNADEPLOY_HOME"] = str(work / "home")
     os.environ.pop("PREFECT_API_URL", None)
-    from runtime import prefect_server
+    from runtime.gateways import prefect_server
 
     # the server first: Prefect reads PREFECT_API_URL when it is imported
     os.environ["PREFECT_API_URL"] = prefect_server.ensure_server(timeout_s=600)
     from flows.deploy import deploy
-    from runtime.local.backend import LocalBackend
-    from runtime.local.ports import free_port
-    from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
+    from runtime.targets.local.ports import free_port
+    from runtime.spec.models import load_spec
 
     path = write_spec(work, free_port())
     slow = {"serving": {"mocker": {"speedup_ratio": args.slow_speedup}}}

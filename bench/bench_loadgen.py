@@ -1,4 +1,4 @@
-"""How much does runtime/loadgen.py itself cost, and how fast can it drive load before it is the limit?
+"""How much does runtime/gateways/loadgen.py itself cost, and how fast can it drive load before it is the limit?
 
 Why: a smoke/SLA gate is only trustworthy if the client adds little to the latencies it reports and
 can offer the load asked of it. Two measurements against tests/harness/fake_openai.py, run as a separate
@@ -15,7 +15,7 @@ process on uvloop with zero artificial delay, so this process's CPU is the clien
    ratio to the raw client of the same run. ``--profile`` adds a cProfile of the loadgen (CPU time),
    grouped by package.
 3. Measurement bias: with the fake adding 50 ms TTFT and 10 ms per token, how far the measured TTFT
-   and ITL (per request; runtime/sla.py) are from those delays at concurrency 1 and 32, and the
+   and ITL (per request; runtime/domain/sla.py) are from those delays at concurrency 1 and 32, and the
    inter-chunk gaps as read.
 4. Sustainable open-loop rate: ramp ``rate`` and watch the achieved send rate, the start lag behind the
    schedule and the CPU of the client and of the server; the first step where the achieved rate falls
@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runtime import loadgen
-from runtime.sla import percentile
+from runtime.gateways import loadgen
+from runtime.domain.sla import percentile
 
 MODEL = "tiny-mock"
 RESULTS = ROOT / "bench" / "results" / "loadgen.json"
@@ -277,7 +277,7 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
         group = next(
             (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "uvloop", "asyncio", "json")
              if f"/{name}/" in path),
-            "loadgen" if path.endswith("runtime/loadgen.py") else
+            "loadgen" if path.endswith("runtime/gateways/loadgen.py") else
             f"builtin {function}" if filename == "~" else "other",
         )  # fmt: skip
         groups[group] = groups.get(group, 0.0) + own

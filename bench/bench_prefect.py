@@ -63,8 +63,8 @@ def serving_poller(backend, model: str, after: int, out: dict, stop: threading.E
 
 def direct_stages(spec, timed: bool = True) -> dict:
     """The deploy stages for ``spec`` run directly on the backend, no Prefect: the baseline."""
-    from runtime import loadgen
-    from runtime.local.backend import LocalBackend
+    from runtime.gateways import loadgen
+    from runtime.targets.local.backend import LocalBackend
     from tests.e2e_prefect.stack import chat
 
     backend = LocalBackend(spec)
@@ -82,7 +82,7 @@ def direct_stages(spec, timed: bool = True) -> dict:
 
 
 def rollback_round(stack, path_b: Path, spec_a, spec_b) -> dict:
-    from runtime.local.backend import LocalBackend
+    from runtime.targets.local.backend import LocalBackend
 
     backend = LocalBackend(spec_b)
     assert backend.revisions()[-1].spec_hash != backend.revisions()[0].spec_hash, "B must be serving"
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--canaries", type=int, default=2)
     args = ap.parse_args()
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
     from tests.e2e_prefect.stack import PrefectStack
 
     RESULTS.mkdir(parents=True, exist_ok=True)

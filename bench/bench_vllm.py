@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-from runtime.local import model_cache, tiny_llama, vllm_cpu
-from runtime.local.plan import cpu_vllm_env
-from runtime.local.ports import free_port
+from runtime.targets.local import model_cache, tiny_llama, vllm_cpu
+from runtime.render.local_plan import cpu_vllm_env
+from runtime.targets.local.ports import free_port
 
 HOST = "127.0.0.1"
 FLAGS = ["--dtype", "float32", "--enforce-eager", "--max-model-len", "512"]
@@ -155,8 +155,8 @@ def stack_by_hand(model: Path, python: str, work: Path) -> dict:
 
 
 def dynadeploy(work: Path) -> dict:
-    from runtime.local.backend import LocalBackend
-    from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
+    from runtime.spec.models import load_spec
 
     port = free_port(HOST)
     doc = yaml.safe_load((ROOT / "infra" / "targets" / "local-vllm.yaml").read_text())

@@ -45,8 +45,8 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPS
 
 from flows._slot_report import waiting_reporter
 from runtime.errors import TransientError
-from runtime.local.inventory import same_process, start_time
-from runtime.local.paths import home
+from runtime.targets.local.inventory import same_process, start_time
+from runtime.targets.local.paths import home
 
 LEASE_S = 60.0  # the Prefect server's minimum; renewed at 75 %
 POLL_S = 5.0  # how often a waiter looks for a dead holder while it waits
@@ -56,7 +56,7 @@ HEARTBEAT_S = 15.0  # a live holder touches its record this often (the record's 
 def limit_name(spec) -> str:
     target = getattr(spec, "target", None)
     if getattr(target, "kind", None) == "local":
-        from runtime.local.paths import DeploymentPaths
+        from runtime.targets.local.paths import DeploymentPaths
 
         return f"dynadeploy-target-{spec.name}-{DeploymentPaths.for_deployment(spec.name, target.state_dir).identity[:8]}"
     return f"dynadeploy-target-{spec.name}"

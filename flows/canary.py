@@ -29,9 +29,9 @@ from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
-from runtime import canary as gate
-from runtime import metrics, sla
-from runtime.backends import backend_for
+from runtime.domain import canary as gate
+from runtime.domain import metrics, sla
+from runtime.targets.registry import backend_for
 from runtime.errors import PermanentError, PreflightError
 from tasks import canary as steps
 
@@ -188,8 +188,8 @@ def _analyse(s, cand, step: gate.Step, info: dict):
 
 
 def _latency_pictures(s, label: str, base, new) -> None:
-    """Stable vs candidate TTFT/ITL distributions as pictures (runtime/latency_plot.py)."""
-    from runtime import latency_plot
+    """Stable vs candidate TTFT/ITL distributions as pictures (runtime/render/latency_plot.py)."""
+    from runtime.render import latency_plot
 
     create_markdown_artifact(key=f"canary-latency-{s.name}"[:60],
                              markdown=f"# Canary of {s.name}, {label}\n\n"

@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------------------
 def _deploy(args) -> int:
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
 
     spec = load_spec(args.spec)  # validate before anything starts
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -175,9 +175,9 @@ def _deploy(args) -> int:
 def _status(args) -> int:
     import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from flows._status import verdict
-    from runtime import naming
-    from runtime.backends import backend_for
-    from runtime.spec import load_spec
+    from runtime.domain import naming
+    from runtime.targets.registry import backend_for
+    from runtime.spec.models import load_spec
 
     spec = load_spec(args.spec)
     status = backend_for(spec).status()
@@ -206,7 +206,7 @@ def _status(args) -> int:
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
     if status.get("slo"):  # a deployment with monitoring: live burn rates and alerts from its Prometheus
-        from runtime.slo_status import lines
+        from runtime.domain.slo_status import lines
 
         print("\n".join(lines(status["slo"])))
     return 0 if status["models"] and not problems else 3
@@ -214,7 +214,7 @@ def _status(args) -> int:
 
 def _operations(name: str):
     """Running and paused runs on the target, from the Prefect server the CLI uses; never starts one."""
-    from runtime import prefect_server
+    from runtime.gateways import prefect_server
 
     if not os.environ.get("PREFECT_API_URL"):
         url = prefect_server.running_url()
@@ -231,8 +231,8 @@ def _operations(name: str):
 
 def _history(args) -> int:
     import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
-    from runtime.backends import backend_for
-    from runtime.spec import load_spec
+    from runtime.targets.registry import backend_for
+    from runtime.spec.models import load_spec
 
     revisions = backend_for(load_spec(args.spec)).status()["revisions"]
     if args.output == "json":
@@ -244,10 +244,10 @@ def _history(args) -> int:
 
 def _diff(args) -> int:
     import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
-    from runtime import revisions as revlib
-    from runtime.backends import backend_for
+    from runtime.domain import revisions as revlib
+    from runtime.targets.registry import backend_for
     from runtime.errors import PermanentError
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
 
     by_number = {r.number: r for r in backend_for(load_spec(args.spec)).revisions()}
     missing = [n for n in (args.a, args.b) if n not in by_number]
@@ -267,7 +267,7 @@ def _diff(args) -> int:
 
 
 def _rollback(args) -> int:
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -322,7 +322,7 @@ def _parse_candidate(text: str) -> dict:
 
 
 def _canary(args) -> int:
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
 
     spec = load_spec(args.spec)
     candidate = _parse_candidate(args.candidate)
@@ -365,7 +365,7 @@ def _print_steps(rows: list[dict], out) -> None:
 
 
 def _answer(args) -> int:
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=True, verbose=args.verbose)
@@ -384,7 +384,7 @@ def _answer(args) -> int:
 
 
 def _teardown(args) -> int:
-    from runtime.spec import load_spec
+    from runtime.spec.models import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -401,7 +401,7 @@ def _teardown(args) -> int:
 
 
 def _server(args) -> int:
-    from runtime import prefect_server
+    from runtime.gateways import prefect_server
 
     if args.action == "stop":
         print("stopped" if prefect_server.stop_server() else "not running")
@@ -471,7 +471,7 @@ def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
         return
-    from runtime import prefect_server
+    from runtime.gateways import prefect_server
 
     if not prefect_server.running_url() and not quiet:
         print("starting the local Prefect server (once; later runs reuse it) ...", file=sys.stderr)

@@ -23,7 +23,7 @@ from flows._lock import target_lock
 from flows._progress import stage
 from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
-from runtime import revisions as revlib
+from runtime.domain import revisions as revlib
 from runtime.errors import PermanentError
 from tasks import stages
 

@@ -47,7 +47,7 @@ class SpecError(DynadeployError):
     """The deployment spec is invalid. Raised while loading, before anything is touched."""
 
     def __init__(self, issues: list[SpecIssue], *, source: str | None = None) -> None:
-        from runtime.secret_shapes import scrub  # stdlib-only module; late to keep this one import-free
+        from runtime.domain.secret_shapes import scrub  # stdlib-only module; late to keep this one import-free
 
         # Last line of defence: whatever an issue was built from (a key the user wrote, a value a
         # rule quoted), no access token leaves in a spec error; paths also lose opaque key-like words.

@@ -1,5 +1,5 @@
-"""Canary steps as Prefect tasks. The mechanics are per target (runtime/local/canary.py,
-runtime/kube_canary.py: plan, stage, shift, reach, unshift, drop); targets without them get a
+"""Canary steps as Prefect tasks. The mechanics are per target (runtime/targets/local/canary.py,
+runtime/targets/kube/canary.py: plan, stage, shift, reach, unshift, drop); targets without them get a
 NotSupportedError naming what they lack.
 
 The analysis is one task per window: it holds the addresses (port-forwards on a cluster) for the
@@ -15,14 +15,14 @@ from importlib import import_module
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from runtime import loadgen
+from runtime.gateways import loadgen
 from runtime.errors import NotSupportedError
-from runtime.scrape import scrape
+from runtime.gateways.scrape import scrape
 from tasks._policy import TRANSIENT
 from tasks.secrets import resolve_model_token
 
-_KUBE = "runtime.kube_canary"
-_MECHANICS = {"local": "runtime.local.canary", "kube": _KUBE, "eks": _KUBE, "gke": _KUBE, "aks": _KUBE}
+_KUBE = "runtime.targets.kube.canary"
+_MECHANICS = {"local": "runtime.targets.local.canary", "kube": _KUBE, "eks": _KUBE, "gke": _KUBE, "aks": _KUBE}
 
 
 def mechanics(spec):

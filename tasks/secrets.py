@@ -3,9 +3,9 @@
 - the HF token: ``model.token`` (a Prefect Secret block, or an environment variable of the worker);
 - cloud credentials: ``target.credentials.block`` on eks/ecs/gke/aks, a Prefect block of the type the
   target kind reads (aws-credentials, gcp-credentials, azure-container-instance-credentials; see
-  runtime/credentials.py). The block document is read by type slug and name through the Prefect client,
+  runtime/domain/credentials.py). The block document is read by type slug and name through the Prefect client,
   so the worker needs none of prefect-aws/-gcp/-azure. Importing this module registers
-  ``resolve_cloud_credentials`` with runtime.backends, so every ``backend_for(spec)`` made inside a task
+  ``resolve_cloud_credentials`` with runtime.targets.registry, so every ``backend_for(spec)`` made inside a task
   (or the canary flow, or the CLI) resolves the block then and there. Credentials are never task
   parameters or results: only the spec, which holds the block's name, travels.
 """
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 
-from runtime import backends, secret_shapes
-from runtime import credentials as creds
+from runtime.targets import registry as backends
+from runtime.domain import secret_shapes
+from runtime.domain import credentials as creds
 from runtime.errors import PermanentError, TransientError
 
 

@@ -8,8 +8,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from runtime import loadgen, sla
-from runtime.backends import backend_for
+from runtime.gateways import loadgen
+from runtime.domain import sla
+from runtime.targets.registry import backend_for
 from runtime.errors import SmokeTestFailed
 from tasks._policy import TRANSIENT
 
@@ -46,7 +47,7 @@ def _publish(spec, revision: int, summary: dict, result, failed: str | None = No
         create_table_artifact(key=_key("smoke", spec.name), table=sla.to_table(result.report),
                               description=title)
         md = sla.to_markdown(result.report, result.verdict)
-        from runtime import latency_plot  # the distributions as pictures (SVG CDFs with the SLA targets)
+        from runtime.render import latency_plot  # the distributions as pictures (SVG CDFs with the SLA targets)
 
         md += "\n\n" + latency_plot.markdown({f"revision {revision}": result.report}, spec.smoke.sla)
     else:

@@ -12,7 +12,7 @@ import logging
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from runtime.backends import backend_for
+from runtime.targets.registry import backend_for
 from tasks._policy import TRANSIENT
 from tasks.secrets import resolve_model_token
 

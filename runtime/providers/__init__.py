@@ -15,13 +15,13 @@ from runtime.errors import NotSupportedError
 from runtime.providers.base import Capability, ClusterProvider, ClusterRef, KubeAccess, StorageClass, require
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
+    from runtime.spec.models import DeploymentSpec
 
 PROVIDERS = {
     "eks": "runtime.providers.eks:EksProvider",
     "gke": "runtime.providers.gke:GkeProvider",
     "aks": "runtime.providers.aks:AksProvider",
-    "ecs": "runtime.providers.ecs:EcsProvider",
+    "ecs": "runtime.targets.ecs.provider:EcsProvider",
 }
 
 __all__ = ["PROVIDERS", "Capability", "ClusterProvider", "ClusterRef", "KubeAccess", "StorageClass",

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from runtime.errors import PermanentError, TransientError
-from runtime.providers import plan
-from runtime.providers._aws import Waits
-from runtime.providers._azure import RESOURCE_GROUP_API, Azure
+from runtime.render import cloud_plan as plan
+from runtime.gateways.aws import Waits
+from runtime.gateways.azure import RESOURCE_GROUP_API, Azure
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
-    from runtime.spec_targets import AksTarget
+    from runtime.spec.models import DeploymentSpec
+    from runtime.spec.targets import AksTarget
 
 _BUSY = ("Creating", "Updating", "Upgrading", "Scaling", "Starting", "Stopping", "Migrating", "Deleting")
 
@@ -55,7 +55,7 @@ class AksProvider:
 
     def __init__(self, *, waits: Waits | None = None, polling_interval: float = 15.0, retry_total: int = 8,
                  credentials: Any = None) -> None:
-        # credentials: an azure-container-instance-credentials block's runtime.credentials.AzureCredentials
+        # credentials: an azure-container-instance-credentials block's runtime.domain.credentials.AzureCredentials
         self._options = {"waits": waits, "polling_interval": polling_interval, "retry_total": retry_total,
                          "credentials": credentials}
         self._clients: dict[str, Azure] = {}
@@ -172,7 +172,7 @@ class AksProvider:
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
         """The spec's class, else azurefile-csi for RWX / managed-csi for RWO (built into AKS)."""
-        from runtime import capabilities
+        from runtime.domain import capabilities
 
         cache = spec.model.cache
         if cache.storage_class:

@@ -12,7 +12,7 @@ A provider turns the target part of a spec into a cluster (EKS, GKE, AKS) or a s
 
 Capabilities are declared (``capabilities`` class attribute), never discovered by trial; the
 Kubernetes-facing ones (driver policy, storage classes, tolerations) are data in infra/providers.yaml
-(runtime.capabilities). Pure module: no SDK, no I/O except ``KubeAccess.write_kubeconfig``.
+(runtime.domain.capabilities). Pure module: no SDK, no I/O except ``KubeAccess.write_kubeconfig``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import yaml
 from runtime.errors import NotSupportedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
+    from runtime.spec.models import DeploymentSpec
 
 
 class Capability(StrEnum):

@@ -21,13 +21,15 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.errors import NotSupportedError, PermanentError, TransientError
-from runtime.providers import _aws_iam, _aws_net, _eks_token, plan, plan_aws
-from runtime.providers._aws import Aws, Waits, http_status, session_for, tag_dict, tag_filters, tag_spec
+from runtime.providers import aws_iam as _aws_iam, aws_net as _aws_net
+from runtime.gateways import eks_token as _eks_token
+from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
+from runtime.gateways.aws import Aws, Waits, http_status, session_for, tag_dict, tag_filters, tag_spec
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
-    from runtime.spec_targets import EksTarget
+    from runtime.spec.models import DeploymentSpec
+    from runtime.spec.targets import EksTarget
 
 log = logging.getLogger(__name__)
 _NF = ("ResourceNotFoundException",)
@@ -44,7 +46,7 @@ class EksProvider:
     })
 
     def __init__(self, *, session: Any = None, waits: Waits | None = None, credentials: Any = None) -> None:
-        # credentials: an aws-credentials block's runtime.credentials.AwsCredentials (None: the default chain)
+        # credentials: an aws-credentials block's runtime.domain.credentials.AwsCredentials (None: the default chain)
         self._session = session_for(credentials) if credentials is not None else session
         self._waits = waits
         self._clients: dict[str, Aws] = {}

@@ -18,14 +18,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.errors import PermanentError, TransientError
-from runtime.providers import plan
-from runtime.providers._aws import Waits
-from runtime.providers._gcp import Gke
+from runtime.render import cloud_plan as plan
+from runtime.gateways.aws import Waits
+from runtime.gateways.gcp import Gke
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
-    from runtime.spec_targets import GkeTarget
+    from runtime.spec.models import DeploymentSpec
+    from runtime.spec.targets import GkeTarget
 
 _BUSY = ("PROVISIONING", "RECONCILING")
 
@@ -42,7 +42,7 @@ class GkeProvider:
     })
 
     def __init__(self, *, waits: Waits | None = None, retry_initial_s: float = 1.0, credentials: Any = None) -> None:
-        # credentials: a gcp-credentials block's runtime.credentials.GcpCredentials (None: the default chain)
+        # credentials: a gcp-credentials block's runtime.domain.credentials.GcpCredentials (None: the default chain)
         self.gke = Gke(waits=waits, retry_initial_s=retry_initial_s, credentials=credentials)
 
     # --- cluster ------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class GkeProvider:
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
         """The cache's class: the spec's, else standard-rwx (Filestore, enabled at cluster creation) for
         RWX, else the default class (infra/providers.yaml). GKE ships these classes itself."""
-        from runtime import capabilities
+        from runtime.domain import capabilities
 
         cache = spec.model.cache
         if cache.storage_class:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime import naming
+from runtime.domain import naming
 from runtime.render import common, templates
 from runtime.render.dgd import model_key
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.capabilities import Capabilities
-    from runtime.spec import DeploymentSpec
+    from runtime.domain.capabilities import Capabilities
+    from runtime.spec.models import DeploymentSpec
 
 MARKER_DIR = ".dynadeploy"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime import naming
+from runtime.domain import naming
 from runtime.errors import NotSupportedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec, SecretRef
+    from runtime.spec.models import DeploymentSpec, SecretRef
 
 MODEL_MOUNT = "/opt/models"  # where every component mounts the model cache (HF_HOME)
 DOWNLOAD_MOUNT = "/model-store"  # where the download Job mounts it (its HF_HOME)

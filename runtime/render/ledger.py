@@ -15,10 +15,10 @@ import gzip
 import json
 from typing import Any, NamedTuple
 
-from runtime import naming
+from runtime.domain import naming
 from runtime.errors import PermanentError
 from runtime.render import common
-from runtime.revisions import Revision
+from runtime.domain.revisions import Revision
 
 DATA_KEY = "revision.json"
 RENDERED_KEY = "rendered.json.gz"

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runtime import naming
+from runtime.domain import naming
 from runtime.render import common, templates
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.capabilities import Capabilities
-    from runtime.spec import DeploymentSpec
+    from runtime.domain.capabilities import Capabilities
+    from runtime.spec.models import DeploymentSpec
 
 DYNAMO_CHARTS = "https://helm.ngc.nvidia.com/nvidia/ai-dynamo/charts"
 NVIDIA_REPO = "https://helm.ngc.nvidia.com/nvidia"

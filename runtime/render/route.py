@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime import naming
+from runtime.domain import naming
 from runtime.render import common, templates
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
+    from runtime.spec.models import DeploymentSpec
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 INGRESS_API = "networking.k8s.io/v1"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime import naming
+from runtime.domain import naming
 from runtime.render import common, templates
 from runtime.render.cache import job_service_account
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.capabilities import Capabilities
-    from runtime.spec import DeploymentSpec
+    from runtime.domain.capabilities import Capabilities
+    from runtime.spec.models import DeploymentSpec
 
 
 def _fill(relpath: str, values: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.local.backend import LocalBackend
-from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
+from runtime.spec.models import load_spec
 from tests.e2e_prefect.stack import MARK, chat
 
 CHROMIUM = Path("/usr/bin/chromium")

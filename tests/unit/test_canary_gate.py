@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from runtime import canary, metrics
-from runtime.sla import LoadReport, RequestResult
+from runtime.domain import canary, metrics
+from runtime.domain.sla import LoadReport, RequestResult
 
 PAGE = """# HELP x
 dynamo_frontend_requests_total{model="m",status="success"} {ok}
@@ -85,7 +85,7 @@ def test_shifted_gate():
 
 import random
 
-from runtime.sla import Verdict
+from runtime.domain.sla import Verdict
 
 SPEC = SimpleNamespace(max_ttft_regression=0.2, max_itl_regression=0.2, max_error_rate=0.0, min_samples=20)
 
@@ -249,7 +249,7 @@ def test_verdict_explains_itself():
 
 
 def test_gate_settings_fill_defaults_from_an_unset_spec_field():
-    from runtime.spec import CanarySpec
+    from runtime.spec.models import CanarySpec
 
     g = canary.GateSettings.of(CanarySpec())
     assert (g.ttft_floor_ms, g.itl_floor_ms, g.confidence, g.holds, g.needed) == (10.0, 2.0, 0.95, 2, 29)

@@ -1,7 +1,7 @@
 """Cloud credentials from Prefect blocks, without a server: the spec field (target.credentials), the block
-data -> typed credentials mapping (runtime/credentials.py), the typed credentials -> SDK credential objects
+data -> typed credentials mapping (runtime/domain/credentials.py), the typed credentials -> SDK credential objects
 (the gateways' session_for / service_account_credentials / azure_credential, built without any network
-call), and how backends get them (runtime/backends.py, runtime/cloud_backend.py)."""
+call), and how backends get them (runtime/targets/registry.py, runtime/targets/cloud/backend.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import credentials as creds
-from runtime import naming
+from runtime.domain import credentials as creds
+from runtime.domain import naming
 from runtime.errors import PermanentError, SpecError
-from runtime.spec import parse_spec
+from runtime.spec.models import parse_spec
 from tests.unit.test_layers import IO, SDKS, imported_roots
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,7 +197,7 @@ def aws_block(**data):
 
 def test_an_aws_block_becomes_the_boto3_session_of_every_aws_call(monkeypatch, tmp_path):
     from runtime.providers import get_provider
-    from runtime.providers._aws import session_for
+    from runtime.gateways.aws import session_for
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ENV-KEY-ID")  # the block wins over the worker's environment
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
@@ -219,7 +219,7 @@ def test_a_gcp_block_becomes_service_account_credentials_for_the_container_clien
     from cryptography.hazmat.primitives.asymmetric import rsa
     from google.oauth2 import service_account
 
-    from runtime.providers._gcp import ENDPOINT_ENV, SCOPES, Gke
+    from runtime.gateways.gcp import ENDPOINT_ENV, SCOPES, Gke
 
     pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
@@ -240,7 +240,7 @@ def test_a_gcp_block_becomes_service_account_credentials_for_the_container_clien
 def test_an_azure_block_becomes_a_client_secret_credential(monkeypatch):
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
-    from runtime.providers._azure import ENDPOINT_ENV, Azure, azure_credential
+    from runtime.gateways.azure import ENDPOINT_ENV, Azure, azure_credential
 
     block = creds.from_block("azure-container-instance-credentials", "az", {
         "client_id": "app-1", "tenant_id": "tenant-1", "client_secret": SECRET_KEY})
@@ -266,7 +266,8 @@ def test_an_azure_block_becomes_a_client_secret_credential(monkeypatch):
 
 
 def test_backends_get_the_resolved_credentials_and_fail_closed_without_a_resolver(monkeypatch):
-    from runtime import backends, cloud_backend
+    from runtime.targets import registry as backends
+    from runtime.targets.cloud import backend as cloud_backend
 
     spec = parse_spec(doc("eks", {"block": "prod"}), source="test")
     block = aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY)
@@ -287,7 +288,7 @@ def test_backends_get_the_resolved_credentials_and_fail_closed_without_a_resolve
 
 
 def test_providers_are_cached_per_kind_and_credentials(monkeypatch):
-    from runtime import cloud_backend
+    from runtime.targets.cloud import backend as cloud_backend
 
     built = []
     monkeypatch.setattr(cloud_backend, "_PROVIDERS", {})

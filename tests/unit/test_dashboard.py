@@ -1,4 +1,4 @@
-"""runtime.dashboard: the Grafana dashboard of a deployment, its shipped copy in infra/, its ConfigMap on
+"""runtime.render.dashboard: the Grafana dashboard of a deployment, its shipped copy in infra/, its ConfigMap on
 Kubernetes, and that every panel's PromQL parses (promtool). That every query also returns data in a real
 Prometheus is asserted by tests/integration/local/test_monitoring.py."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import dashboard, monitoring_kube
-from runtime.spec import API_VERSION, load_spec, parse_spec
+from runtime.render import dashboard, monitoring_kube
+from runtime.spec.models import API_VERSION, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "targets" / "local-monitoring.yaml"
@@ -23,7 +23,7 @@ SHIPPED = ROOT / "infra" / "monitoring" / "dashboards" / "local-monitoring.json"
 def test_shipped_dashboard_is_the_rendered_one():
     board = dashboard.render(load_spec(EXAMPLE))
     assert json.loads(SHIPPED.read_text()) == json.loads(json.dumps(board)), \
-        "regenerate: uv run python -m runtime.dashboard infra/targets/local-monitoring.yaml " + str(SHIPPED.relative_to(ROOT))
+        "regenerate: uv run python -m runtime.render.dashboard infra/targets/local-monitoring.yaml " + str(SHIPPED.relative_to(ROOT))
 
 
 def test_panels_cover_latency_traffic_errors_queue_kv_workers_and_burn():

@@ -1,8 +1,8 @@
-"""The pure decisions behind an ECS rollback by task definition revisions (runtime/providers/ecs_revisions.py)."""
+"""The pure decisions behind an ECS rollback by task definition revisions (runtime/targets/ecs/revisions.py)."""
 
 from __future__ import annotations
 
-from runtime.providers.ecs_revisions import (
+from runtime.targets.ecs.revisions import (
     family_of,
     recorded_task_definitions,
     renders_as,
@@ -10,7 +10,7 @@ from runtime.providers.ecs_revisions import (
     reusable,
     why_not,
 )
-from runtime.revisions import Revision
+from runtime.domain.revisions import Revision
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/{}"
 WANT = {"family": "demo-worker", "networkMode": "host", "requiresCompatibilities": ["EC2"],

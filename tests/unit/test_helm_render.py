@@ -1,4 +1,4 @@
-"""runtime.helm offline: real helm (4 and 3) rendering a small chart, reads through helm's memory
+"""runtime.gateways.helm offline: real helm (4 and 3) rendering a small chart, reads through helm's memory
 storage driver, the pyhelm3 argv workaround, and error translation.
 
 No API server is involved. Reads (status/history/list/get values) run the real binary with
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import helm as rh
+from runtime.gateways import helm as rh
 from runtime.errors import ToolError, TransientError
-from runtime.toolchain import binary
+from runtime.gateways.toolchain import binary
 
 CHART = Path(__file__).resolve().parents[1] / "harness" / "charts" / "rendertest"
 
@@ -31,7 +31,7 @@ def helm(request, monkeypatch, tmp_path) -> rh.Helm:
     try:
         binary("helm", major=request.param)
     except ToolError:
-        pytest.skip(f"helm {request.param} not installed (uv run python -m runtime.toolchain install)")
+        pytest.skip(f"helm {request.param} not installed (uv run python -m runtime.gateways.toolchain install)")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))  # never a real cluster
     monkeypatch.setenv("HELM_CACHE_HOME", str(tmp_path / "helm-cache"))
     monkeypatch.setenv("HELM_CONFIG_HOME", str(tmp_path / "helm-config"))
@@ -101,7 +101,7 @@ def test_sync_facade_works_inside_a_running_event_loop(helm):
 
 def test_missing_binary_raises_with_install_hint(tmp_path, monkeypatch):
     monkeypatch.setenv("DYNADEPLOY_TOOLS_DIR", str(tmp_path))
-    with pytest.raises(ToolError, match="runtime.toolchain install"):
+    with pytest.raises(ToolError, match="runtime.gateways.toolchain install"):
         rh.Helm(None)
 
 

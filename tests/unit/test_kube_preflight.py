@@ -1,4 +1,4 @@
-"""The kube preflight's decisions on plain objects (runtime/kube_preflight.py): GPU accounting, operator
+"""The kube preflight's decisions on plain objects (runtime/targets/kube/preflight.py): GPU accounting, operator
 conflicts, CRD versions, the permission list and server versions. The checks against a cluster are in
 tests/integration/kube/test_stages.py."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import kube_preflight as pf
+from runtime.targets.kube import preflight as pf
 from runtime.errors import PreflightError
-from runtime.spec import parse_spec
+from runtime.spec.models import parse_spec
 
 
 def spec(**sections):

@@ -1,4 +1,4 @@
-"""runtime.latency_plot: the smoke/canary latency pictures are well-formed SVG CDFs with the SLA target."""
+"""runtime.render.latency_plot: the smoke/canary latency pictures are well-formed SVG CDFs with the SLA target."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import base64
 import re
 import xml.etree.ElementTree as ET
 
-from runtime import latency_plot
-from runtime.sla import LoadReport, RequestResult
-from runtime.spec import SlaSpec
+from runtime.render import latency_plot
+from runtime.domain.sla import LoadReport, RequestResult
+from runtime.spec.models import SlaSpec
 
 SVG = "{http://www.w3.org/2000/svg}"
 

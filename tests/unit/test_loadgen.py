@@ -1,4 +1,4 @@
-"""runtime.loadgen against tests/harness/fake_openai.py on 127.0.0.1 (a real HTTP server, no engine).
+"""runtime.gateways.loadgen against tests/harness/fake_openai.py on 127.0.0.1 (a real HTTP server, no engine).
 
 Timing assertions are one-sided or generous (a delay is a lower bound; the upper bound allows several
 times the configured delay) so that a loaded 2-core CI box does not make them flaky.
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from runtime import loadgen
+from runtime.gateways import loadgen
 from runtime.errors import SmokeTestFailed, TransientError
-from runtime.sla import SmokeResult
-from runtime.spec import SlaSpec, SmokeSpec
+from runtime.domain.sla import SmokeResult
+from runtime.spec.models import SlaSpec, SmokeSpec
 from tests.harness.fake_openai import FakeConfig, FakeOpenAI
 
 MODEL = "tiny-mock"

@@ -11,7 +11,7 @@ the data and its CRLF, inside an SSE line, between an event's two newlines, seve
 and one byte at a time.
 
 The first test is the reproduction of the defect of the hand-written decoder this client replaced
-(runtime/loadgen.py before httpx): a chunk split across two reads after an earlier chunk of the same
+(runtime/gateways/loadgen.py before httpx): a chunk split across two reads after an earlier chunk of the same
 read was consumed. It fails on that code (timeout or "chunk data not followed by CRLF").
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from runtime import loadgen
+from runtime.gateways import loadgen
 
 MODEL = "tiny-mock"
 PAUSE_S = 0.001  # long enough for the loop to poll the client's socket between two pieces

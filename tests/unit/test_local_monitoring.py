@@ -1,4 +1,4 @@
-"""runtime.local.monitoring: the local Prometheus/Alertmanager/receiver plan (pure), checked by the real
+"""runtime.render.local_monitoring: the local Prometheus/Alertmanager/receiver plan (pure), checked by the real
 `promtool check config` and `amtool check-config`; loopback only; the programs carry the deployment marker."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import monitoring
-from runtime.local import monitoring as lm
-from runtime.local.plan import DEPLOYMENT_ENV, IDENTITY_ENV
-from runtime.spec import API_VERSION, parse_spec
+from runtime.render import monitoring
+from runtime.render import local_monitoring as lm
+from runtime.render.local_plan import DEPLOYMENT_ENV, IDENTITY_ENV
+from runtime.spec.models import API_VERSION, parse_spec
 
 PORTS = {"frontend": 8000, "worker-r3-0": 20001, "worker-r3-1": 20002, "canary-0": 20003, "etcd": 2379,
          "prometheus": 9090, "alertmanager": 9093, "alert-receiver": 9094}
@@ -71,7 +71,7 @@ def test_rendered_configs_pass_promtool_and_amtool(tmp_path):
 def test_slo_status_with_no_traffic_is_no_data_not_nan(monkeypatch):
     """0/0 over a window without traffic is NaN in Prometheus: the state says None ("no data"), the CLI
     never prints "nanx", and the JSON is valid (no NaN)."""
-    from runtime import slo_status
+    from runtime.domain import slo_status
 
     def fake_get(url: str, timeout: float) -> dict:
         if "/api/v1/alerts" in url:
@@ -99,7 +99,7 @@ def test_alert_receiver_refuses_a_post_without_the_token_and_makes_no_event(tmp_
     import urllib.error
     import urllib.request
 
-    from runtime.local.backend import _ensure_token
+    from runtime.targets.local.backend import _ensure_token
 
     token_file, log = tmp_path / "receiver.token", tmp_path / "alerts.jsonl"
     _ensure_token(token_file)
@@ -108,7 +108,7 @@ def test_alert_receiver_refuses_a_post_without_the_token_and_makes_no_event(tmp_
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.alert_receiver", "--port", str(port), "--deployment", "lm",
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.targets.local.alert_receiver", "--port", str(port), "--deployment", "lm",
                              "--state-dir", str(tmp_path), "--log", str(log), "--no-events",
                              "--token-file", str(token_file)], cwd=Path(__file__).resolve().parents[2])
     url = f"http://127.0.0.1:{port}/alerts"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import PreflightError, SpecError
-from runtime.local import inventory
-from runtime.local import ports as portlib
-from runtime.local.paths import IDENTITY_ENV, DeploymentPaths
-from runtime.local.supervisor import Supervisor
-from runtime.spec import API_VERSION, parse_spec
+from runtime.targets.local import inventory
+from runtime.targets.local import ports as portlib
+from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths
+from runtime.targets.local.supervisor import Supervisor
+from runtime.spec.models import API_VERSION, parse_spec
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_stale_supervisord_pid_is_never_signalled(tmp_path, stranger):
 
 
 def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, stranger):
-    from runtime import prefect_server
+    from runtime.gateways import prefect_server
 
     monkeypatch.setenv("DYNADEPLOY_HOME", str(tmp_path))
     prefect_server.server_dir().mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""runtime.local.model_cache: the built-in model, and Hugging Face models through the real
+"""runtime.targets.local.model_cache: the built-in model, and Hugging Face models through the real
 huggingface_hub client talking to tests/harness/fake_hf.py on 127.0.0.1 (no internet, no xet)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import PermanentError, TransientError
-from runtime.local import model_cache, tiny_model
-from runtime.local.model_cache import MANIFEST, ensure_model, read_manifest, snapshot_dir
+from runtime.targets.local import model_cache, tiny_model
+from runtime.targets.local.model_cache import MANIFEST, ensure_model, read_manifest, snapshot_dir
 from tests.harness.fake_hf import FakeHub, FakeRepo, commit_sha
 
 MODEL = "org/tiny-llm"

@@ -1,4 +1,4 @@
-"""runtime.monitoring_kube: the PodMonitors and PrometheusRule of a Kubernetes deployment validate against
+"""runtime.render.monitoring_kube: the PodMonitors and PrometheusRule of a Kubernetes deployment validate against
 the real prometheus-operator CRDs (../shared/upstream/prometheus-operator, or $DYNADEPLOY_UPSTREAM_DIR):
 JSON-schema validation of each object against its CRD's openAPIV3Schema, made strict (an unknown field is an
 error here, where the API server would silently prune it)."""
@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from runtime import monitoring, monitoring_kube
-from runtime.spec import API_VERSION, parse_spec
+from runtime.render import monitoring, monitoring_kube
+from runtime.spec.models import API_VERSION, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM = Path(os.environ.get("DYNADEPLOY_UPSTREAM_DIR") or ROOT.parent / "shared" / "upstream")

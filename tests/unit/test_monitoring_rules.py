@@ -1,4 +1,4 @@
-"""runtime.monitoring + runtime.spec_monitoring: the rules rendered from a spec's SLA pass
+"""runtime.render.monitoring + runtime.spec.monitoring: the rules rendered from a spec's SLA pass
 `promtool check rules`, and `promtool test rules` proves on synthetic series that each alert fires when
 it should and stays quiet when it should not. promtool is Debian's (package prometheus, `make debs`)."""
 
@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime import monitoring, naming
+from runtime.render import monitoring
+from runtime.domain import naming
 from runtime.errors import SpecError
-from runtime.spec import API_VERSION, parse_spec
+from runtime.spec.models import API_VERSION, parse_spec
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: run `make debs` (Debian prometheus)")

@@ -1,4 +1,4 @@
-"""runtime.render + runtime.capabilities: spec -> DGD, model cache, security objects, Helm values,
+"""runtime.render + runtime.domain.capabilities: spec -> DGD, model cache, security objects, Helm values,
 ledger records. Golden files pin the DGDs (UPDATE_GOLDEN=1 rewrites them); the ai-dynamo 1.6.1
 wheel's own DGD templates cross-check the fields both set; secrets never reach a rendered object."""
 
@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime import capabilities, naming
+from runtime.domain import capabilities, naming
 from runtime import render as r
 from runtime.errors import NotSupportedError, PermanentError
 from runtime.render import templates
-from runtime.revisions import Revision
-from runtime.spec import API_VERSION, parse_spec
+from runtime.domain.revisions import Revision
+from runtime.spec.models import API_VERSION, parse_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 SHA = "c1899de289a04d12100db370d81485cdf75e47ca"

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.revisions import (Revision, alert_is_stale, current, describe_changes, diff, last_good, next_number,
-                               plan_rollback)
+from runtime.domain.revisions import (
+    Revision,
+    alert_is_stale,
+    current,
+    describe_changes,
+    diff,
+    last_good,
+    next_number,
+    plan_rollback,
+)
 
 
 def rev(n: int, status: str, h: str, smoke_passed: bool | None = True, **spec) -> Revision:

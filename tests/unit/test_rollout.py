@@ -1,4 +1,4 @@
-"""runtime.rollout: the DGD readiness contract (facts/dynamo.md Addendum), stuck-pod diagnosis and
+"""runtime.domain.rollout: the DGD readiness contract (facts/dynamo.md Addendum), stuck-pod diagnosis and
 the readiness of plain workloads (the operators' Deployments/DaemonSets, the download Job)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import copy
 
 import pytest
 
-from runtime import naming
-from runtime.rollout import (
+from runtime.domain import naming
+from runtime.domain.rollout import (
     COMPONENT_LABEL,
     Readiness,
     assess_deployment,
@@ -358,7 +358,7 @@ def test_job_and_crd():
 def test_early_success_window_with_surplus_old_replicas_is_not_done():
     """Dynamo #3567 as the simulator reproduces it: Ready, generation observed, desired == updated ==
     available, but a surplus old pod still serves (replicas 2 of 1 wanted)."""
-    from runtime.rollout import assess_dgd
+    from runtime.domain.rollout import assess_dgd
 
     dgd = {"metadata": {"generation": 2},
            "spec": {"components": [{"name": "worker", "replicas": 1}]},
@@ -370,7 +370,7 @@ def test_early_success_window_with_surplus_old_replicas_is_not_done():
 
 
 def test_graph_deployments_that_lag_their_spec_keep_the_rollout_open():
-    from runtime.rollout import assess_dgd
+    from runtime.domain.rollout import assess_dgd
 
     dgd = {"metadata": {"generation": 3},
            "spec": {"components": [{"name": "worker", "replicas": 1}]},

@@ -1,14 +1,14 @@
-"""serving.route rendered (runtime/render/route.py) and judged (runtime/kube_route.route_problems): the
+"""serving.route rendered (runtime/render/route.py) and judged (runtime/targets/kube/route.route_problems): the
 HTTPRoute / Ingresses with canary weights, what a withdrawal deletes, and when a route counts as taken."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime import kube_route
+from runtime.targets.kube import route as kube_route
 from runtime.errors import SpecError
 from runtime.render import route as rr
-from runtime.spec import API_VERSION, parse_spec
+from runtime.spec.models import API_VERSION, parse_spec
 
 
 def spec(route: dict | None, kind: str = "kube"):
@@ -125,7 +125,7 @@ def test_ingress_taken_once_it_has_an_address():
 
 def test_an_unset_route_leaves_the_spec_hash_as_before_the_field_existed():
     """Specs written before serving.route keep their hash (else every deployment would roll out again)."""
-    from runtime import naming
+    from runtime.domain import naming
 
     plain = spec(None)
     assert "route" not in plain.canonical_dict()["serving"]

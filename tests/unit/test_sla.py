@@ -1,4 +1,4 @@
-"""runtime.sla: percentiles, report statistics, SLA verdicts and baseline comparison (pure, no I/O)."""
+"""runtime.domain.sla: percentiles, report statistics, SLA verdicts and baseline comparison (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from runtime.sla import (
+from runtime.domain.sla import (
     CompareThresholds,
     LoadReport,
     RequestResult,
@@ -19,7 +19,7 @@ from runtime.sla import (
     to_markdown,
     to_table,
 )
-from runtime.spec import CanarySpec
+from runtime.spec.models import CanarySpec
 
 
 def ok(

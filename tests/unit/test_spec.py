@@ -1,4 +1,4 @@
-"""runtime.spec: the example specs load, round-trip and default as documented, and every bad spec in
+"""runtime.spec.models: the example specs load, round-trip and default as documented, and every bad spec in
 the corpus below fails with the exact field path, a problem that names what is wrong and a fix that
 says what to write. Pure and fast: no I/O beyond small files under tmp_path."""
 
@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from runtime.errors import SpecError, SpecIssue
-from runtime.spec import (
+from runtime.spec.models import (
     API_VERSION,
     BUILTIN_MODEL,
     DEFAULT_IMAGE,

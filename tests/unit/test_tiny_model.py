@@ -1,4 +1,4 @@
-"""runtime.local.tiny_model: the built-in tokenizer-only model must load in the real tokenizer stacks
+"""runtime.targets.local.tiny_model: the built-in tokenizer-only model must load in the real tokenizer stacks
 (``tokenizers`` and ``transformers``) and render chats, as Dynamo's frontend and mocker will."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import PermanentError
-from runtime.local import model_cache, tiny_model
+from runtime.targets.local import model_cache, tiny_model
 
 CONVERSATION = [
     {"role": "system", "content": "You are terse."},

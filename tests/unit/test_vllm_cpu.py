@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import PreflightError, SpecError
-from runtime.local import tiny_llama, vllm_cpu
-from runtime.local.paths import DeploymentPaths
-from runtime.local.plan import LocalContext, kv_events_endpoint, worker_port_names, worker_programs
-from runtime.spec import load_spec, parse_spec
+from runtime.targets.local import tiny_llama, vllm_cpu
+from runtime.targets.local.paths import DeploymentPaths
+from runtime.render.local_plan import LocalContext, kv_events_endpoint, worker_port_names, worker_programs
+from runtime.spec.models import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = {"engine": "vllm", "workers": {"gpus": 0}, "vllm": {"device": "cpu"}}
@@ -150,7 +150,7 @@ def test_tiny_llama_is_deterministic_and_matches_its_pinned_revision():
 
 
 def test_tiny_llama_is_cached_with_weights(tmp_path):
-    from runtime.local import model_cache
+    from runtime.targets.local import model_cache
 
     first = model_cache.ensure_model(tmp_path, tiny_llama.MODEL_ID, None, weights=True)
     assert first.revision == tiny_llama.PINNED_REVISION and (first.path / "model.safetensors").exists()
@@ -178,7 +178,7 @@ def test_runtime_built_from_another_lock_is_refused(tmp_path, monkeypatch):
 
 
 def test_a_crashed_engine_is_reported_by_its_own_message():
-    from runtime.local.backend import _engine_error
+    from runtime.targets.local.backend import _engine_error
 
     log = ("\x1b[2m2026\x1b[0m ERROR tower_http 503\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
            "    main()\npydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from runtime.providers import get_provider
-from runtime.providers._aws import Waits
+from runtime.gateways.aws import Waits
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_gke import FakeGke
 from tests.integration.kube.conftest import chart_env, start_cluster, stop_cluster  # noqa: F401 - fixture
@@ -103,9 +103,9 @@ class Cloud:
 
 @pytest.fixture
 def cloud_for(request: pytest.FixtureRequest, sim, monkeypatch: pytest.MonkeyPatch):
-    """cloud_for(kind) -> Cloud: the emulator started, runtime.cloud_backend.make_provider answering with a
+    """cloud_for(kind) -> Cloud: the emulator started, runtime.targets.cloud.backend.make_provider answering with a
     fast-polling provider on it, the cloud's built-in StorageClasses in the simulator."""
-    from runtime import cloud_backend
+    from runtime.targets.cloud import backend as cloud_backend
 
     made: list[Any] = []
 

@@ -19,7 +19,7 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime import cloud_backend
+from runtime.targets.cloud import backend as cloud_backend
 from runtime.providers import get_provider
 from tests.harness.credential_blocks import AwsCredentials
 from tests.integration.clouds.conftest import FAST, cloud_doc
@@ -66,7 +66,7 @@ def test_a_deploy_with_a_credentials_block_signs_every_call_with_it_and_leaks_it
         prefect_api, aws_env, monkeypatch, local_dynamo, dynadeploy_home, caplog, capfd):  # noqa: F811
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
-    from runtime.providers.ecs_serving import EcsServing
+    from runtime.targets.ecs.serving import EcsServing
 
     secret_key = f"ddflowsecret{secrets.token_hex(10)}"
     session_token = f"ddflowsession{secrets.token_hex(10)}"

@@ -31,10 +31,10 @@ import pytest
 from flows.deploy import deploy
 from flows.rollback import rollback
 from flows.teardown import teardown
-from runtime import naming
-from runtime.cloud_backend import CloudBackend
+from runtime.domain import naming
+from runtime.targets.cloud.backend import CloudBackend
 from runtime.render.ledger import STATUS_KEY
-from runtime.spec import DEFAULT_IMAGE, parse_spec
+from runtime.spec.models import DEFAULT_IMAGE, parse_spec
 from tests.integration.kube.conftest import graph_processes, leftovers, simulate_port_forward
 
 pytestmark = pytest.mark.integration
@@ -177,7 +177,7 @@ def test_a_run_killed_after_the_cluster_was_made_reruns_and_converges(prefect_ap
 @pytest.fixture
 def local_dynamo(tmp_path):
     """A real Dynamo frontend + mocker serving the built-in model on loopback (the local target's stages)."""
-    from runtime.local.backend import LocalBackend
+    from runtime.targets.local.backend import LocalBackend
 
     spec = parse_spec({"apiVersion": "dynadeploy.io/v1", "name": "ct-ecs-stand-in",
                        "target": {"kind": "local", "state_dir": str(tmp_path / "local")},
@@ -194,8 +194,8 @@ def local_dynamo(tmp_path):
 
 
 def test_ecs_deploys_and_tears_down_on_moto(prefect_api, cloud_for, monkeypatch, local_dynamo):
-    from runtime.ecs_backend import EcsBackend
-    from runtime.providers.ecs_serving import EcsServing
+    from runtime.targets.ecs.backend import EcsBackend
+    from runtime.targets.ecs.serving import EcsServing
     from tests.integration.clouds.conftest import cloud_doc
 
     cloud = cloud_for("ecs")
@@ -241,9 +241,9 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     the frontend task (as in the deploy test)."""
     import logging
 
-    from runtime.ecs_backend import EcsBackend
-    from runtime.providers import ecs_render
-    from runtime.providers.ecs_serving import EcsServing
+    from runtime.targets.ecs.backend import EcsBackend
+    from runtime.render import ecs_task as ecs_render
+    from runtime.targets.ecs.serving import EcsServing
     from tests.integration.clouds.conftest import cloud_doc
 
     cloud = cloud_for("ecs")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.kube_charts import CHART_DIR_ENV
-from runtime.spec import parse_spec
+from runtime.targets.kube.charts import CHART_DIR_ENV
+from runtime.spec.models import parse_spec
 from tests.harness import upstream
 from tests.harness.kubeapi import Simulator
 from tests.harness.kubeapi.controllers import install_all
@@ -34,14 +34,14 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def _require_tools() -> None:
-    from runtime import toolchain
+    from runtime.gateways import toolchain
     from runtime.errors import ToolError
 
     try:
         toolchain.binary("helm")
         toolchain.binary("kubectl")
     except ToolError:
-        pytest.skip("helm/kubectl are not installed; run `uv run python -m runtime.toolchain install`")
+        pytest.skip("helm/kubectl are not installed; run `uv run python -m runtime.gateways.toolchain install`")
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +95,14 @@ def make_spec(sim: Simulator, name: str, serving: dict | None = None, **sections
 
 def labelled(sim: Simulator, api_version: str, kind: str, name: str) -> list[dict]:
     """Objects of ``kind`` carrying deployment ``name``'s labels, anywhere in the cluster."""
-    from runtime import naming
+    from runtime.domain import naming
 
     return sim.store.list(api_version, kind, label_selector=naming.labels(name))
 
 
 def leftovers(sim: Simulator, name: str) -> list[str]:
     """Every object in the store labelled for deployment ``name``, over every kind the store serves."""
-    from runtime import naming
+    from runtime.domain import naming
 
     out = []
     selector = naming.labels(name)
@@ -156,7 +156,7 @@ def simulate_port_forward(sim: Simulator, monkeypatch) -> list[tuple]:
         assert procs, f"no ready process to forward {target} to"
         yield f"http://{procs[0]['host']}:{procs[0]['port']}"
 
-    monkeypatch.setattr("runtime.portforward.port_forward", forward)
+    monkeypatch.setattr("runtime.gateways.portforward.port_forward", forward)
     return calls
 
 

@@ -28,10 +28,11 @@ import pytest
 from flows.canary import CanaryFailed, canary
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime import loadgen, naming
+from runtime.gateways import loadgen
+from runtime.domain import naming
 from runtime.errors import NotSupportedError, PreflightError
-from runtime.kube_backend import KubeBackend
-from runtime.kube_route import RouteRejected
+from runtime.targets.kube.backend import KubeBackend
+from runtime.targets.kube.route import RouteRejected
 from tests.harness.kubeapi.controllers import BACKEND_HEADER, GATEWAY_CONTROLLER, NGINX_CONTROLLER
 
 from .conftest import make_spec, spec_doc, start_cluster, stop_cluster, writes

@@ -22,9 +22,9 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime import naming
+from runtime.domain import naming
 from runtime.errors import DynadeployError
-from runtime.kube_backend import KubeBackend
+from runtime.targets.kube.backend import KubeBackend
 
 from .conftest import (
     graph_processes,

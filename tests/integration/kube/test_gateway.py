@@ -1,4 +1,4 @@
-"""The kube gateway (runtime/kube.py) against the Kubernetes API simulator, through the real kubernetes client.
+"""The kube gateway (runtime/gateways/kube.py) against the Kubernetes API simulator, through the real kubernetes client.
 
 Covers: server-side apply with field manager dynadeploy (idempotent, conflicts, force), get/list by label
 with paging, unserved kinds, delete (404 is success, propagation, wait-gone), the informer-style wait (watch,
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from runtime.errors import PermanentError, TransientError
-from runtime.kube import Kube, WaitTimeout
+from runtime.gateways.kube import Kube, WaitTimeout
 
 pytestmark = pytest.mark.integration
 

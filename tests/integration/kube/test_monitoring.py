@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.kube_backend import KubeBackend
+from runtime.targets.kube.backend import KubeBackend
 
 from .conftest import labelled, make_spec, start_cluster, stop_cluster
 

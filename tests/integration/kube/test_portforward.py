@@ -1,4 +1,4 @@
-"""runtime/portforward.py with a stand-in kubectl (the simulator has no pods/portforward stream): the local port is
+"""runtime/gateways/portforward.py with a stand-in kubectl (the simulator has no pods/portforward stream): the local port is
 read from kubectl's "Forwarding from" line, the forward serves while the block runs, and the process is gone
 afterwards however the block ends; a kubectl that fails says why.
 """
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from runtime.errors import ToolError
-from runtime.portforward import port_forward
+from runtime.gateways.portforward import port_forward
 
 pytestmark = pytest.mark.integration
 

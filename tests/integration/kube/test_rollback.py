@@ -24,11 +24,11 @@ from prefect.flow_runs import resume_flow_run
 from flows.deploy import deploy
 from flows.rollback import rollback
 from flows.teardown import teardown
-from runtime import naming
+from runtime.domain import naming
 from runtime.errors import PermanentError
-from runtime.kube_backend import KubeBackend
+from runtime.targets.kube.backend import KubeBackend
 from runtime.render.ledger import STATUS_KEY
-from runtime.spec import DEFAULT_IMAGE
+from runtime.spec.models import DEFAULT_IMAGE
 
 from .conftest import (
     graph_processes,

@@ -1,4 +1,4 @@
-"""The kube target's stages one by one (runtime/kube_backend.py), without Prefect, on one simulator with every
+"""The kube target's stages one by one (runtime/targets/kube/backend.py), without Prefect, on one simulator with every
 controller but the process runtime (pods become ready by the workloads controller's delay).
 
 Covers every preflight failure - each reported with its fix and before anything changed: denied
@@ -22,9 +22,10 @@ import time
 import pytest
 import yaml
 
-from runtime import naming, render
+from runtime.domain import naming
+from runtime import render
 from runtime.errors import PermanentError, PreflightError, RolloutFailed
-from runtime.kube_backend import CACHED_ANNOTATION, KubeBackend
+from runtime.targets.kube.backend import CACHED_ANNOTATION, KubeBackend
 from tests.harness.kubeapi import server as sim_server
 from tests.harness.kubeapi.controllers import install_crds
 
@@ -318,7 +319,7 @@ def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim,
     fake.chmod(0o755)
     monkeypatch.setenv("FAKE_KUBECTL_OUT", str(tmp_path / "argv"))
     monkeypatch.setenv("DYNADEPLOY_KUBE_MODEL_TIMEOUT_S", "0")
-    monkeypatch.setattr("runtime.portforward.binary", lambda name: str(fake))
+    monkeypatch.setattr("runtime.gateways.portforward.binary", lambda name: str(fake))
     with backend.reach() as url:
         assert url.startswith("http://127.0.0.1:")
         argv, pid = (tmp_path / "argv").read_text().splitlines()

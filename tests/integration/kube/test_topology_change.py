@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from runtime.kube_backend import KubeBackend
+from runtime.targets.kube.backend import KubeBackend
 from tests.harness.kubeapi.controllers import GATEWAY_CONTROLLER
 
 from .conftest import make_spec, start_cluster, stop_cluster, writes

@@ -10,7 +10,7 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime.local import vllm_cpu
+from runtime.targets.local import vllm_cpu
 
 from .conftest import graph_processes, simulate_port_forward, spec_doc, start_cluster, stop_cluster
 

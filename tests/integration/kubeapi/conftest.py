@@ -15,7 +15,7 @@ CHART = REPO / "tests" / "harness" / "charts" / "testchart"
 
 def find_binary(name: str, major: int | None = None) -> str | None:
     try:
-        from runtime import toolchain
+        from runtime.gateways import toolchain
     except ImportError:
         toolchain = None
     if toolchain is not None:
@@ -31,7 +31,7 @@ def require_binary(name: str, major: int | None = None) -> str:
     path = find_binary(name, major)
     if path is None:
         label = f"{name} {major}" if major else name
-        pytest.skip(f"{label} is not installed; run `uv run python -m runtime.toolchain install`")
+        pytest.skip(f"{label} is not installed; run `uv run python -m runtime.gateways.toolchain install`")
     return path
 
 

@@ -99,14 +99,14 @@ def _docs() -> list[dict]:
 
 
 def _specs() -> list:
-    from runtime.spec import parse_spec
+    from runtime.spec.models import parse_spec
 
     return [parse_spec(d, source=f"infra/targets {d.get('name')}") for d in _docs()]
 
 
 def _variants() -> list:
     """Each Kubernetes target's spec plus the platform switches that change the rendered values."""
-    from runtime.spec import parse_spec
+    from runtime.spec.models import parse_spec
 
     out = []
     for doc in _docs():
@@ -125,7 +125,7 @@ def test_dynamo_platform_values_use_only_keys_the_real_chart_reads():
     """What runtime/render/platform.py renders for dynamo-platform 1.x, over every Kubernetes target in
     infra/targets and the platform switches, names only keys of the real chart. Not covered: subcharts'
     own values (see the module docstring) and value types."""
-    from runtime import capabilities
+    from runtime.domain import capabilities
     from runtime.render import platform
 
     keys, opened = platform_keys()
@@ -142,7 +142,7 @@ def test_gpu_operator_values_use_only_keys_the_real_chart_reads():
     """infra/values/gpu-operator.yaml and every provider's gpu_operator_values (infra/providers.yaml), as
     runtime/render/platform.py merges them, against the real gpu-operator v25.10.1 values.yaml. Not
     covered: the node-feature-discovery subchart's own keys, value types."""
-    from runtime import capabilities
+    from runtime.domain import capabilities
     from runtime.render import platform
 
     upstream.require_upstream()

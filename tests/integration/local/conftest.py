@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.local.backend import LocalBackend
-from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
+from runtime.spec.models import load_spec
 
 
 def write_spec(directory: Path, name: str, serving: dict | None = None, **sections) -> Path:

@@ -15,10 +15,10 @@ import pytest
 
 from flows.canary import CanaryFailed, canary
 from flows.deploy import deploy
-from runtime import loadgen
-from runtime.local.backend import LocalBackend
-from runtime.local.canary import candidate_backend
-from runtime.spec import load_spec
+from runtime.gateways import loadgen
+from runtime.targets.local.backend import LocalBackend
+from runtime.targets.local.canary import candidate_backend
+from runtime.spec.models import load_spec
 
 pytestmark = [pytest.mark.integration]
 

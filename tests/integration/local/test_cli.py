@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from runtime.local.backend import LocalBackend
-from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
+from runtime.spec.models import load_spec
 
 pytestmark = [pytest.mark.integration]
 

@@ -19,14 +19,14 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime import loadgen
+from runtime.gateways import loadgen
 from runtime.errors import PreflightError, SmokeTestFailed, SpecError
-from runtime.local import gpu as gpulib
-from runtime.local import health
-from runtime.local import ports as portlib
-from runtime.local.backend import LocalBackend
-from runtime.local.inventory import marked_pids
-from runtime.spec import load_spec
+from runtime.gateways import gpu as gpulib
+from runtime.gateways import health
+from runtime.targets.local import ports as portlib
+from runtime.targets.local.backend import LocalBackend
+from runtime.targets.local.inventory import marked_pids
+from runtime.spec.models import load_spec
 
 pytestmark = [pytest.mark.integration]
 

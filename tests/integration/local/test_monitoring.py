@@ -21,12 +21,12 @@ import httpx
 import pytest
 
 from flows.deploy import deploy
-from runtime import dashboard, monitoring
-from runtime.local import monitoring as lm
-from runtime.local import ports as portlib
-from runtime.local.backend import LocalBackend
-from runtime.local.inventory import marked_pids
-from runtime.spec import load_spec
+from runtime.render import dashboard, monitoring
+from runtime.render import local_monitoring as lm
+from runtime.targets.local import ports as portlib
+from runtime.targets.local.backend import LocalBackend
+from runtime.targets.local.inventory import marked_pids
+from runtime.spec.models import load_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
@@ -171,7 +171,7 @@ def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(p
     from prefect import get_client
 
     from bench.bench_alert_rollback import alert_rollback_loop
-    from runtime.local.paths import DeploymentPaths
+    from runtime.targets.local.paths import DeploymentPaths
 
     result = alert_rollback_loop(tmp_path, prefect_api)
     print(json.dumps(result, indent=1))

@@ -17,9 +17,9 @@ from prefect.flow_runs import resume_flow_run
 from flows.deploy import deploy
 from flows.rollback import rollback
 from runtime.errors import PermanentError
-from runtime.local.backend import LocalBackend
-from runtime.local.inventory import marked_pids
-from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
+from runtime.targets.local.inventory import marked_pids
+from runtime.spec.models import load_spec
 
 pytestmark = [pytest.mark.integration]
 

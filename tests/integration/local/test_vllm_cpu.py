@@ -21,10 +21,11 @@ from flows.deploy import deploy
 from flows.rollback import rollback
 from flows.teardown import teardown
 from runtime.errors import RolloutFailed
-from runtime.local import health, vllm_cpu
-from runtime.local.backend import LocalBackend
-from runtime.local.inventory import marked_pids
-from runtime.spec import load_spec
+from runtime.gateways import health
+from runtime.targets.local import vllm_cpu
+from runtime.targets.local.backend import LocalBackend
+from runtime.targets.local.inventory import marked_pids
+from runtime.spec.models import load_spec
 from tests.integration.local.conftest import write_spec
 
 NAME = "vllm-cpu-it"
@@ -151,7 +152,7 @@ def test_5_rollback_restores_the_previous_engine_arguments(deployment):
 
 def test_6_canary_with_a_changed_engine_argument_is_promoted_by_its_gate(deployment):
     from flows.canary import canary
-    from runtime.local.canary import candidate_backend
+    from runtime.targets.local.canary import candidate_backend
 
     path = deployment("--max-num-seqs", "8")
     result = canary(spec=str(path), candidate={"serving": {"workers": {"engine_args": ["--max-num-seqs", "2"]}}})

@@ -15,10 +15,11 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime.local import health, vllm_cpu
-from runtime.local import ports as portlib
-from runtime.local.backend import LocalBackend
-from runtime.spec import load_spec
+from runtime.gateways import health
+from runtime.targets.local import vllm_cpu
+from runtime.targets.local import ports as portlib
+from runtime.targets.local.backend import LocalBackend
+from runtime.spec.models import load_spec
 from tests.integration.local.conftest import write_spec
 
 pytestmark = [

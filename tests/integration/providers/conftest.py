@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from runtime.providers import get_provider
-from runtime.providers._aws import Waits
-from runtime.spec import DeploymentSpec, load_spec
+from runtime.gateways.aws import Waits
+from runtime.spec.models import DeploymentSpec, load_spec
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_cloud import Faults
 from tests.harness.fake_gke import FakeGke

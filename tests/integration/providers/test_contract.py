@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime import capabilities
+from runtime.domain import capabilities
 from runtime.errors import NotSupportedError
-from runtime.providers import plan
+from runtime.render import cloud_plan as plan
 from runtime.providers.base import Capability, ClusterProvider
 
 pytestmark = pytest.mark.integration

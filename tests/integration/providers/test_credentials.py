@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.cloud_backend import CloudBackend
+from runtime.targets.cloud.backend import CloudBackend
 from runtime.errors import PermanentError
-from runtime.providers import _eks_token, get_provider
-from runtime.spec import parse_spec
+from runtime.gateways import eks_token as _eks_token
+from runtime.providers import get_provider
+from runtime.spec.models import parse_spec
 from tasks.secrets import resolve_cloud_credentials
 from tests.harness.credential_blocks import AwsCredentials, AzureContainerInstanceCredentials, GcpCredentials
 from tests.harness.fake_aks import FakeAks
@@ -73,7 +74,7 @@ def test_every_aws_call_is_signed_with_the_blocks_key(prefect_api, aws, kind, tm
         url = _eks_token.decode(kubeconfig["users"][0]["user"]["token"])
         assert f"X-Amz-Credential={KEY_ID}%2F" in url  # signed by the block's key (short-lived, fine to keep)
     else:
-        from runtime.ecs_backend import EcsBackend
+        from runtime.targets.ecs.backend import EcsBackend
 
         assert EcsBackend(spec, provider=provider).revisions() == []  # the SSM ledger, read with the block's key
     inventory = provider.inventory(spec)

@@ -23,7 +23,7 @@ def _foreign_cluster(cloud) -> None:
     elif cloud.kind == "gke":
         from google.cloud import container_v1
 
-        from runtime.providers import plan
+        from runtime.render import cloud_plan as plan
 
         gke = cloud.provider.gke
         gke.call("create_cluster", parent=plan.gke_parent(t), cluster=container_v1.Cluster(

