@@ -37,7 +37,6 @@ from typing import Any
 
 from runtime.errors import ToolError, TransientError
 from runtime.gateways.helm_errors import redact, secret_leaves, translate_error, trim_stderr
-from runtime.gateways.toolchain import binary
 from runtime.gateways.helm_support import (
     DISABLE_VALIDATION_FLAG,
     PENDING_STATUSES,
@@ -51,6 +50,7 @@ from runtime.gateways.helm_support import (
     run_sync,
     split_chart,
 )
+from runtime.gateways.toolchain import binary
 
 logging.getLogger("pyhelm3").addHandler(logging.NullHandler())  # failures surface as our errors instead
 _DEPLOYED_ONCE = frozenset({"deployed", "superseded"})
