@@ -18,9 +18,9 @@ created, except by provision. The kubeconfig is rewritten before a stage when it
 
 Every backend_for(spec) call builds a new CloudBackend (one per task); providers are cached per kind (and per
 credentials, where the spec names a credentials block: runtime/targets/registry.py) so their SDK clients are built
-once per process (``make_provider``; tests replace it). The credentials live only in memory, in the
-provider's SDK clients: cluster.json holds none, and the kubeconfig holds only a cluster token (EKS: the
-short-lived signed token, never the access key).
+once per process (runtime/providers/access.py, shared with the ECS target; tests replace its ``make_provider``).
+The credentials live only in memory, in the provider's SDK clients: cluster.json holds none, and the kubeconfig
+holds only a cluster token (EKS: the short-lived signed token, never the access key).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -39,7 +38,7 @@ from runtime.domain import naming
 from runtime.errors import DynadeployError, PermanentError
 from runtime.targets.kube.backend import KubeBackend
 from runtime.targets.local.paths import home
-from runtime.providers import get_provider
+from runtime.providers import access
 from runtime.providers.base import ClusterRef, StorageClass
 from runtime.domain.revisions import Revision
 
@@ -48,36 +47,6 @@ log = logging.getLogger("dynadeploy.cloud")
 CLOUD_KINDS = ("eks", "gke", "aks")
 REFRESH_MARGIN_S = 300.0
 SC_API, SC_KIND = "storage.k8s.io/v1", "StorageClass"
-
-_PROVIDERS: dict[str, Any] = {}
-_PROVIDERS_LOCK = threading.Lock()
-
-
-def make_provider(kind: str, credentials: Any = None) -> Any:
-    """The provider of ``kind``, one per process and credentials (its SDK clients are thread-safe and costly
-    to build). ``credentials``: a credentials block's runtime.domain.credentials data; None: the default chain."""
-    key = kind if credentials is None else f"{kind}:{credentials.fingerprint()}"
-    with _PROVIDERS_LOCK:
-        if key not in _PROVIDERS:
-            _PROVIDERS[key] = get_provider(kind) if credentials is None else get_provider(kind, credentials=credentials)
-        return _PROVIDERS[key]
-
-
-def provider_with(spec, credentials: Any = None) -> Any:
-    """``make_provider`` for ``spec``'s kind with its resolved credentials (None where it names no block)."""
-    kind = spec.target.kind
-    ref = getattr(spec.target, "credentials", None)
-    if credentials is None:
-        if ref is not None:
-            raise PermanentError(f"target.credentials names the block {ref.block!r}, but its credentials were not "
-                                 "resolved", hint="build the backend with runtime.targets.registry.backend_for (the tasks "
-                                                  "resolve the block there)")
-        return make_provider(kind)
-    if ref is None or credentials.block != ref.block:
-        raise PermanentError("credentials were given for a spec that does not name their block",
-                             hint="resolve them from the spec's target.credentials")
-    return make_provider(kind, credentials)
-
 
 def state_dir(spec) -> Path:
     return home() / "deployments" / spec.name / spec.target.kind
@@ -112,7 +81,7 @@ class CloudBackend:
             raise PermanentError(f"CloudBackend serves {', '.join(CLOUD_KINDS)}, not {spec.target.kind}")
         self.spec = spec
         self.kind: str = spec.target.kind
-        self.provider = provider if provider is not None else provider_with(spec, credentials)
+        self.provider = provider if provider is not None else access.provider_with(spec, credentials)
         self.dir = state_dir(spec)
         self._kb: KubeBackend | None = None
 
@@ -322,4 +291,4 @@ class CloudBackend:
         return sorted(set(out))
 
 
-__all__ = ["CLOUD_KINDS", "CloudBackend", "make_provider", "provider_with", "run_concurrently", "state_dir"]
+__all__ = ["CLOUD_KINDS", "CloudBackend", "run_concurrently", "state_dir"]
