@@ -47,6 +47,7 @@ from runtime.domain import capabilities, naming
 from runtime.domain.revisions import Revision
 from runtime.errors import PreflightError
 from runtime.gateways.kube import Kube, covered
+from runtime.targets.base import Accelerators, PlatformEndpoint, Provisioned, Rollout, Status, TeardownReport
 from runtime.targets.kube import (
     dynamo_platform,
     frontend,
@@ -60,7 +61,6 @@ from runtime.targets.kube import (
 from runtime.targets.kube.common import (
     CACHED_ANNOTATION,
     KubeModel,
-    RolloutResult,
     _helm_for,
     component_set,
     tcp_open,
@@ -100,23 +100,23 @@ class KubeBackend:
         return covered(live, want)
 
     # ------------------------------------------------------------------ the stages
-    def provision(self) -> dict:
+    def provision(self) -> Provisioned:
         return provision.provision(self)
 
     def apply_monitoring(self) -> str | None:
         return provision.apply_monitoring(self)
 
-    def detect_gpus(self) -> dict:
+    def detect_gpus(self) -> Accelerators:
         return gpu_operator.detect_gpus(self)
 
-    def install_platform(self) -> dict:
+    def install_platform(self) -> PlatformEndpoint:
         return dynamo_platform.install_platform(self)
 
     def cache_model(self, engine: str, token: str | None = None) -> KubeModel:
         return model_cache.cache_model(self, engine, token=token)
 
     def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> RolloutResult:
+                 started_by: str = "dynadeploy") -> Rollout:
         return rollout.roll_out(self, engine, model, reason=reason, started_by=started_by)
 
     def revisions(self) -> list[Revision]:
@@ -134,10 +134,10 @@ class KubeBackend:
     def reach(self):
         return frontend.reach(self)
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         return frontend.status(self)
 
-    def teardown(self, *, keep_model_cache: bool = True) -> dict:
+    def teardown(self, *, keep_model_cache: bool = True) -> TeardownReport:
         return teardown.teardown(self, keep_model_cache=keep_model_cache)
 
     def inventory(self) -> list[str]:
@@ -164,5 +164,5 @@ class KubeBackend:
         return frontend.frontend_pods(self)
 
 
-__all__ = ["CACHED_ANNOTATION", "KubeBackend", "KubeModel", "PreflightError", "RolloutResult", "component_set",
+__all__ = ["CACHED_ANNOTATION", "KubeBackend", "KubeModel", "PreflightError", "component_set",
            "tcp_open"]

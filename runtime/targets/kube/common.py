@@ -1,6 +1,6 @@
 """What every stage module of the kube target shares (runtime/targets/kube/backend.py is the facade): the
 Dynamo kinds and the project's marks on the cluster, the wait bounds (``DYNADEPLOY_KUBE_<WHAT>_TIMEOUT_S``),
-the cache/rollout results, one Helm gateway per cluster and thread, and small readers of pods and Services.
+the cached model, one Helm gateway per cluster and thread, and small readers of pods and Services.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runtime import render
@@ -38,7 +38,7 @@ def _plain(values: Any) -> Any:
     return json.loads(json.dumps(values or {}, default=str))
 
 
-@dataclass
+@dataclass(frozen=True)
 class KubeModel:
     """The model cache of a Kubernetes target (what the rollout mounts)."""
 
@@ -47,18 +47,6 @@ class KubeModel:
     reused: bool
     pvc: str
     path: str
-
-
-@dataclass
-class RolloutResult:
-    revision: int
-    changed: bool
-    dgd: str = ""
-    seconds: float = 0.0
-    endpoint: str | None = None
-    polls: int = 0
-    observed: dict = field(default_factory=dict)  # the DGD status and workloads when it was judged ready
-    note: str = ""  # e.g. how the graph was replaced when its component set changed
 
 
 _HELMS: dict[tuple, Any] = {}

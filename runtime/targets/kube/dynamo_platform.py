@@ -16,6 +16,7 @@ from runtime.domain.rollout import (
 )
 from runtime.errors import PermanentError, TransientError
 from runtime.gateways.kube import WaitTimeout
+from runtime.targets.base import PlatformEndpoint
 from runtime.targets.kube import gpu_operator
 from runtime.targets.kube import preflight as pf
 from runtime.targets.kube.charts import chart_source
@@ -31,14 +32,14 @@ if TYPE_CHECKING:
     from runtime.targets.kube.backend import KubeBackend
 
 
-def install_platform(kb: KubeBackend) -> dict:
+def install_platform(kb: KubeBackend) -> PlatformEndpoint:
     spec = kb.spec
     endpoint = f"http://{naming.frontend_service_name(kb.dgd_name)}.{kb.ns}.svc.cluster.local:{render.FRONTEND_PORT}"
     operators = pf.find_operators(kb.kube)
     reuse = pf.reusable_operator(spec, operators)
     if reuse is not None:
         wait_platform(kb, reuse.release, reuse.namespace)
-        return {"endpoint": endpoint, "note": f"using the existing {reuse}", "changed": False}
+        return PlatformEndpoint(endpoint=endpoint, changed=False, note=f"using the existing {reuse}")
     problems = pf.operator_problems(spec, operators)
     if problems:  # the cluster changed since the preflight
         pf.raise_problems(problems, kb.where())
@@ -59,8 +60,8 @@ def install_platform(kb: KubeBackend) -> dict:
     platform = charts[-1]
     wait_platform(kb, platform.release, platform.namespace)
     state = "installed/upgraded" if changed else "unchanged"
-    return {"endpoint": endpoint, "changed": changed,
-            "note": f"dynamo-platform {platform.version} in {platform.namespace} ({state})"}
+    return PlatformEndpoint(endpoint=endpoint, changed=changed,
+                            note=f"dynamo-platform {platform.version} in {platform.namespace} ({state})")
 
 
 def ensure_platform_release(kb: KubeBackend, chart, values: dict) -> bool:

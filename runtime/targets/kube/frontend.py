@@ -15,6 +15,7 @@ from runtime.domain.rollout import (
     DGD_NAME_LABEL,
 )
 from runtime.errors import PermanentError
+from runtime.targets.base import RevisionRow, Status
 from runtime.targets.kube import readiness
 from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.common import (
@@ -94,7 +95,7 @@ def frontend_pods(kb: KubeBackend) -> list[dict]:
             and _pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
 
 
-def status(kb: KubeBackend) -> dict:
+def status(kb: KubeBackend) -> Status:
     dgd = kb.kube.get(DGD_API, DGD_KIND, kb.dgd_name, kb.ns)
     pods = kb.kube.list("v1", "Pod", kb.ns, labels={DGD_NAME_LABEL: kb.dgd_name})
     ready, _, reasons, _ = readiness.judge(kb, dgd) if dgd else (False, {}, ["no graph"], False)
@@ -103,16 +104,11 @@ def status(kb: KubeBackend) -> dict:
     if url and tcp_open(url, 2.0):
         models = _models(url)
     workers = [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) != "frontend"]
-    return {
-        "target": kb.spec.target.kind, "name": kb.spec.name, "namespace": kb.ns,
-        "endpoint": kb.endpoint(), "ready": ready, "reasons": reasons,
-        "state": ((dgd or {}).get("status") or {}).get("state"),
-        "models": models,
-        "route": kb.route_url(),
-        "workers_discovered": sum(1 for p in workers if _pod_ready(p)),
-        "processes": {p["metadata"]["name"]: {"state": (p.get("status") or {}).get("phase", "?"), "pid": "-",
-                                              "uptime_s": "-"} for p in pods},
-        "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
-                       "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
-                      for r in kb.revisions()],
-    }
+    return Status(
+        target=kb.spec.target.kind, name=kb.spec.name, endpoint=kb.endpoint(), ready=ready, reasons=reasons,
+        models=models, workers_discovered=sum(1 for p in workers if _pod_ready(p)),
+        processes={p["metadata"]["name"]: {"state": (p.get("status") or {}).get("phase", "?"), "pid": "-",
+                                           "uptime_s": "-"} for p in pods},
+        revisions=[RevisionRow.of(r) for r in kb.revisions()],
+        details={"namespace": kb.ns, "state": ((dgd or {}).get("status") or {}).get("state"), "route": kb.route_url()},
+    )

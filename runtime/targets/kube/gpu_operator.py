@@ -14,6 +14,7 @@ from runtime.domain.rollout import (
 )
 from runtime.errors import PermanentError
 from runtime.gateways.kube import WaitTimeout
+from runtime.targets.base import Accelerators
 from runtime.targets.kube import preflight as pf
 from runtime.targets.kube.charts import chart_source
 from runtime.targets.kube.common import (
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from runtime.targets.kube.backend import KubeBackend
 
 
-def detect_gpus(kb: KubeBackend) -> dict:
+def detect_gpus(kb: KubeBackend) -> Accelerators:
     spec = kb.spec
     inv = pf.gpu_inventory(kb.kube.list("v1", "Node"), kb.kube.list("v1", "Pod"), spec.name)
     engine = spec.engine(gpus_available=bool(inv.gpu_nodes))
@@ -40,7 +41,7 @@ def detect_gpus(kb: KubeBackend) -> dict:
     else:
         state = install_gpu_operator(kb, inv)
         inv = pf.gpu_inventory(kb.kube.list("v1", "Node"), [], spec.name)
-    return {"gpus": inv.total, "engine": engine, "gpu_operator": state, "gpu_nodes": inv.gpu_nodes}
+    return Accelerators(gpus=inv.total, engine=engine, gpu_operator=state, details={"gpu_nodes": inv.gpu_nodes})
 
 
 def install_gpu_operator(kb: KubeBackend, inv: pf.GpuInventory) -> str:

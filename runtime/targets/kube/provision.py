@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runtime import render
+from runtime.targets.base import Provisioned
 from runtime.targets.kube import preflight as pf
 from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.common import (
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from runtime.targets.kube.backend import KubeBackend
 
 
-def provision(kb: KubeBackend) -> dict:
+def provision(kb: KubeBackend) -> Provisioned:
     spec = kb.spec
     where = kb.where()
     version = kb.kube.version()
@@ -57,9 +58,10 @@ def provision(kb: KubeBackend) -> dict:
     monitoring_note = kb.apply_monitoring()
     operator = (f"using {reuse}" if reuse else
                 "installing" if not any(pf.is_own(op, spec) for op in operators) else "managed by dynadeploy")
-    return {"cluster": where, "server_version": version.get("gitVersion"), "namespace": kb.ns,
-            "gpus": inv.total, "gpu_nodes": inv.gpu_nodes, "engine": engine, "operator": operator,
-            "crds": sorted(crds), "objects": len(objs), **({"monitoring": monitoring_note} if monitoring_note else {})}
+    return Provisioned(where=where, details={
+        "cluster": where, "server_version": version.get("gitVersion"), "namespace": kb.ns, "gpus": inv.total,
+        "gpu_nodes": inv.gpu_nodes, "engine": engine, "operator": operator, "crds": sorted(crds), "objects": len(objs),
+        **({"monitoring": monitoring_note} if monitoring_note else {})})
 
 
 def apply_monitoring(kb: KubeBackend) -> str | None:

@@ -18,6 +18,7 @@ from runtime.domain.rollout import (
 )
 from runtime.errors import PermanentError, RolloutFailed
 from runtime.gateways.kube import covered
+from runtime.targets.base import Rollout
 from runtime.targets.kube import frontend, ledger, readiness, teardown
 from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.common import (
@@ -26,7 +27,6 @@ from runtime.targets.kube.common import (
     DGD_API,
     DGD_KIND,
     TRACK_KEY,
-    RolloutResult,
     _timeout,
     component_set,
     log,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 
 def roll_out(kb: KubeBackend, engine: str, model: Any = None, *, reason: str = "deploy",
-             started_by: str = "dynadeploy") -> RolloutResult:
+             started_by: str = "dynadeploy") -> Rollout:
     spec = kb.spec
     t0 = time.monotonic()
     check_cache(kb)
@@ -53,8 +53,8 @@ def roll_out(kb: KubeBackend, engine: str, model: Any = None, *, reason: str = "
         ready = readiness.judge(kb, live)
         if ready[0]:
             kube_route.ensure(kb.kube, spec)
-            return RolloutResult(serving.number, changed=False, dgd=kb.dgd_name, endpoint=frontend.lb_url(kb),
-                                 seconds=time.monotonic() - t0, observed=ready[1])
+            return Rollout(serving.number, changed=False, endpoint=frontend.lb_url(kb), seconds=time.monotonic() - t0,
+                           details={"dgd": kb.dgd_name, "polls": 0, "observed": ready[1]})
     latest = revisions[-1] if revisions else None
     reuse = next((r for r in (latest, serving) if r is not None and r.status in ("pending", "failed", "serving")
                   and r.rendered and r.rendered[0] == desired(r.number)), None)
@@ -101,8 +101,8 @@ def roll_out(kb: KubeBackend, engine: str, model: Any = None, *, reason: str = "
         note = "graph replaced (component set changed; deleted, then created)"
     revision.status = "serving"
     ledger.put_revision(kb, revision)
-    return RolloutResult(number, changed=True, dgd=kb.dgd_name, seconds=time.monotonic() - t0,
-                         endpoint=frontend.lb_url(kb), polls=polls, observed=observed, note=note)
+    return Rollout(number, changed=True, endpoint=frontend.lb_url(kb), note=note, seconds=time.monotonic() - t0,
+                   details={"dgd": kb.dgd_name, "polls": polls, "observed": observed})
 
 
 def replacement_plan(kb: KubeBackend, live: dict, dgd: dict) -> list[str]:

@@ -13,6 +13,7 @@ from runtime.domain.rollout import (
 )
 from runtime.errors import TransientError
 from runtime.gateways.kube import WaitTimeout
+from runtime.targets.base import TeardownReport
 from runtime.targets.kube import preflight as pf
 from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.common import (
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from runtime.targets.kube.backend import KubeBackend
 
 
-def teardown(kb: KubeBackend, *, keep_model_cache: bool = True) -> dict:
+def teardown(kb: KubeBackend, *, keep_model_cache: bool = True) -> TeardownReport:
     spec = kb.spec
     keep_ns = spec.teardown.keep_namespace or keep_model_cache
     own = naming.labels(spec.name)
@@ -59,11 +60,12 @@ def teardown(kb: KubeBackend, *, keep_model_cache: bool = True) -> dict:
                 deleted += kb.kube.delete(api_version, kind, obj["metadata"]["name"], kb.ns,
                                             propagation="Background")
     left = kb.inventory()
-    return {"leftovers": left, "model_cache_kept": keep_model_cache, "namespace_kept": keep_ns,
-            "released": released, "kept_shared": kept, "deleted": deleted,
-            "note": f"released {', '.join(released) or 'nothing'}"
-                    + (f"; kept shared {', '.join(kept)}" if kept else "")
-                    + ("; namespace kept" if keep_ns else "")}
+    return TeardownReport(leftovers=left, model_cache_kept=keep_model_cache,
+                          note=f"released {', '.join(released) or 'nothing'}"
+                               + (f"; kept shared {', '.join(kept)}" if kept else "")
+                               + ("; namespace kept" if keep_ns else ""),
+                          details={"namespace_kept": keep_ns, "released": released, "kept_shared": kept,
+                                   "deleted": deleted})
 
 
 def wait_none(kb: KubeBackend, api_version: str, kind: str, namespace: str, labels: dict, timeout: float) -> None:
