@@ -173,18 +173,17 @@ def _deploy(args) -> int:
 
 
 def _status(args) -> int:
-    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from flows._status import verdict
     from runtime.domain import naming
-    from runtime.targets.registry import backend_for
     from runtime.spec.models import load_spec
+    from tasks.targets import backend
 
     spec = load_spec(args.spec)
-    status = backend_for(spec).status()
-    status |= verdict(status, naming.spec_hash(spec))
+    st = backend(spec).status()
+    status = st.as_dict() | verdict(st, naming.spec_hash(spec))
     # A degraded deployment (e.g. its supervisor gone, orphans left) must not read as healthy: it
     # exits 3 like one serving nothing, in both output forms.
-    problems = status.get("problems") or []
+    problems = st.problems or []
     if problems:
         status["verdict"], status["reasons"] = "degraded", problems + status["reasons"]
     status["operations"] = _operations(spec.name)
@@ -200,16 +199,16 @@ def _status(args) -> int:
     if isinstance(ops, list):
         for op in ops:
             print(f"  {op['state'].lower():<8} {op['flow']} run {op['run']} for {op['for']}  {op['url']}")
-    print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
-    print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
-    for name, p in sorted(status["processes"].items()):
+    print(f"{st.name} ({st.target}) endpoint {st.endpoint}")
+    print(f"models served: {st.models or 'none'}; workers discovered: {st.workers_discovered}")
+    for name, p in sorted((st.processes or {}).items()):
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     _print_revisions(status["revisions"])
-    if status.get("slo"):  # a deployment with monitoring: live burn rates and alerts from its Prometheus
+    if st.slo:  # a deployment with monitoring: live burn rates and alerts from its Prometheus
         from runtime.domain.slo_status import lines
 
-        print("\n".join(lines(status["slo"])))
-    return 0 if status["models"] and not problems else 3
+        print("\n".join(lines(st.slo)))
+    return 0 if st.models and not problems else 3
 
 
 def _operations(name: str):
@@ -230,11 +229,10 @@ def _operations(name: str):
 
 
 def _history(args) -> int:
-    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
-    from runtime.targets.registry import backend_for
     from runtime.spec.models import load_spec
+    from tasks.targets import backend
 
-    revisions = backend_for(load_spec(args.spec)).status()["revisions"]
+    revisions = backend(load_spec(args.spec)).status().as_dict()["revisions"]
     if args.output == "json":
         print(json.dumps(revisions, indent=2))
     else:
@@ -243,13 +241,12 @@ def _history(args) -> int:
 
 
 def _diff(args) -> int:
-    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from runtime.domain import revisions as revlib
-    from runtime.targets.registry import backend_for
     from runtime.errors import PermanentError
     from runtime.spec.models import load_spec
+    from tasks.targets import backend
 
-    by_number = {r.number: r for r in backend_for(load_spec(args.spec)).revisions()}
+    by_number = {r.number: r for r in backend(load_spec(args.spec)).revisions()}
     missing = [n for n in (args.a, args.b) if n not in by_number]
     if missing:
         raise PermanentError(f"revision(s) {missing} not in the ledger", hint="see `dynadeploy history SPEC`")

@@ -7,7 +7,8 @@ target kind. The tasks layer (tasks/) depends on these types only, never on a ta
 Every stage returns a frozen dataclass. What a caller reads by name is a typed attribute; what a target
 reports beyond that (its ports, its cluster's details, its task definitions) rides in ``details``, a plain
 mapping nobody reads by name. ``as_dict()`` gives the report as the plain dict users see (status --output
-json, artifacts): the typed fields a target reported (None: not reported, left out) merged with details.
+json, artifacts): the typed fields a target reported (an optional field left at None: not reported, left
+out) merged with details.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class _Report:
             if f.name == "details":
                 continue
             value = getattr(self, f.name)
-            if value is None:  # a field the target does not report
+            if value is None and f.default is None:  # an optional field the target does not report
                 continue
             out[f.name] = _plain(value)
         return out | dict(getattr(self, "details", {}) or {})
