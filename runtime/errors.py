@@ -7,7 +7,8 @@
     │   ├── PreflightError          a precondition on the target failed; nothing was changed
     │   ├── ToolError               helm/kubectl/a binary failed or is missing
     │   ├── SmokeTestFailed         the smoke/SLA test breached a threshold (carries the numbers)
-    │   └── RolloutFailed           a rollout did not become ready (says which component and why)
+    │   ├── RolloutFailed           a rollout did not become ready (says which component and why)
+    │   └── WaitTimeout             a wait ran out of time (carries what it waited for and why it was stuck)
     └── TransientError              worth retrying (throttling, timeouts, 5xx, conflicts)
 
 SDK and transport errors are translated at the gateway that calls the SDK (``raise ... from exc``);
@@ -90,6 +91,25 @@ class SmokeTestFailed(PermanentError):
 
 class RolloutFailed(PermanentError):
     """A rollout did not become ready in time; the message names the stuck component."""
+
+
+class WaitTimeout(PermanentError):
+    """A wait (runtime.domain.waiting.wait_until, ``Kube.wait``) ran out of time.
+
+    ``what`` is what was waited for, ``timeout_s`` how long, ``stuck`` the last explanation of why the
+    condition was not met (empty when the caller gave none), ``last_error`` the last transient error the
+    check raised and the wait tolerated, ``last`` the last value the check returned (``Kube.wait``: the
+    objects the predicate saw). Callers that promise another error type re-raise from these fields.
+    """
+
+    def __init__(self, message: str, *, last: object = None, hint: str | None = None, what: str = "",
+                 timeout_s: float = 0.0, stuck: str = "", last_error: BaseException | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.last = last
+        self.what = what
+        self.timeout_s = timeout_s
+        self.stuck = stuck
+        self.last_error = last_error
 
 
 class TransientError(DynadeployError):
