@@ -165,15 +165,11 @@ class AksProvider:
                           client_key_data=user.get("client-key-data"))
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
-        """The spec's class, else azurefile-csi for RWX / managed-csi for RWO (built into AKS)."""
+        """The spec's class, else azurefile-csi for RWX / managed-csi otherwise (built into AKS): the same
+        choice as the cache PVC's (capabilities.cache_storage_class)."""
         from runtime.domain import capabilities
 
-        cache = spec.model.cache
-        if cache.storage_class:
-            return StorageClass(cache.storage_class, cache.access_mode)
-        caps = capabilities.capabilities("aks")
-        shared = cache.access_mode != "ReadWriteOnce"
-        return StorageClass(caps.storage.rwx_class if shared else caps.storage.default_class, cache.access_mode)
+        return StorageClass(capabilities.cache_storage_class(spec), spec.model.cache.access_mode)
 
     # --- inventory and teardown ---------------------------------------------------------------------
 

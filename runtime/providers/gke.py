@@ -123,15 +123,11 @@ class GkeProvider:
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
         """The cache's class: the spec's, else standard-rwx (Filestore, enabled at cluster creation) for
-        RWX, else the default class (infra/providers.yaml). GKE ships these classes itself."""
+        RWX, else the default class (infra/providers.yaml): the same choice as the cache PVC's
+        (capabilities.cache_storage_class). GKE ships these classes itself."""
         from runtime.domain import capabilities
 
-        cache = spec.model.cache
-        if cache.storage_class:
-            return StorageClass(cache.storage_class, cache.access_mode)
-        caps = capabilities.capabilities("gke")
-        shared = cache.access_mode != "ReadWriteOnce"
-        return StorageClass(caps.storage.rwx_class if shared else caps.storage.default_class, cache.access_mode)
+        return StorageClass(capabilities.cache_storage_class(spec), spec.model.cache.access_mode)
 
     # --- inventory and teardown ---------------------------------------------------------------------
 
