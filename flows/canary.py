@@ -32,12 +32,8 @@ from flows.deploy import deploy
 from runtime.domain import canary as gate
 from runtime.domain import metrics, sla
 from runtime.targets.registry import backend_for
-from runtime.errors import PermanentError, PreflightError
+from runtime.errors import CanaryFailed, PermanentError, PreflightError
 from tasks import canary as steps
-
-
-class CanaryFailed(PermanentError):
-    """The candidate failed its gate and was withdrawn; stable serves as before."""
 
 
 def _event(spec, what: str, **payload) -> None:

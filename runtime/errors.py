@@ -8,6 +8,8 @@
     │   ├── ToolError               helm/kubectl/a binary failed or is missing
     │   ├── SmokeTestFailed         the smoke/SLA test breached a threshold (carries the numbers)
     │   ├── RolloutFailed           a rollout did not become ready (says which component and why)
+    │   ├── RouteRejected           the traffic layer refused a route (waiting will not change that)
+    │   ├── CanaryFailed            a canary failed its gate and was withdrawn; stable serves as before
     │   └── WaitTimeout             a wait ran out of time (carries what it waited for and why it was stuck)
     └── TransientError              worth retrying (throttling, timeouts, 5xx, conflicts)
 
@@ -91,6 +93,14 @@ class SmokeTestFailed(PermanentError):
 
 class RolloutFailed(PermanentError):
     """A rollout did not become ready in time; the message names the stuck component."""
+
+
+class RouteRejected(PermanentError):
+    """The traffic layer refused the route (it will not change by waiting)."""
+
+
+class CanaryFailed(PermanentError):
+    """The candidate failed its gate and was withdrawn; stable serves as before."""
 
 
 class WaitTimeout(PermanentError):
