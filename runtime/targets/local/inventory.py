@@ -13,11 +13,12 @@ between the scan and the signal cannot be hit: the pidfd pins the process that w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
+from runtime.domain.waiting import WaitTimeout, wait_until
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths
 from runtime.render.local_plan import DEPLOYMENT_ENV
@@ -88,9 +89,9 @@ def kill_marked(paths: DeploymentPaths, timeout_s: float = 10.0) -> list[int]:
     try:
         for fd in pinned.values():
             _send(fd, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(_alive(p) for p in pinned):
-            time.sleep(0.1)
+        with contextlib.suppress(WaitTimeout):  # bounded: what outlives SIGTERM gets SIGKILL below
+            wait_until(lambda: not any(_alive(p) for p in pinned), timeout_s=timeout_s, interval_s=0.1,
+                       what="the processes to exit")
         for pid, fd in pinned.items():
             if _alive(pid):
                 _send(fd, signal.SIGKILL)

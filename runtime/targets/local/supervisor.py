@@ -8,6 +8,7 @@ file write plus supervisord's own reread/update (reloadConfig + add/removeProces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -18,6 +19,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.domain.waiting import WaitTimeout, wait_until
 from runtime.errors import ToolError, TransientError
 from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths, writable
 from runtime.render.local_plan import Program
@@ -137,12 +139,10 @@ class Supervisor:
         if proc.returncode != 0:
             raise ToolError(f"supervisord failed to start: {proc.stderr.strip()[-300:] or proc.stdout.strip()[-300:]}",
                             hint=f"see {self.paths.logs / 'supervisord.log'}")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return True
-            time.sleep(0.05)
-        raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s")
+        try:
+            return wait_until(self.is_running, timeout_s=timeout_s, interval_s=0.05, what="supervisord")
+        except WaitTimeout:
+            raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s") from None
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         from runtime.targets.local import inventory
@@ -154,9 +154,10 @@ class Supervisor:
                 self.proxy().supervisor.shutdown()
             except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
                 pass
-        deadline = time.monotonic() + timeout_s
-        while pid and inventory.same_process(pid, started) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        if pid:  # bounded: a supervisord that ignores the shutdown is killed below
+            with contextlib.suppress(WaitTimeout):
+                wait_until(lambda: not inventory.same_process(pid, started), timeout_s=timeout_s, interval_s=0.1,
+                           what="supervisord to exit")
         if pid and inventory.same_process(pid, started):
             try:  # through a pidfd checked against the start time: the process we verified, nothing else
                 fd = os.pidfd_open(pid)
