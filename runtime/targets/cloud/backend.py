@@ -46,7 +46,7 @@ from runtime.targets.base import (
     TeardownReport,
 )
 from runtime.targets.kube.backend import KubeBackend
-from runtime.targets.local.paths import home
+from runtime.host.home import home
 from runtime.providers import access
 from runtime.providers.base import ClusterRef, StorageClass
 from runtime.domain.revisions import Revision
