@@ -17,7 +17,7 @@ errors. What it does for its callers:
 - Secrets from values (``ensure_secret``): compared before written, never logged, never put in an
   error message (errors about a Secret carry only its name and the HTTP status).
 
-Error translation lives in runtime/gateways/kube_errors.py, waiting (``Kube.wait``, ``poll``) in
+Error translation lives in runtime/gateways/kube_errors.py, waiting (``Kube.wait``) in
 runtime/gateways/kube_wait.py; both are re-exported here.
 
 Waiting is observation, not retrying: ``wait`` keeps reading through transient errors until its
@@ -39,11 +39,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runtime.errors import PermanentError
+from runtime.errors import PermanentError, WaitTimeout
 from runtime.gateways.kube_errors import _is_api_exception, _not_found, describe, plural_of, translate
-from runtime.gateways.kube_wait import WaitTimeout, Watching, poll, selector
+from runtime.gateways.kube_wait import Watching, selector
 
-__all__ = ["FIELD_MANAGER", "Kube", "WaitTimeout", "covered", "default_kubeconfig", "describe", "plural_of", "poll",
+__all__ = ["FIELD_MANAGER", "Kube", "WaitTimeout", "covered", "default_kubeconfig", "describe", "plural_of",
            "selector", "strip_server_fields", "translate"]
 
 T = TypeVar("T")

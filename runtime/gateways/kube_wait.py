@@ -1,6 +1,8 @@
 """Waiting on Kubernetes objects (mixed into runtime/gateways/kube.Kube): an informer-style wait that lists, then
 watches from that resourceVersion, re-evaluating a predicate on every change and every tick, and falls back to
-polling when watching keeps failing.
+polling when watching keeps failing. Plain polling of a check is runtime/domain/waiting.py ``wait_until``;
+this loop is the watch-driven one a Kubernetes object needs (an event wakes it before the next tick).
+Its ``WaitTimeout`` is the error tree's (runtime/errors.py), carrying the objects last seen as ``last``.
 
 Waiting is observation, not retrying: ``wait`` keeps reading through transient errors until its deadline (a
 blip in a watch must not fail a 10-minute rollout).
@@ -13,20 +15,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from runtime.errors import DynadeployError, PermanentError, TransientError
+from runtime.errors import DynadeployError, TransientError, WaitTimeout
 from runtime.gateways.kube_errors import describe
 
 T = TypeVar("T")
 log = logging.getLogger("dynadeploy.kube")
-
-
-class WaitTimeout(PermanentError):
-    """``Kube.wait`` ran out of time; ``last`` is the last state the predicate saw (a list of objects)."""
-
-    def __init__(self, message: str, *, last: Any = None, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.last = last
-
 
 
 def selector(labels: Mapping[str, str] | str | None) -> str | None:
@@ -86,7 +79,8 @@ class Watching:
                 stuck = describe_stuck(objects()) if describe_stuck else ""
                 err = f"; last error: {last_error}" if last_error else ""
                 raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                                  + (f": {stuck}" if stuck else "") + err, last=objects())
+                                  + (f": {stuck}" if stuck else "") + err, last=objects(), what=what,
+                                  timeout_s=timeout_s, stuck=stuck, last_error=last_error)
             step = min(left, tick_s)
             if res is None or not watching or last_error is not None:
                 time.sleep(min(step, 0.5) if res is not None else step)
@@ -137,24 +131,3 @@ class Watching:
                                 timeout_seconds=timeout, _request_timeout=self._timeouts(timeout + 5))
         finally:
             w.stop()
-
-
-def poll(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5,
-         what: str = "a condition", describe_stuck: Callable[[], str] | None = None) -> T:
-    """Call ``check`` until it returns something truthy (transient read errors are waited through)."""
-    deadline = time.monotonic() + timeout_s
-    last: DynadeployError | None = None
-    while True:
-        try:
-            out = check()
-            last = None
-            if out:
-                return out
-        except TransientError as exc:
-            last = exc
-        if time.monotonic() >= deadline:
-            stuck = describe_stuck() if describe_stuck else ""
-            err = f"; last error: {last}" if last else ""
-            raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                              + (f": {stuck}" if stuck else "") + err)
-        time.sleep(interval_s)

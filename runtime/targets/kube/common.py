@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from runtime import render
+from runtime.gateways.portforward import tcp_open  # noqa: F401 - re-exported for the stage modules and canary
 
 DGD_API, DGD_KIND = "nvidia.com/v1beta1", "DynamoGraphDeployment"
 DGDSA_KIND = "DynamoGraphDeploymentScalingAdapter"
@@ -97,27 +97,6 @@ def _service_port(svc: dict) -> int:
     ports = (svc.get("spec") or {}).get("ports") or []
     port = next((p for p in ports if p.get("name") == "http"), ports[0] if ports else {})
     return int(port.get("port") or render.FRONTEND_PORT)
-
-
-def tcp_open(url: str, timeout: float) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _models(url: str) -> list[str]:
-    import httpx
-
-    try:
-        r = httpx.get(f"{url}/v1/models", timeout=3.0, trust_env=False)
-        return [m.get("id") for m in (r.json().get("data") or [])] if r.status_code == 200 else []
-    except (httpx.HTTPError, ValueError):
-        return []
 
 
 def _pod_ready(pod: dict) -> bool:

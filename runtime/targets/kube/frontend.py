@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import TYPE_CHECKING
 
 from runtime import render
@@ -15,13 +14,13 @@ from runtime.domain.rollout import (
     DGD_NAME_LABEL,
 )
 from runtime.errors import PermanentError
+from runtime.gateways import probe
 from runtime.targets.base import RevisionRow, Status
 from runtime.targets.kube import readiness
 from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.common import (
     DGD_API,
     DGD_KIND,
-    _models,
     _pod_ready,
     _service_port,
     _timeout,
@@ -82,10 +81,7 @@ def reach(kb: KubeBackend):
 def wait_model_listed(kb: KubeBackend, url: str) -> None:
     """Wait (bounded) until the frontend lists the served model: a frontend can be Ready before it has
     discovered its workers (ai-dynamo/dynamo#11178). On timeout the smoke test reports what it sees."""
-    served = kb.spec.model.served()
-    deadline = time.monotonic() + _timeout("MODEL", 120)
-    while served not in _models(url) and time.monotonic() < deadline:
-        time.sleep(0.25)
+    probe.wait_listed(url, kb.spec.model.served(), _timeout("MODEL", 120))
 
 
 def frontend_pods(kb: KubeBackend) -> list[dict]:
@@ -102,7 +98,7 @@ def status(kb: KubeBackend) -> Status:
     url = lb_url(kb)
     models: list[str] = []
     if url and tcp_open(url, 2.0):
-        models = _models(url)
+        models = probe.models_at(url)
     workers = [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) != "frontend"]
     return Status(
         target=kb.spec.target.kind, name=kb.spec.name, endpoint=kb.endpoint(), ready=ready, reasons=reasons,
