@@ -32,6 +32,8 @@ reads: the spec, the namespace, the Kube and Helm gateways, the provider capabil
     rollout.py          roll_out, graph replacement   readiness.py      the readiness contract, waited for
     ledger.py           revisions, smoke records     frontend.py       endpoint, reach, status
     teardown.py         teardown, inventory          common.py         kinds, marks, wait bounds, results
+    preflight.py        the preflight's decisions    access.py         the access review
+    route.py            serving.route, in effect     canary.py         the canary mechanics
 
 Every stage is idempotent and recomputes what it needs from the cluster (tasks run in separate
 processes/threads and may be retried). Shared platform pieces (the cluster-wide operator, the GPU

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from runtime import render
 from runtime.targets.base import Provisioned
+from runtime.targets.kube import access
 from runtime.targets.kube import preflight as pf
 from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.common import (
@@ -27,9 +28,9 @@ def provision(kb: KubeBackend) -> Provisioned:
     version = kb.kube.version()
     problems = pf.version_problems(version)
     # Reads first: without them nothing else can be judged.
-    reads = [a for a in pf.required_access(spec, download=False, token=False, install_platform=False)
+    reads = [a for a in access.required_access(spec, download=False, token=False, install_platform=False)
              if a.verb in ("list", "get") and a.namespace is None]
-    denied = pf.access_problems(kb.kube, reads, kb.context)
+    denied = access.access_problems(kb.kube, reads, kb.context)
     if denied:
         pf.raise_problems(problems + denied, where)
     nodes = kb.kube.list("v1", "Node")
@@ -44,11 +45,11 @@ def provision(kb: KubeBackend) -> Provisioned:
     problems += pf.crd_problems(spec, crds, operators)
     problems += kube_route.preflight_problems(kb.kube, spec)
     reuse = pf.reusable_operator(spec, operators)
-    needs = pf.required_access(spec, download=not spec.model.is_builtin(), token=spec.model.token is not None,
+    needs = access.required_access(spec, download=not spec.model.is_builtin(), token=spec.model.token is not None,
                                install_platform=reuse is None)
     if gpu_operator_wanted(kb, inv):
-        needs += pf.gpu_operator_access()
-    problems += pf.access_problems(kb.kube, [a for a in needs if a not in reads], kb.context)
+        needs += access.gpu_operator_access()
+    problems += access.access_problems(kb.kube, [a for a in needs if a not in reads], kb.context)
     pf.raise_problems(problems, where)
 
     # Nothing was changed up to here. Now the namespace and what secures it.
