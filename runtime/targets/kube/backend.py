@@ -31,7 +31,7 @@ reads: the spec, the namespace, the Kube and Helm gateways, the provider capabil
     dynamo_platform.py  install_platform             model_cache.py    cache_model
     rollout.py          roll_out, graph replacement   readiness.py      the readiness contract, waited for
     ledger.py           revisions, smoke records     frontend.py       endpoint, reach, status
-    teardown.py         teardown, inventory          common.py         kinds, marks, wait bounds, results
+    teardown.py         teardown, inventory          common.py         kinds, marks, wait bounds, KubeModel
     preflight.py        the preflight's decisions    access.py         the access review
     route.py            serving.route, in effect     canary.py         the canary mechanics
 
