@@ -83,7 +83,7 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
         if not status.models:
             raise PreflightError(f"{s.name} is not serving, so there is no baseline to compare against",
                                  hint="deploy it first: dynadeploy deploy SPEC")
-        plan, how = steps.plan(s, status)
+        plan, how = steps.plan(stable, status)
         st.note(f"stable serves at {status.endpoint}; {how}")
     _event(s, "started", reason=reason, candidate=candidate, plan=[st.label() for st in plan], traffic=how)
     staged = False

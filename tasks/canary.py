@@ -20,14 +20,15 @@ from prefect.cache_policies import NO_CACHE
 from runtime.domain.canary import Step
 from runtime.gateways import loadgen
 from runtime.gateways.scrape import scrape
-from runtime.targets.base import StagedCandidate, Status
+from runtime.targets.base import ServingBackend, StagedCandidate, Status
 from tasks._policy import TRANSIENT
 from tasks.secrets import resolve_model_token
 from tasks.targets import backend, mechanics
 
 
-def plan(spec, status: Status) -> tuple[list[Step], str]:
-    return mechanics(spec).plan(backend(spec), status)
+def plan(stable: ServingBackend, status: Status) -> tuple[list[Step], str]:
+    """The steps before promotion and how traffic is shifted, from stable's backend and its status."""
+    return mechanics(stable.spec).plan(stable, status)
 
 
 @task(name="stage-candidate", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
