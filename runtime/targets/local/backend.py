@@ -21,7 +21,7 @@ from pathlib import Path
 from runtime.domain import naming
 from runtime.errors import PreflightError, RolloutFailed
 from runtime.gateways import gpu as gpulib
-from runtime.gateways import probe
+from runtime.gateways import probe as probes
 from runtime.targets.local import inventory, model_cache, vllm_cpu
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.ledger import FileLedger
@@ -83,7 +83,7 @@ class LocalBackend:
         if self.target.discovery == "etcd":
             ctx = self.context(engine="mocker", model_path="")
             self.supervisor.apply(discovery_programs(self.spec, ctx))
-            probe.ready_within(lambda: portlib.port_is_listening(ports["etcd"], self.host)
+            probes.ready_within(lambda: portlib.port_is_listening(ports["etcd"], self.host)
                               and portlib.port_is_listening(ports["nats"], self.host), 30,
                               describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
         return {"state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started,
@@ -127,7 +127,7 @@ class LocalBackend:
     def install_platform(self) -> dict:
         program = frontend_program(self.spec, self.context(engine="mocker", model_path=""))
         changes = self.supervisor.apply([program])
-        probe.ready_within(lambda: probe.frontend_live(self.host, program.port), 60,
+        probes.ready_within(lambda: probes.frontend_live(self.host, program.port), 60,
                           describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"))
         return {"endpoint": self.endpoint(), "changed": bool(changes["added"] or changes["changed"])}
 
@@ -179,7 +179,7 @@ class LocalBackend:
         self.ledger.put(revision)
 
         old = sorted(n for n in running if _is_worker(n) and n not in names)
-        before = probe.generate_instances(self.host, frontend_port) if old else set()
+        before = probes.generate_instances(self.host, frontend_port) if old else set()
         self.supervisor.apply(programs)
         try:
             # Old and new serve side by side until the frontend has discovered every new worker.
@@ -192,7 +192,7 @@ class LocalBackend:
             raise
         self.supervisor.apply([], retire=set(old))
         portlib.forget(self.paths.ports_file, old)
-        probe.ready_within(lambda: len(probe.generate_instances(self.host, frontend_port)) <= len(programs), 30,
+        probes.ready_within(lambda: len(probes.generate_instances(self.host, frontend_port)) <= len(programs), 30,
                           describe=lambda: "retired workers still registered with the frontend")
         for rev in revisions:
             if rev.status == "serving" and rev.number != number:
@@ -246,7 +246,7 @@ class LocalBackend:
         # Their registrations leave the frontend when they stop (bounded: a SIGKILLed one can
         # linger in file discovery for up to ~15 s, which the readiness count then tolerates).
         try:
-            probe.ready_within(lambda: len(probe.generate_instances(self.host, frontend_port)) <= remaining, 20)
+            probes.ready_within(lambda: len(probes.generate_instances(self.host, frontend_port)) <= remaining, 20)
         except RolloutFailed:
             pass
 
@@ -281,23 +281,23 @@ class LocalBackend:
                 raise RolloutFailed(
                     f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
                     f"{st.exitstatus if st else '?'}); its last log lines:\n" + said)
-            return (all(probe.worker_ready(self.host, p.port) for p in programs)
-                    and len(probe.generate_instances(self.host, frontend_port)) >= expected
-                    and served in probe.served_models(self.host, frontend_port))
+            return (all(probes.worker_ready(self.host, p.port) for p in programs)
+                    and len(probes.generate_instances(self.host, frontend_port)) >= expected
+                    and served in probes.served_models(self.host, frontend_port))
 
         def stuck() -> str:
             states = self.supervisor.processes()
-            bad = [p for p in programs if not probe.worker_ready(self.host, p.port)]
+            bad = [p for p in programs if not probes.worker_ready(self.host, p.port)]
             if not bad:
-                return (f"workers serve but the frontend sees {len(probe.generate_instances(self.host, frontend_port))}"
-                        f" of {expected} instances, models {probe.served_models(self.host, frontend_port)}")
+                return (f"workers serve but the frontend sees {len(probes.generate_instances(self.host, frontend_port))}"
+                        f" of {expected} instances, models {probes.served_models(self.host, frontend_port)}")
             p = bad[0]
             st = states.get(p.name)
             return (f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
                     + self.supervisor.tail(p.name, 800))
 
         timeout = VLLM_READY_TIMEOUT_S if engine == "vllm" else READY_TIMEOUT_S
-        probe.ready_within(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
+        probes.ready_within(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
 
     def record_smoke(self, number: int, smoke: dict) -> None:
         rev = self.ledger.get(number)
@@ -333,8 +333,8 @@ class LocalBackend:
             "orphans": orphans,
             "problems": problems,
             "processes": {n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
-            "models": probe.served_models(self.host, fe) if fe else [],
-            "workers_discovered": len(probe.generate_instances(self.host, fe)) if fe else 0,
+            "models": probes.served_models(self.host, fe) if fe else [],
+            "workers_discovered": len(probes.generate_instances(self.host, fe)) if fe else 0,
             "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
                            "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
                           for r in self.ledger.all()],
@@ -479,7 +479,7 @@ def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set
             return False
 
     for name in ("prometheus", "alertmanager"):
-        probe.ready_within(lambda n=name: ready(n), 60,
+        probes.ready_within(lambda n=name: ready(n), 60,
                           describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
         config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
         if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
