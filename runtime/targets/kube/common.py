@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import render
+from runtime import render, settings
 from runtime.gateways.portforward import tcp_open  # noqa: F401 - re-exported for the stage modules and canary
 
 DGD_API, DGD_KIND = "nvidia.com/v1beta1", "DynamoGraphDeployment"
@@ -28,10 +27,7 @@ TRACK_KEY, BRIDGE = "dynadeploy.io/track", "bridge"  # the label of a graph that
 
 
 def _timeout(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(f"DYNADEPLOY_KUBE_{name}_TIMEOUT_S", default))
-    except ValueError:
-        return default
+    return settings.kube_timeout_s(name, default)
 
 
 def _plain(values: Any) -> Any:
