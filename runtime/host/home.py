@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import errno
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from runtime import settings
 from runtime.errors import PreflightError
 
 
@@ -22,7 +22,7 @@ def home(state_dir: str | None = None) -> Path:
     """The dynadeploy home: the spec's target.state_dir, else $DYNADEPLOY_HOME, else ~/.dynadeploy."""
     if state_dir:
         return Path(state_dir).expanduser().resolve()
-    env = os.environ.get("DYNADEPLOY_HOME")
+    env = settings.home()
     return Path(env).expanduser().resolve() if env else Path.home() / ".dynadeploy"
 
 
