@@ -16,10 +16,10 @@ import time
 from typing import Any
 
 from runtime import settings
+from runtime.targets.kube import preflight as pf
 from runtime.errors import PermanentError, RouteRejected, TransientError
 from runtime.gateways.kube import Kube, WaitTimeout, covered
 from runtime.render import route as render_route
-from runtime.targets.kube import preflight as pf
 
 # ingress-nginx reloads its config after an Ingress changed: a second is ample on a quiet controller.
 SETTLE_S = settings.route_settle_s()
