@@ -15,7 +15,7 @@ from runtime.errors import PreflightError
 from runtime.render import cloud_plan as plan
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
     from runtime.spec.targets import EksTarget, NodePool
 
 VPC_CIDR = "10.0.0.0/16"

@@ -20,7 +20,7 @@ from runtime.render import kv_events, templates
 from runtime.render.dgd import ENGINE_MODULES, resolve_engine
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import Component, DeploymentSpec
+    from runtime.spec import Component, DeploymentSpec
     from runtime.spec.targets import EcsTarget
 
 FRONTEND_PORT = 8000

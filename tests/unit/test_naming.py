@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.domain import naming
-from runtime.spec.models import API_VERSION, load_spec, parse_spec
+from runtime.spec import API_VERSION, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "infra" / "targets").glob("*.yaml"))

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from runtime.errors import SpecError, SpecIssue
-from runtime.spec.models import (
+from runtime.spec import (
     API_VERSION,
     BUILTIN_MODEL,
     DEFAULT_IMAGE,
