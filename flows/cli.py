@@ -27,6 +27,8 @@ import sys
 import time
 from datetime import UTC
 
+from runtime import settings
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -469,7 +471,7 @@ def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
     # A loaded 2-core machine can take well over Prefect's default 20 s to boot its temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
+    if os.environ.get("PREFECT_API_URL") or settings.prefect_ephemeral():
         return
     from runtime.gateways import prefect_server
 
