@@ -27,7 +27,7 @@ from typing import Any
 
 from runtime.domain.histograms import ITL_BUCKETS_S, TTFT_BUCKETS_S, NoBucket, bucket_for  # noqa: F401 - NoBucket: re-exported
 from runtime.domain.histograms import ms as _ms
-from runtime.spec.monitoring import duration_s
+from runtime.spec import duration_s
 
 FRONTEND = "dynamo_frontend"
 TTFT = f"{FRONTEND}_time_to_first_token_seconds"

@@ -25,8 +25,7 @@ from runtime.gateways.aws import Aws, Waits, session_for, tag_dict, tag_list, ta
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec
-    from runtime.spec.targets import EcsTarget
+    from runtime.spec import DeploymentSpec, EcsTarget
 
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
 ALLOW_CIDR_ENV = settings.ECS_ALLOW_CIDR
