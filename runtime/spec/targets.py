@@ -98,7 +98,7 @@ class LocalTarget(_Target):
         "How workers and the frontend find each other: a shared directory, or a local etcd and NATS."))
     gpus: Literal["auto", "none"] = Field("auto", description=(
         "auto: detect GPUs at run time; none: the host has no GPU."))
-    host: str = Field("127.0.0.1", description="Loopback address the frontend listens on (never a routable one).")
+    host: str = Field("127.0.0.1", description="Loopback address the local processes listen on (never a routable one).")
     frontend_port: Port | None = Field(None, description="Frontend HTTP port. Unset: a free port picked at run time.")
 
     def _issues(self) -> Iterator[Issue]:
