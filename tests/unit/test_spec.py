@@ -23,8 +23,8 @@ from runtime.spec import (
     load_spec,
     parse_quantity,
     parse_spec,
+    reference,
 )
-from runtime.spec import reference
 from runtime.spec.base import StrictModel
 
 TARGETS = Path(__file__).resolve().parents[2] / "infra" / "targets"
