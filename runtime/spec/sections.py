@@ -105,7 +105,9 @@ class ModelCache(StrictModel):
     """The volume the model is downloaded to once and every worker reads (Kubernetes targets)."""
 
     size: Quantity = Field("20Gi", description='Volume size, a Kubernetes quantity ("20Gi"); at least 1Gi.')
-    storage_class: DnsLabel | None = Field(None, description="StorageClass of the volume. Unset: the cluster's default.")
+    storage_class: DnsLabel | None = Field(None, description=(
+        "StorageClass of the volume. Unset: the provider's class for the access mode (infra/providers.yaml; "
+        "kube: target.provider_hints.storage_class), else the cluster's default."))
     access_mode: Literal["ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany"] = Field("ReadWriteMany", description=(
         "Volume access mode; ReadWriteOnce attaches to one node only."))
 

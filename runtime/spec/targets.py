@@ -125,7 +125,8 @@ class ProviderHints(StrictModel):
     gpu_driver: Literal["preinstalled", "install"] = Field("install", description=(
         "preinstalled: the nodes already have the NVIDIA driver; install: the GPU operator may install it."))
     storage_class: DnsLabel | None = Field(None, description=(
-        "StorageClass for the model cache when model.cache.storage_class is unset. Unset: the cluster's default."))
+        "The cluster's default StorageClass for the model cache (a ReadWriteMany cache may still use the "
+        "provider's file-store class); model.cache.storage_class wins. Unset: the cluster's default."))
 
 
 class KubeTarget(_Target):
