@@ -106,7 +106,7 @@ def main() -> None:
     from flows.deploy import deploy
     from runtime.targets.local.backend import LocalBackend
     from runtime.targets.local.ports import free_port
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     path = write_spec(work, free_port())
     slow = {"serving": {"mocker": {"speedup_ratio": args.slow_speedup}}}

@@ -156,7 +156,7 @@ def stack_by_hand(model: Path, python: str, work: Path) -> dict:
 
 def dynadeploy(work: Path) -> dict:
     from runtime.targets.local.backend import LocalBackend
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     port = free_port(HOST)
     doc = yaml.safe_load((ROOT / "infra" / "targets" / "local-vllm.yaml").read_text())

@@ -108,7 +108,7 @@ def prometheus_config(spec, files_: MonitoringFiles, host: str, ports: dict[str,
 
 
 def _short(duration: str) -> bool:
-    from runtime.spec.monitoring import duration_s
+    from runtime.spec import duration_s
 
     return duration_s(duration) < 10
 

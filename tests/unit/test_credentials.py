@@ -16,7 +16,7 @@ import yaml
 from runtime.domain import credentials as creds
 from runtime.domain import naming
 from runtime.errors import PermanentError, SpecError
-from runtime.spec.models import parse_spec
+from runtime.spec import parse_spec
 from tests.unit.test_layers import IO, SDKS, imported_roots
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import yaml
 from runtime.render import monitoring
 from runtime.render import local_monitoring as lm
 from runtime.render.local_plan import DEPLOYMENT_ENV, IDENTITY_ENV
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 PORTS = {"frontend": 8000, "worker-r3-0": 20001, "worker-r3-1": 20002, "canary-0": 20003, "etcd": 2379,
          "prometheus": 9090, "alertmanager": 9093, "alert-receiver": 9094}

@@ -19,7 +19,7 @@ from runtime.targets.local import inventory
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths
 from runtime.targets.local.supervisor import Supervisor
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from runtime.errors import PreflightError, SpecError
 from runtime.targets.local import tiny_llama, vllm_cpu
 from runtime.targets.local.paths import DeploymentPaths
 from runtime.render.local_plan import LocalContext, kv_events_endpoint, worker_port_names, worker_programs
-from runtime.spec.models import load_spec, parse_spec
+from runtime.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = {"engine": "vllm", "workers": {"gpus": 0}, "vllm": {"device": "cpu"}}

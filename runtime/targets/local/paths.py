@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime import settings
 from runtime.errors import PreflightError
 from runtime.render.local_plan import IDENTITY_ENV  # noqa: F401 - re-exported: carries .identity into processes
 
@@ -31,7 +32,7 @@ def home(state_dir: str | None = None) -> Path:
     """The dynadeploy home: the spec's target.state_dir, else $DYNADEPLOY_HOME, else ~/.dynadeploy."""
     if state_dir:
         return Path(state_dir).expanduser().resolve()
-    env = os.environ.get("DYNADEPLOY_HOME")
+    env = settings.home()
     return Path(env).expanduser().resolve() if env else Path.home() / ".dynadeploy"
 
 

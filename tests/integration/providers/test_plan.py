@@ -17,8 +17,7 @@ from runtime.providers import PROVIDERS, get_provider, require
 from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.render import ecs_task as er
 from runtime.providers.base import Capability, KubeAccess
-from runtime.spec.models import load_spec, parse_spec
-from runtime.spec.targets import TARGET_KINDS
+from runtime.spec import TARGET_KINDS, load_spec, parse_spec
 from tests.unit.test_layers import IO, SDKS, imported_roots
 
 ROOT = Path(__file__).resolve().parents[3]
