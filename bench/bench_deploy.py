@@ -119,7 +119,7 @@ def main() -> None:
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     from runtime.gateways import prefect_server
-    from runtime.targets.local.ports import free_port
+    from runtime.host.ports import free_port
 
     work = Path(tempfile.mkdtemp(prefix="dynadeploy-bench-"))
     env = os.environ | {"DYNADEPLOY_HOME": str(work / "home")}

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.targets.local import model_cache, tiny_llama, vllm_cpu
 from runtime.render.local_plan import cpu_vllm_env
-from runtime.targets.local.ports import free_port
+from runtime.host.ports import free_port
 
 HOST = "127.0.0.1"
 FLAGS = ["--dtype", "float32", "--enforce-eager", "--max-model-len", "512"]

@@ -12,7 +12,7 @@ them like any other program):
 
 NATS is not scraped: nats-server has no Prometheus endpoint of its own (it needs the separate
 prometheus-nats-exporter). Everything listens on the target's host (loopback by default). No I/O
-here: runtime/targets/local/backend.py writes the files and applies the programs.
+here: runtime/targets/local/monitoring.py writes the files and applies the programs.
 """
 
 from __future__ import annotations

@@ -99,10 +99,10 @@ def test_alert_receiver_refuses_a_post_without_the_token_and_makes_no_event(tmp_
     import urllib.error
     import urllib.request
 
-    from runtime.targets.local.backend import _ensure_token
+    from runtime.targets.local.monitoring import ensure_token
 
     token_file, log = tmp_path / "receiver.token", tmp_path / "alerts.jsonl"
-    _ensure_token(token_file)
+    ensure_token(token_file)
     assert token_file.stat().st_mode & 0o777 == 0o600
     token = token_file.read_text().strip()
     with socket.socket() as sock:

@@ -38,7 +38,7 @@ from typing import Any
 from runtime import settings
 from runtime.domain import naming
 from runtime.errors import PermanentError, RolloutFailed, TransientError
-from runtime.targets.local.paths import home
+from runtime.host.home import home
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan
 from runtime.gateways.aws import tag_list
 from runtime.providers.base import ClusterRef

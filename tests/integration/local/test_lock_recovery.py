@@ -20,7 +20,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 from flows import _lock
 from runtime.errors import TransientError
-from runtime.targets.local.inventory import start_time
+from runtime.host.processes import start_time
 from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
