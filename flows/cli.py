@@ -27,6 +27,8 @@ import sys
 import time
 from datetime import UTC
 
+from runtime import settings
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -148,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------------------
 def _deploy(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)  # validate before anything starts
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -175,7 +177,7 @@ def _deploy(args) -> int:
 def _status(args) -> int:
     from flows._status import verdict
     from runtime.domain import naming
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tasks.targets import backend
 
     spec = load_spec(args.spec)
@@ -229,7 +231,7 @@ def _operations(name: str):
 
 
 def _history(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tasks.targets import backend
 
     revisions = backend(load_spec(args.spec)).status().as_dict()["revisions"]
@@ -243,7 +245,7 @@ def _history(args) -> int:
 def _diff(args) -> int:
     from runtime.domain import revisions as revlib
     from runtime.errors import PermanentError
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tasks.targets import backend
 
     by_number = {r.number: r for r in backend(load_spec(args.spec)).revisions()}
@@ -264,7 +266,7 @@ def _diff(args) -> int:
 
 
 def _rollback(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -319,7 +321,7 @@ def _parse_candidate(text: str) -> dict:
 
 
 def _canary(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     candidate = _parse_candidate(args.candidate)
@@ -362,7 +364,7 @@ def _print_steps(rows: list[dict], out) -> None:
 
 
 def _answer(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=True, verbose=args.verbose)
@@ -381,7 +383,7 @@ def _answer(args) -> int:
 
 
 def _teardown(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -466,7 +468,7 @@ def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
     # A loaded 2-core machine can take well over Prefect's default 20 s to boot its temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
+    if os.environ.get("PREFECT_API_URL") or settings.prefect_ephemeral():
         return
     from runtime.gateways import prefect_server
 

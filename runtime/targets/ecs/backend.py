@@ -29,7 +29,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import shutil
 import time
 import zlib
@@ -37,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from runtime import settings
 from runtime.domain import naming
 from runtime.domain.waiting import WaitTimeout, not_none, wait_until
 from runtime.errors import PermanentError, RolloutFailed, TransientError
@@ -63,10 +63,7 @@ SSM_STANDARD_LIMIT = 4096
 
 
 def _timeout(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(f"DYNADEPLOY_ECS_{name}_TIMEOUT_S", default))
-    except ValueError:
-        return default
+    return settings.ecs_timeout_s(name, default)
 
 
 def make_provider(spec: Any = None, credentials: Any = None) -> Any:
