@@ -43,7 +43,7 @@ def status(args) -> int:
     if st.slo:  # a deployment with monitoring: live burn rates and alerts from its Prometheus
         from runtime.domain.slo_status import lines
 
-        print("\n".join(lines(st.slo)))
+        print("\n".join(lines(dict(st.slo))))
     return 0 if st.models and not problems else 3
 
 
