@@ -11,7 +11,7 @@ from datetime import UTC
 def status(args) -> int:
     from flows._status import verdict
     from runtime.domain import naming
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tasks.targets import backend
 
     spec = load_spec(args.spec)
@@ -65,7 +65,7 @@ def _operations(name: str):
 
 
 def history(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tasks.targets import backend
 
     revisions = backend(load_spec(args.spec)).status().as_dict()["revisions"]
@@ -79,7 +79,7 @@ def history(args) -> int:
 def diff(args) -> int:
     from runtime.domain import revisions as revlib
     from runtime.errors import PermanentError
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tasks.targets import backend
 
     by_number = {r.number: r for r in backend(load_spec(args.spec)).revisions()}

@@ -27,6 +27,7 @@ import sys
 import time
 
 from flows import _inspect
+from runtime import settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------------------
 def _deploy(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)  # validate before anything starts
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -174,7 +175,7 @@ def _deploy(args) -> int:
 
 
 def _rollback(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -229,7 +230,7 @@ def _parse_candidate(text: str) -> dict:
 
 
 def _canary(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     candidate = _parse_candidate(args.candidate)
@@ -272,7 +273,7 @@ def _print_steps(rows: list[dict], out) -> None:
 
 
 def _answer(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=True, verbose=args.verbose)
@@ -291,7 +292,7 @@ def _answer(args) -> int:
 
 
 def _teardown(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -337,7 +338,7 @@ def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
     # A loaded 2-core machine can take well over Prefect's default 20 s to boot its temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
+    if os.environ.get("PREFECT_API_URL") or settings.prefect_ephemeral():
         return
     from runtime.gateways import prefect_server
 

@@ -257,7 +257,7 @@ class ProcessRuntime(base.Reconciler):
     def _address(self, ns: str, dgd: str) -> str:
         key = (ns, dgd)
         if key not in self.addresses:
-            from runtime.targets.local.ports import port_is_free
+            from runtime.host.ports import port_is_free
 
             taken = set(self.addresses.values())
             for _ in range(500):
@@ -323,7 +323,7 @@ class ProcessRuntime(base.Reconciler):
         return cmd, cpu_vllm_env(host, self.vllm_kv_cache_gib)
 
     def _start(self, store: Store, pod: dict) -> Proc | None:
-        from runtime.targets.local.ports import free_port
+        from runtime.host.ports import free_port
 
         m = pod["metadata"]
         labels = m.get("labels") or {}

@@ -228,7 +228,7 @@ class Traffic(base.Reconciler):
             self._sync_nginx(store, snap)
 
     def _allocate(self, ports: list[int]) -> str | None:
-        from runtime.targets.local.ports import port_is_free
+        from runtime.host.ports import port_is_free
 
         for _ in range(500):
             addr = f"{self.address_prefix}.{random.randint(0, 255)}.{random.randint(2, 254)}"
