@@ -13,7 +13,7 @@ import yaml
 from runtime.domain import credentials as creds
 from runtime.domain.revisions import Revision
 from runtime.errors import NotSupportedError
-from runtime.spec.models import parse_spec
+from runtime.spec import parse_spec
 from runtime.targets import registry
 from runtime.targets.base import (
     CanaryMechanics,

@@ -98,7 +98,7 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
     assert any("supervision gone" in p for p in status.problems)
     cli = subprocess.run([shutil.which("dynadeploy"), "status", str(path)], capture_output=True, text=True,
                          env=os.environ | {"PREFECT_API_URL": prefect_api}, timeout=120, check=False)
-    # the status verdict line (flows/cli.py): "<name>: DEGRADED (revision 1): supervision gone: ..."
+    # the status verdict line (flows/_inspect.py): "<name>: DEGRADED (revision 1): supervision gone: ..."
     assert cli.returncode == 3 and "DEGRADED (revision 1): supervision gone" in cli.stdout, (
         cli.returncode, cli.stdout, cli.stderr)
 
