@@ -57,6 +57,7 @@ import threading
 from ..store import Event, Store
 from . import base
 from .base import annotations, terminating
+from .ports import port_is_free
 from .traffic_gateway import API, GATEWAY_CONTROLLER, GRANT_API, GROUP, GatewayApi
 from .traffic_proxy import BACKEND_HEADER, Listener, NoRoutes, ProxyLoop
 from .traffic_routes import Snapshot, nginx_table
@@ -228,8 +229,6 @@ class Traffic(base.Reconciler):
             self._sync_nginx(store, snap)
 
     def _allocate(self, ports: list[int]) -> str | None:
-        from runtime.targets.local.ports import port_is_free
-
         for _ in range(500):
             addr = f"{self.address_prefix}.{random.randint(0, 255)}.{random.randint(2, 254)}"
             if addr not in self._taken and all(port_is_free(p, addr) for p in ports):
