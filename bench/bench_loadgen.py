@@ -227,7 +227,7 @@ async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) ->
 
     async def aiohttp_lines() -> None:
         async with session.post(url, data=body, headers=headers) as response:
-            async for line in response.content:  # llhttp decodes the chunks; lines split in Python
+            async for _line in response.content:  # llhttp decodes the chunks; lines split in Python
                 pass
 
     steps = [
@@ -263,7 +263,6 @@ async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) ->
 async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
     """cProfile of ``n`` loadgen requests on CPU time, own time grouped by package."""
     import cProfile
-    import pstats
 
     args = {"requests": n, "concurrency": 1, "max_tokens": max_tokens, "prompt": "hi", "timeout_s": 10.0}
     await loadgen.run_load(server.base_url, MODEL, **{**args, "requests": 20})
@@ -272,7 +271,10 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
     await loadgen.run_load(server.base_url, MODEL, **args)
     profiler.disable()
     groups: dict[str, float] = {}
-    for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+    for entry in profiler.getstats():  # what pstats reads: own time is inlinetime; a str code is a builtin
+        filename, function = ("~", entry.code) if isinstance(entry.code, str) else (entry.code.co_filename,
+                                                                                     entry.code.co_name)
+        own = entry.inlinetime
         path = filename.replace("\\", "/")
         group = next(
             (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "uvloop", "asyncio", "json")

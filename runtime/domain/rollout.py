@@ -310,7 +310,7 @@ def assess_deployment(obj: Mapping[str, Any] | None) -> Readiness:
     progressing = _condition(obj, "Progressing")
     failed = bool(progressing and progressing.get("reason") == "ProgressDeadlineExceeded")
     if failed:
-        reasons.append(f"{kind} {name}: progress deadline exceeded ({progressing.get('message') or ''})")
+        reasons.append(f"{kind} {name}: progress deadline exceeded ({(progressing or {}).get('message') or ''})")
     return _verdict(reasons, failed)
 
 

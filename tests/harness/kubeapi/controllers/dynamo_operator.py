@@ -351,7 +351,9 @@ class DynamoOperator(base.Reconciler):
         spec = dgd.get("spec") or {}
         _env(main, {e["name"]: e.get("valueFrom") or e.get("value", "")
                     for e in (spec.get("env") or spec.get("envs") or []) if e.get("name")})
-        field_ref = lambda path: {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
+        def field_ref(path: str) -> dict:
+            return {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
+
         _env(main, {"DYN_NAMESPACE": dyn_ns, "DYN_COMPONENT": c.name, "DYN_DISCOVERY_BACKEND": "kubernetes",
                     "DYN_PARENT_DGD_K8S_NAME": dgd_name, "DYN_PARENT_DGD_K8S_NAMESPACE": ns,
                     "POD_NAME": field_ref("metadata.name"), "POD_NAMESPACE": field_ref("metadata.namespace"),

@@ -349,7 +349,9 @@ class Workloads(base.Reconciler):
         rss = [store.try_get("apps/v1", "ReplicaSet", rs["metadata"]["name"], rs["metadata"]["namespace"])
                for rs in old + ([new] if new else [])]
         rss = [rs for rs in rss if rs]
-        st = lambda rs, k: (rs.get("status") or {}).get(k, 0)
+        def st(rs: dict, k: str) -> int:
+            return (rs.get("status") or {}).get(k, 0)
+
         total = sum(st(rs, "replicas") for rs in rss)
         updated = st(rss[-1], "replicas") if new and rss else 0
         ready = sum(st(rs, "readyReplicas") for rs in rss)
@@ -490,7 +492,7 @@ class Workloads(base.Reconciler):
         self._controller_revision(store, ds, f"{name}-{h}", template)
         nodes = [n for n in base.list_nodes(store) if base.node_mismatch(n, template.get("spec") or {}) is None]
         eligible = {n["metadata"]["name"] for n in nodes}
-        pods = [p for p in self._pods_of(store, ds)]
+        pods = list(self._pods_of(store, ds))
         by_node: dict[str, list[dict]] = {}
         for p in pods:
             by_node.setdefault(p["spec"].get("nodeName", ""), []).append(p)
