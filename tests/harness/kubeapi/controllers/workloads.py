@@ -178,7 +178,8 @@ class Workloads(base.Reconciler):
         if write_status(store, pod, status, self.manager) is not pod:
             for n in names:
                 text = annotations(pod).get(CRASH_LOG_ANNOTATION) or (
-                    f"starting {n}\nTraceback (most recent call last):\n  File \"main.py\", line 1, in <module>\n"
+                    f"starting {n}\nTraceback (most recent call last):\n"
+                    '  File "main.py", line 1, in <module>\n'
                     f"RuntimeError: simulated crash of container {n} (kubeapi-sim crash switch)\n")
                 store.set_pod_log(m["namespace"], m["name"], text, container=n)
                 store.set_pod_log(m["namespace"], m["name"], text)
