@@ -27,7 +27,8 @@ Unknown fields and ``fieldValidation`` (query parameter; the server default is W
 Not simulated: CEL rules (``x-kubernetes-validations``), ``format`` checks, ``x-kubernetes-list-type``
 uniqueness/map keys, ``x-kubernetes-embedded-resource`` metadata pruning, built-in kinds' Go validation
 beyond their OpenAPI schema (e.g. label value syntax, immutable fields other than ConfigMap/Secret),
-ratcheting, duplicate-field detection, and version conversion (each version's schema is applied to the body as sent).
+ratcheting, duplicate-field detection, and version conversion (each version's schema is applied to the
+body as sent).
 """
 
 from __future__ import annotations
