@@ -328,8 +328,8 @@ def assess_job(job: Mapping[str, Any] | None) -> Readiness:
     if complete is not None and complete.get("status") == "True":
         return _verdict([])
     status = job.get("status") or {}
-    active, failed = int(status.get("active") or 0), int(status.get("failed") or 0)
-    return _verdict([f"Job {name} running ({active} active, {failed} failed)"])
+    active, failures = int(status.get("active") or 0), int(status.get("failed") or 0)
+    return _verdict([f"Job {name} running ({active} active, {failures} failed)"])
 
 
 def crd_established(crd: Mapping[str, Any] | None) -> bool:
