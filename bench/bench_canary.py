@@ -105,8 +105,8 @@ def main() -> None:
     os.environ["PREFECT_API_URL"] = prefect_server.ensure_server(timeout_s=600)
     from flows.deploy import deploy
     from runtime.targets.local.backend import LocalBackend
-    from runtime.targets.local.ports import free_port
-    from runtime.spec.models import load_spec
+    from runtime.host.ports import free_port
+    from runtime.spec import load_spec
 
     path = write_spec(work, free_port())
     slow = {"serving": {"mocker": {"speedup_ratio": args.slow_speedup}}}

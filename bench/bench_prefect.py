@@ -152,7 +152,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--canaries", type=int, default=2)
     args = ap.parse_args()
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tests.e2e_prefect.stack import PrefectStack
 
     RESULTS.mkdir(parents=True, exist_ok=True)

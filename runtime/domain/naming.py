@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with runtime.spec.models
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 
 class Named(Protocol):

@@ -17,8 +17,7 @@ from runtime.domain import capabilities, naming
 from runtime.render.platform import gpu_driver_installed_by_operator
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import AksTarget, GkeTarget, NodePool, Taint
+    from runtime.spec import AksTarget, DeploymentSpec, GkeTarget, NodePool, Taint
 
 AWS_TAG_KEY = "dynadeploy.io/deployment-id"
 GCP_LABEL_KEY = "dynadeploy-deployment-id"  # GCP labels: lowercase letters, digits, '-' and '_'

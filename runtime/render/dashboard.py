@@ -108,7 +108,7 @@ def render(spec) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     """python -m runtime.render.dashboard SPEC [OUT]: write the deployment's dashboard JSON (stdout without
     OUT)."""
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     args = sys.argv[1:] if argv is None else argv
     board = render(load_spec(args[0]))

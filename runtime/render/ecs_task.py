@@ -20,8 +20,7 @@ from runtime.render import kv_events, templates
 from runtime.render.dgd import ENGINE_MODULES, resolve_engine
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import Component, DeploymentSpec
-    from runtime.spec.targets import EcsTarget
+    from runtime.spec import Component, DeploymentSpec, EcsTarget
 
 FRONTEND_PORT = 8000
 ETCD_PORT = 2379

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runtime.targets.kube.charts import CHART_DIR_ENV
-from runtime.spec.models import parse_spec
+from runtime.spec import parse_spec
 from tests.harness import upstream
 from tests.harness.kubeapi import Simulator
 from tests.harness.dynadeploy_host import install_all
