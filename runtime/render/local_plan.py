@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from runtime.render import kv_events
 
 if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
-    from runtime.spec.models import WorkerSpec
+    from runtime.spec.serving import WorkerSpec
     from runtime.targets.local.paths import DeploymentPaths
 
 DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # the deployment's name, for people reading a process list
