@@ -141,7 +141,8 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     print(f"prefect server start (one-off, first CLI use): {server_start_s:.1f} s; load avg {load:.2f}")
-    print(f"{'round':>5} {'first_token_s':>14} {'cli_wall_s':>11} {'stack_s':>8} {'stages_s':>9} {'flow_s':>7} {'flow/stages':>12}")
+    print(f"{'round':>5} {'first_token_s':>14} {'cli_wall_s':>11} {'stack_s':>8} "
+          f"{'stages_s':>9} {'flow_s':>7} {'flow/stages':>12}")
     for r in rows:
         print(f"{r['round']:>5} {r.get('first_token_s', float('nan')):>14.2f} {r['cli_wall_s']:>11.2f} "
               f"{r['stack_s']:>8.2f} {r['stages_s']:>9.2f} {r['flow_s']:>7.2f} {r['overhead_ratio']:>12.2f}")

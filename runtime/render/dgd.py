@@ -135,7 +135,7 @@ def _component(
 ) -> dict[str, Any]:
     role = component.role
     gpus = worker_gpus(spec, component, engine)
-    worker = dict(spec.serving.roles()).get(role)  # type: ignore[arg-type]
+    worker = next((w for r, w in spec.serving.roles() if r == role), None)
     autoscaling = worker.autoscaling if worker is not None else None
     replicas = component.replicas
     if autoscaling is not None:

@@ -2,9 +2,9 @@
 
 No I/O. The same rule groups go into a local Prometheus's rule file (runtime/render/local_monitoring.py) and
 into a PrometheusRule on Kubernetes (runtime/render/monitoring_kube.py). Every series is selected by the
-``deployment`` label (and ``namespace`` on Kubernetes), which the scrape configuration (local: target labels; Kubernetes: PodMonitor
-relabelling from the ``nvidia.com/dynamo-graph-deployment-name`` pod label) puts on every target, and
-``role`` (frontend | worker | prefill | decode | etcd | nats).
+``deployment`` label (and ``namespace`` on Kubernetes), which the scrape configuration (local: target labels;
+Kubernetes: PodMonitor relabelling from the ``nvidia.com/dynamo-graph-deployment-name`` pod label) puts on
+every target, and ``role`` (frontend | worker | prefill | decode | etcd | nats).
 
 Metric names and bucket boundaries are Dynamo 1.6.1's, read off a real ``dynamo.frontend`` serving a
 ``dynamo.mocker`` worker (tests/integration/local/test_monitoring_metrics.py scrapes one and checks
@@ -90,11 +90,14 @@ def recording_rules(spec) -> list[dict[str, Any]]:
     for window in windows(spec):
         for slo, t in slo_targets(spec).items():
             count = f'sum by ({by}) (rate({t["metric"]}_count{_sel(spec)}[{window}]))'
-            good = f'sum by ({by}) (rate({t["metric"]}_bucket{_sel(spec, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))}[{window}]))'
+            in_target = _sel(spec, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))
+            good = f'sum by ({by}) (rate({t["metric"]}_bucket{in_target}[{window}]))'
             rules.append({"record": record_name(slo, window), "expr": f"({count} - {good}) / {count}"})
         total = f"sum by ({by}) (rate({REQUESTS}{_sel(spec)}[{window}]))"
-        bad = f'sum by ({by}) (rate({REQUESTS}{_sel(spec, "status!=" + chr(34) + "success" + chr(34))}[{window}]))'
-        # No error series yet counts as 0 errors while there is traffic; no traffic means no ratio (never pages).
+        not_ok = _sel(spec, "status!=" + chr(34) + "success" + chr(34))
+        bad = f"sum by ({by}) (rate({REQUESTS}{not_ok}[{window}]))"
+        # No error series yet counts as 0 errors while there is traffic;
+        # no traffic means no ratio (never pages).
         rules.append({"record": record_name("errors", window), "expr": f"({bad} or {total} * 0) / {total}"})
     return rules
 

