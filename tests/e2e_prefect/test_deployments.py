@@ -52,7 +52,9 @@ def ledger(spec) -> list[tuple[int, str]]:
 def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(stack):
     want = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
     got = {d["name"]: d for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
-    assert len(want) == 39 and set(got) == set(want)  # 10 example targets x 4, no canary-ecs
+    # `deploy --all` registers the default target's four, not every example target's (issue 16)
+    assert len(want) == 4 and set(got) == set(want) == {f"{k}-local" for k in ("deploy", "canary", "rollback",
+                                                                              "teardown")}
     for name, d in got.items():
         kind = name.split("-")[0]
         assert d["entrypoint"] == want[name]["entrypoint"] == f"flows/{kind}.py:{kind}"
@@ -78,6 +80,25 @@ def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(
     runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
                                                       "deployments": {"name": {"like_": "canary-"}}}).json()
     assert runs == []
+
+
+def test_another_example_target_is_registered_by_name_from_the_targets_file(stack):
+    """The README's path for a target beyond local: its four deployments, by a name pattern, and no others."""
+    before = {d["name"] for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
+    out = stack.deploy("*-kube", prefect_file="infra/prefect/targets.yaml")
+    deps = stack.http.post("/deployments/filter", json={"limit": 200}).json()
+    try:
+        added = {d["name"] for d in deps} - before
+        assert added == {"deploy-kube", "canary-kube", "rollback-kube", "teardown-kube"}, (added, out.stdout[-2000:])
+        for d in deps:
+            if d["name"] in added:
+                assert d["parameters"]["spec"] == "infra/targets/kube.yaml" and "target:kube" in d["tags"]
+                assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
+                                            {"directory": str(ROOT)}}]
+    finally:  # the rest of the tier sees the README's default: local's four
+        for d in deps:
+            if d["name"].endswith("-kube"):
+                stack.http.delete(f"/deployments/{d['id']}")
 
 
 def test_canary_candidate_is_a_typed_described_form_on_the_server(stack):
