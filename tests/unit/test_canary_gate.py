@@ -340,3 +340,19 @@ def test_paired_load_sends_each_request_to_both_sides_at_once_alternating_which_
     assert [p[0] for p in pairs] == ["stable", "candidate"] * 6, pairs
     starts = {k: [res.started_at for res in r.results] for k, r in reports.items()}
     assert all(abs(s - c) < 0.5 for s, c in zip(starts["stable"], starts["candidate"]))
+
+
+def test_the_local_baseline_graph_is_stable_s_spec_under_its_own_name_and_port(tmp_path):
+    from runtime.spec.models import load_spec
+    from runtime.targets.local.canary import baseline_backend, candidate_backend
+
+    for name in ("demo", "a" * 40):
+        path = tmp_path / f"{name[:8]}.yaml"
+        path.write_text(f"apiVersion: dynadeploy.io/v1\nname: {name}\ntarget: {{kind: local, state_dir: {tmp_path},"
+                        " frontend_port: 18000}\nmodel: {id: dynadeploy/tiny-mock}\nserving: {topology: agg}\n")
+        spec = load_spec(path)
+        base = baseline_backend(spec)
+        assert base.spec.name.endswith("-baseline") and len(base.spec.name) <= 40
+        assert base.spec.name not in (spec.name, candidate_backend(spec).spec.name)
+        assert base.spec.target.frontend_port is None  # a port of its own, never stable's pinned one
+        assert base.spec.serving == spec.serving and base.spec.model == spec.model
