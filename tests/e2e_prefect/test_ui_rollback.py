@@ -152,7 +152,9 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     expect(badge).to_have_text("Completed", timeout=60_000)
     expect(page.get_by_text(run_name).first).to_be_visible()
     snapshot(page, shots / "run.png")
-    page.goto(f"{stack.ui}/artifacts/key/rollback-{name}")
+    (art,) = stack.http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [f"rollback-{name}"]},
+                                                                      "flow_run_id": {"any_": [run["id"]]}}}).json()
+    page.goto(f"{stack.ui}/artifacts/artifact/{art['id']}")  # the key's page is only a timeline of versions
     expect(page.get_by_text("rolled back to the spec of revision 1").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("now serving as revision 3").first).to_be_visible()
     snapshot(page, shots / "artifact.png")
