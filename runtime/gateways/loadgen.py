@@ -524,3 +524,48 @@ def _run_new_loop(coro: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+# -- paired load: the canary's side-by-side comparison ----------------------------------------------
+async def run_paired_load(
+    base_urls: dict[str, str],
+    model: str,
+    *,
+    requests: int,
+    concurrency: int,
+    max_tokens: int,
+    prompt: str,
+    timeout_s: float,
+) -> dict[str, LoadReport]:
+    """The same ``requests`` streamed requests to every endpoint, paired in time: each of ``concurrency``
+    lanes sends request i to all endpoints at once and starts pair i+1 when every answer of pair i is
+    in. The endpoint whose request is sent first alternates with i. So every side's i-th sample is taken
+    in the same moment of the machine's load and of this client's own event loop as the others' (which,
+    on a busy host, is most of a measured TTFT), and neither load drift nor the send order can favour a
+    side. Returns a report per endpoint, keyed as ``base_urls``."""
+    import contextlib
+
+    names = list(base_urls)
+    results: dict[str, list[RequestResult | None]] = {k: [None] * requests for k in names}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {k: await stack.enter_async_context(ChatClient(u, timeout_s)) for k, u in base_urls.items()}
+        prepared = {k: c.request(chat_payload(model, prompt, max_tokens, True)) for k, c in clients.items()}
+        unsent = iter(range(requests))
+        t0 = time.perf_counter()
+
+        async def lane() -> None:
+            for i in unsent:
+                order = names[i % len(names):] + names[:i % len(names)]
+                answers = await asyncio.gather(*(_request(clients[k], prepared[k], True, timeout_s, t0)
+                                                 for k in order))
+                for k, r in zip(order, answers):
+                    results[k][i] = r
+
+        lanes = [asyncio.create_task(lane()) for _ in range(min(concurrency, requests))]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for task in lanes:
+                task.cancel()
+        wall = time.perf_counter() - t0
+    return {k: LoadReport([r for r in results[k] if r is not None], wall) for k in names}

@@ -3,11 +3,16 @@ inside the stable graph for real traffic (the interface every target's mechanics
 shift, reach, unshift, drop; see runtime/targets/kube/canary.py for the Kubernetes one).
 
 - staged: the candidate runs as its own graph, `<name>-canary` (own frontend, workers and
-  discovery store), so identical load can be sent to both without touching stable's capacity;
+  discovery store), so identical load can be sent to both without touching stable's capacity; beside
+  it a *baseline*, `<name>-baseline`: stable's spec staged afresh the same way at the same time. The
+  side-by-side analysis compares candidate with baseline, not with the long-running stable graph
+  (Kayenta's baseline): on a loaded machine a freshly started graph answers consistently slower
+  than one that has run for hours (bench/README.md, "Canary gate"), a bias no test can tell from a
+  regression; two graphs of one age and one start-up cancel it;
 - shifted: `canary-<i>` workers running the candidate's engine settings register with the stable
   frontend, which then spreads real traffic over stable and candidate workers;
 - abort: canary workers get SIGTERM (Dynamo drains in-flight requests, so none fail) and the
-  candidate graph is torn down. Promotion is an ordinary rollout of the candidate spec, which
+  candidate and baseline graphs are torn down. Promotion is an ordinary rollout of the candidate spec, which
   retires the canary workers together with the old stable ones.
 """
 
@@ -28,11 +33,18 @@ CANARY_PREFIX = "canary-"
 
 def candidate_backend(candidate) -> LocalBackend:
     """The candidate graph: the candidate spec under `<name>-canary`, on a port of its own."""
-    spec = candidate.model_copy(update={
-        "name": f"{candidate.name}-canary"[:40],
-        "target": candidate.target.model_copy(update={"frontend_port": None}),
-    })
-    return LocalBackend(spec)
+    return _side_graph(candidate, f"{candidate.name}-canary"[:40])
+
+
+def baseline_backend(spec) -> LocalBackend:
+    """The baseline graph: stable's spec under `<name>-baseline` (at most 40 characters, never the
+    candidate's name), on a port of its own."""
+    return _side_graph(spec, f"{spec.name[:31]}-baseline")
+
+
+def _side_graph(spec, name: str) -> LocalBackend:
+    return LocalBackend(spec.model_copy(update={
+        "name": name, "target": spec.target.model_copy(update={"frontend_port": None})}))
 
 
 def _stable(spec) -> LocalBackend:
@@ -49,12 +61,20 @@ def plan(spec, status: dict) -> tuple[list[gate.Step], str]:
 
 
 def stage(spec, candidate, token: str | None = None) -> dict:
-    backend = candidate_backend(candidate)
+    """Baseline and candidate graphs, started one after the other by the same steps (so of one age)."""
+    # baseline first: the candidate, the graph under test, is then never the older of the two
+    base = _start(baseline_backend(spec), "canary baseline", token)
+    cand = _start(candidate_backend(candidate), "canary candidate", token)
+    return {"endpoint": cand["endpoint"], "engine": cand["engine"], "revision": cand["revision"],
+            "baseline": base["endpoint"]}
+
+
+def _start(backend: LocalBackend, reason: str, token: str | None) -> dict:
     backend.provision()
     engine = backend.detect_gpus()["engine"]
     backend.install_platform()
     model = backend.cache_model(engine, token=token)
-    rollout = backend.roll_out(engine, model, reason="canary candidate", started_by="canary")
+    rollout = backend.roll_out(engine, model, reason=reason, started_by="canary")
     return {"endpoint": backend.endpoint(), "engine": engine, "revision": rollout.revision}
 
 
@@ -92,15 +112,20 @@ def unshift(spec) -> list[str]:
 
 
 def drop(spec, candidate) -> dict:
-    return candidate_backend(candidate).teardown(keep_model_cache=True)
+    out = candidate_backend(candidate).teardown(keep_model_cache=True)
+    base = baseline_backend(spec).teardown(keep_model_cache=True)
+    return out | {"stopped_strays": out["stopped_strays"] + base["stopped_strays"],
+                  "leftovers": out["leftovers"] + base["leftovers"]}
 
 
 @contextlib.contextmanager
 def reach(spec, candidate) -> Iterator[gate.Reach]:
-    """Loopback addresses: the frontends, and the stable graph's workers split stable/candidate (the
-    gate reads their own TTFT histograms, since they share one frontend)."""
-    stable, cand = _stable(spec), candidate_backend(candidate)
-    yield gate.Reach(stable=stable.endpoint(), candidate=cand.endpoint(),
+    """Loopback addresses: the frontends (stable's side is the baseline graph while it runs), and the
+    stable graph's workers split stable/candidate (the gate reads their own TTFT histograms, since they
+    share one frontend)."""
+    stable, cand, base = _stable(spec), candidate_backend(candidate), baseline_backend(spec)
+    side = base.endpoint() if base.supervisor.processes() else stable.endpoint()
+    yield gate.Reach(stable=side, candidate=cand.endpoint(),
                      entry=stable.endpoint(), entry_host=None, groups=worker_endpoints(stable),
                      ttft_metrics=gate.WORKER_TTFT)
 
