@@ -343,7 +343,7 @@ def test_paired_load_sends_each_request_to_both_sides_at_once_alternating_which_
 
 
 def test_the_local_baseline_graph_is_stable_s_spec_under_its_own_name_and_port(tmp_path):
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from runtime.targets.local.canary import baseline_backend, candidate_backend
 
     for name in ("demo", "a" * 40):
