@@ -88,7 +88,7 @@ def direct_stages(home: Path, port: int, name: str) -> dict:
     backend = LocalBackend(spec)
     t0 = time.monotonic()
     backend.provision()
-    engine = backend.detect_gpus()["engine"]
+    engine = backend.detect_gpus().engine
     t_stack = time.monotonic()
     backend.install_platform()
     model = backend.cache_model(engine)

@@ -71,7 +71,7 @@ def direct_stages(spec, timed: bool = True) -> dict:
     backend = LocalBackend(spec)
     t0 = time.monotonic()
     backend.provision()
-    engine = backend.detect_gpus()["engine"]
+    engine = backend.detect_gpus().engine
     backend.install_platform()
     model = backend.cache_model(engine)
     rollout = backend.roll_out(engine, model, reason="bench direct", started_by="bench")

@@ -173,7 +173,7 @@ def dynadeploy(work: Path) -> dict:
     poller.start()
     try:
         backend.provision()
-        engine = backend.detect_gpus()["engine"]
+        engine = backend.detect_gpus().engine
         backend.install_platform()
         cached = backend.cache_model(engine)
         rollout = backend.roll_out(engine, cached)
@@ -183,7 +183,7 @@ def dynadeploy(work: Path) -> dict:
         t1 = time.monotonic()
         down = backend.teardown()
         return {"first_token_s": out.get("first_token_s"), "rollout_s": round(rollout.seconds, 2),
-                "worker_memory": mem, "teardown_s": round(time.monotonic() - t1, 2), "leftovers": down["leftovers"]}
+                "worker_memory": mem, "teardown_s": round(time.monotonic() - t1, 2), "leftovers": down.leftovers}
     finally:
         halt.set()
         backend.teardown()

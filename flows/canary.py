@@ -4,7 +4,7 @@
                      |                          |
                      +-- fail / still inconclusive after holds --> withdraw (stable never stops serving)
 
-How real traffic is shifted is the target's (tasks/canary.py picks the mechanics): locally candidate
+How real traffic is shifted is the target's (its CanaryMechanics, runtime/targets/registry.py): locally candidate
 workers join the stable frontend's pool; on Kubernetes the weights of serving.route (HTTPRoute
 backendRefs or an ingress-nginx canary Ingress) send p% to the candidate graph's frontend; without a
 way to shift, the plan is side by side only and the run says so.
@@ -31,9 +31,10 @@ from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime.domain import canary as gate
 from runtime.domain import metrics, sla
-from runtime.targets.registry import backend_for
 from runtime.errors import PermanentError, PreflightError
+from runtime.targets.base import StagedCandidate
 from tasks import canary as steps
+from tasks.targets import backend, mechanics
 
 
 class CanaryFailed(PermanentError):
@@ -73,29 +74,29 @@ def canary(spec: str | dict, candidate: Candidate | None = None, reason: str = "
     candidate = (candidate if isinstance(candidate, Candidate) else Candidate.model_validate(candidate or {}))
     candidate = candidate.as_changes()
     cand = candidate_spec(s, candidate)
-    steps.mechanics(s)  # a target without canary mechanics fails here, before the lock or any change
+    mechanics(s)  # a target without canary mechanics fails here, before the lock or any change
     with target_lock(s):
         return _canary(s, cand, candidate, reason)
 
 
 def _canary(s, cand, candidate: dict, reason: str) -> dict:
     rows: list[dict] = []
-    backend = backend_for(s)
+    stable = backend(s)
     with stage("baseline") as st:
-        status = backend.status()
-        if not status.get("models"):
+        status = stable.status()
+        if not status.models:
             raise PreflightError(f"{s.name} is not serving, so there is no baseline to compare against",
                                  hint="deploy it first: dynadeploy deploy SPEC")
-        plan, how = steps.plan(s, status)
-        st.note(f"stable serves at {status['endpoint']}; {how}")
+        plan, how = steps.plan(stable, status)
+        st.note(f"stable serves at {status.endpoint}; {how}")
     _event(s, "started", reason=reason, candidate=candidate, plan=[st.label() for st in plan], traffic=how)
     staged = False
     try:
         with stage("stage-candidate") as st:
             info = steps.stage_candidate(s, cand)
             staged = True
-            st.note(f"candidate graph staged ({info.get('graph') or info.get('endpoint')})"
-                    + (f"; baseline copy of stable staged beside it ({info['baseline']})" if info.get("baseline") else ""))
+            st.note(f"candidate graph staged ({info.graph or info.endpoint})"
+                    + (f"; baseline copy of stable staged beside it ({info.baseline})" if info.baseline else ""))
         for step in plan:
             verdict, row = _analyse(s, cand, step, info)
             rows.append(row)
@@ -130,7 +131,7 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
     return {"name": s.name, "status": "promoted", "revision": result["revision"], "steps": rows, "traffic": how}
 
 
-def _analyse(s, cand, step: gate.Step, info: dict):
+def _analyse(s, cand, step: gate.Step, info: StagedCandidate):
     """One step's analysis. An inconclusive one is measured again (``canary.holds`` times) and judged on
     all of the step's samples so far: a hold adds evidence rather than rolling the dice again."""
     c, sm = s.canary, s.smoke

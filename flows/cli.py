@@ -26,8 +26,8 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC
 
+from flows import _inspect
 from runtime import settings
 
 
@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     s = command("status", "one verdict (serving / degraded / not deployed), the runs on the target, live "
                           "health and revisions; exits 3 when no model is served")
     output(s)
-    s.set_defaults(func=_status)
+    s.set_defaults(func=_inspect.status)
 
     t = command("teardown", "stop and remove a deployment, then check nothing is left")
     t.add_argument("--delete-model-cache", action="store_true", help="also delete the downloaded model files")
@@ -109,13 +109,13 @@ def _parser() -> argparse.ArgumentParser:
 
     h = command("history", "the revision ledger of a deployment, newest last")
     output(h)
-    h.set_defaults(func=_history)
+    h.set_defaults(func=_inspect.history)
 
     df = command("diff", "what differs between two recorded revisions")
     df.add_argument("a", type=int, help="a revision number (see history)")
     df.add_argument("b", type=int, help="another revision number")
     output(df)
-    df.set_defaults(func=_diff)
+    df.set_defaults(func=_inspect.diff)
 
     c = command("canary", "stage a candidate beside stable, gate it on identical load and real traffic, "
                           "then promote it or roll it back (exit 1); live steps, shares and verdicts")
@@ -174,100 +174,6 @@ def _deploy(args) -> int:
         print("try it:\n  curl -s " + result["endpoint"] + "/v1/chat/completions -H 'Content-Type: application/json' \\\n"
               f"    -d '{{\"model\": \"{result['model']}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], "
               "\"max_tokens\": 16}'")
-    return 0
-
-
-def _status(args) -> int:
-    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
-    from flows._status import verdict
-    from runtime.domain import naming
-    from runtime.targets.registry import backend_for
-    from runtime.spec import load_spec
-
-    spec = load_spec(args.spec)
-    status = backend_for(spec).status()
-    status |= verdict(status, naming.spec_hash(spec))
-    # A degraded deployment (e.g. its supervisor gone, orphans left) must not read as healthy: it
-    # exits 3 like one serving nothing, in both output forms.
-    problems = status.get("problems") or []
-    if problems:
-        status["verdict"], status["reasons"] = "degraded", problems + status["reasons"]
-    status["operations"] = _operations(spec.name)
-    if args.output == "json":
-        print(json.dumps(status, indent=2))
-        return 3 if problems else 0
-    print(f"{status['name']}: {status['verdict'].upper()}"
-          + (f" (revision {status['serving_revision']})" if status["serving_revision"] else "")
-          + (f": {'; '.join(status['reasons'])}" if status["reasons"] else ""))
-    for w in status["warnings"]:
-        print(f"warning: {w}")
-    ops = status["operations"]
-    if isinstance(ops, list):
-        for op in ops:
-            print(f"  {op['state'].lower():<8} {op['flow']} run {op['run']} for {op['for']}  {op['url']}")
-    print(f"{status['name']} ({status['target']}) endpoint {status['endpoint']}")
-    print(f"models served: {status['models'] or 'none'}; workers discovered: {status['workers_discovered']}")
-    for name, p in sorted(status["processes"].items()):
-        print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
-    _print_revisions(status["revisions"])
-    if status.get("slo"):  # a deployment with monitoring: live burn rates and alerts from its Prometheus
-        from runtime.domain.slo_status import lines
-
-        print("\n".join(lines(status["slo"])))
-    return 0 if status["models"] and not problems else 3
-
-
-def _operations(name: str):
-    """Running and paused runs on the target, from the Prefect server the CLI uses; never starts one."""
-    from runtime.gateways import prefect_server
-
-    if not os.environ.get("PREFECT_API_URL"):
-        url = prefect_server.running_url()
-        if not url:
-            return "unknown (no Prefect server running)"
-        os.environ["PREFECT_API_URL"] = url
-    try:
-        from flows._slot_report import slot_holders
-
-        return slot_holders(name)
-    except Exception as exc:  # noqa: BLE001 - status must answer even when Prefect does not
-        return f"unknown ({type(exc).__name__})"
-
-
-def _history(args) -> int:
-    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
-    from runtime.targets.registry import backend_for
-    from runtime.spec import load_spec
-
-    revisions = backend_for(load_spec(args.spec)).status()["revisions"]
-    if args.output == "json":
-        print(json.dumps(revisions, indent=2))
-    else:
-        _print_revisions(revisions)
-    return 0
-
-
-def _diff(args) -> int:
-    import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
-    from runtime.domain import revisions as revlib
-    from runtime.targets.registry import backend_for
-    from runtime.errors import PermanentError
-    from runtime.spec import load_spec
-
-    by_number = {r.number: r for r in backend_for(load_spec(args.spec)).revisions()}
-    missing = [n for n in (args.a, args.b) if n not in by_number]
-    if missing:
-        raise PermanentError(f"revision(s) {missing} not in the ledger", hint="see `dynadeploy history SPEC`")
-    rows = revlib.describe_changes(by_number[args.a], by_number[args.b])
-    if args.output == "json":
-        print(json.dumps(rows, indent=2, default=str))
-    elif not rows:
-        print(f"revisions {args.a} and {args.b} are the same")
-    else:
-        width = max(len(r["field"]) for r in rows)
-        print(f"{'field':<{width}}  {'revision ' + str(args.a):<30}  revision {args.b}")
-        for r in rows:
-            print(f"{r['field']:<{width}}  {r['now']!s:<30}  {r['after']}")
     return 0
 
 
@@ -430,22 +336,6 @@ def _server(args) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _age(iso: str) -> str:
-    from datetime import datetime
-
-    try:
-        when = datetime.fromisoformat(str(iso))
-    except ValueError:
-        return str(iso)[:16]
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    s = max(0, int((datetime.now(UTC) - when).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit} ago"
-    return f"{s}s ago"
-
-
 def _spec_param(path: str, spec) -> str | dict:
     """What the flow gets as its ``spec``: the file's absolute path when it is a regular file (the
     run's parameters then name it), else the spec already read and validated here. A spec given as
@@ -453,29 +343,6 @@ def _spec_param(path: str, spec) -> str | dict:
     from pathlib import Path
 
     return os.path.abspath(path) if Path(path).is_file() else spec.canonical_dict()
-
-
-def _print_revisions(revisions: list[dict]) -> None:
-    if not revisions:
-        print("no revisions")
-        return
-    import shutil
-
-    width = shutil.get_terminal_size((100, 24)).columns
-    fixed = 4 + 2 + 11 + 1 + 8 + 1 + 5 + 1 + 12 + 1  # rev, status, age, smoke, model revision
-    rest = max(20, width - fixed)
-    model_w, reason_w = rest * 3 // 5 - 1, rest - rest * 3 // 5 - 1
-
-    def cut(text: str, n: int) -> str:
-        return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
-
-    print(f"{'rev':>4}  {'status':<11} {'age':<8} {'smoke':<5} {'model':<{model_w}} {'model rev':<12} reason")
-    for r in revisions:
-        smoke = {True: "pass", False: "FAIL", None: "-"}[r.get("smoke_passed")]
-        model = r.get("model") or {}
-        print(f"{r['number']:>4}  {r['status']:<11} {_age(r['created_at']):<8} {smoke:<5} "
-              f"{cut(str(model.get('id', '')), model_w):<{model_w}} {str(model.get('revision') or '-')[:12]:<12} "
-              f"{cut(str(r.get('reason', '')), reason_w)}")
 
 
 def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:

@@ -39,25 +39,25 @@ def _deploy(s, reason: str, started_by: str) -> dict:
     try:
         with stage("provision") as st:
             env = stages.provision(s)
-            st.note(env.get("state_dir") or env.get("cluster", ""))
+            st.note(env.where)
         with stage("gpu") as st:
             gpus = stages.detect_gpus(s)
-            st.note(f"{gpus['gpus']} GPU(s), engine {gpus['engine']}")
+            st.note(f"{gpus.gpus} GPU(s), engine {gpus.engine}")
         # The platform install and the model download do not depend on each other: side by side.
         done = side_by_side(
-            {"platform": stages.install_platform.submit(s), "model-cache": stages.cache_model.submit(s, gpus["engine"])},
-            {"platform": lambda p: p.get("note") or p["endpoint"],
+            {"platform": stages.install_platform.submit(s), "model-cache": stages.cache_model.submit(s, gpus.engine)},
+            {"platform": lambda p: p.note or p.endpoint,
              "model-cache": lambda m: f"{m.model_id}@{m.revision} {'reused' if m.reused else 'stored'}"})
         platform, model = done["platform"], done["model-cache"]
         with stage("rollout") as st:
-            rollout = stages.roll_out(s, gpus["engine"], model, reason=reason, started_by=started_by)
-            restored = getattr(rollout, "note", "")  # e.g. ECS: recorded task definitions reused or registered again
+            rollout = stages.roll_out(s, gpus.engine, model, reason=reason, started_by=started_by)
+            # e.g. a graph replaced, or (ECS) recorded task definitions reused or registered again
             st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}"
-                    + (f"; {restored}" if restored else ""))
-        endpoint = getattr(rollout, "endpoint", None) or platform["endpoint"]
+                    + (f"; {rollout.note}" if rollout.note else ""))
+        endpoint = rollout.endpoint or platform.endpoint
         with stage("smoke") as st:
             try:
-                smoke = run_smoke_test(s, platform["endpoint"], rollout.revision)
+                smoke = run_smoke_test(s, platform.endpoint, rollout.revision)
             except Exception as exc:
                 stages.record_smoke(s, rollout.revision, {"passed": False, **getattr(exc, "report", {})})
                 raise
@@ -86,4 +86,4 @@ def _deploy(s, reason: str, started_by: str) -> dict:
         description=f"Deployment {s.name}",
     )
     return {"target": s.target.kind, "name": s.name, "endpoint": endpoint, "model": s.model.served(),
-            "revision": rollout.revision, "changed": rollout.changed, "engine": gpus["engine"], "smoke": smoke}
+            "revision": rollout.revision, "changed": rollout.changed, "engine": gpus.engine, "smoke": smoke}

@@ -29,7 +29,7 @@ def _teardown(s, delete_model_cache: bool) -> dict:
     keep = s.teardown.keep_model_cache and not delete_model_cache
     with stage("teardown") as st:
         result = stages.tear_down(s, keep_model_cache=keep)
-        st.note(result.get("note") or f"{len(result.get('stopped_strays', []))} stray process(es) stopped")
+        st.note(result.note or f"{len(result.stopped_strays or [])} stray process(es) stopped")
     with stage("inventory") as st:
         left = stages.take_inventory(s)
         st.note("nothing left" if not left else f"{len(left)} leftover(s)")

@@ -1,6 +1,7 @@
-"""Canary steps as Prefect tasks. The mechanics are per target (runtime/targets/local/canary.py,
-runtime/targets/kube/canary.py: plan, stage, shift, reach, unshift, drop); targets without them get a
-NotSupportedError naming what they lack.
+"""Canary steps as Prefect tasks. The mechanics are per target (runtime/targets/base.py CanaryMechanics:
+plan, stage, shift, reach, unshift, drop; runtime/targets/registry.py says which target has which); targets
+without them get a NotSupportedError naming what they lack. Each task builds the stable and candidate
+backends itself (tasks/targets.py), so cloud credentials are resolved inside it and never travel.
 
 The analysis is one task per window: it holds the addresses (port-forwards on a cluster) for the
 window, scrapes the metrics before, drives the bounded load, scrapes after, and returns the raw
@@ -10,49 +11,41 @@ numbers; the verdict is computed by the pure gate in the flow.
 from __future__ import annotations
 
 import asyncio
-from importlib import import_module
+from collections.abc import Mapping
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from runtime.domain.canary import Step
 from runtime.gateways import loadgen
-from runtime.errors import NotSupportedError
 from runtime.gateways.scrape import scrape
+from runtime.targets.base import ServingBackend, StagedCandidate, Status
 from tasks._policy import TRANSIENT
 from tasks.secrets import resolve_model_token
-
-_KUBE = "runtime.targets.kube.canary"
-_MECHANICS = {"local": "runtime.targets.local.canary", "kube": _KUBE, "eks": _KUBE, "gke": _KUBE, "aks": _KUBE}
+from tasks.targets import backend, mechanics
 
 
-def mechanics(spec):
-    try:
-        return import_module(_MECHANICS[spec.target.kind])
-    except KeyError:
-        raise NotSupportedError(f"canary is not available for target kind {spec.target.kind!r}",
-                                hint=f"canaries run on: {', '.join(sorted(_MECHANICS))}; on ECS use deploy "
-                                     "and rollback (task definition revisions)") from None
-
-
-def plan(spec, status: dict):
-    return mechanics(spec).plan(spec, status)
+def plan(stable: ServingBackend, status: Status) -> tuple[list[Step], str]:
+    """The steps before promotion and how traffic is shifted, from stable's backend and its status."""
+    return mechanics(stable.spec).plan(stable, status)
 
 
 @task(name="stage-candidate", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
-def stage_candidate(spec, candidate) -> dict:
-    return mechanics(spec).stage(spec, candidate, token=resolve_model_token(candidate))
+def stage_candidate(spec, candidate) -> StagedCandidate:
+    return mechanics(spec).stage(backend(spec), backend(candidate), token=resolve_model_token(candidate))
 
 
 @task(name="shift-traffic", cache_policy=NO_CACHE, timeout_seconds=600, **TRANSIENT)
-def shift_traffic(spec, candidate, step, info: dict) -> dict:
-    return mechanics(spec).shift(spec, candidate, step, info)
+def shift_traffic(spec, candidate, step: Step, staged: StagedCandidate) -> Mapping[str, Any]:
+    return mechanics(spec).shift(backend(spec), backend(candidate), step, staged)
 
 
 @task(name="withdraw-candidate", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
 def withdraw_candidate(spec, candidate) -> dict:
     """Stable keeps serving throughout: traffic goes back to stable first, then the candidate goes."""
-    mech = mechanics(spec)
-    return {"unshifted": mech.unshift(spec), "dropped": mech.drop(spec, candidate)}
+    mech, stable = mechanics(spec), backend(spec)
+    return {"unshifted": mech.unshift(stable), "dropped": mech.drop(stable, backend(candidate))}
 
 
 def _scrape_all(urls: list[str]) -> dict[str, str]:
@@ -75,7 +68,7 @@ def measure_side_by_side(spec, candidate, requests: int, concurrency: int, max_t
                          timeout_s: float) -> dict:
     """Identical bounded load at both frontends at once, each request paired in time with its twin at the
     other side (loadgen.run_paired_load): per side the report and the frontend's metrics before and after."""
-    with mechanics(spec).reach(spec, candidate) as r:
+    with mechanics(spec).reach(backend(spec), backend(candidate)) as r:
         urls = {"stable": r.stable, "candidate": r.candidate}
         before = {k: scrape(u) for k, u in urls.items()}
         reports = loadgen.run_sync(loadgen.run_paired_load(
@@ -90,7 +83,7 @@ def measure_shifted(spec, candidate, requests: int, concurrency: int, max_tokens
                     timeout_s: float) -> dict:
     """Bounded load where real traffic enters (the share the step set goes to the candidate), and each
     side's own TTFT histograms before and after."""
-    with mechanics(spec).reach(spec, candidate) as r:
+    with mechanics(spec).reach(backend(spec), backend(candidate)) as r:
         before = {side: _scrape_all(urls) for side, urls in r.groups.items()}
         report = _load({"entry": (r.entry, r.entry_host)}, spec.model.served(), requests, concurrency,
                        max_tokens, prompt, timeout_s)["entry"]

@@ -4,9 +4,9 @@
 - cloud credentials: ``target.credentials.block`` on eks/ecs/gke/aks, a Prefect block of the type the
   target kind reads (aws-credentials, gcp-credentials, azure-container-instance-credentials; see
   runtime/domain/credentials.py). The block document is read by type slug and name through the Prefect client,
-  so the worker needs none of prefect-aws/-gcp/-azure. Importing this module registers
-  ``resolve_cloud_credentials`` with runtime.targets.registry, so every ``backend_for(spec)`` made inside a task
-  (or the canary flow, or the CLI) resolves the block then and there. Credentials are never task
+  so the worker needs none of prefect-aws/-gcp/-azure. tasks/targets.py passes what
+  ``resolve_cloud_credentials`` returns to runtime.targets.registry.backend_for, so every backend made inside
+  a task (or the canary flow, or the CLI) resolves the block then and there. Credentials are never task
   parameters or results: only the spec, which holds the block's name, travels.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 
-from runtime.targets import registry as backends
 from runtime.domain import secret_shapes
 from runtime.domain import credentials as creds
 from runtime.errors import PermanentError, TransientError
@@ -67,5 +66,3 @@ def resolve_cloud_credentials(spec) -> creds.CloudCredentials | None:
     slug = creds.block_type(spec.target.kind)
     return creds.from_block(slug, ref.block, read_block_data(slug, ref.block))
 
-
-backends.resolve_credentials_with(resolve_cloud_credentials)

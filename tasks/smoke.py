@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from runtime.gateways import loadgen
 from runtime.domain import sla
-from runtime.targets.registry import backend_for
 from runtime.errors import SmokeTestFailed
 from tasks._policy import TRANSIENT
+from tasks.targets import backend
 
 
 def _key(prefix: str, name: str) -> str:
     return f"{prefix}-{name}".lower()[:60]
-
-
-def _reach(spec, endpoint: str):
-    """Where this worker reaches the frontend: the backend's own way (a Service address or a
-    port-forward run for the duration of the test) when it has one, else ``endpoint``."""
-    reach = getattr(backend_for(spec), "reach", None)
-    return reach() if reach is not None else contextlib.nullcontext(endpoint)
 
 
 # Retried only when the endpoint cannot be reached or answers 5xx at /v1/models (TransientError):
@@ -31,8 +22,11 @@ def _reach(spec, endpoint: str):
 # A served request that fails or misses the SLA is a verdict (SmokeTestFailed), never retried.
 @task(name="smoke-test", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
 def run_smoke_test(spec, endpoint: str, revision: int) -> dict:
+    """``endpoint``: the platform's, for the run's record; the requests go where the backend's reach() says
+    this worker reaches the frontend (the endpoint itself, a Service address or a port-forward run for the
+    duration of the test)."""
     try:
-        with _reach(spec, endpoint) as url:
+        with backend(spec).reach() as url:
             result = loadgen.smoke_test(url, spec.model.served(), spec.smoke)
     except SmokeTestFailed as exc:
         _publish(spec, revision, exc.report, None, failed=str(exc))

@@ -12,38 +12,48 @@ import logging
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from runtime.targets.registry import backend_for
+from runtime.domain.revisions import Revision
+from runtime.targets.base import (
+    Accelerators,
+    CachedModel,
+    PlatformEndpoint,
+    Provisioned,
+    Rollout,
+    TeardownReport,
+)
 from tasks._policy import TRANSIENT
 from tasks.secrets import resolve_model_token
+from tasks.targets import backend
 
 
 @task(name="provision", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
-def provision(spec) -> dict:
-    return backend_for(spec).provision()
+def provision(spec) -> Provisioned:
+    return backend(spec).provision()
 
 
 # Kubernetes targets install the GPU operator here when nodes do not report GPUs yet (minutes: the driver
 # is built on the node), so this stage gets the install's timeout and the transient-retry policy.
 @task(name="detect-gpus", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
-def detect_gpus(spec) -> dict:
-    return backend_for(spec).detect_gpus()
+def detect_gpus(spec) -> Accelerators:
+    return backend(spec).detect_gpus()
 
 
 @task(name="install-platform", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
-def install_platform(spec) -> dict:
-    return backend_for(spec).install_platform()
+def install_platform(spec) -> PlatformEndpoint:
+    return backend(spec).install_platform()
 
 
 @task(name="cache-model", cache_policy=NO_CACHE, timeout_seconds=3600, **TRANSIENT)
-def cache_model(spec, engine: str):
-    return backend_for(spec).cache_model(engine, token=resolve_model_token(spec))
+def cache_model(spec, engine: str) -> CachedModel:
+    return backend(spec).cache_model(engine, token=resolve_model_token(spec))
 
 
 @task(name="roll-out", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
-def roll_out(spec, engine: str, model, reason: str = "deploy", started_by: str = "dynadeploy"):
+def roll_out(spec, engine: str, model: CachedModel, reason: str = "deploy",
+             started_by: str = "dynadeploy") -> Rollout:
     # A graph replacement (a change of the component set) says its plan before acting: into the run's log.
     with _to_run_log("dynadeploy.kube"):
-        return backend_for(spec).roll_out(engine, model, reason=reason, started_by=started_by)
+        return backend(spec).roll_out(engine, model, reason=reason, started_by=started_by)
 
 
 @contextlib.contextmanager
@@ -66,19 +76,19 @@ def _to_run_log(name: str):
 
 @task(name="record-smoke", cache_policy=NO_CACHE, timeout_seconds=60)
 def record_smoke(spec, revision: int, smoke: dict) -> None:
-    backend_for(spec).record_smoke(revision, smoke)
+    backend(spec).record_smoke(revision, smoke)
 
 
 @task(name="read-ledger", cache_policy=NO_CACHE, timeout_seconds=120, **TRANSIENT)
-def read_ledger(spec) -> list:
-    return backend_for(spec).revisions()
+def read_ledger(spec) -> list[Revision]:
+    return backend(spec).revisions()
 
 
 @task(name="teardown", cache_policy=NO_CACHE, timeout_seconds=900, **TRANSIENT)
-def tear_down(spec, keep_model_cache: bool = True) -> dict:
-    return backend_for(spec).teardown(keep_model_cache=keep_model_cache)
+def tear_down(spec, keep_model_cache: bool = True) -> TeardownReport:
+    return backend(spec).teardown(keep_model_cache=keep_model_cache)
 
 
 @task(name="inventory", cache_policy=NO_CACHE, timeout_seconds=120)
 def take_inventory(spec) -> list[str]:
-    return backend_for(spec).inventory()
+    return backend(spec).inventory()

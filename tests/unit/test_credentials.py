@@ -271,11 +271,9 @@ def test_backends_get_the_resolved_credentials_and_fail_closed_without_a_resolve
     made = []
     monkeypatch.setattr(cloud_backend, "make_provider", lambda kind, credentials=None: made.append(
         (kind, credentials)) or object())
-    monkeypatch.setattr(backends, "_resolver", None)
     with pytest.raises(PermanentError, match="nothing here can read Prefect blocks"):
-        backends.backend_for(spec)
-    backends.resolve_credentials_with(lambda s: block)
-    backends.backend_for(spec)
+        backends.backend_for(spec)  # the block named, no credentials passed: refused
+    backends.backend_for(spec, credentials=block)  # as the tasks layer passes them (tasks/targets.py)
     assert made == [("eks", block)]
     with pytest.raises(PermanentError, match="were not resolved"):
         cloud_backend.CloudBackend(spec)  # built by hand without them: refused, never the default chain

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from flows._status import verdict
+import dataclasses
 
-REV1 = {"number": 1, "status": "superseded", "spec_hash": "aaaaaaaaaaaa", "reason": "deploy", "smoke_passed": True}
-REV2 = {"number": 2, "status": "serving", "spec_hash": "bbbbbbbbbbbb", "reason": "rollback to revision 0: x",
-        "smoke_passed": True}
+from flows._status import verdict
+from runtime.targets.base import RevisionRow, Status
+
+
+def rev(number: int, status: str, spec_hash: str, reason: str, smoke_passed: bool | None) -> RevisionRow:
+    return RevisionRow(number=number, status=status, created_at="2026-01-01T00:00:00Z", reason=reason,
+                       spec_hash=spec_hash, model={"id": "m"}, smoke_passed=smoke_passed)
+
+
+REV1 = rev(1, "superseded", "aaaaaaaaaaaa", "deploy", True)
+REV2 = rev(2, "serving", "bbbbbbbbbbbb", "rollback to revision 0: x", True)
 UP = {"frontend": {"state": "RUNNING"}, "worker-r2-0": {"state": "RUNNING"}}
 
 
-def status(**kw) -> dict:
-    return {"endpoint": "http://127.0.0.1:1", "models": ["m"], "processes": UP, "revisions": [REV1, REV2]} | kw
+def status(**kw) -> Status:
+    base = {"endpoint": "http://127.0.0.1:1", "models": ["m"], "processes": UP, "revisions": [REV1, REV2]}
+    return Status(target="local", name="t", **(base | kw))
 
 
 def test_serving():
@@ -20,7 +29,8 @@ def test_serving():
 
 
 def test_not_deployed():
-    assert verdict({"models": [], "processes": {}, "revisions": []})["verdict"] == "not deployed"
+    assert verdict(Status(target="local", name="t", endpoint=None, models=[], processes={},
+                          revisions=[]))["verdict"] == "not deployed"
 
 
 def test_degraded_says_why():
@@ -29,7 +39,7 @@ def test_degraded_says_why():
     assert v["reasons"] == ["no model served at http://127.0.0.1:1", "not running: worker-r2-0 (FATAL)"]
     kube = verdict(status(processes={"p": {"state": "Pending"}}, ready=False, reasons=["worker 0/1 ready"]))
     assert "graph not ready: worker 0/1 ready" in kube["reasons"] and "not running: p (Pending)" in kube["reasons"]
-    failed = verdict(status(revisions=[REV1, REV2 | {"smoke_passed": False}]))
+    failed = verdict(status(revisions=[REV1, dataclasses.replace(REV2, smoke_passed=False)]))
     assert failed["reasons"] == ["revision 2 failed its smoke test"]
 
 

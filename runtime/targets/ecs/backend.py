@@ -17,7 +17,7 @@
                    Rollback (task definition revisions): the ARNs the ledger recorded for the spec being rolled
                    out are offered to converge, so a rollback points the services back at revision N's task
                    definitions while they are ACTIVE, and registers from the recorded spec only those that
-                   were deregistered (EcsRollout.note says which)
+                   were deregistered (Rollout.note says which)
     endpoint/reach the frontend task's instance address (EcsServing.frontend_address), waited for in reach()
     teardown       EcsProvider.delete_cluster (which drains and deletes the services first) and the ledger
     inventory      the provider's inventory by tag plus the ledger's parameters
@@ -32,7 +32,8 @@ import logging
 import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from runtime import settings
@@ -42,6 +43,15 @@ from runtime.host.home import home
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan
 from runtime.gateways.aws import tag_list
 from runtime.providers.base import ClusterRef
+from runtime.targets.base import (
+    Accelerators,
+    PlatformEndpoint,
+    Provisioned,
+    RevisionRow,
+    Rollout,
+    Status,
+    TeardownReport,
+)
 from runtime.targets.ecs.revisions import recorded_task_definitions, restore_note
 from runtime.render.dgd import resolve_engine
 from runtime.domain.revisions import Revision, current, next_number, now_iso
@@ -63,22 +73,14 @@ def make_provider(spec: Any = None, credentials: Any = None) -> Any:
     return cached("ecs") if spec is None else provider_with(spec, credentials)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EcsModel:
+    """cache_model() on ECS (a runtime.targets.base.CachedModel): nothing cached, the pinned revision named."""
+
     model_id: str
     revision: str | None
     reused: bool = True
     note: str = "ECS has no shared model cache: each worker downloads the pinned revision when it starts"
-
-
-@dataclass
-class EcsRollout:
-    revision: int
-    changed: bool
-    seconds: float = 0.0
-    endpoint: str | None = None
-    task_definitions: dict = field(default_factory=dict)
-    note: str = ""  # which recorded task definitions were reused or had to be registered again
 
 
 def encode_record(data: dict) -> str:
@@ -134,27 +136,29 @@ class EcsBackend:
         return ref
 
     # ------------------------------------------------------------------ 1. provision
-    def provision(self) -> dict:
+    def provision(self) -> Provisioned:
         t0 = time.monotonic()
         ref = self.provider.ensure_cluster(self.spec)
         self._save_ref(ref)
         capacity = self.provider.ensure_gpu_nodes(self.spec, ref)
         storage = self.provider.storage_class(self.spec, ref)
-        return {"cluster": f"ecs {self.n.gpu_cluster} (GPU, EC2) + {self.n.fargate_cluster} (Fargate) in "
-                           f"{ref.location}; Cloud Map {self.n.namespace}",
-                "capacity": capacity, "namespace": self.n.namespace, "vpc_id": ref.details.get("vpc_id"),
-                "notes": list(storage.notes), "seconds": round(time.monotonic() - t0, 2)}
+        cluster = (f"ecs {self.n.gpu_cluster} (GPU, EC2) + {self.n.fargate_cluster} (Fargate) in {ref.location}; "
+                   f"Cloud Map {self.n.namespace}")
+        return Provisioned(where=cluster, notes=list(storage.notes), details={
+            "cluster": cluster, "capacity": capacity, "namespace": self.n.namespace,
+            "vpc_id": ref.details.get("vpc_id"), "seconds": round(time.monotonic() - t0, 2)})
 
     # ------------------------------------------------------------------ 2. GPUs (from the spec)
-    def detect_gpus(self) -> dict:
+    def detect_gpus(self) -> Accelerators:
         engine = resolve_engine(self.spec)
         gpus = self.spec.total_gpus() if engine == "vllm" else 0
-        return {"gpus": gpus, "engine": engine, "gpu_operator": "not used: the ECS GPU-optimized AMI ships the driver",
-                "note": f"from the spec (no GPU detection on ECS before a task runs): {gpus} GPU(s) on "
-                        f"{self.spec.target.instance_type} instances"}
+        return Accelerators(gpus=gpus, engine=engine,
+                            gpu_operator="not used: the ECS GPU-optimized AMI ships the driver",
+                            note=f"from the spec (no GPU detection on ECS before a task runs): {gpus} GPU(s) on "
+                                 f"{self.spec.target.instance_type} instances")
 
     # ------------------------------------------------------------------ 3. etcd + NATS
-    def install_platform(self) -> dict:
+    def install_platform(self) -> PlatformEndpoint:
         spec, ref = self.spec, self._ref()
         for role in ecs_render.DISCOVERY:  # the same rendering and placement as EcsServing.deploy
             td = ecs_render.task_definition(spec, role, execution_role_arn=ref.details["execution_role_arn"],
@@ -168,9 +172,9 @@ class EcsBackend:
                 "serviceRegistries": [{"registryArn": ref.details["registries"][role]}],
             })
         env = ecs_render.discovery_env(self.n)
-        return {"endpoint": self.endpoint(), "discovery": env,
-                "note": f"etcd + NATS on {self.n.fargate_cluster}, found as {env['ETCD_ENDPOINTS']} / "
-                        f"{env['NATS_SERVER']}"}
+        return PlatformEndpoint(endpoint=self.endpoint(), details={"discovery": env},
+                                note=f"etcd + NATS on {self.n.fargate_cluster}, found as {env['ETCD_ENDPOINTS']} / "
+                                     f"{env['NATS_SERVER']}")
 
     # ------------------------------------------------------------------ 4. model (nothing cached)
     def cache_model(self, engine: str, token: str | None = None) -> EcsModel:
@@ -193,7 +197,7 @@ class EcsBackend:
         return out
 
     def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> EcsRollout:
+                 started_by: str = "dynadeploy") -> Rollout:
         spec, t0 = self.spec, time.monotonic()
         ref = self._ref()
         revisions = self.revisions()
@@ -206,7 +210,8 @@ class EcsBackend:
             log.warning("%s: %s", spec.name, note)
         if serving is not None and serving.spec_hash == spec_hash and serving.rendered == [arns]:
             self._wait_steady()
-            return EcsRollout(serving.number, False, time.monotonic() - t0, self._address(), arns, note)
+            return Rollout(serving.number, False, endpoint=self._address(), note=note,
+                           seconds=time.monotonic() - t0, details={"task_definitions": arns})
         latest = revisions[-1] if revisions else None
         reuse = latest if (latest is not None and latest.status in ("pending", "failed")
                            and latest.spec_hash == spec_hash and latest.rendered == [arns]) else None
@@ -230,7 +235,8 @@ class EcsBackend:
                 self._put(rev)
         revision.status = "serving"
         self._put(revision)
-        return EcsRollout(revision.number, True, time.monotonic() - t0, self._address(), arns, note)
+        return Rollout(revision.number, True, endpoint=self._address(), note=note, seconds=time.monotonic() - t0,
+                       details={"task_definitions": arns})
 
     def _wait_steady(self) -> None:
         """Every service of the deployment at its desired count with one (completed) deployment."""
@@ -298,7 +304,7 @@ class EcsBackend:
         return self._address() or f"ecs://{self.n.gpu_cluster}/{self.n.service(self.spec, 'frontend')}"
 
     @contextlib.contextmanager
-    def reach(self):
+    def reach(self) -> Iterator[str]:
         """The frontend's address once a RUNNING frontend task has one (bounded wait)."""
         deadline = time.monotonic() + _timeout("ADDRESS", 300)
         url = self._address()
@@ -311,20 +317,17 @@ class EcsBackend:
         yield url
 
     # ------------------------------------------------------------------ status / teardown / inventory
-    def status(self) -> dict:
+    def status(self) -> Status:
         services = {}
         for cluster, name in self.serving._services(self.aws, self.spec):
             svc = self.serving._service(self.aws, cluster, name) or {}
             services[name] = {"cluster": cluster, "running": svc.get("runningCount"),
                               "desired": svc.get("desiredCount"), "task_definition": svc.get("taskDefinition")}
-        return {"target": "ecs", "name": self.spec.name, "endpoint": self.endpoint(),
-                "ready": bool(services) and all(s["running"] == s["desired"] for s in services.values()),
-                "services": services,
-                "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
-                               "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
-                              for r in self.revisions()]}
+        return Status(target="ecs", name=self.spec.name, endpoint=self.endpoint(),
+                      ready=bool(services) and all(s["running"] == s["desired"] for s in services.values()),
+                      revisions=[RevisionRow.of(r) for r in self.revisions()], details={"services": services})
 
-    def teardown(self, *, keep_model_cache: bool = True) -> dict:
+    def teardown(self, *, keep_model_cache: bool = True) -> TeardownReport:
         self.provider.delete_cluster(self.spec)  # drains and deletes the services first (EcsServing.undeploy)
         names = [p["Name"] for p in self._parameters()]
         for i in range(0, len(names), 10):
@@ -332,9 +335,9 @@ class EcsBackend:
         left = self.inventory()
         if not left:
             shutil.rmtree(self.dir, ignore_errors=True)
-        return {"leftovers": left, "model_cache_kept": False, "ledger_deleted": len(names),
-                "note": f"ECS clusters {self.n.gpu_cluster} and {self.n.fargate_cluster} and everything tagged with "
-                        f"{plan.deployment_id(self.spec)} deleted; no model cache on ECS"}
+        return TeardownReport(leftovers=left, model_cache_kept=False, details={"ledger_deleted": len(names)},
+                              note=f"ECS clusters {self.n.gpu_cluster} and {self.n.fargate_cluster} and everything "
+                                   f"tagged with {plan.deployment_id(self.spec)} deleted; no model cache on ECS")
 
     def inventory(self) -> list[str]:
         out = self.provider.inventory(self.spec)
@@ -342,4 +345,4 @@ class EcsBackend:
         return sorted(set(out))
 
 
-__all__ = ["EcsBackend", "EcsModel", "EcsRollout", "decode_record", "encode_record"]
+__all__ = ["EcsBackend", "EcsModel", "decode_record", "encode_record"]

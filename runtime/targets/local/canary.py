@@ -1,6 +1,7 @@
 """The local target's canary mechanics: a candidate graph beside stable, and candidate workers
-inside the stable graph for real traffic (the interface every target's mechanics has: plan, stage,
-shift, reach, unshift, drop; see runtime/targets/kube/canary.py for the Kubernetes one).
+inside the stable graph for real traffic (runtime/targets/base.py CanaryMechanics: plan, stage, shift,
+reach, unshift, drop; see runtime/targets/kube/canary.py for the Kubernetes one). ``stable`` and
+``candidate`` are LocalBackends of the stable and the candidate spec.
 
 - staged: the candidate runs as its own graph, `<name>-canary` (own frontend, workers and
   discovery store), so identical load can be sent to both without touching stable's capacity; beside
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 
 from runtime.domain import canary as gate
 from runtime.gateways import health
+from runtime.targets.base import StagedCandidate, Status, TeardownReport
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
 from runtime.render.local_plan import worker_programs
@@ -47,50 +49,46 @@ def _side_graph(spec, name: str) -> LocalBackend:
         "name": name, "target": spec.target.model_copy(update={"frontend_port": None})}))
 
 
-def _stable(spec) -> LocalBackend:
-    return LocalBackend(spec)
-
-
-def plan(spec, status: dict) -> tuple[list[gate.Step], str]:
+def plan(stable: LocalBackend, status: Status) -> tuple[list[gate.Step], str]:
     """Real traffic is shifted by worker count: candidate workers join the stable frontend's pool."""
-    stable_workers = sum(1 for n in status["processes"] if n.split("-")[0] in ("worker", "prefill", "decode"))
+    spec = stable.spec
+    stable_workers = sum(1 for n in status.processes or {} if n.split("-")[0] in ("worker", "prefill", "decode"))
     can_shift = spec.serving.topology.startswith("agg")
     how = (f"real traffic shifted by candidate workers joining the stable frontend ({stable_workers} stable)"
            if can_shift else "side by side only: a disaggregated graph cannot mix prefill/decode versions")
     return gate.traffic_plan(list(spec.canary.steps), stable_workers, can_shift), how
 
 
-def stage(spec, candidate, token: str | None = None) -> dict:
+def stage(stable: LocalBackend, candidate: LocalBackend, token: str | None = None) -> StagedCandidate:
     """Baseline and candidate graphs, started one after the other by the same steps (so of one age)."""
     # baseline first: the candidate, the graph under test, is then never the older of the two
-    base = _start(baseline_backend(spec), "canary baseline", token)
-    cand = _start(candidate_backend(candidate), "canary candidate", token)
-    return {"endpoint": cand["endpoint"], "engine": cand["engine"], "revision": cand["revision"],
-            "baseline": base["endpoint"]}
+    base = _start(baseline_backend(stable.spec), "canary baseline", token)
+    cand = _start(candidate_backend(candidate.spec), "canary candidate", token)
+    return dataclasses.replace(cand, baseline=base.endpoint)
 
 
-def _start(backend: LocalBackend, reason: str, token: str | None) -> dict:
+def _start(backend: LocalBackend, reason: str, token: str | None) -> StagedCandidate:
     backend.provision()
-    engine = backend.detect_gpus()["engine"]
+    engine = backend.detect_gpus().engine
     backend.install_platform()
     model = backend.cache_model(engine, token=token)
     rollout = backend.roll_out(engine, model, reason=reason, started_by="canary")
-    return {"endpoint": backend.endpoint(), "engine": engine, "revision": rollout.revision}
+    return StagedCandidate(endpoint=backend.endpoint(), engine=engine, revision=rollout.revision)
 
 
-def shift(spec, candidate, step: gate.Step, info: dict) -> dict:
+def shift(stable: LocalBackend, candidate: LocalBackend, step: gate.Step, staged: StagedCandidate) -> dict:
     """Run exactly ``step.canary_workers`` candidate workers inside the stable graph."""
-    stable, count, engine = _stable(spec), step.canary_workers, info["engine"]
+    count, engine, candidate_spec = step.canary_workers, staged.engine, candidate.spec
     running = stable.supervisor.processes()
     have = sorted(n for n in running if n.startswith(CANARY_PREFIX))
     want = [f"{CANARY_PREFIX}{i}" for i in range(count)]
-    model = candidate_backend(candidate).cache_model(engine)
+    model = candidate_backend(candidate_spec).cache_model(engine)
     frontend = stable._frontend_port()
     before = health.generate_instances(stable.host, frontend)
     ports = portlib.allocate(stable.paths.ports_file, want, host=stable.host, pinned={},
                              in_use_by_us={n for n in want if n in running}, low=True)
     ctx = stable.context(engine=engine, model_path=str(model.path))
-    template = worker_programs(candidate, ctx, 0, {n: ports[want[0]] for n in _names(candidate)})[0]
+    template = worker_programs(candidate_spec, ctx, 0, {n: ports[want[0]] for n in _names(candidate_spec)})[0]
     programs = [dataclasses.replace(template, name=name, port=ports[name],
                                     env=template.env | {"DYN_SYSTEM_PORT": str(ports[name])}) for name in want]
     stable.supervisor.apply(programs, retire=set(have) - set(want))
@@ -103,27 +101,27 @@ def shift(spec, candidate, step: gate.Step, info: dict) -> dict:
     return {"workers": want}
 
 
-def unshift(spec) -> list[str]:
-    stable = _stable(spec)
+def unshift(stable: LocalBackend) -> list[str]:
     names = sorted(n for n in stable.supervisor.processes() if n.startswith(CANARY_PREFIX))
     if names:
         stable.supervisor.apply([], retire=set(names))
     return names
 
 
-def drop(spec, candidate) -> dict:
-    out = candidate_backend(candidate).teardown(keep_model_cache=True)
-    base = baseline_backend(spec).teardown(keep_model_cache=True)
-    return out | {"stopped_strays": out["stopped_strays"] + base["stopped_strays"],
-                  "leftovers": out["leftovers"] + base["leftovers"]}
+def drop(stable: LocalBackend, candidate: LocalBackend) -> TeardownReport:
+    """The candidate and the baseline graph, both torn down (the model cache stays)."""
+    out = candidate_backend(candidate.spec).teardown(keep_model_cache=True)
+    base = baseline_backend(stable.spec).teardown(keep_model_cache=True)
+    return dataclasses.replace(out, stopped_strays=(out.stopped_strays or []) + (base.stopped_strays or []),
+                               leftovers=out.leftovers + base.leftovers)
 
 
 @contextlib.contextmanager
-def reach(spec, candidate) -> Iterator[gate.Reach]:
+def reach(stable: LocalBackend, candidate: LocalBackend) -> Iterator[gate.Reach]:
     """Loopback addresses: the frontends (stable's side is the baseline graph while it runs), and the
     stable graph's workers split stable/candidate (the gate reads their own TTFT histograms, since they
     share one frontend)."""
-    stable, cand, base = _stable(spec), candidate_backend(candidate), baseline_backend(spec)
+    cand, base = candidate_backend(candidate.spec), baseline_backend(stable.spec)
     side = base.endpoint() if base.supervisor.processes() else stable.endpoint()
     yield gate.Reach(stable=side, candidate=cand.endpoint(),
                      entry=stable.endpoint(), entry_host=None, groups=worker_endpoints(stable),

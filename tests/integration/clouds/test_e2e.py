@@ -185,7 +185,7 @@ def local_dynamo(tmp_path):
     backend = LocalBackend(spec)
     try:
         backend.provision()
-        engine = backend.detect_gpus()["engine"]
+        engine = backend.detect_gpus().engine
         backend.install_platform()
         backend.roll_out(engine, backend.cache_model(engine))
         yield backend.endpoint()

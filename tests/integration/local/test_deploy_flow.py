@@ -48,8 +48,8 @@ def test_each_topology_deploys_smokes_and_tears_down(prefect_api, spec_dir, topo
     backend = LocalBackend(load_spec(path))
     status = backend.status()
     expected_workers = sum(r.get("replicas", 1) for k, r in TOPOLOGIES[topology].items() if k != "topology") or 1
-    assert status["workers_discovered"] == expected_workers
-    assert status["models"] == ["dynadeploy/tiny-mock"]
+    assert status.workers_discovered == expected_workers
+    assert status.models == ["dynadeploy/tiny-mock"]
 
     down = teardown(spec=str(path))
     assert down["leftovers"] == []
@@ -94,7 +94,7 @@ def test_lifecycle_idempotent_redeploy_under_load_crash_recovery_teardown(prefec
     backend = LocalBackend(load_spec(changed))
     procs = backend.supervisor.processes()
     assert sorted(n for n in procs if n.startswith("worker")) == ["worker-r2-0", "worker-r2-1"]
-    revisions = {r["number"]: r["status"] for r in backend.status()["revisions"]}
+    revisions = {r.number: r.status for r in backend.status().revisions}
     assert revisions == {1: "superseded", 2: "serving"}
 
     # Kill a worker hard: the supervisor brings it back and it serves again.

@@ -144,7 +144,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
             a for a in _get(f"{am}/api/v2/alerts") if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"], 30)
         events = _wait("the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60)
         # `dynadeploy status` shows the live SLO state from the deployment's Prometheus.
-        slo = backend.status()["slo"]
+        slo = backend.status().slo
         assert "error" not in slo and slo["burn_rates"]["ttft 5s"] > 3
         assert slo["burn_rates"]["ttft 20s"] * 0.1 > good_share  # the slowed revision burns more than the good one did
         assert {"name": "DynadeployTTFTBudgetBurn", "state": "firing", "slo": "ttft", "window": "20s"} in [
@@ -160,7 +160,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
 
     # Teardown takes Prometheus, Alertmanager and the receiver with it; nothing is left.
     result = backend.teardown()
-    assert result["leftovers"] == []
+    assert result.leftovers == []
     assert marked_pids(backend.paths) == []
     for name in lm.PROGRAMS:
         assert not hostports.port_is_listening(ports[name])
@@ -222,4 +222,4 @@ def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefe
     assert not set(lm.PROGRAMS) & set(running) and not lm.files(backend.paths.root).root.exists()
     assert not hostports.port_is_listening(ports["prometheus"])
     assert not set(lm.PORT_NAMES) & set(portlib.load(backend.paths.ports_file)), "their ports are forgotten"
-    assert backend.teardown()["leftovers"] == []
+    assert backend.teardown().leftovers == []

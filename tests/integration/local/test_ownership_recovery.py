@@ -78,9 +78,9 @@ def test_two_homes_with_one_name_never_disturb_each_other(homes):
     a2 = LocalBackend(load_spec(homes("a", "twin", {"topology": "agg", "mocker": {"speedup_ratio": 7.0}})))
     assert a2.roll_out("mocker", a2.cache_model("mocker")).revision == 2
     down = a2.teardown()
-    assert down["leftovers"] == [], down
+    assert down.leftovers == [], down
     assert inventory.marked_pids(b.paths) == b_pids, "home a's teardown touched home b"
-    assert b.status()["problems"] == [] and serves(b)
+    assert b.status().problems == [] and serves(b)
 
 
 def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefect_api, homes):
@@ -93,18 +93,18 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
     health.wait_until(lambda: not backend.supervisor.is_running(), 10)
 
     status = backend.status()
-    assert status["supervisor"] is False
-    assert status["orphans"] and set(status["orphans"]) <= set(children)
-    assert any("supervision gone" in p for p in status["problems"])
+    assert status.details["supervisor"] is False
+    assert status.details["orphans"] and set(status.details["orphans"]) <= set(children)
+    assert any("supervision gone" in p for p in status.problems)
     cli = subprocess.run([shutil.which("dynadeploy"), "status", str(path)], capture_output=True, text=True,
                          env=os.environ | {"PREFECT_API_URL": prefect_api}, timeout=120, check=False)
-    # the status verdict line (flows/cli.py): "<name>: DEGRADED (revision 1): supervision gone: ..."
+    # the status verdict line (flows/_inspect.py): "<name>: DEGRADED (revision 1): supervision gone: ..."
     assert cli.returncode == 3 and "DEGRADED (revision 1): supervision gone" in cli.stdout, (
         cli.returncode, cli.stdout, cli.stderr)
 
     again = LocalBackend(load_spec(path))
     provisioned = again.provision()
-    assert set(provisioned["orphans_stopped"]) >= set(status["orphans"])
+    assert set(provisioned.details["orphans_stopped"]) >= set(status.details["orphans"])
     again.install_platform()
     rollout = again.roll_out("mocker", again.cache_model("mocker"))
     assert rollout.revision == first["rollout"].revision
@@ -112,7 +112,7 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
     # roll_out returned only once the restarted worker registered: the smoke test may start now
     assert len(health.generate_instances("127.0.0.1", port)) >= 1
     assert serves(again)
-    assert again.status()["problems"] == [] and again.status()["orphans"] == []
+    assert again.status().problems == [] and again.status().details["orphans"] == []
     assert not set(children) & set(inventory.marked_pids(again.paths)), "an orphan survived the redeploy"
 
 
