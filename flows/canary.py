@@ -31,14 +31,10 @@ from flows._spec import load, redacted_parameters
 from flows.deploy import deploy
 from runtime.domain import canary as gate
 from runtime.domain import metrics, sla
-from runtime.errors import PermanentError, PreflightError
+from runtime.errors import CanaryFailed, PermanentError, PreflightError
 from runtime.targets.base import StagedCandidate
 from tasks import canary as steps
 from tasks.targets import backend, mechanics
-
-
-class CanaryFailed(PermanentError):
-    """The candidate failed its gate and was withdrawn; stable serves as before."""
 
 
 def _event(spec, what: str, **payload) -> None:

@@ -7,7 +7,10 @@
     │   ├── PreflightError          a precondition on the target failed; nothing was changed
     │   ├── ToolError               helm/kubectl/a binary failed or is missing
     │   ├── SmokeTestFailed         the smoke/SLA test breached a threshold (carries the numbers)
-    │   └── RolloutFailed           a rollout did not become ready (says which component and why)
+    │   ├── RolloutFailed           a rollout did not become ready (says which component and why)
+    │   ├── RouteRejected           the traffic layer refused a route (waiting will not change that)
+    │   ├── CanaryFailed            a canary failed its gate and was withdrawn; stable serves as before
+    │   └── WaitTimeout             a wait ran out of time (carries what it waited for and why it was stuck)
     └── TransientError              worth retrying (throttling, timeouts, 5xx, conflicts)
 
 SDK and transport errors are translated at the gateway that calls the SDK (``raise ... from exc``);
@@ -90,6 +93,33 @@ class SmokeTestFailed(PermanentError):
 
 class RolloutFailed(PermanentError):
     """A rollout did not become ready in time; the message names the stuck component."""
+
+
+class RouteRejected(PermanentError):
+    """The traffic layer refused the route (it will not change by waiting)."""
+
+
+class CanaryFailed(PermanentError):
+    """The candidate failed its gate and was withdrawn; stable serves as before."""
+
+
+class WaitTimeout(PermanentError):
+    """A wait (runtime.domain.waiting.wait_until, ``Kube.wait``) ran out of time.
+
+    ``what`` is what was waited for, ``timeout_s`` how long, ``stuck`` the last explanation of why the
+    condition was not met (empty when the caller gave none), ``last_error`` the last transient error the
+    check raised and the wait tolerated, ``last`` the last value the check returned (``Kube.wait``: the
+    objects the predicate saw). Callers that promise another error type re-raise from these fields.
+    """
+
+    def __init__(self, message: str, *, last: object = None, hint: str | None = None, what: str = "",
+                 timeout_s: float = 0.0, stuck: str = "", last_error: BaseException | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.last = last
+        self.what = what
+        self.timeout_s = timeout_s
+        self.stuck = stuck
+        self.last_error = last_error
 
 
 class TransientError(DynadeployError):

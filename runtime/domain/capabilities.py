@@ -61,7 +61,11 @@ class Capabilities(_Frozen):
     gpu_operator_values: dict[str, Any] = Field(default_factory=dict)
 
     def storage_class_for(self, access_mode: str) -> str | None:
-        """The class for a volume of ``access_mode`` when the spec names none (None: cluster default)."""
+        """The class for a volume of ``access_mode`` when the spec names none (None: cluster default).
+
+        Only ReadWriteMany takes ``rwx_class``: ReadOnlyMany and ReadWriteOnce take ``default_class``
+        (on GKE the Filestore driver behind standard-rwx is enabled for a ReadWriteMany cache only,
+        runtime/render/cloud_plan.py ``gke_needs_filestore``)."""
         if access_mode == "ReadWriteMany" and self.storage.rwx_class:
             return self.storage.rwx_class
         return self.storage.default_class
@@ -111,6 +115,14 @@ def for_spec(spec: DeploymentSpec) -> Capabilities:
     if not getattr(target, "efa", False):
         changes["efa"] = None
     return caps.model_copy(update=changes)
+
+
+def cache_storage_class(spec: DeploymentSpec, caps: Capabilities | None = None) -> str | None:
+    """The model cache's StorageClass: the spec's, else the provider's for the cache's access mode (None:
+    the cluster's default class). The one choice the cache PVC (runtime/render/cache.py) and the GKE/AKS
+    providers' ``storage_class`` share; ``caps`` defaults to the spec's (``for_spec``)."""
+    cache = spec.model.cache
+    return cache.storage_class or (caps or for_spec(spec)).storage_class_for(cache.access_mode)
 
 
 # --- where each cloud can run things: infra/clouds.yaml ------------------------------------------------

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3
@@ -34,6 +32,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from runtime.domain.waiting import Waits, WaitTimeout
 from runtime.errors import DynadeployError, PermanentError, TransientError
 
 T = TypeVar("T")
@@ -129,14 +128,6 @@ def session_for(credentials: Any) -> Any:
         raise translate(exc, f"AWS credentials of block {credentials.block!r}") from exc
 
 
-@dataclass(frozen=True)
-class Waits:
-    """How long to wait for a cloud object to reach a state. Tests shrink these."""
-
-    poll_s: float = 15.0
-    timeout_s: float = 1800.0
-
-
 class Aws:
     """boto3 clients for one region, with translation and the create-or-get/delete helpers."""
 
@@ -220,29 +211,31 @@ class Aws:
 
     def wait(self, check: Callable[[], T | None], *, what: str, timeout_s: float | None = None) -> T:
         """Poll ``check`` until it returns something other than None; a TransientError on timeout."""
-        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.waits.timeout_s)
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            if time.monotonic() >= deadline:
-                raise TransientError(f"timed out waiting for {what}",
-                                     hint="the cloud is slow or stuck; rerun to keep waiting")
-            time.sleep(self.waits.poll_s)
+        try:
+            return self.waits.until(check, what=what, timeout_s=timeout_s)
+        except WaitTimeout:
+            raise TransientError(f"timed out waiting for {what}",
+                                 hint="the cloud is slow or stuck; rerun to keep waiting") from None
 
     def retry_dependent(self, fn: Callable[[], T], *, what: str, codes: Iterable[str] = RETRYABLE) -> T:
         """Run ``fn`` until it stops failing with a dependency-type error (bounded by the wait timeout)."""
         codes = set(codes)
-        deadline = time.monotonic() + self.waits.timeout_s
-        while True:
+        blocked: list[PermanentError] = []
+
+        def attempt() -> tuple[T] | None:  # a 1-tuple: fn's own None is a success too
             try:
-                return fn()
+                return (fn(),)
             except TransientError:
                 raise
             except PermanentError as exc:
                 code = error_code(exc.__cause__) if exc.__cause__ is not None else ""
                 if code not in codes:
                     raise
-                if time.monotonic() >= deadline:
-                    raise TransientError(f"{what}: still blocked: {exc.message}") from exc
-                time.sleep(self.waits.poll_s)
+                blocked.append(exc)
+                return None
+
+        try:
+            return self.waits.until(attempt, what=what)[0]
+        except WaitTimeout:
+            exc = blocked[-1]
+            raise TransientError(f"{what}: still blocked: {exc.message}") from exc

@@ -30,8 +30,8 @@ from azure.core.exceptions import (
 )
 
 from runtime import settings
+from runtime.domain.waiting import Waits, WaitTimeout
 from runtime.errors import DynadeployError, PermanentError, TransientError
-from runtime.gateways.aws import Waits
 
 T = TypeVar("T")
 ENDPOINT_ENV = settings.AKS_ENDPOINT
@@ -178,14 +178,29 @@ class Azure:
             raise translate(exc, what) from exc
 
     def wait(self, check: Callable[[], T | None], *, what: str) -> T:
-        deadline = time.monotonic() + self.waits.timeout_s
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            if time.monotonic() >= deadline:
-                raise TransientError(f"timed out waiting for {what}", hint="Azure is slow or stuck; rerun to keep waiting")
-            time.sleep(self.waits.poll_s)
+        """Poll ``check`` until it returns something other than None; a TransientError on timeout."""
+        try:
+            return self.waits.until(check, what=what)
+        except WaitTimeout:
+            raise TransientError(f"timed out waiting for {what}", hint="Azure is slow or stuck; rerun to keep waiting") from None
+
+    def begin_create_cluster(self, resource_group: str, name: str, cluster: dict[str, Any]) -> Any:
+        """Start a managed cluster's create-or-update from its plan (plain data, runtime/render/cloud_plan.py);
+        the SDK's model object is built here so the provider handles no SDK type. Returns the poller."""
+        from azure.mgmt.containerservice.models import ManagedCluster
+
+        body = ManagedCluster(cluster)
+        return self.call("managedClusters.begin_create_or_update", lambda: self.client.managed_clusters
+                         .begin_create_or_update(resource_group, name, body))
+
+    def begin_create_agent_pool(self, resource_group: str, cluster: str, name: str,
+                                properties: dict[str, Any]) -> Any:
+        """Start an agent pool's create-or-update from its plan's properties (plain data). Returns the poller."""
+        from azure.mgmt.containerservice.models import AgentPool
+
+        body = AgentPool({"properties": properties})
+        return self.call("agentPools.begin_create_or_update", lambda: self.client.agent_pools
+                         .begin_create_or_update(resource_group, cluster, name, body))
 
     def arm(self, method: str, path: str, api_version: str, body: Any = None) -> tuple[int, Any]:
         """A raw ARM request through the client's pipeline (auth, retries): (status, json or None)."""

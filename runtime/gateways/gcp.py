@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any, TypeVar
@@ -22,8 +21,8 @@ from google.api_core.client_options import ClientOptions
 from google.api_core.retry import Retry, if_exception_type
 
 from runtime import settings
+from runtime.domain.waiting import Waits, WaitTimeout
 from runtime.errors import DynadeployError, PermanentError, TransientError
-from runtime.gateways.aws import Waits
 
 T = TypeVar("T")
 ENDPOINT_ENV = settings.GKE_ENDPOINT
@@ -142,15 +141,25 @@ class Gke:
         """A create call; None when the object already exists."""
         return self.get(method, absent=gexc.AlreadyExists, **kwargs)
 
+    def create_cluster(self, parent: str, cluster: dict[str, Any]) -> Any:
+        """create_cluster from the plan's cluster (plain data, runtime/render/cloud_plan.py), built into the
+        SDK's Cluster message here so the provider handles no SDK type; None when it already exists."""
+        from google.cloud import container_v1
+
+        return self.create("create_cluster", parent=parent, cluster=container_v1.Cluster(cluster))
+
+    def create_node_pool(self, parent: str, node_pool: dict[str, Any]) -> Any:
+        """create_node_pool from the plan's pool (plain data); None when it already exists."""
+        from google.cloud import container_v1
+
+        return self.create("create_node_pool", parent=parent, node_pool=container_v1.NodePool(node_pool))
+
     def wait(self, check: Callable[[], T | None], *, what: str) -> T:
-        deadline = time.monotonic() + self.waits.timeout_s
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            if time.monotonic() >= deadline:
-                raise TransientError(f"timed out waiting for {what}", hint="GKE is slow or stuck; rerun to keep waiting")
-            time.sleep(self.waits.poll_s)
+        """Poll ``check`` until it returns something other than None; a TransientError on timeout."""
+        try:
+            return self.waits.until(check, what=what)
+        except WaitTimeout:
+            raise TransientError(f"timed out waiting for {what}", hint="GKE is slow or stuck; rerun to keep waiting") from None
 
     def wait_operation(self, parent: str, operation: Any, *, what: str) -> None:
         """Poll an Operation (by name, under ``parent`` = projects/P/locations/L) until DONE."""

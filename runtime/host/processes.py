@@ -10,10 +10,12 @@ the pidfd pins the process that was checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import time
 from pathlib import Path
+
+from runtime.domain.waiting import WaitTimeout, wait_until
 
 
 def carries(pid: int, marker: bytes) -> bool:
@@ -79,9 +81,9 @@ def kill_carrying(marker: bytes, timeout_s: float = 10.0) -> list[int]:
     try:
         for fd in pinned.values():
             _send(fd, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(alive(p) for p in pinned):
-            time.sleep(0.1)
+        with contextlib.suppress(WaitTimeout):  # bounded: what outlives SIGTERM gets SIGKILL below
+            wait_until(lambda: not any(alive(p) for p in pinned), timeout_s=timeout_s, interval_s=0.1,
+                       what="the processes to exit")
         for pid, fd in pinned.items():
             if alive(pid):
                 _send(fd, signal.SIGKILL)

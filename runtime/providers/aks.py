@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
+from runtime.domain.waiting import Waits
 from runtime.errors import PermanentError, TransientError
 from runtime.render import cloud_plan as plan
-from runtime.gateways.aws import Waits
 from runtime.gateways.azure import RESOURCE_GROUP_API, Azure
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
@@ -73,8 +73,6 @@ class AksProvider:
         return az.get("managedClusters.get", lambda: az.client.managed_clusters.get(t.resource_group, t.cluster_name))
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        from azure.mgmt.containerservice.models import ManagedCluster
-
         t: AksTarget = spec.target  # type: ignore[assignment]
         az = self.azure(t.subscription_id)
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
@@ -88,8 +86,7 @@ class AksProvider:
             az.wait(lambda: True if self._cluster(az, t) is None else None, what=f"deletion of {t.cluster_name}")
             cluster = None
         if cluster is None or _state(cluster) == "Failed":
-            poller = az.call("managedClusters.begin_create_or_update", lambda: az.client.managed_clusters.begin_create_or_update(
-                t.resource_group, t.cluster_name, ManagedCluster(plan.aks_cluster(spec))))
+            poller = az.begin_create_cluster(t.resource_group, t.cluster_name, plan.aks_cluster(spec))
             az.call(f"creating AKS cluster {t.cluster_name}", lambda: poller.result(timeout=az.waits.timeout_s))
         cluster = az.wait(lambda: self._succeeded(az, t), what=f"AKS cluster {t.cluster_name}")
         fqdn = cluster.properties.fqdn or cluster.properties.private_fqdn
@@ -121,8 +118,6 @@ class AksProvider:
         return az.get("agentPools.get", lambda: az.client.agent_pools.get(t.resource_group, t.cluster_name, name))
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        from azure.mgmt.containerservice.models import AgentPool
-
         t: AksTarget = spec.target  # type: ignore[assignment]
         az = self.azure(t.subscription_id)
         for pool in t.node_pools:  # the System pool made with the cluster is found here and kept
@@ -133,9 +128,8 @@ class AksProvider:
                 existing = None
             if existing is None or _state(existing) == "Failed":
                 az.wait(lambda: self._succeeded(az, t), what=f"AKS cluster {t.cluster_name}")  # one op at a time
-                body = AgentPool({"properties": plan.aks_agent_pool(spec, pool)})
-                poller = az.call("agentPools.begin_create_or_update", lambda b=body, p=pool.name:
-                                 az.client.agent_pools.begin_create_or_update(t.resource_group, t.cluster_name, p, b))
+                poller = az.begin_create_agent_pool(t.resource_group, t.cluster_name, pool.name,
+                                                    plan.aks_agent_pool(spec, pool))
                 az.call(f"creating agent pool {pool.name}", lambda p=poller: p.result(timeout=az.waits.timeout_s))
             az.wait(lambda p=pool.name: self._pool_ready(az, t, p), what=f"agent pool {pool.name}")
         return [p.name for p in t.node_pools]
@@ -170,15 +164,11 @@ class AksProvider:
                           client_key_data=user.get("client-key-data"))
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
-        """The spec's class, else azurefile-csi for RWX / managed-csi for RWO (built into AKS)."""
+        """The spec's class, else azurefile-csi for RWX / managed-csi otherwise (built into AKS): the same
+        choice as the cache PVC's (capabilities.cache_storage_class)."""
         from runtime.domain import capabilities
 
-        cache = spec.model.cache
-        if cache.storage_class:
-            return StorageClass(cache.storage_class, cache.access_mode)
-        caps = capabilities.capabilities("aks")
-        shared = cache.access_mode != "ReadWriteOnce"
-        return StorageClass(caps.storage.rwx_class if shared else caps.storage.default_class, cache.access_mode)
+        return StorageClass(capabilities.cache_storage_class(spec), spec.model.cache.access_mode)
 
     # --- inventory and teardown ---------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runtime.domain.waiting import Waits
 from runtime.errors import PermanentError, TransientError
 from runtime.render import cloud_plan as plan
-from runtime.gateways.aws import Waits
 from runtime.gateways.gcp import Gke
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
@@ -50,16 +50,13 @@ class GkeProvider:
         return self.gke.get("get_cluster", name=plan.gke_cluster_path(t))
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        from google.cloud import container_v1
-
         t: GkeTarget = spec.target  # type: ignore[assignment]
         cluster = self._cluster(t)
         if cluster is not None and _status(cluster) == "STOPPING":
             self._wait_gone(t)
             cluster = None
         if cluster is None:
-            op = self.gke.create("create_cluster", parent=plan.gke_parent(t),
-                                 cluster=container_v1.Cluster(plan.gke_cluster(spec)))
+            op = self.gke.create_cluster(plan.gke_parent(t), plan.gke_cluster(spec))
             if op is not None:
                 self.gke.wait_operation(plan.gke_parent(t), op, what=f"creation of GKE cluster {t.cluster_name}")
         cluster = self.gke.wait(lambda: self._running(t), what=f"GKE cluster {t.cluster_name}")
@@ -88,8 +85,6 @@ class GkeProvider:
     # --- node pools ---------------------------------------------------------------------------------
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        from google.cloud import container_v1
-
         t: GkeTarget = spec.target  # type: ignore[assignment]
         path = plan.gke_cluster_path(t)
         for pool in t.node_pools:
@@ -102,8 +97,7 @@ class GkeProvider:
             if existing is None:
                 # One operation at a time per cluster: wait for RUNNING (not RECONCILING) first.
                 self.gke.wait(lambda: self._running(t), what=f"GKE cluster {t.cluster_name}")
-                op = self.gke.create("create_node_pool", parent=path,
-                                     node_pool=container_v1.NodePool(plan.gke_node_pool(spec, pool)))
+                op = self.gke.create_node_pool(path, plan.gke_node_pool(spec, pool))
                 if op is not None:
                     self.gke.wait_operation(plan.gke_parent(t), op, what=f"creation of node pool {pool.name}")
             self.gke.wait(lambda n=name, p=pool.name: self._pool_ready(n, p), what=f"node pool {pool.name}")
@@ -128,15 +122,11 @@ class GkeProvider:
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
         """The cache's class: the spec's, else standard-rwx (Filestore, enabled at cluster creation) for
-        RWX, else the default class (infra/providers.yaml). GKE ships these classes itself."""
+        RWX, else the default class (infra/providers.yaml): the same choice as the cache PVC's
+        (capabilities.cache_storage_class). GKE ships these classes itself."""
         from runtime.domain import capabilities
 
-        cache = spec.model.cache
-        if cache.storage_class:
-            return StorageClass(cache.storage_class, cache.access_mode)
-        caps = capabilities.capabilities("gke")
-        shared = cache.access_mode != "ReadWriteOnce"
-        return StorageClass(caps.storage.rwx_class if shared else caps.storage.default_class, cache.access_mode)
+        return StorageClass(capabilities.cache_storage_class(spec), spec.model.cache.access_mode)
 
     # --- inventory and teardown ---------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime.domain import naming
+from runtime.domain import capabilities, naming
 from runtime.render import common, templates
 from runtime.render.dgd import model_key
 
@@ -28,9 +28,9 @@ def cache_marker(spec: DeploymentSpec, mount: str = common.DOWNLOAD_MOUNT) -> st
 
 
 def storage_class(spec: DeploymentSpec, provider: Capabilities) -> str | None:
-    """The cache's StorageClass: the spec's, else the provider's for the access mode (None: default)."""
-    cache = spec.model.cache
-    return cache.storage_class or provider.storage_class_for(cache.access_mode)
+    """The cache's StorageClass: the spec's, else the provider's for the access mode (None: default); the
+    choice is runtime/domain/capabilities.py ``cache_storage_class``, which the GKE/AKS providers share."""
+    return capabilities.cache_storage_class(spec, provider)
 
 
 def job_service_account(spec: DeploymentSpec) -> str:

@@ -505,6 +505,28 @@ def test_storage_class_from_the_spec_else_the_provider(target, changes, expected
     assert pvc["spec"]["storageClassName"] == expected
 
 
+@pytest.mark.parametrize("mode", ["ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce"])
+@pytest.mark.parametrize("kind", ["gke", "aks"])
+def test_gke_and_aks_providers_report_the_class_the_cache_pvc_gets(kind, mode):
+    """The provider's storage_class (what provision reports) and the rendered PVC make one choice; they
+    once disagreed for ReadOnlyMany (the providers took the RWX class, the PVC the default class)."""
+    from runtime.providers.aks import AksProvider
+    from runtime.providers.gke import GkeProvider
+
+    extra = {}
+    if mode == "ReadWriteOnce":  # an RWO cache is only accepted on a one-node cluster
+        pool = {**TARGETS[kind]["node_pools"][-1], "min": 1, "desired": 1, "max": 1}
+        extra = {"target": {"node_pools": [pool]}}
+    spec = make("agg", kind, model={"cache": {"access_mode": mode}}, **extra)
+    (pvc, _) = r.render_model_cache(spec, capabilities.for_spec(spec))
+    provider = GkeProvider() if kind == "gke" else AksProvider()
+    chosen = provider.storage_class(spec, None)
+    assert chosen.name == pvc["spec"]["storageClassName"] == capabilities.cache_storage_class(spec)
+    assert chosen.access_mode == mode
+    caps = capabilities.capabilities(kind).storage
+    assert chosen.name == (caps.rwx_class if mode == "ReadWriteMany" else caps.default_class)
+
+
 def test_provider_hints_and_eks_switches_shape_the_capabilities():
     hinted = make(
         "agg", "kube", target={"provider_hints": {"gpu_driver": "preinstalled", "storage_class": "nfs"}}

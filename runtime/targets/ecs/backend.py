@@ -38,6 +38,7 @@ from typing import Any
 
 from runtime import settings
 from runtime.domain import naming
+from runtime.domain.waiting import WaitTimeout, not_none, wait_until
 from runtime.errors import PermanentError, RolloutFailed, TransientError
 from runtime.host.home import home
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan
@@ -306,14 +307,12 @@ class EcsBackend:
     @contextlib.contextmanager
     def reach(self) -> Iterator[str]:
         """The frontend's address once a RUNNING frontend task has one (bounded wait)."""
-        deadline = time.monotonic() + _timeout("ADDRESS", 300)
-        url = self._address()
-        while url is None and time.monotonic() < deadline:
-            time.sleep(min(self.aws.waits.poll_s, 5.0))
-            url = self._address()
-        if url is None:
+        try:
+            url = wait_until(self._address, timeout_s=_timeout("ADDRESS", 300), interval_s=min(self.aws.waits.poll_s, 5.0),
+                             what="the frontend's address", satisfied=not_none)
+        except WaitTimeout:
             raise PermanentError(f"no RUNNING frontend task of {self.n.service(self.spec, 'frontend')} has an address",
-                                 hint=f"check the service's events and stopped tasks in cluster {self.n.gpu_cluster}")
+                                 hint=f"check the service's events and stopped tasks in cluster {self.n.gpu_cluster}") from None
         yield url
 
     # ------------------------------------------------------------------ status / teardown / inventory

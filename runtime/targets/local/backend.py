@@ -20,7 +20,7 @@ from pathlib import Path
 from runtime.domain import naming
 from runtime.errors import PreflightError, RolloutFailed
 from runtime.gateways import gpu as gpulib
-from runtime.gateways import health
+from runtime.gateways import probe as probes
 from runtime.targets.base import (
     Accelerators,
     PlatformEndpoint,
@@ -86,7 +86,7 @@ class LocalBackend:
         if self.target.discovery == "etcd":
             ctx = self.context(engine="mocker", model_path="")
             self.supervisor.apply(discovery_programs(self.spec, ctx))
-            health.wait_until(lambda: hostports.port_is_listening(ports["etcd"], self.host)
+            probes.ready_within(lambda: hostports.port_is_listening(ports["etcd"], self.host)
                               and hostports.port_is_listening(ports["nats"], self.host), 30,
                               describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
         return Provisioned(where=str(self.paths.root), details={
@@ -131,7 +131,7 @@ class LocalBackend:
     def install_platform(self) -> PlatformEndpoint:
         program = frontend_program(self.spec, self.context(engine="mocker", model_path=""))
         changes = self.supervisor.apply([program])
-        health.wait_until(lambda: health.frontend_live(self.host, program.port), 60,
+        probes.ready_within(lambda: probes.frontend_live(self.host, program.port), 60,
                           describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"))
         return PlatformEndpoint(endpoint=self.endpoint(), changed=bool(changes["added"] or changes["changed"]))
 
@@ -188,7 +188,7 @@ class LocalBackend:
         self.ledger.put(revision)
 
         old = sorted(n for n in running if is_worker(n) and n not in names)
-        before = health.generate_instances(self.host, frontend_port) if old else set()
+        before = probes.generate_instances(self.host, frontend_port) if old else set()
         self.supervisor.apply(programs)
         try:
             # Old and new serve side by side until the frontend has discovered every new worker.
@@ -201,7 +201,7 @@ class LocalBackend:
             raise
         self.supervisor.apply([], retire=set(old))
         portlib.forget(self.paths.ports_file, old)
-        health.wait_until(lambda: len(health.generate_instances(self.host, frontend_port)) <= len(programs), 30,
+        probes.ready_within(lambda: len(probes.generate_instances(self.host, frontend_port)) <= len(programs), 30,
                           describe=lambda: "retired workers still registered with the frontend")
         for rev in revisions:
             if rev.status == "serving" and rev.number != number:
@@ -244,7 +244,7 @@ class LocalBackend:
         # Their registrations leave the frontend when they stop (bounded: a SIGKILLed one can
         # linger in file discovery for up to ~15 s, which the readiness count then tolerates).
         try:
-            health.wait_until(lambda: len(health.generate_instances(self.host, frontend_port)) <= remaining, 20)
+            probes.ready_within(lambda: len(probes.generate_instances(self.host, frontend_port)) <= remaining, 20)
         except RolloutFailed:
             pass
 
@@ -279,23 +279,23 @@ class LocalBackend:
                 raise RolloutFailed(
                     f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
                     f"{st.exitstatus if st else '?'}); its last log lines:\n" + said)
-            return (all(health.worker_ready(self.host, p.port) for p in programs)
-                    and len(health.generate_instances(self.host, frontend_port)) >= expected
-                    and served in health.served_models(self.host, frontend_port))
+            return (all(probes.worker_ready(self.host, p.port) for p in programs)
+                    and len(probes.generate_instances(self.host, frontend_port)) >= expected
+                    and served in probes.served_models(self.host, frontend_port))
 
         def stuck() -> str:
             states = self.supervisor.processes()
-            bad = [p for p in programs if not health.worker_ready(self.host, p.port)]
+            bad = [p for p in programs if not probes.worker_ready(self.host, p.port)]
             if not bad:
-                return (f"workers serve but the frontend sees {len(health.generate_instances(self.host, frontend_port))}"
-                        f" of {expected} instances, models {health.served_models(self.host, frontend_port)}")
+                return (f"workers serve but the frontend sees {len(probes.generate_instances(self.host, frontend_port))}"
+                        f" of {expected} instances, models {probes.served_models(self.host, frontend_port)}")
             p = bad[0]
             st = states.get(p.name)
             return (f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
                     + self.supervisor.tail(p.name, 800))
 
         timeout = VLLM_READY_TIMEOUT_S if engine == "vllm" else READY_TIMEOUT_S
-        health.wait_until(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
+        probes.ready_within(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
 
     def record_smoke(self, number: int, smoke: dict) -> None:
         rev = self.ledger.get(number)
@@ -329,8 +329,8 @@ class LocalBackend:
             endpoint=f"http://{self.host}:{fe}" if fe else None,
             problems=problems,
             processes={n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
-            models=health.served_models(self.host, fe) if fe else [],
-            workers_discovered=len(health.generate_instances(self.host, fe)) if fe else 0,
+            models=probes.served_models(self.host, fe) if fe else [],
+            workers_discovered=len(probes.generate_instances(self.host, fe)) if fe else 0,
             revisions=[RevisionRow.of(r) for r in self.ledger.all()],
             slo=self._slo_status(ports).get("slo"),
             details={"state_dir": str(self.paths.root), "supervisor": supervised, "orphans": orphans},

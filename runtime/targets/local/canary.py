@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Iterator
 
 from runtime.domain import canary as gate
-from runtime.gateways import health
+from runtime.gateways import probe
 from runtime.targets.base import StagedCandidate, Status, TeardownReport
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
@@ -84,7 +84,7 @@ def shift(stable: LocalBackend, candidate: LocalBackend, step: gate.Step, staged
     want = [f"{CANARY_PREFIX}{i}" for i in range(count)]
     model = candidate_backend(candidate_spec).cache_model(engine)
     frontend = stable._frontend_port()
-    before = health.generate_instances(stable.host, frontend)
+    before = probe.generate_instances(stable.host, frontend)
     ports = portlib.allocate(stable.paths.ports_file, want, host=stable.host, pinned={},
                              in_use_by_us={n for n in want if n in running}, low=True)
     ctx = stable.context(engine=engine, model_path=str(model.path))
@@ -95,8 +95,8 @@ def shift(stable: LocalBackend, candidate: LocalBackend, step: gate.Step, staged
     added = [p for p in programs if p.name not in have]
     if added:
         expected = len(before) + len(added)
-        health.wait_until(lambda: all(health.worker_ready(stable.host, p.port) for p in added)
-                          and len(health.generate_instances(stable.host, frontend)) >= expected, 120,
+        probe.ready_within(lambda: all(probe.worker_ready(stable.host, p.port) for p in added)
+                          and len(probe.generate_instances(stable.host, frontend)) >= expected, 120,
                           describe=lambda: "candidate workers did not join the stable graph")
     return {"workers": want}
 

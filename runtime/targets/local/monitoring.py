@@ -21,7 +21,7 @@ import yaml
 
 from runtime.domain.slo_status import slo_state
 from runtime.errors import PreflightError
-from runtime.gateways import health
+from runtime.gateways import probe
 from runtime.render import local_monitoring as lm
 from runtime.render.monitoring import rule_groups
 from runtime.targets.local import ports as portlib
@@ -101,7 +101,7 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
             return False
 
     for name in ("prometheus", "alertmanager"):
-        health.wait_until(lambda n=name: ready(n), 60,
+        probe.ready_within(lambda n=name: ready(n), 60,
                           describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
         config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
         if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):

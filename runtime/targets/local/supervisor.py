@@ -10,12 +10,14 @@ programs, which environment and what to wait for are decided here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.domain.waiting import WaitTimeout, wait_until
 from runtime.errors import TransientError
 from runtime.gateways import supervisor as supervisord
 from runtime.host import processes
@@ -126,21 +128,20 @@ class Supervisor:
         env[IDENTITY_ENV] = self.paths.identity  # inherited by every program: the inventory's marker
         supervisord.start_daemon(self.paths.supervisord_conf, env, timeout_s=timeout_s,
                                  log=self.paths.logs / "supervisord.log")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return True
-            time.sleep(0.05)
-        raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s")
+        try:
+            return wait_until(self.is_running, timeout_s=timeout_s, interval_s=0.05, what="supervisord")
+        except WaitTimeout:
+            raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s") from None
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         pid = self.pid()  # verified: carries this deployment's identity, never a recycled PID
         started = processes.start_time(pid) if pid else None
         if self.is_running():
             self.proxy().shutdown()
-        deadline = time.monotonic() + timeout_s
-        while pid and processes.same_process(pid, started) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        if pid:  # bounded: a supervisord that ignores the shutdown is killed below
+            with contextlib.suppress(WaitTimeout):
+                wait_until(lambda: not processes.same_process(pid, started), timeout_s=timeout_s, interval_s=0.1,
+                           what="supervisord to exit")
         if pid and processes.same_process(pid, started):
             processes.kill_if_same(pid, started)  # the process we verified, nothing else
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from runtime.providers import get_provider
-from runtime.gateways.aws import Waits
+from runtime.domain.waiting import Waits
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_gke import FakeGke
 from tests.integration.kube.conftest import chart_env, start_cluster, stop_cluster  # noqa: F401 - fixture

@@ -22,7 +22,7 @@ from flows.teardown import teardown
 from runtime.gateways import loadgen
 from runtime.errors import PreflightError, SmokeTestFailed, SpecError
 from runtime.gateways import gpu as gpulib
-from runtime.gateways import health
+from runtime.gateways import probe
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
@@ -99,15 +99,15 @@ def test_lifecycle_idempotent_redeploy_under_load_crash_recovery_teardown(prefec
 
     # Kill a worker hard: the supervisor brings it back and it serves again.
     victim = procs["worker-r2-0"]
-    before = health.generate_instances("127.0.0.1", backend._frontend_port())
+    before = probe.generate_instances("127.0.0.1", backend._frontend_port())
     os.kill(victim.pid, signal.SIGKILL)
-    health.wait_until(lambda: (p := backend.supervisor.processes().get("worker-r2-0")) is not None
+    probe.ready_within(lambda: (p := backend.supervisor.processes().get("worker-r2-0")) is not None
                       and p.state == "RUNNING" and p.pid != victim.pid, 30)
     ports = portlib.load(backend.paths.ports_file)
-    health.wait_until(lambda: health.worker_ready("127.0.0.1", ports["worker-r2-0"]), 60)
+    probe.ready_within(lambda: probe.worker_ready("127.0.0.1", ports["worker-r2-0"]), 60)
     # File discovery drops a SIGKILLed worker's registration after 5-15 s; until then the frontend
     # may still route to it. Wait until the dead instance is gone and its replacement registered.
-    health.wait_until(lambda: len(now := health.generate_instances("127.0.0.1", backend._frontend_port())) == 2
+    probe.ready_within(lambda: len(now := probe.generate_instances("127.0.0.1", backend._frontend_port())) == 2
                       and now != before, 60)
     smoke = loadgen.smoke_test(first["endpoint"], spec.model.served(), load_spec(changed).smoke)
     assert smoke.verdict.passed

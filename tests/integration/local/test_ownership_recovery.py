@@ -21,7 +21,7 @@ import pytest
 
 from runtime.gateways import loadgen
 from runtime.errors import RolloutFailed
-from runtime.gateways import health
+from runtime.gateways import probe
 from runtime.targets.local import inventory
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
@@ -90,7 +90,7 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
     sup_pid = backend.supervisor.pid()
     children = inventory.marked_pids(backend.paths)
     os.kill(sup_pid, signal.SIGKILL)
-    health.wait_until(lambda: not backend.supervisor.is_running(), 10)
+    probe.ready_within(lambda: not backend.supervisor.is_running(), 10)
 
     status = backend.status()
     assert status.details["supervisor"] is False
@@ -110,7 +110,7 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
     assert rollout.revision == first["rollout"].revision
     assert portlib.load(again.paths.ports_file)["frontend"] == port, "the endpoint moved to a new port"
     # roll_out returned only once the restarted worker registered: the smoke test may start now
-    assert len(health.generate_instances("127.0.0.1", port)) >= 1
+    assert len(probe.generate_instances("127.0.0.1", port)) >= 1
     assert serves(again)
     assert again.status().problems == [] and again.status().details["orphans"] == []
     assert not set(children) & set(inventory.marked_pids(again.paths)), "an orphan survived the redeploy"
@@ -125,7 +125,7 @@ def test_a_deploy_killed_mid_rollout_converges_on_rerun(homes):
               "b = LocalBackend(load_spec(sys.argv[1])); b.roll_out('mocker', b.cache_model('mocker'))")
     child = subprocess.Popen([sys.executable, "-c", script, str(changed), str(REPO)])
     try:
-        health.wait_until(lambda: "worker-r2-1" in backend.supervisor.processes() or child.poll() is not None, 120)
+        probe.ready_within(lambda: "worker-r2-1" in backend.supervisor.processes() or child.poll() is not None, 120)
         child.send_signal(signal.SIGKILL)  # the CLI dies with r2 half started and r1 still serving
     finally:
         child.wait(timeout=30)
@@ -180,7 +180,7 @@ def test_the_deploy_cli_killed_mid_flow_then_rerun_converges_and_frees_the_slot(
     changed = homes("h", "clikill", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 5.0}})
     cli = subprocess.Popen([exe, "deploy", str(changed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        health.wait_until(lambda: "worker-r2-1" in backend.supervisor.processes() or cli.poll() is not None, 180)
+        probe.ready_within(lambda: "worker-r2-1" in backend.supervisor.processes() or cli.poll() is not None, 180)
         assert cli.poll() is None, f"the CLI exited ({cli.returncode}) before it could be killed: no crash was tested"
         cli.send_signal(signal.SIGKILL)
     finally:

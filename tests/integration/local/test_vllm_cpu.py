@@ -21,7 +21,7 @@ from flows.deploy import deploy
 from flows.rollback import rollback
 from flows.teardown import teardown
 from runtime.errors import RolloutFailed
-from runtime.gateways import health
+from runtime.gateways import probe
 from runtime.targets.local import vllm_cpu
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
@@ -125,10 +125,10 @@ def test_4_a_crashed_worker_is_restarted_and_serves_again(deployment):
     backend = LocalBackend(load_spec(deployment("--max-num-seqs", "4")))
     before = _worker(backend, 2)
     os.kill(before.pid, signal.SIGKILL)
-    health.wait_until(lambda: _worker(backend, 2).pid not in (0, before.pid), 30)
+    probe.ready_within(lambda: _worker(backend, 2).pid not in (0, before.pid), 30)
     ports = backend.supervisor.processes()
     assert ports["worker-r2-0"].pid != before.pid
-    health.wait_until(lambda: bool(health.generate_instances(backend.host, backend._frontend_port())), 300,
+    probe.ready_within(lambda: bool(probe.generate_instances(backend.host, backend._frontend_port())), 300,
                       interval_s=1)
     deadline = time.monotonic() + 300
     while True:

@@ -15,7 +15,7 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime.gateways import health
+from runtime.gateways import probe
 from runtime.targets.local import vllm_cpu
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
@@ -64,7 +64,7 @@ def test_kv_events_reach_the_router_and_a_repeated_prefix_hits_the_cache(prefect
         before = applied()
         assert _cached(url) == 0  # a prompt never seen: nothing cached anywhere
         # the serving worker's "stored" event travels vLLM -> ZMQ (ipc) -> dynamo.vllm -> event plane -> router
-        health.wait_until(lambda: applied() > before, 60, interval_s=0.5,
+        probe.ready_within(lambda: applied() > before, 60, interval_s=0.5,
                           describe=lambda: f"the router applied no KV 'stored' event ({applied()} <= {before})")
         repeats = [_cached(url) for _ in range(4)]
         # routed to the worker that holds the prefix every time (by chance alone: 1 in 16)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from runtime.providers import get_provider
-from runtime.gateways.aws import Waits
+from runtime.domain.waiting import Waits
 from runtime.spec import DeploymentSpec, load_spec
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_cloud import Faults
