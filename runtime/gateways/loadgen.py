@@ -35,13 +35,15 @@ lazily (effects layer rule).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import concurrent.futures
+import contextlib
 import functools
 import json
 import re
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -253,20 +255,20 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     return result
 
 
-# -- the chat path: httpx + httpx-sse ----------------------------------------------------------------
+# -- the chat path: aiohttp + httpx-sse's decoders -------------------------------------------------
 class ChatClient:
-    """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``, through httpx.
+    """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``, through aiohttp.
 
-    The pool is unbounded on purpose: callers bound the requests in flight (``run_load``'s workers),
-    so no request ever waits inside the client for a connection (a wait there would be counted as
-    TTFT). There are about as many connections as workers: when several requests reach the pool at
-    the same instant, httpcore may offer one idle connection to two of them and open another for the
-    one that loses. httpx closes a connection whose exchange did not end cleanly and reuses the others.
+    aiohttp's C parser (llhttp) speaks HTTP/1.1, keep-alive and the chunked framing; httpx's pure-Python
+    h11 cost ~2 ms of CPU per 64-token stream, because the framing runs once per HTTP chunk and Dynamo
+    sends one chunk per token (bench/README.md). The pool is unbounded on purpose: callers bound the
+    requests in flight (``run_load``'s workers), so no request ever waits inside the client for a
+    connection (a wait there would be counted as TTFT). aiohttp closes a connection whose exchange did
+    not end cleanly (or that the server means to close) and reuses the others. The session is opened
+    on the first request, inside the event loop that runs it.
     """
 
     def __init__(self, base_url: str, timeout_s: float, *, host: str | None = None) -> None:
-        import httpx
-
         root = api_root(base_url)
         parts = urlsplit(root)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -279,13 +281,26 @@ class ChatClient:
         }
         if host:
             self._headers["Host"] = host
-        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-        self._timeout = timeout.as_dict()
-        self._http = httpx.AsyncClient(
+        self._https = parts.scheme == "https"
+        self._connect_s = min(timeout_s, 10.0)
+        self._session: Any = None
+        self._url: Any = None
+
+    def _open(self) -> Any:
+        import aiohttp
+        import yarl
+
+        self._url = yarl.URL(self.url)  # parsed once, not per request
+        connector = aiohttp.TCPConnector(
+            limit=0,  # unbounded: see the class docstring
             # plain http has no TLS, so no CA bundle to load (~0.1 s of CPU per client)
-            verify=_ssl_context() if parts.scheme == "https" else False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-            timeout=timeout,
+            ssl=_ssl_context() if self._https else False,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            # the total deadline is _request's asyncio.timeout; aiohttp caps only connecting
+            timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_s),
+            auto_decompress=False,  # Accept-Encoding: identity
             trust_env=False,  # the smoke test measures the endpoint itself, never through a proxy
         )
 
@@ -293,7 +308,8 @@ class ChatClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def request(self, payload: dict[str, Any]) -> _Prepared:
         """One request's body and headers, encoded once and sent many times."""
@@ -302,19 +318,14 @@ class ChatClient:
         headers = {**self._headers, "Accept": "text/event-stream" if stream else "application/json"}
         return _Prepared(body, headers, stream)
 
-    async def send(self, prepared: _Prepared) -> httpx.Response:
-        """Sends the request; returns the response with its head read and its body not yet read
-        (the caller closes it)."""
-        import httpx
-
-        request = httpx.Request(
-            "POST",
-            self.url,
-            content=prepared.body,
-            headers=prepared.headers,
-            extensions={"timeout": self._timeout},
+    async def send(self, prepared: _Prepared) -> Any:
+        """Sends the request; returns the aiohttp response with its head read and its body not yet
+        read (the caller releases it)."""
+        if self._session is None:
+            self._session = self._open()
+        return await self._session.request(
+            "POST", self._url, data=prepared.body, headers=prepared.headers, allow_redirects=False
         )
-        return await self._http.send(request, stream=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +352,7 @@ def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict
 async def _request(
     client: ChatClient, request: _Prepared, stream: bool, timeout_s: float, t0: float
 ) -> RequestResult:
-    import httpx
-    import httpx_sse
+    import aiohttp
 
     sent = time.perf_counter()
     result = RequestResult(ok=False, started_at=sent - t0)
@@ -350,19 +360,20 @@ async def _request(
         async with asyncio.timeout(timeout_s):
             response = await client.send(request)
             try:
-                result.status = response.status_code
-                if response.status_code != 200:
-                    result.error = _http_error(response.status_code, await response.aread())
+                result.status = response.status
+                if response.status != 200:
+                    result.error = _http_error(response.status, await response.read())
                 elif stream:
                     await _read_stream(response, sent, result)
                 else:
-                    _check_completion(await response.aread(), result)
+                    _check_completion(await response.read(), result)
                     result.ttft_s = time.perf_counter() - sent
             finally:
-                await response.aclose()  # back to the pool when read to its end, else closed
-    except (OSError, httpx.HTTPError) as exc:  # TimeoutError is an OSError
-        result.error = _describe(exc, timeout_s)
-    except (_ProtocolError, httpx_sse.SSEError) as exc:
+                # back to the pool when read to its end; aiohttp closes a connection whose body was not
+                response.release()
+    except (OSError, aiohttp.ClientError) as exc:  # TimeoutError is an OSError
+        result.error = _describe_chat(exc, timeout_s)
+    except _ProtocolError as exc:
         result.error = f"protocol: {exc}"
     result.e2e_s = time.perf_counter() - sent
     if result.error is None and result.status == 200:
@@ -385,15 +396,64 @@ def _check_completion(content: bytes, result: RequestResult) -> None:
         raise _ProtocolError(f"bad chat completion body: {exc}") from exc
 
 
-async def _read_stream(response: httpx.Response, sent: float, result: RequestResult) -> None:
-    """httpx decodes the HTTP/1.1 framing, httpx-sse the event stream (CRLF, LF or CR line ends,
-    multi-line data, comments); each event is stamped when the client gets it."""
-    import httpx_sse
+async def _read_stream(response: Any, sent: float, result: RequestResult) -> None:
+    """aiohttp decodes the HTTP/1.1 framing; httpx-sse's decoders (the ones its ``EventSource`` runs)
+    split the lines (CRLF, LF or CR, also across reads) and the events (multi-line data, comments,
+    event types). Each read is stamped when the client gets it, and its events with that time."""
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-    sse = _SSE(sent, result)
-    async for event in httpx_sse.EventSource(response).aiter_sse():
-        sse.feed(event.event, event.data, time.perf_counter())
+    content_type = response.headers.get("Content-Type", "").partition(";")[0]
+    if "text/event-stream" not in content_type:  # httpx-sse's EventSource check, word for word
+        raise _ProtocolError(
+            f"Expected response header Content-Type to contain 'text/event-stream', got {content_type!r}"
+        )
+    sse, lines, events = _SSE(sent, result), SSELineDecoder(), SSEDecoder()
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode  # a character may span two reads
+    content, feed, decode_lines, decode_event = response.content, sse.feed, lines.decode, events.decode
+    with _framing_errors_wake(response):
+        while data := await content.readany():
+            now = time.perf_counter()
+            for line in decode_lines(text(data)):
+                if (event := decode_event(line)) is not None:
+                    feed(event.event, event.data, now)
+    for line in lines.flush():
+        if (event := decode_event(line)) is not None:
+            feed(event.event, event.data, time.perf_counter())
     sse.finish()
+
+
+@contextlib.contextmanager
+def _framing_errors_wake(response: Any) -> Iterator[None]:
+    """aiohttp 3.14's C parser drops the body's reader without an error when the chunked framing is
+    malformed (a bad chunk size or chunk end): the connection is closed, but the reader waits until
+    the deadline. While the body is read, the connection's close hands the parser's error to the
+    reader, as its Python parser does."""
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is None:
+        yield
+        return
+    content = response.content
+
+    def wake(_: object) -> None:
+        if not content.is_eof() and content.exception() is None:
+            import aiohttp
+
+            cause = protocol.exception()
+            error = aiohttp.ClientPayloadError(f"Response payload is not completed: {cause!r}")
+            error.__cause__ = cause
+            content.set_exception(error)
+
+    closed = protocol.closed  # None once the connection is lost
+    if closed is None:
+        wake(None)
+        yield
+        return
+    closed.add_done_callback(wake)
+    try:
+        yield
+    finally:
+        closed.remove_done_callback(wake)
 
 
 class _SSE:
@@ -499,6 +559,41 @@ def _describe(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, httpx.ConnectError):
         return f"connect error: {text}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _describe_chat(exc: BaseException, timeout_s: float) -> str:
+    """One line for a transport error of the chat path (aiohttp), in the words ``_describe`` gives
+    httpx's (and h11's) errors, so reports and the gate read the same whichever client failed."""
+    import aiohttp
+
+    if isinstance(exc, TimeoutError):
+        return f"timeout after {timeout_s:g} s ({type(exc).__name__})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"connect error: {_lower(str(exc))}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "RemoteProtocolError: server disconnected without sending a response"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        cause = exc.__cause__ or exc
+        cause = " ".join(str(getattr(cause, "message", cause)).split())[:200]  # llhttp's is multi-line
+        for needle, words in _PAYLOAD_ERRORS:
+            if needle in cause:
+                return f"RemoteProtocolError: {words} ({_lower(cause)})"
+        return f"RemoteProtocolError: {_lower(cause)}"
+    text = _lower(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# llhttp's reason (inside aiohttp's payload error) -> h11's words for the same defect
+_PAYLOAD_ERRORS = (
+    ("Not enough data", "peer closed connection without sending complete message body"),
+    ("chunk size", "illegal chunk header"),
+    ("after chunk data", "malformed chunk footer"),
+)
+
+
+def _lower(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return text[:1].lower() + text[1:]
 
 
 def _ms(value: float | None) -> str:
