@@ -193,16 +193,23 @@ async def aiohttp_cpu_ms(base_url: str, payload: dict, n: int) -> float:
 
 # -- 2. where the time goes ------------------------------------------------------------------------
 async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) -> list[dict]:
-    """Client CPU per streamed request through each layer, alternating, medians of ``rounds``."""
+    """Client CPU per streamed request through each candidate stack, alternating, medians of ``rounds``:
+    httpx's layers (httpcore + h11, httpx's stream, httpx-sse's EventSource: the loadgen before issue
+    15), aiohttp's (its C parser; lines split by its reader, then raw reads through httpx-sse's
+    decoders) and the loadgen itself, each as a ratio to the raw client of the same run."""
+    import codecs
+
     import aiohttp
     import httpcore
     import httpx
     import httpx_sse
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
     payload = loadgen.chat_payload(MODEL, "hi", max_tokens, True)
     body, url = json.dumps(payload).encode(), f"{server.base_url}/v1/chat/completions"
     headers = {"Content-Type": "application/json"}
-    pool, client, session = httpcore.AsyncConnectionPool(), httpx.AsyncClient(), aiohttp.ClientSession()
+    pool, client = httpcore.AsyncConnectionPool(), httpx.AsyncClient()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=False))
     chat = loadgen.ChatClient(server.base_url, 10.0)
     prepared = chat.request(payload)
 
@@ -221,21 +228,36 @@ async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) ->
             async for _ in httpx_sse.EventSource(response).aiter_sse():
                 pass
 
+    async def aiohttp_raw() -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            while await response.content.readany():
+                pass
+
+    async def aiohttp_lines() -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            async for _ in response.content:  # llhttp decodes the chunks; lines split by its reader
+                pass
+
+    async def aiohttp_sse_decoders() -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            lines, events = SSELineDecoder(), SSEDecoder()
+            text = codecs.getincrementaldecoder("utf-8")("replace").decode
+            while data := await response.content.readany():
+                for line in lines.decode(text(data)):
+                    events.decode(line)
+
     async def run_loadgen() -> None:
         result = await loadgen._request(chat, prepared, True, 10.0, 0.0)
         assert result.ok, result.error
 
-    async def aiohttp_lines() -> None:
-        async with session.post(url, data=body, headers=headers) as response:
-            async for line in response.content:  # llhttp decodes the chunks; lines split in Python
-                pass
-
     steps = [
         ("httpcore + h11 (chunks)", httpcore_stream),
         ("httpx aiter_raw", httpx_raw),
-        ("httpx + httpx-sse events", httpx_sse_events),
-        ("loadgen (events + checks)", run_loadgen),
-        ("aiohttp lines (for scale)", aiohttp_lines),
+        ("httpx + httpx-sse events (old loadgen)", httpx_sse_events),
+        ("aiohttp raw reads", aiohttp_raw),
+        ("aiohttp lines (its reader)", aiohttp_lines),
+        ("aiohttp + httpx-sse decoders", aiohttp_sse_decoders),
+        ("loadgen (aiohttp + decoders + checks)", run_loadgen),
     ]
     cpu: dict[str, list[float]] = {name: [] for name, _ in [("raw client", None), *steps]}
     try:
@@ -275,7 +297,8 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
     for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
         path = filename.replace("\\", "/")
         group = next(
-            (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "uvloop", "asyncio", "json")
+            (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "aiohttp", "yarl", "multidict",
+                          "uvloop", "asyncio", "json")
              if f"/{name}/" in path),
             "loadgen" if path.endswith("runtime/gateways/loadgen.py") else
             f"builtin {function}" if filename == "~" else "other",

@@ -53,6 +53,7 @@ from runtime.domain.sla import SLA, LoadReport, RequestResult, SmokeResult, eval
 
 if TYPE_CHECKING:
     import httpx
+    from httpx_sse import ServerSentEvent
 
 T = TypeVar("T")
 
@@ -301,6 +302,7 @@ class ChatClient:
             # the total deadline is _request's asyncio.timeout; aiohttp caps only connecting
             timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_s),
             auto_decompress=False,  # Accept-Encoding: identity
+            cookie_jar=aiohttp.DummyCookieJar(),  # no cookies to keep: saves a jar update per response
             trust_env=False,  # the smoke test measures the endpoint itself, never through a proxy
         )
 
@@ -415,10 +417,10 @@ async def _read_stream(response: Any, sent: float, result: RequestResult) -> Non
             now = time.perf_counter()
             for line in decode_lines(text(data)):
                 if (event := decode_event(line)) is not None:
-                    feed(event.event, event.data, now)
+                    feed(event, now)
     for line in lines.flush():
         if (event := decode_event(line)) is not None:
-            feed(event.event, event.data, time.perf_counter())
+            feed(event, time.perf_counter())
     sse.finish()
 
 
@@ -471,26 +473,21 @@ class _SSE:
         self.last, self.chunks, self.usage_tokens = 0.0, 0, None
         self.decode_next = True
 
-    def feed(self, kind: str, data: str, now: float) -> None:
-        if self.done:
-            return  # after [DONE], the stream is still read to its end so the connection is reused
-        if kind == "error":
-            raise _ProtocolError(f"error event in stream: {data[:200]!r}")
-        if not data:
-            return  # an event with no data (a keep-alive, an id or retry line) carries nothing
-        if data == "[DONE]":
-            self.done = True
-            return
+    def feed(self, event: ServerSentEvent, now: float) -> None:
+        data = event.data
         if (
             self.decode_next
-            or _CHUNK_OBJECT not in data
+            or self.done
+            or event.event != "message"
             or not data.endswith("}")
+            or _CHUNK_OBJECT not in data
             or '"error"' in data
             or '"usage":{' in data
         ):
-            self.decode_next = False
-            content = self._decode(data)
-        else:
+            content = self._unusual(event.event, data)
+            if content is None:
+                return
+        else:  # the common case: a compact chunk after the first, read by string checks
             content = _CONTENT.search(data) is not None
         if content:
             if self.chunks == 0:
@@ -498,6 +495,21 @@ class _SSE:
             else:
                 self.result.itl_s.append(now - self.last)
             self.last, self.chunks = now, self.chunks + 1
+
+    def _unusual(self, kind: str, data: str) -> bool | None:
+        """Whether an event that the string checks cannot vouch for carries content; None when it is
+        not a chunk (anything after [DONE], a keep-alive, [DONE] itself)."""
+        if self.done:
+            return None  # after [DONE], the stream is still read to its end so the connection is reused
+        if kind == "error":
+            raise _ProtocolError(f"error event in stream: {data[:200]!r}")
+        if not data:
+            return None  # an event with no data (a keep-alive, an id or retry line) carries nothing
+        if data == "[DONE]":
+            self.done = True
+            return None
+        self.decode_next = False
+        return self._decode(data)
 
     def _decode(self, data: str) -> bool:
         """Validates one chunk fully; True when it carries content."""
