@@ -6,7 +6,8 @@ against ~1.3 s for `dynadeploy status` (issue 15). Like `terraform plan` saying 
 module decides before any of that, from what is cheap to read, and falls back to the full flow as soon
 as anything differs or looks unhealthy:
 
-1. the target is local, the spec a regular file, the Prefect server a known URL;
+1. the target is local, the spec a regular file, the Prefect server a known URL, and
+   ``DYNADEPLOY_CONVERGE`` is not ``full`` (the way to ask for the whole flow, smoke test included);
 2. the ledger's latest revision is the serving one and was made from this spec (same spec hash);
 3. what the flow would render now is what runs: the workers' fingerprints equal the serving
    revision's (engine and model path as the flow would pick them) and the frontend's program config
@@ -49,6 +50,8 @@ def slot_name(spec) -> str:
 
 def plan(spec_path: str, spec) -> tuple[str | None, dict]:
     """(why the full flow must run, or None when nothing differs), and what was read on the way."""
+    if os.environ.get("DYNADEPLOY_CONVERGE") == "full":
+        return "DYNADEPLOY_CONVERGE=full asks for the deploy flow", {}
     if spec.target.kind != "local":
         return "only the local target has a no-op plan", {}
     if not Path(spec_path).is_file():
