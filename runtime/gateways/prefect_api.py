@@ -25,7 +25,9 @@ def _client(api_url: str) -> httpx.Client:
         headers["Authorization"] = f"Bearer {key}"
     elif auth := os.environ.get("PREFECT_API_AUTH_STRING"):
         headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
-    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=10.0)
+    # plain http (the CLI's local server) has no TLS: no CA bundle to load (~0.1 s of CPU)
+    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=10.0,
+                        verify=not api_url.startswith("http:"))
 
 
 def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
