@@ -9,11 +9,12 @@ process on uvloop with zero artificial delay, so this process's CPU is the clien
    read to the last chunk, no JSON parsing), in alternating rounds of the same run. The client CPU per
    request is the steady figure (wall time swings with the machine's load); it is shown as a ratio to
    the raw client's. Goal (issue 15): under 1 ms of client CPU per request at 64 tokens.
-2. Where the time goes, at 64 tokens: the same requests through each layer the loadgen stacks up
-   (httpcore + h11 alone, httpx's streamed response, httpx-sse's events, the loadgen's checks), and
-   through aiohttp's client (its C HTTP parser) with the event lines split by hand, for scale; each as a
-   ratio to the raw client of the same run. ``--profile`` adds a cProfile of the loadgen (CPU time),
-   grouped by package.
+2. Where the time goes, at 64 tokens: the same requests through each candidate stack, side by side:
+   httpx's layers (httpcore + h11 alone, httpx's streamed response, httpx-sse's EventSource: the
+   loadgen before issue 15), aiohttp's (its C HTTP parser: raw reads, lines split by its reader, raw
+   reads through httpx-sse's line and event decoders) and the loadgen itself; each as a ratio to the
+   raw client of the same run. ``--profile`` adds a cProfile of the loadgen (CPU time), grouped by
+   package.
 3. Measurement bias: with the fake adding 50 ms TTFT and 10 ms per token, how far the measured TTFT
    and ITL (per request; runtime/domain/sla.py) are from those delays at concurrency 1 and 32, and the
    inter-chunk gaps as read.
@@ -300,7 +301,7 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
             (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "aiohttp", "yarl", "multidict",
                           "uvloop", "asyncio", "json")
              if f"/{name}/" in path),
-            "loadgen" if path.endswith("runtime/gateways/loadgen.py") else
+            "loadgen" if path.endswith(("runtime/gateways/loadgen.py", "runtime/gateways/chat_stream.py")) else
             f"builtin {function}" if filename == "~" else "other",
         )  # fmt: skip
         groups[group] = groups.get(group, 0.0) + own
