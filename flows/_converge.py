@@ -84,13 +84,13 @@ def plan(spec_path: str, spec) -> tuple[str | None, dict]:
 
 def _rendered_differs(backend, serving, engine: str) -> str | None:
     """What the deploy flow's platform and rollout stages would change, read without changing it."""
-    from runtime.render.local_plan import frontend_program, worker_programs
-    from runtime.targets.local.backend import _zero_ports
+    from runtime.render.local_plan import frontend_program, worker_program_names, worker_programs
     from runtime.targets.local.supervisor import render_program_conf
 
     model = backend.cache_model(engine)
     ctx = backend.context(engine=engine, model_path=str(model.path))
-    probe = worker_programs(backend.spec, ctx, 0, _zero_ports(backend.spec, 0))
+    zero_ports = {n: 0 for n in worker_program_names(backend.spec, 0)}  # fingerprints ignore ports
+    probe = worker_programs(backend.spec, ctx, 0, zero_ports)
     if serving.rendered != [p.fingerprint() for p in probe]:
         return f"the workers' rendered programs differ from serving revision {serving.number}"
     frontend = frontend_program(backend.spec, backend.context(engine="mocker", model_path=""))
