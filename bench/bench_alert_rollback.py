@@ -136,7 +136,7 @@ def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") ->
     from flows.deploy import deploy
     from runtime.targets.local.backend import LocalBackend
     from runtime.render.local_monitoring import files
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     rollback_name = f"rollback-{name}"
     spec_path = write_spec(directory, name, 1.0, rollback_deployment=f"rollback/{rollback_name}", auto_rollback=True)

@@ -105,8 +105,8 @@ def main() -> None:
     os.environ["PREFECT_API_URL"] = prefect_server.ensure_server(timeout_s=600)
     from flows.deploy import deploy
     from runtime.targets.local.backend import LocalBackend
-    from runtime.targets.local.ports import free_port
-    from runtime.spec.models import load_spec
+    from runtime.host.ports import free_port
+    from runtime.spec import load_spec
 
     path = write_spec(work, free_port())
     slow = {"serving": {"mocker": {"speedup_ratio": args.slow_speedup}}}
@@ -125,8 +125,8 @@ def main() -> None:
                 break
             runs.append(one(kind, path, candidate))
             r = runs[-1]
-            print(f"{len(runs):>2} {kind:<8} {r['outcome']:<12} {r['wall_s']:>6.1f}s load {r['load_before']:.1f}"
-                  f"->{r['load_after']:.1f}  {r['why'][:160]}", flush=True)
+            print(f"{len(runs):>2} {kind:<8} {r['outcome']:<12} {r['wall_s']:>6.1f}s "
+                  f"load {r['load_before']:.1f}->{r['load_after']:.1f}  {r['why'][:160]}", flush=True)
             out.write_text(json.dumps({"args": vars(args), "summary": summarise(runs), "runs": runs}, indent=1,
                                       default=str))
     finally:

@@ -82,7 +82,7 @@ def direct_stages(home: Path, port: int, name: str) -> dict:
     """The stages' own work, no Prefect: the baseline of the overhead ratio."""
     from runtime.gateways import loadgen
     from runtime.targets.local.backend import LocalBackend
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(write_spec(home, name, port))
     backend = LocalBackend(spec)
@@ -103,7 +103,7 @@ def direct_stages(home: Path, port: int, name: str) -> dict:
 def flow_run(home: Path, port: int, name: str) -> float:
     from flows.deploy import deploy
     from runtime.targets.local.backend import LocalBackend
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     path = write_spec(home, name, port)
     t0 = time.monotonic()
@@ -119,7 +119,7 @@ def main() -> None:
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     from runtime.gateways import prefect_server
-    from runtime.targets.local.ports import free_port
+    from runtime.host.ports import free_port
 
     work = Path(tempfile.mkdtemp(prefix="dynadeploy-bench-"))
     env = os.environ | {"DYNADEPLOY_HOME": str(work / "home")}
@@ -141,7 +141,8 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     print(f"prefect server start (one-off, first CLI use): {server_start_s:.1f} s; load avg {load:.2f}")
-    print(f"{'round':>5} {'first_token_s':>14} {'cli_wall_s':>11} {'stack_s':>8} {'stages_s':>9} {'flow_s':>7} {'flow/stages':>12}")
+    print(f"{'round':>5} {'first_token_s':>14} {'cli_wall_s':>11} {'stack_s':>8} "
+          f"{'stages_s':>9} {'flow_s':>7} {'flow/stages':>12}")
     for r in rows:
         print(f"{r['round']:>5} {r.get('first_token_s', float('nan')):>14.2f} {r['cli_wall_s']:>11.2f} "
               f"{r['stack_s']:>8.2f} {r['stages_s']:>9.2f} {r['flow_s']:>7.2f} {r['overhead_ratio']:>12.2f}")

@@ -1,4 +1,5 @@
-"""How much does runtime/gateways/loadgen.py itself cost, and how fast can it drive load before it is the limit?
+"""How much does runtime/gateways/loadgen.py itself cost, and how fast can it drive load before it is the
+limit?
 
 Why: a smoke/SLA gate is only trustworthy if the client adds little to the latencies it reports and
 can offer the load asked of it. Two measurements against tests/harness/fake_openai.py, run as a separate
@@ -286,7 +287,6 @@ async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) ->
 async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
     """cProfile of ``n`` loadgen requests on CPU time, own time grouped by package."""
     import cProfile
-    import pstats
 
     args = {"requests": n, "concurrency": 1, "max_tokens": max_tokens, "prompt": "hi", "timeout_s": 10.0}
     await loadgen.run_load(server.base_url, MODEL, **{**args, "requests": 20})
@@ -295,7 +295,10 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
     await loadgen.run_load(server.base_url, MODEL, **args)
     profiler.disable()
     groups: dict[str, float] = {}
-    for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+    for entry in profiler.getstats():  # what pstats reads: own time is inlinetime; a str code is a builtin
+        filename, function = ("~", entry.code) if isinstance(entry.code, str) else (entry.code.co_filename,
+                                                                                     entry.code.co_name)
+        own = entry.inlinetime
         path = filename.replace("\\", "/")
         group = next(
             (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "aiohttp", "yarl", "multidict",
@@ -468,11 +471,11 @@ def main() -> None:
     print("\n1. client cost per request (concurrency 1, zero server delay; goal < 1 ms CPU at 64 tokens)")
     print(table(result["overhead"], ["mode", "max_tokens", "loadgen_ms_per_req", "raw_ms_per_req",
                                      "overhead_ms_per_req", "loadgen_cpu_ms_per_req", "raw_cpu_ms_per_req",
-                                     "cpu_ratio_vs_raw", "aiohttp_cpu_ms_per_req", "server_handle_ms_per_req"]))  # fmt: skip
+                                     "cpu_ratio_vs_raw", "aiohttp_cpu_ms_per_req",
+                                     "server_handle_ms_per_req"]))  # fmt: skip
     split = result["stream_overhead_split"]
-    print(
-        f"client CPU per streamed request = {split['cpu_fixed_ms']} ms + {split['cpu_per_chunk_ms']} ms per token"
-    )
+    print(f"client CPU per streamed request = {split['cpu_fixed_ms']} ms "
+          f"+ {split['cpu_per_chunk_ms']} ms per token")
     goal = result["goal"]
     print(f"goal: {goal['client_cpu_ms_per_req_at_64_tokens']} ms CPU per request at 64 tokens "
           f"({goal['ratio_vs_raw']}x the raw client's {goal['raw_cpu_ms_per_req_at_64_tokens']} ms); "
@@ -491,11 +494,11 @@ def main() -> None:
         print("\n4. open-loop ramp: skipped (--no-ramp)")
     else:
         print(f"\n4. open-loop ramp (max_tokens {ramp_result['max_tokens']}, concurrency cap 128)")
-        print(table(ramp_result["steps"], ["target_rps", "achieved_send_rps", "completed_rps", "errors", "start_lag_p99_ms",
-                                           "ttft_p50_ms", "client_cpu_pct", "server_cpu_pct", "loadavg_1m"]))  # fmt: skip
-        print(
-            f"max sustained: {ramp_result['max_sustained_rps']} req/s; limited by: {ramp_result['limited_by']}"
-        )
+        print(table(ramp_result["steps"], ["target_rps", "achieved_send_rps", "completed_rps", "errors",
+                                           "start_lag_p99_ms", "ttft_p50_ms", "client_cpu_pct",
+                                           "server_cpu_pct", "loadavg_1m"]))  # fmt: skip
+        print(f"max sustained: {ramp_result['max_sustained_rps']} req/s; "
+              f"limited by: {ramp_result['limited_by']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")

@@ -1,4 +1,5 @@
-"""Issue 6 on a real Prefect server: approval-to-serving of a rollback, and how fast a failed canary rolls back.
+"""Issue 6 on a real Prefect server: approval-to-serving of a rollback, and how fast a failed canary rolls
+back.
 
     uv run python -m bench.bench_prefect [--rounds 3] [--canaries 2]
 
@@ -151,7 +152,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--canaries", type=int, default=2)
     args = ap.parse_args()
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     from tests.e2e_prefect.stack import PrefectStack
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -177,19 +178,21 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()[0]
 
-    print(f"stack up {stack.timings.get('up_s', 0):.1f} s (server {stack.timings.get('server_start_s', 0):.1f} s, "
-          f"deploy {stack.timings.get('deploy_s', 0):.1f} s); load avg {load:.2f}")
+    t = stack.timings
+    print(f"stack up {t.get('up_s', 0):.1f} s (server {t.get('server_start_s', 0):.1f} s, "
+          f"deploy {t.get('deploy_s', 0):.1f} s); load avg {load:.2f}")
     print("\nrollback: approval (resume) -> restored revision serving, vs the same stages run directly")
-    print(f"{'round':>5} {'noticed':>8} {'->serving':>10} {'->completed':>12} {'subflow':>8} {'its stages':>11} "
-          f"{'direct_serv':>12} {'direct_all':>11} {'serving x':>10} {'completed x':>12}")
+    print(f"{'round':>5} {'noticed':>8} {'->serving':>10} {'->completed':>12} {'subflow':>8} "
+          f"{'its stages':>11} {'direct_serv':>12} {'direct_all':>11} {'serving x':>10} {'completed x':>12}")
     for i, r in enumerate(rollbacks):
         print(f"{i:>5} {r['resume_noticed_s'] or float('nan'):>8.2f} {r['resume_to_serving_s']:>10.2f} "
-              f"{r['resume_to_completed_s']:>12.2f} {r['deploy_subflow_s']:>8.2f} {r['deploy_stages_in_flow_s']:>11.2f} "
+              f"{r['resume_to_completed_s']:>12.2f} {r['deploy_subflow_s']:>8.2f} "
+              f"{r['deploy_stages_in_flow_s']:>11.2f} "
               f"{r['direct_to_serving_s']:>12.2f} {r['direct_stages_s']:>11.2f} "
               f"{r['ratio_serving']:>10.2f} {r['ratio_completed']:>12.2f}")
     print(f"\nfailed canary: rollback time vs analysis_interval_s = {INTERVAL_S}")
-    print(f"{'run':>4} {'withdraw_s':>11} {'analysis_s':>11} {'analysis->withdrawn':>20} {'started->withdrawn':>19} "
-          f"{'flow_wall_s':>12}")
+    print(f"{'run':>4} {'withdraw_s':>11} {'analysis_s':>11} {'analysis->withdrawn':>20} "
+          f"{'started->withdrawn':>19} {'flow_wall_s':>12}")
     for i, c in enumerate(canaries):
         print(f"{i:>4} {c['withdraw_s']:>11.2f} {c['analysis_s']:>11.2f} {c['analysis_to_withdrawn_s']:>20.2f} "
               f"{c['started_to_withdrawn_s']:>19.2f} {c['flow_wall_s']:>12.2f}")

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.targets.local import model_cache, tiny_llama, vllm_cpu
 from runtime.render.local_plan import cpu_vllm_env
-from runtime.targets.local.ports import free_port
+from runtime.host.ports import free_port
 
 HOST = "127.0.0.1"
 FLAGS = ["--dtype", "float32", "--enforce-eager", "--max-model-len", "512"]
@@ -156,7 +156,7 @@ def stack_by_hand(model: Path, python: str, work: Path) -> dict:
 
 def dynadeploy(work: Path) -> dict:
     from runtime.targets.local.backend import LocalBackend
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     port = free_port(HOST)
     doc = yaml.safe_load((ROOT / "infra" / "targets" / "local-vllm.yaml").read_text())
@@ -218,7 +218,8 @@ def main() -> None:
         for r in rounds:
             print(f"{r['round']:>5} {r['engine']['first_token_s']:>7}s {r['stack']['first_token_s']:>7}s "
                   f"{r['dynadeploy']['first_token_s']:>9}s {r['orchestration_share_s']:>9}s "
-                  f"{r['dynadeploy']['worker_memory']['rss_mb']:>8}MB {r['dynadeploy']['worker_memory']['pss_mb']:>8}MB "
+                  f"{r['dynadeploy']['worker_memory']['rss_mb']:>8}MB "
+                  f"{r['dynadeploy']['worker_memory']['pss_mb']:>8}MB "
                   f"{r['load_before']:>5.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -45,8 +45,8 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPS
 
 from flows._slot_report import waiting_reporter
 from runtime.errors import TransientError
-from runtime.targets.local.inventory import same_process, start_time
-from runtime.targets.local.paths import home
+from runtime.host.home import home
+from runtime.host.processes import same_process, start_time
 
 LEASE_S = 60.0  # the Prefect server's minimum; renewed at 75 %
 POLL_S = 5.0  # how often a waiter looks for a dead holder while it waits

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from runtime.domain.secret_shapes import redact, scrub
-from runtime.spec.models import DeploymentSpec, load_spec
+from runtime.spec import DeploymentSpec, load_spec
 
 
 def load(spec: str | dict, overrides: dict | None = None) -> DeploymentSpec:
-    from runtime.spec.models import parse_spec
+    from runtime.spec import parse_spec
 
     loaded = parse_spec(spec, source="parameters") if isinstance(spec, dict) else load_spec(spec)
     return loaded.with_changes(overrides, source="overrides") if overrides else loaded
@@ -30,7 +30,7 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     stored strictly redacted: no run can use it, and the secret it may carry could sit anywhere (an
     AWS secret key pasted as the name). Other parameters lose the known secret shapes only.
     """
-    from runtime.spec.models import parse_spec
+    from runtime.spec import parse_spec
 
     def valid(check: Any, *args: Any) -> bool:
         try:

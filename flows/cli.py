@@ -27,6 +27,8 @@ import sys
 import time
 from datetime import UTC
 
+from runtime import settings
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -148,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------------------
 def _deploy(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)  # validate before anything starts
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -184,7 +186,7 @@ def _status(args) -> int:
     from flows._status import verdict
     from runtime.domain import naming
     from runtime.targets.registry import backend_for
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     status = backend_for(spec).status()
@@ -239,7 +241,7 @@ def _operations(name: str):
 def _history(args) -> int:
     import tasks.secrets  # noqa: F401 - registers how target.credentials blocks are read
     from runtime.targets.registry import backend_for
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     revisions = backend_for(load_spec(args.spec)).status()["revisions"]
     if args.output == "json":
@@ -254,7 +256,7 @@ def _diff(args) -> int:
     from runtime.domain import revisions as revlib
     from runtime.targets.registry import backend_for
     from runtime.errors import PermanentError
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     by_number = {r.number: r for r in backend_for(load_spec(args.spec)).revisions()}
     missing = [n for n in (args.a, args.b) if n not in by_number]
@@ -274,7 +276,7 @@ def _diff(args) -> int:
 
 
 def _rollback(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -329,7 +331,7 @@ def _parse_candidate(text: str) -> dict:
 
 
 def _canary(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     candidate = _parse_candidate(args.candidate)
@@ -372,7 +374,7 @@ def _print_steps(rows: list[dict], out) -> None:
 
 
 def _answer(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=True, verbose=args.verbose)
@@ -391,7 +393,7 @@ def _answer(args) -> int:
 
 
 def _teardown(args) -> int:
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(args.spec)
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
@@ -476,7 +478,7 @@ def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
     # A loaded 2-core machine can take well over Prefect's default 20 s to boot its temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    if os.environ.get("PREFECT_API_URL") or os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
+    if os.environ.get("PREFECT_API_URL") or settings.prefect_ephemeral():
         return
     from runtime.gateways import prefect_server
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.domain import metrics, sla
 
@@ -145,7 +146,7 @@ def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: f
             notes.append(f"{text}; measuring again (a second failure fails the step)")
     if stable_p90 is None or canary_p90 is None:
         notes.append("no TTFT samples from one side's own metrics in this window")
-        status = "fail" if breaches else "inconclusive"
+        status: sla.Status = "fail" if breaches else "inconclusive"
         return sla.Verdict(status, breaches, notes)
     limit = stable_p90 * (1 + canary_spec.max_ttft_regression) + WORKER_NOISE_FLOOR_MS
     text = (f"candidate ttft p90 {canary_p90:.1f} ms vs stable {stable_p90:.1f} ms (limit {limit:.1f} ms: "
@@ -288,7 +289,15 @@ def bootstrap_diff(a: list[float], b: list[float], confidence: float, qs: tuple[
         for q in qs:
             diffs[q].append(_sorted_pct(rb, q) - _sorted_pct(ra, q))
     tail = 1 - confidence
-    return {q: (sla.percentile(d, 100 * tail), sla.percentile(d, 100 * (1 - tail))) for q, d in diffs.items()}
+    return {q: (_pct(d, 100 * tail), _pct(d, 100 * (1 - tail))) for q, d in diffs.items()}
+
+
+def _pct(values: list[float], q: float) -> float:
+    """``sla.percentile`` of samples that cannot be empty here (the callers checked the counts)."""
+    value = sla.percentile(values, q)
+    if value is None:
+        raise ValueError("a percentile of no samples")
+    return value
 
 
 def _sorted_pct(ordered: list[float], q: float) -> float:
@@ -328,7 +337,7 @@ def judge_metric(metric: str, a: list[float], b: list[float], rel: float, floor_
     bounds = bootstrap_diff(a, b, g.confidence, (50, 90), seed=len(a) * 7919 + len(b))
     quantiles = {}
     for q in (90, 50):
-        qa, qb = sla.percentile(a, q), sla.percentile(b, q)
+        qa, qb = _pct(a, q), _pct(b, q)
         quantiles[q] = (qa, qb, qb - qa, max(rel * qa, floor_ms), bounds[q])
     pa, pb, delta, allowed, (lo, hi) = quantiles[90]
 
@@ -343,9 +352,10 @@ def judge_metric(metric: str, a: list[float], b: list[float], rel: float, floor_
     def evidence(q: int) -> str:
         qlo, qhi = quantiles[q][4]
         return (f"the change is {qlo:+.1f} ms or more and {qhi:+.1f} ms or less with {g.confidence:.0%} "
-                f"confidence each; rank test p={p:.2g} (counts under {alpha:.2g}), candidate slower in {share:.0%} of request pairs")
+                f"confidence each; rank test p={p:.2g} (counts under {alpha:.2g}), "
+                f"candidate slower in {share:.0%} of request pairs")
 
-    common = {"stable_p90": pa, "candidate_p90": pb, "allowed_ms": allowed, "ci_ms": (lo, hi), "p_value": p,
+    common: dict[str, Any] = {"stable_p90": pa, "candidate_p90": pb, "allowed_ms": allowed, "ci_ms": (lo, hi), "p_value": p,
               "slower_share": share}
     if p < alpha:
         for q in (90, 50):  # the tail first; the typical request also counts (a p90 can hide in stalls)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from runtime.errors import NotSupportedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 PROVIDERS_FILE = Path(__file__).resolve().parents[2] / "infra" / "providers.yaml"
 KUBE_KINDS = ("kube", "eks", "gke", "aks")

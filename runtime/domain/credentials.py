@@ -1,6 +1,6 @@
 """Cloud credentials as data: what a Prefect credentials block holds, checked and typed (pure: stdlib only).
 
-    spec.target.credentials: {block: aws-prod}        (runtime/spec/targets.CredentialsRef)
+    spec.target.credentials: {block: aws-prod}        (runtime/spec/cloud.CredentialsRef)
       -> tasks/secrets.resolve_cloud_credentials reads the block document on the worker, inside the task
          that needs it, and calls from_block() here
       -> AwsCredentials | GcpCredentials | AzureCredentials, handed to the provider's SDK gateway
@@ -36,9 +36,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from runtime.errors import PermanentError
-from runtime.spec.targets import CREDENTIALS_BLOCK_TYPES
 
 AWS, GCP, AZURE = "aws-credentials", "gcp-credentials", "azure-container-instance-credentials"
+# The Prefect block type (slug) that holds each cloud target kind's credentials (spec: target.credentials).
+CREDENTIALS_BLOCK_TYPES = {"eks": AWS, "ecs": AWS, "gke": GCP, "aks": AZURE}
 # How a user makes each block type (the hint of every "missing block" error).
 CREATE_HINTS = {
     AWS: "pip install prefect-aws && prefect block register -m prefect_aws, then create it in the Prefect UI "

@@ -88,7 +88,7 @@ def frontend_summary(before: str, after: str) -> dict:
     req = total(a, "dynamo_frontend_requests_total") - total(b, "dynamo_frontend_requests_total")
     ok = total(a, "dynamo_frontend_requests_total", status="success") - \
         total(b, "dynamo_frontend_requests_total", status="success")
-    out = {"requests": req, "errors": max(0.0, req - ok) if ok or req else 0.0}
+    out: dict[str, float | None] = {"requests": req, "errors": max(0.0, req - ok) if ok or req else 0.0}
     for key, metric in (("ttft_p90_ms", "dynamo_frontend_time_to_first_token_seconds"),
                         ("itl_p90_ms", "dynamo_frontend_inter_token_latency_seconds")):
         q = quantile(delta(histogram(a, metric), histogram(b, metric)), 0.9)

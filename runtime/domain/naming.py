@@ -16,10 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, avoids an import cycle with runtime.spec.models
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
+
+
+class Named(Protocol):
+    """What the name-only helpers read of a spec: its name (a ledger Revision has only that in hand)."""
+
+    @property
+    def name(self) -> str: ...
 
 # --- labels -------------------------------------------------------------------------------------------
 
@@ -160,7 +167,7 @@ def hf_token_secret_name(spec: DeploymentSpec) -> str:
     return join_name(spec.name, "hf-token")
 
 
-def ledger_name(spec: DeploymentSpec, revision: int) -> str:
+def ledger_name(spec: Named, revision: int) -> str:
     """Name of the ledger object (ConfigMap/Secret, or local file stem) for one recorded revision."""
     return join_name(spec.name, "rev", str(revision))
 

@@ -33,7 +33,7 @@ class Revision:
 
     @classmethod
     def from_dict(cls, data: dict) -> Revision:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

@@ -146,7 +146,8 @@ def assess_dgd(dgd: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]] 
         if int(wst.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
             reasons.append(f"{wname}: the Deployment has not observed its latest spec yet")
         elif int(wst.get("replicas") or 0) != int(wst.get("updatedReplicas") or 0):
-            reasons.append(f"{wname}: {wst.get('updatedReplicas') or 0}/{wst.get('replicas') or 0} pods on the new template")
+            updated, replicas = wst.get("updatedReplicas") or 0, wst.get("replicas") or 0
+            reasons.append(f"{wname}: {updated}/{replicas} pods on the new template")
 
     terminating: dict[str, list[str]] = {}
     for pod in pods:
@@ -310,7 +311,7 @@ def assess_deployment(obj: Mapping[str, Any] | None) -> Readiness:
     progressing = _condition(obj, "Progressing")
     failed = bool(progressing and progressing.get("reason") == "ProgressDeadlineExceeded")
     if failed:
-        reasons.append(f"{kind} {name}: progress deadline exceeded ({progressing.get('message') or ''})")
+        reasons.append(f"{kind} {name}: progress deadline exceeded ({(progressing or {}).get('message') or ''})")
     return _verdict(reasons, failed)
 
 
@@ -327,11 +328,8 @@ def assess_job(job: Mapping[str, Any] | None) -> Readiness:
     if complete is not None and complete.get("status") == "True":
         return _verdict([])
     status = job.get("status") or {}
-    return _verdict(
-        [
-            f"Job {name} running ({int(status.get('active') or 0)} active, {int(status.get('failed') or 0)} failed)"
-        ]
-    )
+    active, failures = int(status.get("active") or 0), int(status.get("failed") or 0)
+    return _verdict([f"Job {name} running ({active} active, {failures} failed)"])
 
 
 def crd_established(crd: Mapping[str, Any] | None) -> bool:

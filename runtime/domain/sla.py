@@ -43,10 +43,7 @@ def read_field(obj: Any, name: str, default: Any = None) -> Any:
     """``obj.name`` or ``obj[name]``: spec sections arrive as pydantic models or plain dicts."""
     if obj is None:
         return default
-    if isinstance(obj, Mapping):
-        value = obj.get(name, default)
-    else:
-        value = getattr(obj, name, default)
+    value = obj.get(name, default) if isinstance(obj, Mapping) else getattr(obj, name, default)
     return default if value is None else value
 
 

@@ -17,7 +17,8 @@ def _get(url: str, timeout: float) -> dict:
 
 
 def slo_state(spec, prometheus_url: str, timeout: float = 3.0) -> dict:
-    """{"prometheus", "burn_rates": {"ttft 5m": 0.3, ...}, "alerts": [{name, state, slo, window}], "error"?}."""
+    """{"prometheus", "burn_rates": {"ttft 5m": 0.3, ...}, "alerts": [{name, state, slo, window}],
+    "error"?}."""
     out: dict = {"prometheus": prometheus_url, "burn_rates": {}, "alerts": []}
     slo = spec.monitoring.slo
     budget = {"ttft": 1 - slo.latency_objective, "itl": 1 - slo.latency_objective, "errors": 1 - slo.error_objective}

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,11 +29,12 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from runtime import settings
 from runtime.errors import DynadeployError, PermanentError, TransientError
 from runtime.gateways.aws import Waits
 
 T = TypeVar("T")
-ENDPOINT_ENV = "DYNADEPLOY_AKS_ENDPOINT"
+ENDPOINT_ENV = settings.AKS_ENDPOINT
 RESOURCE_GROUP_API = "2021-04-01"
 # The AKS AAD server application: tokens for this audience work against AAD-enabled clusters.
 AKS_AAD_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
@@ -110,7 +110,7 @@ class Azure:
                  retry_total: int = 8, credentials: Any = None) -> None:
         self.subscription_id = subscription_id
         self.waits = waits or Waits(poll_s=15.0, timeout_s=2400.0)
-        self.endpoint = os.environ.get(ENDPOINT_ENV) or None
+        self.endpoint = settings.aks_endpoint()
         self.polling_interval = polling_interval
         self.retry_total = retry_total
         self.block = credentials  # an azure-container-instance-credentials block's AzureCredentials, or None

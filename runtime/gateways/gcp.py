@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC
@@ -22,11 +21,12 @@ from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.api_core.retry import Retry, if_exception_type
 
+from runtime import settings
 from runtime.errors import DynadeployError, PermanentError, TransientError
 from runtime.gateways.aws import Waits
 
 T = TypeVar("T")
-ENDPOINT_ENV = "DYNADEPLOY_GKE_ENDPOINT"
+ENDPOINT_ENV = settings.GKE_ENDPOINT
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 _TRANSIENT = (gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway, gexc.ServiceUnavailable,
               gexc.GatewayTimeout)
@@ -85,7 +85,7 @@ class Gke:
         self.waits = waits or Waits(poll_s=10.0, timeout_s=2400.0)
         self.retry = Retry(predicate=if_exception_type(*_TRANSIENT), initial=retry_initial_s, maximum=30.0,
                            multiplier=2.0, timeout=retry_timeout_s)
-        self.endpoint = os.environ.get(ENDPOINT_ENV) or None
+        self.endpoint = settings.gke_endpoint()
         # a gcp-credentials block's runtime.domain.credentials.GcpCredentials; None (or an empty block): default chain
         self.block = credentials if credentials is not None and not credentials.default_chain else None
         self._client: Any = None

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# used when the smoke section leaves a field out (same values as runtime/spec/models.py's SmokeSpec)
+# used when the smoke section leaves a field out (same values as runtime/spec/sections.py's SmokeSpec)
 SMOKE_DEFAULTS: dict[str, Any] = {
     "requests": 40,
     "concurrency": 8,

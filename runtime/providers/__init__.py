@@ -15,7 +15,7 @@ from runtime.errors import NotSupportedError
 from runtime.providers.base import Capability, ClusterProvider, ClusterRef, KubeAccess, StorageClass, require
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 PROVIDERS = {
     "eks": "runtime.providers.eks:EksProvider",

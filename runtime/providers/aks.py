@@ -31,8 +31,7 @@ from runtime.gateways.azure import RESOURCE_GROUP_API, Azure
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import AksTarget
+    from runtime.spec import AksTarget, DeploymentSpec
 
 _BUSY = ("Creating", "Updating", "Upgrading", "Scaling", "Starting", "Stopping", "Migrating", "Deleting")
 

@@ -11,7 +11,7 @@ from runtime.gateways.aws import Aws, tag_dict, tag_list
 from runtime.render.cloud_plan_aws import RoleSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 _NF = ("NoSuchEntity",)
 

@@ -17,7 +17,7 @@ from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.gateways.aws import Aws, tag_dict, tag_filters, tag_spec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 _NF_VPC = ("InvalidVpcID.NotFound",)
 _NF_SUBNET = ("InvalidSubnetID.NotFound",)

@@ -30,7 +30,7 @@ import yaml
 from runtime.errors import NotSupportedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 
 class Capability(StrEnum):

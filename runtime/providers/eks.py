@@ -28,8 +28,7 @@ from runtime.gateways.aws import Aws, Waits, http_status, session_for, tag_dict,
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import EksTarget
+    from runtime.spec import DeploymentSpec, EksTarget
 
 log = logging.getLogger(__name__)
 _NF = ("ResourceNotFoundException",)

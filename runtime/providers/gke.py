@@ -24,8 +24,7 @@ from runtime.gateways.gcp import Gke
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import GkeTarget
+    from runtime.spec import DeploymentSpec, GkeTarget
 
 _BUSY = ("PROVISIONING", "RECONCILING")
 

@@ -15,7 +15,7 @@ from runtime.render.dgd import model_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.domain.capabilities import Capabilities
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 MARKER_DIR = ".dynadeploy"
 

@@ -11,14 +11,13 @@ because of their character rules: AWS allows '/', GCP labels and Azure tags do n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from runtime.domain import capabilities, naming
 from runtime.render.platform import gpu_driver_installed_by_operator
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import AksTarget, GkeTarget, NodePool, Taint
+    from runtime.spec import AksTarget, DeploymentSpec, GkeTarget, NodePool, Taint
 
 AWS_TAG_KEY = "dynadeploy.io/deployment-id"
 GCP_LABEL_KEY = "dynadeploy-deployment-id"  # GCP labels: lowercase letters, digits, '-' and '_'
@@ -52,7 +51,7 @@ def azure_tags(spec: DeploymentSpec) -> dict[str, str]:
 
 def owned(tags: dict[str, str] | None, spec: DeploymentSpec, key: str) -> bool:
     """True when ``tags`` (AWS/Azure tags or GCP labels) mark the object as this deployment's."""
-    return bool(tags) and tags.get(key) == deployment_id(spec)
+    return bool(tags and tags.get(key) == deployment_id(spec))
 
 
 # --- node pools ---------------------------------------------------------------------------------------
@@ -138,7 +137,7 @@ def gke_node_pool(spec: DeploymentSpec, pool: NodePool) -> dict[str, Any]:
 def gke_cluster(spec: DeploymentSpec) -> dict[str, Any]:
     """A container_v1.Cluster as a dict: the inline pools, labels, and the Filestore CSI driver when
     the model cache is ReadWriteMany (the rwx class of infra/providers.yaml needs it)."""
-    target: GkeTarget = spec.target  # type: ignore[assignment]
+    target = cast("GkeTarget", spec.target)  # the caller chose this renderer by target.kind
     body: dict[str, Any] = {
         "name": target.cluster_name,
         "resource_labels": gcp_labels(spec),
@@ -185,7 +184,7 @@ def aks_agent_pool(spec: DeploymentSpec, pool: NodePool, mode: str = "User") -> 
 def aks_cluster(spec: DeploymentSpec) -> dict[str, Any]:
     """The managed cluster (REST field names) with its System pool: the first CPU pool of the spec,
     or AKS_DEFAULT_SYSTEM_POOL when every pool has GPUs (those then come from ensure_gpu_nodes)."""
-    target: AksTarget = spec.target  # type: ignore[assignment]
+    target = cast("AksTarget", spec.target)  # the caller chose this renderer by target.kind
     cpu = [p for p in target.node_pools if not is_gpu_pool(p)]
     if cpu:
         system = {"name": cpu[0].name, **aks_agent_pool(spec, cpu[0], mode="System")}

@@ -15,8 +15,7 @@ from runtime.errors import PreflightError
 from runtime.render import cloud_plan as plan
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import EksTarget, NodePool
+    from runtime.spec import DeploymentSpec, EksTarget, NodePool
 
 VPC_CIDR = "10.0.0.0/16"
 SUBNET_BITS = 19  # /19 per zone: 8190 addresses, room for the VPC CNI's pod IPs

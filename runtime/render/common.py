@@ -8,7 +8,7 @@ from runtime.domain import naming
 from runtime.errors import NotSupportedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec, SecretRef
+    from runtime.spec import DeploymentSpec, SecretRef
 
 MODEL_MOUNT = "/opt/models"  # where every component mounts the model cache (HF_HOME)
 DOWNLOAD_MOUNT = "/model-store"  # where the download Job mounts it (its HF_HOME)

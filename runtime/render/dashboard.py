@@ -8,7 +8,8 @@ starting). Queries name the deployment directly (one dashboard per deployment) a
 ``$__rate_interval``; the data source is the ``datasource`` template variable (type prometheus).
 
 Shipped as infra/dashboards/<name>.json (``dynadeploy dashboard``-free: ``python -m runtime.render.dashboard
-spec.yaml``) and on Kubernetes as a ConfigMap labelled ``grafana_dashboard: "1"`` (runtime/render/monitoring_kube.py).
+spec.yaml``) and on Kubernetes as a ConfigMap labelled ``grafana_dashboard: "1"``
+(runtime/render/monitoring_kube.py).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def queries(spec) -> list[dict[str, Any]]:
             (f"sum by (status) (rate({monitoring.REQUESTS}{sel}[{RATE}]))", "{{status}}")]},
         {"title": "Error ratio", "unit": "percentunit", "thresholds": [1 - (spec.monitoring.slo.error_objective
                                                                              if spec.monitoring else 0.999)],
-         "targets": [((f'(sum(rate({monitoring.REQUESTS}{{deployment="{d}",status!="success"}}[{RATE}])) or vector(0))'
+         "targets": [((f'(sum(rate({monitoring.REQUESTS}{{deployment="{d}",status!="success"}}[{RATE}]))'
+                       " or vector(0))"
                        f" / sum(rate({monitoring.REQUESTS}{sel}[{RATE}]))"), "errors")]},
         {"title": "Queued and in-flight requests (frontend)", "unit": "short", "targets": [
             (f"sum({monitoring.QUEUED}{sel})", "queued"), (f"sum({monitoring.FRONTEND}_inflight_requests{sel})", "in flight")]},
@@ -104,8 +106,9 @@ def render(spec) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m runtime.render.dashboard SPEC [OUT]: write the deployment's dashboard JSON (stdout without OUT)."""
-    from runtime.spec.models import load_spec
+    """python -m runtime.render.dashboard SPEC [OUT]: write the deployment's dashboard JSON (stdout without
+    OUT)."""
+    from runtime.spec import load_spec
 
     args = sys.argv[1:] if argv is None else argv
     board = render(load_spec(args[0]))

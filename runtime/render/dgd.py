@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from runtime.domain import naming
 from runtime.errors import NotSupportedError
 from runtime.render import common, kv_events, templates
-from runtime.spec.models import BUILTIN_MODEL
-from runtime.spec.targets import node_pools
+from runtime.spec import BUILTIN_MODEL, node_pools
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.domain.capabilities import Capabilities
-    from runtime.spec.models import Component, DeploymentSpec
+    from runtime.spec import Component, DeploymentSpec
 
 Engine = Literal["vllm", "mocker"]
 API_VERSION = "nvidia.com/v1beta1"
@@ -136,7 +135,7 @@ def _component(
 ) -> dict[str, Any]:
     role = component.role
     gpus = worker_gpus(spec, component, engine)
-    worker = dict(spec.serving.roles()).get(role)  # type: ignore[arg-type]
+    worker = next((w for r, w in spec.serving.roles() if r == role), None)
     autoscaling = worker.autoscaling if worker is not None else None
     replicas = component.replicas
     if autoscaling is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runtime.domain import naming
 from runtime.render import cloud_plan as plan
@@ -20,8 +20,7 @@ from runtime.render import kv_events, templates
 from runtime.render.dgd import ENGINE_MODULES, resolve_engine
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import Component, DeploymentSpec
-    from runtime.spec.targets import EcsTarget
+    from runtime.spec import Component, DeploymentSpec, EcsTarget
 
 FRONTEND_PORT = 8000
 ETCD_PORT = 2379
@@ -59,7 +58,7 @@ class Names:
 
 
 def names(spec: DeploymentSpec) -> Names:
-    t: EcsTarget = spec.target  # type: ignore[assignment]
+    t = cast("EcsTarget", spec.target)  # the caller chose this renderer by target.kind
     did = plan.deployment_id(spec)
     return Names(
         gpu_cluster=t.cluster_name,
@@ -122,7 +121,7 @@ def secret_env(spec: DeploymentSpec) -> list[str]:
 def task_definition(spec: DeploymentSpec, role: str, *, execution_role_arn: str,
                     secret_arns: Mapping[str, str], component: Component | None = None) -> dict[str, Any]:
     """ecs.register_task_definition arguments for ``role`` (etcd, nats, or a graph component)."""
-    t: EcsTarget = spec.target  # type: ignore[assignment]
+    t = cast("EcsTarget", spec.target)  # the caller chose this renderer by target.kind
     n = names(spec)
     values: dict[str, Any] = {
         "family": n.family(spec, role),

@@ -41,7 +41,8 @@ def cdf_svg(series: Mapping[str, Sequence[float]], *, title: str, unit: str = "m
     def y(p: float) -> float:
         return PAD_T + ph * (1 - p)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+             'font-family="sans-serif" font-size="11">',
              f'<rect width="{W}" height="{H}" fill="white"/>',
              f'<text x="{PAD_L}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
              f'<line x1="{PAD_L}" y1="{y(0)}" x2="{PAD_L + pw}" y2="{y(0)}" stroke="#444"/>',
@@ -91,8 +92,10 @@ def markdown(reports: Mapping[str, object], sla) -> str:
     """Markdown with the TTFT and ITL CDF pictures of one or more load reports (label -> LoadReport)."""
     ttft = {label: report_series(r)[0] for label, r in reports.items()}
     itl = {label: report_series(r)[1] for label, r in reports.items()}
+    ttft_svg = cdf_svg(ttft, title="Time to first token (CDF)", target=sla.ttft_p90_ms)
+    itl_svg = cdf_svg(itl, title="Inter-token latency, per-request mean (CDF)", target=sla.itl_p90_ms)
     return "\n\n".join([
         "## Latency distributions",
-        f"![TTFT CDF]({data_uri(cdf_svg(ttft, title='Time to first token (CDF)', target=sla.ttft_p90_ms))})",
-        f"![ITL CDF]({data_uri(cdf_svg(itl, title='Inter-token latency, per-request mean (CDF)', target=sla.itl_p90_ms))})",
+        f"![TTFT CDF]({data_uri(ttft_svg)})",
+        f"![ITL CDF]({data_uri(itl_svg)})",
     ])

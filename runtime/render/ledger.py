@@ -39,7 +39,7 @@ def _dumps(data: Any) -> str:
 
 
 def record_name(revision: Revision) -> str:
-    return naming.ledger_name(_Named(_deployment(revision)), revision.number)  # type: ignore[arg-type]
+    return naming.ledger_name(_Named(_deployment(revision)), revision.number)
 
 
 def _deployment(revision: Revision) -> str:

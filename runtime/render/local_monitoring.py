@@ -12,7 +12,7 @@ them like any other program):
 
 NATS is not scraped: nats-server has no Prometheus endpoint of its own (it needs the separate
 prometheus-nats-exporter). Everything listens on the target's host (loopback by default). No I/O
-here: runtime/targets/local/backend.py writes the files and applies the programs.
+here: runtime/targets/local/monitoring.py writes the files and applies the programs.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def prometheus_config(spec, files_: MonitoringFiles, host: str, ports: dict[str,
 
 
 def _short(duration: str) -> bool:
-    from runtime.spec.monitoring import duration_s
+    from runtime.spec import duration_s
 
     return duration_s(duration) < 10
 

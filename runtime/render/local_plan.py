@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from runtime.render import kv_events
 
 if TYPE_CHECKING:  # only the type: plan stays free of anything that touches the machine
+    from runtime.spec.serving import WorkerSpec
     from runtime.targets.local.paths import DeploymentPaths
 
 DEPLOYMENT_ENV = "DYNADEPLOY_DEPLOYMENT"  # the deployment's name, for people reading a process list
@@ -59,11 +60,11 @@ class LocalContext:
     vllm_python: str | None = None  # the CPU vLLM runtime's interpreter (serving.vllm.device: cpu)
 
 
-def worker_slots(spec) -> list[tuple[str, int, object]]:
+def worker_slots(spec) -> list[tuple[str, int, WorkerSpec]]:
     """(role, index, role spec) for every worker process the topology asks for."""
     topology = spec.serving.topology
     roles = ("prefill", "decode") if topology.startswith("disagg") else ("worker",)
-    slots = []
+    slots: list[tuple[str, int, WorkerSpec]] = []
     for role in roles:
         role_spec = getattr(spec.serving, "workers" if role == "worker" else role)
         slots.extend((role, i, role_spec) for i in range(role_spec.replicas))

@@ -2,9 +2,9 @@
 
 No I/O. The same rule groups go into a local Prometheus's rule file (runtime/render/local_monitoring.py) and
 into a PrometheusRule on Kubernetes (runtime/render/monitoring_kube.py). Every series is selected by the
-``deployment`` label (and ``namespace`` on Kubernetes), which the scrape configuration (local: target labels; Kubernetes: PodMonitor
-relabelling from the ``nvidia.com/dynamo-graph-deployment-name`` pod label) puts on every target, and
-``role`` (frontend | worker | prefill | decode | etcd | nats).
+``deployment`` label (and ``namespace`` on Kubernetes), which the scrape configuration (local: target labels;
+Kubernetes: PodMonitor relabelling from the ``nvidia.com/dynamo-graph-deployment-name`` pod label) puts on
+every target, and ``role`` (frontend | worker | prefill | decode | etcd | nats).
 
 Metric names and bucket boundaries are Dynamo 1.6.1's, read off a real ``dynamo.frontend`` serving a
 ``dynamo.mocker`` worker (tests/integration/local/test_monitoring_metrics.py scrapes one and checks
@@ -25,6 +25,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from runtime.domain.histograms import ITL_BUCKETS_S, TTFT_BUCKETS_S, NoBucket, bucket_for  # noqa: F401 - NoBucket: re-exported
+from runtime.domain.histograms import ms as _ms
+from runtime.spec import duration_s
+
 FRONTEND = "dynamo_frontend"
 TTFT = f"{FRONTEND}_time_to_first_token_seconds"
 ITL = f"{FRONTEND}_inter_token_latency_seconds"
@@ -33,52 +37,7 @@ MODEL_READY = f"{FRONTEND}_model_ready"
 QUEUED = f"{FRONTEND}_queued_requests"
 WORKER_ROLES_RE = "worker|prefill|decode"
 
-# Dynamo 1.6.1 frontend histogram boundaries (seconds), as exposed in `le` (the 0 and +Inf buckets left out).
-TTFT_BUCKETS_S = ("0.0022", "0.0047", "0.01", "0.022", "0.047", "0.1", "0.22", "0.47", "1", "2.2", "4.7",
-                  "10", "22", "48", "100", "220", "480")
-ITL_BUCKETS_S = ("0.0018", "0.0033", "0.0059", "0.011", "0.02", "0.035", "0.064", "0.12", "0.21", "0.38",
-                 "0.69", "1.2", "2.3", "4.1", "7.4", "13", "24", "44", "80")
-
 EVENT_PREFIX = "dynadeploy.alert."
-
-
-class NoBucket(ValueError):
-    """A latency target that no histogram boundary measures closely enough."""
-
-    def __init__(self, target_s: float, below: str | None, above: str | None, tolerance: float) -> None:
-        self.target_s, self.below, self.above, self.tolerance = target_s, below, above, tolerance
-        around = " and ".join(f"{_ms(b)} ms" for b in (below, above) if b)
-        super().__init__(
-            f"the frontend's latency histogram has no bucket boundary at {_ms(str(target_s))} ms or within "
-            f"{tolerance:.0%} above it (the boundaries around it are {around}), so Prometheus cannot count "
-            "the requests over this target")
-
-    def fix(self, field: str) -> str:
-        choices = " or ".join(f"{_ms(b)}" for b in (self.below, self.above) if b)
-        out = f"set smoke.sla.{field} to a bucket boundary ({choices})"
-        if self.above:
-            need = float(self.above) / self.target_s - 1
-            out += f", or raise monitoring.slo.bucket_tolerance to {math.ceil(need * 100) / 100:g} to measure it at {_ms(self.above)} ms"
-        return out
-
-
-def _ms(le: str) -> str:
-    return f"{float(le) * 1000:g}"
-
-
-def bucket_for(target_s: float, buckets: tuple[str, ...], tolerance: float) -> str:
-    """The ``le`` boundary at which a target is measured: an exact boundary, else the next one up when
-    it is at most ``tolerance`` (relative) above the target; else NoBucket."""
-    for le in buckets:
-        value = float(le)
-        if math.isclose(value, target_s, rel_tol=1e-9):
-            return le
-        if value > target_s:
-            if value <= target_s * (1 + tolerance) * (1 + 1e-9):
-                return le
-            below = [b for b in buckets if float(b) < target_s]
-            raise NoBucket(target_s, below[-1] if below else None, le, tolerance)
-    raise NoBucket(target_s, buckets[-1], None, tolerance)
 
 
 def le_matcher(le: str) -> str:
@@ -104,8 +63,6 @@ def _by(spec) -> str:
 
 def windows(spec) -> list[str]:
     """Every window a burn-rate alert looks at, shortest first."""
-    from runtime.spec.monitoring import duration_s
-
     out = {w for a in spec.monitoring.slo.burn_alerts for w in (a.long, a.short)}
     return sorted(out, key=duration_s)
 
@@ -133,11 +90,14 @@ def recording_rules(spec) -> list[dict[str, Any]]:
     for window in windows(spec):
         for slo, t in slo_targets(spec).items():
             count = f'sum by ({by}) (rate({t["metric"]}_count{_sel(spec)}[{window}]))'
-            good = f'sum by ({by}) (rate({t["metric"]}_bucket{_sel(spec, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))}[{window}]))'
+            in_target = _sel(spec, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))
+            good = f'sum by ({by}) (rate({t["metric"]}_bucket{in_target}[{window}]))'
             rules.append({"record": record_name(slo, window), "expr": f"({count} - {good}) / {count}"})
         total = f"sum by ({by}) (rate({REQUESTS}{_sel(spec)}[{window}]))"
-        bad = f'sum by ({by}) (rate({REQUESTS}{_sel(spec, "status!=" + chr(34) + "success" + chr(34))}[{window}]))'
-        # No error series yet counts as 0 errors while there is traffic; no traffic means no ratio (never pages).
+        not_ok = _sel(spec, "status!=" + chr(34) + "success" + chr(34))
+        bad = f"sum by ({by}) (rate({REQUESTS}{not_ok}[{window}]))"
+        # No error series yet counts as 0 errors while there is traffic;
+        # no traffic means no ratio (never pages).
         rules.append({"record": record_name("errors", window), "expr": f"({bad} or {total} * 0) / {total}"})
     return rules
 

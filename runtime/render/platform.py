@@ -17,7 +17,7 @@ from runtime.render import common, templates
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.domain.capabilities import Capabilities
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 DYNAMO_CHARTS = "https://helm.ngc.nvidia.com/nvidia/ai-dynamo/charts"
 NVIDIA_REPO = "https://helm.ngc.nvidia.com/nvidia"

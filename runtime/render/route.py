@@ -19,7 +19,7 @@ from runtime.domain import naming
 from runtime.render import common, templates
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 INGRESS_API = "networking.k8s.io/v1"

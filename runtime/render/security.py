@@ -16,7 +16,7 @@ from runtime.render.cache import job_service_account
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.domain.capabilities import Capabilities
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 
 def _fill(relpath: str, values: dict[str, Any]) -> list[dict[str, Any]]:

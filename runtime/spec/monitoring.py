@@ -1,6 +1,6 @@
 """The spec's optional ``monitoring:`` section: Prometheus, SLO objectives and burn-rate alert windows.
 
-Pure (stdlib + pydantic), like runtime/spec/models.py. The latency targets themselves stay where they were,
+Pure (stdlib, pydantic, runtime.domain), like the rest of runtime/spec. The latency targets themselves stay where they were,
 in ``smoke.sla`` (``ttft_p90_ms``, ``itl_p90_ms``): the alerts watch the same numbers the smoke test
 checks. What the SLA did not say and a burn-rate alert needs is added here: the objective (the share
 of requests that must meet the target over the SLO window), the window itself, and the
@@ -17,7 +17,7 @@ A spec that wants stricter latency alerts sets ``latency_objective: 0.99`` and t
 
 Prometheus cannot count "requests over 2000 ms" from a histogram whose buckets are 1 s and 2.2 s: it
 can only count requests at a bucket boundary. So each target is measured at a boundary of Dynamo
-1.6.1's frontend histogram (runtime/render/monitoring.py holds them, checked against a real frontend): an
+1.6.1's frontend histogram (runtime/domain/histograms.py holds them, checked against a real frontend): an
 exact boundary, or the next one up when it is within ``bucket_tolerance`` of the target (2000 ms ->
 2.2 s is 10% looser, and the rule's annotation says so); anything else is a spec issue naming the
 boundaries around the target.
@@ -37,7 +37,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from runtime.spec.targets import Issue, StrictModel, at, matching
+from runtime.domain.histograms import ITL_BUCKETS_S, TTFT_BUCKETS_S, NoBucket, bucket_for
+from runtime.spec.base import Issue, StrictModel, at, matching
+from runtime.spec.sections import SlaSpec
 
 __all__ = ["BurnAlert", "MonitoringSpec", "SloSpec", "duration_s", "monitoring_issues"]
 
@@ -55,10 +57,10 @@ class BurnAlert(StrictModel):
     """One multiwindow burn-rate alert: fires while both windows burn the budget ``burn_rate`` times
     faster than the objective allows (the short window makes it stop soon after the burn stops)."""
 
-    long: Duration
-    short: Duration
-    burn_rate: float = Field(gt=0)
-    severity: Literal["page", "ticket"] = "page"
+    long: Duration = Field(description="The long window, a Prometheus duration (1h); the alert's evidence.")
+    short: Duration = Field(description="The short window (about 1/12 of long, e.g. 5m); ends the alert soon after the burn.")
+    burn_rate: float = Field(gt=0, description="How many times faster than the objective allows the budget burns.")
+    severity: Literal["page", "ticket"] = Field("page", description="The alert's severity label.")
 
     def _issues(self) -> Iterator[Issue]:
         if duration_s(self.short) >= duration_s(self.long):
@@ -72,14 +74,17 @@ DEFAULT_BURN_ALERTS = [BurnAlert(long="1h", short="5m", burn_rate=5),
 
 
 class SloSpec(StrictModel):
-    # Share of requests (TTFT) or of token intervals (ITL) at or under smoke.sla's target, over `window`.
+    """The service level objectives the burn-rate alerts watch (targets: smoke.sla)."""
+
     # 0.9: the SLA's percentile (p90), so the alerts page on what the SLA calls a breach, not before.
-    latency_objective: float = Field(default=0.9, gt=0, lt=1)
-    error_objective: float = Field(default=0.999, gt=0, lt=1)  # share of requests that succeed
-    window: Duration = "30d"
-    burn_alerts: list[BurnAlert] = Field(default_factory=lambda: list(DEFAULT_BURN_ALERTS), min_length=1)
-    # How much looser than the target the bucket boundary it is measured at may be (0: exact only).
-    bucket_tolerance: float = Field(default=0.1, ge=0, le=1)
+    latency_objective: float = Field(default=0.9, gt=0, lt=1, description=(
+        "Share of requests (TTFT) or token intervals (ITL) that must meet smoke.sla's target over the window."))
+    error_objective: float = Field(default=0.999, gt=0, lt=1, description="Share of requests that must succeed.")
+    window: Duration = Field("30d", description="The SLO window, a Prometheus duration.")
+    burn_alerts: list[BurnAlert] = Field(default_factory=lambda: list(DEFAULT_BURN_ALERTS), min_length=1, description=(
+        "Multiwindow burn-rate alerts. Default: 1h/5m at 5x and 6h/30m at 3x, both page."))
+    bucket_tolerance: float = Field(default=0.1, ge=0, le=1, description=(
+        "How much looser than a latency target the histogram boundary it is measured at may be (0: exact only)."))
 
     def _issues(self) -> Iterator[Issue]:
         window = duration_s(self.window)
@@ -97,26 +102,29 @@ class SloSpec(StrictModel):
 
 
 class MonitoringSpec(StrictModel):
-    # local: a supervised Prometheus + Alertmanager per deployment; kube: PodMonitors + PrometheusRules
-    # for the cluster's Prometheus Operator (when preflight finds it).
-    prometheus: bool = True
-    scrape_interval: Duration = "15s"
-    evaluation_interval: Duration = "15s"
-    slo: SloSpec = SloSpec()
-    availability_for: Duration = "1m"  # model not ready / no workers / frontend down for this long
-    queue_max: int = Field(default=16, ge=0)  # queued requests at the frontend that count as a backlog
-    queue_for: Duration = "5m"
-    # Firing alerts become Prefect events dynadeploy.alert.<AlertName> (local: through Alertmanager).
-    alert_events: bool = True
-    # The Prefect deployment that rolls this target back ("flow/deployment", e.g. rollback/rollback-local):
-    # alert events then relate to it, so the automation in infra/automations/slo-alert-rollback.yaml can
-    # start it (`source: inferred`). auto_rollback: restore without waiting for approval in the UI.
+    """Prometheus, SLO burn-rate alerts and what an alert does. Local: a supervised Prometheus + Alertmanager
+    per deployment; Kubernetes: PodMonitors + PrometheusRules for the cluster's Prometheus Operator (when preflight
+    finds it)."""
+
+    prometheus: bool = Field(True, description="Scrape the deployment and evaluate its alert rules.")
+    scrape_interval: Duration = Field("15s", description="How often Prometheus scrapes, a Prometheus duration.")
+    evaluation_interval: Duration = Field("15s", description="How often the rules are evaluated.")
+    slo: SloSpec = Field(SloSpec(), description="Objectives and burn-rate alerts.")
+    availability_for: Duration = Field("1m", description=(
+        "How long the model may be not ready, without workers or the frontend down before an alert."))
+    queue_max: int = Field(default=16, ge=0, description="Requests queued at the frontend that count as a backlog.")
+    queue_for: Duration = Field("5m", description="How long a backlog lasts before an alert.")
+    alert_events: bool = Field(True, description=(
+        "Firing alerts become Prefect events dynadeploy.alert.<AlertName> (local: through Alertmanager)."))
+    # Alert events relate to this deployment, so the automation in infra/automations/slo-alert-rollback.yaml
+    # can start it (`source: inferred`).
     rollback_deployment: Annotated[str, matching(r"^[^/\s]+/[^/\s]+$", "a Prefect deployment name 'flow/deployment'",
-                                                 "rollback/rollback-local")] | None = None
-    auto_rollback: bool = False
-    # Kubernetes: extra labels on the PodMonitors/PrometheusRule/dashboard ConfigMap, for a Prometheus whose
-    # selectors want them (kube-prometheus-stack with default values: {release: <its release name>}).
-    kube_labels: dict[str, str] = Field(default_factory=dict)
+                                                 "rollback/rollback-local")] | None = Field(None, description=(
+        "The Prefect deployment that rolls this target back, 'flow/deployment' (e.g. rollback/rollback-local)."))
+    auto_rollback: bool = Field(False, description="Roll back on an alert without waiting for approval in the UI.")
+    kube_labels: dict[str, str] = Field(default_factory=dict, description=(
+        "Kubernetes: extra labels on the PodMonitors, PrometheusRule and dashboard ConfigMap, for a Prometheus "
+        "whose selectors want them (kube-prometheus-stack: {release: <its release name>})."))
 
     def _issues(self) -> Iterator[Issue]:
         scrape = duration_s(self.scrape_interval)
@@ -130,17 +138,14 @@ class MonitoringSpec(StrictModel):
                          f"make the short window at least {4 * scrape:g}s or lower scrape_interval")
 
 
-def monitoring_issues(spec) -> Iterator[Issue]:
-    """Rules across sections: each SLA target must sit at (or just under) a histogram bucket boundary."""
-    mon = spec.monitoring
+def monitoring_issues(mon: MonitoringSpec | None, sla: SlaSpec) -> Iterator[Issue]:
+    """Rules across sections: each SLA target must sit at (or just under) a histogram bucket boundary.
+    Paths are from the top of the spec."""
     if mon is None:
         return
-    from runtime.render import monitoring  # late: monitoring imports the spec types
-
-    sla = spec.smoke.sla
-    for field, target_ms, buckets in (("ttft_p90_ms", sla.ttft_p90_ms, monitoring.TTFT_BUCKETS_S),
-                                      ("itl_p90_ms", sla.itl_p90_ms, monitoring.ITL_BUCKETS_S)):
+    for field, target_ms, buckets in (("ttft_p90_ms", sla.ttft_p90_ms, TTFT_BUCKETS_S),
+                                      ("itl_p90_ms", sla.itl_p90_ms, ITL_BUCKETS_S)):
         try:
-            monitoring.bucket_for(target_ms / 1000, buckets, mon.slo.bucket_tolerance)
-        except monitoring.NoBucket as exc:
+            bucket_for(target_ms / 1000, buckets, mon.slo.bucket_tolerance)
+        except NoBucket as exc:
             yield at(f"smoke.sla.{field}", str(exc), exc.fix(field))

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from runtime.providers import get_provider
-from runtime.spec.models import load_spec, parse_spec
+from runtime.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(7200)]

@@ -240,7 +240,7 @@ class PrefectStack:
     def stop(self) -> list[str]:
         """Tear down every spec's deployment, stop worker and server; returns what had to be killed."""
         from runtime.targets.local.backend import LocalBackend
-        from runtime.spec.models import load_spec
+        from runtime.spec import load_spec
 
         for path in dict.fromkeys(self.specs):
             try:

@@ -21,7 +21,7 @@ from flows._lock import limit_name
 from runtime.gateways import loadgen
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.canary import candidate_backend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.e2e_prefect.stack import POOL, ROOT, chat, related_to, ts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

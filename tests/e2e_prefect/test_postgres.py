@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.e2e_prefect.stack import (
     PostgresCluster,
     PrefectStack,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.e2e_prefect.stack import MARK, chat
 
 CHROMIUM = Path("/usr/bin/chromium")

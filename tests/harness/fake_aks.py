@@ -93,8 +93,8 @@ class FakeAks(FakeServer):
         self.operations[op_id] = {"name": op_id, "status": "InProgress", "_effect": effect}
         self._pending.append((time.monotonic() + self.op_seconds, op_id))
         return {
-            "Azure-AsyncOperation": f"{self.url}/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/"
-                                    f"{location}/operations/{op_id}?api-version=2026-08-01",
+            "Azure-AsyncOperation": f"{self.url}/subscriptions/{sub}/providers/Microsoft.ContainerService"
+                                    f"/locations/{location}/operations/{op_id}?api-version=2026-08-01",
             "Location": f"{self.url}/subscriptions/{sub}/operationresults/{op_id}?api-version=2026-08-01",
             **self._delay(),
         }
@@ -167,7 +167,8 @@ class FakeAks(FakeServer):
         if existing is not None and self._busy(existing) and existing["properties"]["provisioningState"] != "Failed":
             return self._error(409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress")
         props = dict(body.get("properties") or {})
-        rid = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
+        rid = (f"/subscriptions/{sub}/resourceGroups/{rg}"
+               f"/providers/Microsoft.ContainerService/managedClusters/{name}")
         pools = [{**p, "provisioningState": "Creating"} for p in props.get("agentPoolProfiles", [])]
         fqdn = f"{props.get('dnsPrefix', name)}-fake.hcp.{body.get('location')}.azmk8s.io"
         cluster = {"id": rid, "name": name, "type": "Microsoft.ContainerService/ManagedClusters",

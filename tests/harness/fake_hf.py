@@ -53,7 +53,7 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -77,6 +77,19 @@ def lfs_pointer(data: bytes) -> bytes:
         "version https://git-lfs.github.com/spec/v1\n"
         f"oid sha256:{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n"
     ).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    """A ThreadingHTTPServer whose handler errors go to ``on_error`` (the hub records them) instead of
+    stderr."""
+
+    on_error: Callable[[Any, Any], None] | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.on_error is None:
+            super().handle_error(request, client_address)
+        else:
+            self.on_error(request, client_address)
 
 
 @dataclass
@@ -166,9 +179,9 @@ class FakeHub:
 
     def start(self) -> Self:
         handler = type("_BoundHandler", (_Handler,), {"hub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._server.handle_error = self._handle_error  # type: ignore[method-assign]
+        self._server.on_error = self._handle_error
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hf", daemon=True)
         self._thread.start()
         return self

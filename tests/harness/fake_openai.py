@@ -209,7 +209,7 @@ class FakeOpenAI:
             return response
         finally:
             stats.inflight -= 1
-            self._handlers.discard(handler)  # type: ignore[arg-type]
+            self._handlers.discard(handler)
 
     def _inject_error(self, k: int) -> bool:
         rate = self.config.error_rate

@@ -10,7 +10,8 @@ README.txt says what each file is and which upstream commit it comes from.
     gpu_operator_crds()            -> ClusterPolicy and NVIDIADriver
     httproute_crd(version)         -> Gateway API HTTPRoute (v1.3.0 or v1.6.1 standard channel)
     prometheus_crds()              -> PodMonitor, ServiceMonitor, PrometheusRule (Prometheus Operator)
-    values(chart)                  -> the real values.yaml of "dynamo-platform", "dynamo-operator", "gpu-operator"
+    values(chart)                  -> the real values.yaml of "dynamo-platform", "dynamo-operator",
+                                      "gpu-operator"
     harness_charts()               -> a directory of the stand-in charts whose crds/ hold the real CRDs
 """
 
@@ -45,7 +46,8 @@ VALUES = {"dynamo-platform": "dynamo/platform-chart/values.yaml",
 
 
 def upstream_dir() -> Path | None:
-    """$DYNADEPLOY_UPSTREAM_DIR, else ../shared/upstream from the project's root (this worktree's or main's)."""
+    """$DYNADEPLOY_UPSTREAM_DIR, else ../shared/upstream from the project's root (this worktree's or
+    main's)."""
     env = os.environ.get(ENV, "").strip()
     candidates = [Path(env)] if env else []
     candidates += [REPO.parent / "shared" / "upstream", REPO.parent.parent / "shared" / "upstream"]

@@ -27,7 +27,7 @@ import yaml
 
 from flows import cli
 from runtime.errors import SpecError
-from runtime.spec.models import API_VERSION, load_spec, parse_spec
+from runtime.spec import API_VERSION, load_spec, parse_spec
 
 # Every marker holds "marker" (any case): a message may lower-case or re-dash a value it derives a
 # suggestion from, so the check is on that word, not only on the exact value.
@@ -379,7 +379,7 @@ _HOSTILE = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
     sys.setrecursionlimit(5000)
     from runtime.errors import SpecError
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
     out = {}
     for name, path in json.loads(sys.argv[1]).items():
         started = time.monotonic()

@@ -249,7 +249,7 @@ def test_verdict_explains_itself():
 
 
 def test_gate_settings_fill_defaults_from_an_unset_spec_field():
-    from runtime.spec.models import CanarySpec
+    from runtime.spec import CanarySpec
 
     g = canary.GateSettings.of(CanarySpec())
     assert (g.ttft_floor_ms, g.itl_floor_ms, g.confidence, g.holds, g.needed) == (10.0, 2.0, 0.95, 2, 29)

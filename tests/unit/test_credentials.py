@@ -16,8 +16,7 @@ import yaml
 from runtime.domain import credentials as creds
 from runtime.domain import naming
 from runtime.errors import PermanentError, SpecError
-from runtime.spec.models import parse_spec
-from tests.unit.test_layers import IO, SDKS, imported_roots
+from runtime.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYdynadeployKEY"  # must never show up in any message
@@ -184,8 +183,6 @@ def test_secrets_hide_in_repr_refuse_pickling_and_key_the_provider_cache():
         "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY}).fingerprint()
 
 
-def test_the_mapping_module_is_pure():
-    assert not imported_roots(ROOT / "runtime" / "credentials.py") & (SDKS | IO)
 
 
 # --- typed credentials -> SDK credential objects (no network) -------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from runtime.render import dashboard, monitoring_kube
-from runtime.spec.models import API_VERSION, load_spec, parse_spec
+from runtime.spec import API_VERSION, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "infra" / "targets" / "local-monitoring.yaml"

@@ -8,7 +8,7 @@ import pytest
 
 from runtime.targets.kube import preflight as pf
 from runtime.errors import PreflightError
-from runtime.spec.models import parse_spec
+from runtime.spec import parse_spec
 
 
 def spec(**sections):

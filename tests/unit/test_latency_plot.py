@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 from runtime.render import latency_plot
 from runtime.domain.sla import LoadReport, RequestResult
-from runtime.spec.models import SlaSpec
+from runtime.spec import SlaSpec
 
 SVG = "{http://www.w3.org/2000/svg}"
 

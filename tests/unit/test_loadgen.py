@@ -18,7 +18,7 @@ import pytest
 from runtime.gateways import loadgen
 from runtime.errors import SmokeTestFailed, TransientError
 from runtime.domain.sla import SmokeResult
-from runtime.spec.models import SlaSpec, SmokeSpec
+from runtime.spec import SlaSpec, SmokeSpec
 from tests.harness.fake_openai import FakeConfig, FakeOpenAI
 
 MODEL = "tiny-mock"

@@ -14,7 +14,7 @@ import yaml
 from runtime.render import monitoring
 from runtime.render import local_monitoring as lm
 from runtime.render.local_plan import DEPLOYMENT_ENV, IDENTITY_ENV
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 PORTS = {"frontend": 8000, "worker-r3-0": 20001, "worker-r3-1": 20002, "canary-0": 20003, "etcd": 2379,
          "prometheus": 9090, "alertmanager": 9093, "alert-receiver": 9094}
@@ -99,10 +99,10 @@ def test_alert_receiver_refuses_a_post_without_the_token_and_makes_no_event(tmp_
     import urllib.error
     import urllib.request
 
-    from runtime.targets.local.backend import _ensure_token
+    from runtime.targets.local.monitoring import ensure_token
 
     token_file, log = tmp_path / "receiver.token", tmp_path / "alerts.jsonl"
-    _ensure_token(token_file)
+    ensure_token(token_file)
     assert token_file.stat().st_mode & 0o777 == 0o600
     token = token_file.read_text().strip()
     with socket.socket() as sock:

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import PreflightError, SpecError
+from runtime.host import processes
 from runtime.targets.local import inventory
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths
 from runtime.targets.local.supervisor import Supervisor
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, strange
     # server.json of a server that is gone, whose PID (and process group) now belongs to a stranger
     prefect_server._state_file().write_text(json.dumps(
         {"url": "http://127.0.0.1:9/api", "pid": stranger.pid, "port": 9,
-         "start": inventory.start_time(stranger.pid) - 1}))
+         "start": processes.start_time(stranger.pid) - 1}))
     assert prefect_server.stop_server() is True
     time.sleep(0.2)
     assert stranger.poll() is None
@@ -80,7 +81,7 @@ def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, strange
     # same PID and start time but not a prefect server of this home: still not signalled
     prefect_server._state_file().write_text(json.dumps(
         {"url": "http://127.0.0.1:9/api", "pid": stranger.pid, "port": 9,
-         "start": inventory.start_time(stranger.pid)}))
+         "start": processes.start_time(stranger.pid)}))
     prefect_server.stop_server()
     time.sleep(0.2)
     assert stranger.poll() is None
@@ -88,9 +89,9 @@ def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, strange
 
 def test_start_time_identifies_a_process():
     me = os.getpid()
-    assert inventory.same_process(me, inventory.start_time(me))
-    assert not inventory.same_process(me, inventory.start_time(me) + 1)
-    assert not inventory.same_process(me, None)
+    assert processes.same_process(me, processes.start_time(me))
+    assert not processes.same_process(me, processes.start_time(me) + 1)
+    assert not processes.same_process(me, None)
 
 
 def test_a_full_disk_names_the_path_and_the_fix(tmp_path):

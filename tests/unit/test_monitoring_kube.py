@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from runtime.render import monitoring, monitoring_kube
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM = Path(os.environ.get("DYNADEPLOY_UPSTREAM_DIR") or ROOT.parent / "shared" / "upstream")

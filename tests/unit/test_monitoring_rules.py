@@ -16,7 +16,7 @@ import yaml
 from runtime.render import monitoring
 from runtime.domain import naming
 from runtime.errors import SpecError
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: run `make debs` (Debian prometheus)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.domain import naming
-from runtime.spec.models import API_VERSION, load_spec, parse_spec
+from runtime.spec import API_VERSION, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "infra" / "targets").glob("*.yaml"))
@@ -249,3 +249,40 @@ def test_spec_modules_import_only_stdlib_pydantic_yaml_and_runtime(module: str) 
             continue
         for top in tops:
             assert top in sys.stdlib_module_names or top in ALLOWED, f"{module} imports {top}"
+
+
+def _spec_imports(module: str) -> tuple[set[str], list[str]]:
+    """(the runtime.spec modules ``module`` imports at its top level, imports found anywhere else)."""
+    tree = ast.parse((ROOT / module).read_text())
+    top = {id(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)}
+    deps: set[str] = set()
+    late = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if id(node) not in top:
+            late.append(f"line {node.lineno}: {ast.unparse(node)}")
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        deps |= {n for n in names if n == "runtime.spec" or n.startswith("runtime.spec.")}
+    return deps, late
+
+
+def test_spec_package_has_no_import_cycle_and_no_late_import() -> None:
+    modules = {f"runtime.spec.{Path(m).stem}": m for m in PURE if m.startswith("runtime/spec/") and not m.endswith("__init__.py")}
+    graph = {}
+    for name, path in modules.items():
+        deps, late = _spec_imports(path)
+        assert not late, f"{path} imports inside a function or block (a late import hides a cycle): {late}"
+        assert "runtime.spec" not in deps, f"{path} imports the package runtime.spec (its __init__ imports every module)"
+        graph[name] = deps
+    done: set[str] = set()
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        assert name not in chain, f"import cycle in runtime/spec: {' -> '.join((*chain, name))}"
+        if name not in done:
+            for dep in graph.get(name, ()):
+                visit(dep, (*chain, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())

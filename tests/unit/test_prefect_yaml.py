@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from prefect.events.schemas.automations import AutomationCore
 
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from runtime import render as r
 from runtime.errors import NotSupportedError, PermanentError
 from runtime.render import templates
 from runtime.domain.revisions import Revision
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 SHA = "c1899de289a04d12100db370d81485cdf75e47ca"

@@ -8,7 +8,7 @@ import pytest
 from runtime.targets.kube import route as kube_route
 from runtime.errors import SpecError
 from runtime.render import route as rr
-from runtime.spec.models import API_VERSION, parse_spec
+from runtime.spec import API_VERSION, parse_spec
 
 
 def spec(route: dict | None, kind: str = "kube"):

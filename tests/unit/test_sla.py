@@ -19,7 +19,7 @@ from runtime.domain.sla import (
     to_markdown,
     to_table,
 )
-from runtime.spec.models import CanarySpec
+from runtime.spec import CanarySpec
 
 
 def ok(

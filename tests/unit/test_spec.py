@@ -1,4 +1,4 @@
-"""runtime.spec.models: the example specs load, round-trip and default as documented, and every bad spec in
+"""runtime.spec: the example specs load, round-trip and default as documented, and every bad spec in
 the corpus below fails with the exact field path, a problem that names what is wrong and a fix that
 says what to write. Pure and fast: no I/O beyond small files under tmp_path."""
 
@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from runtime.errors import SpecError, SpecIssue
-from runtime.spec.models import (
+from runtime.spec import (
     API_VERSION,
     BUILTIN_MODEL,
     DEFAULT_IMAGE,
@@ -23,7 +23,9 @@ from runtime.spec.models import (
     load_spec,
     parse_quantity,
     parse_spec,
+    reference,
 )
+from runtime.spec.base import StrictModel
 
 TARGETS = Path(__file__).resolve().parents[2] / "infra" / "targets"
 EXAMPLES = sorted(TARGETS.glob("*.yaml"))
@@ -534,3 +536,32 @@ def test_every_wrong_leaf_gives_spec_issues_never_a_crash() -> None:
                 assert err.issues and all(i.path and i.problem and i.fix for i in err.issues)
                 checked += 1
     assert checked > 100
+
+
+# --- the spec reference (docs/spec-reference.md) ---------------------------------------------------------
+
+
+def _spec_models() -> list[type]:
+    """Every model class defined in the runtime.spec package (the strict base included)."""
+    out, todo = [], [StrictModel]
+    while todo:
+        model = todo.pop()
+        todo += model.__subclasses__()
+        if model.__module__.startswith("runtime.spec."):
+            out.append(model)
+    return out
+
+
+def test_every_spec_field_has_a_description() -> None:
+    # The spec reference and the Prefect UI's run forms (flows take the spec) show these descriptions.
+    missing = [f"{model.__module__}.{model.__name__}.{name}" for model in _spec_models()
+               for name, info in model.model_fields.items() if not (info.description or "").strip()]
+    assert not missing, f"spec fields without Field(description=...): {missing}"
+    sections = {model for model, _ in reference.sections()}
+    assert {m for m in _spec_models() if not m.__name__.startswith("_") and m is not StrictModel} <= sections
+
+
+def test_checked_in_spec_reference_is_current() -> None:
+    path = Path(__file__).resolve().parents[2] / "docs" / "spec-reference.md"
+    assert path.read_text() == reference.reference(), (
+        "docs/spec-reference.md is stale: uv run python -m runtime.spec.reference > docs/spec-reference.md")

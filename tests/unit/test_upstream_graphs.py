@@ -152,7 +152,7 @@ def test_engine_args_override_the_kv_events_flags():
 def test_local_plan_workers_publish_kv_events_on_their_own_endpoints(tmp_path):
     from runtime.render.local_plan import LocalContext, worker_programs
     from runtime.targets.local.paths import DeploymentPaths
-    from runtime.spec.models import API_VERSION, parse_spec
+    from runtime.spec import API_VERSION, parse_spec
 
     base = {"apiVersion": API_VERSION, "name": "kvdemo", "target": {"kind": "local"},
             "serving": {"topology": "agg_router", "workers": {"replicas": 2}}}
@@ -174,7 +174,7 @@ def test_local_plan_workers_publish_kv_events_on_their_own_endpoints(tmp_path):
 
 def test_ecs_worker_tasks_publish_kv_events():
     from runtime.render import ecs_task as ecs_render
-    from runtime.spec.models import API_VERSION, parse_spec
+    from runtime.spec import API_VERSION, parse_spec
 
     spec = parse_spec({"apiVersion": API_VERSION, "name": "kvecs",
                        "target": {"kind": "ecs", "region": "us-east-1", "cluster_name": "dynamo-gpu"},
@@ -259,7 +259,7 @@ def test_an_rwo_cache_over_several_nodes_is_refused_with_the_providers_file_stor
 
 
 def test_the_shipped_gke_example_shares_its_cache_on_filestore():
-    from runtime.spec.loading import load_spec
+    from runtime.spec import load_spec
 
     spec = load_spec(ROOT / "infra/targets/gke.yaml")
     assert spec.model.cache.access_mode == "ReadWriteMany"

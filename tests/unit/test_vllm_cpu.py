@@ -14,7 +14,7 @@ from runtime.errors import PreflightError, SpecError
 from runtime.targets.local import tiny_llama, vllm_cpu
 from runtime.targets.local.paths import DeploymentPaths
 from runtime.render.local_plan import LocalContext, kv_events_endpoint, worker_port_names, worker_programs
-from runtime.spec.models import load_spec, parse_spec
+from runtime.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = {"engine": "vllm", "workers": {"gpus": 0}, "vllm": {"device": "cpu"}}
@@ -178,20 +178,20 @@ def test_runtime_built_from_another_lock_is_refused(tmp_path, monkeypatch):
 
 
 def test_a_crashed_engine_is_reported_by_its_own_message():
-    from runtime.targets.local.backend import _engine_error
+    from runtime.targets.local.workers import engine_error
 
     log = ("\x1b[2m2026\x1b[0m ERROR tower_http 503\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
            "    main()\npydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
            "  Value error, User-specified max_model_len (4096) is greater than the derived max_model_len\n"
            "2026 INFO _core: exit\n2026 ERROR tower_http 503 Service Unavailable\n")
-    assert _engine_error(log) == ("pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
+    assert engine_error(log) == ("pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
                                   "  Value error, User-specified max_model_len (4096) is greater than the derived "
                                   "max_model_len")
-    assert _engine_error("no traceback here") == "no traceback here"
+    assert engine_error("no traceback here") == "no traceback here"
 
 
 def test_simulator_runs_the_rendered_vllm_command_on_the_cpu_runtime(tmp_path):
-    from tests.harness.kubeapi.controllers.process_runtime import ProcessRuntime
+    from tests.harness.dynadeploy_host import ProcessRuntime
 
     rt = ProcessRuntime(vllm_python="/repo/.vllm-cpu/bin/python", workdir=tmp_path, enabled=True)
     try:

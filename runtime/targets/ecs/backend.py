@@ -29,16 +29,16 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runtime import settings
 from runtime.domain import naming
 from runtime.errors import PermanentError, RolloutFailed, TransientError
-from runtime.targets.local.paths import home
+from runtime.host.home import home
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan
 from runtime.gateways.aws import tag_list
 from runtime.providers.base import ClusterRef
@@ -52,10 +52,7 @@ SSM_STANDARD_LIMIT = 4096
 
 
 def _timeout(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(f"DYNADEPLOY_ECS_{name}_TIMEOUT_S", default))
-    except ValueError:
-        return default
+    return settings.ecs_timeout_s(name, default)
 
 
 def make_provider(spec: Any = None, credentials: Any = None) -> Any:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runtime import settings
 from runtime.errors import NotSupportedError, PermanentError
 from runtime.providers import aws_iam as _aws_iam, aws_net as _aws_net
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan, cloud_plan_aws as plan_aws
@@ -25,11 +25,10 @@ from runtime.gateways.aws import Aws, Waits, session_for, tag_dict, tag_list, ta
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec.models import DeploymentSpec
-    from runtime.spec.targets import EcsTarget
+    from runtime.spec import DeploymentSpec, EcsTarget
 
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
-ALLOW_CIDR_ENV = "DYNADEPLOY_ECS_ALLOW_CIDR"
+ALLOW_CIDR_ENV = settings.ECS_ALLOW_CIDR
 _NF_SD = ("NamespaceNotFound", "ServiceNotFound", "InstanceNotFound")
 
 
@@ -88,7 +87,7 @@ class EcsProvider:
                      PolicyDocument=secrets_policy(spec))
         net = _aws_net.ensure_network(aws, spec, t.cluster_name, zones=2, cluster=None)
         sg = _aws_net.ensure_security_group(aws, spec, net.vpc_id, n.security_group, "dynadeploy ECS tasks",
-                                            ecs_render.ingress(net.cidr, os.environ.get(ALLOW_CIDR_ENV)))
+                                            ecs_render.ingress(net.cidr, settings.ecs_allow_cidr()))
         for cluster, providers in ((n.gpu_cluster, None), (n.fargate_cluster, ["FARGATE", "FARGATE_SPOT"])):
             if self._cluster(aws, cluster) is None:
                 extra = {"capacityProviders": providers} if providers else {}

@@ -30,7 +30,7 @@ from runtime.render.cloud_plan_aws import token
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.providers.base import ClusterRef
     from runtime.targets.ecs.provider import EcsProvider
-    from runtime.spec.models import DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 log = logging.getLogger("dynadeploy.ecs")
 

@@ -35,13 +35,13 @@ import contextlib
 import copy
 import json
 import logging
-import os
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import settings
 from runtime.domain import capabilities, naming
 from runtime.targets.kube import route as kube_route
 from runtime import render
@@ -72,10 +72,7 @@ TRACK_KEY, BRIDGE = "dynadeploy.io/track", "bridge"  # the label of a graph that
 
 
 def _timeout(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(f"DYNADEPLOY_KUBE_{name}_TIMEOUT_S", default))
-    except ValueError:
-        return default
+    return settings.kube_timeout_s(name, default)
 
 
 def _plain(values: Any) -> Any:

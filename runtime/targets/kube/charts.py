@@ -10,11 +10,12 @@ documents the stand-in charts the tests use.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-CHART_DIR_ENV = "DYNADEPLOY_CHART_DIR"
+from runtime import settings
+
+CHART_DIR_ENV = settings.CHART_DIR
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ChartSource:
 
 def chart_source(chart) -> ChartSource:
     """The source of a ``runtime.render.ChartRef``: a local directory when configured, else https."""
-    root = os.environ.get(CHART_DIR_ENV, "").strip()
+    root = settings.chart_dir()
     if root:
         for candidate in (Path(root) / f"{chart.name}-{chart.version}", Path(root) / chart.name):
             if (candidate / "Chart.yaml").is_file():

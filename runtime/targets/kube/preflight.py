@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from runtime.domain import naming
 from runtime.errors import PreflightError
-from runtime.spec.targets import MIN_K8S_MINOR
+from runtime.spec import MIN_K8S_MINOR
 
 GPU = "nvidia.com/gpu"
 DGD_CRD = "dynamographdeployments.nvidia.com"

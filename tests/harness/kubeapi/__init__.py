@@ -1,5 +1,6 @@
 """A Kubernetes API simulator that the real helm (3 and 4), kubectl and the kubernetes Python client talk to
-over HTTP on 127.0.0.1. tests/harness/README.md has the full lists of what it simulates and what it does not.
+over HTTP on 127.0.0.1. Its README.md (beside this file) is the index: the full lists of what it simulates
+and what it does not, its modules and public entry points. It imports nothing of the project it tests.
 
 Simulated: discovery (incl. aggregated, CRD-driven), a validation-free OpenAPI v3, CRUD/list/watch with
 selectors, limit/continue, resourceVersion conflicts, generation, status/scale/log subresources, merge/

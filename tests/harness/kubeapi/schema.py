@@ -2,9 +2,9 @@
 
 Custom resources: the CRD version's structural schema (``openAPIV3Schema``) decides what survives.
 - Pruning (the apiextensions rules): a field the schema does not name is dropped, unless the object's schema
-  has ``x-kubernetes-preserve-unknown-fields: true`` or ``additionalProperties`` (a map); an object schema with
-  no properties (``scalingAdapter: {type: object}``) keeps nothing. ``apiVersion``/``kind``/``metadata`` at the
-  root are kept, and ``metadata`` is pruned to ObjectMeta. (Every ``null`` was already dropped by
+  has ``x-kubernetes-preserve-unknown-fields: true`` or ``additionalProperties`` (a map); an object schema
+  with no properties (``scalingAdapter: {type: object}``) keeps nothing. ``apiVersion``/``kind``/``metadata``
+  at the root are kept, and ``metadata`` is pruned to ObjectMeta. (Every ``null`` was already dropped by
   semantics.default, so ``nullable: true`` fields lose their nulls too, unlike on a real server.)
 - Defaulting: ``default:`` of every property whose parent object is present, after pruning.
 - Validation (jsonschema's Draft 4 validator on the schema translated from OpenAPI v3: ``nullable``,
@@ -26,8 +26,9 @@ Unknown fields and ``fieldValidation`` (query parameter; the server default is W
 
 Not simulated: CEL rules (``x-kubernetes-validations``), ``format`` checks, ``x-kubernetes-list-type``
 uniqueness/map keys, ``x-kubernetes-embedded-resource`` metadata pruning, built-in kinds' Go validation
-beyond their OpenAPI schema (e.g. label value syntax, immutable fields other than ConfigMap/Secret), ratcheting,
-duplicate-field detection, and version conversion (each version's schema is applied to the body as sent).
+beyond their OpenAPI schema (e.g. label value syntax, immutable fields other than ConfigMap/Secret),
+ratcheting, duplicate-field detection, and version conversion (each version's schema is applied to the
+body as sent).
 """
 
 from __future__ import annotations

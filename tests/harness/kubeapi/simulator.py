@@ -183,7 +183,8 @@ class Simulator:
 
     # ------------------------------------------------------------------ controllers
     def add_controller(self, fn: ControllerFn, *, every: float | None = None, name: str = "") -> Controller:
-        """Register ``fn(store, event)``; with ``every`` it is also called as ``fn(store, None)`` periodically."""
+        """Register ``fn(store, event)``; with ``every`` it is also called as ``fn(store, None)``
+        periodically."""
         ctl = Controller(fn=fn, every=every, name=name or getattr(fn, "__name__", type(fn).__name__))
         self._controllers.append(ctl)
         return ctl

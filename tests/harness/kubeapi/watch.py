@@ -38,8 +38,8 @@ async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | 
     if send_initial and (q.get("resourceVersionMatch") != "NotOlderThan" or not bookmarks):
         raise errors.invalid("ListOptions", "", [{
             "reason": "FieldValueForbidden", "field": "sendInitialEvents",
-            "message": "Forbidden: sendInitialEvents requires setting resourceVersionMatch=NotOlderThan "
-                       "and allowWatchBookmarks=true"}], "meta.k8s.io")
+            "message": "Forbidden: sendInitialEvents requires setting "
+                       "resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true"}], "meta.k8s.io")
     try:
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else 1800.0
     except ValueError:

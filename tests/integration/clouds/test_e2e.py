@@ -34,7 +34,7 @@ from flows.teardown import teardown
 from runtime.domain import naming
 from runtime.targets.cloud.backend import CloudBackend
 from runtime.render.ledger import STATUS_KEY
-from runtime.spec.models import DEFAULT_IMAGE, parse_spec
+from runtime.spec import DEFAULT_IMAGE, parse_spec
 from tests.integration.kube.conftest import graph_processes, leftovers, simulate_port_forward
 
 pytestmark = pytest.mark.integration

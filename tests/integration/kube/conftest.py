@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from runtime.targets.kube.charts import CHART_DIR_ENV
-from runtime.spec.models import parse_spec
+from runtime.spec import parse_spec
 from tests.harness import upstream
 from tests.harness.kubeapi import Simulator
-from tests.harness.kubeapi.controllers import install_all
+from tests.harness.dynadeploy_host import install_all
 
 REPO = Path(__file__).resolve().parents[3]
 # the stand-in charts with the real CRDs from the upstream folder in their crds/ (tests/harness/upstream.py)

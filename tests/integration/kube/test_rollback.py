@@ -28,7 +28,7 @@ from runtime.domain import naming
 from runtime.errors import PermanentError
 from runtime.targets.kube.backend import KubeBackend
 from runtime.render.ledger import STATUS_KEY
-from runtime.spec.models import DEFAULT_IMAGE
+from runtime.spec import DEFAULT_IMAGE
 
 from .conftest import (
     graph_processes,

@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 from tests.harness.kubeapi import Simulator
-from tests.harness.kubeapi.controllers import dynamo_crds, install_all, leftover_pids
+from tests.harness.dynadeploy_host import install_all
+from tests.harness.kubeapi.controllers import dynamo_crds, leftover_pids
 
 from .conftest import wait_for
 

@@ -28,7 +28,7 @@ from aiohttp import web
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from runtime.targets.local.ports import port_is_free
+from runtime.host.ports import port_is_free
 from tests.harness.kubeapi import Simulator
 from tests.harness.kubeapi.controllers import (
     BACKEND_HEADER,

@@ -99,14 +99,14 @@ def _docs() -> list[dict]:
 
 
 def _specs() -> list:
-    from runtime.spec.models import parse_spec
+    from runtime.spec import parse_spec
 
     return [parse_spec(d, source=f"infra/targets {d.get('name')}") for d in _docs()]
 
 
 def _variants() -> list:
     """Each Kubernetes target's spec plus the platform switches that change the rendered values."""
-    from runtime.spec.models import parse_spec
+    from runtime.spec import parse_spec
 
     out = []
     for doc in _docs():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 
 def write_spec(directory: Path, name: str, serving: dict | None = None, **sections) -> Path:

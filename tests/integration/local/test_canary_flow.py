@@ -18,7 +18,7 @@ from flows.deploy import deploy
 from runtime.gateways import loadgen
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.canary import candidate_backend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 

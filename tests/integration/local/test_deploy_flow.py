@@ -26,7 +26,7 @@ from runtime.gateways import health
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 

@@ -20,8 +20,8 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
 from flows import _lock
 from runtime.errors import TransientError
-from runtime.targets.local.inventory import start_time
-from runtime.spec.models import load_spec
+from runtime.host.processes import start_time
+from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,7 +56,7 @@ def test_a_killed_holder_frees_the_slot_at_once(prefect_api, spec_dir):
     spec = load_spec(path)
     name = _lock.limit_name(spec)
     script = ("import sys, time; sys.path.insert(0, sys.argv[2]);"
-              "from flows._lock import target_lock; from runtime.spec.models import load_spec;"
+              "from flows._lock import target_lock; from runtime.spec import load_spec;"
               "cm = target_lock(load_spec(sys.argv[1])); cm.__enter__(); print('held', flush=True); time.sleep(600)")
     env = dict(os.environ, PREFECT_API_URL=prefect_api)
     holder = subprocess.Popen([sys.executable, "-c", script, str(path), str(REPO)], env=env,

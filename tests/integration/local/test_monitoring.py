@@ -23,10 +23,11 @@ import pytest
 from flows.deploy import deploy
 from runtime.render import dashboard, monitoring
 from runtime.render import local_monitoring as lm
+from runtime.host import ports as hostports
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
@@ -162,7 +163,7 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     assert result["leftovers"] == []
     assert marked_pids(backend.paths) == []
     for name in lm.PROGRAMS:
-        assert not portlib.port_is_listening(ports[name])
+        assert not hostports.port_is_listening(ports[name])
 
 
 def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(prefect_api, tmp_path):
@@ -219,6 +220,6 @@ def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefe
     deploy(spec=str(path))
     running = backend.supervisor.processes()
     assert not set(lm.PROGRAMS) & set(running) and not lm.files(backend.paths.root).root.exists()
-    assert not portlib.port_is_listening(ports["prometheus"])
+    assert not hostports.port_is_listening(ports["prometheus"])
     assert not set(lm.PORT_NAMES) & set(portlib.load(backend.paths.ports_file)), "their ports are forgotten"
     assert backend.teardown()["leftovers"] == []

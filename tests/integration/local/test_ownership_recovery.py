@@ -25,7 +25,7 @@ from runtime.gateways import health
 from runtime.targets.local import inventory
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.integration.local.conftest import write_spec
 
 pytestmark = [pytest.mark.integration]
@@ -121,7 +121,7 @@ def test_a_deploy_killed_mid_rollout_converges_on_rerun(homes):
     backend, _ = bring_up(path)
     changed = homes("h", "halfdone", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 6.0}})
     script = ("import sys; sys.path.insert(0, sys.argv[2]);"
-              "from runtime.targets.local.backend import LocalBackend; from runtime.spec.models import load_spec;"
+              "from runtime.targets.local.backend import LocalBackend; from runtime.spec import load_spec;"
               "b = LocalBackend(load_spec(sys.argv[1])); b.roll_out('mocker', b.cache_model('mocker'))")
     child = subprocess.Popen([sys.executable, "-c", script, str(changed), str(REPO)])
     try:

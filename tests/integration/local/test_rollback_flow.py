@@ -19,7 +19,7 @@ from flows.rollback import rollback
 from runtime.errors import PermanentError
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 

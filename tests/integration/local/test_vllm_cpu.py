@@ -25,7 +25,7 @@ from runtime.gateways import health
 from runtime.targets.local import vllm_cpu
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.integration.local.conftest import write_spec
 
 NAME = "vllm-cpu-it"

@@ -19,7 +19,7 @@ from runtime.gateways import health
 from runtime.targets.local import vllm_cpu
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.integration.local.conftest import write_spec
 
 pytestmark = [

@@ -27,7 +27,7 @@ import pytest
 
 from runtime.providers import get_provider
 from runtime.gateways.aws import Waits
-from runtime.spec.models import DeploymentSpec, load_spec
+from runtime.spec import DeploymentSpec, load_spec
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_cloud import Faults
 from tests.harness.fake_gke import FakeGke

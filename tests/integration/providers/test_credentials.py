@@ -30,7 +30,7 @@ from runtime.targets.cloud.backend import CloudBackend
 from runtime.errors import PermanentError
 from runtime.gateways import eks_token as _eks_token
 from runtime.providers import get_provider
-from runtime.spec.models import parse_spec
+from runtime.spec import parse_spec
 from tasks.secrets import resolve_cloud_credentials
 from tests.harness.credential_blocks import AwsCredentials, AzureContainerInstanceCredentials, GcpCredentials
 from tests.harness.fake_aks import FakeAks

@@ -27,7 +27,7 @@ def _moto_api(moto_url: str, path: str, body: dict) -> None:
 
 @pytest.fixture
 def ecs(aws, boto_session, moto_url):
-    from runtime.spec.models import load_spec
+    from runtime.spec import load_spec
 
     # moto moves a task one lifecycle step per describe_tasks (RUNNING -> DEACTIVATING -> ...); hold it
     # at RUNNING as a healthy task would be.
@@ -70,7 +70,7 @@ def test_a_changed_spec_registers_a_new_revision_and_updates_the_service(ecs):
     family = f"{ecs.spec.name}-worker"
     data = ecs.spec.canonical_dict()
     data["serving"]["workers"]["engine_args"] = ["--enforce-eager", "--max-model-len", "4096"]
-    from runtime.spec.models import parse_spec
+    from runtime.spec import parse_spec
 
     changed = parse_spec(data)
     ecs.provider.serving().deploy(changed, ref, secrets={"HF_TOKEN": "hf_test_value"})

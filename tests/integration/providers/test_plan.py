@@ -17,13 +17,9 @@ from runtime.providers import PROVIDERS, get_provider, require
 from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.render import ecs_task as er
 from runtime.providers.base import Capability, KubeAccess
-from runtime.spec.models import load_spec, parse_spec
-from runtime.spec.targets import TARGET_KINDS
-from tests.unit.test_layers import IO, SDKS, imported_roots
+from runtime.spec import TARGET_KINDS, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
-PURE = ["runtime/providers/base.py", "runtime/render/cloud_plan.py", "runtime/render/cloud_plan_aws.py",
-        "runtime/render/ecs_task.py"]
 
 
 def spec_of(kind: str, **replace):
@@ -37,9 +33,6 @@ def spec_of(kind: str, **replace):
     return parse_spec(data)
 
 
-@pytest.mark.parametrize("module", PURE)
-def test_decision_modules_are_pure(module):
-    assert not imported_roots(ROOT / module) & (SDKS | IO)
 
 
 def test_registry_covers_the_cloud_targets_and_imports_lazily():

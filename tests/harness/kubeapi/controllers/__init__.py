@@ -9,7 +9,7 @@ controller hook; each module's docstring says what it simulates and what not.
 
     sim = Simulator().start()
     ctl = install_all(sim, workloads={"ready_delay": 0.1}, nodes={"driver_preinstalled": True},
-                      dynamo={"early_success": True}, process_runtime=True, crds=True,
+                      dynamo={"early_success": True}, process_runtime={"host": host}, crds=True,
                       traffic={"ingress_port": 18080})   # also installs the Gateway API CRDs
     ctl.workloads.crash.add("main")        # switches are plain attributes, changeable at any time
     ctl.runtime.address("ns", "my-dgd")    # the loopback address a DGD's frontend listens on
@@ -19,6 +19,8 @@ controller hook; each module's docstring says what it simulates and what not.
 Each switch is ``True`` (defaults), ``False`` (not installed), a dict of constructor keyword arguments, or a
 ready-made controller instance. Defaults: everything on except ``process_runtime`` and ``traffic``;
 ``crds=False`` (apply ``dynamo_crds()`` yourself, as the platform chart would, or pass ``crds=True``).
+``process_runtime`` takes its ``ProcessHost`` as ``{"host": ...}`` (process_runtime.py; this project's is
+tests/harness/dynadeploy_host.py, whose ``install_all`` fills it in).
 ``dynamo_crds()`` and the HTTPRoute of ``gateway_api_crds()`` are the real upstream CRDs when the upstream
 folder is there (tests/harness/upstream.py), so every custom resource is pruned and validated against the
 real schema (kubeapi/schema.py).

@@ -334,7 +334,8 @@ def _node_ip(node: dict | None) -> str:
 
 # ---------------------------------------------------------------------------------------------- scheduling
 def pod_requests(spec: dict) -> dict[str, int]:
-    """Extended resources (names with a '/', e.g. nvidia.com/gpu) a pod asks for; requests default to limits."""
+    """Extended resources (names with a '/', e.g. nvidia.com/gpu) a pod asks for; requests default to
+    limits."""
     total: dict[str, int] = {}
     for c in spec.get("containers") or []:
         res = c.get("resources") or {}
@@ -425,7 +426,8 @@ def pvc_blocker(store: Store, pod: dict) -> str | None:
 
 
 def schedule(store: Store, pod: dict, *, check_resources: bool = True) -> tuple[dict | None, str]:
-    """Pick a node for ``pod`` (fewest pods among those that fit) or say why none fits, as the scheduler would."""
+    """Pick a node for ``pod`` (fewest pods among those that fit) or say why none fits, as the scheduler
+    would."""
     blocker = pvc_blocker(store, pod)
     nodes = list_nodes(store)
     if blocker:

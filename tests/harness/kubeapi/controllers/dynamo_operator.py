@@ -9,14 +9,15 @@ Per DGD ``<dgd>`` in namespace ``<ns>`` (v1beta1 ``spec.components[]``; a v1alph
 with ``extraPodSpec.mainContainer`` is read too):
 - one Deployment ``<dgd>-<component name lowercased>`` per component, owned by the DGD, labelled (and its
   pods) ``nvidia.com/dynamo-graph-deployment-name``, ``nvidia.com/dynamo-component`` (the component name),
-  ``nvidia.com/dynamo-component-type``, ``nvidia.com/selector`` (the selector), ``nvidia.com/dynamo-namespace``
-  and ``nvidia.com/metrics-enabled``; the pod template is the component's ``podTemplate`` with the env the
-  operator injects into the ``main`` container (DYN_NAMESPACE=<ns>-<dgd>, DYN_COMPONENT,
-  DYN_DISCOVERY_BACKEND=kubernetes, DYN_PARENT_DGD_K8S_NAME/NAMESPACE, POD_NAME/NAMESPACE/UID; workers
-  also DYN_SYSTEM_ENABLED=true, DYN_SYSTEM_PORT=9090, DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS=["generate"],
-  DYN_FORWARDPASS_METRIC_PORT=20380; the frontend DYNAMO_PORT/DYN_HTTP_PORT=8000), ports ``http`` 8000 /
-  ``system`` 9090 and /live + /health probes. Rolling-update knobs: the DGD annotations
-  ``nvidia.com/deployment-rolling-update-max-unavailable`` / ``-max-surge``.
+  ``nvidia.com/dynamo-component-type``, ``nvidia.com/selector`` (the selector),
+  ``nvidia.com/dynamo-namespace`` and ``nvidia.com/metrics-enabled``; the pod template is the component's
+  ``podTemplate`` with the env the operator injects into the ``main`` container (DYN_NAMESPACE=<ns>-<dgd>,
+  DYN_COMPONENT, DYN_DISCOVERY_BACKEND=kubernetes, DYN_PARENT_DGD_K8S_NAME/NAMESPACE, POD_NAME/NAMESPACE/UID;
+  workers also DYN_SYSTEM_ENABLED=true, DYN_SYSTEM_PORT=9090,
+  DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS=["generate"], DYN_FORWARDPASS_METRIC_PORT=20380; the frontend
+  DYNAMO_PORT/DYN_HTTP_PORT=8000), ports ``http`` 8000 / ``system`` 9090 and /live + /health probes.
+  Rolling-update knobs: the DGD annotations ``nvidia.com/deployment-rolling-update-max-unavailable`` /
+  ``-max-surge``.
 - a Service ``<dgd>-<frontend component>`` (``<dgd>-frontend``) with port 8000 named ``http``; its type is
   the DGD annotation ``kubeapi-sim/frontend-service-type`` (else ClusterIP, and a type someone else set
   is left alone).
@@ -41,8 +42,9 @@ with ``extraPodSpec.mainContainer`` is read too):
   ``kubeapi-sim/readiness: external``: their pods are Ready when the real process is.
 
 Not simulated: Grove/LWS (multinode), DCDs, the conversion webhook (v1alpha1 reads return the stored v1beta1
-shape), admission validation beyond controllers/dynamo_admission.py, planner/EPP specifics, PodMonitors, ingress/VirtualService, model caching
-and checkpointing, restarts (``spec.restart``), per-generation worker namespaces.
+shape), admission validation beyond controllers/dynamo_admission.py, planner/EPP specifics, PodMonitors,
+ingress/VirtualService, model caching and checkpointing, restarts (``spec.restart``), per-generation worker
+namespaces.
 """
 
 from __future__ import annotations
@@ -351,7 +353,9 @@ class DynamoOperator(base.Reconciler):
         spec = dgd.get("spec") or {}
         _env(main, {e["name"]: e.get("valueFrom") or e.get("value", "")
                     for e in (spec.get("env") or spec.get("envs") or []) if e.get("name")})
-        field_ref = lambda path: {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
+        def field_ref(path: str) -> dict:
+            return {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
+
         _env(main, {"DYN_NAMESPACE": dyn_ns, "DYN_COMPONENT": c.name, "DYN_DISCOVERY_BACKEND": "kubernetes",
                     "DYN_PARENT_DGD_K8S_NAME": dgd_name, "DYN_PARENT_DGD_K8S_NAMESPACE": ns,
                     "POD_NAME": field_ref("metadata.name"), "POD_NAMESPACE": field_ref("metadata.namespace"),

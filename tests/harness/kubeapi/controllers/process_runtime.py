@@ -8,10 +8,10 @@ runtime can run), once the pod is scheduled:
 - worker (``python3 -m dynamo.vllm|sglang|trtllm|mocker ...``): ``python -m dynamo.mocker --model-path <dir>
   --model-name <served> --discovery-backend file --speedup-ratio <r> [--disaggregation-mode m]``, where
   <served> is ``--served-model-name`` / ``--model-name`` / ``--model`` / ``--model-path`` and <dir> that
-  model when it is a local directory with a config.json, else the built-in tokenizer-only model
-  (runtime/targets/local/tiny_model.py via model_cache.ensure_model); engine-specific flags are dropped.
+  model when it is a local directory with a config.json, else the host's tokenizer-only model
+  (``ProcessHost.model_dir(cache, "mocker")``); engine-specific flags are dropped.
 Every process of one DGD shares a loopback address ``127.0.<n>.<m>`` (the frontend listens on port 8000
-there) and a file-discovery dir, with the env runtime/render/local_plan.py uses (DYN_FILE_KV,
+there) and a file-discovery dir, with the env a local Dynamo deployment uses (DYN_FILE_KV,
 DYN_TCP_RPC_HOST / DYN_EVENT_PLANE_HOST / DYN_TCP_RESPONSE_STREAM_HOST = the address, HF_HUB_OFFLINE=1),
 the pod's literal env (POD_NAME/NAMESPACE/UID resolved), DYN_DISCOVERY_BACKEND=file, and for workers
 DYN_SYSTEM_HOST/PORT (a free port < 32768: Dynamo reads it as a signed 16-bit int) with
@@ -30,18 +30,23 @@ the simulator stops) ends every process and removes its working directory.
 Opt-in real vLLM (``vllm_python=<the CPU vLLM runtime's python>``, e.g. .vllm-cpu/bin/python from `make
 vllm-cpu`): a ``dynamo.vllm`` worker then runs the graph's own command line, every rendered engine argument
 kept, on the CPU vLLM: ``<vllm_python> -m dynamo.vllm <rendered args>`` with ``--model`` replaced by that
-model when it is a local directory, else the built-in tiny Llama (runtime/targets/local/tiny_llama.py), the
-discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered ``--kv-events-config``
-moved onto an IPC socket of the pod's own (pods share this host's network, not one each; likewise a
-``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM binds it on every interface), and the CPU
-defaults appended for the flags the graph did not set (``--dtype float32 --enforce-eager
---max-model-len 512``), with the CPU vLLM environment (runtime/render/local_plan.py ``cpu_vllm_env``). So a
-wrong or unknown engine flag fails the pod as it would on a GPU node (CrashLoopBackOff, vLLM's own
-message in its log). The mocker stays the default.
+model when it is a local directory, else the host's small Llama (``ProcessHost.model_dir(cache, "vllm")``),
+the discovery flags replaced by ``--discovery-backend file``, the endpoint of a rendered
+``--kv-events-config`` moved onto an IPC socket of the pod's own (``ProcessHost.kv_events_endpoint``; pods
+share this host's network, not one each; likewise a ``DYN_FORWARDPASS_METRIC_PORT`` gets a free port: vLLM
+binds it on every interface), and the CPU defaults appended for the flags the graph did not set (``--dtype
+float32 --enforce-eager --max-model-len 512``), with the host's CPU vLLM environment
+(``ProcessHost.vllm_env``). So a wrong or unknown engine flag fails the pod as it would on a GPU node
+(CrashLoopBackOff, vLLM's own message in its log). The mocker stays the default.
 
-Not simulated: GPUs and real engines (vLLM is the mocker unless vllm_python is given), container images, the Kubernetes
-discovery backend (file discovery instead), resource limits, probes as configured (fixed health URLs),
-multinode, the planner.
+Not simulated: GPUs and real engines (vLLM is the mocker unless vllm_python is given), container images, the
+Kubernetes discovery backend (file discovery instead), resource limits, probes as configured (fixed health
+URLs), multinode, the planner.
+
+The seam: the simulator imports nothing of the project it tests. What only that project knows (its built-in
+models, the CPU vLLM environment, where a worker publishes KV events) comes in as a ``ProcessHost``
+(``ProcessRuntime(host=...)``); dynadeploy's is tests/harness/dynadeploy_host.py. Without one, a pod that
+needs a built-in model or a CPU vLLM worker fails to start with a message saying so.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Protocol
 
 import httpx
 
@@ -68,6 +74,7 @@ from ..store import Event, Store
 from . import base
 from .base import READINESS_ANNOTATION, annotations, terminating
 from .dynamo_operator import DGD, GROUP, LABEL_DGD, LABEL_TYPE
+from .ports import free_port, port_is_free
 from .services import LB_IP_ANNOTATION
 
 SIM_ENV = "DYNADEPLOY_SIM"
@@ -76,6 +83,40 @@ _FRONTEND_DROP = {"--http-host", "--http-port", "--discovery-backend", "--reques
 _WORKER_DROP = {"--discovery-backend", "--request-plane", "--event-plane"}  # replaced by file discovery
 _SCRUB = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "KUBECONFIG", "NATS_SERVER", "ETCD_ENDPOINTS")
 LOG_TAIL = 64 * 1024
+
+
+class ProcessHost(Protocol):
+    """What the process runtime needs from the project whose graphs it runs (see the module docstring)."""
+
+    def model_dir(self, cache: Path, kind: Literal["mocker", "vllm"]) -> str:
+        """A local model directory under ``cache``: "mocker" a tokenizer-only model the mocker serves,
+        "vllm" a small Llama with weights the CPU vLLM loads."""
+        ...
+
+    def vllm_env(self, host: str, kv_cache_gib: int) -> dict[str, str]:
+        """The environment of a CPU vLLM worker bound to ``host``, with a KV cache of ``kv_cache_gib``."""
+        ...
+
+    def kv_events_endpoint(self, ipc_dir: str | Path, name: str) -> str:
+        """Where worker ``name`` publishes its KV events (a ZMQ endpoint) inside ``ipc_dir``."""
+        ...
+
+
+class NoHost:
+    """The default host: no built-in models, no vLLM; says what to pass instead."""
+
+    def _missing(self, what: str) -> RuntimeError:
+        return RuntimeError(f"the process runtime needs {what}: construct it with host=<a ProcessHost> "
+                            "(tests/harness/dynadeploy_host.py for this project)")
+
+    def model_dir(self, cache: Path, kind: Literal["mocker", "vllm"]) -> str:
+        raise self._missing(f"a built-in {kind} model")
+
+    def vllm_env(self, host: str, kv_cache_gib: int) -> dict[str, str]:
+        raise self._missing("the CPU vLLM environment")
+
+    def kv_events_endpoint(self, ipc_dir: str | Path, name: str) -> str:
+        raise self._missing("a KV events endpoint")
 
 
 def classify(component_type: str, container: dict) -> str | None:
@@ -143,8 +184,9 @@ class ProcessRuntime(base.Reconciler):
                  model_cache: str | Path | None = None, speedup_ratio: float = 10.0, sim_id: str | None = None,
                  poll_interval: float = 0.2, stop_timeout: float = 10.0, max_restarts: int = 3,
                  events: bool = True, enabled: bool = True, vllm_python: str | None = None,
-                 vllm_kv_cache_gib: int = 1) -> None:
+                 vllm_kv_cache_gib: int = 1, host: ProcessHost | None = None) -> None:
         super().__init__(enabled=enabled)
+        self.host: ProcessHost = host or NoHost()
         self.vllm_python = vllm_python
         self.vllm_kv_cache_gib = vllm_kv_cache_gib
         if vllm_python:
@@ -257,8 +299,6 @@ class ProcessRuntime(base.Reconciler):
     def _address(self, ns: str, dgd: str) -> str:
         key = (ns, dgd)
         if key not in self.addresses:
-            from runtime.targets.local.ports import port_is_free
-
             taken = set(self.addresses.values())
             for _ in range(500):
                 addr = f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
@@ -271,24 +311,18 @@ class ProcessRuntime(base.Reconciler):
 
     def _tiny_model(self) -> str:
         if self._tiny is None:
-            from runtime.targets.local.model_cache import ensure_model
-
-            self._tiny = str(ensure_model(self.model_cache, "dynadeploy/tiny-mock", None).path)
+            self._tiny = self.host.model_dir(self.model_cache, "mocker")
         return self._tiny
 
     def _tiny_llama(self) -> str:
         if self._tiny_llm is None:
-            from runtime.targets.local.model_cache import ensure_model
-
-            self._tiny_llm = str(ensure_model(self.model_cache, "dynadeploy/tiny-llama", None, weights=True).path)
+            self._tiny_llm = self.host.model_dir(self.model_cache, "vllm")
         return self._tiny_llm
 
     def _vllm_command(self, argv: list[str], host: str, ipc_dir: str | Path = "/tmp",
                       name: str = "worker") -> tuple[list[str], dict[str, str]]:
         """The rendered dynamo.vllm command line, run on the CPU vLLM (see the module docstring)."""
         import json
-
-        from runtime.render.local_plan import cpu_vllm_env, kv_events_endpoint
 
         tail = argv[argv.index("dynamo.vllm") + 1:]
         model = _flag(tail, "--model")
@@ -308,7 +342,7 @@ class ProcessRuntime(base.Reconciler):
                     config = json.loads(value)
                     if config.get("endpoint"):
                         # vLLM binds only wildcard/ipc endpoints; a pod's wildcard port would clash here
-                        config["endpoint"] = kv_events_endpoint(ipc_dir, name)
+                        config["endpoint"] = self.host.kv_events_endpoint(ipc_dir, name)
                     value = json.dumps(config)
                 out += [flag, value]
                 i += 2 if takes_value else 1
@@ -320,11 +354,9 @@ class ProcessRuntime(base.Reconciler):
                     ("--max-model-len", ["--max-model-len", "512"])]
         out += [arg for flag, group in defaults if flag not in given for arg in group]
         cmd = [self.vllm_python, "-m", "dynamo.vllm", *out, "--discovery-backend", "file"]
-        return cmd, cpu_vllm_env(host, self.vllm_kv_cache_gib)
+        return cmd, self.host.vllm_env(host, self.vllm_kv_cache_gib)
 
     def _start(self, store: Store, pod: dict) -> Proc | None:
-        from runtime.targets.local.ports import free_port
-
         m = pod["metadata"]
         labels = m.get("labels") or {}
         dgd = labels.get(LABEL_DGD)

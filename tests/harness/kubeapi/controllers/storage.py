@@ -16,7 +16,8 @@
   ProvisioningFailed. Deleting a bound PVC deletes its PV (reclaimPolicy Delete) or leaves it Released.
 
 Attach: a ReadWriteOnce claim attaches to one node; a pod on a second node stays Pending/ContainerCreating
-with a FailedAttachVolume "Multi-Attach error" Event (``workloads.multi_attach``, run by the kubelet stand-in).
+with a FailedAttachVolume "Multi-Attach error" Event (``workloads.multi_attach``, run by the kubelet
+stand-in).
 
 Not simulated: volume contents, mount, capacity limits, expansion, pvc-protection finalizers,
 topology (zonal disks, PV node affinity), volume snapshots, selectors on PVCs, ReadWriteOncePod.

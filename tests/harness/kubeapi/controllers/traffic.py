@@ -57,6 +57,7 @@ import threading
 from ..store import Event, Store
 from . import base
 from .base import annotations, terminating
+from .ports import port_is_free
 from .traffic_gateway import API, GATEWAY_CONTROLLER, GRANT_API, GROUP, GatewayApi
 from .traffic_proxy import BACKEND_HEADER, Listener, NoRoutes, ProxyLoop
 from .traffic_routes import Snapshot, nginx_table
@@ -91,7 +92,8 @@ def _crd(plural: str, kind: str, short: list[str], scope: str, versions: list[st
 
 
 def gateway_api_crds() -> list[dict]:
-    """GatewayClass (cluster-scoped), Gateway, HTTPRoute (v1 stored, v1beta1 served), ReferenceGrant (v1beta1)."""
+    """GatewayClass (cluster-scoped), Gateway, HTTPRoute (v1 stored, v1beta1 served), ReferenceGrant
+    (v1beta1)."""
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
     def cond(t: str) -> dict:
@@ -228,8 +230,6 @@ class Traffic(base.Reconciler):
             self._sync_nginx(store, snap)
 
     def _allocate(self, ports: list[int]) -> str | None:
-        from runtime.targets.local.ports import port_is_free
-
         for _ in range(500):
             addr = f"{self.address_prefix}.{random.randint(0, 255)}.{random.randint(2, 254)}"
             if addr not in self._taken and all(port_is_free(p, addr) for p in ports):

@@ -168,7 +168,8 @@ class GatewayApi:
                     backend, reason, why = Backend(to_ns, name, error=500), "InvalidKind", f"{kind}.{group} is not supported"
                 elif to_ns != ns and not snap.granted(GROUP, "HTTPRoute", ns, to_ns, "Service", name):
                     backend, reason = Backend(to_ns, name, error=500), "RefNotPermitted"
-                    why = f"no ReferenceGrant in namespace {to_ns} allows HTTPRoutes from {ns} to Service {name}"
+                    why = (f"no ReferenceGrant in namespace {to_ns} allows HTTPRoutes from {ns} "
+                           f"to Service {name}")
                 else:
                     (backend, why), reason = snap.backend(to_ns, name, ref.get("port"), missing=500), "BackendNotFound"
                 if why:

@@ -99,7 +99,8 @@ def host_matches(pattern: str, host: str) -> bool:
 
 
 def host_score(patterns: tuple[str, ...], host: str) -> tuple[int, int] | None:
-    """How specifically ``patterns`` match ``host``: (2, len) exact, (1, len) wildcard, (0, 0) no hostnames."""
+    """How specifically ``patterns`` match ``host``: (2, len) exact, (1, len) wildcard, (0, 0) no
+    hostnames."""
     if not patterns:
         return (0, 0)
     scores = [(2 if p == host else 1, len(p)) for p in patterns if host_matches(p, host)]

@@ -178,7 +178,8 @@ class Workloads(base.Reconciler):
         if write_status(store, pod, status, self.manager) is not pod:
             for n in names:
                 text = annotations(pod).get(CRASH_LOG_ANNOTATION) or (
-                    f"starting {n}\nTraceback (most recent call last):\n  File \"main.py\", line 1, in <module>\n"
+                    f"starting {n}\nTraceback (most recent call last):\n"
+                    '  File "main.py", line 1, in <module>\n'
                     f"RuntimeError: simulated crash of container {n} (kubeapi-sim crash switch)\n")
                 store.set_pod_log(m["namespace"], m["name"], text, container=n)
                 store.set_pod_log(m["namespace"], m["name"], text)
@@ -349,7 +350,9 @@ class Workloads(base.Reconciler):
         rss = [store.try_get("apps/v1", "ReplicaSet", rs["metadata"]["name"], rs["metadata"]["namespace"])
                for rs in old + ([new] if new else [])]
         rss = [rs for rs in rss if rs]
-        st = lambda rs, k: (rs.get("status") or {}).get(k, 0)
+        def st(rs: dict, k: str) -> int:
+            return (rs.get("status") or {}).get(k, 0)
+
         total = sum(st(rs, "replicas") for rs in rss)
         updated = st(rss[-1], "replicas") if new and rss else 0
         ready = sum(st(rs, "readyReplicas") for rs in rss)
@@ -490,7 +493,7 @@ class Workloads(base.Reconciler):
         self._controller_revision(store, ds, f"{name}-{h}", template)
         nodes = [n for n in base.list_nodes(store) if base.node_mismatch(n, template.get("spec") or {}) is None]
         eligible = {n["metadata"]["name"] for n in nodes}
-        pods = [p for p in self._pods_of(store, ds)]
+        pods = list(self._pods_of(store, ds))
         by_node: dict[str, list[dict]] = {}
         for p in pods:
             by_node.setdefault(p["spec"].get("nodeName", ""), []).append(p)
