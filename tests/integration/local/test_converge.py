@@ -22,7 +22,7 @@ import yaml
 from flows._converge import converge, plan, slot_name
 from flows.deploy import deploy
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec.models import load_spec
+from runtime.spec import load_spec
 from tests.integration.local.conftest import write_spec
 
 pytestmark = [pytest.mark.integration]
@@ -123,13 +123,14 @@ def test_a_taken_slot_falls_through(served):
 def test_a_stopped_worker_falls_through(served):
     backend = LocalBackend(load_spec(served))
     worker = next(n for n in backend.supervisor.processes() if n.startswith("worker"))
-    backend.supervisor.proxy().supervisor.stopProcess(worker)
+    rpc = backend.supervisor.proxy().rpc  # supervisord's XML-RPC namespace
+    rpc.stopProcess(worker)
     try:
         why, _ = plan(str(served), load_spec(served))
         assert why and why.startswith("not healthy") and worker in why
         assert converge(str(served), load_spec(served)) is None
     finally:
-        backend.supervisor.proxy().supervisor.startProcess(worker)
+        rpc.startProcess(worker)
 
 
 def test_another_revision_serving_falls_through(served, tmp_path):
