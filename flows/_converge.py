@@ -50,7 +50,9 @@ def slot_name(spec) -> str:
 
 def plan(spec_path: str, spec) -> tuple[str | None, dict]:
     """(why the full flow must run, or None when nothing differs), and what was read on the way."""
-    if os.environ.get("DYNADEPLOY_CONVERGE") == "full":
+    from runtime import settings
+
+    if settings.converge_full():
         return "DYNADEPLOY_CONVERGE=full asks for the deploy flow", {}
     if spec.target.kind != "local":
         return "only the local target has a no-op plan", {}
