@@ -157,11 +157,18 @@ def _deploy(args) -> int:
 
     spec = load_spec(args.spec)  # validate before anything starts
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
-    from flows.deploy import deploy
+    from flows._converge import converge  # nothing differs and healthy: a recorded no-op, no engine
 
-    result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
-                                                                      reason=args.reason)),
-                            show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
+    result = converge(args.spec, spec, reason=args.reason)
+    if result is None:
+        from flows.deploy import deploy
+
+        result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
+                                                                          reason=args.reason)),
+                                show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
+    elif args.output == "text":
+        print(f"no changes: revision {result['revision']} already serves this spec, healthy "
+              f"(Prefect run {result['flow_run']})", file=sys.stderr)
     if args.output == "json":
         out = {k: result[k] for k in ("target", "endpoint", "model", "revision", "smoke")}
         print(json.dumps(out, indent=2))
