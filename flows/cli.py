@@ -324,7 +324,7 @@ def _server(args) -> int:
     if args.action == "stop":
         print("stopped" if prefect_server.stop_server() else "not running")
         return 0
-    if args.action == "env" and os.environ.get("DYNADEPLOY_PREFECT") == "ephemeral":
+    if args.action == "env" and settings.prefect_ephemeral():
         print("error: DYNADEPLOY_PREFECT=ephemeral runs have no server to share", file=sys.stderr)
         return 1
     if args.action == "start":
