@@ -1,6 +1,6 @@
 """Issue 16: does the canary gate cry wolf? Real local canaries, counted.
 
-    uv run python -m bench.bench_canary [--healthy 10] [--slow 10] [--slow-speedup 5]
+    uv run python -m bench.bench_canary [--healthy 10] [--slow 10] [--slow-speedup 0.7] [--busy 2]
 
 The README's canary example on the local target: infra/targets/local.yaml (one mocker worker at
 speedup_ratio 10, the default canary section: 40 requests per side, steps [10, 50, 100]) is deployed
@@ -17,7 +17,9 @@ once; then, alternating:
 Everything runs in-process through the real flows (Dynamo frontend and mocker processes, supervisord, a
 Prefect server under a temporary DYNADEPLOY_HOME, loopback only). Each run records its outcome, every
 step's verdict, how many analyses it took, the wall time and the 1-minute load average before and after.
-Figures only; nothing asserts. Writes bench/results/canary.json after every run (so a cut-short bench
+`--busy N` adds N busy-loop processes for the bench's duration (each
+ends by itself after --budget-s + 600 s at the latest, and is stopped when the bench ends), so the figures
+come from a loaded machine whatever else runs. Figures only; nothing asserts. Writes bench/results/canary.json after every run (so a cut-short bench
 still reports what it did) and prints a table.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +73,10 @@ def one(kind: str, path: Path, candidate: dict) -> dict:
             "load_after": load_after, "why": why[:600], "steps": rows, "redeploy_error": redeploy}
 
 
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
 def summarise(runs: list[dict]) -> dict:
     healthy = [r for r in runs if r["kind"] == "healthy"]
     slow = [r for r in runs if r["kind"] == "slow"]
@@ -94,6 +101,7 @@ def main() -> None:
     ap.add_argument("--slow", type=int, default=10)
     ap.add_argument("--slow-speedup", type=float, default=0.7)
     ap.add_argument("--budget-s", type=float, default=3000, help="start no new run after this many seconds")
+    ap.add_argument("--busy", type=int, default=0, help="busy-loop processes to run meanwhile (load)")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dynadeploy-bench-canary-"))
@@ -117,6 +125,9 @@ def main() -> None:
     runs: list[dict] = []
     t_start = time.monotonic()
     out = RESULTS / "canary.json"
+    # each busy loop is bounded by itself, so a killed bench cannot leave one spinning for long
+    busy = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + %d\nwhile time.time() < end: pass"
+                              % (args.budget_s + 600)]) for _ in range(args.busy)]
     try:
         deploy(spec=str(path), reason="bench: stable")
         for kind, candidate in order:
@@ -125,11 +136,18 @@ def main() -> None:
                 break
             runs.append(one(kind, path, candidate))
             r = runs[-1]
-            print(f"{len(runs):>2} {kind:<8} {r['outcome']:<12} {r['wall_s']:>6.1f}s "
-                  f"load {r['load_before']:.1f}->{r['load_after']:.1f}  {r['why'][:160]}", flush=True)
+            sbs = (r["steps"] or [{}])[0]
+            fm = sbs.get("frontend_metrics") or {}
+            print(f"{len(runs):>2} {kind:<8} {r['outcome']:<12} {r['wall_s']:>6.1f}s load {r['load_before']:.1f}"
+                  f"->{r['load_after']:.1f}  side-by-side ttft p90 client {_ms(sbs.get('stable_ttft_p90_ms'))}/"
+                  f"{_ms(sbs.get('candidate_ttft_p90_ms'))}, frontends {_ms(fm.get('stable', {}).get('ttft_p90_ms'))}/"
+                  f"{_ms(fm.get('candidate', {}).get('ttft_p90_ms'))}  {r['why'][:160]}", flush=True)
             out.write_text(json.dumps({"args": vars(args), "summary": summarise(runs), "runs": runs}, indent=1,
                                       default=str))
     finally:
+        for p in busy:
+            p.kill()
+            p.wait()
         try:
             LocalBackend(load_spec(path)).teardown()
         except Exception as exc:  # noqa: BLE001 - report, keep the figures

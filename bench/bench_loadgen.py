@@ -10,11 +10,12 @@ process on uvloop with zero artificial delay, so this process's CPU is the clien
    read to the last chunk, no JSON parsing), in alternating rounds of the same run. The client CPU per
    request is the steady figure (wall time swings with the machine's load); it is shown as a ratio to
    the raw client's. Goal (issue 15): under 1 ms of client CPU per request at 64 tokens.
-2. Where the time goes, at 64 tokens: the same requests through each layer the loadgen stacks up
-   (httpcore + h11 alone, httpx's streamed response, httpx-sse's events, the loadgen's checks), and
-   through aiohttp's client (its C HTTP parser) with the event lines split by hand, for scale; each as a
-   ratio to the raw client of the same run. ``--profile`` adds a cProfile of the loadgen (CPU time),
-   grouped by package.
+2. Where the time goes, at 64 tokens: the same requests through each candidate stack, side by side:
+   httpx's layers (httpcore + h11 alone, httpx's streamed response, httpx-sse's EventSource: the
+   loadgen before issue 15), aiohttp's (its C HTTP parser: raw reads, lines split by its reader, raw
+   reads through httpx-sse's line and event decoders) and the loadgen itself; each as a ratio to the
+   raw client of the same run. ``--profile`` adds a cProfile of the loadgen (CPU time), grouped by
+   package.
 3. Measurement bias: with the fake adding 50 ms TTFT and 10 ms per token, how far the measured TTFT
    and ITL (per request; runtime/domain/sla.py) are from those delays at concurrency 1 and 32, and the
    inter-chunk gaps as read.
@@ -194,16 +195,23 @@ async def aiohttp_cpu_ms(base_url: str, payload: dict, n: int) -> float:
 
 # -- 2. where the time goes ------------------------------------------------------------------------
 async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) -> list[dict]:
-    """Client CPU per streamed request through each layer, alternating, medians of ``rounds``."""
+    """Client CPU per streamed request through each candidate stack, alternating, medians of ``rounds``:
+    httpx's layers (httpcore + h11, httpx's stream, httpx-sse's EventSource: the loadgen before issue
+    15), aiohttp's (its C parser; lines split by its reader, then raw reads through httpx-sse's
+    decoders) and the loadgen itself, each as a ratio to the raw client of the same run."""
+    import codecs
+
     import aiohttp
     import httpcore
     import httpx
     import httpx_sse
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
     payload = loadgen.chat_payload(MODEL, "hi", max_tokens, True)
     body, url = json.dumps(payload).encode(), f"{server.base_url}/v1/chat/completions"
     headers = {"Content-Type": "application/json"}
-    pool, client, session = httpcore.AsyncConnectionPool(), httpx.AsyncClient(), aiohttp.ClientSession()
+    pool, client = httpcore.AsyncConnectionPool(), httpx.AsyncClient()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=False))
     chat = loadgen.ChatClient(server.base_url, 10.0)
     prepared = chat.request(payload)
 
@@ -222,21 +230,36 @@ async def layers(server: ServerProcess, n: int, rounds: int, max_tokens: int) ->
             async for _ in httpx_sse.EventSource(response).aiter_sse():
                 pass
 
+    async def aiohttp_raw() -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            while await response.content.readany():
+                pass
+
+    async def aiohttp_lines() -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            async for _ in response.content:  # llhttp decodes the chunks; lines split by its reader
+                pass
+
+    async def aiohttp_sse_decoders() -> None:
+        async with session.post(url, data=body, headers=headers) as response:
+            lines, events = SSELineDecoder(), SSEDecoder()
+            text = codecs.getincrementaldecoder("utf-8")("replace").decode
+            while data := await response.content.readany():
+                for line in lines.decode(text(data)):
+                    events.decode(line)
+
     async def run_loadgen() -> None:
         result = await loadgen._request(chat, prepared, True, 10.0, 0.0)
         assert result.ok, result.error
 
-    async def aiohttp_lines() -> None:
-        async with session.post(url, data=body, headers=headers) as response:
-            async for _line in response.content:  # llhttp decodes the chunks; lines split in Python
-                pass
-
     steps = [
         ("httpcore + h11 (chunks)", httpcore_stream),
         ("httpx aiter_raw", httpx_raw),
-        ("httpx + httpx-sse events", httpx_sse_events),
-        ("loadgen (events + checks)", run_loadgen),
-        ("aiohttp lines (for scale)", aiohttp_lines),
+        ("httpx + httpx-sse events (old loadgen)", httpx_sse_events),
+        ("aiohttp raw reads", aiohttp_raw),
+        ("aiohttp lines (its reader)", aiohttp_lines),
+        ("aiohttp + httpx-sse decoders", aiohttp_sse_decoders),
+        ("loadgen (aiohttp + decoders + checks)", run_loadgen),
     ]
     cpu: dict[str, list[float]] = {name: [] for name, _ in [("raw client", None), *steps]}
     try:
@@ -278,9 +301,10 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
         own = entry.inlinetime
         path = filename.replace("\\", "/")
         group = next(
-            (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "uvloop", "asyncio", "json")
+            (name for name in ("h11", "httpcore", "httpx_sse", "httpx", "anyio", "aiohttp", "yarl", "multidict",
+                          "uvloop", "asyncio", "json")
              if f"/{name}/" in path),
-            "loadgen" if path.endswith("runtime/gateways/loadgen.py") else
+            "loadgen" if path.endswith(("runtime/gateways/loadgen.py", "runtime/gateways/chat_stream.py")) else
             f"builtin {function}" if filename == "~" else "other",
         )  # fmt: skip
         groups[group] = groups.get(group, 0.0) + own

@@ -91,7 +91,8 @@ def _canary(s, cand, candidate: dict, reason: str) -> dict:
         with stage("stage-candidate") as st:
             info = steps.stage_candidate(s, cand)
             staged = True
-            st.note(f"candidate graph staged ({info.graph or info.endpoint})")
+            st.note(f"candidate graph staged ({info.graph or info.endpoint})"
+                    + (f"; baseline copy of stable staged beside it ({info.baseline})" if info.baseline else ""))
         for step in plan:
             verdict, row = _analyse(s, cand, step, info)
             rows.append(row)

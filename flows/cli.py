@@ -9,7 +9,8 @@
     dynadeploy approve SPEC [--note TEXT]       approve the rollback that waits for approval
     dynadeploy reject SPEC [--note TEXT]        reject it (the rollback changes nothing, ends Cancelled)
     dynadeploy canary SPEC --candidate JSON|FILE  gate a candidate, then promote or roll back
-    dynadeploy server start|stop                the local Prefect server the CLI uses
+    dynadeploy server start|stop|url|env        the Prefect server the CLI uses; `eval "$(dynadeploy server
+                                                env)"` points `prefect` commands at it (one run history)
     dynadeploy --version
 
 Flows report to PREFECT_API_URL when it is set, else to a local Prefect server this CLI starts once
@@ -143,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
         ap.set_defaults(func=_answer, approve=verb == "approve")
 
     sv = command("server", "the local Prefect server used when PREFECT_API_URL is unset")
-    sv.add_argument("action", choices=["start", "stop", "url"], help="start it (once), stop it, or print its URL")
+    sv.add_argument("action", choices=["start", "stop", "url", "env"],
+                    help="start it (once), stop it, print the API URL the CLI's runs report to, or print "
+                         "`export PREFECT_API_URL=...` for the shell (eval it; starts the server if needed)")
     sv.set_defaults(func=_server)
     return p
 
@@ -154,11 +157,18 @@ def _deploy(args) -> int:
 
     spec = load_spec(args.spec)  # validate before anything starts
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
-    from flows.deploy import deploy
+    from flows._converge import converge  # nothing differs and healthy: a recorded no-op, no engine
 
-    result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
-                                                                      reason=args.reason)),
-                            show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
+    result = converge(args.spec, spec, reason=args.reason)
+    if result is None:
+        from flows.deploy import deploy
+
+        result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
+                                                                          reason=args.reason)),
+                                show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
+    elif args.output == "text":
+        print(f"no changes: revision {result['revision']} already serves this spec, healthy "
+              f"(Prefect run {result['flow_run']})", file=sys.stderr)
     if args.output == "json":
         out = {k: result[k] for k in ("target", "endpoint", "model", "revision", "smoke")}
         print(json.dumps(out, indent=2))
@@ -313,8 +323,21 @@ def _server(args) -> int:
 
     if args.action == "stop":
         print("stopped" if prefect_server.stop_server() else "not running")
+        return 0
+    if args.action == "env" and settings.prefect_ephemeral():
+        print("error: DYNADEPLOY_PREFECT=ephemeral runs have no server to share", file=sys.stderr)
+        return 1
+    if args.action == "start":
+        print(prefect_server.ensure_server())
+        return 0
+    # url/env: the server _prepare_prefect gives the CLI's runs (PREFECT_API_URL when set, else the local one)
+    url = os.environ.get("PREFECT_API_URL") or (prefect_server.ensure_server() if args.action == "env"
+                                                else prefect_server.running_url())
+    if args.action == "env":
+        import shlex
+
+        print(f"export PREFECT_API_URL={shlex.quote(url)}")
     else:
-        url = prefect_server.ensure_server() if args.action == "start" else prefect_server.running_url()
         print(url or "not running")
     return 0
 

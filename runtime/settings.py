@@ -9,6 +9,7 @@ that is not a number, for example); the accessors only read and type.
 |---|---|---|---|
 | ``DYNADEPLOY_HOME`` | ``~/.dynadeploy`` | state, logs, locks, the local Prefect server's data (a spec's ``target.state_dir`` wins) | targets/local/paths.py |
 | ``DYNADEPLOY_PREFECT`` | unset | ``ephemeral``: the CLI runs a throwaway in-process Prefect server instead of the shared local one | flows/cli.py |
+| ``DYNADEPLOY_CONVERGE`` | unset | ``full``: `dynadeploy deploy` of an unchanged, healthy deployment runs the whole deploy flow instead of the recorded no-op | flows/_converge.py |
 | ``DYNADEPLOY_TOOLS_DIR`` | ``<repo>/.tools`` | where the pinned helm and kubectl are installed | gateways/toolchain.py |
 | ``DYNADEPLOY_HELM_MAJOR`` | ``4`` | the Helm major version used (``3`` selects the Helm 3 binary) | gateways/toolchain.py |
 | ``DYNADEPLOY_CHART_DIR`` | unset | a directory of unpacked Helm charts used instead of the published ones (offline, tests) | targets/kube/charts.py |
@@ -33,6 +34,7 @@ import os
 
 HOME = "DYNADEPLOY_HOME"
 PREFECT = "DYNADEPLOY_PREFECT"
+CONVERGE = "DYNADEPLOY_CONVERGE"
 TOOLS_DIR = "DYNADEPLOY_TOOLS_DIR"
 HELM_MAJOR = "DYNADEPLOY_HELM_MAJOR"
 CHART_DIR = "DYNADEPLOY_CHART_DIR"
@@ -74,6 +76,11 @@ def home() -> str | None:
 def prefect_ephemeral() -> bool:
     """Whether DYNADEPLOY_PREFECT asks for a throwaway in-process Prefect server."""
     return os.environ.get(PREFECT) == "ephemeral"
+
+
+def converge_full() -> bool:
+    """Whether DYNADEPLOY_CONVERGE asks `dynadeploy deploy` for the whole flow even when nothing differs."""
+    return os.environ.get(CONVERGE) == "full"
 
 
 def tools_dir() -> str:

@@ -66,13 +66,14 @@ def _load(targets: dict[str, tuple[str, str | None]], model: str, requests: int,
 @task(name="analyse-side-by-side", cache_policy=NO_CACHE, timeout_seconds=900)
 def measure_side_by_side(spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str,
                          timeout_s: float) -> dict:
-    """Identical bounded load at both frontends at once: per side the report and the frontend's metrics
-    before and after."""
+    """Identical bounded load at both frontends at once, each request paired in time with its twin at the
+    other side (loadgen.run_paired_load): per side the report and the frontend's metrics before and after."""
     with mechanics(spec).reach(backend(spec), backend(candidate)) as r:
         urls = {"stable": r.stable, "candidate": r.candidate}
         before = {k: scrape(u) for k, u in urls.items()}
-        reports = _load({k: (u, None) for k, u in urls.items()}, spec.model.served(), requests, concurrency,
-                        max_tokens, prompt, timeout_s)
+        reports = loadgen.run_sync(loadgen.run_paired_load(
+            urls, spec.model.served(), requests=requests, concurrency=concurrency, max_tokens=max_tokens,
+            prompt=prompt, timeout_s=timeout_s))
         after = {k: scrape(u) for k, u in urls.items()}
     return {k: {"report": reports[k], "before": before[k], "after": after[k]} for k in urls}
 

@@ -34,7 +34,7 @@ class Step:
 class Reach:
     """Where a canary's analysis sends load and reads metrics, valid while the mechanics' ``reach`` lasts."""
 
-    stable: str  # the stable graph's frontend
+    stable: str  # the frontend standing for stable side by side (locally a fresh baseline copy of stable)
     candidate: str | None  # the candidate graph's frontend (None once it is gone)
     entry: str  # where real traffic enters (a route, or the stable frontend when routing happens behind it)
     entry_host: str | None  # the Host header the entry needs (a route's hostname), None: the URL's
@@ -171,8 +171,12 @@ def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: f
 
 # --- the side-by-side gate: noise-aware, with an absolute floor and "inconclusive -> more samples" -------
 #
-# Both graphs get identical bounded load at the same time; each side yields one TTFT (and one mean ITL)
-# sample per successful request. The gate judges the p90 of each, but only on evidence:
+# Both graphs get identical bounded load at the same time, request by request (tasks/canary.py sends
+# request i to both sides at once, alternating which goes first: on a busy host most of a measured TTFT
+# is the moment's load and the client's own stalls, and a pair shares them); locally the stable side is
+# a baseline graph of stable's spec staged with the candidate, so neither side is the fresher one. Each
+# side yields one TTFT (and one mean ITL) sample per successful request. The gate judges the p90 of
+# each, but only on evidence:
 #
 #   enough     each side has at least P90_MIN_SAMPLES (and canary.min_samples) successful requests;
 #   allowed    the change the p90 may make: max(max_*_regression x stable p90, the metric's floor in ms);

@@ -22,32 +22,35 @@ counts as failed when it is not 200, when its JSON is not a chat completion (chu
 not ``text/event-stream``, ends without ``data: [DONE]`` or carries no content, or on any transport
 error (a broken chunked framing included).
 
-No HTTP parsing lives here: httpx (httpcore + h11) speaks HTTP/1.1, keep-alive and the chunked framing,
-and httpx-sse splits the event stream (CRLF, LF or CR line ends, multi-line data, comments, event
-types). An earlier hand-written chunked decoder lost its place when a chunk was split across socket
-reads and failed healthy endpoints; tests/unit/test_loadgen_framing.py cuts every stream at every byte.
-What stays here is cheap by design: the request body and headers are encoded once per run, and SSE
-chunks are JSON-decoded only when string checks cannot vouch for them (``_SSE``). The cost per request
-is measured against a minimal raw client in bench/bench_loadgen.py. httpx and httpx-sse are imported
-lazily (effects layer rule).
+No HTTP parsing lives here. The chat path (runtime/gateways/chat_stream.py: ``ChatClient``,
+``_request``) runs on aiohttp, whose C parser (llhttp) speaks HTTP/1.1, keep-alive and the chunked
+framing, with httpx-sse's line and event decoders; ``check_models`` stays on httpx, like the other
+probes of the gateways. httpx's own HTTP/1.1 (h11, pure Python, run once per chunk) cost ~3 ms of CPU
+per 64-token stream against ~0.9 ms now (bench/README.md). An earlier hand-written chunked decoder
+lost its place when a chunk was split across socket reads and failed healthy endpoints;
+tests/unit/test_loadgen_framing.py cuts every stream at every byte. Transport errors are worded as
+httpx/h11 word them, so reports read the same whichever client failed. The request body and headers
+are encoded once per run. httpx is imported lazily (effects layer rule).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
-import json
-import re
-import ssl
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runtime.errors import SmokeTestFailed, TransientError
 from runtime.domain.sla import SLA, LoadReport, RequestResult, SmokeResult, evaluate, read_field
+from runtime.gateways.chat_stream import (  # ChatClient, chat_payload: this module's API too
+    ChatClient,
+    _http_error,
+    _request,
+    _ssl_context,
+    api_root,
+    chat_payload,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -66,35 +69,19 @@ SMOKE_DEFAULTS: dict[str, Any] = {
 }
 
 
-class _ProtocolError(Exception):
-    """The server answered, but not like an OpenAI-compatible chat endpoint."""
-
-
-def api_root(base_url: str) -> str:
-    """``http://h:8000``, ``http://h:8000/`` and ``http://h:8000/v1`` all name the same frontend."""
-    root = base_url.rstrip("/")
-    return root.removesuffix("/v1")
-
-
 def open_client(base_url: str, concurrency: int, timeout_s: float) -> httpx.AsyncClient:
     """An httpx client for the requests that are not hot (``check_models``)."""
     import httpx
 
+    root = api_root(base_url)
     return httpx.AsyncClient(
-        base_url=api_root(base_url),
-        verify=_ssl_context(),
+        base_url=root,
+        # plain http has no TLS, so no CA bundle to load (~0.1 s of CPU per client)
+        verify=_ssl_context() if root.startswith("https:") else False,
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
         trust_env=False,  # like ChatClient: probes go to the endpoint itself, never through HTTP(S)_PROXY
     )
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~0.1 s of CPU; readiness loops open many short-lived clients."""
-    import httpx
-
-    return httpx.create_ssl_context()
 
 
 async def check_models(
@@ -253,240 +240,7 @@ async def smoke_test_async(base_url: str, model: str, smoke: Any) -> SmokeResult
     return result
 
 
-# -- the chat path: httpx + httpx-sse ----------------------------------------------------------------
-class ChatClient:
-    """Keep-alive HTTP/1.1 connections to one frontend's ``/v1/chat/completions``, through httpx.
-
-    The pool is unbounded on purpose: callers bound the requests in flight (``run_load``'s workers),
-    so no request ever waits inside the client for a connection (a wait there would be counted as
-    TTFT). There are about as many connections as workers: when several requests reach the pool at
-    the same instant, httpcore may offer one idle connection to two of them and open another for the
-    one that loses. httpx closes a connection whose exchange did not end cleanly and reuses the others.
-    """
-
-    def __init__(self, base_url: str, timeout_s: float, *, host: str | None = None) -> None:
-        import httpx
-
-        root = api_root(base_url)
-        parts = urlsplit(root)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"need an http:// or https:// URL, got {base_url!r}")
-        self.url = f"{root}/v1/chat/completions"  # a gateway may route on a path prefix
-        self._headers = {
-            "User-Agent": "dynadeploy-loadgen",
-            "Accept-Encoding": "identity",
-            "Content-Type": "application/json",
-        }
-        if host:
-            self._headers["Host"] = host
-        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-        self._timeout = timeout.as_dict()
-        self._http = httpx.AsyncClient(
-            # plain http has no TLS, so no CA bundle to load (~0.1 s of CPU per client)
-            verify=_ssl_context() if parts.scheme == "https" else False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-            timeout=timeout,
-            trust_env=False,  # the smoke test measures the endpoint itself, never through a proxy
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
-
-    def request(self, payload: dict[str, Any]) -> _Prepared:
-        """One request's body and headers, encoded once and sent many times."""
-        body = json.dumps(payload).encode()
-        stream = bool(payload.get("stream"))
-        headers = {**self._headers, "Accept": "text/event-stream" if stream else "application/json"}
-        return _Prepared(body, headers, stream)
-
-    async def send(self, prepared: _Prepared) -> httpx.Response:
-        """Sends the request; returns the response with its head read and its body not yet read
-        (the caller closes it)."""
-        import httpx
-
-        request = httpx.Request(
-            "POST",
-            self.url,
-            content=prepared.body,
-            headers=prepared.headers,
-            extensions={"timeout": self._timeout},
-        )
-        return await self._http.send(request, stream=True)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    body: bytes
-    headers: dict[str, str]
-    stream: bool
-
-
-# -- one request -------------------------------------------------------------------------------------
-def chat_payload(model: str, prompt: str, max_tokens: int, stream: bool) -> dict[str, Any]:
-    """The request body every loadgen request sends (streaming asks for the usage chunk)."""
-    payload: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": stream,
-    }
-    if stream:
-        payload["stream_options"] = {"include_usage": True}
-    return payload
-
-
-async def _request(
-    client: ChatClient, request: _Prepared, stream: bool, timeout_s: float, t0: float
-) -> RequestResult:
-    import httpx
-    import httpx_sse
-
-    sent = time.perf_counter()
-    result = RequestResult(ok=False, started_at=sent - t0)
-    try:
-        async with asyncio.timeout(timeout_s):
-            response = await client.send(request)
-            try:
-                result.status = response.status_code
-                if response.status_code != 200:
-                    result.error = _http_error(response.status_code, await response.aread())
-                elif stream:
-                    await _read_stream(response, sent, result)
-                else:
-                    _check_completion(await response.aread(), result)
-                    result.ttft_s = time.perf_counter() - sent
-            finally:
-                await response.aclose()  # back to the pool when read to its end, else closed
-    except (OSError, httpx.HTTPError) as exc:  # TimeoutError is an OSError
-        result.error = _describe(exc, timeout_s)
-    except (_ProtocolError, httpx_sse.SSEError) as exc:
-        result.error = f"protocol: {exc}"
-    result.e2e_s = time.perf_counter() - sent
-    if result.error is None and result.status == 200:
-        result.ok = True
-    return result
-
-
-def _check_completion(content: bytes, result: RequestResult) -> None:
-    try:
-        body = json.loads(content)
-        if body.get("object") != "chat.completion":
-            raise _ProtocolError(f"object is {body.get('object')!r}, expected 'chat.completion'")
-        if not body.get("choices"):
-            raise _ProtocolError("no choices in chat completion")
-        if not isinstance(body.get("usage"), dict):
-            raise _ProtocolError("no usage in chat completion")
-        result.output_tokens = int(body["usage"].get("completion_tokens") or 0)
-        result.tokens_from = "usage"
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise _ProtocolError(f"bad chat completion body: {exc}") from exc
-
-
-async def _read_stream(response: httpx.Response, sent: float, result: RequestResult) -> None:
-    """httpx decodes the HTTP/1.1 framing, httpx-sse the event stream (CRLF, LF or CR line ends,
-    multi-line data, comments); each event is stamped when the client gets it."""
-    import httpx_sse
-
-    sse = _SSE(sent, result)
-    async for event in httpx_sse.EventSource(response).aiter_sse():
-        sse.feed(event.event, event.data, time.perf_counter())
-    sse.finish()
-
-
-class _SSE:
-    """Turns the events of one chat completion stream into TTFT, inter-chunk gaps and a token count.
-
-    JSON decoding is most of an event's cost, so only the first data event and the unusual ones are
-    decoded (usage, anything mentioning "error", anything not in the compact form every known server
-    sends); the others are read by string checks that give the same answer for well-formed compact
-    chunks: the object marker, and whether a (reasoning) content string is non-empty.
-    """
-
-    def __init__(self, sent: float, result: RequestResult) -> None:
-        self.sent, self.result = sent, result
-        self.done = False
-        self.last, self.chunks, self.usage_tokens = 0.0, 0, None
-        self.decode_next = True
-
-    def feed(self, kind: str, data: str, now: float) -> None:
-        if self.done:
-            return  # after [DONE], the stream is still read to its end so the connection is reused
-        if kind == "error":
-            raise _ProtocolError(f"error event in stream: {data[:200]!r}")
-        if not data:
-            return  # an event with no data (a keep-alive, an id or retry line) carries nothing
-        if data == "[DONE]":
-            self.done = True
-            return
-        if (
-            self.decode_next
-            or _CHUNK_OBJECT not in data
-            or not data.endswith("}")
-            or '"error"' in data
-            or '"usage":{' in data
-        ):
-            self.decode_next = False
-            content = self._decode(data)
-        else:
-            content = _CONTENT.search(data) is not None
-        if content:
-            if self.chunks == 0:
-                self.result.ttft_s = now - self.sent
-            else:
-                self.result.itl_s.append(now - self.last)
-            self.last, self.chunks = now, self.chunks + 1
-
-    def _decode(self, data: str) -> bool:
-        """Validates one chunk fully; True when it carries content."""
-        try:
-            chunk = json.loads(data)
-            if "error" in chunk:
-                raise _ProtocolError(f"error in stream: {data[:200]!r}")
-            if chunk.get("object") != "chat.completion.chunk":
-                raise _ProtocolError(
-                    f"chunk object is {chunk.get('object')!r}, expected 'chat.completion.chunk'"
-                )
-            if chunk.get("usage"):
-                self.usage_tokens = chunk["usage"].get("completion_tokens")
-            deltas = [c.get("delta") or {} for c in chunk.get("choices") or ()]
-            return any(d.get("content") or d.get("reasoning_content") for d in deltas)
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise _ProtocolError(f"bad chunk {data[:200]!r}: {exc}") from exc
-
-    def finish(self) -> None:
-        if not self.done:
-            raise _ProtocolError(f"stream ended without data: [DONE] after {self.chunks} content chunks")
-        if self.chunks == 0:
-            raise _ProtocolError("stream carried no content")
-        self.result.content_chunks = self.chunks
-        if self.usage_tokens is not None:
-            self.result.output_tokens, self.result.tokens_from = int(self.usage_tokens), "usage"
-        else:
-            self.result.output_tokens, self.result.tokens_from = self.chunks, "chunks"
-
-
-_CHUNK_OBJECT = '"object":"chat.completion.chunk"'
-# a non-empty "content" or "reasoning_content" string; quotes inside strings are escaped, so these
-# keys cannot match inside a value
-_CONTENT = re.compile(r'"(?:reasoning_)?content":"[^"]')
-
-
 # -- helpers -----------------------------------------------------------------------------------------
-def _http_error(status: int, body: bytes) -> str:
-    """``HTTP 404: Model not found`` from Dynamo's ``{"message", "type", "code"}`` (or OpenAI's) body."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        parsed = json.loads(text)
-        error = parsed.get("error", parsed)
-        text = str(error.get("message", text)) if isinstance(error, dict) else str(error)
-    except (ValueError, AttributeError):
-        pass
-    return f"HTTP {status}: {text[:200]}" if text else f"HTTP {status}"
-
-
 def _describe(exc: BaseException, timeout_s: float) -> str:
     """One line for a transport error (``check_models``'s or the chat path's), in this module's style:
     lower-case, no closing full stop."""
@@ -524,3 +278,48 @@ def _run_new_loop(coro: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+# -- paired load: the canary's side-by-side comparison ----------------------------------------------
+async def run_paired_load(
+    base_urls: dict[str, str],
+    model: str,
+    *,
+    requests: int,
+    concurrency: int,
+    max_tokens: int,
+    prompt: str,
+    timeout_s: float,
+) -> dict[str, LoadReport]:
+    """The same ``requests`` streamed requests to every endpoint, paired in time: each of ``concurrency``
+    lanes sends request i to all endpoints at once and starts pair i+1 when every answer of pair i is
+    in. The endpoint whose request is sent first alternates with i. So every side's i-th sample is taken
+    in the same moment of the machine's load and of this client's own event loop as the others' (which,
+    on a busy host, is most of a measured TTFT), and neither load drift nor the send order can favour a
+    side. Returns a report per endpoint, keyed as ``base_urls``."""
+    import contextlib
+
+    names = list(base_urls)
+    results: dict[str, list[RequestResult | None]] = {k: [None] * requests for k in names}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {k: await stack.enter_async_context(ChatClient(u, timeout_s)) for k, u in base_urls.items()}
+        prepared = {k: c.request(chat_payload(model, prompt, max_tokens, True)) for k, c in clients.items()}
+        unsent = iter(range(requests))
+        t0 = time.perf_counter()
+
+        async def lane() -> None:
+            for i in unsent:
+                order = names[i % len(names):] + names[:i % len(names)]
+                answers = await asyncio.gather(*(_request(clients[k], prepared[k], True, timeout_s, t0)
+                                                 for k in order))
+                for k, r in zip(order, answers):
+                    results[k][i] = r
+
+        lanes = [asyncio.create_task(lane()) for _ in range(min(concurrency, requests))]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for task in lanes:
+                task.cancel()
+        wall = time.perf_counter() - t0
+    return {k: LoadReport([r for r in results[k] if r is not None], wall) for k in names}

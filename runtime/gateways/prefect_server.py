@@ -39,7 +39,7 @@ def _state_file() -> Path:
 
 def healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        return httpx.get(f"{url}/health", timeout=2, verify=not url.startswith("http:")).status_code == 200
     except httpx.HTTPError:
         return False
 

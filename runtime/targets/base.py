@@ -197,6 +197,7 @@ class StagedCandidate(_Report):
     endpoint: str | None = None  # its own frontend (local)
     graph: str | None = None  # its graph's name (Kubernetes)
     revision: int | None = None  # its own ledger's revision (local)
+    baseline: str | None = None  # the baseline graph's frontend: stable's spec staged beside it (local)
 
 
 class CanaryMechanics(Protocol):

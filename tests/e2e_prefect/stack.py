@@ -202,10 +202,12 @@ class PrefectStack:
         self.cli("work-pool", "create", POOL, "--type", "process", timeout_s=180)
         self.timings["pool_create_s"] = time.monotonic() - t0
 
-    def deploy(self, *names: str) -> subprocess.CompletedProcess:
-        """`prefect --no-prompt deploy --all` (or --name for each of ``names``) from the project root."""
+    def deploy(self, *names: str, prefect_file: str | None = None) -> subprocess.CompletedProcess:
+        """`prefect --no-prompt deploy --all` (or --name for each of ``names``) from the project root,
+        reading prefect.yaml or ``prefect_file`` (e.g. infra/prefect/targets.yaml)."""
         t0 = time.monotonic()
         which = [a for n in names for a in ("--name", n)] if names else ["--all"]
+        which += ["--prefect-file", prefect_file] if prefect_file else []
         out = self.cli("--no-prompt", "deploy", *which, timeout_s=420)
         self.timings["deploy_s"] = time.monotonic() - t0
         return out

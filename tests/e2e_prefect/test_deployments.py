@@ -10,6 +10,7 @@ other. Revision numbers are read relative to the ledger, so each test also runs 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import yaml
 from flows._lock import limit_name
 from runtime.gateways import loadgen
 from runtime.targets.local.backend import LocalBackend
-from runtime.targets.local.canary import candidate_backend
+from runtime.targets.local.canary import baseline_backend, candidate_backend
 from runtime.spec import load_spec
 from tests.e2e_prefect.stack import POOL, ROOT, chat, related_to, ts
 
@@ -52,7 +53,9 @@ def ledger(spec) -> list[tuple[int, str]]:
 def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(stack):
     want = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
     got = {d["name"]: d for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
-    assert len(want) == 39 and set(got) == set(want)  # 10 example targets x 4, no canary-ecs
+    # `deploy --all` registers the default target's four, not every example target's (issue 16)
+    assert len(want) == 4 and set(got) == set(want) == {f"{k}-local" for k in ("deploy", "canary", "rollback",
+                                                                              "teardown")}
     for name, d in got.items():
         kind = name.split("-")[0]
         assert d["entrypoint"] == want[name]["entrypoint"] == f"flows/{kind}.py:{kind}"
@@ -78,6 +81,25 @@ def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(
     runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
                                                       "deployments": {"name": {"like_": "canary-"}}}).json()
     assert runs == []
+
+
+def test_another_example_target_is_registered_by_name_from_the_targets_file(stack):
+    """The README's path for a target beyond local: its four deployments, by a name pattern, and no others."""
+    before = {d["name"] for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
+    out = stack.deploy("*-kube", prefect_file="infra/prefect/targets.yaml")
+    deps = stack.http.post("/deployments/filter", json={"limit": 200}).json()
+    try:
+        added = {d["name"] for d in deps} - before
+        assert added == {"deploy-kube", "canary-kube", "rollback-kube", "teardown-kube"}, (added, out.stdout[-2000:])
+        for d in deps:
+            if d["name"] in added:
+                assert d["parameters"]["spec"] == "infra/targets/kube.yaml" and "target:kube" in d["tags"]
+                assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
+                                            {"directory": str(ROOT)}}]
+    finally:  # the rest of the tier sees the README's default: local's four
+        for d in deps:
+            if d["name"].endswith("-kube"):
+                stack.http.delete(f"/deployments/{d['id']}")
 
 
 def test_canary_candidate_is_a_typed_described_form_on_the_server(stack):
@@ -132,6 +154,45 @@ def test_healthy_canary_is_promoted(stack, target):
     workers = sorted(n for n in LocalBackend(spec).supervisor.processes() if n != "frontend")
     assert workers == [f"worker-r{new}-0"]
     assert chat(LocalBackend(spec).endpoint(), spec.model.served())
+    assert baseline_backend(spec).inventory() == []  # the side-by-side baseline graph went with it
+
+
+def _latest_artifact(stack, key: str) -> dict:
+    arts = stack.http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC",
+                                                      "limit": 1}).json()
+    assert arts, f"no artifact {key!r}"
+    return arts[0]
+
+
+def _rows(artifact: dict) -> list[dict]:
+    data = artifact["data"]
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def _decimals(v) -> int:
+    text = repr(v)
+    return len(text.split(".", 1)[1]) if isinstance(v, float) and "." in text and "e" not in text else 0
+
+
+def test_deploy_and_canary_artifacts_are_readable(stack, target):
+    """What the UI shows of a run: the verdict first, numbers rounded to what matters, model and revision in
+    separate fields (the UI turns `id@revision` into a mailto link), no value cut short. Reads the artifacts
+    the deploy and the healthy canary above wrote, as the server holds them."""
+    canary_rows = _rows(_latest_artifact(stack, f"canary-{NAME}"))
+    assert canary_rows and all(list(r)[:3] == ["verdict", "step", "share"] for r in canary_rows), canary_rows
+    assert all(r["verdict"] in ("pass", "fail", "inconclusive") and r["share"].endswith("%") for r in canary_rows)
+    for r in canary_rows:
+        assert all(_decimals(v) <= 1 for v in r.values()), r  # latencies to 0.1 ms
+        assert not any(str(v).endswith(("…", "...")) for v in r.values()), r
+    summary = _latest_artifact(stack, f"canary-summary-{NAME}")["data"]
+    assert summary.startswith(f"# Canary of {NAME}") and ("**promoted**" in summary or "**rolled back**" in summary)
+    for key in (f"revisions-{NAME}", f"deploy-{NAME}"):
+        rows = _rows(_latest_artifact(stack, key))
+        assert rows and all(list(r)[0] == "smoke" and r["smoke"] in ("pass", "FAIL", "-") for r in rows), rows
+        assert all("@" not in str(r["model"]) for r in rows), rows
+        assert not any(str(v).endswith(("…", "...")) for r in rows for v in r.values()), rows
+    revisions = _rows(_latest_artifact(stack, f"revisions-{NAME}"))
+    assert all(r["model_revision"] for r in revisions) and len({r["revision"] for r in revisions}) == len(revisions)
 
 
 @pytest.fixture(scope="module")

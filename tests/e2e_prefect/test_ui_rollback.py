@@ -4,8 +4,9 @@ The browser is /usr/bin/chromium (nothing downloads a browser), with a fresh pro
 that keep it off the network. It opens the UI the server serves, finds the rollback-local
 deployment, starts a custom run with revision=1 and the test's spec, waits for the run to pause on
 its typed approval form, fills the form (approve toggle + note) and submits it there, and the
-previous revision's spec then serves again as a new revision of the ledger. A failing step leaves
-screenshots in the test's temporary directory (the failure message names it).
+previous revision's spec then serves again as a new revision of the ledger; then the run page and
+the run's artifact are screenshotted and checked (a PNG of the page, the expected text visible). A
+failing step leaves screenshots in the test's temporary directory (the failure message names it).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def page(stack, tmp_path, request):
         ctx.close()
 
 
-def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page):
+def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page, tmp_path):
     from playwright.sync_api import expect
 
     name = "e2e-ui"
@@ -142,6 +143,32 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     logs = " ".join(entry["message"] for entry in stack.run_logs(run["id"]))
     assert "stage approval: done" in logs and "approved: approved in the Prefect UI" in logs
     print(f"approval in the UI -> run Completed: {restore_s:.1f}s")
+
+    # what a person looks at afterwards, captured in the browser and checked: the run page (its state and
+    # name) and the run's artifact (the outcome in words)
+    shots = tmp_path / "ui"
+    shots.mkdir()
+    page.goto(f"{stack.ui}/runs/flow-run/{run['id']}")
+    expect(badge).to_have_text("Completed", timeout=60_000)
+    expect(page.get_by_text(run_name).first).to_be_visible()
+    snapshot(page, shots / "run.png")
+    (art,) = stack.http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [f"rollback-{name}"]},
+                                                                      "flow_run_id": {"any_": [run["id"]]}}}).json()
+    page.goto(f"{stack.ui}/artifacts/artifact/{art['id']}")  # the key's page is only a timeline of versions
+    expect(page.get_by_text("rolled back to the spec of revision 1").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("now serving as revision 3").first).to_be_visible()
+    snapshot(page, shots / "artifact.png")
+    print(f"UI screenshots: {shots}")
+
+
+def snapshot(page, path: Path) -> None:
+    """A full-page screenshot that is a real picture: a PNG, of the page's size, not a blank page (which
+    compresses to a few kB at 1400 px wide)."""
+    page.screenshot(path=str(path), full_page=True)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 1000 and height >= 600 and len(data) > 20_000, (path, width, height, len(data))
 
 
 def submit(stack, page, button, call: str, done, timeout_s: float = 150, attempts: int = 3) -> None:

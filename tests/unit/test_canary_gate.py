@@ -287,3 +287,72 @@ def test_shifted_gate_holds_on_one_failed_request_and_fails_on_a_second():
     # a share of failures the spec allows is no breach
     lenient = SimpleNamespace(max_ttft_regression=0.2, max_error_rate=0.1)
     assert canary.shifted_gate(report(40, errors=2), 50.0, 50.0, lenient).status == "pass"
+
+
+# -- the side-by-side load is paired in time (runtime/gateways/loadgen.run_paired_load) ----------------
+def test_paired_load_sends_each_request_to_both_sides_at_once_alternating_which_goes_first():
+    import asyncio
+    import re
+
+    from runtime.gateways import loadgen
+    from tests.unit.test_loadgen_framing import SSE_HEAD, chunked, events
+
+    whole = SSE_HEAD + chunked(events())
+    arrivals: list[str] = []
+    in_flight = {"stable": 0, "candidate": 0}
+    most = {"stable": 0, "candidate": 0}
+
+    def server(side: str, delay_s: float):
+        async def handle(reader, writer):
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head)[1]))
+                    arrivals.append(side)
+                    in_flight[side] += 1
+                    most[side] = max(most[side], in_flight[side])
+                    await asyncio.sleep(delay_s)
+                    in_flight[side] -= 1
+                    writer.write(whole)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+        return handle
+
+    async def main():
+        async with (await asyncio.start_server(server("stable", 0.001), "127.0.0.1", 0) as a,
+                    await asyncio.start_server(server("candidate", 0.02), "127.0.0.1", 0) as b):
+            urls = {k: f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for k, s in
+                    (("stable", a), ("candidate", b))}
+            return await loadgen.run_paired_load(urls, "tiny-mock", requests=12, concurrency=1, max_tokens=3,
+                                                 prompt="hi", timeout_s=10)
+
+    reports = asyncio.run(main())
+    assert {k: (r.count, r.errors) for k, r in reports.items()} == {"stable": (12, 0), "candidate": (12, 0)}
+    # one lane: pair i is sent at once to both sides, and pair i+1 only when both answered, even though
+    # the stable side answers 20x faster (a drift in load then reaches both sides of a pair alike)
+    assert most == {"stable": 1, "candidate": 1}
+    pairs = [arrivals[i:i + 2] for i in range(0, 24, 2)]
+    assert all(sorted(p) == ["candidate", "stable"] for p in pairs), pairs
+    # which side's request goes out first alternates, so the send order favours neither
+    assert [p[0] for p in pairs] == ["stable", "candidate"] * 6, pairs
+    starts = {k: [res.started_at for res in r.results] for k, r in reports.items()}
+    assert all(abs(s - c) < 0.5 for s, c in zip(starts["stable"], starts["candidate"]))
+
+
+def test_the_local_baseline_graph_is_stable_s_spec_under_its_own_name_and_port(tmp_path):
+    from runtime.spec import load_spec
+    from runtime.targets.local.canary import baseline_backend, candidate_backend
+
+    for name in ("demo", "a" * 40):
+        path = tmp_path / f"{name[:8]}.yaml"
+        path.write_text(f"apiVersion: dynadeploy.io/v1\nname: {name}\ntarget: {{kind: local, state_dir: {tmp_path},"
+                        " frontend_port: 18000}\nmodel: {id: dynadeploy/tiny-mock}\nserving: {topology: agg}\n")
+        spec = load_spec(path)
+        base = baseline_backend(spec)
+        assert base.spec.name.endswith("-baseline") and len(base.spec.name) <= 40
+        assert base.spec.name not in (spec.name, candidate_backend(spec).spec.name)
+        assert base.spec.target.frontend_port is None  # a port of its own, never stable's pinned one
+        assert base.spec.serving == spec.serving and base.spec.model == spec.model

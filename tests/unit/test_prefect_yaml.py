@@ -1,4 +1,5 @@
-"""prefect.yaml and the example automation parse into Prefect's own models and cover every target."""
+"""prefect.yaml, infra/prefect/targets.yaml and the example automation parse into Prefect's own models and
+together cover every example target; `prefect deploy --all` (prefect.yaml) registers the local target's only."""
 
 from __future__ import annotations
 
@@ -15,9 +16,25 @@ ROOT = Path(__file__).resolve().parents[2]
 NO_CANARY = {"ecs"}  # ECS has no traffic layer dynadeploy could split (no ALB): deploy/rollback only
 
 
+PREFECT_FILES = ("prefect.yaml", "infra/prefect/targets.yaml")
+
+
+def _deployments(*files: str) -> list[dict]:
+    return [d for f in files or PREFECT_FILES for d in yaml.safe_load((ROOT / f).read_text())["deployments"]]
+
+
+def test_prefect_deploy_all_registers_the_default_target_only():
+    """`prefect deploy --all` reads prefect.yaml: the local target's four, not every example's."""
+    assert sorted(d["name"] for d in _deployments("prefect.yaml")) == [
+        "canary-local", "deploy-local", "rollback-local", "teardown-local"]
+    other = [d["name"] for d in _deployments("infra/prefect/targets.yaml")]
+    assert len(other) == len(set(other)) and not any(n.endswith("-local") for n in other)
+
+
 def test_every_example_target_has_all_four_deployments():
-    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    names = {d["name"]: d for d in doc["deployments"]}
+    deployments = _deployments()
+    names = {d["name"]: d for d in deployments}
+    assert len(names) == len(deployments)  # each deployment is defined once, in one of the two files
     targets = sorted(p.stem for p in (ROOT / "infra" / "targets").glob("*.yaml"))
     for t in targets:
         kinds = ("deploy", "rollback", "teardown") + (() if load_spec(ROOT / "infra" / "targets" / f"{t}.yaml")
@@ -39,8 +56,7 @@ def test_every_example_target_has_all_four_deployments():
 def test_entrypoints_resolve_to_flows():
     from prefect.flows import load_flow_from_entrypoint
 
-    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    for entry in sorted({d["entrypoint"] for d in doc["deployments"]}):
+    for entry in sorted({d["entrypoint"] for d in _deployments()}):
         flow = load_flow_from_entrypoint(str(ROOT / entry))
         assert flow.name == entry.rsplit(":", 1)[1]
 

@@ -4,11 +4,16 @@ reach, unshift, drop; see runtime/targets/kube/canary.py for the Kubernetes one)
 ``candidate`` are LocalBackends of the stable and the candidate spec.
 
 - staged: the candidate runs as its own graph, `<name>-canary` (own frontend, workers and
-  discovery store), so identical load can be sent to both without touching stable's capacity;
+  discovery store), so identical load can be sent to both without touching stable's capacity; beside
+  it a *baseline*, `<name>-baseline`: stable's spec staged afresh the same way at the same time. The
+  side-by-side analysis compares candidate with baseline, not with the long-running stable graph
+  (Kayenta's baseline): on a loaded machine a freshly started graph answers consistently slower
+  than one that has run for hours (bench/README.md, "Canary gate"), a bias no test can tell from a
+  regression; two graphs of one age and one start-up cancel it;
 - shifted: `canary-<i>` workers running the candidate's engine settings register with the stable
   frontend, which then spreads real traffic over stable and candidate workers;
 - abort: canary workers get SIGTERM (Dynamo drains in-flight requests, so none fail) and the
-  candidate graph is torn down. Promotion is an ordinary rollout of the candidate spec, which
+  candidate and baseline graphs are torn down. Promotion is an ordinary rollout of the candidate spec, which
   retires the canary workers together with the old stable ones.
 """
 
@@ -30,11 +35,18 @@ CANARY_PREFIX = "canary-"
 
 def candidate_backend(candidate) -> LocalBackend:
     """The candidate graph: the candidate spec under `<name>-canary`, on a port of its own."""
-    spec = candidate.model_copy(update={
-        "name": f"{candidate.name}-canary"[:40],
-        "target": candidate.target.model_copy(update={"frontend_port": None}),
-    })
-    return LocalBackend(spec)
+    return _side_graph(candidate, f"{candidate.name}-canary"[:40])
+
+
+def baseline_backend(spec) -> LocalBackend:
+    """The baseline graph: stable's spec under `<name>-baseline` (at most 40 characters, never the
+    candidate's name), on a port of its own."""
+    return _side_graph(spec, f"{spec.name[:31]}-baseline")
+
+
+def _side_graph(spec, name: str) -> LocalBackend:
+    return LocalBackend(spec.model_copy(update={
+        "name": name, "target": spec.target.model_copy(update={"frontend_port": None})}))
 
 
 def plan(stable: LocalBackend, status: Status) -> tuple[list[gate.Step], str]:
@@ -48,12 +60,19 @@ def plan(stable: LocalBackend, status: Status) -> tuple[list[gate.Step], str]:
 
 
 def stage(stable: LocalBackend, candidate: LocalBackend, token: str | None = None) -> StagedCandidate:
-    backend = candidate_backend(candidate.spec)
+    """Baseline and candidate graphs, started one after the other by the same steps (so of one age)."""
+    # baseline first: the candidate, the graph under test, is then never the older of the two
+    base = _start(baseline_backend(stable.spec), "canary baseline", token)
+    cand = _start(candidate_backend(candidate.spec), "canary candidate", token)
+    return dataclasses.replace(cand, baseline=base.endpoint)
+
+
+def _start(backend: LocalBackend, reason: str, token: str | None) -> StagedCandidate:
     backend.provision()
     engine = backend.detect_gpus().engine
     backend.install_platform()
     model = backend.cache_model(engine, token=token)
-    rollout = backend.roll_out(engine, model, reason="canary candidate", started_by="canary")
+    rollout = backend.roll_out(engine, model, reason=reason, started_by="canary")
     return StagedCandidate(endpoint=backend.endpoint(), engine=engine, revision=rollout.revision)
 
 
@@ -90,15 +109,21 @@ def unshift(stable: LocalBackend) -> list[str]:
 
 
 def drop(stable: LocalBackend, candidate: LocalBackend) -> TeardownReport:
-    return candidate_backend(candidate.spec).teardown(keep_model_cache=True)
+    """The candidate and the baseline graph, both torn down (the model cache stays)."""
+    out = candidate_backend(candidate.spec).teardown(keep_model_cache=True)
+    base = baseline_backend(stable.spec).teardown(keep_model_cache=True)
+    return dataclasses.replace(out, stopped_strays=(out.stopped_strays or []) + (base.stopped_strays or []),
+                               leftovers=out.leftovers + base.leftovers)
 
 
 @contextlib.contextmanager
 def reach(stable: LocalBackend, candidate: LocalBackend) -> Iterator[gate.Reach]:
-    """Loopback addresses: the frontends, and the stable graph's workers split stable/candidate (the
-    gate reads their own TTFT histograms, since they share one frontend)."""
-    cand = candidate_backend(candidate.spec)
-    yield gate.Reach(stable=stable.endpoint(), candidate=cand.endpoint(),
+    """Loopback addresses: the frontends (stable's side is the baseline graph while it runs), and the
+    stable graph's workers split stable/candidate (the gate reads their own TTFT histograms, since they
+    share one frontend)."""
+    cand, base = candidate_backend(candidate.spec), baseline_backend(stable.spec)
+    side = base.endpoint() if base.supervisor.processes() else stable.endpoint()
+    yield gate.Reach(stable=side, candidate=cand.endpoint(),
                      entry=stable.endpoint(), entry_host=None, groups=worker_endpoints(stable),
                      ttft_metrics=gate.WORKER_TTFT)
 

@@ -17,8 +17,6 @@ import hashlib
 import json
 import struct
 
-import numpy as np
-
 from runtime.targets.local import tiny_model
 
 MODEL_ID = "dynadeploy/tiny-llama"
@@ -72,6 +70,8 @@ def tensor_shapes() -> dict[str, tuple[int, ...]]:
 
 
 def _tensor(name: str, shape: tuple[int, ...]) -> bytes:
+    import numpy as np  # only to build the files: every CLI command imports this module, few build
+
     n = int(np.prod(shape))
     if name.endswith("norm.weight"):
         return np.ones(n, dtype="<f4").tobytes()
@@ -107,4 +107,6 @@ def revision(files: dict[str, bytes]) -> str:
 
 
 def parameter_count() -> int:
+    import numpy as np
+
     return sum(int(np.prod(s)) for s in tensor_shapes().values())

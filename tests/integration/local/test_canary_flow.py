@@ -1,6 +1,7 @@
 """Canary on the local target through the real canary flow.
 
-A healthy candidate is staged beside stable, analysed side by side, given real traffic inside the
+A healthy candidate is staged beside stable (with a fresh baseline copy of stable), analysed side by
+side against that baseline, given real traffic inside the
 stable graph, and promoted as a new revision. A slow candidate is rolled back by the gate by itself
 while stable keeps serving; a background client on the stable endpoint sees no failed request.
 What is not covered here: Kubernetes traffic splitting (Gateway API / ingress weights).
@@ -17,7 +18,7 @@ from flows.canary import CanaryFailed, canary
 from flows.deploy import deploy
 from runtime.gateways import loadgen
 from runtime.targets.local.backend import LocalBackend
-from runtime.targets.local.canary import candidate_backend
+from runtime.targets.local.canary import baseline_backend, candidate_backend
 from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
@@ -45,6 +46,7 @@ def test_healthy_candidate_is_promoted(prefect_api, spec_dir):
     workers = sorted(n for n in backend.supervisor.processes() if n != "frontend")
     assert workers == ["worker-r2-0", "worker-r2-1"], "canary workers and old workers are retired"
     assert candidate_backend(load_spec(path)).inventory() == []
+    assert baseline_backend(spec).inventory() == []  # the side-by-side baseline graph is gone too
 
 
 def test_slow_candidate_rolls_back_by_itself_and_stable_fails_nothing(prefect_api, spec_dir):
@@ -75,3 +77,4 @@ def test_slow_candidate_rolls_back_by_itself_and_stable_fails_nothing(prefect_ap
     assert [(r.number, r.status) for r in backend.revisions()] == [(1, "serving")]
     assert sorted(n for n in backend.supervisor.processes() if n != "frontend") == ["worker-r1-0", "worker-r1-1"]
     assert candidate_backend(spec).inventory() == []
+    assert baseline_backend(spec).inventory() == []
