@@ -24,208 +24,39 @@ implicitly, because a pending state may belong to an operation that is still run
 ``ensure(..., recover=True)``) once the target's run lock says nobody else is working on it.
 """
 
+
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import functools
-import json
 import logging
-import re
 import tarfile
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from runtime.errors import DynadeployError, ToolError, TransientError
+from runtime.errors import ToolError, TransientError
+from runtime.gateways.helm_errors import redact, secret_leaves, translate_error, trim_stderr
+from runtime.gateways.helm_support import (
+    DISABLE_VALIDATION_FLAG,
+    PENDING_STATUSES,
+    ReleaseInfo,
+    T,
+    _chart_ref,
+    _plain,
+    fixed_command_class,
+    parse_time,
+    rejoin_flags,
+    run_sync,
+    split_chart,
+)
 from runtime.gateways.toolchain import binary
 
-T = TypeVar("T")
 logging.getLogger("pyhelm3").addHandler(logging.NullHandler())  # failures surface as our errors instead
-DISABLE_VALIDATION_FLAG = "--disable-openapi-validation"
-PENDING_STATUSES = frozenset({"pending-install", "pending-upgrade", "pending-rollback"})
 _DEPLOYED_ONCE = frozenset({"deployed", "superseded"})
 
-
-@dataclass(frozen=True)
-class ReleaseInfo:
-    """One revision of a helm release. ``values`` are the user-supplied values (``helm get values``)."""
-
-    name: str
-    namespace: str
-    revision: int
-    status: str
-    chart: str
-    chart_version: str
-    app_version: str | None
-    values: dict = field(default_factory=dict, hash=False, repr=False)  # may hold secrets
-    updated: dt.datetime | None = None
-    description: str = ""
-
-    @property
-    def pending(self) -> bool:
-        return self.status in PENDING_STATUSES
-
-
-# ------------------------------------------------------------------------------- pyhelm3 workaround
-
-
-def rejoin_flags(argv: Iterable[Any], flag: str = DISABLE_VALIDATION_FLAG) -> list[Any]:
-    """Undo ``list.extend(flag)``: a run of single characters spelling ``flag`` becomes ``flag``."""
-    argv, chars, out, i = list(argv), list(flag), [], 0
-    while i < len(argv):
-        if argv[i : i + len(chars)] == chars:
-            out.append(flag)
-            i += len(chars)
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
-
-
-@functools.cache
-def fixed_command_class() -> type:
-    """pyhelm3's Command with the disable-validation argv fixed (pyhelm3 imported lazily)."""
-    from pyhelm3.command import Command
-
-    class FixedCommand(Command):
-        async def run(self, command, input=None):
-            return await super().run(rejoin_flags(command), input)
-
-    return FixedCommand
-
-
-# ---------------------------------------------------------------------------------- error translation
-
-_PENDING = "another operation (install/upgrade/rollback) is in progress"
-_CONFIG = re.compile(
-    r"invalid configuration|no configuration has been provided|context \"[^\"]*\" does not exist"
-    r"|unauthorized|forbidden|x509:|certificate signed by unknown authority|error loading config"
-)
-_TRANSIENT = re.compile(
-    r"connection refused|connection reset|broken pipe|unexpected eof|i/o timeout|handshake timeout"
-    r"|timed out|deadline exceeded|client\.timeout|network is unreachable|no route to host|etcdserver"
-    r"|too many requests|try again later|rate limit|server is currently unable|an error on the server"
-    r"|internal server error|internal error occurred|service unavailable|bad gateway|gateway timeout"
-    r"|status code:? ?(?:429|5\d\d)\b|the object has been modified"
-    r"|because it is being terminated|context canceled|goaway|cluster unreachable"
-)
-_PERMANENT_HINTS = (
-    (re.compile(r"apply failed with \d+ conflicts?"),
-     "another field manager owns these fields; reconcile the owner or install with force-conflicts"),
-    (re.compile(r"namespaces? \"[^\"]*\" not found"),
-     "create the namespace first (the project manages namespaces) or pass create_namespace=True"),
-    (re.compile(r"release: not found"), "no such release in this namespace"),
-    (re.compile(r"not found|no such file|failed to download|invalid chart|chart\.yaml"),
-     "check the chart reference, repository and version"),
-    (re.compile(r"schema|execution error|parse error|converting yaml|unable to build kubernetes|is invalid"),
-     "fix the values or templates (render with Helm.template to see the manifests)"),
-    (re.compile(r"already exists"), "adopt or delete the existing object, or use another release name"),
-)
-_RETRY_AFTER = re.compile(r"retry[- ]after[\"':=\s]+(\d+(?:\.\d+)?)")
-_SECRET_KEY = r"(?:token|password|passwd|pwd|secret|api[_-]?key|access[_-]?key|private[_-]?key|credential)"
-_REDACTIONS = (
-    (re.compile(r"(?i)(bearer\s+)\S+"), r"\1***"),
-    (re.compile(r"(?i)(" + _SECRET_KEY + r"[\w.-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1***"),
-    (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*"), "***"),
-    (re.compile(r"\b(?:hf_|ghp_|gho_|ghs_|github_pat_|nvapi-|sk-|xox[abp]-|AKIA)[\w-]{12,}"), "***"),
-    (re.compile(r"(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[A-Za-z])[A-Za-z0-9+/]{40,}={0,2}"), "***"),
-)
-
-
-def secret_leaves(values: Any, *, _key: str = "") -> list[str]:
-    """String values stored under secret-looking keys (to scrub from error text)."""
-    if isinstance(values, dict):
-        return [s for k, v in values.items() for s in secret_leaves(v, _key=str(k))]
-    if isinstance(values, list):
-        return [s for v in values for s in secret_leaves(v, _key=_key)]
-    secretish = re.search(_SECRET_KEY, _key, re.IGNORECASE)
-    return [values] if secretish and isinstance(values, str) and len(values) >= 4 else []
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    for pattern, repl in _REDACTIONS:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def trim_stderr(stderr: str, limit: int = 800) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines()]
-    keep = [ln.removeprefix("Error: ") for ln in lines
-            if ln and not ln.startswith("Use --debug") and not ln.startswith("WARNING: Kubernetes configuration")]
-    text = " | ".join(keep) or "no output from helm"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def translate_error(stderr: str, *, op: str, release: str | None = None, namespace: str | None = None,
-                    secrets: Iterable[str] = ()) -> DynadeployError:
-    """Map helm's stderr to the project's error tree (never including secret values)."""
-    detail = trim_stderr(redact(stderr, secrets))
-    what = f"helm {op}" + (f" {release}" if release else "") + (f" -n {namespace}" if namespace else "")
-    message = f"{what} failed: {detail}"
-    low = stderr.lower()
-    if _PENDING in low:
-        rel, ns = release or "<release>", namespace or "<namespace>"
-        return TransientError(message, hint=(
-            f"a previous helm operation on {rel} did not finish; once no other run is active, call "
-            f"Helm.recover_pending({rel!r}, {ns!r}) or run `helm rollback {rel} -n {ns}`"))
-    if _CONFIG.search(low) and "being terminated" not in low:
-        return ToolError(message, hint="check the kubeconfig, context and credentials")
-    if _TRANSIENT.search(low):
-        match = _RETRY_AFTER.search(low)
-        return TransientError(message, retry_after=float(match.group(1)) if match else None,
-                              hint="the Kubernetes API or chart source was unavailable; retry")
-    for pattern, hint in _PERMANENT_HINTS:
-        if pattern.search(low):
-            return ToolError(message, hint=hint)
-    return ToolError(message)
-
-
-# ---------------------------------------------------------------------------------------- helpers
-
-
-def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from sync code, even when a loop is already running here."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="helm") as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
-def _plain(values: dict | None) -> dict:
-    """Values as helm stores them (JSON round trip: tuples -> lists, keys -> str)."""
-    return json.loads(json.dumps(values or {}, default=str))
-
-
-_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*(Z|[+-]\d{2}:?\d{2})?")
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    """helm's timestamps: RFC 3339 (status/history) or Go's default format (list)."""
-    match = _TIME.search(text or "")
-    if not match:
-        return None
-    day, clock, frac, zone = match.groups()
-    zone = "+00:00" if zone in (None, "Z") else zone
-    return dt.datetime.fromisoformat(f"{day}T{clock}.{(frac or '0')[:6].ljust(6, '0')}{zone}")
-
-
-def split_chart(chart: str) -> tuple[str, str]:
-    """``"dynamo-platform-0.9.1-rc.1"`` -> ``("dynamo-platform", "0.9.1-rc.1")``."""
-    match = re.fullmatch(r"(.+)-(v?\d+\.\d+\.\d+\S*)", chart or "")
-    return (match.group(1), match.group(2)) if match else (chart or "", "")
-
-
-def _chart_ref(chart_ref: str | Path) -> str | Path:
-    path = Path(chart_ref)
-    return path.resolve() if path.exists() else str(chart_ref)
+__all__ = ["DISABLE_VALIDATION_FLAG", "PENDING_STATUSES", "Helm", "ReleaseInfo", "fixed_command_class", "parse_time",
+           "redact", "rejoin_flags", "run_sync", "secret_leaves", "split_chart", "translate_error", "trim_stderr"]
 
 
 # ------------------------------------------------------------------------------------------ facade

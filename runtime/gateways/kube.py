@@ -17,6 +17,9 @@ errors. What it does for its callers:
 - Secrets from values (``ensure_secret``): compared before written, never logged, never put in an
   error message (errors about a Secret carry only its name and the HTTP status).
 
+Error translation lives in runtime/gateways/kube_errors.py, waiting (``Kube.wait``) in
+runtime/gateways/kube_wait.py; both are re-exported here.
+
 Waiting is observation, not retrying: ``wait`` keeps reading through transient errors until its
 deadline (a blip in a watch must not fail a 10-minute rollout), while writes surface them at once.
 """
@@ -27,18 +30,21 @@ import atexit
 import base64
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runtime.errors import DynadeployError, PermanentError, TransientError
+from runtime.errors import PermanentError, WaitTimeout
+from runtime.gateways.kube_errors import _is_api_exception, _not_found, describe, plural_of, translate
+from runtime.gateways.kube_wait import Watching, selector
+
+__all__ = ["FIELD_MANAGER", "Kube", "WaitTimeout", "covered", "default_kubeconfig", "describe", "plural_of",
+           "selector", "strip_server_fields", "translate"]
 
 T = TypeVar("T")
 FIELD_MANAGER = "dynadeploy"
@@ -46,106 +52,6 @@ log = logging.getLogger("dynadeploy.kube")
 
 _CACHE_DIR: str | None = None
 _CACHE_LOCK = threading.Lock()
-
-
-class WaitTimeout(PermanentError):
-    """``Kube.wait`` ran out of time; ``last`` is the last state the predicate saw (a list of objects)."""
-
-    def __init__(self, message: str, *, last: Any = None, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.last = last
-
-
-# ------------------------------------------------------------------------------------------ errors
-
-
-def _status_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body.strip().startswith("{"):
-        try:
-            return str(json.loads(body).get("message") or "").strip()
-        except ValueError:
-            pass
-    return str(getattr(exc, "reason", "") or "").strip()
-
-
-def _retry_after(exc: Any) -> float | None:
-    headers = getattr(exc, "headers", None) or {}
-    try:
-        value = headers.get("Retry-After") or headers.get("retry-after")
-    except AttributeError:
-        return None
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _is_api_exception(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("ApiException", "DynamicApiError") or hasattr(exc, "status") and hasattr(
-        exc, "reason") and hasattr(exc, "body")
-
-
-def translate(exc: BaseException, *, verb: str, what: str, resource: str = "", namespace: str | None = None,
-              context: str | None = None, secret: bool = False) -> DynadeployError:
-    """The project's error for a failed API call ``verb`` on ``what`` (e.g. "Deployment ns/name").
-
-    ``resource`` is the plural (with group) named in an RBAC hint; ``secret`` keeps the server's
-    message out of the error (it could quote what was sent).
-    """
-    if isinstance(exc, DynadeployError):
-        return exc
-    where = f" in namespace {namespace}" if namespace else ""
-    if _is_api_exception(exc):
-        status = int(getattr(exc, "status", 0) or 0)
-        detail = "" if secret else _status_message(exc)
-        message = f"{verb} {what} failed: HTTP {status}" + (f": {detail}" if detail else "")
-        if status == 403:
-            ctx = f" (kubeconfig context {context})" if context else ""
-            scope = f"-n {namespace}" if namespace else "(cluster-wide)"
-            return PermanentError(message, hint=(
-                f"the identity of this run{ctx} may not {verb} {resource or what}{where}; grant it with a "
-                f"Role/ClusterRole binding (check: kubectl auth can-i {verb} {resource or what} {scope})"))
-        if status == 401:
-            return PermanentError(message, hint="the kubeconfig's credentials were refused; refresh them "
-                                                "(e.g. re-run the cloud's get-credentials command)")
-        if status in (409, 410, 429) or status >= 500 or status == 0:
-            return TransientError(message, retry_after=_retry_after(exc),
-                                  hint="the Kubernetes API was busy, changing or unavailable; retry")
-        if status == 404:
-            return PermanentError(message, hint=f"{what} does not exist{where}")
-        return PermanentError(message, hint="the API server refused the request as sent; fix the manifest "
-                                            "or the spec field it came from")
-    name = type(exc).__name__
-    if name in ("MaxRetryError", "NewConnectionError", "ProtocolError", "ReadTimeoutError",
-                "ConnectTimeoutError", "ConnectionError", "RemoteDisconnected", "SSLError",
-                "IncompleteRead") or isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        reason = str(getattr(exc, "reason", "") or exc).splitlines()[0][:300] if not secret else name
-        return TransientError(f"{verb} {what} failed: cannot reach the Kubernetes API ({reason})",
-                              hint="check that the cluster is up and reachable from this worker; retry")
-    return PermanentError(f"{verb} {what} failed: {name}" + ("" if secret else f": {exc}"))
-
-
-def _not_found(exc: BaseException) -> bool:
-    return _is_api_exception(exc) and int(getattr(exc, "status", 0) or 0) == 404
-
-
-def plural_of(resource: Any) -> str:
-    group = getattr(resource, "group", "") or ""
-    return f"{resource.name}.{group}" if group else resource.name
-
-
-def describe(api_version: str, kind: str, name: str | None = None, namespace: str | None = None) -> str:
-    where = f"{namespace}/{name}" if namespace and name else (name or (f"in {namespace}" if namespace else ""))
-    return f"{kind} {where}".strip()
-
-
-def selector(labels: Mapping[str, str] | str | None) -> str | None:
-    if labels is None or isinstance(labels, str):
-        return labels or None
-    return ",".join(f"{k}={v}" if v is not None else k for k, v in labels.items()) or None
 
 
 def strip_server_fields(obj: Mapping[str, Any]) -> dict:
@@ -186,7 +92,7 @@ def _covers(have: Any, want: Any) -> bool:
     return have == want
 
 
-class Kube:
+class Kube(Watching):
     """Blocking Kubernetes operations against one cluster (kubeconfig + context)."""
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None, *,
@@ -489,125 +395,3 @@ class Kube:
         self.apply(obj, force=True, secret=True)
         log.info("Secret %s/%s written (%d key(s); values not shown)", namespace, name, len(encoded))
         return True
-
-    # -- waiting -----------------------------------------------------------------------------
-    def wait(self, api_version: str, kind: str, predicate: Callable[[list[dict]], T | None], *,
-             name: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | str | None = None,
-             timeout_s: float = 300.0, tick_s: float = 2.0, what: str | None = None,
-             describe_stuck: Callable[[list[dict]], str] | None = None) -> T:
-        """Wait until ``predicate(objects)`` returns something truthy, and return that.
-
-        ``objects`` are the current objects of the kind matching name/namespace/labels (kept up to date
-        by a watch; re-listed after a watch error, and polled every ``tick_s`` when watching fails).
-        The predicate also runs every ``tick_s`` without events, so it may read other state. On
-        timeout: ``WaitTimeout`` with ``describe_stuck(objects)`` in its message.
-        """
-        what = what or f"{describe(api_version, kind, name, namespace)} to be ready"
-        deadline = time.monotonic() + timeout_s
-        fields = f"metadata.name={name}" if name else None
-        sel = selector(labels)
-        cache: dict[tuple[str, str], dict] = {}
-        rv = ""
-        watching = True
-        last_error: DynadeployError | None = None
-        failures = 0
-
-        def objects() -> list[dict]:
-            return list(cache.values())
-
-        def key(obj: Mapping[str, Any]) -> tuple[str, str]:
-            m = obj.get("metadata") or {}
-            return (m.get("namespace") or "", m.get("name") or "")
-
-        relist = True
-        while True:
-            res = self._resource(api_version, kind)
-            if relist or res is None:
-                try:
-                    items, rv = self._list(res, namespace, sel, fields) if res is not None else ([], "")
-                    cache = {key(o): o for o in items}
-                    relist = False
-                    last_error = None
-                except TransientError as exc:
-                    last_error = exc
-            if last_error is None:
-                result = predicate(objects())
-                if result:
-                    return result
-            left = deadline - time.monotonic()
-            if left <= 0:
-                stuck = describe_stuck(objects()) if describe_stuck else ""
-                err = f"; last error: {last_error}" if last_error else ""
-                raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                                  + (f": {stuck}" if stuck else "") + err, last=objects())
-            step = min(left, tick_s)
-            if res is None or not watching or last_error is not None:
-                time.sleep(min(step, 0.5) if res is not None else step)
-                relist = True
-                continue
-            try:
-                for ev in self._watch(res, namespace, sel, fields, rv, step):
-                    etype, obj = ev["type"], ev["raw_object"]
-                    if etype == "BOOKMARK":
-                        rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-                        if time.monotonic() >= deadline:
-                            break
-                        continue
-                    if etype == "ERROR":
-                        relist = True
-                        break
-                    obj.setdefault("apiVersion", res.group_version)
-                    obj.setdefault("kind", res.kind)
-                    rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-                    if etype == "DELETED":
-                        cache.pop(key(obj), None)
-                    else:
-                        cache[key(obj)] = obj
-                    result = predicate(objects())
-                    if result:
-                        return result
-                    if time.monotonic() >= deadline:
-                        break
-                failures = 0
-            except DynadeployError:
-                raise  # the predicate's own verdict (a failed rollout, a refused route), not a broken watch
-            except Exception as exc:  # noqa: BLE001 - a broken watch: relist, then poll if it keeps failing
-                failures += 1
-                relist = True
-                if failures >= 3:
-                    watching = False
-                log.debug("watch of %s failed (%s); relisting", kind, type(exc).__name__)
-
-    def _watch(self, res: Any, namespace: str | None, labels: str | None, fields: str | None, rv: str,
-               seconds: float):
-        from kubernetes import watch
-
-        w = watch.Watch()
-        timeout = max(1, int(seconds + 0.999))
-        try:
-            yield from w.stream(res.get, namespace=namespace if res.namespaced else None, label_selector=labels,
-                                field_selector=fields, resource_version=rv or None, serialize=False,
-                                timeout_seconds=timeout, _request_timeout=self._timeouts(timeout + 5))
-        finally:
-            w.stop()
-
-
-def poll(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5,
-         what: str = "a condition", describe_stuck: Callable[[], str] | None = None) -> T:
-    """Call ``check`` until it returns something truthy (transient read errors are waited through)."""
-    deadline = time.monotonic() + timeout_s
-    last: DynadeployError | None = None
-    while True:
-        try:
-            out = check()
-            last = None
-            if out:
-                return out
-        except TransientError as exc:
-            last = exc
-        if time.monotonic() >= deadline:
-            stuck = describe_stuck() if describe_stuck else ""
-            err = f"; last error: {last}" if last else ""
-            raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                              + (f": {stuck}" if stuck else "") + err)
-        time.sleep(interval_s)

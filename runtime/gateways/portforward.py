@@ -3,7 +3,8 @@
 Run by the smoke stage (through ``KubeBackend.reach``) and always cleaned up: the kubectl process gets its
 own session and is terminated (then killed) when the ``with`` block ends, however it ends. The local
 port is chosen by kubectl (``:<remote>``) on 127.0.0.1 and read from its "Forwarding from" line, so two
-runs never race for a port.
+runs never race for a port. ``tcp_open`` says whether an address (a LoadBalancer's, a pod's) accepts
+connections from this worker at all, before a port-forward is chosen instead.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 
 from runtime.errors import ToolError, TransientError
@@ -53,10 +54,7 @@ def port_forward(kubeconfig: str, context: str | None, namespace: str, target: s
     reader = threading.Thread(target=read, name="port-forward-output", daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + start_timeout_s
-        while not found.wait(0.1):
-            if time.monotonic() > deadline:
-                break
+        found.wait(start_timeout_s)  # set by the reader: a forwarding line, or kubectl's output ended
         if not port:
             if found.is_set():  # its output ended: kubectl is exiting
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -85,3 +83,15 @@ def _stop(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+def tcp_open(url: str, timeout: float) -> bool:
+    """Whether ``url``'s host and port accept a TCP connection within ``timeout`` seconds."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -264,12 +264,13 @@ def test_an_azure_block_becomes_a_client_secret_credential(monkeypatch):
 
 def test_backends_get_the_resolved_credentials_and_fail_closed_without_a_resolver(monkeypatch):
     from runtime.targets import registry as backends
+    from runtime.providers import access
     from runtime.targets.cloud import backend as cloud_backend
 
     spec = parse_spec(doc("eks", {"block": "prod"}), source="test")
     block = aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY)
     made = []
-    monkeypatch.setattr(cloud_backend, "make_provider", lambda kind, credentials=None: made.append(
+    monkeypatch.setattr(access, "make_provider", lambda kind, credentials=None: made.append(
         (kind, credentials)) or object())
     with pytest.raises(PermanentError, match="nothing here can read Prefect blocks"):
         backends.backend_for(spec)  # the block named, no credentials passed: refused
@@ -283,19 +284,19 @@ def test_backends_get_the_resolved_credentials_and_fail_closed_without_a_resolve
 
 
 def test_providers_are_cached_per_kind_and_credentials(monkeypatch):
-    from runtime.targets.cloud import backend as cloud_backend
+    from runtime.providers import access
 
     built = []
-    monkeypatch.setattr(cloud_backend, "_PROVIDERS", {})
-    monkeypatch.setattr(cloud_backend, "get_provider", lambda kind, **kw: built.append((kind, kw)) or object())
+    monkeypatch.setattr(access, "_PROVIDERS", {})
+    monkeypatch.setattr(access, "get_provider", lambda kind, **kw: built.append((kind, kw)) or object())
     a = aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY)
     b = aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key="rotated")
-    first = cloud_backend.make_provider("eks", a)
-    assert cloud_backend.make_provider("eks", a) is first
-    assert cloud_backend.make_provider("eks", b) is not first
-    assert cloud_backend.make_provider("eks") is not first
+    first = access.make_provider("eks", a)
+    assert access.make_provider("eks", a) is first
+    assert access.make_provider("eks", b) is not first
+    assert access.make_provider("eks") is not first
     assert [kw.get("credentials") for _, kw in built] == [a, b, None]
-    assert all(SECRET_KEY not in key for key in cloud_backend._PROVIDERS)
+    assert all(SECRET_KEY not in key for key in access._PROVIDERS)
 
 
 def test_secret_values_are_masked_in_every_log_record_even_an_sdks_debug_log(caplog):

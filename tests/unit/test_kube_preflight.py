@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.targets.kube import access
 from runtime.targets.kube import preflight as pf
 from runtime.errors import PreflightError
 from runtime.spec import parse_spec
@@ -77,15 +78,15 @@ def test_old_crds_matter_only_when_this_run_does_not_manage_them():
 
 
 def test_the_permission_list_follows_the_spec():
-    base = pf.required_access(spec(), download=False, token=False, install_platform=False)
+    base = access.required_access(spec(), download=False, token=False, install_platform=False)
     names = {str(a) for a in base}
     assert "create dynamographdeployments.nvidia.com in namespace demo" in names
     assert "list nodes cluster-wide" in names and not any("jobs" in n or "secrets" in n for n in names)
-    full = {str(a) for a in pf.required_access(spec(), download=True, token=True, install_platform=True)}
+    full = {str(a) for a in access.required_access(spec(), download=True, token=True, install_platform=True)}
     assert {"create jobs.batch in namespace demo", "patch secrets in namespace demo",
             "create clusterroles.rbac.authorization.k8s.io cluster-wide",
             "create customresourcedefinitions.apiextensions.k8s.io cluster-wide"} <= full
-    assert pf.Access("get", "pods", "", "demo", "log").check_command() == "kubectl auth can-i get pods/log -n demo"
+    assert access.Access("get", "pods", "", "demo", "log").check_command() == "kubectl auth can-i get pods/log -n demo"
 
 
 @pytest.mark.parametrize("version,minor", [({"major": "1", "minor": "33+"}, (1, 33)),

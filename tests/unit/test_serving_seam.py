@@ -57,12 +57,12 @@ def test_canary_mechanics_come_from_the_registry_and_ecs_says_what_it_lacks():
 
 
 def test_the_tasks_layer_resolves_the_block_and_passes_the_credentials(monkeypatch):
-    from runtime.targets.cloud import backend as cloud_backend
+    from runtime.providers import access
     from tasks import targets
 
     block = creds.from_block("aws-credentials", "prod", {"aws_access_key_id": "AKIASEAM", "aws_secret_access_key": "s"})
     made = []
-    monkeypatch.setattr(cloud_backend, "make_provider", lambda kind, credentials=None: made.append(
+    monkeypatch.setattr(access, "make_provider", lambda kind, credentials=None: made.append(
         (kind, credentials)) or object())
     monkeypatch.setattr(targets, "resolve_cloud_credentials", lambda s: block)
     targets.backend(spec("eks", credentials={"block": "prod"}))

@@ -18,17 +18,17 @@ created, except by provision. The kubeconfig is rewritten before a stage when it
 
 Every backend_for(spec) call builds a new CloudBackend (one per task); providers are cached per kind (and per
 credentials, where the spec names a credentials block: runtime/targets/registry.py) so their SDK clients are built
-once per process (``make_provider``; tests replace it). The credentials live only in memory, in the
-provider's SDK clients: cluster.json holds none, and the kubeconfig holds only a cluster token (EKS: the
-short-lived signed token, never the access key).
+once per process (runtime/providers/access.py, shared with the ECS target; tests replace its ``make_provider``).
+The credentials live only in memory, in the provider's SDK clients: cluster.json holds none, and the kubeconfig
+holds only a cluster token (EKS: the short-lived signed token, never the access key).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -37,9 +37,17 @@ from typing import Any
 
 from runtime.domain import naming
 from runtime.errors import DynadeployError, PermanentError
+from runtime.targets.base import (
+    Accelerators,
+    PlatformEndpoint,
+    Provisioned,
+    Rollout,
+    Status,
+    TeardownReport,
+)
 from runtime.targets.kube.backend import KubeBackend
-from runtime.targets.local.paths import home
-from runtime.providers import get_provider
+from runtime.host.home import home
+from runtime.providers import access
 from runtime.providers.base import ClusterRef, StorageClass
 from runtime.domain.revisions import Revision
 
@@ -48,36 +56,6 @@ log = logging.getLogger("dynadeploy.cloud")
 CLOUD_KINDS = ("eks", "gke", "aks")
 REFRESH_MARGIN_S = 300.0
 SC_API, SC_KIND = "storage.k8s.io/v1", "StorageClass"
-
-_PROVIDERS: dict[str, Any] = {}
-_PROVIDERS_LOCK = threading.Lock()
-
-
-def make_provider(kind: str, credentials: Any = None) -> Any:
-    """The provider of ``kind``, one per process and credentials (its SDK clients are thread-safe and costly
-    to build). ``credentials``: a credentials block's runtime.domain.credentials data; None: the default chain."""
-    key = kind if credentials is None else f"{kind}:{credentials.fingerprint()}"
-    with _PROVIDERS_LOCK:
-        if key not in _PROVIDERS:
-            _PROVIDERS[key] = get_provider(kind) if credentials is None else get_provider(kind, credentials=credentials)
-        return _PROVIDERS[key]
-
-
-def provider_with(spec, credentials: Any = None) -> Any:
-    """``make_provider`` for ``spec``'s kind with its resolved credentials (None where it names no block)."""
-    kind = spec.target.kind
-    ref = getattr(spec.target, "credentials", None)
-    if credentials is None:
-        if ref is not None:
-            raise PermanentError(f"target.credentials names the block {ref.block!r}, but its credentials were not "
-                                 "resolved", hint="build the backend with runtime.targets.registry.backend_for (the tasks "
-                                                  "resolve the block there)")
-        return make_provider(kind)
-    if ref is None or credentials.block != ref.block:
-        raise PermanentError("credentials were given for a spec that does not name their block",
-                             hint="resolve them from the spec's target.credentials")
-    return make_provider(kind, credentials)
-
 
 def state_dir(spec) -> Path:
     return home() / "deployments" / spec.name / spec.target.kind
@@ -112,7 +90,7 @@ class CloudBackend:
             raise PermanentError(f"CloudBackend serves {', '.join(CLOUD_KINDS)}, not {spec.target.kind}")
         self.spec = spec
         self.kind: str = spec.target.kind
-        self.provider = provider if provider is not None else provider_with(spec, credentials)
+        self.provider = provider if provider is not None else access.provider_with(spec, credentials)
         self.dir = state_dir(spec)
         self._kb: KubeBackend | None = None
 
@@ -187,7 +165,7 @@ class CloudBackend:
         return self._kb
 
     # ------------------------------------------------------------------ 1. provision
-    def provision(self) -> dict:
+    def provision(self) -> Provisioned:
         spec, provider = self.spec, self.provider
         t0 = time.monotonic()
         ref = provider.ensure_cluster(spec)
@@ -208,14 +186,14 @@ class CloudBackend:
                     "wall_s": round(wall, 2), "sequential_s": round(sum(seconds.values()), 2)}
         log.info("%s %s: cluster in %.1fs; %s ran concurrently in %.1fs (%.1fs one after the other)",
                  self.kind, ref.name, cluster_s, " + ".join(parallel["jobs"]), wall, parallel["sequential_s"])
-        return {
-            "cluster": (f"{self.kind} {ref.name} in {ref.location}; node pools || storage: {wall:.1f}s wall "
-                        f"({parallel['sequential_s']:.1f}s summed)"),
-            "endpoint": ref.endpoint, "kubeconfig": str(self.kubeconfig_path), "owned": ref.details.get("owned"),
-            "cluster_s": round(cluster_s, 2), "node_pools": results["node_pools"], "parallel": parallel,
-            "storage_class": storage.name, "storage_classes_applied": applied, "notes": list(storage.notes),
-            "kube": preflight,
-        }
+        cluster = (f"{self.kind} {ref.name} in {ref.location}; node pools || storage: {wall:.1f}s wall "
+                   f"({parallel['sequential_s']:.1f}s summed)")
+        return Provisioned(where=cluster, notes=list(storage.notes), details={
+            "cluster": cluster, "endpoint": ref.endpoint, "kubeconfig": str(self.kubeconfig_path),
+            "owned": ref.details.get("owned"), "cluster_s": round(cluster_s, 2), "node_pools": results["node_pools"],
+            "parallel": parallel, "storage_class": storage.name, "storage_classes_applied": applied,
+            "kube": preflight.as_dict(),
+        })
 
     def _apply_storage_classes(self) -> list[str]:
         """The provider's StorageClass objects (EKS: efs-sc with the file system id), in-cluster. A class's
@@ -244,17 +222,18 @@ class CloudBackend:
         return kb.kube.list(SC_API, SC_KIND, labels=naming.labels(self.spec.name))
 
     # ------------------------------------------------------------------ 2-6. the kube stages
-    def detect_gpus(self) -> dict:
+    def detect_gpus(self) -> Accelerators:
         return self.kube().detect_gpus()
 
-    def install_platform(self) -> dict:
+    def install_platform(self) -> PlatformEndpoint:
         return self.kube().install_platform()
 
     def cache_model(self, engine: str, token: str | None = None) -> Any:
         self._apply_storage_classes()  # before the PVC (a no-op when provision applied them)
         return self.kube().cache_model(engine, token=token)
 
-    def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy", started_by: str = "dynadeploy"):
+    def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
+                 started_by: str = "dynadeploy") -> Rollout:
         return self.kube().roll_out(engine, model, reason=reason, started_by=started_by)
 
     def endpoint(self) -> str:
@@ -269,18 +248,17 @@ class CloudBackend:
     def revisions(self) -> list[Revision]:
         return self.kube().revisions()
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         out = self.kube().status()
         ref = self._saved_ref()
-        out["target"] = self.kind
-        out["cluster"] = {"name": ref.name, "location": ref.location, "endpoint": ref.endpoint,
-                          "version": ref.version} if ref else None
-        return out
+        cluster = {"name": ref.name, "location": ref.location, "endpoint": ref.endpoint,
+                   "version": ref.version} if ref else None
+        return dataclasses.replace(out, target=self.kind, details={**out.details, "cluster": cluster})
 
     # ------------------------------------------------------------------ teardown / inventory
-    def teardown(self, *, keep_model_cache: bool = True) -> dict:
+    def teardown(self, *, keep_model_cache: bool = True) -> TeardownReport:
         notes: list[str] = []
-        kube_result: dict = {}
+        kube_result: TeardownReport | None = None
         keep = keep_model_cache
         ref = self._ref(verify=True)
         if ref is not None:
@@ -304,12 +282,15 @@ class CloudBackend:
         kept_cluster = ref is not None and not ref.details.get("owned", True)
         if not left and not kept_cluster:
             self._forget()
-        leftovers = sorted(set(kube_result.get("leftovers") or []) | set(left))
-        note = (kube_result.get("note") or "") + ("; " if kube_result.get("note") else "")
+        kube_note = kube_result.note if kube_result is not None else ""
+        leftovers = sorted(set(kube_result.leftovers if kube_result is not None else []) | set(left))
+        note = (kube_note or "") + ("; " if kube_note else "")
         note += ("cluster kept (not created by dynadeploy; its node pools removed)" if kept_cluster
                  else f"{self.kind} cluster {getattr(self.spec.target, 'cluster_name', '')} deleted")
-        return {**kube_result, "leftovers": leftovers, "model_cache_kept": keep, "cloud_leftovers": left,
-                "notes": notes, "note": note + (f"; {'; '.join(notes)}" if notes else "")}
+        return TeardownReport(leftovers=leftovers, model_cache_kept=keep,
+                              note=note + (f"; {'; '.join(notes)}" if notes else ""),
+                              details={**(kube_result.details if kube_result is not None else {}),
+                                       "cloud_leftovers": left, "notes": notes})
 
     def inventory(self) -> list[str]:
         out: list[str] = []
@@ -322,4 +303,4 @@ class CloudBackend:
         return sorted(set(out))
 
 
-__all__ = ["CLOUD_KINDS", "CloudBackend", "make_provider", "provider_with", "run_concurrently", "state_dir"]
+__all__ = ["CLOUD_KINDS", "CloudBackend", "run_concurrently", "state_dir"]

@@ -68,10 +68,9 @@ def _timeout(name: str, default: float) -> float:
 
 def make_provider(spec: Any = None, credentials: Any = None) -> Any:
     """The cached ECS provider (with the spec's resolved credentials block, when it names one)."""
-    from runtime.targets.cloud.backend import make_provider as cached
-    from runtime.targets.cloud.backend import provider_with
+    from runtime.providers import access
 
-    return cached("ecs") if spec is None else provider_with(spec, credentials)
+    return access.make_provider("ecs") if spec is None else access.provider_with(spec, credentials)
 
 
 @dataclass(frozen=True)

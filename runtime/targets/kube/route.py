@@ -17,7 +17,7 @@ from typing import Any
 
 from runtime import settings
 from runtime.targets.kube import preflight as pf
-from runtime.errors import PermanentError, TransientError
+from runtime.errors import PermanentError, RouteRejected, TransientError
 from runtime.gateways.kube import Kube, WaitTimeout, covered
 from runtime.render import route as render_route
 
@@ -27,10 +27,6 @@ GATEWAY_KIND, ROUTE_KIND = "Gateway", "HTTPRoute"
 # Condition reasons a Gateway gives for the route's current generation that waiting will not change.
 _FINAL = {"NotAllowedByListeners", "NoMatchingListenerHostname", "NoMatchingParent", "UnsupportedValue",
           "RefNotPermitted", "InvalidKind", "BackendNotFound", "UnsupportedProtocol"}
-
-
-class RouteRejected(PermanentError):
-    """The traffic layer refused the route (it will not change by waiting)."""
 
 
 def _timeout() -> float:

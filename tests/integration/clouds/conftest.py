@@ -103,9 +103,9 @@ class Cloud:
 
 @pytest.fixture
 def cloud_for(request: pytest.FixtureRequest, sim, monkeypatch: pytest.MonkeyPatch):
-    """cloud_for(kind) -> Cloud: the emulator started, runtime.targets.cloud.backend.make_provider answering with a
+    """cloud_for(kind) -> Cloud: the emulator started, runtime.providers.access.make_provider answering with a
     fast-polling provider on it, the cloud's built-in StorageClasses in the simulator."""
-    from runtime.targets.cloud import backend as cloud_backend
+    from runtime.providers import access
 
     made: list[Any] = []
 
@@ -127,7 +127,7 @@ def cloud_for(request: pytest.FixtureRequest, sim, monkeypatch: pytest.MonkeyPat
             monkeypatch.setenv("DYNADEPLOY_GKE_ENDPOINT" if kind == "gke" else "DYNADEPLOY_AKS_ENDPOINT", server.url)
             provider = (get_provider(kind, waits=FAST, retry_initial_s=0.02) if kind == "gke"
                         else get_provider(kind, waits=FAST, polling_interval=0.01, retry_total=6))
-        monkeypatch.setattr(cloud_backend, "make_provider", lambda k: provider)
+        monkeypatch.setattr(access, "make_provider", lambda k: provider)
         for name in BUILTIN_CLASSES.get(kind, []):
             if sim.store.try_get("storage.k8s.io/v1", "StorageClass", name) is None:
                 sim.store.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",

@@ -19,8 +19,7 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime.targets.cloud import backend as cloud_backend
-from runtime.providers import get_provider
+from runtime.providers import access, get_provider
 from tests.harness.credential_blocks import AwsCredentials
 from tests.integration.clouds.conftest import FAST, cloud_doc
 from tests.integration.clouds.test_e2e import local_dynamo  # noqa: F401 - fixture
@@ -80,7 +79,7 @@ def test_a_deploy_with_a_credentials_block_signs_every_call_with_it_and_leaks_it
         given.append(credentials)
         return get_provider(kind, waits=FAST, credentials=credentials)
 
-    monkeypatch.setattr(cloud_backend, "make_provider", make_provider)
+    monkeypatch.setattr(access, "make_provider", make_provider)
     monkeypatch.setattr(EcsServing, "frontend_address", lambda self, spec: local_dynamo)
     caplog.set_level(logging.DEBUG)
     doc = cloud_doc("ecs", "ct-ecs-creds")

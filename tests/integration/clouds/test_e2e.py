@@ -123,7 +123,7 @@ def test_cloud_cluster_deploys_serves_and_tears_down(prefect_api, sim, cloud_for
     assert sum(1 for i in cloud_inv if i.startswith(pools)) == 2, cloud_inv
     backend = CloudBackend(spec)
     status = backend.status()
-    assert status["ready"] and status["models"] == ["dynadeploy/tiny-mock"] and status["cluster"]["name"]
+    assert status.ready and status.models == ["dynadeploy/tiny-mock"] and status.details["cluster"]["name"]
     if kind == "eks":  # the EFS-backed class the provider made, applied in-cluster before the model cache
         (sc,) = [i for i in backend.inventory() if i.startswith("StorageClass ")]
         live = sim.store.get("storage.k8s.io/v1", "StorageClass", sc.split()[1])

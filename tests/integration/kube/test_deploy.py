@@ -104,8 +104,8 @@ def _deploy_serve_and_tear_down(sim, topology: str, serving: dict, extra: dict) 
     assert sorted(p["role"] for p in procs if p["role"] == "frontend") == ["frontend"]
     assert len(procs) == replicas + 1 and all(p["ready"] for p in procs)
     status = KubeBackend(make_spec(sim, name, serving, **extra)).status()
-    assert status["ready"] and status["models"] == ["dynadeploy/tiny-mock"]
-    assert [r["status"] for r in status["revisions"]] == ["serving"] and status["revisions"][0]["smoke_passed"]
+    assert status.ready and status.models == ["dynadeploy/tiny-mock"]
+    assert [r.status for r in status.revisions] == ["serving"] and status.revisions[0].smoke_passed
 
     if topology == "agg":  # converging again changes nothing: no new revision, no apply, no helm upgrade
         before = len(sim.requests.entries)
@@ -170,8 +170,8 @@ def test_redeploy_with_a_changed_image_waits_for_the_real_rollout_and_records_re
                     key=lambda c: c["metadata"]["name"])
     assert [(c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"]["dynadeploy.io/status"])
             for c in ledger] == [("1", "superseded"), ("2", "serving")]
-    revisions = KubeBackend(make_spec(sim, name, serving)).status()["revisions"]
-    assert [r["reason"] for r in revisions] == ["deploy", "new image"]
+    revisions = KubeBackend(make_spec(sim, name, serving)).status().revisions
+    assert [r.reason for r in revisions] == ["deploy", "new image"]
     assert teardown(spec=spec_doc(sim, name, serving), delete_model_cache=True)["leftovers"] == []
     assert_gone(sim, name)
 
@@ -309,7 +309,7 @@ def test_teardown_keeps_what_other_deployments_share(prefect_api, sim):
     assert down["leftovers"] == []
     assert sim.store.get("apps/v1", "Deployment", "dynamo-platform-dynamo-operator-controller-manager",
                          "dynamo-system")  # kt-share-b still uses the operator
-    assert KubeBackend(make_spec(sim, "kt-share-b", {"topology": "agg"})).status()["models"] == ["dynadeploy/tiny-mock"]
+    assert KubeBackend(make_spec(sim, "kt-share-b", {"topology": "agg"})).status().models == ["dynadeploy/tiny-mock"]
     down = teardown(spec=b, delete_model_cache=True)
     assert down["leftovers"] == []
     assert sim.store.try_get("v1", "Namespace", "dynamo-system") is None

@@ -29,13 +29,13 @@ def sim(tmp_path_factory, chart_env):
 
 def test_operator_absent_is_said_plainly_then_present_objects_are_applied_and_torn_down(sim):
     spec = make_spec(sim, "kmon", monitoring={})
-    out = KubeBackend(spec).provision()
+    out = KubeBackend(spec).provision().details
     assert "no Prometheus Operator" in out["monitoring"] and "kube-prometheus-stack" in out["monitoring"]
 
     for name in ("podmonitors", "prometheusrules"):
         crd = yaml.safe_load((CRD_DIR / f"monitoring.coreos.com_{name}.yaml").read_text())
         KubeBackend(spec).kube.apply(crd)
-    out = KubeBackend(spec).provision()
+    out = KubeBackend(spec).provision().details
     assert out["monitoring"] == ("applied PodMonitor kmon-frontend, PodMonitor kmon-workers, "
                                  "PrometheusRule kmon-slo, ConfigMap kmon-dashboard")
     assert sorted(o["metadata"]["name"] for o in labelled(sim, "monitoring.coreos.com/v1", "PodMonitor", "kmon")) == [
@@ -49,13 +49,13 @@ def test_operator_absent_is_said_plainly_then_present_objects_are_applied_and_to
 
     others = configmaps() - {"kmon-dashboard"}
     assert "kmon-dashboard" in configmaps()
-    out = KubeBackend(make_spec(sim, "kmon")).provision()
+    out = KubeBackend(make_spec(sim, "kmon")).provision().details
     assert out["monitoring"] == ("removed PodMonitor kmon-frontend, PodMonitor kmon-workers, "
                                  "PrometheusRule kmon-slo, ConfigMap kmon-dashboard"), out
     assert labelled(sim, "monitoring.coreos.com/v1", "PodMonitor", "kmon") == []
     assert labelled(sim, "monitoring.coreos.com/v1", "PrometheusRule", "kmon") == []
     assert configmaps() == others
-    assert "monitoring" not in KubeBackend(make_spec(sim, "kmon")).provision()  # nothing left to remove
+    assert "monitoring" not in KubeBackend(make_spec(sim, "kmon")).provision().details  # nothing left to remove
 
     KubeBackend(spec).provision()
     KubeBackend(spec).teardown()

@@ -74,7 +74,7 @@ def gpu_spec(sim, name: str, replicas: int, gpus: int, **sections):
 def test_preflight_passes_then_creates_only_the_namespace_and_its_security(sim):
     spec = make_spec(sim, "pf-ok")
     before = len(sim.requests.entries)
-    out = KubeBackend(spec).provision()
+    out = KubeBackend(spec).provision().details
     assert out["engine"] == "mocker" and out["gpus"] == 8 and out["gpu_nodes"] == ["sim-gpu-0"]
     assert out["operator"] == "installing" and out["server_version"] == "v1.35.0"
     made = writes(sim, before)
@@ -82,7 +82,7 @@ def test_preflight_passes_then_creates_only_the_namespace_and_its_security(sim):
     assert len(made) == out["objects"] == 6  # Namespace, ServiceAccount, Role, RoleBinding, 2 NetworkPolicies
     ns = sim.store.get("v1", "Namespace", "pf-ok")
     assert ns["metadata"]["labels"][naming.DEPLOYMENT_KEY] == "pf-ok"
-    assert KubeBackend(spec).provision()["objects"] == 6 and len(writes(sim, before)) == 6 + 6  # idempotent
+    assert KubeBackend(spec).provision().details["objects"] == 6 and len(writes(sim, before)) == 6 + 6  # idempotent
     assert sim.store.get("v1", "Namespace", "pf-ok")["metadata"]["resourceVersion"] == \
         ns["metadata"]["resourceVersion"]
     sim.store.delete("v1", "Namespace", "pf-ok")
@@ -142,7 +142,7 @@ def test_namespace_restricted_operators_block_a_cluster_wide_install(sim):
         _foreign_operator(sim, "1.6.0")
         install_crds(sim.store)
         out = KubeBackend(make_spec(sim, "pf-restricted", platform={"operator_mode": "namespace"})).provision()
-        assert out["operator"] == "installing"
+        assert out.details["operator"] == "installing"
     finally:
         if sim.store.try_get("v1", "Namespace", "other-system") is not None:
             _remove_foreign_operator(sim)
@@ -200,10 +200,10 @@ def test_another_cluster_wide_operator_is_reused_on_the_same_release_line_only(s
     install_crds(sim.store)
     try:
         backend = KubeBackend(make_spec(sim, "pf-foreign"))
-        assert backend.provision()["operator"].startswith("using cluster-wide operator 1.6.0 (release other")
+        assert backend.provision().details["operator"].startswith("using cluster-wide operator 1.6.0 (release other")
         before = len(sim.requests.entries)
         out = backend.install_platform()
-        assert out["note"].startswith("using the existing cluster-wide operator 1.6.0") and not out["changed"]
+        assert out.note.startswith("using the existing cluster-wide operator 1.6.0") and not out.changed
         assert writes(sim, before) == []  # no helm install next to it
     finally:
         _remove_foreign_operator(sim)
@@ -272,14 +272,14 @@ def test_gpu_operator_honours_the_driver_policy_and_is_skipped_once_gpus_report(
     backend = KubeBackend(spec)
     backend.provision()
     out = backend.detect_gpus()
-    assert out["gpu_operator"] == "gpu-operator v25.10.1 (driver preinstalled)" and out["gpus"] == 8
+    assert out.gpu_operator == "gpu-operator v25.10.1 (driver preinstalled)" and out.gpus == 8
     names = {d["metadata"]["name"] for d in sim.store.list("apps/v1", "DaemonSet", "gpu-operator")}
     assert "nvidia-device-plugin-daemonset" in names and "nvidia-driver-daemonset" not in names
     node = sim.store.get("v1", "Node", "sim-gpu-0")
     assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
-    assert backend.detect_gpus()["gpu_operator"] == "skipped: nodes already report nvidia.com/gpu"
+    assert backend.detect_gpus().gpu_operator == "skipped: nodes already report nvidia.com/gpu"
     down = backend.teardown(keep_model_cache=False)
-    assert "gpu-operator (gpu-operator)" in down["released"] and down["leftovers"] == []
+    assert "gpu-operator (gpu-operator)" in down.details["released"] and down.leftovers == []
     assert sim.store.try_get("v1", "Namespace", "gpu-operator") is None
 
 
@@ -288,7 +288,7 @@ def _through_cache(spec, token: str | None = None):
     backend.provision()
     gpus = backend.detect_gpus()
     backend.install_platform()
-    return backend, gpus["engine"], backend.cache_model(gpus["engine"], token)
+    return backend, gpus.engine, backend.cache_model(gpus.engine, token)
 
 
 def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim, monkeypatch, tmp_path):
@@ -326,7 +326,7 @@ def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim,
         assert argv == (f"--kubeconfig {sim.kubeconfig} -n st-stuck port-forward --address 127.0.0.1 "
                         "svc/st-stuck-frontend :8000")
     assert not _alive(int(pid))
-    assert backend.teardown(keep_model_cache=False)["leftovers"] == []
+    assert backend.teardown(keep_model_cache=False).leftovers == []
 
 
 def test_a_failed_model_download_surfaces_its_log_and_is_replaced_on_the_rerun(sim):
@@ -359,7 +359,7 @@ def test_a_failed_model_download_surfaces_its_log_and_is_replaced_on_the_rerun(s
     before = len(sim.requests.entries)
     assert backend.cache_model("mocker", token).reused  # the marker says it is cached: no Job, no writes
     assert writes(sim, before) == []
-    assert backend.teardown(keep_model_cache=False)["leftovers"] == []
+    assert backend.teardown(keep_model_cache=False).leftovers == []
 
 
 def test_the_etcd_image_override_gets_past_the_bitnami_image_check(sim):
@@ -372,7 +372,7 @@ def test_the_etcd_image_override_gets_past_the_bitnami_image_check(sim):
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"].startswith("docker.io/bitnamilegacy/etcd:")
     values = backend.helm.current("dynamo-platform", "dynamo-system").values
     assert values["etcd"]["global"]["security"]["allowInsecureImages"] is True
-    assert backend.teardown(keep_model_cache=False)["leftovers"] == []
+    assert backend.teardown(keep_model_cache=False).leftovers == []
 
 
 def test_a_platform_upgrade_applies_the_crds_before_the_chart(sim, tmp_path, monkeypatch):
@@ -395,7 +395,7 @@ def test_a_platform_upgrade_applies_the_crds_before_the_chart(sim, tmp_path, mon
     up = KubeBackend(make_spec(sim, "st-up", platform={"chart_version": "1.6.2"}))
     before = len(sim.requests.entries)
     out = up.install_platform()
-    assert out["changed"] and "dynamo-platform 1.6.2" in out["note"]
+    assert out.changed and "dynamo-platform 1.6.2" in out.note
     live = sim.store.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "dynamographdeployments.nvidia.com")
     assert any(c["name"] == "State" for c in live["spec"]["versions"][0]["additionalPrinterColumns"])
     order = [w for w in writes(sim, before) if "customresourcedefinitions" in w or "dynamo-system/secrets" in w]
@@ -403,6 +403,6 @@ def test_a_platform_upgrade_applies_the_crds_before_the_chart(sim, tmp_path, mon
     release_at = next(i for i, w in enumerate(order) if "dynamo-system/secrets" in w)  # helm's release record
     assert crd_at < release_at, order
     assert up.helm.current("dynamo-platform", "dynamo-system").chart_version == "1.6.2"
-    assert up.teardown(keep_model_cache=False)["leftovers"] == []
+    assert up.teardown(keep_model_cache=False).leftovers == []
     assert sim.store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
                              "dynamographdeployments.nvidia.com") is None  # dynadeploy created them

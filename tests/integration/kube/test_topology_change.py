@@ -52,7 +52,7 @@ def sim(tmp_path_factory, chart_env):
 def roll(spec):
     backend = KubeBackend(spec)
     backend.provision()
-    engine = backend.detect_gpus()["engine"]
+    engine = backend.detect_gpus().engine
     backend.install_platform()
     model = backend.cache_model(engine)
     return backend, backend.roll_out(engine, model)
