@@ -73,15 +73,16 @@ def plan(spec_path: str, spec) -> tuple[str | None, dict]:
     spec_hash = naming.spec_hash(spec)
     if serving.spec_hash != spec_hash:
         return f"the spec differs from serving revision {serving.number}", {}
-    engine = backend.detect_gpus()["engine"]  # as the deploy flow's gpu stage picks it
+    engine = backend.detect_gpus().engine  # as the deploy flow's gpu stage picks it
     reason = _rendered_differs(backend, serving, engine)
     if reason:
         return reason, {}
     status = backend.status()
-    status |= verdict(status, spec_hash)
-    if status["verdict"] != "serving" or status.get("problems") or status["warnings"]:
-        return f"not healthy: {'; '.join(status.get('problems', []) + status['reasons'] + status['warnings'])}", {}
-    return None, {"revision": serving.number, "endpoint": status["endpoint"], "engine": engine}
+    judged = verdict(status, spec_hash)
+    problems = list(status.problems or [])
+    if judged["verdict"] != "serving" or problems or judged["warnings"]:
+        return f"not healthy: {'; '.join(problems + judged['reasons'] + judged['warnings'])}", {}
+    return None, {"revision": serving.number, "endpoint": status.endpoint, "engine": engine}
 
 
 def _rendered_differs(backend, serving, engine: str) -> str | None:
