@@ -17,7 +17,7 @@ process on uvloop with zero artificial delay, so this process's CPU is the clien
    raw client of the same run. ``--profile`` adds a cProfile of the loadgen (CPU time), grouped by
    package.
 3. Measurement bias: with the fake adding 50 ms TTFT and 10 ms per token, how far the measured TTFT
-   and ITL (per request; runtime/domain/sla.py) are from those delays at concurrency 1 and 32, and the
+   and ITL (per request; runtime/domain/load_report.py) are from those delays at concurrency 1 and 32, and the
    inter-chunk gaps as read.
 4. Sustainable open-loop rate: ramp ``rate`` and watch the achieved send rate, the start lag behind the
    schedule and the CPU of the client and of the server; the first step where the achieved rate falls

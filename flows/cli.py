@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-import time
 
-from flows import _inspect
+from flows import _inspect, _live
 from runtime import settings
 
 
@@ -163,7 +161,7 @@ def _deploy(args) -> int:
     if result is None:
         from flows.deploy import deploy
 
-        result = _with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
+        result = _live.with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
                                                                           reason=args.reason)),
                                 show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
     elif args.output == "text":
@@ -197,7 +195,7 @@ def _rollback(args) -> int:
         print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) or from a "
               f"terminal: dynadeploy approve|reject {args.spec} --note ...", file=sys.stderr)
     try:
-        result = _with_progress(lambda: _tagged(args.spec, lambda: rollback(
+        result = _live.with_progress(lambda: _tagged(args.spec, lambda: rollback(
             spec=_spec_param(args.spec, spec), revision=args.revision, reason=args.reason, auto_approve=args.yes)),
                                 show=args.output == "text", title=f"rollback {spec.name}")
     except CancelledRun as exc:
@@ -248,7 +246,7 @@ def _canary(args) -> int:
     from flows.canary import CanaryFailed, canary
 
     try:
-        result = _with_progress(lambda: _tagged(args.spec, lambda: canary(
+        result = _live.with_progress(lambda: _tagged(args.spec, lambda: canary(
             spec=_spec_param(args.spec, spec), candidate=candidate, reason=args.reason)),
             show=args.output == "text", title=f"canary {spec.name} ({spec.target.kind})")
     except CanaryFailed as exc:
@@ -308,7 +306,7 @@ def _teardown(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.teardown import teardown
 
-    result = _with_progress(lambda: _tagged(args.spec, lambda: teardown(
+    result = _live.with_progress(lambda: _tagged(args.spec, lambda: teardown(
         spec=_spec_param(args.spec, spec), delete_model_cache=args.delete_model_cache)),
                             show=args.output == "text", title=f"teardown {spec.name}")
     if args.output == "json":
@@ -370,50 +368,6 @@ def _prepare_prefect(quiet: bool, verbose: bool = False) -> None:
     os.environ["PREFECT_API_URL"] = prefect_server.ensure_server()
     if not quiet:
         print(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}", file=sys.stderr)
-
-
-def _with_progress(run, *, show: bool, title: str):
-    """Run ``run`` (in this thread) while a Live view draws one line per stage from the
-    dynadeploy.progress records; Live redraws from its own thread."""
-    if not show:
-        return run()
-    from rich.console import Console
-    from rich.live import Live
-    from rich.table import Table
-
-    stages: dict[str, dict] = {}
-    started = time.monotonic()
-    icons = {"start": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}
-
-    def render() -> Table:
-        table = Table(title=title, show_header=False, box=None, padding=(0, 1))
-        for name, st in list(stages.items()):
-            secs = st["seconds"] if st.get("seconds") is not None else time.monotonic() - st["t0"]
-            table.add_row(icons.get(st["event"], "?"), name, f"{secs:.1f}s", st.get("detail") or "")
-        table.add_row("", "", f"[dim]{time.monotonic() - started:.1f}s total[/]", "")
-        return table
-
-    class Handler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            info = getattr(record, "dynadeploy", None)
-            if info and info.get("live"):
-                console.print(f"{info['stage']}: {info['detail']}", soft_wrap=True)
-            if info:
-                prev = stages.get(info["stage"], {"t0": time.monotonic()})
-                stages[info["stage"]] = prev | info
-
-    handler = Handler()
-    progress = logging.getLogger("dynadeploy.progress")
-    progress.addHandler(handler)
-    progress.setLevel(logging.INFO)
-    progress.propagate = False
-    console = Console(stderr=True)
-    try:
-        with Live(get_renderable=render, console=console, refresh_per_second=8):
-            return run()
-    finally:
-        progress.removeHandler(handler)
-        console.print()  # Live leaves the cursor on its last line
 
 
 if __name__ == "__main__":

@@ -1,123 +1,47 @@
-"""Pure: the canary's traffic plan and its gate.
+"""Pure: the canary gate, its verdict on each step of the traffic plan.
 
 The gate compares candidate against baseline on identical load (runtime.domain.sla.compare: TTFT/ITL p90
 regressions, error rates, an inconclusive outcome when either side has too few samples) and, while
 real traffic is shifted, also per worker group from the workers' own Prometheus histograms
 (dynamo_work_handler_time_to_first_response_seconds), so a slow candidate is caught even when it
 only takes a share of the stable endpoint's traffic.
+
+The traffic plan the gate judges step by step is runtime/domain/canary_plan.py; the tests and histogram
+reading it builds on are runtime/domain/canary_stats.py. Both are importable from here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.domain import metrics, sla
+from runtime.domain import sla
+from runtime.domain.canary_plan import Reach, Step, side_by_side_plan, traffic_plan, weighted_plan
+from runtime.domain.canary_stats import (
+    BOOTSTRAP_RESAMPLES,
+    WORKER_TTFT,
+    _pct,
+    bootstrap_diff,
+    bootstrap_p90_diff,
+    bucket_samples,
+    fisher_greater,
+    group_ttft_buckets,
+    group_ttft_p90_ms,
+    mann_whitney_greater,
+)
 
-
-@dataclass(frozen=True)
-class Step:
-    percent: int  # what the spec asked for
-    share: float  # the share of real traffic the candidate actually gets (0 = side by side only)
-    canary_workers: int = 0  # local target: candidate workers serving beside the stable ones
-
-    @property
-    def shifted(self) -> bool:
-        return self.share > 0
-
-    def label(self) -> str:
-        return f"{self.percent}%" if self.shifted else "side-by-side"
-
-
-@dataclass(frozen=True)
-class Reach:
-    """Where a canary's analysis sends load and reads metrics, valid while the mechanics' ``reach`` lasts."""
-
-    stable: str  # the frontend standing for stable side by side (locally a fresh baseline copy of stable)
-    candidate: str | None  # the candidate graph's frontend (None once it is gone)
-    entry: str  # where real traffic enters (a route, or the stable frontend when routing happens behind it)
-    entry_host: str | None  # the Host header the entry needs (a route's hostname), None: the URL's
-    groups: dict[str, list[str]]  # "stable"/"candidate" -> the /metrics endpoints whose TTFT the gate reads
-    ttft_metrics: tuple[str, ...]  # the TTFT histogram names to read from those, first found wins
-
-
-def side_by_side_plan() -> list[Step]:
-    return [Step(0, 0.0)]
-
-
-def traffic_plan(steps: list[int], stable_workers: int, can_shift: bool) -> list[Step]:
-    """Steps before promotion. Dynamo's router spreads requests over instances, so locally a share
-    is made by worker count: k candidate workers beside n stable ones take k/(n+k) of the traffic.
-    Each step gets the smallest k reaching its percentage; duplicates collapse. 100% is promotion.
-    """
-    plan = side_by_side_plan()
-    if not can_shift:
-        return plan
-    for pct in steps:
-        if pct >= 100:
-            break
-        k = max(1, math.ceil(pct * stable_workers / (100 - pct)))
-        if plan[-1].canary_workers != k:
-            plan.append(Step(pct, round(k / (stable_workers + k), 3), k))
-    return plan
-
-
-def weighted_plan(steps: list[int]) -> list[Step]:
-    """Steps before promotion where a traffic layer splits by weight: each percentage as asked."""
-    return side_by_side_plan() + [Step(pct, pct / 100) for pct in steps if pct < 100]
-
+__all__ = [
+    "BOOTSTRAP_RESAMPLES", "DEFAULT_CONFIDENCE", "DEFAULT_HOLDS", "DEFAULT_ITL_FLOOR_MS", "DEFAULT_TTFT_FLOOR_MS",
+    "P90_MIN_SAMPLES", "WORKER_NOISE_FLOOR_MS", "WORKER_TTFT",
+    "GateSettings", "MetricJudgement", "Reach", "Step",
+    "bootstrap_diff", "bootstrap_p90_diff", "bucket_samples", "fisher_greater", "group_ttft_buckets",
+    "group_ttft_p90_ms", "judge_metric", "latency_samples", "mann_whitney_greater", "p90s_ms", "pool",
+    "shifted_gate", "side_by_side_gate", "side_by_side_plan", "traffic_plan", "weighted_plan",
+]  # fmt: skip
 
 # Worker histograms have coarse buckets (..., 4.7, 10, 22 ms): a p90 read from them moves by whole
 # buckets, so differences below this never count as a regression.
 WORKER_NOISE_FLOOR_MS = 10.0
-
-# Time to first response as each worker measures it (Dynamo's own, any engine); vLLM's name second.
-WORKER_TTFT = ("dynamo_work_handler_time_to_first_response_seconds", "vllm:time_to_first_token_seconds")
-
-
-def group_ttft_p90_ms(before: dict[str, str], after: dict[str, str],
-                      names: tuple[str, ...] = WORKER_TTFT) -> float | None:
-    """TTFT p90 over an analysis window for a group of processes (workers, or frontends), from their own
-    /metrics pages scraped before and after the window, keyed by endpoint."""
-    for name in names:
-        q = metrics.quantile(_merged_delta(before, after, name), 0.9)
-        if q is not None:
-            return q * 1000
-    return None
-
-
-def _merged_delta(before: dict[str, str], after: dict[str, str], name: str) -> dict[float, float]:
-    """Histogram ``name`` (le -> count) over the window, summed over every endpoint of the group."""
-    merged: dict[float, float] = {}
-    for url, text in after.items():
-        d = metrics.delta(metrics.histogram(metrics.parse(text), name),
-                          metrics.histogram(metrics.parse(before.get(url, "")), name))
-        for le, count in d.items():
-            merged[le] = merged.get(le, 0.0) + count
-    return merged
-
-
-def group_ttft_buckets(before: dict[str, str], after: dict[str, str],
-                       names: tuple[str, ...] = WORKER_TTFT) -> dict[float, float]:
-    """The cumulative TTFT histogram (le -> count) of a group of processes over a window, merged."""
-    for name in names:
-        merged = _merged_delta(before, after, name)
-        if merged and max(merged.values()) > 0:
-            return merged
-    return {}
-
-
-def bucket_samples(buckets: dict[float, float]) -> list[float]:
-    """One value per observation, its bucket's upper bound: what a rank test can use of a histogram
-    (observations in one bucket are ties, which the test's tie correction accounts for)."""
-    out: list[float] = []
-    prev = 0.0
-    for le in sorted(buckets):
-        n = round(buckets[le] - prev)
-        out.extend([le * 1000] * max(n, 0))
-        prev = buckets[le]
-    return out
 
 
 def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: float | None,
@@ -201,7 +125,6 @@ DEFAULT_TTFT_FLOOR_MS = 10.0
 DEFAULT_ITL_FLOOR_MS = 2.0
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_HOLDS = 2
-BOOTSTRAP_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -235,84 +158,6 @@ class GateSettings:
     @property
     def needed(self) -> int:
         return max(self.min_samples, P90_MIN_SAMPLES)
-
-
-def mann_whitney_greater(a: list[float], b: list[float]) -> tuple[float, float]:
-    """One-sided Mann-Whitney U test that ``b`` tends to be larger than ``a``: (p-value, P(b > a)).
-
-    Normal approximation with tie correction and continuity correction (what Kayenta's judge and
-    scipy.stats.mannwhitneyu(alternative="greater", method="asymptotic") compute). The second value is
-    the effect size: the share of (a, b) pairs in which b is the larger, ties counting half.
-    """
-    na, nb = len(a), len(b)
-    if not na or not nb:
-        return 1.0, 0.5
-    pooled = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
-    n = na + nb
-    rank_b, tie_term, i = 0.0, 0.0, 0
-    while i < n:
-        j = i
-        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        avg = (i + j) / 2 + 1  # ranks are 1-based
-        t = j - i + 1
-        tie_term += t ** 3 - t
-        rank_b += avg * sum(1 for k in range(i, j + 1) if pooled[k][1] == 1)
-        i = j + 1
-    u_b = rank_b - nb * (nb + 1) / 2
-    mean = na * nb / 2
-    var = na * nb / 12 * ((n + 1) - tie_term / (n * (n - 1)))
-    if var <= 0:
-        return 1.0, u_b / (na * nb)
-    z = (u_b - mean - 0.5) / math.sqrt(var)
-    return 0.5 * math.erfc(z / math.sqrt(2)), u_b / (na * nb)
-
-
-def fisher_greater(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
-    """One-sided Fisher's exact test that side b's error rate is higher than side a's: the chance of
-    ``errors_b`` or more of all the errors landing on b if both sides failed alike."""
-    total, n = errors_a + errors_b, n_a + n_b
-    if not total or not n_b:
-        return 1.0
-    denom = math.comb(n, total)
-    return min(1.0, sum(math.comb(n_b, k) * math.comb(n_a, total - k)
-                        for k in range(errors_b, min(total, n_b) + 1)) / denom)
-
-
-def bootstrap_diff(a: list[float], b: list[float], confidence: float, qs: tuple[float, ...] = (90,),
-                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[float, tuple[float, float]]:
-    """Percentile-bootstrap bounds of percentile(b, q) - percentile(a, q) for each q: each a one-sided
-    ``confidence`` bound (together a two-sided interval at 2 x confidence - 1); seeded, so a verdict is
-    reproducible from its samples."""
-    import random
-
-    rng = random.Random(seed)
-    diffs: dict[float, list[float]] = {q: [] for q in qs}
-    for _ in range(resamples):
-        ra, rb = sorted(rng.choices(a, k=len(a))), sorted(rng.choices(b, k=len(b)))
-        for q in qs:
-            diffs[q].append(_sorted_pct(rb, q) - _sorted_pct(ra, q))
-    tail = 1 - confidence
-    return {q: (_pct(d, 100 * tail), _pct(d, 100 * (1 - tail))) for q, d in diffs.items()}
-
-
-def _pct(values: list[float], q: float) -> float:
-    """``sla.percentile`` of samples that cannot be empty here (the callers checked the counts)."""
-    value = sla.percentile(values, q)
-    if value is None:
-        raise ValueError("a percentile of no samples")
-    return value
-
-
-def _sorted_pct(ordered: list[float], q: float) -> float:
-    rank = (len(ordered) - 1) * q / 100
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
-
-
-def bootstrap_p90_diff(a: list[float], b: list[float], confidence: float, seed: int = 0) -> tuple[float, float]:
-    return bootstrap_diff(a, b, confidence, (90,), seed=seed)[90]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import math
 import urllib.parse
 import urllib.request
 
-from runtime.render import monitoring
+from runtime.domain.slo import record_name, windows
 
 
 def _get(url: str, timeout: float) -> dict:
@@ -24,8 +24,8 @@ def slo_state(spec, prometheus_url: str, timeout: float = 3.0) -> dict:
     budget = {"ttft": 1 - slo.latency_objective, "itl": 1 - slo.latency_objective, "errors": 1 - slo.error_objective}
     try:
         for name in ("ttft", "itl", "errors"):
-            for window in monitoring.windows(spec):
-                q = f'{monitoring.record_name(name, window)}{{deployment="{spec.name}"}}'
+            for window in windows(spec):
+                q = f'{record_name(name, window)}{{deployment="{spec.name}"}}'
                 res = _get(f"{prometheus_url}/api/v1/query?query={urllib.parse.quote(q)}", timeout)["data"]["result"]
                 value = float(res[0]["value"][1]) if res else math.nan
                 # No traffic in the window: the ratio is 0/0 = NaN. None (JSON null, "no data"), never NaN,

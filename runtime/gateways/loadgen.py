@@ -3,7 +3,7 @@
 The gate needs a bounded client whose numbers we can explain (TTFT to the first content chunk, ITL per
 request, usage-based token counts) and which validates the wire format on every request, so a frontend
 that answers 200 with garbage fails the smoke test. The statistics and the verdict live in the pure
-runtime/domain/sla.py (which defines ITL and inter-chunk latency); this module only measures.
+runtime/domain/load_report.py (which defines ITL and inter-chunk latency) and sla.py; this module only measures.
 
 - ``check_models``: ``GET /v1/models`` is the readiness truth (the frontend's /health stays 200 with no
   workers registered).

@@ -3,7 +3,9 @@
     from runtime.providers import get_provider
     provider = get_provider("gke")           # or provider_for(spec)
 
-The Protocol and value types are in runtime.providers.base (see its docstring for the flow).
+The Protocol and value types are in runtime.providers.base (see its docstring for the flow); base.py stays
+pure. Providers sit above gateways/ and render/ and below targets/: a provider makes a cluster, never
+deploys onto it (that is the targets').
 """
 
 from __future__ import annotations

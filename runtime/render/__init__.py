@@ -13,7 +13,9 @@ effects layer (kube gateway, Helm gateway, stage tasks) applies what these funct
     gpu_operator_chart(spec) / render_gpu_operator_values(...)     NVIDIA GPU operator
     render_revision_record(revision, ns) / parse_revision_record   the ledger ConfigMap
 
-Modules: templates (the ${placeholder} language of infra/), dgd, cache, security, route, platform, ledger.
+Modules: templates (the ${placeholder} language of infra/), dgd, cache, security, route, platform, ledger;
+and the monitoring rules and dashboards, the local process plan, the cloud plans, the ECS task definitions.
+A sibling of gateways/: render imports no gateway, host, provider or target, and no SDK or HTTP client.
 """
 
 from runtime.render.cache import cache_marker, job_service_account, render_model_cache, storage_class

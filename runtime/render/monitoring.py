@@ -27,7 +27,7 @@ from typing import Any
 
 from runtime.domain.histograms import ITL_BUCKETS_S, TTFT_BUCKETS_S, NoBucket, bucket_for  # noqa: F401 - NoBucket: re-exported
 from runtime.domain.histograms import ms as _ms
-from runtime.spec import duration_s
+from runtime.domain.slo import record_name, windows
 
 FRONTEND = "dynamo_frontend"
 TTFT = f"{FRONTEND}_time_to_first_token_seconds"
@@ -61,12 +61,6 @@ def _by(spec) -> str:
     return "namespace, deployment" if spec.namespace() else "deployment"
 
 
-def windows(spec) -> list[str]:
-    """Every window a burn-rate alert looks at, shortest first."""
-    out = {w for a in spec.monitoring.slo.burn_alerts for w in (a.long, a.short)}
-    return sorted(out, key=duration_s)
-
-
 def slo_targets(spec) -> dict[str, dict[str, Any]]:
     """For each latency SLO: the metric, the target, the ``le`` it is measured at and the objective."""
     mon, sla = spec.monitoring, spec.smoke.sla
@@ -76,12 +70,6 @@ def slo_targets(spec) -> dict[str, dict[str, Any]]:
         le = bucket_for(target_ms / 1000, buckets, mon.slo.bucket_tolerance)
         out[slo] = {"metric": metric, "target_ms": target_ms, "le": le, "objective": mon.slo.latency_objective}
     return out
-
-
-def record_name(slo: str, window: str) -> str:
-    """e.g. dynadeploy:ttft_over_target:ratio_rate5m (share of requests over target in the window)."""
-    what = "errors" if slo == "errors" else f"{slo}_over_target"
-    return f"dynadeploy:{what}:ratio_rate{window}"
 
 
 def recording_rules(spec) -> list[dict[str, Any]]:

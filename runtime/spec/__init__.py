@@ -3,6 +3,9 @@
 Callers import from here: ``from runtime.spec import DeploymentSpec, load_spec``. What each module holds,
 and the order they build on each other, is in runtime/spec/models.py's docstring; every field's meaning is
 in docs/spec-reference.md, generated from the models (``python -m runtime.spec.reference``).
+
+Above domain/ only: the spec validates with domain's vocabulary, and nothing here renders, calls out or
+knows a target's mechanics (no render, gateways, host, providers or targets).
 """
 
 from runtime.spec.base import (

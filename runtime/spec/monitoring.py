@@ -31,13 +31,13 @@ several deployments, and the smoke test already checks the SLA once per rollout.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from runtime.domain.histograms import ITL_BUCKETS_S, TTFT_BUCKETS_S, NoBucket, bucket_for
+from runtime.domain.slo import duration_s
 from runtime.spec.base import Issue, StrictModel, at, matching
 from runtime.spec.sections import SlaSpec
 
@@ -45,12 +45,6 @@ __all__ = ["BurnAlert", "MonitoringSpec", "SloSpec", "duration_s", "monitoring_i
 
 _DURATION = r"^([0-9]+(ms|s|m|h|d|w))+$"
 Duration = Annotated[str, matching(_DURATION, "a Prometheus duration", "5m")]
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration_s(text: str) -> float:
-    """Seconds in a Prometheus duration such as ``1h30m`` or ``500ms``."""
-    return sum(int(n) * _UNITS[u] for n, u in re.findall(r"([0-9]+)(ms|s|m|h|d|w)", text))
 
 
 class BurnAlert(StrictModel):
