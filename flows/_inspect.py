@@ -41,7 +41,7 @@ def status(args) -> int:
         print(f"  {name:<16} {p['state']:<9} pid {p['pid']:<7} up {p['uptime_s']}s")
     print_revisions(status["revisions"])
     if st.slo:  # a deployment with monitoring: live burn rates and alerts from its Prometheus
-        from runtime.domain.slo_status import lines
+        from runtime.gateways.slo_status import lines
 
         print("\n".join(lines(dict(st.slo))))
     return 0 if st.models and not problems else 3

@@ -2,7 +2,7 @@
 
 Prometheus durations (``5m``, ``1h30m``), the burn-rate windows a spec's alerts look at, and the names of
 the recording rules that hold each SLO's burn ratio per window. runtime/render/monitoring.py renders the
-rules under these names; runtime/domain/slo_status.py reads them back from a deployment's Prometheus.
+rules under these names; runtime/gateways/slo_status.py reads them back from a deployment's Prometheus.
 """
 
 from __future__ import annotations

@@ -72,6 +72,12 @@ def worker_ready(host: str, port: int) -> bool:
     return r is not None and r.status_code == 200
 
 
+def answers_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether ``url`` answers 200 (e.g. Prometheus' and Alertmanager's /-/ready)."""
+    r = _get(url, timeout=timeout)
+    return r is not None and r.status_code == 200
+
+
 def ready_within(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1,
                  describe: Callable[[], str] | None = None) -> None:
     """``wait_until`` for the local stack: a RolloutFailed naming what is stuck when time runs out."""

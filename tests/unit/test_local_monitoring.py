@@ -71,7 +71,7 @@ def test_rendered_configs_pass_promtool_and_amtool(tmp_path):
 def test_slo_status_with_no_traffic_is_no_data_not_nan(monkeypatch):
     """0/0 over a window without traffic is NaN in Prometheus: the state says None ("no data"), the CLI
     never prints "nanx", and the JSON is valid (no NaN)."""
-    from runtime.domain import slo_status
+    from runtime.gateways import slo_status
 
     def fake_get(url: str, timeout: float) -> dict:
         if "/api/v1/alerts" in url:

@@ -13,13 +13,12 @@ import os
 import secrets
 import shutil
 import sys
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
-from runtime.domain.slo_status import slo_state
+from runtime.gateways.slo_status import slo_state
 from runtime.errors import PreflightError
 from runtime.gateways import probe
 from runtime.render import local_monitoring as lm
@@ -94,11 +93,7 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
     restarted = set(applied["added"]) | set(applied["changed"])
 
     def ready(name: str) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{host}:{ports[name]}/-/ready", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return probe.answers_ok(f"http://{host}:{ports[name]}/-/ready")
 
     for name in ("prometheus", "alertmanager"):
         probe.ready_within(lambda n=name: ready(n), 60,
