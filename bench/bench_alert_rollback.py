@@ -32,9 +32,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FAST_MONITORING = {
-    "scrape_interval": "1s", "evaluation_interval": "1s", "availability_for": "5s",
-    "slo": {"latency_objective": 0.9, "error_objective": 0.9, "window": "1h",
-            "burn_alerts": [{"long": "20s", "short": "5s", "burn_rate": 3}]},
+    "scrape_interval": "1s",
+    "evaluation_interval": "1s",
+    "availability_for": "5s",
+    "slo": {
+        "latency_objective": 0.9,
+        "error_objective": 0.9,
+        "window": "1h",
+        "burn_alerts": [{"long": "20s", "short": "5s", "burn_rate": 3}],
+    },
 }
 # Only the TTFT SLO is at stake; 470 ms (a bucket boundary) leaves room for a loaded 2-core machine, where
 # the fast mocker's TTFT p90 reaches ~150 ms; speedup 0.04 takes it to ~1 s.
@@ -43,11 +49,14 @@ SLOW = 0.04
 
 
 def write_spec(directory: Path, name: str, speedup: float, **monitoring) -> Path:
-    doc = {"apiVersion": "dynadeploy.io/v1", "name": name,
-           "target": {"kind": "local", "state_dir": str(directory / "home")},
-           "serving": {"topology": "agg", "mocker": {"speedup_ratio": speedup}},
-           "smoke": {"requests": 10, "concurrency": 2, "sla": SLA},
-           "monitoring": {**FAST_MONITORING, **monitoring}}
+    doc = {
+        "apiVersion": "dynadeploy.io/v1",
+        "name": name,
+        "target": {"kind": "local", "state_dir": str(directory / "home")},
+        "serving": {"topology": "agg", "mocker": {"speedup_ratio": speedup}},
+        "smoke": {"requests": 10, "concurrency": 2, "sla": SLA},
+        "monitoring": {**FAST_MONITORING, **monitoring},
+    }
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -67,9 +76,16 @@ class Load:
             while not self.stop.is_set():
                 t0 = time.time()
                 try:
-                    with client.stream("POST", f"{self.endpoint}/v1/chat/completions", json={
-                        "model": self.model, "messages": [{"role": "user", "content": "hello there"}],
-                        "max_tokens": 4, "stream": True}) as r:
+                    with client.stream(
+                        "POST",
+                        f"{self.endpoint}/v1/chat/completions",
+                        json={
+                            "model": self.model,
+                            "messages": [{"role": "user", "content": "hello there"}],
+                            "max_tokens": 4,
+                            "stream": True,
+                        },
+                    ) as r:
                         first = None
                         for _ in r.iter_bytes():
                             first = first or time.time()
@@ -99,11 +115,19 @@ def _wait(what: str, check, timeout_s: float, interval_s: float = 0.5):
 
 def start_runner(spec_path: Path, deployment: str, api_url: str, log: Path) -> subprocess.Popen:
     """A Prefect runner serving the rollback flow as `rollback/<deployment>` (polling every second)."""
-    code = ("from flows.rollback import rollback; "
-            f"rollback.serve(name={deployment!r}, parameters={{'spec': {str(spec_path)!r}}})")
+    code = (
+        "from flows.rollback import rollback; "
+        f"rollback.serve(name={deployment!r}, parameters={{'spec': {str(spec_path)!r}}})"
+    )
     env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def create_automations(api_url: str) -> list[str]:
@@ -125,7 +149,7 @@ def delete_automations(api_url: str, ids: list[str]) -> None:
         for automation_id in ids:
             try:
                 client.delete_automation(UUID(automation_id))
-            except Exception as exc:  # noqa: BLE001 - report, and go on deleting the others
+            except Exception as exc:
                 print(f"could not delete automation {automation_id}: {exc}", file=sys.stderr)
 
 
@@ -134,12 +158,14 @@ def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") ->
     from prefect import get_client
 
     from flows.deploy import deploy
-    from runtime.targets.local.backend import LocalBackend
     from runtime.render.local_monitoring import files
     from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
 
     rollback_name = f"rollback-{name}"
-    spec_path = write_spec(directory, name, 1.0, rollback_deployment=f"rollback/{rollback_name}", auto_rollback=True)
+    spec_path = write_spec(
+        directory, name, 1.0, rollback_deployment=f"rollback/{rollback_name}", auto_rollback=True
+    )
     backend = LocalBackend(load_spec(spec_path))
     runner = start_runner(spec_path, rollback_name, api_url, directory / "runner.log")
     automations: list[str] = []
@@ -150,14 +176,18 @@ def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") ->
         first = deploy(spec=str(spec_path))
         with Load(first["endpoint"], first["model"]) as load:
             time.sleep(5)
-            write_spec(directory, name, SLOW, rollback_deployment=f"rollback/{rollback_name}", auto_rollback=True)
+            write_spec(
+                directory, name, SLOW, rollback_deployment=f"rollback/{rollback_name}", auto_rollback=True
+            )
             try:
                 deploy(spec=str(spec_path))
                 slow_smoke = "passed"
-            except Exception as exc:  # noqa: BLE001 - the slowed revision fails its smoke test
+            except Exception as exc:
                 slow_smoke = f"failed: {str(exc)[:120]}"
             rev2 = backend.ledger.get(2)
-            t_slow = _created(rev2)  # revision 2's rollout began (its smoke traffic may already fire the alert)
+            t_slow = _created(
+                rev2
+            )  # revision 2's rollout began (its smoke traffic may already fire the alert)
             log = files(backend.paths.root).alerts_log
 
             def alert():
@@ -180,21 +210,40 @@ def alert_rollback_loop(directory: Path, api_url: str, name: str = "monloop") ->
             r3 = _wait("revision 3 serving after the rollback", restored, 400, 1)
             t_restored = time.time()
             since = _created(r3)
-            fast = _wait("a fast request after the restore", lambda: next(
-                (t + ttft for t, ttft in list(load.samples) if t >= since and ttft < SLA["ttft_p90_ms"] / 1000), None), 120)
+            fast = _wait(
+                "a fast request after the restore",
+                lambda: next(
+                    (
+                        t + ttft
+                        for t, ttft in list(load.samples)
+                        if t >= since and ttft < SLA["ttft_p90_ms"] / 1000
+                    ),
+                    None,
+                ),
+                120,
+            )
+
         def rollback_runs():
             with get_client(sync_client=True) as client:
-                runs = [r for r in client.read_flow_runs()
-                        if r.parameters.get("reason", "").startswith("SLO burn-rate alert")]
+                runs = [
+                    r
+                    for r in client.read_flow_runs()
+                    if r.parameters.get("reason", "").startswith("SLO burn-rate alert")
+                ]
             return runs if runs and all(r.state and r.state.is_final() for r in runs) else None
 
         rollback_runs = _wait("the rollback run to finish", rollback_runs, 120, 1)
         started = min((r.start_time.timestamp() for r in rollback_runs if r.start_time), default=None)
         return {
-            "slow_revision_smoke": slow_smoke, "revision_2_serving": rev2.status if rev2 else None,
-            "event_sent": ev["sent"], "event_related": [r["prefect.resource.id"] for r in ev["related"]],
-            "rollback_runs": [(r.name, r.state_name, r.parameters.get("auto_approve")) for r in rollback_runs],
-            "restored_revision": r3.number, "restored_speedup": r3.spec["serving"]["mocker"]["speedup_ratio"],
+            "slow_revision_smoke": slow_smoke,
+            "revision_2_serving": rev2.status if rev2 else None,
+            "event_sent": ev["sent"],
+            "event_related": [r["prefect.resource.id"] for r in ev["related"]],
+            "rollback_runs": [
+                (r.name, r.state_name, r.parameters.get("auto_approve")) for r in rollback_runs
+            ],
+            "restored_revision": r3.number,
+            "restored_speedup": r3.spec["serving"]["mocker"]["speedup_ratio"],
             "automations": automations,
             "slow_to_alert_s": round(t_alert - t_slow, 1),
             "alert_to_rollback_started_s": round(started - t_alert, 1) if started else None,
@@ -223,7 +272,7 @@ def _exists(client, name: str) -> bool:
     try:
         client.read_deployment_by_name(name)
         return True
-    except Exception:  # noqa: BLE001 - not there yet
+    except Exception:
         return False
 
 
@@ -232,7 +281,10 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
-    with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp, prefect_test_harness(server_startup_timeout=240):
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp,
+        prefect_test_harness(server_startup_timeout=240),
+    ):
         result = alert_rollback_loop(Path(tmp), PREFECT_API_URL.value())
     print(json.dumps(result, indent=1))
     RESULTS.mkdir(parents=True, exist_ok=True)

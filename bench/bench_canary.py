@@ -67,10 +67,18 @@ def one(kind: str, path: Path, candidate: dict) -> dict:
     if outcome == "promoted":
         try:
             deploy(spec=str(path), reason="bench: back to the original stable")
-        except Exception as exc:  # noqa: BLE001 - recorded; the next run starts from what serves
+        except Exception as exc:
             redeploy = f"{type(exc).__name__}: {exc}"[:300]
-    return {"kind": kind, "outcome": outcome, "wall_s": round(wall, 1), "load_before": load_before,
-            "load_after": load_after, "why": why[:600], "steps": rows, "redeploy_error": redeploy}
+    return {
+        "kind": kind,
+        "outcome": outcome,
+        "wall_s": round(wall, 1),
+        "load_before": load_before,
+        "load_after": load_after,
+        "why": why[:600],
+        "steps": rows,
+        "redeploy_error": redeploy,
+    }
 
 
 def _ms(v) -> str:
@@ -84,10 +92,14 @@ def summarise(runs: list[dict]) -> dict:
     return {
         "healthy_runs": len(healthy),
         "healthy_promoted": sum(r["outcome"] == "promoted" for r in healthy),
-        "false_rollback_rate": (sum(r["outcome"] != "promoted" for r in healthy) / len(healthy)) if healthy else None,
+        "false_rollback_rate": (sum(r["outcome"] != "promoted" for r in healthy) / len(healthy))
+        if healthy
+        else None,
         "slow_runs": len(slow),
         "slow_rolled_back": sum(r["outcome"] == "rolled back" for r in slow),
-        "missed_regression_rate": (sum(r["outcome"] == "promoted" for r in slow) / len(slow)) if slow else None,
+        "missed_regression_rate": (sum(r["outcome"] == "promoted" for r in slow) / len(slow))
+        if slow
+        else None,
         "load_1min_min": min(loads) if loads else None,
         "load_1min_max": max(loads) if loads else None,
         "load_1min_mean": round(sum(loads) / len(loads), 2) if loads else None,
@@ -112,9 +124,9 @@ def main() -> None:
     # the server first: Prefect reads PREFECT_API_URL when it is imported
     os.environ["PREFECT_API_URL"] = prefect_server.ensure_server(timeout_s=600)
     from flows.deploy import deploy
-    from runtime.targets.local.backend import LocalBackend
     from runtime.host.ports import free_port
     from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
 
     path = write_spec(work, free_port())
     slow = {"serving": {"mocker": {"speedup_ratio": args.slow_speedup}}}
@@ -126,31 +138,47 @@ def main() -> None:
     t_start = time.monotonic()
     out = RESULTS / "canary.json"
     # each busy loop is bounded by itself, so a killed bench cannot leave one spinning for long
-    busy = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + %d\nwhile time.time() < end: pass"
-                              % (args.budget_s + 600)]) for _ in range(args.busy)]
+    busy = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import time\nend = time.time() + {args.budget_s + 600}\nwhile time.time() < end: pass",
+            ]
+        )
+        for _ in range(args.busy)
+    ]
     try:
         deploy(spec=str(path), reason="bench: stable")
         for kind, candidate in order:
             if time.monotonic() - t_start > args.budget_s:
-                print(f"budget of {args.budget_s:.0f} s spent: stopping after {len(runs)} runs", file=sys.stderr)
+                print(
+                    f"budget of {args.budget_s:.0f} s spent: stopping after {len(runs)} runs", file=sys.stderr
+                )
                 break
             runs.append(one(kind, path, candidate))
             r = runs[-1]
             sbs = (r["steps"] or [{}])[0]
             fm = sbs.get("frontend_metrics") or {}
-            print(f"{len(runs):>2} {kind:<8} {r['outcome']:<12} {r['wall_s']:>6.1f}s load {r['load_before']:.1f}"
-                  f"->{r['load_after']:.1f}  side-by-side ttft p90 client {_ms(sbs.get('stable_ttft_p90_ms'))}/"
-                  f"{_ms(sbs.get('candidate_ttft_p90_ms'))}, frontends {_ms(fm.get('stable', {}).get('ttft_p90_ms'))}/"
-                  f"{_ms(fm.get('candidate', {}).get('ttft_p90_ms'))}  {r['why'][:160]}", flush=True)
-            out.write_text(json.dumps({"args": vars(args), "summary": summarise(runs), "runs": runs}, indent=1,
-                                      default=str))
+            print(
+                f"{len(runs):>2} {kind:<8} {r['outcome']:<12} {r['wall_s']:>6.1f}s load {r['load_before']:.1f}"
+                f"->{r['load_after']:.1f}  side-by-side ttft p90 client {_ms(sbs.get('stable_ttft_p90_ms'))}/"
+                f"{_ms(sbs.get('candidate_ttft_p90_ms'))}, frontends {_ms(fm.get('stable', {}).get('ttft_p90_ms'))}/"
+                f"{_ms(fm.get('candidate', {}).get('ttft_p90_ms'))}  {r['why'][:160]}",
+                flush=True,
+            )
+            out.write_text(
+                json.dumps(
+                    {"args": vars(args), "summary": summarise(runs), "runs": runs}, indent=1, default=str
+                )
+            )
     finally:
         for p in busy:
             p.kill()
             p.wait()
         try:
             LocalBackend(load_spec(path)).teardown()
-        except Exception as exc:  # noqa: BLE001 - report, keep the figures
+        except Exception as exc:
             print(f"teardown: {exc}", file=sys.stderr)
         prefect_server.stop_server()
     print(json.dumps(summarise(runs), indent=1))

@@ -66,7 +66,10 @@ def main() -> None:
     commands = {
         "status": ([exe, "status", str(spec), "--output", "json"], env),
         "deploy (no-op)": ([exe, "deploy", str(spec), "--output", "json"], env),
-        "deploy (full flow)": ([exe, "deploy", str(spec), "--output", "json"], env | {"DYNADEPLOY_CONVERGE": "full"}),
+        "deploy (full flow)": (
+            [exe, "deploy", str(spec), "--output", "json"],
+            env | {"DYNADEPLOY_CONVERGE": "full"},
+        ),
         "import flows.cli": ([sys.executable, "-c", "import flows.cli"], env),
     }
     load_before = os.getloadavg()[0]
@@ -85,24 +88,47 @@ def main() -> None:
         subprocess.run([exe, "server", "stop"], env=env, capture_output=True, timeout=60, check=False)
         shutil.rmtree(home, ignore_errors=True)
     status = statistics.median(walls["status"])
-    rows = [{"command": name, "median_s": round(statistics.median(v), 2), "min_s": round(min(v), 2),
-             "max_s": round(max(v), 2), "ratio_vs_status": round(statistics.median(v) / status, 2)}
-            for name, v in walls.items()]
+    rows = [
+        {
+            "command": name,
+            "median_s": round(statistics.median(v), 2),
+            "min_s": round(min(v), 2),
+            "max_s": round(max(v), 2),
+            "ratio_vs_status": round(statistics.median(v) / status, 2),
+        }
+        for name, v in walls.items()
+    ]
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "loadavg_1m_before": round(load_before, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2)},
-        "rounds": args.rounds, "cold_deploy_s": round(cold, 2), "rows": rows,
-        "goal": {"noop_over_status": rows[1]["ratio_vs_status"], "goal": 2.0, "met": rows[1]["ratio_vs_status"] <= 2.0},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_1m_before": round(load_before, 2),
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        },
+        "rounds": args.rounds,
+        "cold_deploy_s": round(cold, 2),
+        "rows": rows,
+        "goal": {
+            "noop_over_status": rows[1]["ratio_vs_status"],
+            "goal": 2.0,
+            "met": rows[1]["ratio_vs_status"] <= 2.0,
+        },
     }
     m = result["machine"]
-    print(f"{m['cpus']} cpus, load average (1 min) {m['loadavg_1m_before']} before, {m['loadavg_1m_after']} after; "
-          f"medians of {args.rounds} rounds")
+    print(
+        f"{m['cpus']} cpus, load average (1 min) {m['loadavg_1m_before']} before, {m['loadavg_1m_after']} after; "
+        f"medians of {args.rounds} rounds"
+    )
     print(f"{'command':<20} {'median s':>9} {'min s':>7} {'max s':>7} {'x status':>9}")
     for r in rows:
-        print(f"{r['command']:<20} {r['median_s']:>9} {r['min_s']:>7} {r['max_s']:>7} {r['ratio_vs_status']:>9}")
+        print(
+            f"{r['command']:<20} {r['median_s']:>9} {r['min_s']:>7} {r['max_s']:>7} {r['ratio_vs_status']:>9}"
+        )
     goal = result["goal"]
-    print(f"goal: no-op deploy / status = {goal['noop_over_status']} (at most {goal['goal']}): "
-          f"{'met' if goal['met'] else 'NOT met'}")
+    print(
+        f"goal: no-op deploy / status = {goal['noop_over_status']} (at most {goal['goal']}): "
+        f"{'met' if goal['met'] else 'NOT met'}"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")

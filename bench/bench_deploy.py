@@ -34,9 +34,12 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def write_spec(directory: Path, name: str, port: int) -> Path:
-    spec = {"apiVersion": "dynadeploy.io/v1", "name": name,
-            "target": {"kind": "local", "state_dir": str(directory), "frontend_port": port},
-            "smoke": {"requests": 16, "concurrency": 4}}
+    spec = {
+        "apiVersion": "dynadeploy.io/v1",
+        "name": name,
+        "target": {"kind": "local", "state_dir": str(directory), "frontend_port": port},
+        "smoke": {"requests": 16, "concurrency": 4},
+    }
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -63,26 +66,38 @@ def cli_cold_deploy(home: Path, env: dict, port: int, name: str) -> dict:
     out: dict = {}
     stop = threading.Event()
     t0 = time.monotonic()
-    poller = threading.Thread(target=first_token_poller,
-                              args=(f"http://127.0.0.1:{port}", "dynadeploy/tiny-mock", t0, out, stop))
+    poller = threading.Thread(
+        target=first_token_poller, args=(f"http://127.0.0.1:{port}", "dynadeploy/tiny-mock", t0, out, stop)
+    )
     poller.start()
-    proc = subprocess.run([shutil.which("dynadeploy") or "dynadeploy", "deploy", str(spec), "--output", "json"], check=False,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [shutil.which("dynadeploy") or "dynadeploy", "deploy", str(spec), "--output", "json"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out["cli_wall_s"] = time.monotonic() - t0
     stop.set()
     poller.join()
     if proc.returncode != 0:
         raise SystemExit(f"deploy failed: {proc.stderr[-500:]}")
-    subprocess.run([shutil.which("dynadeploy"), "teardown", str(spec), "--output", "json"], env=env,
-                   capture_output=True, timeout=300, check=True)
+    subprocess.run(
+        [shutil.which("dynadeploy"), "teardown", str(spec), "--output", "json"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
     return out
 
 
 def direct_stages(home: Path, port: int, name: str) -> dict:
     """The stages' own work, no Prefect: the baseline of the overhead ratio."""
     from runtime.gateways import loadgen
-    from runtime.targets.local.backend import LocalBackend
     from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
 
     spec = load_spec(write_spec(home, name, port))
     backend = LocalBackend(spec)
@@ -102,8 +117,8 @@ def direct_stages(home: Path, port: int, name: str) -> dict:
 
 def flow_run(home: Path, port: int, name: str) -> float:
     from flows.deploy import deploy
-    from runtime.targets.local.backend import LocalBackend
     from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
 
     path = write_spec(home, name, port)
     t0 = time.monotonic()
@@ -137,17 +152,28 @@ def main() -> None:
         cli = cli_cold_deploy(work, env, free_port(), f"bench-cli-{i}")
         direct = direct_stages(work, free_port(), f"bench-direct-{i}")
         flow_s = flow_run(work, free_port(), f"bench-flow-{i}")
-        rows.append({"round": i, **cli, **direct, "flow_s": flow_s, "overhead_ratio": flow_s / direct["stages_s"]})
+        rows.append(
+            {"round": i, **cli, **direct, "flow_s": flow_s, "overhead_ratio": flow_s / direct["stages_s"]}
+        )
 
     load = os.getloadavg()[0]
     print(f"prefect server start (one-off, first CLI use): {server_start_s:.1f} s; load avg {load:.2f}")
-    print(f"{'round':>5} {'first_token_s':>14} {'cli_wall_s':>11} {'stack_s':>8} "
-          f"{'stages_s':>9} {'flow_s':>7} {'flow/stages':>12}")
+    print(
+        f"{'round':>5} {'first_token_s':>14} {'cli_wall_s':>11} {'stack_s':>8} "
+        f"{'stages_s':>9} {'flow_s':>7} {'flow/stages':>12}"
+    )
     for r in rows:
-        print(f"{r['round']:>5} {r.get('first_token_s', float('nan')):>14.2f} {r['cli_wall_s']:>11.2f} "
-              f"{r['stack_s']:>8.2f} {r['stages_s']:>9.2f} {r['flow_s']:>7.2f} {r['overhead_ratio']:>12.2f}")
+        print(
+            f"{r['round']:>5} {r.get('first_token_s', float('nan')):>14.2f} {r['cli_wall_s']:>11.2f} "
+            f"{r['stack_s']:>8.2f} {r['stages_s']:>9.2f} {r['flow_s']:>7.2f} {r['overhead_ratio']:>12.2f}"
+        )
     med = sorted(rows, key=lambda r: r["cli_wall_s"])[len(rows) // 2]
-    summary = {"prefect_server_start_s": server_start_s, "rounds": rows, "median_round": med, "loadavg_1m": load}
+    summary = {
+        "prefect_server_start_s": server_start_s,
+        "rounds": rows,
+        "median_round": med,
+        "loadavg_1m": load,
+    }
     (RESULTS / "deploy.json").write_text(json.dumps(summary, indent=2))
     prefect_server.stop_server()
     shutil.rmtree(work, ignore_errors=True)

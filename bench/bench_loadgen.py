@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runtime.gateways import loadgen
 from runtime.domain.sla import percentile
+from runtime.gateways import loadgen
 
 MODEL = "tiny-mock"
 RESULTS = ROOT / "bench" / "results" / "loadgen.json"
@@ -296,8 +296,9 @@ async def profile(server: ServerProcess, n: int, max_tokens: int) -> list[dict]:
     profiler.disable()
     groups: dict[str, float] = {}
     for entry in profiler.getstats():  # what pstats reads: own time is inlinetime; a str code is a builtin
-        filename, function = ("~", entry.code) if isinstance(entry.code, str) else (entry.code.co_filename,
-                                                                                     entry.code.co_name)
+        filename, function = (
+            ("~", entry.code) if isinstance(entry.code, str) else (entry.code.co_filename, entry.code.co_name)
+        )
         own = entry.inlinetime
         path = filename.replace("\\", "/")
         group = next(
@@ -474,8 +475,10 @@ def main() -> None:
                                      "cpu_ratio_vs_raw", "aiohttp_cpu_ms_per_req",
                                      "server_handle_ms_per_req"]))  # fmt: skip
     split = result["stream_overhead_split"]
-    print(f"client CPU per streamed request = {split['cpu_fixed_ms']} ms "
-          f"+ {split['cpu_per_chunk_ms']} ms per token")
+    print(
+        f"client CPU per streamed request = {split['cpu_fixed_ms']} ms "
+        f"+ {split['cpu_per_chunk_ms']} ms per token"
+    )
     goal = result["goal"]
     print(f"goal: {goal['client_cpu_ms_per_req_at_64_tokens']} ms CPU per request at 64 tokens "
           f"({goal['ratio_vs_raw']}x the raw client's {goal['raw_cpu_ms_per_req_at_64_tokens']} ms); "
@@ -497,8 +500,10 @@ def main() -> None:
         print(table(ramp_result["steps"], ["target_rps", "achieved_send_rps", "completed_rps", "errors",
                                            "start_lag_p99_ms", "ttft_p50_ms", "client_cpu_pct",
                                            "server_cpu_pct", "loadavg_1m"]))  # fmt: skip
-        print(f"max sustained: {ramp_result['max_sustained_rps']} req/s; "
-              f"limited by: {ramp_result['limited_by']}")
+        print(
+            f"max sustained: {ramp_result['max_sustained_rps']} req/s; "
+            f"limited by: {ramp_result['limited_by']}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")

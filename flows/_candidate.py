@@ -13,17 +13,30 @@ class Candidate(BaseModel):
 
     model_config = ConfigDict(title="Candidate")
 
-    image: str | None = Field(default=None, description="serving.image: the Dynamo runtime image, e.g. "
-                              "nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.1 (kube, eks, gke, aks)")
-    engine_args: list[str] | None = Field(default=None, description="serving.workers.engine_args: the engine's "
-                                          "arguments, one per item, e.g. --max-model-len, 4096")
-    model_revision: str | None = Field(default=None, description="model.revision: the model's pinned revision "
-                                       "(a Hugging Face commit)")
+    image: str | None = Field(
+        default=None,
+        description="serving.image: the Dynamo runtime image, e.g. "
+        "nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.1 (kube, eks, gke, aks)",
+    )
+    engine_args: list[str] | None = Field(
+        default=None,
+        description="serving.workers.engine_args: the engine's "
+        "arguments, one per item, e.g. --max-model-len, 4096",
+    )
+    model_revision: str | None = Field(
+        default=None, description="model.revision: the model's pinned revision (a Hugging Face commit)"
+    )
     replicas: int | None = Field(default=None, ge=1, le=256, description="serving.workers.replicas")
-    spec: str | None = Field(default=None, description="the path of a whole candidate spec (same name as "
-                             "stable); the other fields must then be empty")
-    changes: dict[str, Any] = Field(default_factory=dict, description="any other spec changes, merged into the "
-                                    'stable spec, e.g. {"serving": {"mocker": {"speedup_ratio": 12}}}')
+    spec: str | None = Field(
+        default=None,
+        description="the path of a whole candidate spec (same name as "
+        "stable); the other fields must then be empty",
+    )
+    changes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other spec changes, merged into the "
+        'stable spec, e.g. {"serving": {"mocker": {"speedup_ratio": 12}}}',
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -92,7 +92,7 @@ def _rendered_differs(backend, serving, engine: str) -> str | None:
 
     model = backend.cache_model(engine)
     ctx = backend.context(engine=engine, model_path=str(model.path))
-    zero_ports = {n: 0 for n in worker_program_names(backend.spec, 0)}  # fingerprints ignore ports
+    zero_ports = dict.fromkeys(worker_program_names(backend.spec, 0), 0)  # fingerprints ignore ports
     probe = worker_programs(backend.spec, ctx, 0, zero_ports)
     if serving.rendered != [p.fingerprint() for p in probe]:
         return f"the workers' rendered programs differ from serving revision {serving.number}"
@@ -118,19 +118,39 @@ def converge(spec_path: str, spec, *, reason: str = "deploy") -> dict | None:
             return None
         from runtime.gateways import prefect_api
 
-        message = (f"no changes: revision {facts['revision']} serves this spec, every process running, "
-                   f"smoke probe passed ({time.monotonic() - t0:.2f} s)")
+        message = (
+            f"no changes: revision {facts['revision']} serves this spec, every process running, "
+            f"smoke probe passed ({time.monotonic() - t0:.2f} s)"
+        )
         run = prefect_api.record_run(
-            os.environ["PREFECT_API_URL"], "deploy", started=started, message=message,
-            parameters={"spec": os.path.abspath(spec_path), "overrides": None, "reason": reason,
-                        "started_by": "dynadeploy", "locked": False},
-            tags=["dynadeploy", f"target:{Path(spec_path).stem}", "no-op"])
-    except Exception as exc:  # noqa: BLE001 - the full flow is always a correct answer
+            os.environ["PREFECT_API_URL"],
+            "deploy",
+            started=started,
+            message=message,
+            parameters={
+                "spec": os.path.abspath(spec_path),
+                "overrides": None,
+                "reason": reason,
+                "started_by": "dynadeploy",
+                "locked": False,
+            },
+            tags=["dynadeploy", f"target:{Path(spec_path).stem}", "no-op"],
+        )
+    except Exception as exc:
         log.debug("full deploy flow: no-op check failed: %s", exc)
         return None
-    return {"target": spec.target.kind, "name": spec.name, "endpoint": facts["endpoint"],
-            "model": spec.model.served(), "revision": facts["revision"], "changed": False,
-            "engine": facts["engine"], "smoke": smoke, "no_op": True, "flow_run": run["name"]}
+    return {
+        "target": spec.target.kind,
+        "name": spec.name,
+        "endpoint": facts["endpoint"],
+        "model": spec.model.served(),
+        "revision": facts["revision"],
+        "changed": False,
+        "engine": facts["engine"],
+        "smoke": smoke,
+        "no_op": True,
+        "flow_run": run["name"],
+    }
 
 
 def _healthy(spec, endpoint: str) -> tuple[str | None, dict]:

@@ -26,9 +26,11 @@ def status(args) -> int:
     if args.output == "json":
         print(json.dumps(status, indent=2))
         return 3 if problems else 0
-    print(f"{status['name']}: {status['verdict'].upper()}"
-          + (f" (revision {status['serving_revision']})" if status["serving_revision"] else "")
-          + (f": {'; '.join(status['reasons'])}" if status["reasons"] else ""))
+    print(
+        f"{status['name']}: {status['verdict'].upper()}"
+        + (f" (revision {status['serving_revision']})" if status["serving_revision"] else "")
+        + (f": {'; '.join(status['reasons'])}" if status["reasons"] else "")
+    )
     for w in status["warnings"]:
         print(f"warning: {w}")
     ops = status["operations"]
@@ -60,7 +62,7 @@ def _operations(name: str):
         from flows._slot_report import slot_holders
 
         return slot_holders(name)
-    except Exception as exc:  # noqa: BLE001 - status must answer even when Prefect does not
+    except Exception as exc:
         return f"unknown ({type(exc).__name__})"
 
 
@@ -133,6 +135,8 @@ def print_revisions(revisions: list[dict]) -> None:
     for r in revisions:
         smoke = {True: "pass", False: "FAIL", None: "-"}[r.get("smoke_passed")]
         model = r.get("model") or {}
-        print(f"{r['number']:>4}  {r['status']:<11} {_age(r['created_at']):<8} {smoke:<5} "
-              f"{cut(str(model.get('id', '')), model_w):<{model_w}} {str(model.get('revision') or '-')[:12]:<12} "
-              f"{cut(str(r.get('reason', '')), reason_w)}")
+        print(
+            f"{r['number']:>4}  {r['status']:<11} {_age(r['created_at']):<8} {smoke:<5} "
+            f"{cut(str(model.get('id', '')), model_w):<{model_w}} {str(model.get('revision') or '-')[:12]:<12} "
+            f"{cut(str(r.get('reason', '')), reason_w)}"
+        )

@@ -91,8 +91,9 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
             reclaim_if_holder_gone(name, record)
             wait = POLL_S if deadline is None else max(0.5, min(POLL_S, deadline - time.monotonic()))
             try:
-                lease = acquire_concurrency_slots_with_lease([name], 1, timeout_seconds=wait, strict=True,
-                                                             lease_duration=LEASE_S)
+                lease = acquire_concurrency_slots_with_lease(
+                    [name], 1, timeout_seconds=wait, strict=True, lease_duration=LEASE_S
+                )
                 break
             except AcquireConcurrencySlotTimeoutError:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -100,7 +101,7 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
                         f"target {spec.name} is still locked after {timeout_s:.0f}s: concurrency slot {name} is held"
                         f" ({describe_holder(record)})",
                         hint=f"wait for that run to finish; if no dynadeploy run is active on this target, free the slot"
-                             f" with: prefect gcl update {name} --active-slots 0",
+                        f" with: prefect gcl update {name} --active-slots 0",
                     ) from None
         acquired()
     lease_id = lease.lease_id
@@ -110,8 +111,9 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
     beating = threading.Event()
     try:
         _write_record(record, lease_id)
-        threading.Thread(target=_heartbeat, args=(record, lease_id, beating), daemon=True,
-                         name="dynadeploy-slot-heartbeat").start()
+        threading.Thread(
+            target=_heartbeat, args=(record, lease_id, beating), daemon=True, name="dynadeploy-slot-heartbeat"
+        ).start()
         # A renewal failure (server restarted) must not kill a deploy half-way: the run goes on and
         # converges; on release below the lost lease's count is given back.
         with maintain_concurrency_lease(lease_id, LEASE_S, raise_on_lease_renewal_failure=False):
@@ -121,7 +123,7 @@ def target_lock(spec, *, held: bool = False, timeout_s: float | None = 3600):
         _discard_cleanup_lease(lease_id)
         try:
             _release(name, lease_id)
-        except Exception as e:  # noqa: BLE001 - never mask the run's own outcome
+        except Exception as e:
             # Server unreachable: keep the record, so the next run can prove this holder gone and
             # free the slot; the lease also expires by itself within LEASE_S.
             logging.getLogger(__name__).warning("could not release concurrency slot %s: %s", name, e)
@@ -162,8 +164,7 @@ def describe_holder(record: Path) -> str:
     if not rec:
         return "no holder recorded on this host: a run elsewhere, or a slot left by a Prefect server restart"
     alive = rec.get("host") == socket.gethostname() and same_process(rec["pid"], rec["start"])
-    return (f"by pid {rec['pid']} on {rec['host']} since {rec['since']}"
-            + ("" if alive else ", which is gone"))
+    return f"by pid {rec['pid']} on {rec['host']} since {rec['since']}" + ("" if alive else ", which is gone")
 
 
 def _release(name: str, lease_id: UUID, *, give_back_lost: bool = True) -> None:
@@ -191,7 +192,8 @@ def _release(name: str, lease_id: UUID, *, give_back_lost: bool = True) -> None:
         limit = client.read_global_concurrency_limit_by_name(name)
         if limit.active_slots > 0:
             client.update_global_concurrency_limit(
-                name, GlobalConcurrencyLimitUpdate(active_slots=limit.active_slots - 1))
+                name, GlobalConcurrencyLimitUpdate(active_slots=limit.active_slots - 1)
+            )
 
 
 @contextmanager
@@ -216,8 +218,14 @@ def _read(record: Path) -> dict | None:
 
 def _write_record(record: Path, lease_id: UUID) -> None:
     pid = os.getpid()
-    rec = {"pid": pid, "start": start_time(pid), "host": socket.gethostname(), "uid": os.getuid(),
-           "lease_id": str(lease_id), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rec = {
+        "pid": pid,
+        "start": start_time(pid),
+        "host": socket.gethostname(),
+        "uid": os.getuid(),
+        "lease_id": str(lease_id),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     with _record_lock(record):
         tmp = record.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))

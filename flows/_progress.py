@@ -67,7 +67,7 @@ def side_by_side(runs: dict, describe: dict) -> dict:
         name = names[id(future)]
         try:
             results[name] = future.result()
-        except BaseException as exc:  # noqa: BLE001 - reported, then re-raised below
+        except BaseException as exc:
             _emit(name, "failed", f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - t0)
             errors.append(exc)
             continue

@@ -37,7 +37,13 @@ def _ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "?"
     s = int((now - when).total_seconds())
-    return f"{s}s" if s < 120 else f"{s // 60}m{s % 60:02d}s" if s < 7200 else f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return (
+        f"{s}s"
+        if s < 120
+        else f"{s // 60}m{s % 60:02d}s"
+        if s < 7200
+        else f"{s // 3600}h{s % 3600 // 60:02d}m"
+    )
 
 
 def slot_holders(name: str, exclude=None) -> list[dict]:
@@ -52,13 +58,19 @@ def slot_holders(name: str, exclude=None) -> list[dict]:
     )
 
     with get_client(sync_client=True) as client:
-        flows = {f.id: f.name for f in client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=SLOT_FLOWS)))}
+        flows = {
+            f.id: f.name
+            for f in client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=SLOT_FLOWS)))
+        }
         if not flows:
             return []
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=SLOT_FLOWS)),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-                any_=["RUNNING", "PAUSED"]))), limit=50)
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["RUNNING", "PAUSED"]))
+            ),
+            limit=50,
+        )
     api = os.environ.get("PREFECT_API_URL", "").rstrip("/").removesuffix("/api")
     now = datetime.now(UTC)
     out = []
@@ -70,21 +82,32 @@ def slot_holders(name: str, exclude=None) -> list[dict]:
         if f"target:{name}" not in (r.tags or []) and _spec_name((r.parameters or {}).get("spec")) != name:
             continue
         since = r.start_time or r.expected_start_time
-        out.append({"flow": flows.get(r.flow_id, "?"), "run": r.name, "state": r.state.name if r.state else "?",
-                    "since": since.isoformat() if since else None, "for": _ago(since, now),
-                    "url": f"{api}/runs/flow-run/{r.id}"})
+        out.append(
+            {
+                "flow": flows.get(r.flow_id, "?"),
+                "run": r.name,
+                "state": r.state.name if r.state else "?",
+                "since": since.isoformat() if since else None,
+                "for": _ago(since, now),
+                "url": f"{api}/runs/flow-run/{r.id}",
+            }
+        )
     return out
 
 
 def describe(name: str, holders: list[dict], waited_s: float) -> str:
     if not holders:
-        return (f"waiting {waited_s:.0f}s for the slot of {name} (dynadeploy-target-{name}); its holder is not "
-                "a run this server knows of")
+        return (
+            f"waiting {waited_s:.0f}s for the slot of {name} (dynadeploy-target-{name}); its holder is not "
+            "a run this server knows of"
+        )
     h = holders[0]
     more = f" (+{len(holders) - 1} more)" if len(holders) > 1 else ""
-    return (f"waiting {waited_s:.0f}s for the slot of {name}: held by {h['flow']} run {h['run']} ({h['state']}, "
-            f"since {h['since'][:19].replace('T', ' ') if h['since'] else '?'} UTC, {h['for']} ago) {h['url']}"
-            f"{more}; Ctrl-C gives up")
+    return (
+        f"waiting {waited_s:.0f}s for the slot of {name}: held by {h['flow']} run {h['run']} ({h['state']}, "
+        f"since {h['since'][:19].replace('T', ' ') if h['since'] else '?'} UTC, {h['for']} ago) {h['url']}"
+        f"{more}; Ctrl-C gives up"
+    )
 
 
 @contextmanager
@@ -98,7 +121,7 @@ def waiting_reporter(name: str, first_after_s: float = 2.0, every_s: float | Non
         from prefect.runtime import flow_run
 
         me = flow_run.id
-    except Exception:  # noqa: BLE001 - outside a run
+    except Exception:
         me = None
     got = threading.Event()
     t0 = time.monotonic()
@@ -109,7 +132,7 @@ def waiting_reporter(name: str, first_after_s: float = 2.0, every_s: float | Non
         while not got.wait(wait):
             try:
                 text = describe(name, slot_holders(name, exclude=me), time.monotonic() - t0)
-            except Exception as exc:  # noqa: BLE001 - reporting must never break the wait
+            except Exception as exc:
                 text = f"waiting {time.monotonic() - t0:.0f}s for the slot of {name} (holder unknown: {exc})"
             if got.is_set():
                 return
@@ -118,8 +141,9 @@ def waiting_reporter(name: str, first_after_s: float = 2.0, every_s: float | Non
             wait = every_s or REPEAT_S
 
     # the run's context (its logger) travels with the thread
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(report,), name=f"slot-report-{name}",
-                              daemon=True)
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(report,), name=f"slot-report-{name}", daemon=True
+    )
     thread.start()
 
     def acquired() -> None:
@@ -132,8 +156,12 @@ def waiting_reporter(name: str, first_after_s: float = 2.0, every_s: float | Non
     except KeyboardInterrupt:
         if not got.is_set():
             got.set()
-            _emit("slot", "failed", f"gave up after waiting {time.monotonic() - t0:.0f}s for the slot of {name}",
-                  time.monotonic() - t0)
+            _emit(
+                "slot",
+                "failed",
+                f"gave up after waiting {time.monotonic() - t0:.0f}s for the slot of {name}",
+                time.monotonic() - t0,
+            )
         raise
     finally:
         got.set()

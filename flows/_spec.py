@@ -35,7 +35,7 @@ def _stored_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     def valid(check: Any, *args: Any) -> bool:
         try:
             check(*args)
-        except Exception:  # noqa: BLE001 - a SpecError or anything else: not a valid spec either way
+        except Exception:
             return False
         return True
 
@@ -93,7 +93,7 @@ def redacted_parameters(flow_obj: Any) -> Any:
                 raise
             try:
                 scrubbed = type(exc)(text)
-            except Exception:  # noqa: BLE001 - a type that wants other arguments
+            except Exception:
                 scrubbed = TypeError(text)
             raise scrubbed from None
 

@@ -16,8 +16,12 @@ def verdict(status: Status, file_hash: str | None = None) -> dict:
     serving = next((r for r in reversed(revisions) if r.status == "serving"), None)
     warnings: list[str] = []
     if not revisions and not processes and not models:
-        return {"verdict": "not deployed", "reasons": ["no revision recorded and nothing running"],
-                "serving_revision": None, "warnings": warnings}
+        return {
+            "verdict": "not deployed",
+            "reasons": ["no revision recorded and nothing running"],
+            "serving_revision": None,
+            "warnings": warnings,
+        }
     reasons: list[str] = []
     if not models:
         reasons.append(f"no model served at {status.endpoint or 'the endpoint'}")
@@ -27,13 +31,26 @@ def verdict(status: Status, file_hash: str | None = None) -> dict:
     if status.ready is False:
         reasons.append("graph not ready" + (f": {'; '.join(status.reasons)}" if status.reasons else ""))
     if serving is None:
-        reasons.append("no revision is recorded as serving" + (f" (last: {revisions[-1].number} "
-                                                               f"{revisions[-1].status})" if revisions else ""))
+        reasons.append(
+            "no revision is recorded as serving"
+            + (f" (last: {revisions[-1].number} {revisions[-1].status})" if revisions else "")
+        )
     elif serving.smoke_passed is False:
         reasons.append(f"revision {serving.number} failed its smoke test")
-    if serving is not None and file_hash and serving.spec_hash and not file_hash.startswith(serving.spec_hash):
+    if (
+        serving is not None
+        and file_hash
+        and serving.spec_hash
+        and not file_hash.startswith(serving.spec_hash)
+    ):
         rolled_back = "rollback" in str(serving.reason)
-        warnings.append(f"the spec file differs from serving revision {serving.number}: `dynadeploy deploy` would "
-                        "roll the file out" + (", undoing the rollback that revision is" if rolled_back else ""))
-    return {"verdict": "degraded" if reasons else "serving", "reasons": reasons,
-            "serving_revision": serving.number if serving else None, "warnings": warnings}
+        warnings.append(
+            f"the spec file differs from serving revision {serving.number}: `dynadeploy deploy` would "
+            "roll the file out" + (", undoing the rollback that revision is" if rolled_back else "")
+        )
+    return {
+        "verdict": "degraded" if reasons else "serving",
+        "reasons": reasons,
+        "serving_revision": serving.number if serving else None,
+        "warnings": warnings,
+    }

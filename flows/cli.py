@@ -59,7 +59,7 @@ EXAMPLES = {
     "history": "dynadeploy history infra/targets/local.yaml",
     "diff": "dynadeploy diff infra/targets/local.yaml 1 2",
     "rollback": "dynadeploy rollback infra/targets/local.yaml --revision 1",
-    "canary": "dynadeploy canary infra/targets/local.yaml --candidate '{\"serving\": {\"mocker\": {\"speedup_ratio\": 12}}}'",
+    "canary": 'dynadeploy canary infra/targets/local.yaml --candidate \'{"serving": {"mocker": {"speedup_ratio": 12}}}\'',
     "server": "dynadeploy server url",
 }
 
@@ -74,8 +74,9 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dynadeploy", description=__doc__.split("\n\n")[0],
-                                epilog="example: " + EXAMPLES["deploy"])
+    p = argparse.ArgumentParser(
+        prog="dynadeploy", description=__doc__.split("\n\n")[0], epilog="example: " + EXAMPLES["deploy"]
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="also show Prefect's own log lines")
     p.add_argument("--version", action="version", version=f"dynadeploy {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,16 +88,23 @@ def _parser() -> argparse.ArgumentParser:
         return c
 
     def output(c: argparse.ArgumentParser) -> None:
-        c.add_argument("--output", choices=["text", "json"], default="text",
-                       help="text for people (default), json for scripts")
+        c.add_argument(
+            "--output",
+            choices=["text", "json"],
+            default="text",
+            help="text for people (default), json for scripts",
+        )
 
     d = command("deploy", "deploy or converge a spec, then smoke-test it; prints the endpoint")
     d.add_argument("--reason", default="deploy", help="recorded with the revision")
     output(d)
     d.set_defaults(func=_deploy)
 
-    s = command("status", "one verdict (serving / degraded / not deployed), the runs on the target, live "
-                          "health and revisions; exits 3 when no model is served")
+    s = command(
+        "status",
+        "one verdict (serving / degraded / not deployed), the runs on the target, live "
+        "health and revisions; exits 3 when no model is served",
+    )
     output(s)
     s.set_defaults(func=_inspect.status)
 
@@ -115,26 +123,44 @@ def _parser() -> argparse.ArgumentParser:
     output(df)
     df.set_defaults(func=_inspect.diff)
 
-    c = command("canary", "stage a candidate beside stable, gate it on identical load and real traffic, "
-                          "then promote it or roll it back (exit 1); live steps, shares and verdicts")
-    c.add_argument("--candidate", required=True,
-                   help="the changes as JSON, merged into the spec (an image, engine args, a model revision, "
-                        "replicas...), or the path of a whole candidate spec")
+    c = command(
+        "canary",
+        "stage a candidate beside stable, gate it on identical load and real traffic, "
+        "then promote it or roll it back (exit 1); live steps, shares and verdicts",
+    )
+    c.add_argument(
+        "--candidate",
+        required=True,
+        help="the changes as JSON, merged into the spec (an image, engine args, a model revision, "
+        "replicas...), or the path of a whole candidate spec",
+    )
     c.add_argument("--reason", default="canary from the CLI", help="recorded with the promoted revision")
     output(c)
     c.set_defaults(func=_canary)
 
-    rb = command("rollback", "restore a recorded revision (default: the last good one) after an approval "
-                             "(UI, or dynadeploy approve|reject); a rejected rollback exits 4")
+    rb = command(
+        "rollback",
+        "restore a recorded revision (default: the last good one) after an approval "
+        "(UI, or dynadeploy approve|reject); a rejected rollback exits 4",
+    )
     rb.add_argument("--revision", type=int, default=None, help="the revision to restore (see history)")
     rb.add_argument("--reason", default="rollback from the CLI", help="recorded with the new revision")
-    rb.add_argument("--yes", action="store_true", help="skip the approval pause (otherwise approve in the Prefect UI)")
+    rb.add_argument(
+        "--yes", action="store_true", help="skip the approval pause (otherwise approve in the Prefect UI)"
+    )
     output(rb)
     rb.set_defaults(func=_rollback)
 
-    for verb, what in (("approve", "approve the paused rollback of a deployment: it restores the revision"),
-                       ("reject", ("reject the paused rollback of a deployment: nothing changes, its run ends "
-                                   "Cancelled and `dynadeploy rollback` exits 4"))):
+    for verb, what in (
+        ("approve", "approve the paused rollback of a deployment: it restores the revision"),
+        (
+            "reject",
+            (
+                "reject the paused rollback of a deployment: nothing changes, its run ends "
+                "Cancelled and `dynadeploy rollback` exits 4"
+            ),
+        ),
+    ):
         EXAMPLES[verb] = f"dynadeploy {verb} infra/targets/local.yaml --note 'checked the plan'"
         ap = command(verb, what)
         ap.add_argument("--note", default="", help="why; recorded with the answer and shown in the run")
@@ -142,9 +168,12 @@ def _parser() -> argparse.ArgumentParser:
         ap.set_defaults(func=_answer, approve=verb == "approve")
 
     sv = command("server", "the local Prefect server used when PREFECT_API_URL is unset")
-    sv.add_argument("action", choices=["start", "stop", "url", "env"],
-                    help="start it (once), stop it, print the API URL the CLI's runs report to, or print "
-                         "`export PREFECT_API_URL=...` for the shell (eval it; starts the server if needed)")
+    sv.add_argument(
+        "action",
+        choices=["start", "stop", "url", "env"],
+        help="start it (once), stop it, print the API URL the CLI's runs report to, or print "
+        "`export PREFECT_API_URL=...` for the shell (eval it; starts the server if needed)",
+    )
     sv.set_defaults(func=_server)
     return p
 
@@ -161,24 +190,37 @@ def _deploy(args) -> int:
     if result is None:
         from flows.deploy import deploy
 
-        result = _live.with_progress(lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec),
-                                                                          reason=args.reason)),
-                                show=args.output == "text", title=f"deploy {spec.name} ({spec.target.kind})")
+        result = _live.with_progress(
+            lambda: _tagged(args.spec, lambda: deploy(spec=_spec_param(args.spec, spec), reason=args.reason)),
+            show=args.output == "text",
+            title=f"deploy {spec.name} ({spec.target.kind})",
+        )
     elif args.output == "text":
-        print(f"no changes: revision {result['revision']} already serves this spec, healthy "
-              f"(Prefect run {result['flow_run']})", file=sys.stderr)
+        print(
+            f"no changes: revision {result['revision']} already serves this spec, healthy "
+            f"(Prefect run {result['flow_run']})",
+            file=sys.stderr,
+        )
     if args.output == "json":
         out = {k: result[k] for k in ("target", "endpoint", "model", "revision", "smoke")}
         print(json.dumps(out, indent=2))
     else:
         sm = result["smoke"]
-        print(f"{spec.name} is serving {result['model']} at {result['endpoint']} (revision {result['revision']}, "
-              f"engine {result['engine']})")
-        print(f"smoke: {sm['requests']} requests, {sm['errors']} errors, ttft p90 {sm['ttft_ms']['p90']:.0f} ms, "
-              f"itl p90 {sm['itl_ms']['p90']:.1f} ms, {sm['tokens_per_s']:.0f} tokens/s")
-        print("try it:\n  curl -s " + result["endpoint"] + "/v1/chat/completions -H 'Content-Type: application/json' \\\n"
-              f"    -d '{{\"model\": \"{result['model']}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], "
-              "\"max_tokens\": 16}'")
+        print(
+            f"{spec.name} is serving {result['model']} at {result['endpoint']} (revision {result['revision']}, "
+            f"engine {result['engine']})"
+        )
+        print(
+            f"smoke: {sm['requests']} requests, {sm['errors']} errors, ttft p90 {sm['ttft_ms']['p90']:.0f} ms, "
+            f"itl p90 {sm['itl_ms']['p90']:.1f} ms, {sm['tokens_per_s']:.0f} tokens/s"
+        )
+        print(
+            "try it:\n  curl -s "
+            + result["endpoint"]
+            + "/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+            f'    -d \'{{"model": "{result["model"]}", "messages": [{{"role": "user", "content": "Hello"}}], '
+            '"max_tokens": 16}\''
+        )
     return 0
 
 
@@ -192,12 +234,25 @@ def _rollback(args) -> int:
     from flows.rollback import rollback
 
     if not args.yes and args.output == "text":
-        print("waiting for approval in the Prefect UI (the run pauses with an approve/note form) or from a "
-              f"terminal: dynadeploy approve|reject {args.spec} --note ...", file=sys.stderr)
+        print(
+            "waiting for approval in the Prefect UI (the run pauses with an approve/note form) or from a "
+            f"terminal: dynadeploy approve|reject {args.spec} --note ...",
+            file=sys.stderr,
+        )
     try:
-        result = _live.with_progress(lambda: _tagged(args.spec, lambda: rollback(
-            spec=_spec_param(args.spec, spec), revision=args.revision, reason=args.reason, auto_approve=args.yes)),
-                                show=args.output == "text", title=f"rollback {spec.name}")
+        result = _live.with_progress(
+            lambda: _tagged(
+                args.spec,
+                lambda: rollback(
+                    spec=_spec_param(args.spec, spec),
+                    revision=args.revision,
+                    reason=args.reason,
+                    auto_approve=args.yes,
+                ),
+            ),
+            show=args.output == "text",
+            title=f"rollback {spec.name}",
+        )
     except CancelledRun as exc:
         if args.output == "json":
             print(json.dumps({"name": spec.name, "status": "rejected", "message": str(exc)}, indent=2))
@@ -208,7 +263,9 @@ def _rollback(args) -> int:
     elif result["status"] == "rejected":
         print(f"rollback of {spec.name} rejected; nothing changed")
     else:
-        print(f"{spec.name} serves the spec of revision {result['to']} again, as revision {result['revision']}")
+        print(
+            f"{spec.name} serves the spec of revision {result['to']} again, as revision {result['revision']}"
+        )
     return 0
 
 
@@ -230,8 +287,10 @@ def _parse_candidate(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PermanentError(f"--candidate is neither a file nor JSON ({exc})",
-                             hint='e.g. --candidate \'{"serving": {"mocker": {"speedup_ratio": 12}}}\'') from exc
+        raise PermanentError(
+            f"--candidate is neither a file nor JSON ({exc})",
+            hint='e.g. --candidate \'{"serving": {"mocker": {"speedup_ratio": 12}}}\'',
+        ) from exc
     if not isinstance(value, dict):
         raise PermanentError("--candidate must be a JSON object", hint="the changes to merge into the spec")
     return value
@@ -246,13 +305,28 @@ def _canary(args) -> int:
     from flows.canary import CanaryFailed, canary
 
     try:
-        result = _live.with_progress(lambda: _tagged(args.spec, lambda: canary(
-            spec=_spec_param(args.spec, spec), candidate=candidate, reason=args.reason)),
-            show=args.output == "text", title=f"canary {spec.name} ({spec.target.kind})")
+        result = _live.with_progress(
+            lambda: _tagged(
+                args.spec,
+                lambda: canary(spec=_spec_param(args.spec, spec), candidate=candidate, reason=args.reason),
+            ),
+            show=args.output == "text",
+            title=f"canary {spec.name} ({spec.target.kind})",
+        )
     except CanaryFailed as exc:
         if args.output == "json":
-            print(json.dumps({"name": spec.name, "status": "rolled back", "why": str(exc),
-                              "steps": _step_rows(getattr(exc, "steps", None) or [])}, indent=2, default=str))
+            print(
+                json.dumps(
+                    {
+                        "name": spec.name,
+                        "status": "rolled back",
+                        "why": str(exc),
+                        "steps": _step_rows(getattr(exc, "steps", None) or []),
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
         else:
             _print_steps(getattr(exc, "steps", None) or [], sys.stderr)
         raise
@@ -265,19 +339,29 @@ def _canary(args) -> int:
 
 
 def _step_rows(rows: list[dict]) -> list[dict]:
-    return [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "frontend_metrics"}
-            for r in rows]
+    return [
+        {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "frontend_metrics"}
+        for r in rows
+    ]
 
 
 def _print_steps(rows: list[dict], out) -> None:
     if not rows:
         return
+
     def ms(v) -> str:
         return "-" if v is None else f"{v:.1f}"
-    print(f"{'step':<13} {'share':>6} {'ttft p90 stable':>16} {'candidate':>10} {'verdict':<13} analyses", file=out)
+
+    print(
+        f"{'step':<13} {'share':>6} {'ttft p90 stable':>16} {'candidate':>10} {'verdict':<13} analyses",
+        file=out,
+    )
     for r in rows:
-        print(f"{r['step']:<13} {r['share']:>6.0%} {ms(r.get('stable_ttft_p90_ms')):>16} "
-              f"{ms(r.get('candidate_ttft_p90_ms')):>10} {r['verdict']:<13} {r.get('analyses', 1)}", file=out)
+        print(
+            f"{r['step']:<13} {r['share']:>6.0%} {ms(r.get('stable_ttft_p90_ms')):>16} "
+            f"{ms(r.get('candidate_ttft_p90_ms')):>10} {r['verdict']:<13} {r.get('analyses', 1)}",
+            file=out,
+        )
 
 
 def _answer(args) -> int:
@@ -291,9 +375,14 @@ def _answer(args) -> int:
     if args.output == "json":
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{out['answer']} the rollback of {spec.name} to revision {out['revision']} (run {out['flow_run']})"
-          + (f": {out['note']}" if out["note"] else ""))
-    print(("it restores now; " if args.approve else "it changes nothing and ends Cancelled; ") + f"see {out['url']}")
+    print(
+        f"{out['answer']} the rollback of {spec.name} to revision {out['revision']} (run {out['flow_run']})"
+        + (f": {out['note']}" if out["note"] else "")
+    )
+    print(
+        ("it restores now; " if args.approve else "it changes nothing and ends Cancelled; ")
+        + f"see {out['url']}"
+    )
     if out["also_waiting"]:
         print(f"{out['also_waiting']} more rollback(s) of {spec.name} still wait", file=sys.stderr)
     return 0
@@ -306,13 +395,21 @@ def _teardown(args) -> int:
     _prepare_prefect(quiet=args.output == "json", verbose=args.verbose)
     from flows.teardown import teardown
 
-    result = _live.with_progress(lambda: _tagged(args.spec, lambda: teardown(
-        spec=_spec_param(args.spec, spec), delete_model_cache=args.delete_model_cache)),
-                            show=args.output == "text", title=f"teardown {spec.name}")
+    result = _live.with_progress(
+        lambda: _tagged(
+            args.spec,
+            lambda: teardown(spec=_spec_param(args.spec, spec), delete_model_cache=args.delete_model_cache),
+        ),
+        show=args.output == "text",
+        title=f"teardown {spec.name}",
+    )
     if args.output == "json":
         print(json.dumps(result, indent=2))
     else:
-        print(f"{spec.name} torn down; nothing left" + ("" if result["model_cache_kept"] else "; model cache deleted"))
+        print(
+            f"{spec.name} torn down; nothing left"
+            + ("" if result["model_cache_kept"] else "; model cache deleted")
+        )
     return 0
 
 
@@ -329,8 +426,9 @@ def _server(args) -> int:
         print(prefect_server.ensure_server())
         return 0
     # url/env: the server _prepare_prefect gives the CLI's runs (PREFECT_API_URL when set, else the local one)
-    url = os.environ.get("PREFECT_API_URL") or (prefect_server.ensure_server() if args.action == "env"
-                                                else prefect_server.running_url())
+    url = os.environ.get("PREFECT_API_URL") or (
+        prefect_server.ensure_server() if args.action == "env" else prefect_server.running_url()
+    )
     if args.action == "env":
         import shlex
 

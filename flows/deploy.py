@@ -18,8 +18,13 @@ from tasks.smoke import run_smoke_test
 
 @redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="deploy", log_prints=False)
-def deploy(spec: str | dict, overrides: dict | None = None, reason: str = "deploy",
-           started_by: str = "dynadeploy", locked: bool = False) -> dict:
+def deploy(
+    spec: str | dict,
+    overrides: dict | None = None,
+    reason: str = "deploy",
+    started_by: str = "dynadeploy",
+    locked: bool = False,
+) -> dict:
     """Deploy (or converge) the Dynamo graph described by ``spec`` (a path to a YAML spec or a dict).
 
     Args:
@@ -45,15 +50,23 @@ def _deploy(s, reason: str, started_by: str) -> dict:
             st.note(f"{gpus.gpus} GPU(s), engine {gpus.engine}")
         # The platform install and the model download do not depend on each other: side by side.
         done = side_by_side(
-            {"platform": stages.install_platform.submit(s), "model-cache": stages.cache_model.submit(s, gpus.engine)},
-            {"platform": lambda p: p.note or p.endpoint,
-             "model-cache": lambda m: f"{m.model_id}@{m.revision} {'reused' if m.reused else 'stored'}"})
+            {
+                "platform": stages.install_platform.submit(s),
+                "model-cache": stages.cache_model.submit(s, gpus.engine),
+            },
+            {
+                "platform": lambda p: p.note or p.endpoint,
+                "model-cache": lambda m: f"{m.model_id}@{m.revision} {'reused' if m.reused else 'stored'}",
+            },
+        )
         platform, model = done["platform"], done["model-cache"]
         with stage("rollout") as st:
             rollout = stages.roll_out(s, gpus.engine, model, reason=reason, started_by=started_by)
             # e.g. a graph replaced, or (ECS) recorded task definitions reused or registered again
-            st.note(f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}"
-                    + (f"; {rollout.note}" if rollout.note else ""))
+            st.note(
+                f"revision {rollout.revision} {'rolled out' if rollout.changed else 'unchanged'}"
+                + (f"; {rollout.note}" if rollout.note else "")
+            )
         endpoint = rollout.endpoint or platform.endpoint
         with stage("smoke") as st:
             try:
@@ -71,19 +84,43 @@ def _deploy(s, reason: str, started_by: str) -> dict:
     create_table_artifact(
         key=f"revisions-{s.name}"[:60],
         # the verdict first; model and its revision apart (the UI turns id@revision into a mailto link)
-        table=[{"smoke": {True: "pass", False: "FAIL"}.get(r.smoke.get("passed"), "-"), "revision": r.number,
-                "status": r.status, "created": r.created_at[:19], "reason": r.reason, "started_by": r.started_by,
-                "model": r.model.get("id"), "model_revision": r.model.get("revision") or "-",
-                "spec_hash": r.spec_hash[:12]}
-               for r in stages.read_ledger(s)],
+        table=[
+            {
+                "smoke": {True: "pass", False: "FAIL"}.get(r.smoke.get("passed"), "-"),
+                "revision": r.number,
+                "status": r.status,
+                "created": r.created_at[:19],
+                "reason": r.reason,
+                "started_by": r.started_by,
+                "model": r.model.get("id"),
+                "model_revision": r.model.get("revision") or "-",
+                "spec_hash": r.spec_hash[:12],
+            }
+            for r in stages.read_ledger(s)
+        ],
         description=f"Revision ledger of {s.name}",
     )
     create_table_artifact(
         key=f"deploy-{s.name}"[:60],
-        table=[{"smoke": "pass" if smoke["passed"] else "FAIL", "revision": rollout.revision,
-                "target": s.target.kind, "endpoint": endpoint, "model": s.model.served(),
-                "changed": rollout.changed}],
+        table=[
+            {
+                "smoke": "pass" if smoke["passed"] else "FAIL",
+                "revision": rollout.revision,
+                "target": s.target.kind,
+                "endpoint": endpoint,
+                "model": s.model.served(),
+                "changed": rollout.changed,
+            }
+        ],
         description=f"Deployment {s.name}",
     )
-    return {"target": s.target.kind, "name": s.name, "endpoint": endpoint, "model": s.model.served(),
-            "revision": rollout.revision, "changed": rollout.changed, "engine": gpus.engine, "smoke": smoke}
+    return {
+        "target": s.target.kind,
+        "name": s.name,
+        "endpoint": endpoint,
+        "model": s.model.served(),
+        "revision": rollout.revision,
+        "changed": rollout.changed,
+        "engine": gpus.engine,
+        "smoke": smoke,
+    }

@@ -37,8 +37,14 @@ class RollbackApproval(RunInput):
 
 @redacted_parameters  # stored run parameters never hold an inline secret (flows/_spec.py)
 @flow(name="rollback", log_prints=False)
-def rollback(spec: str | dict, revision: int | None = None, reason: str = "rollback",
-             auto_approve: bool = False, approval_timeout_s: int = 3600, only_while_serving: int | None = None):
+def rollback(
+    spec: str | dict,
+    revision: int | None = None,
+    reason: str = "rollback",
+    auto_approve: bool = False,
+    approval_timeout_s: int = 3600,
+    only_while_serving: int | None = None,
+):
     """Restore a recorded revision after an approval; a rejection changes nothing and ends Cancelled.
 
     Args:
@@ -65,31 +71,46 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
         try:
             cur, target = revlib.plan_rollback(stages.read_ledger(s), revision)
         except ValueError as exc:
-            raise PermanentError(f"cannot roll back {s.name}: {exc}",
-                                 hint="see `dynadeploy history` for the recorded revisions") from exc
+            raise PermanentError(
+                f"cannot roll back {s.name}: {exc}",
+                hint="see `dynadeploy history` for the recorded revisions",
+            ) from exc
         changes = revlib.describe_changes(cur, target)
         key = f"rollback-plan-{s.name}"[:60]
-        create_table_artifact(key=key, table=[{k: str(v) for k, v in row.items()} for row in changes],
-                              description=f"{s.name}: revision {cur.number if cur else '-'} -> {target.number}")
+        create_table_artifact(
+            key=key,
+            table=[{k: str(v) for k, v in row.items()} for row in changes],
+            description=f"{s.name}: revision {cur.number if cur else '-'} -> {target.number}",
+        )
         st.note(f"revision {cur.number if cur else '-'} -> {target.number}, {len(changes)} change(s)")
     note = ""
     if not auto_approve:
         with stage("approval") as st:
-            st.say(f"waiting for approval at {ui_url(flow_run.id)} (or: dynadeploy approve|reject SPEC --note ...)")
+            st.say(
+                f"waiting for approval at {ui_url(flow_run.id)} (or: dynadeploy approve|reject SPEC --note ...)"
+            )
             answer = pause_flow_run(
                 wait_for_input=RollbackApproval.with_initial_data(
                     description=f"Roll {s.name} back to revision {target.number}? See the rollback-plan artifact.",
-                    approve=False),
+                    approve=False,
+                ),
                 # Prefect's default checks for the answer every 10 s, which alone is twice the restore.
-                timeout=approval_timeout_s, poll_interval=1, key=f"rollback-{s.name}-{target.number}")
+                timeout=approval_timeout_s,
+                poll_interval=1,
+                key=f"rollback-{s.name}-{target.number}",
+            )
             note = answer.note
             st.note(("approved" if answer.approve else "rejected") + (f": {note}" if note else ""))
         if not answer.approve:
-            create_markdown_artifact(key=f"rollback-{s.name}"[:60],
-                                     markdown=f"Rollback of **{s.name}** to revision {target.number} was "
-                                              f"**rejected**; nothing changed. {note}")
-            return Cancelled(message=f"rollback of {s.name} to revision {target.number} rejected; nothing changed"
-                                     + (f": {note}" if note else ""))
+            create_markdown_artifact(
+                key=f"rollback-{s.name}"[:60],
+                markdown=f"Rollback of **{s.name}** to revision {target.number} was "
+                f"**rejected**; nothing changed. {note}",
+            )
+            return Cancelled(
+                message=f"rollback of {s.name} to revision {target.number} rejected; nothing changed"
+                + (f": {note}" if note else "")
+            )
     why = f"rollback to revision {target.number}: {reason}" + (f" ({note})" if note else "")
     with stage("restore") as st:
         result = deploy(spec=target.spec, reason=why[:200], started_by="rollback", locked=True)
@@ -97,6 +118,14 @@ def _rollback(s, revision: int | None, reason: str, auto_approve: bool, approval
     create_markdown_artifact(
         key=f"rollback-{s.name}"[:60],
         markdown=f"**{s.name}** rolled back to the spec of revision {target.number}; now serving as revision "
-                 f"{result['revision']}; smoke {'passed' if result['smoke']['passed'] else 'FAILED'}.")
-    return {"name": s.name, "status": "restored", "from": cur.number if cur else None, "to": target.number,
-            "revision": result["revision"], "endpoint": result["endpoint"], "smoke": result["smoke"]}
+        f"{result['revision']}; smoke {'passed' if result['smoke']['passed'] else 'FAILED'}.",
+    )
+    return {
+        "name": s.name,
+        "status": "restored",
+        "from": cur.number if cur else None,
+        "to": target.number,
+        "revision": result["revision"],
+        "endpoint": result["endpoint"],
+        "smoke": result["smoke"],
+    }

@@ -34,6 +34,8 @@ def _teardown(s, delete_model_cache: bool) -> dict:
         left = stages.take_inventory(s)
         st.note("nothing left" if not left else f"{len(left)} leftover(s)")
     if left:
-        raise PermanentError(f"teardown left {len(left)} thing(s) behind: {'; '.join(left)}",
-                             hint="rerun teardown; if it persists, remove the listed processes or objects by hand")
+        raise PermanentError(
+            f"teardown left {len(left)} thing(s) behind: {'; '.join(left)}",
+            hint="rerun teardown; if it persists, remove the listed processes or objects by hand",
+        )
     return {"target": s.target.kind, "name": s.name, "leftovers": left, "model_cache_kept": keep}

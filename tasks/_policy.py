@@ -11,7 +11,7 @@ def retry_transient(task, task_run, state) -> bool:
         state.result()
     except TransientError:
         return True
-    except Exception:  # noqa: BLE001 - anything else is permanent by definition
+    except Exception:
         return False
     return False
 

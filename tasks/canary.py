@@ -52,41 +52,81 @@ def _scrape_all(urls: list[str]) -> dict[str, str]:
     return {u: scrape(u) for u in urls}
 
 
-def _load(targets: dict[str, tuple[str, str | None]], model: str, requests: int, concurrency: int,
-          max_tokens: int, prompt: str, timeout_s: float) -> dict:
+def _load(
+    targets: dict[str, tuple[str, str | None]],
+    model: str,
+    requests: int,
+    concurrency: int,
+    max_tokens: int,
+    prompt: str,
+    timeout_s: float,
+) -> dict:
     async def every():
-        return await asyncio.gather(*(loadgen.run_load(url, model, requests=requests, concurrency=concurrency,
-                                                       max_tokens=max_tokens, prompt=prompt, timeout_s=timeout_s,
-                                                       host=host)
-                                      for url, host in targets.values()))
+        return await asyncio.gather(
+            *(
+                loadgen.run_load(
+                    url,
+                    model,
+                    requests=requests,
+                    concurrency=concurrency,
+                    max_tokens=max_tokens,
+                    prompt=prompt,
+                    timeout_s=timeout_s,
+                    host=host,
+                )
+                for url, host in targets.values()
+            )
+        )
 
-    return dict(zip(targets, loadgen.run_sync(every())))
+    return dict(zip(targets, loadgen.run_sync(every()), strict=True))
 
 
 @task(name="analyse-side-by-side", cache_policy=NO_CACHE, timeout_seconds=900)
-def measure_side_by_side(spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str,
-                         timeout_s: float) -> dict:
+def measure_side_by_side(
+    spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str, timeout_s: float
+) -> dict:
     """Identical bounded load at both frontends at once, each request paired in time with its twin at the
     other side (loadgen.run_paired_load): per side the report and the frontend's metrics before and after."""
     with mechanics(spec).reach(backend(spec), backend(candidate)) as r:
         urls = {"stable": r.stable, "candidate": r.candidate}
         before = {k: scrape(u) for k, u in urls.items()}
-        reports = loadgen.run_sync(loadgen.run_paired_load(
-            urls, spec.model.served(), requests=requests, concurrency=concurrency, max_tokens=max_tokens,
-            prompt=prompt, timeout_s=timeout_s))
+        reports = loadgen.run_sync(
+            loadgen.run_paired_load(
+                urls,
+                spec.model.served(),
+                requests=requests,
+                concurrency=concurrency,
+                max_tokens=max_tokens,
+                prompt=prompt,
+                timeout_s=timeout_s,
+            )
+        )
         after = {k: scrape(u) for k, u in urls.items()}
     return {k: {"report": reports[k], "before": before[k], "after": after[k]} for k in urls}
 
 
 @task(name="analyse-shifted", cache_policy=NO_CACHE, timeout_seconds=900)
-def measure_shifted(spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str,
-                    timeout_s: float) -> dict:
+def measure_shifted(
+    spec, candidate, requests: int, concurrency: int, max_tokens: int, prompt: str, timeout_s: float
+) -> dict:
     """Bounded load where real traffic enters (the share the step set goes to the candidate), and each
     side's own TTFT histograms before and after."""
     with mechanics(spec).reach(backend(spec), backend(candidate)) as r:
         before = {side: _scrape_all(urls) for side, urls in r.groups.items()}
-        report = _load({"entry": (r.entry, r.entry_host)}, spec.model.served(), requests, concurrency,
-                       max_tokens, prompt, timeout_s)["entry"]
+        report = _load(
+            {"entry": (r.entry, r.entry_host)},
+            spec.model.served(),
+            requests,
+            concurrency,
+            max_tokens,
+            prompt,
+            timeout_s,
+        )["entry"]
         after = {side: _scrape_all(urls) for side, urls in r.groups.items()}
-    return {"report": report, "before": before, "after": after, "ttft_metrics": list(r.ttft_metrics),
-            "entry": r.entry}
+    return {
+        "report": report,
+        "before": before,
+        "after": after,
+        "ttft_metrics": list(r.ttft_metrics),
+        "entry": r.entry,
+    }

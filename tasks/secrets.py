@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
-from runtime.domain import secret_shapes
 from runtime.domain import credentials as creds
+from runtime.domain import secret_shapes
 from runtime.errors import PermanentError, TransientError
 
 
@@ -29,16 +29,20 @@ def resolve_model_token(spec) -> str | None:
             # The spec refuses a token written as the variable's name; never print one here either
             # (this message reaches Prefect's logs, states and events).
             name = "a variable" if secret_shapes.looks_secret(ref.env) else ref.env
-            raise PermanentError(f"model.token.env names {name}, which is not set",
-                                 hint=f"export {name} in the worker's environment or use a Prefect Secret block")
+            raise PermanentError(
+                f"model.token.env names {name}, which is not set",
+                hint=f"export {name} in the worker's environment or use a Prefect Secret block",
+            )
         return value
     from prefect.blocks.system import Secret
 
     try:
         return Secret.load(ref.secret_block).get()
     except ValueError as exc:
-        raise PermanentError(f"Prefect Secret block {ref.secret_block!r} not found",
-                             hint=f"create it: prefect block create secret (name {ref.secret_block})") from exc
+        raise PermanentError(
+            f"Prefect Secret block {ref.secret_block!r} not found",
+            hint=f"create it: prefect block create secret (name {ref.secret_block})",
+        ) from exc
 
 
 def read_block_data(slug: str, name: str) -> dict:
@@ -48,13 +52,19 @@ def read_block_data(slug: str, name: str) -> dict:
 
     try:
         with get_client(sync_client=True) as client:
-            document = client.read_block_document_by_name(name=name, block_type_slug=slug, include_secrets=True)
+            document = client.read_block_document_by_name(
+                name=name, block_type_slug=slug, include_secrets=True
+            )
     except ObjectNotFound:
-        raise PermanentError(f"Prefect {slug} block {name!r} (target.credentials.block) not found",
-                             hint=creds.CREATE_HINTS[slug].format(name=name)) from None
-    except Exception as exc:  # noqa: BLE001 - the API is unreachable or failed; say so without the payload
-        raise TransientError(f"cannot read Prefect {slug} block {name!r}: {type(exc).__name__}",
-                             hint="check that the worker reaches the Prefect API (PREFECT_API_URL)") from None
+        raise PermanentError(
+            f"Prefect {slug} block {name!r} (target.credentials.block) not found",
+            hint=creds.CREATE_HINTS[slug].format(name=name),
+        ) from None
+    except Exception as exc:
+        raise TransientError(
+            f"cannot read Prefect {slug} block {name!r}: {type(exc).__name__}",
+            hint="check that the worker reaches the Prefect API (PREFECT_API_URL)",
+        ) from None
     return dict(document.data or {})
 
 
@@ -65,4 +75,3 @@ def resolve_cloud_credentials(spec) -> creds.CloudCredentials | None:
         return None
     slug = creds.block_type(spec.target.kind)
     return creds.from_block(slug, ref.block, read_block_data(slug, ref.block))
-

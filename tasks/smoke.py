@@ -6,9 +6,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from runtime.gateways import loadgen
 from runtime.domain import sla
 from runtime.errors import SmokeTestFailed
+from runtime.gateways import loadgen
 from tasks._policy import TRANSIENT
 from tasks.targets import backend
 
@@ -38,12 +38,19 @@ def run_smoke_test(spec, endpoint: str, revision: int) -> dict:
 def _publish(spec, revision: int, summary: dict, result, failed: str | None = None) -> None:
     title = f"Smoke test of {spec.name} revision {revision}"
     if result is not None:
-        create_table_artifact(key=_key("smoke", spec.name), table=sla.to_table(result.report),
-                              description=title)
+        create_table_artifact(
+            key=_key("smoke", spec.name), table=sla.to_table(result.report), description=title
+        )
         md = sla.to_markdown(result.report, result.verdict)
-        from runtime.render import latency_plot  # the distributions as pictures (SVG CDFs with the SLA targets)
+        from runtime.render import (
+            latency_plot,  # the distributions as pictures (SVG CDFs with the SLA targets)
+        )
 
         md += "\n\n" + latency_plot.markdown({f"revision {revision}": result.report}, spec.smoke.sla)
     else:
-        md = "\n".join([f"**FAILED**: {failed}", "", "```", *(f"{k}: {v}" for k, v in summary.items()), "```"])
-    create_markdown_artifact(key=_key("smoke-summary", spec.name), markdown=f"# {title}\n\n{md}", description=title)
+        md = "\n".join(
+            [f"**FAILED**: {failed}", "", "```", *(f"{k}: {v}" for k, v in summary.items()), "```"]
+        )
+    create_markdown_artifact(
+        key=_key("smoke-summary", spec.name), markdown=f"# {title}\n\n{md}", description=title
+    )

@@ -49,8 +49,9 @@ def cache_model(spec, engine: str) -> CachedModel:
 
 
 @task(name="roll-out", cache_policy=NO_CACHE, timeout_seconds=1800, **TRANSIENT)
-def roll_out(spec, engine: str, model: CachedModel, reason: str = "deploy",
-             started_by: str = "dynadeploy") -> Rollout:
+def roll_out(
+    spec, engine: str, model: CachedModel, reason: str = "deploy", started_by: str = "dynadeploy"
+) -> Rollout:
     # A graph replacement (a change of the component set) says its plan before acting: into the run's log.
     with _to_run_log("dynadeploy.kube"):
         return backend(spec).roll_out(engine, model, reason=reason, started_by=started_by)

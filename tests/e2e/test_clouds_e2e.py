@@ -58,20 +58,32 @@ def _spec(kind: str):
     if kind in ("eks", "ecs"):
         target["region"] = os.environ.get("DYNADEPLOY_E2E_AWS_REGION", "us-east-1")
     if kind == "gke":
-        target.update(project=os.environ["DYNADEPLOY_E2E_GCP_PROJECT"],
-                      location=os.environ.get("DYNADEPLOY_E2E_GCP_LOCATION", "us-central1-a"))
+        target.update(
+            project=os.environ["DYNADEPLOY_E2E_GCP_PROJECT"],
+            location=os.environ.get("DYNADEPLOY_E2E_GCP_LOCATION", "us-central1-a"),
+        )
     if kind == "aks":
-        target.update(subscription_id=os.environ["AZURE_SUBSCRIPTION_ID"], resource_group=f"dd-e2e-{RUN}-rg",
-                      location=os.environ.get("DYNADEPLOY_E2E_AZURE_LOCATION", "eastus2"))
+        target.update(
+            subscription_id=os.environ["AZURE_SUBSCRIPTION_ID"],
+            resource_group=f"dd-e2e-{RUN}-rg",
+            location=os.environ.get("DYNADEPLOY_E2E_AZURE_LOCATION", "eastus2"),
+        )
     if kind == "ecs":
-        target.update(fargate_cluster_name=f"dd-e2e-{RUN}-fargate",
-                      instance_type=os.environ.get("DYNADEPLOY_E2E_ECS_INSTANCE", "g6e.xlarge"))
+        target.update(
+            fargate_cluster_name=f"dd-e2e-{RUN}-fargate",
+            instance_type=os.environ.get("DYNADEPLOY_E2E_ECS_INSTANCE", "g6e.xlarge"),
+        )
         data["serving"] = {"topology": "agg", "engine": "mocker", "workers": {"replicas": 1, "gpus": 0}}
     elif os.environ.get("DYNADEPLOY_E2E_GPU") != "1":
-        target["node_pools"] = [{"name": "system", "instance_type": SMALL[kind], "min": 1, "desired": 1, "max": 1}]
+        target["node_pools"] = [
+            {"name": "system", "instance_type": SMALL[kind], "min": 1, "desired": 1, "max": 1}
+        ]
         data["serving"] = {"topology": "agg", "engine": "mocker", "workers": {"replicas": 1, "gpus": 0}}
-        data["model"] = {"id": data["model"]["id"], "revision": data["model"]["revision"],
-                         "cache": {"size": "20Gi", "access_mode": "ReadWriteOnce"}}
+        data["model"] = {
+            "id": data["model"]["id"],
+            "revision": data["model"]["revision"],
+            "cache": {"size": "20Gi", "access_mode": "ReadWriteOnce"},
+        }
     return parse_spec(data)
 
 

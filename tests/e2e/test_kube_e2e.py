@@ -24,26 +24,37 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 if os.environ.get("DYNADEPLOY_E2E") != "1" or not os.environ.get("KUBECONFIG"):
-    pytest.skip("set DYNADEPLOY_E2E=1 and KUBECONFIG to a real cluster to run the kube e2e test",
-                allow_module_level=True)
+    pytest.skip(
+        "set DYNADEPLOY_E2E=1 and KUBECONFIG to a real cluster to run the kube e2e test",
+        allow_module_level=True,
+    )
 
 
 def _doc() -> dict:
     env = os.environ
     engine = env.get("DYNADEPLOY_E2E_ENGINE", "mocker")
-    target = {"kind": "kube", "kubeconfig": env["KUBECONFIG"].split(os.pathsep)[0],
-              "namespace": env.get("DYNADEPLOY_E2E_NAMESPACE", "dynadeploy-e2e")}
+    target = {
+        "kind": "kube",
+        "kubeconfig": env["KUBECONFIG"].split(os.pathsep)[0],
+        "namespace": env.get("DYNADEPLOY_E2E_NAMESPACE", "dynadeploy-e2e"),
+    }
     if env.get("DYNADEPLOY_E2E_CONTEXT"):
         target["context"] = env["DYNADEPLOY_E2E_CONTEXT"]
-    doc = {"apiVersion": "dynadeploy.io/v1", "name": "dynadeploy-e2e", "target": target,
-           "serving": {"topology": "agg", "engine": engine},
-           "smoke": {"requests": 10, "concurrency": 2, "max_tokens": 16, "timeout_s": 300},
-           "teardown": {"keep_model_cache": False, "keep_namespace": False}}
+    doc = {
+        "apiVersion": "dynadeploy.io/v1",
+        "name": "dynadeploy-e2e",
+        "target": target,
+        "serving": {"topology": "agg", "engine": engine},
+        "smoke": {"requests": 10, "concurrency": 2, "max_tokens": 16, "timeout_s": 300},
+        "teardown": {"keep_model_cache": False, "keep_namespace": False},
+    }
     if engine == "vllm":
         if not env.get("DYNADEPLOY_E2E_REVISION"):
             pytest.skip("DYNADEPLOY_E2E_ENGINE=vllm needs DYNADEPLOY_E2E_REVISION (the model's commit sha)")
-        doc["model"] = {"id": env.get("DYNADEPLOY_E2E_MODEL", "Qwen/Qwen3-0.6B"),
-                        "revision": env["DYNADEPLOY_E2E_REVISION"]}
+        doc["model"] = {
+            "id": env.get("DYNADEPLOY_E2E_MODEL", "Qwen/Qwen3-0.6B"),
+            "revision": env["DYNADEPLOY_E2E_REVISION"],
+        }
         if env.get("DYNADEPLOY_E2E_TOKEN_ENV"):
             doc["model"]["token"] = {"env": env["DYNADEPLOY_E2E_TOKEN_ENV"]}
         doc["serving"]["workers"] = {"replicas": 1, "gpus": 1}

@@ -96,11 +96,20 @@ def ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def chat(endpoint: str, model: str, prompt: str = "hello", max_tokens: int = 4, timeout_s: float = 30.0) -> str:
+def chat(
+    endpoint: str, model: str, prompt: str = "hello", max_tokens: int = 4, timeout_s: float = 30.0
+) -> str:
     """One non-streamed chat completion; returns the text (raises on anything but a 200 with choices)."""
-    r = httpx.post(f"{endpoint}/v1/chat/completions", timeout=timeout_s,
-                   json={"model": model, "messages": [{"role": "user", "content": prompt}],
-                         "max_tokens": max_tokens, "stream": False})
+    r = httpx.post(
+        f"{endpoint}/v1/chat/completions",
+        timeout=timeout_s,
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": False,
+        },
+    )
     r.raise_for_status()
     return r.json()["choices"][0]["message"]["content"] or ""
 
@@ -161,8 +170,15 @@ class PrefectStack:
     # -- processes ------------------------------------------------------------------------------
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the fd
-            proc = subprocess.Popen([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "prefect", *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.procs[name] = proc
         return proc
 
@@ -174,11 +190,21 @@ class PrefectStack:
 
     def cli(self, *args: str, timeout_s: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         """A `prefect` CLI command from the project root, against this server."""
-        proc = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=ROOT, env=self.env, capture_output=True,
-                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "prefect", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"prefect {' '.join(args)} exited {proc.returncode}:\n"
-                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise AssertionError(
+                f"prefect {' '.join(args)} exited {proc.returncode}:\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
         return proc
 
     def start_server(self, timeout_s: float = 240) -> None:
@@ -187,7 +213,9 @@ class PrefectStack:
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{self.log_tail('server')}")
+                raise RuntimeError(
+                    f"prefect server exited with {proc.returncode}:\n{self.log_tail('server')}"
+                )
             try:
                 if self.http.get("/health", timeout=2).json() is True:
                     self.timings["server_start_s"] = time.monotonic() - t0
@@ -241,13 +269,13 @@ class PrefectStack:
 
     def stop(self) -> list[str]:
         """Tear down every spec's deployment, stop worker and server; returns what had to be killed."""
-        from runtime.targets.local.backend import LocalBackend
         from runtime.spec import load_spec
+        from runtime.targets.local.backend import LocalBackend
 
         for path in dict.fromkeys(self.specs):
             try:
                 LocalBackend(load_spec(path)).teardown()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+            except Exception as exc:
                 print(f"teardown of {path.name} failed: {exc}", file=sys.stderr)
         for name in ("worker", "server"):
             if name in self.procs:
@@ -269,11 +297,15 @@ class PrefectStack:
     # -- specs ----------------------------------------------------------------------------------
     def write_spec(self, name: str, serving: dict | None = None, **sections) -> Path:
         """A local-target spec whose state_dir is this stack's DYNADEPLOY_HOME."""
-        doc = {"apiVersion": "dynadeploy.io/v1", "name": name,
-               "target": {"kind": "local", "state_dir": str(self.home)},
-               "model": {"id": "dynadeploy/tiny-mock"},
-               "serving": {"topology": "agg", **(serving or {})},
-               "smoke": {"requests": 10, "concurrency": 4, "max_tokens": 16}, **sections}
+        doc = {
+            "apiVersion": "dynadeploy.io/v1",
+            "name": name,
+            "target": {"kind": "local", "state_dir": str(self.home)},
+            "model": {"id": "dynadeploy/tiny-mock"},
+            "serving": {"topology": "agg", **(serving or {})},
+            "smoke": {"requests": 10, "concurrency": 4, "max_tokens": 16},
+            **sections,
+        }
         path = self.work / "specs" / f"{name}-{len(self.specs)}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.specs.append(path)
@@ -298,18 +330,24 @@ class PrefectStack:
         r.raise_for_status()
         return r.json()
 
-    def wait(self, run_id: str, states: set[str] = FINAL, timeout_s: float = 300, poll_s: float = 0.5) -> dict:
+    def wait(
+        self, run_id: str, states: set[str] = FINAL, timeout_s: float = 300, poll_s: float = 0.5
+    ) -> dict:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             fr = self.flow_run(run_id)
             if fr["state_type"] in states:
                 return fr
             if fr["state_type"] in FINAL:
-                raise AssertionError(f"run {fr['name']} ended {fr['state_type']} while waiting for {states}: "
-                                     f"{(fr.get('state') or {}).get('message')}")
+                raise AssertionError(
+                    f"run {fr['name']} ended {fr['state_type']} while waiting for {states}: "
+                    f"{(fr.get('state') or {}).get('message')}"
+                )
             time.sleep(poll_s)
-        raise AssertionError(f"run {run_id} not in {states} after {timeout_s:.0f}s "
-                             f"(state {self.flow_run(run_id)['state_type']}); worker log:\n{self.log_tail('worker')}")
+        raise AssertionError(
+            f"run {run_id} not in {states} after {timeout_s:.0f}s "
+            f"(state {self.flow_run(run_id)['state_type']}); worker log:\n{self.log_tail('worker')}"
+        )
 
     def wait_for_form(self, run_id: str, timeout_s: float = 300) -> dict:
         """Wait until the run is Paused and its typed input form (the JSON schema) is stored: the flow
@@ -332,15 +370,22 @@ class PrefectStack:
         return self.http.post("/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}).json()
 
     def subflow_runs(self, run_id: str) -> list[dict]:
-        return self.http.post("/flow_runs/filter", json={
-            "flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}).json()
+        return self.http.post(
+            "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}
+        ).json()
 
     def task_runs(self, run_ids: list[str]) -> list[dict]:
-        return self.http.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": run_ids}},
-                                                         "limit": 200}).json()
+        return self.http.post(
+            "/task_runs/filter", json={"flow_runs": {"id": {"any_": run_ids}}, "limit": 200}
+        ).json()
 
-    def events(self, prefixes: list[str], resource_id: str | None = None, related_id: str | None = None,
-               pages: int = 20) -> list[dict]:
+    def events(
+        self,
+        prefixes: list[str],
+        resource_id: str | None = None,
+        related_id: str | None = None,
+        pages: int = 20,
+    ) -> list[dict]:
         """Events oldest first, following the API's pages (50 events each)."""
         flt: dict = {"event": {"prefix": prefixes}, "order": "ASC"}
         if resource_id:
@@ -358,8 +403,14 @@ class PrefectStack:
             r = self.http.get(page["next_page"])
         return out
 
-    def wait_events(self, prefixes: list[str], until, resource_id: str | None = None, related_id: str | None = None,
-                    timeout_s: float = 30) -> list[dict]:
+    def wait_events(
+        self,
+        prefixes: list[str],
+        until,
+        resource_id: str | None = None,
+        related_id: str | None = None,
+        timeout_s: float = 30,
+    ) -> list[dict]:
         """Events arrive asynchronously (client websocket -> server -> database): poll until ``until(events)``."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -369,8 +420,10 @@ class PrefectStack:
             time.sleep(0.5)
 
     def run_logs(self, run_id: str) -> list[dict]:
-        r = self.http.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC",
-                                                 "limit": 200})
+        r = self.http.post(
+            "/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200},
+        )
         r.raise_for_status()
         return r.json()
 
@@ -412,7 +465,9 @@ class PostgresCluster:
 
     def __post_init__(self) -> None:
         # Under /tmp itself: pytest's temp dirs are 0700 root, which the postgres user cannot enter.
-        self.dir = Path(subprocess.check_output(["mktemp", "-d", "/tmp/dynadeploy-pg-XXXXXXXX"], text=True).strip())
+        self.dir = Path(
+            subprocess.check_output(["mktemp", "-d", "/tmp/dynadeploy-pg-XXXXXXXX"], text=True).strip()
+        )
         self.data = self.dir / "data"
         if self.user:
             shutil.chown(self.dir, self.user)
@@ -423,26 +478,54 @@ class PostgresCluster:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {MARK: self.token, "LC_ALL": "C"}
-        proc = subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL, check=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {
+            MARK: self.token,
+            "LC_ALL": "C",
+        }
+        proc = subprocess.run(
+            cmd,
+            cwd=self.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            raise RuntimeError(
+                f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+            )
         return proc.stdout
 
     def start(self) -> PostgresCluster:
         t0 = time.monotonic()
         self._run("initdb", "-D", str(self.data), "-U", "prefect", "--auth=trust", "-E", "UTF8", "--no-sync")
-        opts = (f"-c listen_addresses={HOST} -p {self.port} -c unix_socket_directories={self.dir} "
-                f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-o", opts, "-w", "-t", "90",
-                  "start")
+        opts = (
+            f"-c listen_addresses={HOST} -p {self.port} -c unix_socket_directories={self.dir} "
+            f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "postgres.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "90",
+            "start",
+        )
         self._run("createdb", "-h", HOST, "-p", str(self.port), "-U", "prefect", "prefect")
         self.timings["postgres_start_s"] = time.monotonic() - t0
         return self
 
     def psql(self, sql: str) -> str:
-        return self._run("psql", "-h", HOST, "-p", str(self.port), "-U", "prefect", "-d", "prefect", "-tAc", sql)
+        return self._run(
+            "psql", "-h", HOST, "-p", str(self.port), "-U", "prefect", "-d", "prefect", "-tAc", sql
+        )
 
     def postmaster_pid(self) -> int | None:
         try:

@@ -20,9 +20,9 @@ import yaml
 
 from flows._lock import limit_name
 from runtime.gateways import loadgen
+from runtime.spec import load_spec
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.canary import baseline_backend, candidate_backend
-from runtime.spec import load_spec
 from tests.e2e_prefect.stack import POOL, ROOT, chat, related_to, ts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -32,8 +32,14 @@ NAME = "e2e-day"
 # compares the workers' own TTFT p90 from histogram buckets, a few ms each, where one late request
 # moves p90 a bucket (seen: stable 2.6 ms, healthy candidate 16.0 ms, failing a +300% bound). The slow
 # candidate (speedup 0.05) fails these by far: TTFT some 18x, ITL thousands of times the stable's.
-CANARY = {"requests_per_step": 40, "min_samples": 12, "steps": [50, 100], "analysis_interval_s": 30,
-          "max_ttft_regression": 10.0, "max_itl_regression": 10.0}
+CANARY = {
+    "requests_per_step": 40,
+    "min_samples": 12,
+    "steps": [50, 100],
+    "analysis_interval_s": 30,
+    "max_ttft_regression": 10.0,
+    "max_itl_regression": 10.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +47,17 @@ def target(stack):
     """deploy-local run from the CLI, exactly as the README says, with this module's spec."""
     path = stack.write_spec(NAME, {"mocker": {"speedup_ratio": 10.0}}, canary=CANARY)
     t0 = time.monotonic()
-    out = stack.cli("deployment", "run", "deploy/deploy-local", "--param", f"spec={path}", "--watch",
-                    "--watch-timeout", "400", timeout_s=450)
+    out = stack.cli(
+        "deployment",
+        "run",
+        "deploy/deploy-local",
+        "--param",
+        f"spec={path}",
+        "--watch",
+        "--watch-timeout",
+        "400",
+        timeout_s=450,
+    )
     return {"path": path, "spec": load_spec(path), "cli": out, "cli_s": time.monotonic() - t0}
 
 
@@ -54,13 +69,16 @@ def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(
     want = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
     got = {d["name"]: d for d in stack.http.post("/deployments/filter", json={"limit": 200}).json()}
     # `deploy --all` registers the default target's four, not every example target's (issue 16)
-    assert len(want) == 4 and set(got) == set(want) == {f"{k}-local" for k in ("deploy", "canary", "rollback",
-                                                                              "teardown")}
+    assert len(want) == 4 and set(got) == set(want) == {
+        f"{k}-local" for k in ("deploy", "canary", "rollback", "teardown")
+    }
     for name, d in got.items():
         kind = name.split("-")[0]
         assert d["entrypoint"] == want[name]["entrypoint"] == f"flows/{kind}.py:{kind}"
         assert d["work_pool_name"] == POOL and d["parameters"]["spec"] == want[name]["parameters"]["spec"]
-        assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+        assert d["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+        ]
         assert "dynadeploy" in d["tags"] and not d["paused"]
         if kind == "canary":
             (sched,) = d["schedules"]
@@ -69,17 +87,24 @@ def test_prefect_deploy_created_every_deployment_with_inactive_canary_schedules(
         else:
             assert d["schedules"] == []
     # every target but ECS (no traffic layer to split) gets a canary deployment
-    assert sorted(n for n in got if n.startswith("canary-")) == [f"canary-{t}" for t in
-                                                                 sorted(n[len("deploy-"):] for n in got
-                                                                        if n.startswith("deploy-")) if t != "ecs"]
+    assert sorted(n for n in got if n.startswith("canary-")) == [
+        f"canary-{t}"
+        for t in sorted(n[len("deploy-") :] for n in got if n.startswith("deploy-"))
+        if t != "ecs"
+    ]
     # the rollback's approval form is typed: the UI renders the parameters from this schema
     props = got["rollback-local"]["parameter_openapi_schema"]["properties"]
     assert {"spec", "revision", "reason", "auto_approve"} <= set(props)
     pool = stack.http.get(f"/work_pools/{POOL}").json()
     assert pool["type"] == "process" and pool["status"] == "READY"
     # inactive schedules: nothing was scheduled for any canary
-    runs = stack.http.post("/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
-                                                      "deployments": {"name": {"like_": "canary-"}}}).json()
+    runs = stack.http.post(
+        "/flow_runs/filter",
+        json={
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+            "deployments": {"name": {"like_": "canary-"}},
+        },
+    ).json()
     assert runs == []
 
 
@@ -90,12 +115,16 @@ def test_another_example_target_is_registered_by_name_from_the_targets_file(stac
     deps = stack.http.post("/deployments/filter", json={"limit": 200}).json()
     try:
         added = {d["name"] for d in deps} - before
-        assert added == {"deploy-kube", "canary-kube", "rollback-kube", "teardown-kube"}, (added, out.stdout[-2000:])
+        assert added == {"deploy-kube", "canary-kube", "rollback-kube", "teardown-kube"}, (
+            added,
+            out.stdout[-2000:],
+        )
         for d in deps:
             if d["name"] in added:
                 assert d["parameters"]["spec"] == "infra/targets/kube.yaml" and "target:kube" in d["tags"]
-                assert d["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
-                                            {"directory": str(ROOT)}}]
+                assert d["pull_steps"] == [
+                    {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+                ]
     finally:  # the rest of the tier sees the README's default: local's four
         for d in deps:
             if d["name"].endswith("-kube"):
@@ -108,9 +137,17 @@ def test_canary_candidate_is_a_typed_described_form_on_the_server(stack):
     assert all(p.get("description") for p in schema["properties"].values())
     ref = schema["properties"]["candidate"]
     cand = schema["definitions"]["Candidate"]["properties"]
-    assert "Candidate" in str(ref) and set(cand) == {"image", "engine_args", "model_revision", "replicas", "spec",
-                                                    "changes"}
-    assert cand["replicas"]["anyOf"][0]["type"] == "integer" and all(p.get("description") for p in cand.values())
+    assert "Candidate" in str(ref) and set(cand) == {
+        "image",
+        "engine_args",
+        "model_revision",
+        "replicas",
+        "spec",
+        "changes",
+    }
+    assert cand["replicas"]["anyOf"][0]["type"] == "integer" and all(
+        p.get("description") for p in cand.values()
+    )
     rollback = stack.deployment("rollback/rollback-local")["parameter_openapi_schema"]["properties"]
     assert rollback["revision"]["description"].startswith("the revision to restore")
 
@@ -126,16 +163,22 @@ def test_deploy_local_from_the_cli_serves(stack, target):
     assert backend.revisions()[-1].status == "serving"
     assert str(stack.home) in str(backend.paths.root)  # the temporary home, never ~/.dynadeploy
     assert chat(backend.endpoint(), spec.model.served())
-    run = stack.http.post("/flow_runs/filter", json={"deployments": {"name": {"any_": ["deploy-local"]}},
-                                                     "sort": "START_TIME_ASC"}).json()[0]
+    run = stack.http.post(
+        "/flow_runs/filter",
+        json={"deployments": {"name": {"any_": ["deploy-local"]}}, "sort": "START_TIME_ASC"},
+    ).json()[0]
     assert run["state_type"] == "COMPLETED" and run["parameters"] == {"spec": str(target["path"])}
 
 
 def test_healthy_canary_is_promoted(stack, target):
     spec = target["spec"]
     before = LocalBackend(spec).revisions()
-    run_id = stack.run("canary/canary-local", spec=str(target["path"]),
-                       candidate={"serving": {"mocker": {"speedup_ratio": 12.0}}}, reason="e2e healthy candidate")
+    run_id = stack.run(
+        "canary/canary-local",
+        spec=str(target["path"]),
+        candidate={"serving": {"mocker": {"speedup_ratio": 12.0}}},
+        reason="e2e healthy candidate",
+    )
     fr = stack.wait(run_id, timeout_s=400)
     assert fr["state_type"] == "COMPLETED", fr["state"]
     revs = {r.number: r for r in LocalBackend(spec).revisions()}
@@ -144,8 +187,12 @@ def test_healthy_canary_is_promoted(stack, target):
     assert revs[new].status == "serving" and revs[new].started_by == "canary"
     assert revs[new].spec["serving"]["mocker"]["speedup_ratio"] == 12.0 and revs[new].smoke["passed"]
     assert all(revs[r.number].status == "superseded" for r in before)
-    events = stack.wait_events(["dynadeploy.canary."], lambda evs: any(e["event"].endswith(".promoted") for e in evs),
-                               f"dynadeploy.target.{NAME}", f"prefect.flow-run.{run_id}")
+    events = stack.wait_events(
+        ["dynadeploy.canary."],
+        lambda evs: any(e["event"].endswith(".promoted") for e in evs),
+        f"dynadeploy.target.{NAME}",
+        f"prefect.flow-run.{run_id}",
+    )
     names = [e["event"].rsplit(".", 1)[-1] for e in events]
     assert names[0] == "started" and names[-1] == "promoted" and names.count("step") == 2, names
     assert [e["payload"]["step"] for e in events if e["event"].endswith(".step")] == ["side-by-side", "50%"]
@@ -158,8 +205,9 @@ def test_healthy_canary_is_promoted(stack, target):
 
 
 def _latest_artifact(stack, key: str) -> dict:
-    arts = stack.http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC",
-                                                      "limit": 1}).json()
+    arts = stack.http.post(
+        "/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}
+    ).json()
     assert arts, f"no artifact {key!r}"
     return arts[0]
 
@@ -180,19 +228,27 @@ def test_deploy_and_canary_artifacts_are_readable(stack, target):
     the deploy and the healthy canary above wrote, as the server holds them."""
     canary_rows = _rows(_latest_artifact(stack, f"canary-{NAME}"))
     assert canary_rows and all(list(r)[:3] == ["verdict", "step", "share"] for r in canary_rows), canary_rows
-    assert all(r["verdict"] in ("pass", "fail", "inconclusive") and r["share"].endswith("%") for r in canary_rows)
+    assert all(
+        r["verdict"] in ("pass", "fail", "inconclusive") and r["share"].endswith("%") for r in canary_rows
+    )
     for r in canary_rows:
         assert all(_decimals(v) <= 1 for v in r.values()), r  # latencies to 0.1 ms
         assert not any(str(v).endswith(("…", "...")) for v in r.values()), r
     summary = _latest_artifact(stack, f"canary-summary-{NAME}")["data"]
-    assert summary.startswith(f"# Canary of {NAME}") and ("**promoted**" in summary or "**rolled back**" in summary)
+    assert summary.startswith(f"# Canary of {NAME}") and (
+        "**promoted**" in summary or "**rolled back**" in summary
+    )
     for key in (f"revisions-{NAME}", f"deploy-{NAME}"):
         rows = _rows(_latest_artifact(stack, key))
-        assert rows and all(list(r)[0] == "smoke" and r["smoke"] in ("pass", "FAIL", "-") for r in rows), rows
+        assert rows and all(next(iter(r)) == "smoke" and r["smoke"] in ("pass", "FAIL", "-") for r in rows), (
+            rows
+        )
         assert all("@" not in str(r["model"]) for r in rows), rows
         assert not any(str(v).endswith(("…", "...")) for r in rows for v in r.values()), rows
     revisions = _rows(_latest_artifact(stack, f"revisions-{NAME}"))
-    assert all(r["model_revision"] for r in revisions) and len({r["revision"] for r in revisions}) == len(revisions)
+    assert all(r["model_revision"] for r in revisions) and len({r["revision"] for r in revisions}) == len(
+        revisions
+    )
 
 
 @pytest.fixture(scope="module")
@@ -214,14 +270,29 @@ def test_slow_canary_rolls_back_by_itself_and_the_automation_pauses_it(stack, ta
 
     def stable_client() -> None:
         while not stop.is_set():
-            reports.append(asyncio.run(loadgen.run_load(endpoint, spec.model.served(), requests=8, concurrency=2,
-                                                        max_tokens=8, prompt="stable traffic", timeout_s=60)))
+            reports.append(
+                asyncio.run(
+                    loadgen.run_load(
+                        endpoint,
+                        spec.model.served(),
+                        requests=8,
+                        concurrency=2,
+                        max_tokens=8,
+                        prompt="stable traffic",
+                        timeout_s=60,
+                    )
+                )
+            )
 
     client = threading.Thread(target=stable_client)
     client.start()
     try:
-        run_id = stack.run("canary/canary-local", spec=str(target["path"]),
-                           candidate={"serving": {"mocker": {"speedup_ratio": 0.05}}}, reason="e2e slow candidate")
+        run_id = stack.run(
+            "canary/canary-local",
+            spec=str(target["path"]),
+            candidate={"serving": {"mocker": {"speedup_ratio": 0.05}}},
+            reason="e2e slow candidate",
+        )
         fr = stack.wait(run_id, timeout_s=400)
     finally:
         stop.set()
@@ -234,8 +305,9 @@ def test_slow_canary_rolls_back_by_itself_and_the_automation_pauses_it(stack, ta
         assert ledger(spec) == before, "stable is unchanged: no new revision, the same one serving"
         assert candidate_backend(spec).inventory() == []
         assert not [n for n in LocalBackend(spec).supervisor.processes() if n.startswith("canary-")]
-        (rolled,) = stack.wait_events(["dynadeploy.canary.rolled-back"], bool, f"dynadeploy.target.{NAME}",
-                                      f"prefect.flow-run.{run_id}")
+        (rolled,) = stack.wait_events(
+            ["dynadeploy.canary.rolled-back"], bool, f"dynadeploy.target.{NAME}", f"prefect.flow-run.{run_id}"
+        )
         assert rolled["payload"]["withdraw_s"] < CANARY["analysis_interval_s"]
         # Prefect relates the event to the deployment that ran it, so `source: inferred` resolves
         assert related_to(rolled, f"prefect.deployment.{canary_dep['id']}")
@@ -245,9 +317,13 @@ def test_slow_canary_rolls_back_by_itself_and_the_automation_pauses_it(stack, ta
             time.sleep(0.5)
         assert dep["paused"], "the automation did not pause canary-local"
         assert [s["active"] for s in dep["schedules"]] == [False]
-        executed = [e for e in stack.wait_events(["prefect.automation.action.executed"], bool,
-                                                 f"prefect.automation.{automation['id']}")
-                    if ts(e["occurred"]) >= ts(rolled["occurred"])]
+        executed = [
+            e
+            for e in stack.wait_events(
+                ["prefect.automation.action.executed"], bool, f"prefect.automation.{automation['id']}"
+            )
+            if ts(e["occurred"]) >= ts(rolled["occurred"])
+        ]
         assert executed and executed[0]["payload"]["action_type"] == "pause-deployment"
         assert executed[0]["payload"]["status_code"] == 200
         assert not stack.deployment("deploy/deploy-local")["paused"], "only the canary that failed is paused"
@@ -258,10 +334,15 @@ def test_slow_canary_rolls_back_by_itself_and_the_automation_pauses_it(stack, ta
 def _lock_windows(stack, run_ids: list[str], limit: str) -> dict[str, tuple[float, float]]:
     out = {}
     for rid in run_ids:
-        mine = [e for e in stack.wait_events(["prefect.concurrency-limit."],
-                                             lambda evs: any(e["event"].endswith(".released") for e in evs),
-                                             related_id=f"prefect.flow-run.{rid}")
-                if e["resource"]["prefect.resource.name"] == limit]
+        mine = [
+            e
+            for e in stack.wait_events(
+                ["prefect.concurrency-limit."],
+                lambda evs: any(e["event"].endswith(".released") for e in evs),
+                related_id=f"prefect.flow-run.{rid}",
+            )
+            if e["resource"]["prefect.resource.name"] == limit
+        ]
         acquired = [ts(e["occurred"]) for e in mine if e["event"].endswith(".acquired")]
         released = [ts(e["occurred"]) for e in mine if e["event"].endswith(".released")]
         assert len(acquired) == 1 and len(released) == 1, [e["event"] for e in mine]
@@ -277,8 +358,10 @@ def holding_slot(stack, limit: str):
     (the events worker) bound to this server, which outlive it and swallow the events of later
     tests in this pytest process.
     """
-    r = stack.http.post("/v2/concurrency_limits/increment-with-lease",
-                        json={"names": [limit], "slots": 1, "mode": "concurrency", "lease_duration": 600})
+    r = stack.http.post(
+        "/v2/concurrency_limits/increment-with-lease",
+        json={"names": [limit], "slots": 1, "mode": "concurrency", "lease_duration": 600},
+    )
     assert r.status_code == 200, f"the test could not take {limit}: {r.status_code} {r.text}"
     lease_id = r.json()["lease_id"]
     try:
@@ -299,21 +382,38 @@ def test_concurrency_limit_runs_a_deploy_and_a_rollback_one_after_the_other(stac
     spec = target["spec"]
     before = LocalBackend(spec).revisions()
     if len(before) < 2:  # run alone: make a second revision to roll back from
-        stack.wait(stack.run("deploy/deploy-local", spec=str(target["path"]),
-                             overrides={"serving": {"mocker": {"speedup_ratio": 12.0}}}), timeout_s=300)
+        stack.wait(
+            stack.run(
+                "deploy/deploy-local",
+                spec=str(target["path"]),
+                overrides={"serving": {"mocker": {"speedup_ratio": 12.0}}},
+            ),
+            timeout_s=300,
+        )
         before = LocalBackend(spec).revisions()
     # The test holds the target's slot until both runs are Running, so they meet at the slot
     # whatever the worker's timing: without it, a deploy that finishes before the worker has started
     # the rollback's process (seconds on a busy box) would test nothing.
     with holding_slot(stack, limit_name(spec)):
-        deploy_id = stack.run("deploy/deploy-local", spec=str(target["path"]),
-                              overrides={"serving": {"mocker": {"speedup_ratio": 8.0}}}, reason="e2e concurrent deploy")
-        rollback_id = stack.run("rollback/rollback-local", spec=str(target["path"]), revision=1, auto_approve=True,
-                                reason="e2e concurrent rollback")
+        deploy_id = stack.run(
+            "deploy/deploy-local",
+            spec=str(target["path"]),
+            overrides={"serving": {"mocker": {"speedup_ratio": 8.0}}},
+            reason="e2e concurrent deploy",
+        )
+        rollback_id = stack.run(
+            "rollback/rollback-local",
+            spec=str(target["path"]),
+            revision=1,
+            auto_approve=True,
+            reason="e2e concurrent rollback",
+        )
         for rid in (deploy_id, rollback_id):
             stack.wait(rid, states={"RUNNING"}, timeout_s=300)
     runs = {rid: stack.wait(rid, timeout_s=400) for rid in (deploy_id, rollback_id)}
-    assert all(fr["state_type"] == "COMPLETED" for fr in runs.values()), {r["name"]: r["state"] for r in runs.values()}
+    assert all(fr["state_type"] == "COMPLETED" for fr in runs.values()), {
+        r["name"]: r["state"] for r in runs.values()
+    }
 
     # Both flow runs were Running at once (one waited inside for the slot) ...
     starts = {rid: ts(fr["start_time"]) for rid, fr in runs.items()}

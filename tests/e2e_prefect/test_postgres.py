@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from runtime.targets.local.backend import LocalBackend
 from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
 from tests.e2e_prefect.stack import (
     PostgresCluster,
     PrefectStack,
@@ -26,9 +26,15 @@ from tests.e2e_prefect.stack import (
 
 PG_BIN = postgres_bin()
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600),
-              pytest.mark.skipif(PG_BIN is None, reason="Debian's postgresql (initdb, pg_ctl under "
-                                                         "/usr/lib/postgresql/*/bin) is not installed (`make debs`)")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(
+        PG_BIN is None,
+        reason="Debian's postgresql (initdb, pg_ctl under "
+        "/usr/lib/postgresql/*/bin) is not installed (`make debs`)",
+    ),
+]
 
 
 def test_server_on_postgres_deploys_and_runs_deploy_local(tmp_path):
@@ -39,8 +45,17 @@ def test_server_on_postgres_deploys_and_runs_deploy_local(tmp_path):
         stack.up("deploy-local")
         assert "deploy-local" in stack.deployed.stdout
         path = stack.write_spec("e2e-pg", {"mocker": {"speedup_ratio": 10.0}})
-        out = stack.cli("deployment", "run", "deploy/deploy-local", "--param", f"spec={path}", "--watch",
-                        "--watch-timeout", "400", timeout_s=450)
+        out = stack.cli(
+            "deployment",
+            "run",
+            "deploy/deploy-local",
+            "--param",
+            f"spec={path}",
+            "--watch",
+            "--watch-timeout",
+            "400",
+            timeout_s=450,
+        )
         assert "Completed" in out.stdout, out.stdout[-2000:]
 
         spec = load_spec(path)
@@ -48,7 +63,9 @@ def test_server_on_postgres_deploys_and_runs_deploy_local(tmp_path):
         assert [(r.number, r.status) for r in backend.revisions()] == [(1, "serving")]
         assert chat(backend.endpoint(), spec.model.served())
         # the server kept it all in PostgreSQL
-        (run,) = stack.http.post("/flow_runs/filter", json={"deployments": {"name": {"any_": ["deploy-local"]}}}).json()
+        (run,) = stack.http.post(
+            "/flow_runs/filter", json={"deployments": {"name": {"any_": ["deploy-local"]}}}
+        ).json()
         assert pg.psql(f"select state_type from flow_run where id = '{run['id']}'").strip() == "COMPLETED"
         assert pg.psql("select name from deployment").split() == ["deploy-local"]
         assert int(pg.psql("select count(*) from task_run where state_type = 'COMPLETED'")) >= 6

@@ -24,8 +24,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def _cli(env: dict, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def test_server_env_prints_the_url_the_cli_runs_report_to(tmp_path):
@@ -33,9 +39,17 @@ def test_server_env_prints_the_url_the_cli_runs_report_to(tmp_path):
     env |= {"DYNADEPLOY_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect-client")}
     env.pop("DYNADEPLOY_PREFECT", None)
     spec = tmp_path / "env-probe.yaml"
-    spec.write_text(yaml.safe_dump({"apiVersion": "dynadeploy.io/v1", "name": "env-probe",
-                                    "target": {"kind": "local", "state_dir": str(tmp_path / "home")},
-                                    "model": {"id": "dynadeploy/tiny-mock"}, "serving": {"topology": "agg"}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "dynadeploy.io/v1",
+                "name": "env-probe",
+                "target": {"kind": "local", "state_dir": str(tmp_path / "home")},
+                "model": {"id": "dynadeploy/tiny-mock"},
+                "serving": {"topology": "agg"},
+            }
+        )
+    )
     try:
         out = _cli(env, "server", "env")
         assert out.returncode == 0, out.stderr[-2000:]
@@ -47,8 +61,11 @@ def test_server_env_prints_the_url_the_cli_runs_report_to(tmp_path):
         # a CLI run, PREFECT_API_URL still unset: it reports to the server `env` printed
         run = _cli(env, "teardown", str(spec))
         assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-2000:])
-        runs = httpx.post(f"{url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["target:env-probe"]}}},
-                          timeout=30).json()
+        runs = httpx.post(
+            f"{url}/flow_runs/filter",
+            json={"flow_runs": {"tags": {"all_": ["target:env-probe"]}}},
+            timeout=30,
+        ).json()
         assert [r["state_type"] for r in runs] == ["COMPLETED"], runs
         # and with the variable exported (the README's `eval`), the CLI keeps using that server
         assert _cli(env | {"PREFECT_API_URL": url}, "server", "env").stdout.strip() == line

@@ -17,17 +17,30 @@ from pathlib import Path
 
 import pytest
 
-from runtime.targets.local.backend import LocalBackend
 from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
 from tests.e2e_prefect.stack import MARK, chat
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600),
-              pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                                 reason="Debian's chromium is not installed at /usr/bin/chromium (`make debs`)")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK),
+        reason="Debian's chromium is not installed at /usr/bin/chromium (`make debs`)",
+    ),
+]
 
 
 @pytest.fixture
@@ -37,8 +50,13 @@ def page(stack, tmp_path, request):
     shots = tmp_path / "screenshots"
     with sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=ARGS,
-            viewport={"width": 1400, "height": 1000}, env=os.environ | {MARK: stack.token})
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+            env=os.environ | {MARK: stack.token},
+        )
         ctx.set_default_timeout(30_000)
         pg = ctx.new_page()
         console: list[str] = []
@@ -46,14 +64,19 @@ def page(stack, tmp_path, request):
         # the API writes the UI made (method, url, status; None until answered), so a form that did
         # not go through says whether it sent anything and what the server answered
         calls: list[list] = []
-        pg.on("request", lambda r: calls.append([r.method, r.url, None])
-              if "/api/" in r.url and r.method != "GET" else None)
+        pg.on(
+            "request",
+            lambda r: (
+                calls.append([r.method, r.url, None]) if "/api/" in r.url and r.method != "GET" else None
+            ),
+        )
 
         def answered(resp) -> None:
             for call in reversed(calls):
                 if call[1] == resp.url and call[0] == resp.request.method and call[2] is None:
                     call[2] = resp.status
                     break
+
         pg.on("response", answered)
         pg.on("requestfailed", lambda r: console.append(f"failed: {r.method} {r.url} {r.failure}"[:300]))
         pg.dynadeploy_calls = calls  # read by submit() for its retries and its failure message
@@ -63,7 +86,9 @@ def page(stack, tmp_path, request):
             shots.mkdir(exist_ok=True)
             for i, p in enumerate(ctx.pages):
                 p.screenshot(path=str(shots / f"page-{i}.png"), full_page=True)
-            (shots / "console.txt").write_text("\n".join(console + [f"{m} {u} -> {st}" for m, u, st in calls]))
+            (shots / "console.txt").write_text(
+                "\n".join(console + [f"{m} {u} -> {st}" for m, u, st in calls])
+            )
             print(f"screenshots of the failed UI test: {shots}")
         ctx.close()
 
@@ -96,11 +121,18 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     revision = page.locator(".schema-form-property", has_text="revision (Optional)")
     revision.get_by_role("button", name="int", exact=True).click()
     revision.locator("input[type=number]").fill("1")
-    page.locator(".schema-form-property", has_text="reason (Optional)").locator("textarea").fill("e2e from the UI")
+    page.locator(".schema-form-property", has_text="reason (Optional)").locator("textarea").fill(
+        "e2e from the UI"
+    )
     run_name = page.locator(".p-label", has_text="Run Name").locator("input").input_value()
     assert run_name
-    submit(stack, page, page.get_by_role("button", name="Submit"), "/create_flow_run",
-           done=lambda: bool(stack.runs_named(run_name)))
+    submit(
+        stack,
+        page,
+        page.get_by_role("button", name="Submit"),
+        "/create_flow_run",
+        done=lambda: bool(stack.runs_named(run_name)),
+    )
     runs = stack.runs_named(run_name)
     assert len(runs) == 1, f"one run from the form: {runs}"
     run = runs[0]
@@ -109,7 +141,9 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     assert run["parameters"]["revision"] == 1 and run["parameters"]["spec"] == str(v2)
     assert run["parameters"]["auto_approve"] is False
     form = stack.wait_for_form(run["id"], timeout_s=240)["form_schema"]
-    assert form["properties"]["approve"]["type"] == "boolean" and form["properties"]["note"]["type"] == "string"
+    assert (
+        form["properties"]["approve"]["type"] == "boolean" and form["properties"]["note"]["type"] == "string"
+    )
 
     page.get_by_role("link", name=run_name).first.click()
     page.wait_for_url(f"**/runs/flow-run/{run['id']}")
@@ -121,10 +155,17 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     approve = modal.get_by_role("switch")
     approve.click()
     expect(approve).to_have_attribute("aria-checked", "true")
-    modal.locator(".schema-form-property", has_text="Note").locator("textarea").fill("approved in the Prefect UI")
+    modal.locator(".schema-form-property", has_text="Note").locator("textarea").fill(
+        "approved in the Prefect UI"
+    )
     t_approved = time.monotonic()
-    submit(stack, page, modal.get_by_role("button", name="Submit"), f"/flow_runs/{run['id']}/resume",
-           done=lambda: stack.flow_run(run["id"])["state_type"] != "PAUSED")
+    submit(
+        stack,
+        page,
+        modal.get_by_role("button", name="Submit"),
+        f"/flow_runs/{run['id']}/resume",
+        done=lambda: stack.flow_run(run["id"])["state_type"] != "PAUSED",
+    )
     expect(modal).to_be_hidden()
 
     done = stack.wait(run["id"], timeout_s=300)
@@ -135,7 +176,9 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     revs = {r.number: r for r in backend.revisions()}
     assert sorted(revs) == [1, 2, 3], "the restore is recorded as a new revision"
     assert [revs[n].status for n in (1, 2, 3)] == ["superseded", "superseded", "serving"]
-    assert revs[3].spec_hash == revs[1].spec_hash and revs[3].spec["serving"]["mocker"]["speedup_ratio"] == 10.0
+    assert (
+        revs[3].spec_hash == revs[1].spec_hash and revs[3].spec["serving"]["mocker"]["speedup_ratio"] == 10.0
+    )
     assert revs[3].started_by == "rollback" and revs[3].smoke["passed"]
     assert "rollback to revision 1: e2e from the UI (approved in the Prefect UI)" in revs[3].reason
     assert sorted(n for n in backend.supervisor.processes() if n != "frontend") == ["worker-r3-0"]
@@ -152,8 +195,10 @@ def test_rollback_started_and_approved_in_the_ui_restores_revision_1(stack, page
     expect(badge).to_have_text("Completed", timeout=60_000)
     expect(page.get_by_text(run_name).first).to_be_visible()
     snapshot(page, shots / "run.png")
-    (art,) = stack.http.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [f"rollback-{name}"]},
-                                                                      "flow_run_id": {"any_": [run["id"]]}}}).json()
+    (art,) = stack.http.post(
+        "/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [f"rollback-{name}"]}, "flow_run_id": {"any_": [run["id"]]}}},
+    ).json()
     page.goto(f"{stack.ui}/artifacts/artifact/{art['id']}")  # the key's page is only a timeline of versions
     expect(page.get_by_text("rolled back to the spec of revision 1").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("now serving as revision 3").first).to_be_visible()
@@ -191,8 +236,9 @@ def submit(stack, page, button, call: str, done, timeout_s: float = 150, attempt
         clicks += 1
         while time.monotonic() < deadline and not done():
             sent = [c for c in calls[mark:] if call in c[1]]
-            if (sent and sent[-1][2] is not None and sent[-1][2] >= 500) or \
-                    (not sent and time.monotonic() - clicked_at > 45):
+            if (sent and sent[-1][2] is not None and sent[-1][2] >= 500) or (
+                not sent and time.monotonic() - clicked_at > 45
+            ):
                 break  # refused by the server or never sent: submit again
             page.wait_for_timeout(300)
         else:
@@ -200,5 +246,7 @@ def submit(stack, page, button, call: str, done, timeout_s: float = 150, attempt
                 return
     shown = page.locator(".p-toast, .p-message, .schema-form-property--invalid").all_inner_texts()
     writes = "\n".join(f"{m} {u} -> {st}" for m, u, st in calls[-40:])
-    raise AssertionError(f"{call} not taken after {clicks} Submit click(s); the page showed {shown!r} at {page.url};"
-                         f"\nthe UI's writes:\n{writes}\nserver log:\n{stack.log_tail('server')}")
+    raise AssertionError(
+        f"{call} not taken after {clicks} Submit click(s); the page showed {shown!r} at {page.url};"
+        f"\nthe UI's writes:\n{writes}\nserver log:\n{stack.log_tail('server')}"
+    )

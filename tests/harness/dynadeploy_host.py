@@ -54,6 +54,10 @@ class ProcessRuntime(_SimProcessRuntime):
 
 def install_all(sim: Any, *, process_runtime: Any = False, **switches: Any) -> Any:
     """``tests.harness.kubeapi.controllers.install_all`` with dynadeploy's host in the process runtime."""
-    if process_runtime is not False and process_runtime is not None and not isinstance(process_runtime, Reconciler):
+    if (
+        process_runtime is not False
+        and process_runtime is not None
+        and not isinstance(process_runtime, Reconciler)
+    ):
         process_runtime = ProcessRuntime(**(process_runtime if isinstance(process_runtime, dict) else {}))
     return _sim_install_all(sim, process_runtime=process_runtime, **switches)

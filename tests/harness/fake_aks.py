@@ -34,12 +34,18 @@ from tests.harness.fake_cloud import FakeServer
 _SUB = r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
 _MC = _SUB + r"/providers/microsoft\.containerservice/managedclusters"
 _ROUTES = [
-    ("GET", r"^/subscriptions/(?P<sub>[^/]+)/providers/microsoft\.containerservice/locations/[^/]+/operations/(?P<op>[^/]+)$",
-     "operation"),
+    (
+        "GET",
+        r"^/subscriptions/(?P<sub>[^/]+)/providers/microsoft\.containerservice/locations/[^/]+/operations/(?P<op>[^/]+)$",
+        "operation",
+    ),
     ("GET", r"^/subscriptions/(?P<sub>[^/]+)/operationresults/(?P<op>[^/]+)$", "operation_result"),
-    ("PUT", _SUB + "$", "put_group"), ("GET", _SUB + "$", "get_group"), ("DELETE", _SUB + "$", "delete_group"),
+    ("PUT", _SUB + "$", "put_group"),
+    ("GET", _SUB + "$", "get_group"),
+    ("DELETE", _SUB + "$", "delete_group"),
     ("GET", _MC + "$", "list_clusters"),
-    ("PUT", _MC + r"/(?P<name>[^/]+)$", "put_cluster"), ("GET", _MC + r"/(?P<name>[^/]+)$", "get_cluster"),
+    ("PUT", _MC + r"/(?P<name>[^/]+)$", "put_cluster"),
+    ("GET", _MC + r"/(?P<name>[^/]+)$", "get_cluster"),
     ("DELETE", _MC + r"/(?P<name>[^/]+)$", "delete_cluster"),
     ("POST", _MC + r"/(?P<name>[^/]+)/listclusterusercredential$", "credentials"),
     ("GET", _MC + r"/(?P<name>[^/]+)/agentpools$", "list_pools"),
@@ -51,7 +57,9 @@ FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nfake-aks-ca\n-----END 
 
 
 class FakeAks(FakeServer):
-    def __init__(self, *, kube_server: str | None = None, ca_data: str | None = FAKE_CA, op_seconds: float = 0.02):
+    def __init__(
+        self, *, kube_server: str | None = None, ca_data: str | None = FAKE_CA, op_seconds: float = 0.02
+    ):
         super().__init__()
         self.kube_server, self.ca_data, self.op_seconds = kube_server, ca_data, op_seconds
         self.groups: dict[tuple[str, str], dict[str, Any]] = {}
@@ -63,7 +71,11 @@ class FakeAks(FakeServer):
     # --- plumbing -----------------------------------------------------------------------------------
 
     def fault_body(self, status: int, killed: bool) -> dict[str, Any]:
-        code = "KilledByTest" if killed else {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "Injected")
+        code = (
+            "KilledByTest"
+            if killed
+            else {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "Injected")
+        )
         return {"error": {"code": code, "message": f"{code}: injected by the test"}}
 
     def _error(self, status: int, code: str, message: str):
@@ -76,7 +88,7 @@ class FakeAks(FakeServer):
             match = re.match(pattern, lowered)
             if verb == method and match:
                 # keep the caller's spelling of names (ARM matching is case-insensitive)
-                args = {k: path[match.start(k):match.end(k)] for k in match.groupdict()}
+                args = {k: path[match.start(k) : match.end(k)] for k in match.groupdict()}
                 return getattr(self, "_" + name)(body or {}, **args)
         return self._error(404, "NoRoute", f"no route {method} {path}")
 
@@ -94,7 +106,7 @@ class FakeAks(FakeServer):
         self._pending.append((time.monotonic() + self.op_seconds, op_id))
         return {
             "Azure-AsyncOperation": f"{self.url}/subscriptions/{sub}/providers/Microsoft.ContainerService"
-                                    f"/locations/{location}/operations/{op_id}?api-version=2026-08-01",
+            f"/locations/{location}/operations/{op_id}?api-version=2026-08-01",
             "Location": f"{self.url}/subscriptions/{sub}/operationresults/{op_id}?api-version=2026-08-01",
             **self._delay(),
         }
@@ -127,13 +139,20 @@ class FakeAks(FakeServer):
         key = (sub, rg.lower())
         existed = key in self.groups
         group = self.groups.setdefault(key, {"id": f"/subscriptions/{sub}/resourceGroups/{rg}", "name": rg})
-        group.update(location=body.get("location"), tags=body.get("tags") or {},
-                     properties={"provisioningState": "Succeeded"})
+        group.update(
+            location=body.get("location"),
+            tags=body.get("tags") or {},
+            properties={"provisioningState": "Succeeded"},
+        )
         return (200 if existed else 201), group, {}
 
     def _get_group(self, _body, sub, rg):
         group = self.groups.get((sub, rg.lower()))
-        return (200, group, {}) if group else self._error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        return (
+            (200, group, {})
+            if group
+            else self._error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        )
 
     def _delete_group(self, _body, sub, rg):
         key = (sub, rg.lower())
@@ -164,19 +183,37 @@ class FakeAks(FakeServer):
         if (sub, rg.lower()) not in self.groups:
             return self._error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
         existing = self._cluster(sub, rg, name)
-        if existing is not None and self._busy(existing) and existing["properties"]["provisioningState"] != "Failed":
-            return self._error(409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress")
+        if (
+            existing is not None
+            and self._busy(existing)
+            and existing["properties"]["provisioningState"] != "Failed"
+        ):
+            return self._error(
+                409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress"
+            )
         props = dict(body.get("properties") or {})
-        rid = (f"/subscriptions/{sub}/resourceGroups/{rg}"
-               f"/providers/Microsoft.ContainerService/managedClusters/{name}")
+        rid = (
+            f"/subscriptions/{sub}/resourceGroups/{rg}"
+            f"/providers/Microsoft.ContainerService/managedClusters/{name}"
+        )
         pools = [{**p, "provisioningState": "Creating"} for p in props.get("agentPoolProfiles", [])]
         fqdn = f"{props.get('dnsPrefix', name)}-fake.hcp.{body.get('location')}.azmk8s.io"
-        cluster = {"id": rid, "name": name, "type": "Microsoft.ContainerService/ManagedClusters",
-                   "location": body.get("location"), "tags": body.get("tags") or {},
-                   "identity": {**(body.get("identity") or {}), "principalId": "p1", "tenantId": "t1"},
-                   "properties": {**props, "agentPoolProfiles": pools, "provisioningState": "Creating",
-                                  "fqdn": fqdn, "currentKubernetesVersion": props.get("kubernetesVersion") or "1.33.3",
-                                  "nodeResourceGroup": f"MC_{rg}_{name}_{body.get('location')}"}}
+        cluster = {
+            "id": rid,
+            "name": name,
+            "type": "Microsoft.ContainerService/ManagedClusters",
+            "location": body.get("location"),
+            "tags": body.get("tags") or {},
+            "identity": {**(body.get("identity") or {}), "principalId": "p1", "tenantId": "t1"},
+            "properties": {
+                **props,
+                "agentPoolProfiles": pools,
+                "provisioningState": "Creating",
+                "fqdn": fqdn,
+                "currentKubernetesVersion": props.get("kubernetesVersion") or "1.33.3",
+                "nodeResourceGroup": f"MC_{rg}_{name}_{body.get('location')}",
+            },
+        }
         self.clusters[(sub, rg.lower(), name.lower())] = cluster
 
         def done() -> None:
@@ -184,21 +221,35 @@ class FakeAks(FakeServer):
             for pool in cluster["properties"]["agentPoolProfiles"]:
                 pool["provisioningState"] = "Succeeded"
 
-        return (200 if existing else 201), cluster, self._start_op(sub, body.get("location") or "eastus", done)
+        return (
+            (200 if existing else 201),
+            cluster,
+            self._start_op(sub, body.get("location") or "eastus", done),
+        )
 
     def _get_cluster(self, _body, sub, rg, name):
         found = self._cluster(sub, rg, name)
-        return (200, found, {}) if found else self._error(404, "ResourceNotFound", f"managedCluster {name} not found")
+        return (
+            (200, found, {})
+            if found
+            else self._error(404, "ResourceNotFound", f"managedCluster {name} not found")
+        )
 
     def _delete_cluster(self, _body, sub, rg, name):
         found = self._cluster(sub, rg, name)
         if not found:
             return 204, None, {}
         if self._busy(found):
-            return self._error(409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress")
+            return self._error(
+                409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress"
+            )
         found["properties"]["provisioningState"] = "Deleting"
         key = (sub, rg.lower(), name.lower())
-        return 202, None, self._start_op(sub, found["location"] or "eastus", lambda: self.clusters.pop(key, None))
+        return (
+            202,
+            None,
+            self._start_op(sub, found["location"] or "eastus", lambda: self.clusters.pop(key, None)),
+        )
 
     def _credentials(self, _body, sub, rg, name):
         found = self._cluster(sub, rg, name)
@@ -206,10 +257,14 @@ class FakeAks(FakeServer):
             return self._error(404, "ResourceNotFound", f"managedCluster {name} not found")
         server = self.kube_server or f"https://{found['properties']['fqdn']}:443"
         cluster = {"server": server, **({"certificate-authority-data": self.ca_data} if self.ca_data else {})}
-        config = {"apiVersion": "v1", "kind": "Config", "current-context": name,
-                  "clusters": [{"name": name, "cluster": cluster}],
-                  "users": [{"name": f"clusterUser_{rg}_{name}", "user": {"token": "fake-aks-user-token"}}],
-                  "contexts": [{"name": name, "context": {"cluster": name, "user": f"clusterUser_{rg}_{name}"}}]}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": name,
+            "clusters": [{"name": name, "cluster": cluster}],
+            "users": [{"name": f"clusterUser_{rg}_{name}", "user": {"token": "fake-aks-user-token"}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": f"clusterUser_{rg}_{name}"}}],
+        }
         value = base64.b64encode(yaml.safe_dump(config).encode()).decode()
         return 200, {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, {}
 
@@ -220,8 +275,12 @@ class FakeAks(FakeServer):
 
     def _pool_view(self, cluster: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
         props = {k: v for k, v in pool.items() if k != "name"}
-        return {"id": f"{cluster['id']}/agentPools/{pool['name']}", "name": pool["name"],
-                "type": "Microsoft.ContainerService/managedClusters/agentPools", "properties": props}
+        return {
+            "id": f"{cluster['id']}/agentPools/{pool['name']}",
+            "name": pool["name"],
+            "type": "Microsoft.ContainerService/managedClusters/agentPools",
+            "properties": props,
+        }
 
     def _list_pools(self, _body, sub, rg, name):
         found = self._cluster(sub, rg, name)
@@ -232,14 +291,20 @@ class FakeAks(FakeServer):
     def _get_pool(self, _body, sub, rg, name, pool):
         found = self._cluster(sub, rg, name)
         item = next((p for p in self._pools(found) if p["name"] == pool), None) if found else None
-        return (200, self._pool_view(found, item), {}) if item else self._error(404, "NotFound", f"agentPool {pool}")
+        return (
+            (200, self._pool_view(found, item), {})
+            if item
+            else self._error(404, "NotFound", f"agentPool {pool}")
+        )
 
     def _put_pool(self, body, sub, rg, name, pool):
         found = self._cluster(sub, rg, name)
         if not found:
             return self._error(404, "ResourceNotFound", f"managedCluster {name} not found")
         if self._busy(found):
-            return self._error(409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress")
+            return self._error(
+                409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress"
+            )
         existing = next((p for p in self._pools(found) if p["name"] == pool), None)
         item = {"name": pool, **(body.get("properties") or {}), "provisioningState": "Creating"}
         if existing is not None:
@@ -251,7 +316,11 @@ class FakeAks(FakeServer):
             item["provisioningState"] = "Succeeded"
             found["properties"]["provisioningState"] = "Succeeded"
 
-        return (200 if existing else 201), self._pool_view(found, item), self._start_op(sub, found["location"], done)
+        return (
+            (200 if existing else 201),
+            self._pool_view(found, item),
+            self._start_op(sub, found["location"], done),
+        )
 
     def _delete_pool(self, _body, sub, rg, name, pool):
         found = self._cluster(sub, rg, name)
@@ -259,7 +328,9 @@ class FakeAks(FakeServer):
         if item is None:
             return 204, None, {}
         if self._busy(found):
-            return self._error(409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress")
+            return self._error(
+                409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress"
+            )
         item["provisioningState"], found["properties"]["provisioningState"] = "Deleting", "Updating"
 
         def done() -> None:

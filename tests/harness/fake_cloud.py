@@ -38,7 +38,9 @@ class Fault:
     killed: bool = False
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (self.path is None or bool(re.search(self.path, path)))
+        return (self.method is None or self.method == method) and (
+            self.path is None or bool(re.search(self.path, path))
+        )
 
 
 class Faults:
@@ -48,8 +50,14 @@ class Faults:
         self.kill_in: int | None = None
         self.injected = 0
 
-    def add(self, status: int = 429, times: int = 1, method: str | None = None, path: str | None = None,
-            retry_after: float | None = 1) -> None:
+    def add(
+        self,
+        status: int = 429,
+        times: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: float | None = 1,
+    ) -> None:
         with self._lock:
             self.rules.append(Fault(status, times, method, path, retry_after))
 
@@ -124,8 +132,12 @@ class FakeServer:
                 raw = self.rfile.read(length) if length else b""
                 status, data, headers = fake.respond(self.command, self.path, raw, dict(self.headers))
                 self.send_response(status)
-                headers = {k: v for k, v in headers.items()
-                           if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server")}
+                headers = {
+                    k: v
+                    for k, v in headers.items()
+                    if k.lower()
+                    not in ("content-length", "connection", "transfer-encoding", "date", "server")
+                }
                 headers.setdefault("Content-Type", "application/json")
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -138,7 +150,9 @@ class FakeServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -148,7 +162,9 @@ class FakeServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def respond(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict]:
+    def respond(
+        self, method: str, target: str, raw: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict]:
         """Log the request, answer an injected fault if one matches, else ``handle`` it (JSON)."""
         parts = urlsplit(target)
         self.requests.append((method, parts.path))
@@ -161,7 +177,9 @@ class FakeServer:
             out: dict[str, str] = {}
             if fault.retry_after is not None and fault.retry_after >= 1:
                 out["Retry-After"] = str(round(fault.retry_after))
-            elif fault.retry_after is not None:  # sub-second: the ms header (azure-core reads it; ARM sends it)
+            elif (
+                fault.retry_after is not None
+            ):  # sub-second: the ms header (azure-core reads it; ARM sends it)
                 out["retry-after-ms"] = str(int(fault.retry_after * 1000))
             return fault.status, json.dumps(self.fault_body(fault.status, fault.killed)).encode(), out
         try:

@@ -40,16 +40,27 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_file, key_file
 
 
@@ -82,21 +93,35 @@ class FakeEntra:
         tenant = parts[0] if parts else ""
         if method == "GET" and path.split("?", 1)[0].endswith("/v2.0/.well-known/openid-configuration"):
             base = f"{self.url}/{tenant}"
-            return 200, {"token_endpoint": f"{base}/oauth2/v2.0/token",
-                         "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                         "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-                         "issuer": f"{base}/v2.0", "tenant_region_scope": "NA"}
+            return 200, {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "issuer": f"{base}/v2.0",
+                "tenant_region_scope": "NA",
+            }
         if method == "POST" and path.split("?", 1)[0].endswith("/oauth2/v2.0/token"):
             client_id = form.get("client_id", "")
             expected = self.apps.get((tenant, client_id))
-            if form.get("grant_type") != "client_credentials" or expected is None \
-                    or form.get("client_secret") != expected:
-                return 401, {"error": "invalid_client", "error_codes": [7000215],
-                             "error_description": "AADSTS7000215: Invalid client secret provided."}
+            if (
+                form.get("grant_type") != "client_credentials"
+                or expected is None
+                or form.get("client_secret") != expected
+            ):
+                return 401, {
+                    "error": "invalid_client",
+                    "error_codes": [7000215],
+                    "error_description": "AADSTS7000215: Invalid client secret provided.",
+                }
             token = f"fake-entra-{secrets.token_hex(12)}"
             with self.lock:
                 self.issued[token] = client_id
-            return 200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": token}
+            return 200, {
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "ext_expires_in": 3600,
+                "access_token": token,
+            }
         return 404, {"error": "not_found"}
 
     def start(self) -> Self:
@@ -129,7 +154,9 @@ class FakeEntra:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -43,8 +43,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.harness.fake_cloud import FakeServer
 
-_STATUS = {401: "UNAUTHENTICATED", 400: "FAILED_PRECONDITION", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
-           500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS = {
+    401: "UNAUTHENTICATED",
+    400: "FAILED_PRECONDITION",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 _BASE = r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _ROUTES = [
     ("GET", _BASE + r"/operations/(?P<op>[^/:]+)$", "get_operation"),
@@ -65,12 +72,18 @@ def keep_google_auth_local(monkeypatch: Any) -> None:
     refresh: tests reach loopback only."""
     from google.auth import credentials
 
-    monkeypatch.setattr(credentials.CredentialsWithRegionalAccessBoundary,
-                        "_is_regional_access_boundary_lookup_required", lambda self: False, raising=False)
+    monkeypatch.setattr(
+        credentials.CredentialsWithRegionalAccessBoundary,
+        "_is_regional_access_boundary_lookup_required",
+        lambda self: False,
+        raising=False,
+    )
 
 
 class FakeGke(FakeServer):
-    def __init__(self, *, kube_server: str | None = None, ca_data: str | None = FAKE_CA, op_seconds: float = 0.02):
+    def __init__(
+        self, *, kube_server: str | None = None, ca_data: str | None = FAKE_CA, op_seconds: float = 0.02
+    ):
         super().__init__()
         self.kube_server, self.ca_data, self.op_seconds = kube_server, ca_data, op_seconds
         self.clusters: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -88,13 +101,23 @@ class FakeGke(FakeServer):
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.public_keys[email] = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-        return {"type": "service_account", "project_id": project, "private_key_id": secrets.token_hex(8),
-                "private_key": private, "client_email": email, "client_id": str(next(self._ids)),
-                "token_uri": f"{self.url}/token"}
+        self.public_keys[email] = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        return {
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": secrets.token_hex(8),
+            "private_key": private,
+            "client_email": email,
+            "client_id": str(next(self._ids)),
+            "token_uri": f"{self.url}/token",
+        }
 
     def identity(self, header: str) -> str | None:
         """The service account an Authorization header proves, or None."""
@@ -116,7 +139,9 @@ class FakeGke(FakeServer):
         """From now on, answer 401 to API requests that prove no service account this fake made."""
         self.authorize = lambda header: self.identity(header) is not None
 
-    def respond(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict]:
+    def respond(
+        self, method: str, target: str, raw: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict]:
         if method == "POST" and urlsplit(target).path == "/token":
             self.requests.append((method, "/token"))
             return self._token(raw)
@@ -130,15 +155,22 @@ class FakeGke(FakeServer):
         try:
             email = jwt.decode(form["assertion"], verify=False)["iss"]
             # google-auth addresses the grant to Google's token endpoint whatever token_uri says
-            jwt.decode(form["assertion"], certs=self.public_keys[email],
-                       audience=[f"{self.url}/token", "https://oauth2.googleapis.com/token"])
+            jwt.decode(
+                form["assertion"],
+                certs=self.public_keys[email],
+                audience=[f"{self.url}/token", "https://oauth2.googleapis.com/token"],
+            )
         except (KeyError, ValueError) as exc:
             body = {"error": "invalid_grant", "error_description": f"invalid JWT: {type(exc).__name__}"}
             return 400, json.dumps(body).encode(), {}
         token = f"ya29.fake-{secrets.token_hex(12)}"
         with self.lock:
             self.issued[token] = email
-        return 200, json.dumps({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}).encode(), {}
+        return (
+            200,
+            json.dumps({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}).encode(),
+            {},
+        )
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -169,9 +201,16 @@ class FakeGke(FakeServer):
 
     def _start_op(self, project: str, location: str, kind: str, target: str, effect) -> dict[str, Any]:
         op_id = f"operation-{next(self._ids)}"
-        op = {"name": op_id, "zone": location, "operationType": kind, "status": "RUNNING",
-              "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/operations/{op_id}",
-              "targetLink": target, "startTime": _now(), "_effect": effect}
+        op = {
+            "name": op_id,
+            "zone": location,
+            "operationType": kind,
+            "status": "RUNNING",
+            "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/operations/{op_id}",
+            "targetLink": target,
+            "startTime": _now(),
+            "_effect": effect,
+        }
         self.operations[op_id] = op
         self._pending.append((time.monotonic() + self.op_seconds, op_id))
         return self._public(op)
@@ -197,15 +236,25 @@ class FakeGke(FakeServer):
         name = spec.get("name", "")
         key = (project, location, name)
         if key in self.clusters:
-            return self._error(409, f"Already exists: projects/{project}/locations/{location}/clusters/{name}")
+            return self._error(
+                409, f"Already exists: projects/{project}/locations/{location}/clusters/{name}"
+            )
         link = f"https://container.googleapis.com/v1/projects/{project}/locations/{location}/clusters/{name}"
-        pools = [{**p, "status": "PROVISIONING", "selfLink": f"{link}/nodePools/{p['name']}"}
-                 for p in spec.get("nodePools", [])]
-        cluster = {**spec, "nodePools": pools, "status": "PROVISIONING", "selfLink": link, "location": location,
-                   "endpoint": self.kube_server or f"34.0.0.{len(self.clusters) + 1}",
-                   "masterAuth": {"clusterCaCertificate": self.ca_data or ""},
-                   "currentMasterVersion": spec.get("initialClusterVersion") or "1.33.5-gke.1000",
-                   "createTime": _now()}
+        pools = [
+            {**p, "status": "PROVISIONING", "selfLink": f"{link}/nodePools/{p['name']}"}
+            for p in spec.get("nodePools", [])
+        ]
+        cluster = {
+            **spec,
+            "nodePools": pools,
+            "status": "PROVISIONING",
+            "selfLink": link,
+            "location": location,
+            "endpoint": self.kube_server or f"34.0.0.{len(self.clusters) + 1}",
+            "masterAuth": {"clusterCaCertificate": self.ca_data or ""},
+            "currentMasterVersion": spec.get("initialClusterVersion") or "1.33.5-gke.1000",
+            "createTime": _now(),
+        }
         self.clusters[key] = cluster
 
         def done() -> None:
@@ -227,12 +276,21 @@ class FakeGke(FakeServer):
         if self._busy(found):
             return self._error(400, f"Cluster {cluster} is running an operation; please wait and try again")
         found["status"] = "STOPPING"
-        return 200, self._start_op(project, location, "DELETE_CLUSTER", found["selfLink"],
-                                   lambda: self.clusters.pop(key, None)), {}
+        return (
+            200,
+            self._start_op(
+                project, location, "DELETE_CLUSTER", found["selfLink"], lambda: self.clusters.pop(key, None)
+            ),
+            {},
+        )
 
     def _list_node_pools(self, _body, project, location, cluster):
         found = self.clusters.get((project, location, cluster))
-        return (200, {"nodePools": found["nodePools"]}, {}) if found else self._error(404, f"Not found: {cluster}")
+        return (
+            (200, {"nodePools": found["nodePools"]}, {})
+            if found
+            else self._error(404, f"Not found: {cluster}")
+        )
 
     def _create_node_pool(self, body, project, location, cluster):
         found = self.clusters.get((project, location, cluster))
@@ -243,7 +301,11 @@ class FakeGke(FakeServer):
             return self._error(409, f"Already exists: node pool {spec.get('name')}")
         if self._busy(found):
             return self._error(400, f"Cluster {cluster} is running an operation; please wait and try again")
-        pool = {**spec, "status": "PROVISIONING", "selfLink": f"{found['selfLink']}/nodePools/{spec.get('name')}"}
+        pool = {
+            **spec,
+            "status": "PROVISIONING",
+            "selfLink": f"{found['selfLink']}/nodePools/{spec.get('name')}",
+        }
         found["nodePools"].append(pool)
         found["status"] = "RECONCILING"
 

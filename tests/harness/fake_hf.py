@@ -143,14 +143,23 @@ class _Reply:
     repo_id: str | None = None
 
 
-_API = re.compile(r"^/api/models/(?P<repo>[^/]+(?:/[^/]+)?)(?:/(?P<kind>revision|tree)/(?P<rev>[^/]+)(?P<rest>/.*)?)?$")
+_API = re.compile(
+    r"^/api/models/(?P<repo>[^/]+(?:/[^/]+)?)(?:/(?P<kind>revision|tree)/(?P<rev>[^/]+)(?P<rest>/.*)?)?$"
+)
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _CDN = re.compile(r"^/cdn-lfs/(?P<sha>[0-9a-f]{64})$")
 
 
 class FakeHub:
-    def __init__(self, repos: dict[str, FakeRepo] | None = None, *, lfs_patterns: Iterable[str] = LFS_PATTERNS,
-                 lfs_redirect: bool = True, tree_page_size: int = 1000, extra_tokens: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        repos: dict[str, FakeRepo] | None = None,
+        *,
+        lfs_patterns: Iterable[str] = LFS_PATTERNS,
+        lfs_redirect: bool = True,
+        tree_page_size: int = 1000,
+        extra_tokens: Iterable[str] = (),
+    ) -> None:
         self.repos: dict[str, FakeRepo] = dict(repos or {})
         self.renamed: dict[str, str] = {}
         self.lfs_patterns = tuple(lfs_patterns)
@@ -221,7 +230,9 @@ class FakeHub:
 
         monkeypatch.setenv("HF_ENDPOINT", self.url)
         monkeypatch.setattr(constants, "ENDPOINT", self.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", self.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", self.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         monkeypatch.setattr(constants, "HF_URL_HOSTS", constants.HF_URL_HOSTS | {"127.0.0.1"})
         monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -241,13 +252,23 @@ class FakeHub:
 
     # ---- faults and log --------------------------------------------------------------------------
 
-    def fail(self, filename: str, *, nth: int = 1, status: int = 500, times: int = 1, method: str = "GET",
-             repo_id: str | None = None) -> None:
+    def fail(
+        self,
+        filename: str,
+        *,
+        nth: int = 1,
+        status: int = 500,
+        times: int = 1,
+        method: str = "GET",
+        repo_id: str | None = None,
+    ) -> None:
         """Answer the nth (from now) ``method`` request for ``filename`` with ``status``, ``times`` times."""
         with self._lock:
             self._faults.append(_Fault(filename, repo_id, method, nth, times, status=status))
 
-    def cut(self, filename: str, *, after: int, nth: int = 1, times: int = 1, repo_id: str | None = None) -> None:
+    def cut(
+        self, filename: str, *, after: int, nth: int = 1, times: int = 1, repo_id: str | None = None
+    ) -> None:
         """Close the connection after ``after`` body bytes of the nth (from now) GET for ``filename``."""
         with self._lock:
             self._faults.append(_Fault(filename, repo_id, "GET", nth, times, cut_after=after))
@@ -260,8 +281,11 @@ class FakeHub:
         with self._settled:
             self._settled.wait_for(lambda: self._in_flight == 0, timeout=5.0)
             log = list(self._log)
-        return [r for r in log if (method is None or r.method == method)
-                and (filename is None or r.filename == filename)]
+        return [
+            r
+            for r in log
+            if (method is None or r.method == method) and (filename is None or r.filename == filename)
+        ]
 
     def clear_log(self) -> None:
         with self._lock:
@@ -317,7 +341,9 @@ class FakeHub:
             return "invalid", None
         return "valid", token
 
-    def route(self, method: str, raw_path: str, query: dict[str, str], auth: str, token: str | None) -> _Reply:
+    def route(
+        self, method: str, raw_path: str, query: dict[str, str], auth: str, token: str | None
+    ) -> _Reply:
         if auth == "invalid":
             return _error(401, None, "Invalid credentials in Authorization header")
         if "xet" in raw_path.lower():
@@ -336,10 +362,18 @@ class FakeHub:
             return _error(401 if auth == "none" else 404, "RepoNotFound", "Repository not found")
         if repo.gated and files and token not in repo.tokens:
             if auth == "none":
-                return _error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access to "
-                              "it and be authenticated to access it. Please log in.")
-            return _error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in the "
-                          "authorized list. Visit the repo page to ask for access.")
+                return _error(
+                    401,
+                    "GatedRepo",
+                    f"Access to model {repo_id} is restricted. You must have access to "
+                    "it and be authenticated to access it. Please log in.",
+                )
+            return _error(
+                403,
+                "GatedRepo",
+                f"Access to model {repo_id} is restricted and you are not in the "
+                "authorized list. Visit the repo page to ask for access.",
+            )
         return repo
 
     def _redirect_renamed(self, repo_id: str, raw_path: str, query: dict[str, str]) -> _Reply | None:
@@ -374,19 +408,38 @@ class FakeHub:
                 sib["blobId"] = git_blob_sha1(files[name])
             siblings.append(sib)
         info = {
-            "_id": commit_sha("id:" + repo_id)[:24], "id": repo_id, "modelId": repo_id,
-            "author": repo_id.split("/")[0] if "/" in repo_id else None, "sha": commit,
-            "lastModified": _LAST_MODIFIED, "createdAt": _LAST_MODIFIED, "private": repo.private,
-            "gated": "manual" if repo.gated else False, "disabled": False, "downloads": 0, "likes": 0,
-            "tags": [], "library_name": "transformers", "siblings": siblings,
+            "_id": commit_sha("id:" + repo_id)[:24],
+            "id": repo_id,
+            "modelId": repo_id,
+            "author": repo_id.split("/")[0] if "/" in repo_id else None,
+            "sha": commit,
+            "lastModified": _LAST_MODIFIED,
+            "createdAt": _LAST_MODIFIED,
+            "private": repo.private,
+            "gated": "manual" if repo.gated else False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "library_name": "transformers",
+            "siblings": siblings,
         }
         return _json_reply(info)
 
     def _entry(self, name: str, data: bytes) -> dict[str, Any]:
         if self.is_lfs(name):
             pointer = lfs_pointer(data)
-            return {"type": "file", "oid": git_blob_sha1(pointer), "size": len(data), "path": name,
-                    "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": len(pointer)}}
+            return {
+                "type": "file",
+                "oid": git_blob_sha1(pointer),
+                "size": len(data),
+                "path": name,
+                "lfs": {
+                    "oid": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                    "pointerSize": len(pointer),
+                },
+            }
         return {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": name}
 
     def _tree(self, raw_path: str, query: dict[str, str], files: dict[str, bytes], under: str) -> _Reply:
@@ -398,26 +451,30 @@ class FakeHub:
         for name in sorted(files):
             if not name.startswith(prefix):
                 continue
-            rest = name[len(prefix):].split("/")
+            rest = name[len(prefix) :].split("/")
             # Folders on the way to the file, as the Hub lists them (recursively or only the first level).
             for depth in range(1, len(rest) if recursive else min(len(rest), 2)):
                 folder = prefix + "/".join(rest[:depth])
-                entries.setdefault(folder, {"type": "directory", "oid": git_blob_sha1(folder.encode()),
-                                            "size": 0, "path": folder})
+                entries.setdefault(
+                    folder,
+                    {"type": "directory", "oid": git_blob_sha1(folder.encode()), "size": 0, "path": folder},
+                )
             if recursive or len(rest) == 1:
                 entries[name] = self._entry(name, files[name])
         if under and not entries:
             return _error(404, "EntryNotFound", f"{under} does not exist")
         listing = list(entries.values())
         start = int(query.get("cursor", "0") or 0)
-        page = listing[start:start + self.tree_page_size]
+        page = listing[start : start + self.tree_page_size]
         headers = {}
         if start + self.tree_page_size < len(listing):
             nxt = {**query, "cursor": str(start + self.tree_page_size)}
             headers["Link"] = f'<{self.url}{raw_path}?{urlencode(nxt)}>; rel="next"'
         return _json_reply(page, headers)
 
-    def _resolve(self, m: re.Match, raw_path: str, query: dict[str, str], auth: str, token: str | None) -> _Reply:
+    def _resolve(
+        self, m: re.Match, raw_path: str, query: dict[str, str], auth: str, token: str | None
+    ) -> _Reply:
         repo_id = unquote(m["repo"])
         if redirect := self._redirect_renamed(repo_id, raw_path, query):
             return redirect
@@ -436,18 +493,44 @@ class FakeHub:
         data = files[filename]
         if self.is_lfs(filename):
             sha256 = hashlib.sha256(data).hexdigest()
-            linked = {"X-Repo-Commit": commit, "X-Linked-Etag": f'"{sha256}"', "X-Linked-Size": str(len(data))}
+            linked = {
+                "X-Repo-Commit": commit,
+                "X-Linked-Etag": f'"{sha256}"',
+                "X-Linked-Size": str(len(data)),
+            }
             if self.lfs_redirect:
                 location = f"{self.url}/cdn-lfs/{sha256}?" + urlencode(
-                    {"repo": repo_id, "commit": commit, "filename": filename})
+                    {"repo": repo_id, "commit": commit, "filename": filename}
+                )
                 body = b"Found. Redirecting to " + location.encode()
-                return _Reply(302, {**linked, "ETag": f'"{git_blob_sha1(lfs_pointer(data))}"',
-                                    "Location": location, "Content-Type": "text/plain; charset=utf-8"}, body,
-                              filename=filename, repo_id=repo_id)
-            return _Reply(200, {**linked, "ETag": f'"{sha256}"', **_file_headers(filename)}, data,
-                          ranged=True, filename=filename, repo_id=repo_id)
-        return _Reply(200, {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"', **_file_headers(filename)},
-                      data, ranged=True, filename=filename, repo_id=repo_id)
+                return _Reply(
+                    302,
+                    {
+                        **linked,
+                        "ETag": f'"{git_blob_sha1(lfs_pointer(data))}"',
+                        "Location": location,
+                        "Content-Type": "text/plain; charset=utf-8",
+                    },
+                    body,
+                    filename=filename,
+                    repo_id=repo_id,
+                )
+            return _Reply(
+                200,
+                {**linked, "ETag": f'"{sha256}"', **_file_headers(filename)},
+                data,
+                ranged=True,
+                filename=filename,
+                repo_id=repo_id,
+            )
+        return _Reply(
+            200,
+            {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"', **_file_headers(filename)},
+            data,
+            ranged=True,
+            filename=filename,
+            repo_id=repo_id,
+        )
 
     def _cdn(self, sha256: str, query: dict[str, str]) -> _Reply:
         """The fake CDN: serves LFS bytes by sha256 (the query stands in for a signed URL's claims)."""
@@ -455,22 +538,33 @@ class FakeHub:
         files = repo.commits.get(query.get("commit", ""), {}) if repo else {}
         data = files.get(query.get("filename", ""))
         if data is None or hashlib.sha256(data).hexdigest() != sha256:
-            return _Reply(403, {"Content-Type": "application/xml"}, b"<Error><Code>AccessDenied</Code></Error>")
+            return _Reply(
+                403, {"Content-Type": "application/xml"}, b"<Error><Code>AccessDenied</Code></Error>"
+            )
         filename = query["filename"]
-        headers = {"ETag": f'"{sha256}"', "X-Repo-Commit": query["commit"], "X-Linked-Etag": f'"{sha256}"',
-                   "X-Linked-Size": str(len(data)), **_file_headers(filename)}
+        headers = {
+            "ETag": f'"{sha256}"',
+            "X-Repo-Commit": query["commit"],
+            "X-Linked-Etag": f'"{sha256}"',
+            "X-Linked-Size": str(len(data)),
+            **_file_headers(filename),
+        }
         return _Reply(200, headers, data, ranged=True, filename=filename, repo_id=query["repo"])
 
 
 def _file_headers(filename: str) -> dict[str, str]:
     base = filename.rsplit("/", 1)[-1]
-    return {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-            "Content-Disposition": f'inline; filename*=UTF-8\'\'{quote(base)}; filename="{base}";'}
+    return {
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(base)}; filename=\"{base}\";",
+    }
 
 
 def _json_reply(obj: Any, headers: dict[str, str] | None = None) -> _Reply:
-    return _Reply(200, {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
-                  json.dumps(obj).encode())
+    return _Reply(
+        200, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, json.dumps(obj).encode()
+    )
 
 
 def _error(status: int, code: str | None, message: str) -> _Reply:
@@ -554,7 +648,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status, body = 416, b""
                 headers["Content-Range"] = f"bytes */{len(reply.body)}"
             else:
-                status, body = 206, body[span[0]:span[1] + 1]
+                status, body = 206, body[span[0] : span[1] + 1]
                 headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{len(reply.body)}"
 
         self.send_response(status)
@@ -565,7 +659,7 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         if method != "HEAD":
             if fault is not None and fault.cut_after is not None:
-                chunk = body[:fault.cut_after]
+                chunk = body[: fault.cut_after]
                 self.wfile.write(chunk)
                 self.wfile.flush()
                 sent = len(chunk)

@@ -32,17 +32,25 @@ REPO = Path(__file__).resolve().parents[2]
 STAND_IN_CHARTS = REPO / "tests" / "harness" / "charts"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-DYNAMO_CRDS = ("dynamo/crds/nvidia.com_dynamographdeployments.yaml",
-               "dynamo/crds/nvidia.com_dynamographdeploymentscalingadapters.yaml",
-               "dynamo/crds/nvidia.com_dynamocomponentdeployments.yaml")
-GPU_OPERATOR_CRDS = ("gpu-operator/chart/crds/nvidia.com_clusterpolicies.yaml",
-                     "gpu-operator/chart/crds/nvidia.com_nvidiadrivers.yaml")
-PROMETHEUS_CRDS = ("prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
-                   "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
-                   "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml")
-VALUES = {"dynamo-platform": "dynamo/platform-chart/values.yaml",
-          "dynamo-operator": "dynamo/platform-chart/components/operator/values.yaml",
-          "gpu-operator": "gpu-operator/chart/values.yaml"}
+DYNAMO_CRDS = (
+    "dynamo/crds/nvidia.com_dynamographdeployments.yaml",
+    "dynamo/crds/nvidia.com_dynamographdeploymentscalingadapters.yaml",
+    "dynamo/crds/nvidia.com_dynamocomponentdeployments.yaml",
+)
+GPU_OPERATOR_CRDS = (
+    "gpu-operator/chart/crds/nvidia.com_clusterpolicies.yaml",
+    "gpu-operator/chart/crds/nvidia.com_nvidiadrivers.yaml",
+)
+PROMETHEUS_CRDS = (
+    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
+    "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
+    "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
+)
+VALUES = {
+    "dynamo-platform": "dynamo/platform-chart/values.yaml",
+    "dynamo-operator": "dynamo/platform-chart/components/operator/values.yaml",
+    "gpu-operator": "gpu-operator/chart/values.yaml",
+}
 
 
 def upstream_dir() -> Path | None:
@@ -58,8 +66,10 @@ def upstream_dir() -> Path | None:
 
 
 def missing_reason() -> str:
-    return (f"the upstream reference folder (../shared/upstream or ${ENV}) is absent: the real CRDs and "
-            f"values files this test holds the project to cannot be read")
+    return (
+        f"the upstream reference folder (../shared/upstream or ${ENV}) is absent: the real CRDs and "
+        f"values files this test holds the project to cannot be read"
+    )
 
 
 def require_upstream() -> Path:
@@ -107,7 +117,10 @@ def values(chart: str) -> dict:
 def install(store, crds: list[dict]) -> None:
     """Create each CRD in a simulator ``store`` unless one of that name exists."""
     for crd in crds:
-        if store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"]) is None:
+        if (
+            store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])
+            is None
+        ):
             store.create(crd)
 
 
@@ -122,8 +135,10 @@ def harness_charts() -> Path:
     atexit.register(shutil.rmtree, tmp, True)
     out = Path(tmp) / "charts"
     shutil.copytree(STAND_IN_CHARTS, out)
-    targets = {out / "dynamo-platform" / "charts" / "dynamo-operator" / "crds": DYNAMO_CRDS,
-               out / "gpu-operator" / "crds": GPU_OPERATOR_CRDS}
+    targets = {
+        out / "dynamo-platform" / "charts" / "dynamo-operator" / "crds": DYNAMO_CRDS,
+        out / "gpu-operator" / "crds": GPU_OPERATOR_CRDS,
+    }
     for folder, files in targets.items():
         folder.mkdir(parents=True, exist_ok=True)
         for rel in files:

@@ -43,11 +43,21 @@ BASE: dict[str, Any] = {"apiVersion": API_VERSION, "name": "demo"}
 HUB = {"id": "Qwen/Qwen3-0.6B", "revision": SHA}
 POOL = {"name": "gpu", "instance_type": "g6e.2xlarge", "gpu": {"type": "nvidia-l40s", "count": 1}}
 EKS = {"kind": "eks", "region": "us-east-1", "cluster_name": "demo", "node_pools": [POOL]}
-GKE = {"kind": "gke", "project": "my-project", "location": "us-central1-a", "cluster_name": "demo",
-       "node_pools": [{**POOL, "instance_type": "g2-standard-24", "gpu": {"type": "nvidia-l4", "count": 1}}]}
-AKS = {"kind": "aks", "subscription_id": "00000000-0000-0000-0000-000000000000", "resource_group": "rg",
-       "location": "eastus2", "cluster_name": "demo",
-       "node_pools": [{**POOL, "name": "gpunp", "instance_type": "Standard_NC24ads_A100_v4"}]}
+GKE = {
+    "kind": "gke",
+    "project": "my-project",
+    "location": "us-central1-a",
+    "cluster_name": "demo",
+    "node_pools": [{**POOL, "instance_type": "g2-standard-24", "gpu": {"type": "nvidia-l4", "count": 1}}],
+}
+AKS = {
+    "kind": "aks",
+    "subscription_id": "00000000-0000-0000-0000-000000000000",
+    "resource_group": "rg",
+    "location": "eastus2",
+    "cluster_name": "demo",
+    "node_pools": [{**POOL, "name": "gpunp", "instance_type": "Standard_NC24ads_A100_v4"}],
+}
 ECS = {"kind": "ecs", "region": "us-east-1", "cluster_name": "dynamo-gpu"}
 
 
@@ -70,13 +80,18 @@ SECRET_CASES: dict[str, dict[str, Any]] = {
     "eks-credentials-block-secret": with_(model=HUB, target={**EKS, "credentials": {"block": AWS_SECRET}}),
     "ecs-credentials-block-key-id": with_(model=HUB, target={**ECS, "credentials": {"block": AWS_KEY_ID}}),
     "ecs-credentials-typed-block-key": with_(
-        model=HUB, target={**ECS, "credentials": {"block": f"aws-credentials/{AWS_KEY_ID}"}}),
-    "eks-credentials-inline": with_(model=HUB, target={
-        **EKS, "credentials": {"aws_access_key_id": AWS_KEY_ID, "aws_secret_access_key": AWS_SECRET}}),
-    "eks-credentials-extra-field": with_(model=HUB, target={
-        **EKS, "credentials": {"block": "aws-prod", "secret_key": AWS_SECRET}}),
-    "gke-credentials-inline-pem": with_(model=HUB, target={
-        **GKE, "credentials": {"service_account_info": PEM}}),
+        model=HUB, target={**ECS, "credentials": {"block": f"aws-credentials/{AWS_KEY_ID}"}}
+    ),
+    "eks-credentials-inline": with_(
+        model=HUB,
+        target={**EKS, "credentials": {"aws_access_key_id": AWS_KEY_ID, "aws_secret_access_key": AWS_SECRET}},
+    ),
+    "eks-credentials-extra-field": with_(
+        model=HUB, target={**EKS, "credentials": {"block": "aws-prod", "secret_key": AWS_SECRET}}
+    ),
+    "gke-credentials-inline-pem": with_(
+        model=HUB, target={**GKE, "credentials": {"service_account_info": PEM}}
+    ),
     "aks-credentials-secret-string": with_(model=HUB, target={**AKS, "credentials": AZURE}),
     "aks-credentials-block-secret": with_(model=HUB, target={**AKS, "credentials": {"block": AZURE}}),
     "env-hf-token-literal": with_(serving={"env": {"HF_TOKEN": HF}}),
@@ -100,8 +115,12 @@ SECRET_CASES: dict[str, dict[str, Any]] = {
     "requests-token": with_(smoke={"requests": HF}),
     "region-aws-secret": with_(model=HUB, target={**EKS, "region": AWS_SECRET}),
     "instance-type-aws-secret": with_(model=HUB, target={**ECS, "instance_type": AWS_SECRET}),
-    "label-value-aws-secret": with_(model=HUB, target={**EKS, "node_pools": [{**POOL, "labels": {"k": AWS_SECRET}}]}),
-    "label-key-aws-secret": with_(model=HUB, target={**EKS, "node_pools": [{**POOL, "labels": {AWS_SECRET: "v"}}]}),
+    "label-value-aws-secret": with_(
+        model=HUB, target={**EKS, "node_pools": [{**POOL, "labels": {"k": AWS_SECRET}}]}
+    ),
+    "label-key-aws-secret": with_(
+        model=HUB, target={**EKS, "node_pools": [{**POOL, "labels": {AWS_SECRET: "v"}}]}
+    ),
     "unknown-field-named-token": {**BASE, HF: 1},
     "unknown-field-named-aws-secret": {**BASE, AWS_SECRET: 1},
     "unknown-field-holding-token": {**BASE, "tokn": HF},
@@ -135,10 +154,16 @@ SHAPE_CASES: dict[str, Any] = {
     "nonexistent-ecs-region": with_(model=HUB, target={**ECS, "region": "eu-west-9"}),
     "nonexistent-gke-zone": with_(model=HUB, target={**GKE, "location": "us-central9-a"}),
     "nonexistent-aks-location": with_(model=HUB, target={**AKS, "location": "eastus9"}),
-    "nonexistent-instance-type": with_(model=HUB, target={**EKS, "node_pools": [{**POOL, "instance_type": "g6e.2xlargee"}]}),
+    "nonexistent-instance-type": with_(
+        model=HUB, target={**EKS, "node_pools": [{**POOL, "instance_type": "g6e.2xlargee"}]}
+    ),
     "nonexistent-ecs-instance-type": with_(model=HUB, target={**ECS, "instance_type": "g9z.2xlarge"}),
-    "nonexistent-gke-machine": with_(model=HUB, target={**GKE, "node_pools": [{**GKE["node_pools"][0], "instance_type": "g2-standerd-24"}]}),
-    "nonexistent-aks-size": with_(model=HUB, target={**AKS, "node_pools": [{**AKS["node_pools"][0], "instance_type": "Standard_QQ24"}]}),
+    "nonexistent-gke-machine": with_(
+        model=HUB, target={**GKE, "node_pools": [{**GKE["node_pools"][0], "instance_type": "g2-standerd-24"}]}
+    ),
+    "nonexistent-aks-size": with_(
+        model=HUB, target={**AKS, "node_pools": [{**AKS["node_pools"][0], "instance_type": "Standard_QQ24"}]}
+    ),
     "local-env-secret-block-ref": with_(serving={"env": {"API_TOKEN": {"secret_block": "api-token"}}}),
     "local-worker-env-env-ref": with_(serving={"workers": {"env": {"API_TOKEN": {"env": "API_TOKEN"}}}}),
 }
@@ -173,16 +198,18 @@ YAML_CASES: dict[str, str | bytes] = {
     "recursive-alias": f"apiVersion: {API_VERSION}\nname: demo\nserving: &s\n  env: *s\n",
     "deep-flow": f"apiVersion: {API_VERSION}\nname: demo\nserving: " + "[" * 5000 + "]" * 5000 + "\n",
     "deep-block": f"apiVersion: {API_VERSION}\nname: demo\n"
-                  + "".join(" " * i + f"k{i}:\n" for i in range(100)),
+    + "".join(" " * i + f"k{i}:\n" for i in range(100)),
     "alias-bomb": f"apiVersion: {API_VERSION}\nname: demo\n"
-                  + 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]\n'
-                  + "".join(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10)),
+    + 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]\n'
+    + "".join(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10)),
     "huge": f"apiVersion: {API_VERSION}\nname: demo\n" + "# padding\n" * 200_000,
 }
 
 
 def _texts(exc: SpecError) -> str:
-    return "\n".join([str(exc), exc.details(), repr(exc), *(f"{i.path}|{i.problem}|{i.fix}" for i in exc.issues)])
+    return "\n".join(
+        [str(exc), exc.details(), repr(exc), *(f"{i.path}|{i.problem}|{i.fix}" for i in exc.issues)]
+    )
 
 
 def _no_marker(text: str) -> None:
@@ -239,7 +266,10 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 @pytest.mark.parametrize("case", list(SECRET_CASES), ids=list(SECRET_CASES))
 def test_secret_in_a_wrong_place_is_refused_and_never_echoed(
-    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    case: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
     no_side_effects: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -289,7 +319,7 @@ def test_wrong_shapes_are_refused_cheaply_with_a_field_and_a_fix(case: str) -> N
 
 
 @pytest.mark.parametrize(
-    "case, path, words",
+    ("case", "path", "words"),
     [
         ("branch-as-revision-local", "model.revision", ["'main'", "40-hex"]),
         ("ten-mb-prompt", "smoke.prompt", ["longer than", "shorten smoke.prompt"]),
@@ -298,7 +328,11 @@ def test_wrong_shapes_are_refused_cheaply_with_a_field_and_a_fix(case: str) -> N
         ("nonexistent-ecs-region", "target.region", ["'eu-west-9'", "eu-west-"]),
         ("nonexistent-gke-zone", "target.location", ["'us-central9-a'", "infra/clouds.yaml"]),
         ("nonexistent-aks-location", "target.location", ["'eastus9'", "eastus"]),
-        ("nonexistent-instance-type", "target.node_pools[0].instance_type", ["'g6e.2xlargee'", "g6e.2xlarge"]),
+        (
+            "nonexistent-instance-type",
+            "target.node_pools[0].instance_type",
+            ["'g6e.2xlargee'", "g6e.2xlarge"],
+        ),
         ("nonexistent-ecs-instance-type", "target.instance_type", ["'g9z.2xlarge'", "families"]),
         ("nonexistent-gke-machine", "target.node_pools[0].instance_type", ["'g2-standerd-24'"]),
         ("nonexistent-aks-size", "target.node_pools[0].instance_type", ["'Standard_QQ24'"]),
@@ -343,8 +377,9 @@ def test_bad_yaml_is_refused_by_the_cli_with_no_side_effects(
     _no_marker(output)
 
 
-def test_a_spec_from_a_pipe_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spec_from_a_pipe_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`dynadeploy deploy <(cat spec.yaml)`: the CLI validates what it read and hands the flow that,
     not the path (a second read of a pipe finds it empty)."""
     fifo = tmp_path / "spec.fifo"
@@ -369,7 +404,9 @@ def test_a_spec_from_a_pipe_is_read_once(tmp_path: Path, monkeypatch: pytest.Mon
         writer.wait(timeout=30)
     capsys.readouterr()
     assert isinstance(got["spec"], dict), "the flow would read the pipe a second time"
-    assert parse_spec(got["spec"]) == load_spec(Path(__file__).resolve().parents[2] / "infra/targets/local.yaml")
+    assert parse_spec(got["spec"]) == load_spec(
+        Path(__file__).resolve().parents[2] / "infra/targets/local.yaml"
+    )
 
 
 # --- hostile YAML, in a child with a memory limit (main exhausts memory or the stack) -----------------
@@ -398,15 +435,24 @@ def test_hostile_yaml_is_refused_cheaply_within_bounded_memory(tmp_path: Path) -
     cases = {
         "dev-zero": "/dev/zero",
         "alias-bomb-1kb": str(_write(tmp_path, "bomb", YAML_CASES["alias-bomb"])),
-        "deep-100k": str(_write(tmp_path, "deep", f"apiVersion: {API_VERSION}\nname: "
-                                + "[" * 100_000 + "]" * 100_000 + "\n")),
+        "deep-100k": str(
+            _write(
+                tmp_path, "deep", f"apiVersion: {API_VERSION}\nname: " + "[" * 100_000 + "]" * 100_000 + "\n"
+            )
+        ),
         "deep-map": str(_write(tmp_path, "deepmap", "".join(" " * i + f"k{i}:\n" for i in range(300)))),
         "twenty-mb": str(_write(tmp_path, "big", "a: b\n" * (5 * 2**20))),
         "recursive-alias": str(_write(tmp_path, "rec", YAML_CASES["recursive-alias"])),
     }
     assert len(YAML_CASES["alias-bomb"]) < 1024
-    run = subprocess.run([sys.executable, "-c", _HOSTILE, json.dumps(cases)], capture_output=True, text=True,
-                         timeout=240, cwd=Path(__file__).resolve().parents[2], check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", _HOSTILE, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(run.stdout)
     for name, (outcome, seconds, details) in results.items():
@@ -446,11 +492,22 @@ def test_flow_parameters_stored_by_prefect_hold_no_secret(case: str) -> None:
 
 def test_flow_parameters_of_valid_specs_are_stored_unchanged() -> None:
     deploy = _flows()["deploy"]
-    for data in (BASE, with_(model={**HUB, "token": {"secret_block": "hf-token"}}),
-                 with_(model={**HUB, "token": {"env": "HF_TOKEN"}}, target={**EKS, "credentials": {"block": "aws-prod"}},
-                       serving={"env": {"TOKENIZERS_PARALLELISM": "false"}}),
-                 with_(model=HUB, target={**EKS, "node_pools": [{**POOL, "taints": [
-                     {"key": "nvidia.com/gpu", "value": "present"}]}]})):
+    for data in (
+        BASE,
+        with_(model={**HUB, "token": {"secret_block": "hf-token"}}),
+        with_(
+            model={**HUB, "token": {"env": "HF_TOKEN"}},
+            target={**EKS, "credentials": {"block": "aws-prod"}},
+            serving={"env": {"TOKENIZERS_PARALLELISM": "false"}},
+        ),
+        with_(
+            model=HUB,
+            target={
+                **EKS,
+                "node_pools": [{**POOL, "taints": [{"key": "nvidia.com/gpu", "value": "present"}]}],
+            },
+        ),
+    ):
         stored = deploy.serialize_parameters({"spec": data, "overrides": None})
         assert stored["spec"] == json.loads(json.dumps(data))
         parse_spec(stored["spec"])
@@ -459,10 +516,10 @@ def test_flow_parameters_of_valid_specs_are_stored_unchanged() -> None:
 
 def test_flow_parameter_type_errors_do_not_quote_a_secret() -> None:
     deploy = _flows()["deploy"]
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the raised message is checked below / any ValueError is the contract
         deploy.validate_parameters({"spec": with_(), "overrides": AWS_SECRET})
     _no_marker(str(caught.value))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the raised message is checked below / any ValueError is the contract
         deploy.validate_parameters({"spec": [HF]})
     _no_marker(str(caught.value))
 
@@ -474,9 +531,16 @@ def test_the_cli_prefect_server_inherits_no_secret(tmp_path: Path, monkeypatch: 
     from runtime.gateways import prefect_server
 
     monkeypatch.setenv("DYNADEPLOY_HOME", str(tmp_path / "home"))
-    for name, value in {"HF_TOKEN": HF, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-                        "GITHUB_TOKEN": GITHUB, "AZURE_CLIENT_SECRET": AZURE, "MY_APP_PASSWORD": AZURE,
-                        "HTTPS_PROXY": f"http://user:{AZURE}@proxy:3128", "PREFECT_API_KEY": HF}.items():
+    for name, value in {
+        "HF_TOKEN": HF,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "GITHUB_TOKEN": GITHUB,
+        "AZURE_CLIENT_SECRET": AZURE,
+        "MY_APP_PASSWORD": AZURE,
+        "HTTPS_PROXY": f"http://user:{AZURE}@proxy:3128",
+        "PREFECT_API_KEY": HF,
+    }.items():
         monkeypatch.setenv(name, value)
     seen: dict[str, Any] = {}
 
@@ -492,7 +556,7 @@ def test_the_cli_prefect_server_inherits_no_secret(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(prefect_server.subprocess, "Popen", FakeServer)
     monkeypatch.setattr(prefect_server, "healthy", lambda url: False)
-    with pytest.raises(Exception):  # noqa: B017 - the fake server "exits" at once
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the fake server "exits" at once
         prefect_server.ensure_server(timeout_s=5)
     env = seen["env"]
     _no_marker(json.dumps(env))

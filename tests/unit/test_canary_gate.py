@@ -18,12 +18,18 @@ dynamo_work_handler_time_to_first_response_seconds_bucket{le="+Inf"} {b}
 
 
 def page(ok=0, err=0, a=0, b=0) -> str:
-    return PAGE.replace("{ok}", str(ok)).replace("{err}", str(err)).replace("{a}", str(a)).replace("{b}", str(b))
+    return (
+        PAGE.replace("{ok}", str(ok)).replace("{err}", str(err)).replace("{a}", str(a)).replace("{b}", str(b))
+    )
 
 
 def test_traffic_plan_by_worker_share():
     plan = canary.traffic_plan([10, 50, 100], stable_workers=2, can_shift=True)
-    assert [(s.percent, s.canary_workers, s.share) for s in plan] == [(0, 0, 0.0), (10, 1, 0.333), (50, 2, 0.5)]
+    assert [(s.percent, s.canary_workers, s.share) for s in plan] == [
+        (0, 0, 0.0),
+        (10, 1, 0.333),
+        (50, 2, 0.5),
+    ]
     one = canary.traffic_plan([10, 50, 100], stable_workers=1, can_shift=True)
     assert [s.canary_workers for s in one] == [0, 1]  # 10% and 50% both need one worker: collapsed
     assert canary.traffic_plan([10, 100], 4, can_shift=False) == [canary.Step(0, 0.0)]
@@ -33,8 +39,12 @@ def test_traffic_plan_by_worker_share():
 
 def test_weighted_plan_takes_each_percentage_as_asked():
     plan = canary.weighted_plan([5, 25, 50, 100])
-    assert [(s.percent, s.share, s.canary_workers) for s in plan] == [(0, 0.0, 0), (5, 0.05, 0), (25, 0.25, 0),
-                                                                      (50, 0.5, 0)]
+    assert [(s.percent, s.share, s.canary_workers) for s in plan] == [
+        (0, 0.0, 0),
+        (5, 0.05, 0),
+        (25, 0.25, 0),
+        (50, 0.5, 0),
+    ]
     assert canary.weighted_plan([100]) == canary.side_by_side_plan()
 
 
@@ -43,8 +53,13 @@ def test_histogram_quantile_and_frontend_summary():
     summary = metrics.frontend_summary(before, after)
     assert summary["requests"] == 22 and summary["errors"] == 2
     # 20 new samples, all in (10 ms, 100 ms]: p90 interpolates to 91 ms
-    q = metrics.quantile(metrics.delta(metrics.histogram(metrics.parse(after), "dynamo_work_handler_time_to_first_response_seconds"),
-                                       metrics.histogram(metrics.parse(before), "dynamo_work_handler_time_to_first_response_seconds")), 0.9)
+    q = metrics.quantile(
+        metrics.delta(
+            metrics.histogram(metrics.parse(after), "dynamo_work_handler_time_to_first_response_seconds"),
+            metrics.histogram(metrics.parse(before), "dynamo_work_handler_time_to_first_response_seconds"),
+        ),
+        0.9,
+    )
     assert abs(q - 0.091) < 1e-9
     assert metrics.quantile({}, 0.9) is None
 
@@ -57,14 +72,27 @@ def test_group_ttft_p90_merges_pages_and_reads_the_named_histogram():
     assert canary.group_ttft_p90_ms({}, {}) is None
     frontend = ("dynamo_frontend_time_to_first_token_seconds",)
     assert canary.group_ttft_p90_ms(before, after, frontend) is None  # the pages carry worker histograms only
-    fe_after = {"f": 'dynamo_frontend_time_to_first_token_seconds_bucket{le="0.05"} 9\n'
-                     'dynamo_frontend_time_to_first_token_seconds_bucket{le="+Inf"} 10\n'}
+    fe_after = {
+        "f": 'dynamo_frontend_time_to_first_token_seconds_bucket{le="0.05"} 9\n'
+        'dynamo_frontend_time_to_first_token_seconds_bucket{le="+Inf"} 10\n'
+    }
     assert canary.group_ttft_p90_ms({}, fe_after, frontend) == 50.0
 
 
 def report(n: int, errors: int = 0) -> LoadReport:
-    results = [RequestResult(ok=i >= errors, status=200 if i >= errors else 500, error=None if i >= errors else "x",
-                             ttft_s=0.01, itl_s=[0.001], e2e_s=0.02, output_tokens=2, started_at=0.0) for i in range(n)]
+    results = [
+        RequestResult(
+            ok=i >= errors,
+            status=200 if i >= errors else 500,
+            error=None if i >= errors else "x",
+            ttft_s=0.01,
+            itl_s=[0.001],
+            e2e_s=0.02,
+            output_tokens=2,
+            started_at=0.0,
+        )
+        for i in range(n)
+    ]
     return LoadReport(results=results, wall_s=1.0)
 
 
@@ -83,15 +111,22 @@ def test_shifted_gate():
 
 # --- the side-by-side gate on synthetic samples ----------------------------------------------------------
 
-import random
+import random  # noqa: E402 - section-local import, kept next to the tests that use it
 
-from runtime.domain.sla import Verdict
+from runtime.domain.sla import Verdict  # noqa: E402 - section-local import, kept next to the tests that use it
 
 SPEC = SimpleNamespace(max_ttft_regression=0.2, max_itl_regression=0.2, max_error_rate=0.0, min_samples=20)
 
 
-def sampled(rng: random.Random, n: int, ttft_ms: float, itl_ms: float = 1.0, sigma: float = 0.35,
-            errors: int = 0, stall: float = 0.0) -> LoadReport:
+def sampled(
+    rng: random.Random,
+    n: int,
+    ttft_ms: float,
+    itl_ms: float = 1.0,
+    sigma: float = 0.35,
+    errors: int = 0,
+    stall: float = 0.0,
+) -> LoadReport:
     """n requests whose TTFT and ITL are log-normal around the given medians (a latency's usual shape);
     ``stall``: the chance that a request also waits for a busy core (an extra 20-80 ms), as on a shared box."""
     out = []
@@ -102,7 +137,9 @@ def sampled(rng: random.Random, n: int, ttft_ms: float, itl_ms: float = 1.0, sig
         extra = rng.uniform(20, 80) if rng.random() < stall else 0.0
         ttft = rng.lognormvariate(0, sigma) * ttft_ms + extra
         gaps = [rng.lognormvariate(0, sigma) * itl_ms / 1000 for _ in range(7)]
-        out.append(RequestResult(ok=True, status=200, ttft_s=ttft / 1000, itl_s=gaps, e2e_s=0.1, output_tokens=8))
+        out.append(
+            RequestResult(ok=True, status=200, ttft_s=ttft / 1000, itl_s=gaps, e2e_s=0.1, output_tokens=8)
+        )
     rng.shuffle(out)
     return LoadReport(results=out, wall_s=1.0)
 
@@ -194,7 +231,10 @@ def test_too_few_samples_for_a_p90_is_inconclusive_and_says_how_many():
     # pooled over a hold, the same evidence is enough
     more = canary.pool([sampled(rng, 24, 30), sampled(rng, 24, 30)])
     slow = canary.pool([sampled(rng, 24, 300), sampled(rng, 24, 300)])
-    assert more.count == 48 and canary.side_by_side_gate(more, slow, SimpleNamespace(min_samples=12)).status == "fail"
+    assert (
+        more.count == 48
+        and canary.side_by_side_gate(more, slow, SimpleNamespace(min_samples=12)).status == "fail"
+    )
 
 
 def test_absolute_floor_a_big_percentage_of_a_tiny_latency_does_not_count():
@@ -205,8 +245,12 @@ def test_absolute_floor_a_big_percentage_of_a_tiny_latency_does_not_count():
     assert "within the 10.0 ms allowed (20% of stable, at least 10 ms)" in v.summary()
     # a floor of 1 ms makes it count
     strict = SimpleNamespace(**vars(SPEC), ttft_floor_ms=1.0)
-    assert canary.side_by_side_gate(sampled(rng, 60, 2, sigma=0.1), sampled(rng, 60, 6, sigma=0.1),
-                                    strict).status == "fail"
+    assert (
+        canary.side_by_side_gate(
+            sampled(rng, 60, 2, sigma=0.1), sampled(rng, 60, 6, sigma=0.1), strict
+        ).status
+        == "fail"
+    )
 
 
 def test_a_borderline_change_asks_for_more_samples_before_failing():
@@ -242,9 +286,16 @@ def test_verdict_explains_itself():
     v = canary.side_by_side_gate(sampled(rng, 40, 30, sigma=0.1), sampled(rng, 40, 60, sigma=0.1), SPEC)
     text = v.summary()
     assert isinstance(v, Verdict) and text.startswith("fail: TTFT p90 ")
-    for words in ("ms (+", "is a regression beyond the", "ms allowed (20% of stable, at least 10 ms)",
-                  "or more and", "ms or less with 95% confidence each", "rank test p=",
-                  "(counts under 0.0083)", "candidate slower in"):
+    for words in (
+        "ms (+",
+        "is a regression beyond the",
+        "ms allowed (20% of stable, at least 10 ms)",
+        "or more and",
+        "ms or less with 95% confidence each",
+        "rank test p=",
+        "(counts under 0.0083)",
+        "candidate slower in",
+    ):
         assert words in text, text
 
 
@@ -275,13 +326,23 @@ def test_shifted_gate_asks_the_rank_test_before_failing_a_bucketed_p90():
 def test_shifted_gate_holds_on_one_failed_request_and_fails_on_a_second():
     spec = SimpleNamespace(max_ttft_regression=0.2)
     one = canary.shifted_gate(report(40, errors=1), 50.0, 50.0, spec)
-    assert one.status == "inconclusive" and "1 of 40 requests failed at the stable endpoint (first: x)" in one.summary()
+    assert (
+        one.status == "inconclusive"
+        and "1 of 40 requests failed at the stable endpoint (first: x)" in one.summary()
+    )
     assert "a second failure fails the step" in one.summary()
     # the hold's window saw none: a one-off
-    later = canary.shifted_gate(canary.pool([report(40, errors=1), report(40)]), 50.0, 50.0, spec, latest=report(40))
+    later = canary.shifted_gate(
+        canary.pool([report(40, errors=1), report(40)]), 50.0, 50.0, spec, latest=report(40)
+    )
     assert later.status == "pass" and "tolerated as a one-off" in later.summary()
-    two = canary.shifted_gate(canary.pool([report(40, errors=1), report(40, errors=1)]), 50.0, 50.0, spec,
-                              latest=report(40, errors=1))
+    two = canary.shifted_gate(
+        canary.pool([report(40, errors=1), report(40, errors=1)]),
+        50.0,
+        50.0,
+        spec,
+        latest=report(40, errors=1),
+    )
     assert two.status == "fail" and "2 of 80 requests failed" in two.breaches[0]
     assert canary.shifted_gate(report(40, errors=5), 50.0, 50.0, spec).status == "fail"
     # a share of failures the spec allows is no breach
@@ -319,27 +380,33 @@ def test_paired_load_sends_each_request_to_both_sides_at_once_alternating_which_
                 pass
             finally:
                 writer.close()
+
         return handle
 
     async def main():
-        async with (await asyncio.start_server(server("stable", 0.001), "127.0.0.1", 0) as a,
-                    await asyncio.start_server(server("candidate", 0.02), "127.0.0.1", 0) as b):
-            urls = {k: f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for k, s in
-                    (("stable", a), ("candidate", b))}
-            return await loadgen.run_paired_load(urls, "tiny-mock", requests=12, concurrency=1, max_tokens=3,
-                                                 prompt="hi", timeout_s=10)
+        async with (
+            await asyncio.start_server(server("stable", 0.001), "127.0.0.1", 0) as a,
+            await asyncio.start_server(server("candidate", 0.02), "127.0.0.1", 0) as b,
+        ):
+            urls = {
+                k: f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}"
+                for k, s in (("stable", a), ("candidate", b))
+            }
+            return await loadgen.run_paired_load(
+                urls, "tiny-mock", requests=12, concurrency=1, max_tokens=3, prompt="hi", timeout_s=10
+            )
 
     reports = asyncio.run(main())
     assert {k: (r.count, r.errors) for k, r in reports.items()} == {"stable": (12, 0), "candidate": (12, 0)}
     # one lane: pair i is sent at once to both sides, and pair i+1 only when both answered, even though
     # the stable side answers 20x faster (a drift in load then reaches both sides of a pair alike)
     assert most == {"stable": 1, "candidate": 1}
-    pairs = [arrivals[i:i + 2] for i in range(0, 24, 2)]
+    pairs = [arrivals[i : i + 2] for i in range(0, 24, 2)]
     assert all(sorted(p) == ["candidate", "stable"] for p in pairs), pairs
     # which side's request goes out first alternates, so the send order favours neither
     assert [p[0] for p in pairs] == ["stable", "candidate"] * 6, pairs
     starts = {k: [res.started_at for res in r.results] for k, r in reports.items()}
-    assert all(abs(s - c) < 0.5 for s, c in zip(starts["stable"], starts["candidate"]))
+    assert all(abs(s - c) < 0.5 for s, c in zip(starts["stable"], starts["candidate"], strict=True))
 
 
 def test_the_local_baseline_graph_is_stable_s_spec_under_its_own_name_and_port(tmp_path):
@@ -348,8 +415,10 @@ def test_the_local_baseline_graph_is_stable_s_spec_under_its_own_name_and_port(t
 
     for name in ("demo", "a" * 40):
         path = tmp_path / f"{name[:8]}.yaml"
-        path.write_text(f"apiVersion: dynadeploy.io/v1\nname: {name}\ntarget: {{kind: local, state_dir: {tmp_path},"
-                        " frontend_port: 18000}\nmodel: {id: dynadeploy/tiny-mock}\nserving: {topology: agg}\n")
+        path.write_text(
+            f"apiVersion: dynadeploy.io/v1\nname: {name}\ntarget: {{kind: local, state_dir: {tmp_path},"
+            " frontend_port: 18000}\nmodel: {id: dynadeploy/tiny-mock}\nserving: {topology: agg}\n"
+        )
         spec = load_spec(path)
         base = baseline_backend(spec)
         assert base.spec.name.endswith("-baseline") and len(base.spec.name) <= 40

@@ -9,17 +9,27 @@ from flows._candidate import Candidate
 
 
 def test_fields_become_spec_changes():
-    c = Candidate(image="nvcr.io/x:1", engine_args=["--max-model-len", "4096"], replicas=2, model_revision="abc",
-                  changes={"serving": {"mocker": {"speedup_ratio": 12}}})
-    assert c.as_changes() == {"serving": {"image": "nvcr.io/x:1", "workers": {"engine_args": ["--max-model-len", "4096"],
-                                                                         "replicas": 2},
-                                          "mocker": {"speedup_ratio": 12}},
-                              "model": {"revision": "abc"}}
+    c = Candidate(
+        image="nvcr.io/x:1",
+        engine_args=["--max-model-len", "4096"],
+        replicas=2,
+        model_revision="abc",
+        changes={"serving": {"mocker": {"speedup_ratio": 12}}},
+    )
+    assert c.as_changes() == {
+        "serving": {
+            "image": "nvcr.io/x:1",
+            "workers": {"engine_args": ["--max-model-len", "4096"], "replicas": 2},
+            "mocker": {"speedup_ratio": 12},
+        },
+        "model": {"revision": "abc"},
+    }
 
 
 def test_the_earlier_plain_dict_still_works():
     assert Candidate.model_validate({"serving": {"mocker": {"speedup_ratio": 12}}}).as_changes() == {
-        "serving": {"mocker": {"speedup_ratio": 12}}}
+        "serving": {"mocker": {"speedup_ratio": 12}}
+    }
     assert Candidate.model_validate({"spec": "c.yaml"}).as_changes() == {"spec": "c.yaml"}
     assert Candidate.model_validate({}).as_changes() == {}
 

@@ -39,9 +39,15 @@ def spec_error(data: dict) -> SpecError:
 # --- the spec field ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind,block_type", [("eks", "aws-credentials"), ("ecs", "aws-credentials"),
-                                             ("gke", "gcp-credentials"),
-                                             ("aks", "azure-container-instance-credentials")])
+@pytest.mark.parametrize(
+    ("kind", "block_type"),
+    [
+        ("eks", "aws-credentials"),
+        ("ecs", "aws-credentials"),
+        ("gke", "gcp-credentials"),
+        ("aks", "azure-container-instance-credentials"),
+    ],
+)
 def test_cloud_targets_take_a_credentials_block_whose_type_follows_from_the_kind(kind, block_type):
     spec = parse_spec(doc(kind, {"block": "prod-creds"}), source="test")
     assert spec.target.credentials.block == "prod-creds"
@@ -53,34 +59,51 @@ def test_cloud_targets_take_a_credentials_block_whose_type_follows_from_the_kind
 def test_no_block_means_the_default_chain_and_leaves_the_spec_dump_and_hash_as_before(kind):
     plain = parse_spec(doc(kind), source="test")
     assert plain.target.credentials is None
-    assert "credentials" not in plain.canonical_dict()["target"]  # spec hashes of existing deployments stay put
+    assert (
+        "credentials" not in plain.canonical_dict()["target"]
+    )  # spec hashes of existing deployments stay put
     with_block = parse_spec(doc(kind, {"block": "prod-creds"}), source="test")
     # who deploys is not what is deployed: switching blocks makes no new revision
     assert naming.spec_hash(with_block) == naming.spec_hash(plain)
     assert naming.deployment_id(with_block) == naming.deployment_id(plain)
 
 
-@pytest.mark.parametrize("value,problem,fix", [
-    ("prod-creds", "must be a block reference, not the string 'prod-creds'",
-     "write target.credentials: {block: prod-creds}"),
-    ({"block": "aws-credentials/prod"}, "names the block type too",
-     "write only the block name: target.credentials: {block: prod}"),
-    ({"block": "Prod_Creds"}, "is not a Prefect block name",
-     "set target.credentials.block to the block's name, e.g. 'prod-creds'"),
-    ({"blok": "prod"}, "required field 'block' is missing", "add target.credentials.block: aws-prod"),
-])
+@pytest.mark.parametrize(
+    ("value", "problem", "fix"),
+    [
+        (
+            "prod-creds",
+            "must be a block reference, not the string 'prod-creds'",
+            "write target.credentials: {block: prod-creds}",
+        ),
+        (
+            {"block": "aws-credentials/prod"},
+            "names the block type too",
+            "write only the block name: target.credentials: {block: prod}",
+        ),
+        (
+            {"block": "Prod_Creds"},
+            "is not a Prefect block name",
+            "set target.credentials.block to the block's name, e.g. 'prod-creds'",
+        ),
+        ({"blok": "prod"}, "required field 'block' is missing", "add target.credentials.block: aws-prod"),
+    ],
+)
 def test_a_bad_credentials_field_names_the_field_and_the_fix(value, problem, fix):
     issue = spec_error(doc("eks", value)).issues[0]
     assert issue.path.startswith("target.credentials"), issue
     assert problem in issue.problem and fix in issue.fix, issue
 
 
-@pytest.mark.parametrize("value", [
-    {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY},
-    {"block": "prod", "secret_access_key": SECRET_KEY},
-    {"client_id": "app", "tenant_id": "t", "client_secret": SECRET_KEY},
-    {"service_account_info": {"private_key": SECRET_KEY}},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY},
+        {"block": "prod", "secret_access_key": SECRET_KEY},
+        {"client_id": "app", "tenant_id": "t", "client_secret": SECRET_KEY},
+        {"service_account_info": {"private_key": SECRET_KEY}},
+    ],
+)
 def test_inline_credentials_are_refused_without_echoing_them(value):
     err = spec_error(doc("eks", value))
     text = f"{err} {err.details()}"
@@ -100,23 +123,39 @@ def test_targets_outside_a_cloud_account_have_no_credentials_field(kind):
 
 
 def test_an_aws_block_maps_to_its_key_pair_session_token_and_profile():
-    c = creds.from_block("aws-credentials", "prod", {
-        "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY, "aws_session_token": "FwoGZ-session",
-        "profile_name": None, "region_name": "eu-west-1", "aws_client_parameters": {"use_ssl": True}})
+    c = creds.from_block(
+        "aws-credentials",
+        "prod",
+        {
+            "aws_access_key_id": KEY_ID,
+            "aws_secret_access_key": SECRET_KEY,
+            "aws_session_token": "FwoGZ-session",
+            "profile_name": None,
+            "region_name": "eu-west-1",
+            "aws_client_parameters": {"use_ssl": True},
+        },
+    )
     assert isinstance(c, creds.AwsCredentials) and not c.default_chain
     assert (c.block, c.access_key_id, c.secret_access_key.reveal(), c.session_token.reveal()) == (
-        "prod", KEY_ID, SECRET_KEY, "FwoGZ-session")
+        "prod",
+        KEY_ID,
+        SECRET_KEY,
+        "FwoGZ-session",
+    )
     assert SECRET_KEY not in repr(c) and "FwoGZ-session" not in repr(c) and KEY_ID in repr(c)
     profile = creds.from_block("aws-credentials", "p", {"profile_name": "deploy"})
     assert profile.profile_name == "deploy" and not profile.default_chain
     assert creds.from_block("aws-credentials", "empty", {"aws_client_parameters": {}}).default_chain
 
 
-@pytest.mark.parametrize("data,missing", [
-    ({"aws_access_key_id": KEY_ID}, "aws_secret_access_key"),
-    ({"aws_secret_access_key": SECRET_KEY}, "aws_access_key_id"),
-    ({"aws_session_token": SECRET_KEY}, "aws_access_key_id"),
-])
+@pytest.mark.parametrize(
+    ("data", "missing"),
+    [
+        ({"aws_access_key_id": KEY_ID}, "aws_secret_access_key"),
+        ({"aws_secret_access_key": SECRET_KEY}, "aws_access_key_id"),
+        ({"aws_session_token": SECRET_KEY}, "aws_access_key_id"),
+    ],
+)
 def test_an_incomplete_aws_block_names_the_block_and_the_missing_field_never_a_value(data, missing):
     with pytest.raises(PermanentError) as caught:
         creds.from_block("aws-credentials", "prod", data)
@@ -125,9 +164,14 @@ def test_an_incomplete_aws_block_names_the_block_and_the_missing_field_never_a_v
 
 
 def gcp_key(**changes) -> dict:
-    return {"type": "service_account", "project_id": "p", "private_key": "-----BEGIN PRIVATE KEY-----\nx\n",
-            "client_email": "deployer@p.iam.gserviceaccount.com", "token_uri": "https://oauth2.example/token",
-            **changes}
+    return {
+        "type": "service_account",
+        "project_id": "p",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nx\n",
+        "client_email": "deployer@p.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.example/token",
+        **changes,
+    }
 
 
 def test_a_gcp_block_maps_its_key_as_data_or_as_a_file():
@@ -136,16 +180,24 @@ def test_a_gcp_block_maps_its_key_as_data_or_as_a_file():
     assert "PRIVATE KEY" not in repr(c) and not c.default_chain
     as_text = creds.from_block("gcp-credentials", "g", {"service_account_info": json.dumps(gcp_key())})
     assert as_text.service_account_info == c.service_account_info
-    assert creds.from_block("gcp-credentials", "f", {"service_account_file": "/keys/sa.json"}).service_account_file
+    assert creds.from_block(
+        "gcp-credentials", "f", {"service_account_file": "/keys/sa.json"}
+    ).service_account_file
     assert creds.from_block("gcp-credentials", "adc", {"project": "p"}).default_chain
 
 
-@pytest.mark.parametrize("data,problem", [
-    ({"service_account_info": gcp_key(), "service_account_file": "/k.json"}, "both service_account_info and"),
-    ({"service_account_info": gcp_key(type="authorized_user")}, "is not a service account key"),
-    ({"service_account_info": gcp_key(private_key="")}, "lacks private_key"),
-    ({"service_account_info": "{not json " + SECRET_KEY}, "is not JSON"),
-])
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"service_account_info": gcp_key(), "service_account_file": "/k.json"},
+            "both service_account_info and",
+        ),
+        ({"service_account_info": gcp_key(type="authorized_user")}, "is not a service account key"),
+        ({"service_account_info": gcp_key(private_key="")}, "lacks private_key"),
+        ({"service_account_info": "{not json " + SECRET_KEY}, "is not JSON"),
+    ],
+)
 def test_a_bad_gcp_block_says_what_is_wrong_without_the_key(data, problem):
     with pytest.raises(PermanentError) as caught:
         creds.from_block("gcp-credentials", "g", data)
@@ -154,15 +206,30 @@ def test_a_bad_gcp_block_says_what_is_wrong_without_the_key(data, problem):
 
 
 def test_an_azure_block_maps_a_service_principal_or_the_default_chain():
-    c = creds.from_block("azure-container-instance-credentials", "az", {
-        "client_id": "app-1", "tenant_id": "tenant-1", "client_secret": SECRET_KEY,
-        "credential_kwargs": {"authority": "login.microsoftonline.us"}})
+    c = creds.from_block(
+        "azure-container-instance-credentials",
+        "az",
+        {
+            "client_id": "app-1",
+            "tenant_id": "tenant-1",
+            "client_secret": SECRET_KEY,
+            "credential_kwargs": {"authority": "login.microsoftonline.us"},
+        },
+    )
     assert (c.client_id, c.tenant_id, c.client_secret.reveal(), c.kwargs) == (
-        "app-1", "tenant-1", SECRET_KEY, {"authority": "login.microsoftonline.us"})
+        "app-1",
+        "tenant-1",
+        SECRET_KEY,
+        {"authority": "login.microsoftonline.us"},
+    )
     assert SECRET_KEY not in repr(c) and not c.default_chain
-    assert creds.from_block("azure-container-instance-credentials", "d", {"credential_kwargs": {}}).default_chain
+    assert creds.from_block(
+        "azure-container-instance-credentials", "d", {"credential_kwargs": {}}
+    ).default_chain
     with pytest.raises(PermanentError) as caught:
-        creds.from_block("azure-container-instance-credentials", "az", {"client_id": "a", "client_secret": SECRET_KEY})
+        creds.from_block(
+            "azure-container-instance-credentials", "az", {"client_id": "a", "client_secret": SECRET_KEY}
+        )
     assert "tenant_id is empty" in str(caught.value) and SECRET_KEY not in str(caught.value)
 
 
@@ -174,15 +241,21 @@ def test_an_unknown_block_type_is_refused():
 def test_secrets_hide_in_repr_refuse_pickling_and_key_the_provider_cache():
     secret = creds.Secret(SECRET_KEY)
     assert SECRET_KEY not in repr(secret) and SECRET_KEY not in str(secret) and SECRET_KEY not in f"{secret}"
-    c = creds.from_block("aws-credentials", "prod", {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY})
+    c = creds.from_block(
+        "aws-credentials", "prod", {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY}
+    )
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(c)
-    other = creds.from_block("aws-credentials", "prod", {"aws_access_key_id": KEY_ID, "aws_secret_access_key": "x"})
+    other = creds.from_block(
+        "aws-credentials", "prod", {"aws_access_key_id": KEY_ID, "aws_secret_access_key": "x"}
+    )
     assert c.fingerprint() != other.fingerprint() and SECRET_KEY not in c.fingerprint()
-    assert c.fingerprint() == creds.from_block("aws-credentials", "prod", {
-        "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY}).fingerprint()
-
-
+    assert (
+        c.fingerprint()
+        == creds.from_block(
+            "aws-credentials", "prod", {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET_KEY}
+        ).fingerprint()
+    )
 
 
 # --- typed credentials -> SDK credential objects (no network) -------------------------------------------
@@ -193,16 +266,19 @@ def aws_block(**data):
 
 
 def test_an_aws_block_becomes_the_boto3_session_of_every_aws_call(monkeypatch, tmp_path):
-    from runtime.providers import get_provider
     from runtime.gateways.aws import session_for
+    from runtime.providers import get_provider
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ENV-KEY-ID")  # the block wins over the worker's environment
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
-    got = session_for(aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY,
-                                aws_session_token="tok")).get_credentials()
+    got = session_for(
+        aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY, aws_session_token="tok")
+    ).get_credentials()
     assert (got.access_key, got.secret_key, got.token) == (KEY_ID, SECRET_KEY, "tok")
     for kind in ("eks", "ecs"):
-        provider = get_provider(kind, credentials=aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY))
+        provider = get_provider(
+            kind, credentials=aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY)
+        )
         session = provider.aws("us-west-2").session
         assert session.get_credentials().access_key == KEY_ID
     assert session_for(aws_block()).get_credentials().access_key == "ENV-KEY-ID"  # empty block: default chain
@@ -218,8 +294,13 @@ def test_a_gcp_block_becomes_service_account_credentials_for_the_container_clien
 
     from runtime.gateways.gcp import ENDPOINT_ENV, SCOPES, Gke
 
-    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
     block = creds.from_block("gcp-credentials", "g", {"service_account_info": gcp_key(private_key=pem)})
     monkeypatch.setenv(ENDPOINT_ENV, "http://127.0.0.1:9")  # a fake's endpoint: the block still decides auth
     gke = Gke(credentials=block)
@@ -239,20 +320,32 @@ def test_an_azure_block_becomes_a_client_secret_credential(monkeypatch):
 
     from runtime.gateways.azure import ENDPOINT_ENV, Azure, azure_credential
 
-    block = creds.from_block("azure-container-instance-credentials", "az", {
-        "client_id": "app-1", "tenant_id": "tenant-1", "client_secret": SECRET_KEY})
+    block = creds.from_block(
+        "azure-container-instance-credentials",
+        "az",
+        {"client_id": "app-1", "tenant_id": "tenant-1", "client_secret": SECRET_KEY},
+    )
     credential = azure_credential(block)
     assert isinstance(credential, ClientSecretCredential)
     assert credential._client_id == "app-1" and credential._tenant_id == "tenant-1"
-    assert isinstance(azure_credential(creds.from_block("azure-container-instance-credentials", "d", {})),
-                      DefaultAzureCredential)
+    assert isinstance(
+        azure_credential(creds.from_block("azure-container-instance-credentials", "d", {})),
+        DefaultAzureCredential,
+    )
     monkeypatch.setenv(ENDPOINT_ENV, "http://127.0.0.1:9")
     az = Azure("00000000-0000-0000-0000-000000000000", credentials=block)
     _ = az.client
     assert isinstance(az.credential, ClientSecretCredential)  # not the fake's static credential
-    bad = creds.from_block("azure-container-instance-credentials", "az", {
-        "client_id": "app-1", "tenant_id": "tenant-1", "client_secret": SECRET_KEY,
-        "credential_kwargs": {"authority": "http://plain.example"}})
+    bad = creds.from_block(
+        "azure-container-instance-credentials",
+        "az",
+        {
+            "client_id": "app-1",
+            "tenant_id": "tenant-1",
+            "client_secret": SECRET_KEY,
+            "credential_kwargs": {"authority": "http://plain.example"},
+        },
+    )
     with pytest.raises(PermanentError) as caught:
         azure_credential(bad)
     assert "azure-container-instance-credentials block 'az'" in str(caught.value)
@@ -263,15 +356,16 @@ def test_an_azure_block_becomes_a_client_secret_credential(monkeypatch):
 
 
 def test_backends_get_the_resolved_credentials_and_fail_closed_without_a_resolver(monkeypatch):
-    from runtime.targets import registry as backends
     from runtime.providers import access
+    from runtime.targets import registry as backends
     from runtime.targets.cloud import backend as cloud_backend
 
     spec = parse_spec(doc("eks", {"block": "prod"}), source="test")
     block = aws_block(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET_KEY)
     made = []
-    monkeypatch.setattr(access, "make_provider", lambda kind, credentials=None: made.append(
-        (kind, credentials)) or object())
+    monkeypatch.setattr(
+        access, "make_provider", lambda kind, credentials=None: made.append((kind, credentials)) or object()
+    )
     with pytest.raises(PermanentError, match="nothing here can read Prefect blocks"):
         backends.backend_for(spec)  # the block named, no credentials passed: refused
     backends.backend_for(spec, credentials=block)  # as the tasks layer passes them (tasks/targets.py)
@@ -303,6 +397,8 @@ def test_secret_values_are_masked_in_every_log_record_even_an_sdks_debug_log(cap
     value = "dd-masked-in-logs-7f3a9c"
     creds.from_block("aws-credentials", "prod", {"aws_access_key_id": KEY_ID, "aws_secret_access_key": value})
     caplog.set_level(logging.DEBUG)
-    logging.getLogger("botocore.endpoint").debug("Sending http request: headers=%s", {"X-Amz-Security-Token": value})
+    logging.getLogger("botocore.endpoint").debug(
+        "Sending http request: headers=%s", {"X-Amz-Security-Token": value}
+    )
     logging.getLogger("dynadeploy.test").info(f"inline {value}")
     assert value not in caplog.text and caplog.text.count(creds.MASK) == 2

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.gateways import helm as rh
 from runtime.errors import ToolError, TransientError
+from runtime.gateways import helm as rh
 from runtime.gateways.toolchain import binary
 
 CHART = Path(__file__).resolve().parents[1] / "harness" / "charts" / "rendertest"
@@ -31,7 +31,9 @@ def helm(request, monkeypatch, tmp_path) -> rh.Helm:
     try:
         binary("helm", major=request.param)
     except ToolError:
-        pytest.skip(f"helm {request.param} not installed (uv run python -m runtime.gateways.toolchain install)")
+        pytest.skip(
+            f"helm {request.param} not installed (uv run python -m runtime.gateways.toolchain install)"
+        )
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))  # never a real cluster
     monkeypatch.setenv("HELM_CACHE_HOME", str(tmp_path / "helm-cache"))
     monkeypatch.setenv("HELM_CONFIG_HOME", str(tmp_path / "helm-config"))
@@ -53,7 +55,9 @@ def test_template_merges_values_over_chart_defaults(helm):
     assert sorted(kinds) == ["ConfigMap", "CustomResourceDefinition", "Deployment"]
     deploy, cm = kinds["Deployment"], kinds["ConfigMap"]
     assert deploy["spec"]["replicas"] == 3  # override
-    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "example.invalid/rendertest:1.2.3"  # default
+    assert (
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "example.invalid/rendertest:1.2.3"
+    )  # default
     assert deploy["metadata"]["namespace"] == "serving" and cm["metadata"]["name"] == "demo-config"
     assert cm["data"] == {"greeting": "hello", "mode": "fast"}  # nested default kept, extra merged in
     assert values == {"replicas": 3, "config": {"extra": {"mode": "fast"}}}  # caller's dict untouched
@@ -68,7 +72,9 @@ def test_chart_crds_from_directory_and_packaged_archive(helm, tmp_path):
     crds = helm.chart_crds(CHART)
     assert [c["metadata"]["name"] for c in crds] == ["widgets.rendertest.example.com"]
     assert crds[0]["spec"]["versions"][0]["subresources"] == {"status": {}}
-    subprocess.run([helm.executable, "package", str(CHART), "-d", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [helm.executable, "package", str(CHART), "-d", str(tmp_path)], check=True, capture_output=True
+    )
     packaged = tmp_path / "rendertest-0.1.0.tgz"
     assert helm.chart_crds(packaged) == crds
 
@@ -101,7 +107,7 @@ def test_sync_facade_works_inside_a_running_event_loop(helm):
 
 def test_missing_binary_raises_with_install_hint(tmp_path, monkeypatch):
     monkeypatch.setenv("DYNADEPLOY_TOOLS_DIR", str(tmp_path))
-    with pytest.raises(ToolError, match="runtime.gateways.toolchain install"):
+    with pytest.raises(ToolError, match=r"runtime.gateways.toolchain install"):
         rh.Helm(None)
 
 
@@ -109,21 +115,34 @@ def test_missing_binary_raises_with_install_hint(tmp_path, monkeypatch):
 
 
 def release(rev: int, status: str, version: str, values: dict, *, name: str = "demo") -> dict:
-    return {"name": name, "namespace": "apps", "version": rev,
-            "info": {"status": status, "first_deployed": "2025-01-01T10:00:00Z",
-                     "last_deployed": f"2025-01-0{rev}T10:00:00.123456789Z", "description": f"rev {rev}"},
-            "chart": {"metadata": {"apiVersion": "v2", "name": "rendertest", "version": version, "appVersion": "1.2.3"}},
-            "config": values, "manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"}
+    return {
+        "name": name,
+        "namespace": "apps",
+        "version": rev,
+        "info": {
+            "status": status,
+            "first_deployed": "2025-01-01T10:00:00Z",
+            "last_deployed": f"2025-01-0{rev}T10:00:00.123456789Z",
+            "description": f"rev {rev}",
+        },
+        "chart": {
+            "metadata": {"apiVersion": "v2", "name": "rendertest", "version": version, "appVersion": "1.2.3"}
+        },
+        "config": values,
+        "manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+    }
 
 
 @pytest.fixture
 def stored(monkeypatch, tmp_path):
     """Preload release records into helm's memory driver; returns a setter."""
+
     def load(*records: dict) -> None:
         data = tmp_path / "releases.yaml"
         data.write_text(yaml.safe_dump(list(records)))
         monkeypatch.setenv("HELM_DRIVER", "memory")
         monkeypatch.setenv("HELM_MEMORY_DRIVER_DATA", str(data))
+
     return load
 
 
@@ -141,9 +160,15 @@ def writes(monkeypatch):
             seen.append(argv)
             if argv[0] == "upgrade":
                 values = json.loads(input)
-                return json.dumps({"name": argv[1], "namespace": argv[argv.index("--namespace") + 1], "version": 9,
-                                   "info": {"status": "deployed", "last_deployed": "2025-02-01T00:00:00Z"},
-                                   "config": values}).encode()
+                return json.dumps(
+                    {
+                        "name": argv[1],
+                        "namespace": argv[argv.index("--namespace") + 1],
+                        "version": 9,
+                        "info": {"status": "deployed", "last_deployed": "2025-02-01T00:00:00Z"},
+                        "config": values,
+                    }
+                ).encode()
             return b""
         return await real_run(self, command, input)
 
@@ -152,21 +177,35 @@ def writes(monkeypatch):
 
 
 def test_current_history_list_from_stored_releases(helm, stored):
-    stored(release(1, "superseded", "0.1.0", {"replicas": 1}),
-           release(2, "deployed", "0.1.0", {"replicas": 2, "apiToken": "s3cr3t-value"}))
+    stored(
+        release(1, "superseded", "0.1.0", {"replicas": 1}),
+        release(2, "deployed", "0.1.0", {"replicas": 2, "apiToken": "s3cr3t-value"}),
+    )
     cur = helm.current("demo", "apps")
     assert (cur.revision, cur.status, cur.chart, cur.chart_version, cur.app_version) == (
-        2, "deployed", "rendertest", "0.1.0", "1.2.3")
+        2,
+        "deployed",
+        "rendertest",
+        "0.1.0",
+        "1.2.3",
+    )
     assert cur.values == {"replicas": 2, "apiToken": "s3cr3t-value"}
     assert cur.updated.isoformat() == "2025-01-02T10:00:00.123456+00:00"
     assert "s3cr3t" not in repr(cur)
     assert helm.current("other", "apps") is None
     hist = helm.history("demo", "apps")
     assert [(h.revision, h.status, h.chart_version, h.values["replicas"]) for h in hist] == [
-        (1, "superseded", "0.1.0", 1), (2, "deployed", "0.1.0", 2)]
+        (1, "superseded", "0.1.0", 1),
+        (2, "deployed", "0.1.0", 2),
+    ]
     assert helm.history("other", "apps") == []
     [listed] = helm.list_releases("apps")
-    assert (listed.name, listed.revision, listed.chart, listed.values["replicas"]) == ("demo", 2, "rendertest", 2)
+    assert (listed.name, listed.revision, listed.chart, listed.values["replicas"]) == (
+        "demo",
+        2,
+        "rendertest",
+        2,
+    )
     assert listed.updated is not None
 
 
@@ -193,14 +232,29 @@ def test_ensure_upgrades_when_chart_version_differs_or_release_failed(helm, stor
     assert [argv[0] for argv in writes] == ["upgrade", "upgrade"]
 
 
-@pytest.mark.parametrize(("records", "expected"), [
-    ([release(1, "superseded", "0.1.0", {}), release(2, "failed", "0.1.0", {}), release(3, "pending-upgrade", "0.1.0", {})],
-     ["rollback", "demo", "1"]),
-    ([release(1, "deployed", "0.1.0", {}), release(2, "pending-rollback", "0.1.0", {})], ["rollback", "demo", "1"]),
-    ([release(1, "pending-install", "0.1.0", {})], ["uninstall", "demo"]),
-    ([release(1, "failed", "0.1.0", {}), release(2, "pending-upgrade", "0.1.0", {})], ["uninstall", "demo"]),
-    ([release(1, "deployed", "0.1.0", {})], None),
-])
+@pytest.mark.parametrize(
+    ("records", "expected"),
+    [
+        (
+            [
+                release(1, "superseded", "0.1.0", {}),
+                release(2, "failed", "0.1.0", {}),
+                release(3, "pending-upgrade", "0.1.0", {}),
+            ],
+            ["rollback", "demo", "1"],
+        ),
+        (
+            [release(1, "deployed", "0.1.0", {}), release(2, "pending-rollback", "0.1.0", {})],
+            ["rollback", "demo", "1"],
+        ),
+        ([release(1, "pending-install", "0.1.0", {})], ["uninstall", "demo"]),
+        (
+            [release(1, "failed", "0.1.0", {}), release(2, "pending-upgrade", "0.1.0", {})],
+            ["uninstall", "demo"],
+        ),
+        ([release(1, "deployed", "0.1.0", {})], None),
+    ],
+)
 def test_recover_pending_rolls_back_or_uninstalls(helm, stored, writes, records, expected):
     stored(*records)
     helm.recover_pending("demo", "apps")
@@ -214,7 +268,12 @@ def test_recover_pending_rolls_back_or_uninstalls(helm, stored, writes, records,
 def test_install_argv_maps_flags_per_major(helm, writes):
     h = rh.Helm("kube/config", "ctx-a", major=helm.major, disable_validation=True, timeout_s=42)
     info = h.install_or_upgrade("demo", CHART, {"replicas": 1}, "apps", atomic=True, skip_crds=True)
-    assert (info.revision, info.chart, info.chart_version, info.app_version) == (9, "rendertest", "0.1.0", "1.2.3")
+    assert (info.revision, info.chart, info.chart_version, info.app_version) == (
+        9,
+        "rendertest",
+        "0.1.0",
+        "1.2.3",
+    )
     [argv] = writes
     assert ("--rollback-on-failure" if helm.major == 4 else "--atomic") in argv
     assert argv.count("--disable-openapi-validation") == 1 and "--skip-crds" in argv
@@ -230,15 +289,23 @@ def test_real_binary_accepts_our_argv_and_unreachable_api_is_transient(helm, tmp
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+    )
     h = rh.Helm(str(kubeconfig), "c", major=helm.major, disable_validation=True, timeout_s=30)
     calls = {
-        "upgrade --install": lambda: h.install_or_upgrade("demo", CHART, {"replicas": 1}, "apps", wait=True,
-                                                          atomic=True, skip_crds=True, description="why"),
+        "upgrade --install": lambda: h.install_or_upgrade(
+            "demo", CHART, {"replicas": 1}, "apps", wait=True, atomic=True, skip_crds=True, description="why"
+        ),
         "ensure": lambda: h.ensure("demo", CHART, {}, "apps", recover=True),
         "rollback": lambda: h.rollback("demo", "apps", 1, wait=True),
         "uninstall": lambda: h.uninstall("demo", "apps", wait=True),
@@ -285,33 +352,78 @@ def test_fixed_command_passes_the_flag_as_one_argument(monkeypatch):
 # ------------------------------------------------------------------------------- error translation
 
 
-@pytest.mark.parametrize(("stderr", "kind"), [
-    ("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress", TransientError),
-    (('Error: Kubernetes cluster unreachable: Get "https://10.0.0.1:6443/version": dial tcp 10.0.0.1:6443: '
-     "connect: connection refused"), TransientError),
-    ("Error: INSTALLATION FAILED: context deadline exceeded", TransientError),
-    ("Error: UPGRADE FAILED: timed out waiting for the condition", TransientError),
-    ('Error: the server has received too many requests and has asked us to try again later (get secrets)',
-     TransientError),
-    ('Error: an error on the server ("Internal Server Error") has prevented the request from succeeding',
-     TransientError),
-    ("Error: the server is currently unable to handle the request (get deployments.apps x)", TransientError),
-    ('Error: Operation cannot be fulfilled on deployments.apps "x": the object has been modified', TransientError),
-    (('Error: create: failed to create: namespaces "ns" is forbidden: unable to create new content in namespace ns '
-     "because it is being terminated"), TransientError),
-    ("Error: Kubernetes cluster unreachable: invalid configuration: no configuration has been provided",
-     ToolError),
-    ('Error: INSTALLATION FAILED: secrets is forbidden: User "dev" cannot create resource "secrets"', ToolError),
-    ('Error: chart "gpu-operator" version "v99.0.0" not found in https://helm.ngc.nvidia.com/nvidia repository',
-     ToolError),
-    ("Error: INSTALLATION FAILED: execution error at (c/templates/x.yaml:3:4): image.tag is required", ToolError),
-    ("Error: YAML parse error on c/templates/x.yaml: error converting YAML to JSON: yaml: line 4", ToolError),
-    ('Error: INSTALLATION FAILED: create: failed to create: namespaces "apps" not found', ToolError),
-    ("Error: UPGRADE FAILED: Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas", ToolError),
-    ("Error: YAML parse error on c/templates/x.yaml: yaml: line 500: did not find expected key", ToolError),
-    ("Error: uninstall: Release not loaded: demo: release: not found", ToolError),
-    ("Error: something nobody anticipated", ToolError),
-])
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        (
+            "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
+            TransientError,
+        ),
+        (
+            (
+                'Error: Kubernetes cluster unreachable: Get "https://10.0.0.1:6443/version": dial tcp 10.0.0.1:6443: '
+                "connect: connection refused"
+            ),
+            TransientError,
+        ),
+        ("Error: INSTALLATION FAILED: context deadline exceeded", TransientError),
+        ("Error: UPGRADE FAILED: timed out waiting for the condition", TransientError),
+        (
+            "Error: the server has received too many requests and has asked us to try again later (get secrets)",
+            TransientError,
+        ),
+        (
+            'Error: an error on the server ("Internal Server Error") has prevented the request from succeeding',
+            TransientError,
+        ),
+        (
+            "Error: the server is currently unable to handle the request (get deployments.apps x)",
+            TransientError,
+        ),
+        (
+            'Error: Operation cannot be fulfilled on deployments.apps "x": the object has been modified',
+            TransientError,
+        ),
+        (
+            (
+                'Error: create: failed to create: namespaces "ns" is forbidden: unable to create new content in namespace ns '
+                "because it is being terminated"
+            ),
+            TransientError,
+        ),
+        (
+            "Error: Kubernetes cluster unreachable: invalid configuration: no configuration has been provided",
+            ToolError,
+        ),
+        (
+            'Error: INSTALLATION FAILED: secrets is forbidden: User "dev" cannot create resource "secrets"',
+            ToolError,
+        ),
+        (
+            'Error: chart "gpu-operator" version "v99.0.0" not found in https://helm.ngc.nvidia.com/nvidia repository',
+            ToolError,
+        ),
+        (
+            "Error: INSTALLATION FAILED: execution error at (c/templates/x.yaml:3:4): image.tag is required",
+            ToolError,
+        ),
+        (
+            "Error: YAML parse error on c/templates/x.yaml: error converting YAML to JSON: yaml: line 4",
+            ToolError,
+        ),
+        ('Error: INSTALLATION FAILED: create: failed to create: namespaces "apps" not found', ToolError),
+        (
+            'Error: UPGRADE FAILED: Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas',
+            ToolError,
+        ),
+        (
+            "Error: YAML parse error on c/templates/x.yaml: yaml: line 500: did not find expected key",
+            ToolError,
+        ),
+        ("Error: uninstall: Release not loaded: demo: release: not found", ToolError),
+        ("Error: something nobody anticipated", ToolError),
+    ],
+)
 def test_translate_error_classes(stderr, kind):
     err = rh.translate_error(stderr, op="upgrade --install", release="demo", namespace="apps")
     assert type(err) is kind
@@ -320,8 +432,12 @@ def test_translate_error_classes(stderr, kind):
 
 
 def test_pending_operation_hint_points_to_recovery():
-    err = rh.translate_error("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
-                             op="upgrade --install", release="demo", namespace="apps")
+    err = rh.translate_error(
+        "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
+        op="upgrade --install",
+        release="demo",
+        namespace="apps",
+    )
     assert "recover_pending('demo', 'apps')" in err.hint and "helm rollback demo -n apps" in err.hint
 
 
@@ -332,19 +448,34 @@ def test_retry_after_is_parsed():
 
 def test_error_text_is_trimmed_and_redacted():
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-    stderr = "\n".join([
-        "WARNING: Kubernetes configuration file is group-readable. This is insecure.",
-        "Error: INSTALLATION FAILED: Authorization: Bearer abc.def-123 rejected",
-        f"token={jwt} password: hunter22 'apiKey': 'k-123456'",
-        "hf_ABCDEFGHIJKLMNOPQRSTUVWX nvapi-abcdefghijklmnopqrstu my-own-value-1234",
-        "blob QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=",
-        "Use --debug flag to render out invalid YAML",
-        "x" * 2000,
-    ])
-    err = rh.translate_error(stderr, op="upgrade --install", release="demo",
-                             secrets=rh.secret_leaves({"model": {"hfTokenValue": "my-own-value-1234"}}))
+    stderr = "\n".join(
+        [
+            "WARNING: Kubernetes configuration file is group-readable. This is insecure.",
+            "Error: INSTALLATION FAILED: Authorization: Bearer abc.def-123 rejected",
+            f"token={jwt} password: hunter22 'apiKey': 'k-123456'",
+            "hf_ABCDEFGHIJKLMNOPQRSTUVWX nvapi-abcdefghijklmnopqrstu my-own-value-1234",
+            "blob QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=",
+            "Use --debug flag to render out invalid YAML",
+            "x" * 2000,
+        ]
+    )
+    err = rh.translate_error(
+        stderr,
+        op="upgrade --install",
+        release="demo",
+        secrets=rh.secret_leaves({"model": {"hfTokenValue": "my-own-value-1234"}}),
+    )
     text = str(err)
-    for secret in ("abc.def-123", jwt, "hunter22", "k-123456", "hf_ABC", "nvapi-abc", "my-own-value", "QUJDREVG"):
+    for secret in (
+        "abc.def-123",
+        jwt,
+        "hunter22",
+        "k-123456",
+        "hf_ABC",
+        "nvapi-abc",
+        "my-own-value",
+        "QUJDREVG",
+    ):
         assert secret not in text, secret
     assert "WARNING" not in text and "--debug" not in text and "\n" not in text
     assert len(err.message) < 900 and err.message.endswith("...")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.targets.kube import access
-from runtime.targets.kube import preflight as pf
 from runtime.errors import PreflightError
 from runtime.spec import parse_spec
+from runtime.targets.kube import access
+from runtime.targets.kube import preflight as pf
 
 
 def spec(**sections):
@@ -18,29 +18,45 @@ def spec(**sections):
 
 
 def node(name, alloc=0, labels=None, unschedulable=False):
-    return {"metadata": {"name": name, "labels": labels or {}},
-            "spec": {"unschedulable": unschedulable} if unschedulable else {},
-            "status": {"allocatable": {"nvidia.com/gpu": str(alloc)} if alloc else {}}}
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"unschedulable": unschedulable} if unschedulable else {},
+        "status": {"allocatable": {"nvidia.com/gpu": str(alloc)} if alloc else {}},
+    }
 
 
 def pod(node_name, gpus, deployment=None, phase="Running"):
     labels = {"dynadeploy.io/deployment": deployment} if deployment else {}
-    return {"metadata": {"name": "p", "labels": labels},
-            "spec": {"nodeName": node_name, "containers": [{"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]},
-            "status": {"phase": phase}}
+    return {
+        "metadata": {"name": "p", "labels": labels},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}],
+        },
+        "status": {"phase": phase},
+    }
 
 
 def test_gpu_inventory_counts_allocatable_minus_other_workloads():
-    inv = pf.gpu_inventory([node("a", 8), node("b", 4), node("cpu")],
-                           [pod("a", 3), pod("a", 2, deployment="demo"), pod("b", 4, phase="Succeeded")], "demo")
+    inv = pf.gpu_inventory(
+        [node("a", 8), node("b", 4), node("cpu")],
+        [pod("a", 3), pod("a", 2, deployment="demo"), pod("b", 4, phase="Succeeded")],
+        "demo",
+    )
     assert inv.reporting and inv.gpu_nodes == ["a", "b"]
     assert (inv.total, inv.free, inv.max_free_per_node) == (12, 9, 5)
 
 
 def test_gpu_inventory_falls_back_to_labels_before_a_device_plugin_runs():
-    inv = pf.gpu_inventory([node("a", labels={"nvidia.com/gpu.count": "4"}),
-                            node("b", labels={"nvidia.com/gpu.present": "true"}),
-                            node("c", labels={"nvidia.com/gpu.count": "8"}, unschedulable=True)], [], "demo")
+    inv = pf.gpu_inventory(
+        [
+            node("a", labels={"nvidia.com/gpu.count": "4"}),
+            node("b", labels={"nvidia.com/gpu.present": "true"}),
+            node("c", labels={"nvidia.com/gpu.count": "8"}, unschedulable=True),
+        ],
+        [],
+        "demo",
+    )
     assert not inv.reporting and inv.gpu_nodes == ["a", "b"] and inv.total == 5
 
 
@@ -61,8 +77,12 @@ def test_operator_conflicts_by_mode():
     # Dynamo 1.x: a namespace-restricted operator uses the CRDs of a cluster-wide one (issue 10, defect 4),
     # so a cluster-wide operator of the same release line is what namespace mode needs, not a conflict.
     assert pf.operator_problems(namespaced, [other]) == []
-    assert pf.operator_problems(namespaced, [other, op("team", "team-a", False),
-                                             op("dynamo-platform", "demo", False)]) == []
+    assert (
+        pf.operator_problems(
+            namespaced, [other, op("team", "team-a", False), op("dynamo-platform", "demo", False)]
+        )
+        == []
+    )
     (p,) = pf.operator_problems(namespaced, [other, op("someone", "demo", False)])
     assert "already installed in demo" in p.problem
 
@@ -83,14 +103,25 @@ def test_the_permission_list_follows_the_spec():
     assert "create dynamographdeployments.nvidia.com in namespace demo" in names
     assert "list nodes cluster-wide" in names and not any("jobs" in n or "secrets" in n for n in names)
     full = {str(a) for a in access.required_access(spec(), download=True, token=True, install_platform=True)}
-    assert {"create jobs.batch in namespace demo", "patch secrets in namespace demo",
-            "create clusterroles.rbac.authorization.k8s.io cluster-wide",
-            "create customresourcedefinitions.apiextensions.k8s.io cluster-wide"} <= full
-    assert access.Access("get", "pods", "", "demo", "log").check_command() == "kubectl auth can-i get pods/log -n demo"
+    assert {
+        "create jobs.batch in namespace demo",
+        "patch secrets in namespace demo",
+        "create clusterroles.rbac.authorization.k8s.io cluster-wide",
+        "create customresourcedefinitions.apiextensions.k8s.io cluster-wide",
+    } <= full
+    assert (
+        access.Access("get", "pods", "", "demo", "log").check_command()
+        == "kubectl auth can-i get pods/log -n demo"
+    )
 
 
-@pytest.mark.parametrize("version,minor", [({"major": "1", "minor": "33+"}, (1, 33)),
-                                           ({"major": "", "minor": "", "gitVersion": "v1.29.4-gke.1"}, (1, 29))])
+@pytest.mark.parametrize(
+    ("version", "minor"),
+    [
+        ({"major": "1", "minor": "33+"}, (1, 33)),
+        ({"major": "", "minor": "", "gitVersion": "v1.29.4-gke.1"}, (1, 29)),
+    ],
+)
 def test_server_versions(version, minor):
     assert pf.server_minor(version) == minor
     assert bool(pf.version_problems(version)) == (minor < (1, 30))
@@ -99,8 +130,9 @@ def test_server_versions(version, minor):
 def test_problems_are_raised_together_with_their_fixes():
     with pytest.raises(PreflightError) as info:
         pf.raise_problems([pf.Problem("a is wrong", "fix a"), pf.Problem("b is wrong", "fix b")], "cluster X")
-    assert str(info.value).startswith("preflight of cluster X found 2 problem(s), nothing was changed: "
-                                      "(1) a is wrong; (2) b is wrong")
+    assert str(info.value).startswith(
+        "preflight of cluster X found 2 problem(s), nothing was changed: (1) a is wrong; (2) b is wrong"
+    )
     assert info.value.hint == "(1) fix a; (2) fix b" and len(info.value.problems) == 2
     pf.raise_problems([], "cluster X")
 
@@ -109,8 +141,12 @@ def test_namespace_mode_needs_a_cluster_wide_operator_first_and_says_how_to_inst
     namespaced = spec(platform={"operator_mode": "namespace"})
     (p,) = pf.operator_problems(namespaced, [op("team", "team-a", False)])
     assert "needs a cluster-wide Dynamo operator first" in p.problem and "upgradeCRD: false" in p.problem
-    assert "helm install dynamo-platform https://helm.ngc.nvidia.com/nvidia/ai-dynamo/charts/" \
-           "dynamo-platform-1.6.1.tgz -n dynamo-system" in p.fix and "operator_mode: cluster" in p.fix
+    assert (
+        "helm install dynamo-platform https://helm.ngc.nvidia.com/nvidia/ai-dynamo/charts/"
+        "dynamo-platform-1.6.1.tgz -n dynamo-system"
+        in p.fix
+        and "operator_mode: cluster" in p.fix
+    )
     (p,) = pf.operator_problems(namespaced, [op("other", "other-ns", True, "1.5.2")])
     assert "provides the cluster's Dynamo CRDs, but the spec pins Dynamo 1.6.1" in p.problem
     # the CRDs must be there (the chart brings none in this mode)

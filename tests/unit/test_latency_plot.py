@@ -6,8 +6,8 @@ import base64
 import re
 import xml.etree.ElementTree as ET
 
-from runtime.render import latency_plot
 from runtime.domain.sla import LoadReport, RequestResult
+from runtime.render import latency_plot
 from runtime.spec import SlaSpec
 
 SVG = "{http://www.w3.org/2000/svg}"

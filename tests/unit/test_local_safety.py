@@ -16,11 +16,11 @@ import pytest
 
 from runtime.errors import PreflightError, SpecError
 from runtime.host import processes
+from runtime.spec import API_VERSION, parse_spec
 from runtime.targets.local import inventory
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.paths import IDENTITY_ENV, DeploymentPaths
 from runtime.targets.local.supervisor import Supervisor
-from runtime.spec import API_VERSION, parse_spec
 
 
 @pytest.fixture
@@ -71,17 +71,31 @@ def test_server_stop_never_signals_a_recycled_pid(tmp_path, monkeypatch, strange
     monkeypatch.setenv("DYNADEPLOY_HOME", str(tmp_path))
     prefect_server.server_dir().mkdir(parents=True)
     # server.json of a server that is gone, whose PID (and process group) now belongs to a stranger
-    prefect_server._state_file().write_text(json.dumps(
-        {"url": "http://127.0.0.1:9/api", "pid": stranger.pid, "port": 9,
-         "start": processes.start_time(stranger.pid) - 1}))
+    prefect_server._state_file().write_text(
+        json.dumps(
+            {
+                "url": "http://127.0.0.1:9/api",
+                "pid": stranger.pid,
+                "port": 9,
+                "start": processes.start_time(stranger.pid) - 1,
+            }
+        )
+    )
     assert prefect_server.stop_server() is True
     time.sleep(0.2)
     assert stranger.poll() is None
     assert not prefect_server._state_file().exists()
     # same PID and start time but not a prefect server of this home: still not signalled
-    prefect_server._state_file().write_text(json.dumps(
-        {"url": "http://127.0.0.1:9/api", "pid": stranger.pid, "port": 9,
-         "start": processes.start_time(stranger.pid)}))
+    prefect_server._state_file().write_text(
+        json.dumps(
+            {
+                "url": "http://127.0.0.1:9/api",
+                "pid": stranger.pid,
+                "port": 9,
+                "start": processes.start_time(stranger.pid),
+            }
+        )
+    )
     prefect_server.stop_server()
     time.sleep(0.2)
     assert stranger.poll() is None
@@ -119,8 +133,12 @@ def test_retired_ports_leave_ports_json(tmp_path):
 
 
 def test_frontend_replicas_on_local_is_refused_with_the_fix():
-    doc = {"apiVersion": API_VERSION, "name": "fe", "target": {"kind": "local"},
-           "serving": {"frontend": {"replicas": 2}}}
+    doc = {
+        "apiVersion": API_VERSION,
+        "name": "fe",
+        "target": {"kind": "local"},
+        "serving": {"frontend": {"replicas": 2}},
+    }
     with pytest.raises(SpecError) as caught:
         parse_spec(doc, source="t.yaml")
     issue = next(i for i in caught.value.issues if i.path == "serving.frontend.replicas")

@@ -34,10 +34,18 @@ TOKENIZER = {
     "tokenizer.model": bytes(range(256)) * 8,
 }
 WEIGHTS = bytes(range(251)) * 4096  # ~1 MiB, served as an LFS file through the fake CDN
-FILES_A = {**TOKENIZER, "model.safetensors": WEIGHTS, "README.md": b"# tiny\n", ".gitattributes": b"*.st lfs\n"}
+FILES_A = {
+    **TOKENIZER,
+    "model.safetensors": WEIGHTS,
+    "README.md": b"# tiny\n",
+    ".gitattributes": b"*.st lfs\n",
+}
 # Revision B changes the config and the weights; the tokenizer files are byte-identical.
-FILES_B = {**FILES_A, "config.json": b'{"model_type": "llama", "vocab_size": 33}\n',
-           "model.safetensors": WEIGHTS[::-1]}
+FILES_B = {
+    **FILES_A,
+    "config.json": b'{"model_type": "llama", "vocab_size": 33}\n',
+    "model.safetensors": WEIGHTS[::-1],
+}
 TOKENIZER_NAMES = set(TOKENIZER)
 # Over huggingface_hub's 10 MiB read chunk, so a dropped transfer has bytes on disk to resume from.
 BIG_WEIGHTS = hashlib.sha256(b"seed").digest() * (11 * 1024 * 1024 // 32)
@@ -77,8 +85,11 @@ def _blobs(cache: Path) -> list[str]:
 
 def _leftovers(cache: Path) -> list[str]:
     """Temporary names anywhere under the cache: assembly dirs, blob temps, hf partial files."""
-    return [str(p.relative_to(cache)) for p in cache.rglob("*")
-            if p.name.startswith(".tmp-") or ".tmp-" in p.name or p.name.endswith(".incomplete")]
+    return [
+        str(p.relative_to(cache))
+        for p in cache.rglob("*")
+        if p.name.startswith(".tmp-") or ".tmp-" in p.name or p.name.endswith(".incomplete")
+    ]
 
 
 def _assert_snapshot(cached: model_cache.CachedModel, expected: dict[str, bytes]) -> None:
@@ -109,7 +120,9 @@ def test_builtin_model_materialises_with_matching_manifest(tmp_path: Path) -> No
     assert _blobs(tmp_path) == sorted({_sha(d) for d in files.values()})
     # Snapshot files are hard links to their blobs (one copy on disk).
     for name, data in files.items():
-        assert (cached.path / name).stat().st_ino == (tmp_path / "blobs" / "sha256" / _sha(data)).stat().st_ino
+        assert (cached.path / name).stat().st_ino == (
+            tmp_path / "blobs" / "sha256" / _sha(data)
+        ).stat().st_ino
     assert _leftovers(tmp_path) == []
 
 
@@ -266,16 +279,18 @@ def test_hf_branch_is_looked_up_each_time_and_a_moved_branch_gets_a_new_snapshot
 
     assert (moved.revision, moved.requested_revision, moved.reused) == (REV_B, "main", False)
     assert moved.path == snapshot_dir(tmp_path, "org/moving-llm", REV_B) != first.path
-    _assert_snapshot(moved, {**TOKENIZER, "config.json": FILES_B["config.json"],
-                             "model.safetensors": WEIGHTS[::-1]})
+    _assert_snapshot(
+        moved, {**TOKENIZER, "config.json": FILES_B["config.json"], "model.safetensors": WEIGHTS[::-1]}
+    )
     _assert_snapshot(first, {**TOKENIZER, "model.safetensors": WEIGHTS})  # the old commit's snapshot stays
     assert [r.status for r in fake.requests() if r.path == info] == [200]
     assert sorted(os.listdir(first.path.parent)) == sorted([REV_A, REV_B])
     assert _leftovers(tmp_path) == []
 
 
-def test_hf_cached_sha_never_contacts_the_hub(tmp_path: Path, fake: FakeHub,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_cached_sha_never_contacts_the_hub(
+    tmp_path: Path, fake: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = ensure_model(tmp_path, MODEL, REV_A, weights=True)
     assert first.requested_revision == REV_A and first.revision == REV_A
     log = fake.requests()
@@ -294,8 +309,9 @@ def test_hf_cached_sha_never_contacts_the_hub(tmp_path: Path, fake: FakeHub,
         ensure_model(tmp_path, MODEL, "main")
 
 
-def test_hf_branch_in_offline_mode_is_permanent_with_a_hint(tmp_path: Path, fake: FakeHub,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_branch_in_offline_mode_is_permanent_with_a_hint(
+    tmp_path: Path, fake: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -465,7 +481,9 @@ def test_identical_files_across_revisions_share_one_blob(tmp_path: Path, fake: F
     a = ensure_model(tmp_path, MODEL, REV_A, weights=True)
     b = ensure_model(tmp_path, MODEL, REV_B, weights=True)
 
-    _assert_snapshot(b, {**TOKENIZER, "config.json": FILES_B["config.json"], "model.safetensors": WEIGHTS[::-1]})
+    _assert_snapshot(
+        b, {**TOKENIZER, "config.json": FILES_B["config.json"], "model.safetensors": WEIGHTS[::-1]}
+    )
     ma, mb = read_manifest(a.path)["files"], read_manifest(b.path)["files"]
     for name in TOKENIZER_NAMES - {"config.json"}:
         assert ma[name] == mb[name]
@@ -487,7 +505,7 @@ def _run_concurrently(n: int, fn) -> list[model_cache.CachedModel]:
         try:
             barrier.wait(timeout=10)
             results[i] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]

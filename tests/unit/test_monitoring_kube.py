@@ -21,8 +21,12 @@ UPSTREAM = Path(os.environ.get("DYNADEPLOY_UPSTREAM_DIR") or ROOT.parent / "shar
 CRD_DIR = UPSTREAM / "prometheus-operator"
 needs_crds = pytest.mark.skipif(not CRD_DIR.is_dir(), reason=f"no prometheus-operator CRDs at {CRD_DIR}")
 
-SPEC = {"apiVersion": API_VERSION, "name": "kmon", "target": {"kind": "kube", "namespace": "serving"},
-        "monitoring": {"kube_labels": {"release": "prometheus"}}}
+SPEC = {
+    "apiVersion": API_VERSION,
+    "name": "kmon",
+    "target": {"kind": "kube", "namespace": "serving"},
+    "monitoring": {"kube_labels": {"release": "prometheus"}},
+}
 
 
 def _strict(schema: dict) -> dict:
@@ -35,8 +39,11 @@ def _strict(schema: dict) -> dict:
             # Go's RE2 takes a flag group anywhere; Python's re only at the start: same regex, moved.
             if isinstance(node.get("pattern"), str) and node["pattern"].startswith("^(?i)"):
                 node["pattern"] = "(?i)^" + node["pattern"][5:]
-            if ("properties" in node and "additionalProperties" not in node
-                    and not node.get("x-kubernetes-preserve-unknown-fields")):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
                 node["additionalProperties"] = False
             for value in node.values():
                 walk(value)
@@ -60,7 +67,10 @@ def test_rendered_objects_validate_against_the_real_crds():
     spec = parse_spec(SPEC)
     objs = monitoring_kube.render(spec)
     assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
-        ("PodMonitor", "kmon-frontend"), ("PodMonitor", "kmon-workers"), ("PrometheusRule", "kmon-slo")]
+        ("PodMonitor", "kmon-frontend"),
+        ("PodMonitor", "kmon-workers"),
+        ("PrometheusRule", "kmon-slo"),
+    ]
     for obj in objs:
         assert obj["metadata"]["namespace"] == "serving"
         assert obj["metadata"]["labels"]["release"] == "prometheus"
@@ -78,7 +88,7 @@ def test_the_strict_schema_catches_a_typo():
     # one fault per validation, so each is shown caught on its own
     rule = monitoring_kube.render(parse_spec(SPEC))[2]
     rule["spec"]["groups"][0]["rules"][0]["expr"] = 3.5  # PromQL must be a string or int-or-string
-    with pytest.raises(jsonschema.ValidationError, match="3.5"):
+    with pytest.raises(jsonschema.ValidationError, match=r"3.5"):
         jsonschema.validate({k: v for k, v in rule.items() if k != "metadata"}, _schema("PrometheusRule"))
     rule = monitoring_kube.render(parse_spec(SPEC))[2]
     rule["spec"]["groups"][0]["rules"][0]["recod"] = "x"
@@ -93,9 +103,13 @@ def test_podmonitors_select_the_graph_and_label_like_the_local_scrape():
     assert fe["spec"]["podMetricsEndpoints"][0]["port"] == "http"
     assert workers["spec"]["podMetricsEndpoints"][0]["port"] == "system"
     assert workers["spec"]["selector"]["matchExpressions"][0]["values"] == ["worker", "prefill", "decode"]
-    targets = {r["targetLabel"]: r["sourceLabels"] for r in fe["spec"]["podMetricsEndpoints"][0]["relabelings"]}
-    assert targets == {"deployment": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_graph_deployment_name"],
-                       "role": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_component_type"]}
+    targets = {
+        r["targetLabel"]: r["sourceLabels"] for r in fe["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    }
+    assert targets == {
+        "deployment": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_graph_deployment_name"],
+        "role": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_component_type"],
+    }
     assert rule["spec"]["groups"] == monitoring.rule_groups(spec)["groups"]
 
 
@@ -103,4 +117,8 @@ def test_nothing_without_monitoring_and_a_plain_message_when_the_operator_is_abs
     assert monitoring_kube.render(parse_spec({k: v for k, v in SPEC.items() if k != "monitoring"})) == []
     assert monitoring_kube.render(parse_spec({**SPEC, "monitoring": {"prometheus": False}})) == []
     msg = monitoring_kube.absent_message(list(monitoring_kube.CRDS))
-    assert "no Prometheus Operator" in msg and "kube-prometheus-stack" in msg and "monitoring.prometheus: false" in msg
+    assert (
+        "no Prometheus Operator" in msg
+        and "kube-prometheus-stack" in msg
+        and "monitoring.prometheus: false" in msg
+    )

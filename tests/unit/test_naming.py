@@ -229,7 +229,9 @@ def test_deployment_id_of_explicit_default_namespace_equals_implicit() -> None:
 
 # Every module of the spec package (and naming, which the spec uses): import-linter's contracts forbid the
 # SDKs and effect modules; this holds the spec to the stricter rule of stdlib + pydantic + yaml only.
-PURE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "runtime" / "spec").glob("*.py")) + ["runtime/domain/naming.py"]
+PURE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "runtime" / "spec").glob("*.py")) + [
+    "runtime/domain/naming.py"
+]
 ALLOWED = {"pydantic", "pydantic_core", "yaml", "runtime"}
 
 
@@ -242,7 +244,9 @@ def test_spec_modules_import_only_stdlib_pydantic_yaml_and_runtime(module: str) 
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             tops = [node.module.split(".")[0]]
             if tops[0] == "runtime":
-                assert node.module == "runtime.errors" or node.module.startswith(("runtime.spec", "runtime.domain")), (
+                assert node.module == "runtime.errors" or node.module.startswith(
+                    ("runtime.spec", "runtime.domain")
+                ), (
                     f"{module} imports {node.module}: the spec builds on runtime.errors, runtime.domain and itself only"
                 )
         else:
@@ -268,12 +272,18 @@ def _spec_imports(module: str) -> tuple[set[str], list[str]]:
 
 
 def test_spec_package_has_no_import_cycle_and_no_late_import() -> None:
-    modules = {f"runtime.spec.{Path(m).stem}": m for m in PURE if m.startswith("runtime/spec/") and not m.endswith("__init__.py")}
+    modules = {
+        f"runtime.spec.{Path(m).stem}": m
+        for m in PURE
+        if m.startswith("runtime/spec/") and not m.endswith("__init__.py")
+    }
     graph = {}
     for name, path in modules.items():
         deps, late = _spec_imports(path)
         assert not late, f"{path} imports inside a function or block (a late import hides a cycle): {late}"
-        assert "runtime.spec" not in deps, f"{path} imports the package runtime.spec (its __init__ imports every module)"
+        assert "runtime.spec" not in deps, (
+            f"{path} imports the package runtime.spec (its __init__ imports every module)"
+        )
         graph[name] = deps
     done: set[str] = set()
 

@@ -26,7 +26,11 @@ def _deployments(*files: str) -> list[dict]:
 def test_prefect_deploy_all_registers_the_default_target_only():
     """`prefect deploy --all` reads prefect.yaml: the local target's four, not every example's."""
     assert sorted(d["name"] for d in _deployments("prefect.yaml")) == [
-        "canary-local", "deploy-local", "rollback-local", "teardown-local"]
+        "canary-local",
+        "deploy-local",
+        "rollback-local",
+        "teardown-local",
+    ]
     other = [d["name"] for d in _deployments("infra/prefect/targets.yaml")]
     assert len(other) == len(set(other)) and not any(n.endswith("-local") for n in other)
 
@@ -37,8 +41,11 @@ def test_every_example_target_has_all_four_deployments():
     assert len(names) == len(deployments)  # each deployment is defined once, in one of the two files
     targets = sorted(p.stem for p in (ROOT / "infra" / "targets").glob("*.yaml"))
     for t in targets:
-        kinds = ("deploy", "rollback", "teardown") + (() if load_spec(ROOT / "infra" / "targets" / f"{t}.yaml")
-                                                      .target.kind in NO_CANARY else ("canary",))
+        kinds = ("deploy", "rollback", "teardown") + (
+            ()
+            if load_spec(ROOT / "infra" / "targets" / f"{t}.yaml").target.kind in NO_CANARY
+            else ("canary",)
+        )
         assert (f"canary-{t}" in names) == ("canary" in kinds)
         for kind in kinds:
             flow = kind

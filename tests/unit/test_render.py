@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.domain import capabilities, naming
 from runtime import render as r
+from runtime.domain import capabilities, naming
+from runtime.domain.revisions import Revision
 from runtime.errors import NotSupportedError, PermanentError
 from runtime.render import templates
-from runtime.domain.revisions import Revision
 from runtime.spec import API_VERSION, parse_spec
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -18,12 +18,23 @@ from runtime.domain.revisions import (
 
 def rev(n: int, status: str, h: str, smoke_passed: bool | None = True, **spec) -> Revision:
     smoke = {} if smoke_passed is None else {"passed": smoke_passed}
-    return Revision(number=n, spec_hash=h, spec=spec or {"v": h}, created_at="t", status=status, smoke=smoke,
-                    model={"id": "m", "revision": h})
+    return Revision(
+        number=n,
+        spec_hash=h,
+        spec=spec or {"v": h},
+        created_at="t",
+        status=status,
+        smoke=smoke,
+        model={"id": "m", "revision": h},
+    )
 
 
-LEDGER = [rev(1, "superseded", "a"), rev(2, "superseded", "b", smoke_passed=False), rev(3, "failed", "c"),
-          rev(4, "serving", "d")]
+LEDGER = [
+    rev(1, "superseded", "a"),
+    rev(2, "superseded", "b", smoke_passed=False),
+    rev(3, "failed", "c"),
+    rev(4, "serving", "d"),
+]
 
 
 def test_current_last_good_and_next():
@@ -38,9 +49,14 @@ def test_plan_defaults_to_last_good_before_current():
     assert (cur.number, target.number) == (4, 1)
 
 
-@pytest.mark.parametrize("number, message", [
-    (9, "not in the ledger"), (3, "never served"), (4, "nothing to do"),
-])
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        (9, "not in the ledger"),
+        (3, "never served"),
+        (4, "nothing to do"),
+    ],
+)
 def test_plan_refuses_impossible_targets(number, message):
     with pytest.raises(ValueError, match=message):
         plan_rollback(LEDGER, number)

@@ -360,11 +360,17 @@ def test_early_success_window_with_surplus_old_replicas_is_not_done():
     available, but a surplus old pod still serves (replicas 2 of 1 wanted)."""
     from runtime.domain.rollout import assess_dgd
 
-    dgd = {"metadata": {"generation": 2},
-           "spec": {"components": [{"name": "worker", "replicas": 1}]},
-           "status": {"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}],
-                      "components": {"worker": {"replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
-                                                "readyReplicas": 1}}}}
+    dgd = {
+        "metadata": {"generation": 2},
+        "spec": {"components": [{"name": "worker", "replicas": 1}]},
+        "status": {
+            "observedGeneration": 2,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "components": {
+                "worker": {"replicas": 2, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}
+            },
+        },
+    }
     verdict = assess_dgd(dgd)
     assert not verdict.done and any("2 replicas running, 1 wanted" in r for r in verdict.reasons)
 
@@ -372,15 +378,24 @@ def test_early_success_window_with_surplus_old_replicas_is_not_done():
 def test_graph_deployments_that_lag_their_spec_keep_the_rollout_open():
     from runtime.domain.rollout import assess_dgd
 
-    dgd = {"metadata": {"generation": 3},
-           "spec": {"components": [{"name": "worker", "replicas": 1}]},
-           "status": {"observedGeneration": 3, "conditions": [{"type": "Ready", "status": "True"}],
-                      "components": {"worker": {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}}}}
+    dgd = {
+        "metadata": {"generation": 3},
+        "spec": {"components": [{"name": "worker", "replicas": 1}]},
+        "status": {
+            "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "components": {"worker": {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}},
+        },
+    }
     lagging = {"metadata": {"name": "g-worker", "generation": 5}, "status": {"observedGeneration": 4}}
-    rolling = {"metadata": {"name": "g-worker", "generation": 5},
-               "status": {"observedGeneration": 5, "replicas": 2, "updatedReplicas": 1}}
-    done = {"metadata": {"name": "g-worker", "generation": 5},
-            "status": {"observedGeneration": 5, "replicas": 1, "updatedReplicas": 1}}
+    rolling = {
+        "metadata": {"name": "g-worker", "generation": 5},
+        "status": {"observedGeneration": 5, "replicas": 2, "updatedReplicas": 1},
+    }
+    done = {
+        "metadata": {"name": "g-worker", "generation": 5},
+        "status": {"observedGeneration": 5, "replicas": 1, "updatedReplicas": 1},
+    }
     assert not assess_dgd(dgd, workloads=[lagging]).done
     assert not assess_dgd(dgd, workloads=[rolling]).done
     assert assess_dgd(dgd, workloads=[done]).done

@@ -60,29 +60,70 @@ def test_the_tasks_layer_resolves_the_block_and_passes_the_credentials(monkeypat
     from runtime.providers import access
     from tasks import targets
 
-    block = creds.from_block("aws-credentials", "prod", {"aws_access_key_id": "AKIASEAM", "aws_secret_access_key": "s"})
+    block = creds.from_block(
+        "aws-credentials", "prod", {"aws_access_key_id": "AKIASEAM", "aws_secret_access_key": "s"}
+    )
     made = []
-    monkeypatch.setattr(access, "make_provider", lambda kind, credentials=None: made.append(
-        (kind, credentials)) or object())
+    monkeypatch.setattr(
+        access, "make_provider", lambda kind, credentials=None: made.append((kind, credentials)) or object()
+    )
     monkeypatch.setattr(targets, "resolve_cloud_credentials", lambda s: block)
     targets.backend(spec("eks", credentials={"block": "prod"}))
     assert made == [("eks", block)]
 
 
 def test_results_print_as_the_dicts_they_replace():
-    rev = Revision(number=2, spec_hash="b" * 64, spec={}, created_at="2026-01-01T00:00:00Z", reason="deploy",
-                   started_by="dynadeploy", status="serving", model={"id": "m", "revision": None})
+    rev = Revision(
+        number=2,
+        spec_hash="b" * 64,
+        spec={},
+        created_at="2026-01-01T00:00:00Z",
+        reason="deploy",
+        started_by="dynadeploy",
+        status="serving",
+        model={"id": "m", "revision": None},
+    )
     row = RevisionRow.of(rev)
-    assert row.as_dict() == {"number": 2, "status": "serving", "created_at": "2026-01-01T00:00:00Z",
-                             "reason": "deploy", "spec_hash": "b" * 12, "model": {"id": "m", "revision": None},
-                             "smoke_passed": None}
-    local = Status(target="local", name="n", endpoint=None, revisions=[row], models=[], processes={},
-                   workers_discovered=0, problems=[], details={"state_dir": "/s", "supervisor": False})
+    assert row.as_dict() == {
+        "number": 2,
+        "status": "serving",
+        "created_at": "2026-01-01T00:00:00Z",
+        "reason": "deploy",
+        "spec_hash": "b" * 12,
+        "model": {"id": "m", "revision": None},
+        "smoke_passed": None,
+    }
+    local = Status(
+        target="local",
+        name="n",
+        endpoint=None,
+        revisions=[row],
+        models=[],
+        processes={},
+        workers_discovered=0,
+        problems=[],
+        details={"state_dir": "/s", "supervisor": False},
+    )
     # what the target does not report is left out (ready, reasons, slo); what it reports as None stays
-    assert local.as_dict() == {"target": "local", "name": "n", "endpoint": None, "revisions": [row.as_dict()],
-                               "models": [], "processes": {}, "workers_discovered": 0, "problems": [],
-                               "state_dir": "/s", "supervisor": False}
+    assert local.as_dict() == {
+        "target": "local",
+        "name": "n",
+        "endpoint": None,
+        "revisions": [row.as_dict()],
+        "models": [],
+        "processes": {},
+        "workers_discovered": 0,
+        "problems": [],
+        "state_dir": "/s",
+        "supervisor": False,
+    }
     assert TeardownReport(leftovers=[], model_cache_kept=True, stopped_strays=[7]).as_dict() == {
-        "leftovers": [], "model_cache_kept": True, "stopped_strays": [7]}
-    assert Provisioned(where="/s", details={"state_dir": "/s"}).as_dict() == {"where": "/s", "state_dir": "/s"}
+        "leftovers": [],
+        "model_cache_kept": True,
+        "stopped_strays": [7],
+    }
+    assert Provisioned(where="/s", details={"state_dir": "/s"}).as_dict() == {
+        "where": "/s",
+        "state_dir": "/s",
+    }
     assert Rollout(3, True, details={"programs": ["worker-r3-0"]}).as_dict()["programs"] == ["worker-r3-0"]

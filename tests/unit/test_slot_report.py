@@ -26,14 +26,22 @@ def said(monkeypatch):
     _progress.PROGRESS.removeHandler(handler)
 
 
-HOLDER = {"flow": "rollback", "run": "calm-otter", "state": "Paused", "since": "2026-12-07T21:00:05+00:00",
-          "for": "4m10s", "url": "http://127.0.0.1:4200/runs/flow-run/abc"}
+HOLDER = {
+    "flow": "rollback",
+    "run": "calm-otter",
+    "state": "Paused",
+    "since": "2026-12-07T21:00:05+00:00",
+    "for": "4m10s",
+    "url": "http://127.0.0.1:4200/runs/flow-run/abc",
+}
 
 
 def test_describe_names_the_holder_and_how_to_give_up():
     text = _slot_report.describe("demo", [HOLDER], 12.4)
-    assert text == ("waiting 12s for the slot of demo: held by rollback run calm-otter (Paused, since "
-                    "2026-12-07 21:00:05 UTC, 4m10s ago) http://127.0.0.1:4200/runs/flow-run/abc; Ctrl-C gives up")
+    assert text == (
+        "waiting 12s for the slot of demo: held by rollback run calm-otter (Paused, since "
+        "2026-12-07 21:00:05 UTC, 4m10s ago) http://127.0.0.1:4200/runs/flow-run/abc; Ctrl-C gives up"
+    )
     assert "holder is not a run this server knows of" in _slot_report.describe("demo", [], 3)
 
 
@@ -60,7 +68,7 @@ def test_a_slot_free_at_once_says_nothing(said, monkeypatch):
 
 def test_ctrl_c_while_waiting_gives_up_and_says_so(said, monkeypatch):
     monkeypatch.setattr(_slot_report, "slot_holders", lambda name, exclude=None: [HOLDER])
-    with pytest.raises(KeyboardInterrupt), _slot_report.waiting_reporter("demo", first_after_s=0.05) as _acq:
+    with pytest.raises(KeyboardInterrupt), _slot_report.waiting_reporter("demo", first_after_s=0.05) as _acq:  # noqa: PT012 - the context manager under test is part of the raising block
         time.sleep(0.2)
         raise KeyboardInterrupt
     assert said[-1]["event"] == "failed" and said[-1]["detail"].startswith("gave up after waiting")

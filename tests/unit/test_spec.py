@@ -250,7 +250,7 @@ def test_parse_quantity() -> None:
     assert parse_quantity("20Gi") == 20 * 2**30
     assert parse_quantity("1.5Ti") == int(1.5 * 2**40)
     assert parse_quantity("500M") == 500 * 10**6
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011 - the raised message is checked below / any ValueError is the contract
         parse_quantity("20GB")
 
 
@@ -431,7 +431,7 @@ def test_secret_references_are_accepted() -> None:
                 "serving": {
                     "env": {"HF_TOKEN": {"env": "HF_TOKEN"}, "TOKENIZERS_PARALLELISM": "false", "API_KEY": ""}
                 },
-            }
+            },
         )
     )
     assert s.model.token == SecretRef(secret_block="hf-token")
@@ -533,7 +533,7 @@ def test_every_wrong_leaf_gives_spec_issues_never_a_crash() -> None:
             try:
                 parse_spec(replaced(data, path, value))
             except SpecError as err:
-                assert err.issues and all(i.path and i.problem and i.fix for i in err.issues)
+                assert err.issues and all(i.path and i.problem and i.fix for i in err.issues)  # noqa: PT017 - one of many cases in a loop; pytest.raises cannot express 'may raise'
                 checked += 1
     assert checked > 100
 
@@ -554,8 +554,12 @@ def _spec_models() -> list[type]:
 
 def test_every_spec_field_has_a_description() -> None:
     # The spec reference and the Prefect UI's run forms (flows take the spec) show these descriptions.
-    missing = [f"{model.__module__}.{model.__name__}.{name}" for model in _spec_models()
-               for name, info in model.model_fields.items() if not (info.description or "").strip()]
+    missing = [
+        f"{model.__module__}.{model.__name__}.{name}"
+        for model in _spec_models()
+        for name, info in model.model_fields.items()
+        if not (info.description or "").strip()
+    ]
     assert not missing, f"spec fields without Field(description=...): {missing}"
     sections = {model for model, _ in reference.sections()}
     assert {m for m in _spec_models() if not m.__name__.startswith("_") and m is not StrictModel} <= sections
@@ -564,4 +568,5 @@ def test_every_spec_field_has_a_description() -> None:
 def test_checked_in_spec_reference_is_current() -> None:
     path = Path(__file__).resolve().parents[2] / "docs" / "spec-reference.md"
     assert path.read_text() == reference.reference(), (
-        "docs/spec-reference.md is stale: uv run python -m runtime.spec.reference > docs/spec-reference.md")
+        "docs/spec-reference.md is stale: uv run python -m runtime.spec.reference > docs/spec-reference.md"
+    )

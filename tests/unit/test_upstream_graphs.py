@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.domain import capabilities
 from runtime import render as r
+from runtime.domain import capabilities
 from tests.unit.test_render import TOPOLOGIES, components, dgd, main, make
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +29,10 @@ def upstream_dir() -> Path:
     found = os.environ.get("DYNADEPLOY_UPSTREAM_DIR") or str(ROOT.parent / "shared" / "upstream")
     path = Path(found)
     if not (path / "dynamo").is_dir():
-        pytest.skip(f"the upstream reference folder is missing ({path}; set DYNADEPLOY_UPSTREAM_DIR): the "
-                    "rendered graphs are not checked against the real CRD and Dynamo's examples")
+        pytest.skip(
+            f"the upstream reference folder is missing ({path}; set DYNADEPLOY_UPSTREAM_DIR): the "
+            "rendered graphs are not checked against the real CRD and Dynamo's examples"
+        )
     return path
 
 
@@ -105,7 +107,9 @@ def test_rendered_graph_has_no_field_the_real_crd_would_prune(topology, provider
 def test_scaling_adapter_is_the_crds_empty_object_and_replicas_are_left_to_it():
     schema = dgd_schema()["properties"]["spec"]["properties"]["components"]["items"]["properties"]
     assert schema["scalingAdapter"].get("properties") is None  # an empty object: `enabled` would be pruned
-    spec = make("agg", serving={"workers": {"replicas": 1, "autoscaling": {"min_replicas": 2, "max_replicas": 5}}})
+    spec = make(
+        "agg", serving={"workers": {"replicas": 1, "autoscaling": {"min_replicas": 2, "max_replicas": 5}}}
+    )
     worker = components(dgd(spec))["worker"]
     assert worker["scalingAdapter"] == {}
     assert "replicas" not in worker  # the adapter/HPA owns it from the first apply on
@@ -119,10 +123,16 @@ def test_scaling_adapter_is_the_crds_empty_object_and_replicas_are_left_to_it():
 @pytest.mark.parametrize("topology", ["agg_router", "disagg_router"])
 def test_kv_router_graphs_configure_kv_events_as_dynamos_examples_do(topology, provider):
     theirs = {role_of(c, topology): main(c) for c in example(topology)["spec"]["components"]}
-    ours = {c["type"]: main(c) for c in dgd(make(topology, provider, serving={"engine": "vllm"}))["spec"]["components"]}
+    ours = {
+        c["type"]: main(c)
+        for c in dgd(make(topology, provider, serving={"engine": "vllm"}))["spec"]["components"]
+    }
     assert sorted(theirs) == sorted(ours)
     for rl, their in theirs.items():
-        our_cfg, their_cfg = flag(words(ours[rl]), "--kv-events-config"), flag(words(their), "--kv-events-config")
+        our_cfg, their_cfg = (
+            flag(words(ours[rl]), "--kv-events-config"),
+            flag(words(their), "--kv-events-config"),
+        )
         assert (our_cfg and json.loads(our_cfg)) == (their_cfg and json.loads(their_cfg)), rl
     assert flag(words(ours["frontend"]), "--router-mode") == "kv"
 
@@ -135,7 +145,10 @@ def test_graphs_without_the_kv_router_publish_no_kv_events(topology):
 
 @pytest.mark.parametrize("topology", ["agg_router", "disagg_router"])
 def test_mocker_workers_behind_the_kv_router_keep_prefix_caching_on(topology):
-    comps = {c["type"]: words(main(c)) for c in dgd(make(topology, serving={"engine": "mocker"}))["spec"]["components"]}
+    comps = {
+        c["type"]: words(main(c))
+        for c in dgd(make(topology, serving={"engine": "mocker"}))["spec"]["components"]
+    }
     publishing = ["worker"] if topology == "agg_router" else ["prefill"]
     for ctype, ws in comps.items():
         assert ("--enable-prefix-caching" in ws) == (ctype in publishing), ctype
@@ -143,24 +156,47 @@ def test_mocker_workers_behind_the_kv_router_keep_prefix_caching_on(topology):
 
 
 def test_engine_args_override_the_kv_events_flags():
-    spec = make("agg_router", serving={"engine": "vllm", "workers": {"engine_args": [
-        "--kv-events-config", '{"publisher":"zmq","endpoint":"tcp://*:5557","enable_kv_cache_events":true}']}})
+    spec = make(
+        "agg_router",
+        serving={
+            "engine": "vllm",
+            "workers": {
+                "engine_args": [
+                    "--kv-events-config",
+                    '{"publisher":"zmq","endpoint":"tcp://*:5557","enable_kv_cache_events":true}',
+                ]
+            },
+        },
+    )
     ws = words(main(components(dgd(spec))["worker"]))
     assert ws.count("--kv-events-config") == 1 and "5557" in flag(ws, "--kv-events-config")
 
 
 def test_local_plan_workers_publish_kv_events_on_their_own_endpoints(tmp_path):
     from runtime.render.local_plan import LocalContext, worker_programs
-    from runtime.targets.local.paths import DeploymentPaths
     from runtime.spec import API_VERSION, parse_spec
+    from runtime.targets.local.paths import DeploymentPaths
 
-    base = {"apiVersion": API_VERSION, "name": "kvdemo", "target": {"kind": "local"},
-            "serving": {"topology": "agg_router", "workers": {"replicas": 2}}}
+    base = {
+        "apiVersion": API_VERSION,
+        "name": "kvdemo",
+        "target": {"kind": "local"},
+        "serving": {"topology": "agg_router", "workers": {"replicas": 2}},
+    }
     spec = parse_spec(base)
     paths = DeploymentPaths.for_deployment("kvdemo", state_dir=str(tmp_path))
     for engine in ("vllm", "mocker"):
-        ctx = LocalContext(paths=paths, python="python3", host="127.0.0.1", frontend_port=8000,
-                           model_path="/m", engine=engine, discovery="etcd", etcd_port=1, nats_port=2)
+        ctx = LocalContext(
+            paths=paths,
+            python="python3",
+            host="127.0.0.1",
+            frontend_port=8000,
+            model_path="/m",
+            engine=engine,
+            discovery="etcd",
+            etcd_port=1,
+            nats_port=2,
+        )
         progs = worker_programs(spec, ctx, 1, {"worker-r1-0": 9001, "worker-r1-1": 9002})
         if engine == "vllm":
             endpoints = [json.loads(flag(list(p.command), "--kv-events-config"))["endpoint"] for p in progs]
@@ -176,11 +212,20 @@ def test_ecs_worker_tasks_publish_kv_events():
     from runtime.render import ecs_task as ecs_render
     from runtime.spec import API_VERSION, parse_spec
 
-    spec = parse_spec({"apiVersion": API_VERSION, "name": "kvecs",
-                       "target": {"kind": "ecs", "region": "us-east-1", "cluster_name": "dynamo-gpu"},
-                       "model": {"id": "Qwen/Qwen3-0.6B", "revision": "c1899de289a04d12100db370d81485cdf75e47ca"},
-                       "serving": {"topology": "disagg_router", "engine": "vllm",
-                                   "prefill": {"replicas": 1}, "decode": {"replicas": 2}}})
+    spec = parse_spec(
+        {
+            "apiVersion": API_VERSION,
+            "name": "kvecs",
+            "target": {"kind": "ecs", "region": "us-east-1", "cluster_name": "dynamo-gpu"},
+            "model": {"id": "Qwen/Qwen3-0.6B", "revision": "c1899de289a04d12100db370d81485cdf75e47ca"},
+            "serving": {
+                "topology": "disagg_router",
+                "engine": "vllm",
+                "prefill": {"replicas": 1},
+                "decode": {"replicas": 2},
+            },
+        }
+    )
     by_role = {c.role: shlex.split(ecs_render.command(spec, c)) for c in ecs_render.roles(spec)}
     cfg = json.loads(flag(by_role["prefill"], "--kv-events-config"))
     assert cfg["enable_kv_cache_events"] is True and cfg["endpoint"].startswith("ipc://")
@@ -231,23 +276,30 @@ def test_rendered_graph_matches_dynamos_example_field_by_field(topology):
         assert "--model" in ow and flag(ow, "--served-model-name") == flag(tw, "--model")
         for f in ("--disaggregation-mode", "--kv-events-config"):
             a, b = flag(ow, f), flag(tw, f)
-            assert (a and json.loads(a) if f.endswith("config") else a) == (b and json.loads(b) if f.endswith(
-                "config") else b), (rl, f)
+            assert (a and json.loads(a) if f.endswith("config") else a) == (
+                b and json.loads(b) if f.endswith("config") else b
+            ), (rl, f)
         if "--kv-transfer-config" in tw:
-            ours_cfg, theirs_cfg = json.loads(flag(ow, "--kv-transfer-config")), json.loads(
-                flag(tw, "--kv-transfer-config"))
+            ours_cfg, theirs_cfg = (
+                json.loads(flag(ow, "--kv-transfer-config")),
+                json.loads(flag(tw, "--kv-transfer-config")),
+            )
             assert ours_cfg["kv_connector"] == theirs_cfg["kv_connector"] == "NixlConnector"
         tl, ol = tm["resources"]["limits"], om["resources"]["limits"]
         assert set(tl) <= set(ol)  # the GPU resource name; the count is the spec's
-        assert om["resources"]["requests"]["ephemeral-storage"] == tm["resources"]["requests"]["ephemeral-storage"]
+        assert (
+            om["resources"]["requests"]["ephemeral-storage"]
+            == tm["resources"]["requests"]["ephemeral-storage"]
+        )
         assert [list(e) for e in om["envFrom"]] == [list(e) for e in tm["envFrom"]] == [["secretRef"]]
 
 
 # --- defect 5: an RWO model cache that pods on different nodes share ------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "store"), [("gke", "Filestore, class standard-rwx"), ("aks", "Azure Files"),
-                                             ("eks", "EFS")])
+@pytest.mark.parametrize(
+    ("kind", "store"), [("gke", "Filestore, class standard-rwx"), ("aks", "Azure Files"), ("eks", "EFS")]
+)
 def test_an_rwo_cache_over_several_nodes_is_refused_with_the_providers_file_store(kind, store):
     from runtime.errors import SpecError
 
@@ -270,7 +322,15 @@ def test_the_shipped_gke_example_shares_its_cache_on_filestore():
 
 
 def test_an_rwo_cache_on_a_single_node_cluster_is_accepted():
-    one = [{"name": "only", "instance_type": "g2-standard-24", "gpu": {"type": "nvidia-l4", "count": 2},
-            "min": 1, "desired": 1, "max": 1}]
+    one = [
+        {
+            "name": "only",
+            "instance_type": "g2-standard-24",
+            "gpu": {"type": "nvidia-l4", "count": 2},
+            "min": 1,
+            "desired": 1,
+            "max": 1,
+        }
+    ]
     spec = make("agg", "gke", model={"cache": {"access_mode": "ReadWriteOnce"}}, target={"node_pools": one})
     assert spec.model.cache.access_mode == "ReadWriteOnce"

@@ -30,8 +30,15 @@ def test_returns_the_first_satisfied_value():
 def test_timeout_carries_what_and_the_stuck_explanation():
     clock = Clock()
     with pytest.raises(WaitTimeout, match=r"timed out after 5s waiting for the pods: 1 of 2 ready") as info:
-        wait_until(lambda: None, timeout_s=5, interval_s=1, what="the pods", describe_stuck=lambda: "1 of 2 ready",
-                   clock=clock, sleep=clock.sleep)
+        wait_until(
+            lambda: None,
+            timeout_s=5,
+            interval_s=1,
+            what="the pods",
+            describe_stuck=lambda: "1 of 2 ready",
+            clock=clock,
+            sleep=clock.sleep,
+        )
     err = info.value
     assert isinstance(err, PermanentError)
     assert (err.what, err.timeout_s, err.stuck, err.last_error) == ("the pods", 5, "1 of 2 ready", None)
@@ -46,18 +53,25 @@ def test_tolerated_errors_are_waited_through_and_reported():
         raise TransientError("429")
 
     with pytest.raises(WaitTimeout, match=r"; last error: 429") as info:
-        wait_until(flaky, timeout_s=1, interval_s=0.5, tolerate=(TransientError,), clock=clock, sleep=clock.sleep)
+        wait_until(
+            flaky, timeout_s=1, interval_s=0.5, tolerate=(TransientError,), clock=clock, sleep=clock.sleep
+        )
     assert isinstance(info.value.last_error, TransientError) and len(calls) == 3
 
 
 def test_untolerated_errors_end_the_wait():
     clock = Clock()
     with pytest.raises(TransientError):
-        wait_until(lambda: (_ for _ in ()).throw(TransientError("x")), timeout_s=10, clock=clock, sleep=clock.sleep)
+        wait_until(
+            lambda: (_ for _ in ()).throw(TransientError("x")), timeout_s=10, clock=clock, sleep=clock.sleep
+        )
     assert clock.sleeps == []
 
 
 def test_waits_until_takes_any_non_none_value():
     clock, answers = Clock(), iter([None, False])
-    assert Waits(poll_s=3, timeout_s=60).until(lambda: next(answers), what="x", clock=clock, sleep=clock.sleep) is False
+    assert (
+        Waits(poll_s=3, timeout_s=60).until(lambda: next(answers), what="x", clock=clock, sleep=clock.sleep)
+        is False
+    )
     assert clock.sleeps == [3]

@@ -29,5 +29,14 @@ from .faults import FaultRule, Faults, RequestLog
 from .simulator import Controller, Simulator
 from .store import Event, Store
 
-__all__ = ["ApiError", "BasicControllers", "Controller", "Event", "FaultRule", "Faults", "RequestLog",
-           "Simulator", "Store"]
+__all__ = [
+    "ApiError",
+    "BasicControllers",
+    "Controller",
+    "Event",
+    "FaultRule",
+    "Faults",
+    "RequestLog",
+    "Simulator",
+    "Store",
+]

@@ -17,12 +17,19 @@ from .simulator import Simulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.harness.kubeapi", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.harness.kubeapi",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig")
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    ap.add_argument("--ready-delay", type=float, default=0.5,
-                    help="seconds before the basic controller reports Deployments ready / Jobs complete")
+    ap.add_argument(
+        "--ready-delay",
+        type=float,
+        default=0.5,
+        help="seconds before the basic controller reports Deployments ready / Jobs complete",
+    )
     ap.add_argument("--no-controllers", action="store_true", help="do not run the basic controllers")
     args = ap.parse_args(argv)
 

@@ -48,15 +48,18 @@ def response_format(accept: str | None, kind: str = "", prefer_protobuf: bool = 
     """json | protobuf: JSON whenever the client accepts it, unless ``prefer_protobuf`` (the simulator
     switch that makes clients decode protobuf replies) and the kind has a protobuf schema here."""
     types = [t for t, p in parse_accept(accept) if "as" not in p]
-    json_ok = not types or any(t in ("application/json", "*/*", "application/*", "application/yaml")
-                               for t in types)
+    json_ok = not types or any(
+        t in ("application/json", "*/*", "application/*", "application/yaml") for t in types
+    )
     pb_ok = protobuf.CONTENT_TYPE in types and protobuf.can_encode(kind)
     if pb_ok and (prefer_protobuf or not json_ok):
         return "protobuf"
     if json_ok:
         return "json"
-    raise errors.not_acceptable("only the following media types are accepted: application/json"
-                                + (f", {protobuf.CONTENT_TYPE}" if protobuf.can_encode(kind) else ""))
+    raise errors.not_acceptable(
+        "only the following media types are accepted: application/json"
+        + (f", {protobuf.CONTENT_TYPE}" if protobuf.can_encode(kind) else "")
+    )
 
 
 def decode_body(raw: bytes, content_type: str | None) -> Any:
@@ -93,6 +96,7 @@ def encode(obj: Any, fmt: str) -> tuple[bytes, str]:
 
 # ------------------------------------------------------------------------------------------ Table
 
+
 def age(ts: str | None) -> str:
     if not ts:
         return "<unknown>"
@@ -116,15 +120,16 @@ def jsonpath(obj: Any, path: str) -> Any:
         if cur is None:
             return None
         if idx == "*":
-            rest = "".join(f".{a}" if a else f"[{b}]" for a, b in tokens[n + 1:])
+            rest = "".join(f".{a}" if a else f"[{b}]" for a, b in tokens[n + 1 :])
             vals = [jsonpath(x, rest) if rest else x for x in (cur if isinstance(cur, list) else [])]
             return " ".join(str(v) for v in vals if v is not None) or None
         if name:
             cur = cur.get(name) if isinstance(cur, dict) else None
         elif m := _FILTER_RE.match(idx):
             key, want = m.groups()
-            cur = next((x for x in cur or [] if isinstance(x, dict) and str(jsonpath(x, "." + key)) == want),
-                       None)
+            cur = next(
+                (x for x in cur or [] if isinstance(x, dict) and str(jsonpath(x, "." + key)) == want), None
+            )
         elif idx.lstrip("-").isdigit() and isinstance(cur, list):
             i = int(idx)
             cur = cur[i] if -len(cur) <= i < len(cur) else None
@@ -137,8 +142,15 @@ def table(rt: ResourceType, version: str, objs: list[dict], include: str, list_m
     cols = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
     extra = rt.printer_columns.get(version, [])
     for c in extra:
-        cols.append({"name": c["name"], "type": c.get("type", "string"), "format": c.get("format", ""),
-                     "description": c.get("description", ""), "priority": c.get("priority", 0)})
+        cols.append(
+            {
+                "name": c["name"],
+                "type": c.get("type", "string"),
+                "format": c.get("format", ""),
+                "description": c.get("description", ""),
+                "priority": c.get("priority", 0),
+            }
+        )
     if not any(c["name"].lower() == "age" for c in extra):
         cols.append({"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0})
     rows = []
@@ -153,8 +165,16 @@ def table(rt: ResourceType, version: str, objs: list[dict], include: str, list_m
         if include == "Object":
             row["object"] = o
         elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o["metadata"]}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": o["metadata"],
+            }
         rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta or {},
-            "columnDefinitions": cols, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta or {},
+        "columnDefinitions": cols,
+        "rows": rows,
+    }

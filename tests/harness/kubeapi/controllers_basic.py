@@ -40,11 +40,11 @@ class BasicControllers:
     def _observe(self, kind: str, type_: str, obj: dict) -> None:
         meta = obj["metadata"]
         key = (kind, meta.get("namespace", ""), meta["name"])
-        if kind == "Deployment" and not self._deployment_done(obj) or kind == "Job" and type_ == "ADDED":
+        if (kind == "Deployment" and not self._deployment_done(obj)) or (kind == "Job" and type_ == "ADDED"):
             self._due.setdefault(key, time.monotonic() + self.delay)
 
     def __call__(self, store: Store, event: Event | None) -> None:
-        if not self._synced:      # objects that existed before this controller was added
+        if not self._synced:  # objects that existed before this controller was added
             self._synced = True
             for dep in store.list("apps/v1", "Deployment"):
                 self._observe("Deployment", "ADDED", dep)
@@ -66,9 +66,11 @@ class BasicControllers:
     @staticmethod
     def _deployment_done(dep: dict) -> bool:
         st = dep.get("status") or {}
-        return (st.get("observedGeneration") == dep["metadata"].get("generation")
-                and st.get("readyReplicas", 0) == dep["spec"].get("replicas", 1)
-                and st.get("updatedReplicas", 0) == dep["spec"].get("replicas", 1))
+        return (
+            st.get("observedGeneration") == dep["metadata"].get("generation")
+            and st.get("readyReplicas", 0) == dep["spec"].get("replicas", 1)
+            and st.get("updatedReplicas", 0) == dep["spec"].get("replicas", 1)
+        )
 
     def _reconcile_deployment(self, store: Store, ns: str, name: str) -> None:
         dep = store.try_get("apps/v1", "Deployment", name, ns)
@@ -81,43 +83,85 @@ class BasicControllers:
         template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
         selector = copy.deepcopy(spec.get("selector") or {})
         selector.setdefault("matchLabels", {})["pod-template-hash"] = h
-        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": dep["metadata"]["uid"],
-                 "controller": True, "blockOwnerDeletion": True}
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+            "uid": dep["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         rs_name = f"{name}-{h}"
-        owned = [rs for rs in store.list("apps/v1", "ReplicaSet", ns)
-                 if any(r.get("uid") == owner["uid"] for r in rs["metadata"].get("ownerReferences") or [])]
+        owned = [
+            rs
+            for rs in store.list("apps/v1", "ReplicaSet", ns)
+            if any(r.get("uid") == owner["uid"] for r in rs["metadata"].get("ownerReferences") or [])
+        ]
         for rs in owned:
             if rs["metadata"]["name"] != rs_name and rs["spec"].get("replicas"):
                 rs["spec"]["replicas"] = 0
                 rs = store.update(rs, field_manager=MANAGER)
-                store.update_status({**rs, "status": {"replicas": 0, "observedGeneration":
-                                                      rs["metadata"].get("generation", 1)}}, field_manager=MANAGER)
+                store.update_status(
+                    {
+                        **rs,
+                        "status": {"replicas": 0, "observedGeneration": rs["metadata"].get("generation", 1)},
+                    },
+                    field_manager=MANAGER,
+                )
         rs = store.try_get("apps/v1", "ReplicaSet", rs_name, ns)
         if rs is None:
-            rs = store.create({
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": rs_name, "namespace": ns, "ownerReferences": [owner],
-                             "labels": dict(template["metadata"]["labels"]),
-                             "annotations": {"deployment.kubernetes.io/revision": str(len(owned) + 1)}},
-                "spec": {"replicas": replicas, "selector": selector, "template": template}},
-                field_manager=MANAGER)
+            rs = store.create(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": rs_name,
+                        "namespace": ns,
+                        "ownerReferences": [owner],
+                        "labels": dict(template["metadata"]["labels"]),
+                        "annotations": {"deployment.kubernetes.io/revision": str(len(owned) + 1)},
+                    },
+                    "spec": {"replicas": replicas, "selector": selector, "template": template},
+                },
+                field_manager=MANAGER,
+            )
         elif rs["spec"].get("replicas") != replicas:
             rs["spec"]["replicas"] = replicas
             rs = store.update(rs, field_manager=MANAGER)
-        ready = {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
-                 "availableReplicas": replicas, "observedGeneration": rs["metadata"].get("generation", 1)}
+        ready = {
+            "replicas": replicas,
+            "fullyLabeledReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         store.update_status({**rs, "status": ready}, field_manager=MANAGER)
         t = now()
         dep["status"] = {
-            "observedGeneration": dep["metadata"].get("generation", 1), "replicas": replicas,
-            "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+            "observedGeneration": dep["metadata"].get("generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
             "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                 "message": "Deployment has minimum availability.", "lastUpdateTime": t,
-                 "lastTransitionTime": t},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-                 "message": f'ReplicaSet "{rs_name}" has successfully progressed.', "lastUpdateTime": t,
-                 "lastTransitionTime": t}]}
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "message": "Deployment has minimum availability.",
+                    "lastUpdateTime": t,
+                    "lastTransitionTime": t,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "NewReplicaSetAvailable",
+                    "message": f'ReplicaSet "{rs_name}" has successfully progressed.',
+                    "lastUpdateTime": t,
+                    "lastTransitionTime": t,
+                },
+            ],
+        }
         store.update_status(dep, field_manager=MANAGER)
 
     def _finish_job(self, store: Store, ns: str, name: str) -> None:
@@ -128,20 +172,54 @@ class BasicControllers:
         failed = (job["metadata"].get("annotations") or {}).get(FAIL_ANNOTATION) == "true"
         completions = job["spec"].get("completions", 1)
         if failed:
-            status = {"startTime": t, "failed": job["spec"].get("backoffLimit", 6) + 1, "active": 0,
-                      "conditions": [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
-                                      "message": "Job has reached the specified backoff limit",
-                                      "lastProbeTime": t, "lastTransitionTime": t},
-                                     {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                      "message": "Job has reached the specified backoff limit",
-                                      "lastProbeTime": t, "lastTransitionTime": t}]}
+            status = {
+                "startTime": t,
+                "failed": job["spec"].get("backoffLimit", 6) + 1,
+                "active": 0,
+                "conditions": [
+                    {
+                        "type": "FailureTarget",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                        "lastProbeTime": t,
+                        "lastTransitionTime": t,
+                    },
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                        "lastProbeTime": t,
+                        "lastTransitionTime": t,
+                    },
+                ],
+            }
         else:
-            status = {"startTime": t, "completionTime": t, "succeeded": completions, "active": 0, "ready": 0,
-                      "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                                      "message": "Reached expected number of succeeded pods",
-                                      "lastProbeTime": t, "lastTransitionTime": t},
-                                     {"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                                      "message": "Reached expected number of succeeded pods",
-                                      "lastProbeTime": t, "lastTransitionTime": t}]}
+            status = {
+                "startTime": t,
+                "completionTime": t,
+                "succeeded": completions,
+                "active": 0,
+                "ready": 0,
+                "conditions": [
+                    {
+                        "type": "SuccessCriteriaMet",
+                        "status": "True",
+                        "reason": "CompletionsReached",
+                        "message": "Reached expected number of succeeded pods",
+                        "lastProbeTime": t,
+                        "lastTransitionTime": t,
+                    },
+                    {
+                        "type": "Complete",
+                        "status": "True",
+                        "reason": "CompletionsReached",
+                        "message": "Reached expected number of succeeded pods",
+                        "lastProbeTime": t,
+                        "lastTransitionTime": t,
+                    },
+                ],
+            }
         job["status"] = status
         store.update_status(job, field_manager=MANAGER)

@@ -12,8 +12,18 @@ from dataclasses import dataclass, field
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 CREATE_ONLY = ["create"]
-ALL_CATEGORY = {"pods", "services", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs",
-                "cronjobs", "replicationcontrollers", "horizontalpodautoscalers"}
+ALL_CATEGORY = {
+    "pods",
+    "services",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "daemonsets",
+    "jobs",
+    "cronjobs",
+    "replicationcontrollers",
+    "horizontalpodautoscalers",
+}
 
 # "plural Kind scope shortNames subresources" per group/version; scope ns|cl; '-' means none.
 _BUILTIN = {
@@ -81,14 +91,18 @@ _BUILTIN = {
     ("apiregistration.k8s.io", "v1"): """
         apiservices APIService cl - status""",
 }
-_REVIEW_KINDS = {"SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
-                 "LocalSubjectAccessReview"}
+_REVIEW_KINDS = {
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+}
 
 
 @dataclass
 class ResourceType:
     group: str
-    versions: list[str]           # served versions, preferred first
+    versions: list[str]  # served versions, preferred first
     plural: str
     kind: str
     namespaced: bool
@@ -97,10 +111,10 @@ class ResourceType:
     categories: list[str] = field(default_factory=list)
     subresources: set[str] = field(default_factory=set)
     verbs: list[str] = field(default_factory=lambda: list(ALL_VERBS))
-    crd: str | None = None        # the CRD's name when this type comes from one
+    crd: str | None = None  # the CRD's name when this type comes from one
     storage_version: str = ""
-    scale_paths: dict[str, str] = field(default_factory=dict)   # specReplicasPath/statusReplicasPath/...
-    printer_columns: dict[str, list[dict]] = field(default_factory=dict)   # per version (CRDs)
+    scale_paths: dict[str, str] = field(default_factory=dict)  # specReplicasPath/statusReplicasPath/...
+    printer_columns: dict[str, list[dict]] = field(default_factory=dict)  # per version (CRDs)
 
     def __post_init__(self) -> None:
         self.singular = self.singular or self.kind.lower()
@@ -147,16 +161,21 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._types: dict[tuple[str, str], ResourceType] = {}
-        self.generation = 0   # bumped on every change, part of the OpenAPI/discovery hashes
+        self.generation = 0  # bumped on every change, part of the OpenAPI/discovery hashes
         for (group, versions), table in _BUILTIN.items():
             for line in table.strip().splitlines():
                 plural, kind, scope, shorts, subs = line.split()
                 self._types[(group, plural)] = ResourceType(
-                    group=group, versions=versions.split(","), plural=plural, kind=kind,
-                    namespaced=scope == "ns", short_names=[] if shorts == "-" else shorts.split(","),
+                    group=group,
+                    versions=versions.split(","),
+                    plural=plural,
+                    kind=kind,
+                    namespaced=scope == "ns",
+                    short_names=[] if shorts == "-" else shorts.split(","),
                     categories=["all"] if plural in ALL_CATEGORY else [],
                     subresources=set() if subs == "-" else set(subs.split(",")),
-                    verbs=CREATE_ONLY if kind in _REVIEW_KINDS else list(ALL_VERBS))
+                    verbs=CREATE_ONLY if kind in _REVIEW_KINDS else list(ALL_VERBS),
+                )
 
     # ---------------------------------------------------------------- lookups
     def all(self) -> list[ResourceType]:
@@ -189,8 +208,10 @@ class Registry:
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
         with self._lock:
-            return sorted((rt for rt in self._types.values() if rt.group == group and version in rt.versions),
-                          key=lambda r: r.plural)
+            return sorted(
+                (rt for rt in self._types.values() if rt.group == group and version in rt.versions),
+                key=lambda r: r.plural,
+            )
 
     # ---------------------------------------------------------------- CRDs
     def register_crd(self, crd: dict) -> ResourceType:
@@ -210,13 +231,21 @@ class Registry:
                 subs.add("scale")
                 scale = dict(sr["scale"] or {})
             columns[v["name"]] = list(v.get("additionalPrinterColumns") or [])
-        rt = ResourceType(group=spec["group"], versions=versions, plural=names["plural"], kind=names["kind"],
-                          namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                          singular=names.get("singular") or names["kind"].lower(),
-                          short_names=list(names.get("shortNames") or []),
-                          categories=list(names.get("categories") or []), subresources=subs,
-                          crd=crd["metadata"]["name"], storage_version=storage, scale_paths=scale,
-                          printer_columns=columns)
+        rt = ResourceType(
+            group=spec["group"],
+            versions=versions,
+            plural=names["plural"],
+            kind=names["kind"],
+            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+            singular=names.get("singular") or names["kind"].lower(),
+            short_names=list(names.get("shortNames") or []),
+            categories=list(names.get("categories") or []),
+            subresources=subs,
+            crd=crd["metadata"]["name"],
+            storage_version=storage,
+            scale_paths=scale,
+            printer_columns=columns,
+        )
         with self._lock:
             self._types[(rt.group, rt.plural)] = rt
             self.generation += 1
@@ -232,17 +261,28 @@ class Registry:
 
 # -------------------------------------------------------------------------- discovery documents
 
+
 def _resource_entries(rt: ResourceType) -> list[dict]:
-    main = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
-            "verbs": rt.verbs}
+    main = {
+        "name": rt.plural,
+        "singularName": rt.singular,
+        "namespaced": rt.namespaced,
+        "kind": rt.kind,
+        "verbs": rt.verbs,
+    }
     if rt.short_names:
         main["shortNames"] = rt.short_names
     if rt.categories:
         main["categories"] = rt.categories
     out = [main]
     for sub in sorted(rt.subresources):
-        entry = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                 "kind": rt.kind, "verbs": ["get", "patch", "update"]}
+        entry = {
+            "name": f"{rt.plural}/{sub}",
+            "singularName": "",
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": ["get", "patch", "update"],
+        }
         if sub == "scale":
             entry.update(group="autoscaling", version="v1", kind="Scale")
         elif sub == "log":
@@ -254,20 +294,28 @@ def _resource_entries(rt: ResourceType) -> list[dict]:
 
 
 def api_versions(host: str) -> dict:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+    }
 
 
 def _api_group(group: str, versions: list[str]) -> dict:
-    return {"name": group,
-            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-            "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
+    return {
+        "name": group,
+        "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+        "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]},
+    }
 
 
 def api_group_list(reg: Registry) -> dict:
     gvs = reg.group_versions()
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_api_group(g, vs) for g, vs in sorted(gvs.items(), key=_group_order) if g]}
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_api_group(g, vs) for g, vs in sorted(gvs.items(), key=_group_order) if g],
+    }
 
 
 def api_group(reg: Registry, group: str) -> dict | None:
@@ -282,8 +330,12 @@ def api_resource_list(reg: Registry, group: str, version: str) -> dict | None:
     if not types:
         return None
     gv = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-            "resources": [e for rt in types for e in _resource_entries(rt)]}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": [e for rt in types for e in _resource_entries(rt)],
+    }
 
 
 def _group_order(item: tuple[str, list[str]]) -> tuple:
@@ -305,23 +357,38 @@ def aggregated(reg: Registry, legacy: bool) -> dict:
         for v in versions:
             resources = []
             for rt in reg.in_group_version(group, v):
-                r = {"resource": rt.plural, "responseKind": {"group": group, "version": v, "kind": rt.kind},
-                     "scope": "Namespaced" if rt.namespaced else "Cluster", "singularResource": rt.singular,
-                     "verbs": rt.verbs}
+                r = {
+                    "resource": rt.plural,
+                    "responseKind": {"group": group, "version": v, "kind": rt.kind},
+                    "scope": "Namespaced" if rt.namespaced else "Cluster",
+                    "singularResource": rt.singular,
+                    "verbs": rt.verbs,
+                }
                 if rt.short_names:
                     r["shortNames"] = rt.short_names
                 if rt.categories:
                     r["categories"] = rt.categories
                 subs = []
                 for e in _resource_entries(rt)[1:]:
-                    subs.append({"subresource": e["name"].split("/", 1)[1],
-                                 "responseKind": {"group": e.get("group", group),
-                                                  "version": e.get("version", v), "kind": e["kind"]},
-                                 "verbs": e["verbs"]})
+                    subs.append(
+                        {
+                            "subresource": e["name"].split("/", 1)[1],
+                            "responseKind": {
+                                "group": e.get("group", group),
+                                "version": e.get("version", v),
+                                "kind": e["kind"],
+                            },
+                            "verbs": e["verbs"],
+                        }
+                    )
                 if subs:
                     r["subresources"] = subs
                 resources.append(r)
             vers.append({"version": v, "resources": resources, "freshness": "Current"})
         items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": vers})
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
-            "metadata": {}, "items": items}
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

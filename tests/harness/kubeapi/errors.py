@@ -8,8 +8,15 @@ from typing import Any
 class ApiError(Exception):
     """An error the simulator answers with a ``Status`` body; also what the Store API raises."""
 
-    def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        details: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -19,8 +26,13 @@ class ApiError(Exception):
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "code": self.code,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
         }
         if self.details:
             body["details"] = self.details
@@ -43,20 +55,31 @@ def _qualified(resource: str, group: str) -> str:
 
 
 def not_found(resource: str, name: str, group: str = "") -> ApiError:
-    return ApiError(404, "NotFound", f'{_qualified(resource, group)} "{name}" not found',
-                    details=_details(resource, name, group))
+    return ApiError(
+        404,
+        "NotFound",
+        f'{_qualified(resource, group)} "{name}" not found',
+        details=_details(resource, name, group),
+    )
 
 
 def already_exists(resource: str, name: str, group: str = "") -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{_qualified(resource, group)} "{name}" already exists',
-                    details=_details(resource, name, group))
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{_qualified(resource, group)} "{name}" already exists',
+        details=_details(resource, name, group),
+    )
 
 
 def conflict(resource: str, name: str, group: str = "", why: str | None = None) -> ApiError:
     why = why or "the object has been modified; please apply your changes to the latest version and try again"
-    return ApiError(409, "Conflict",
-                    f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
-                    details=_details(resource, name, group))
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": {why}',
+        details=_details(resource, name, group),
+    )
 
 
 def apply_conflict(causes: list[dict]) -> ApiError:
@@ -64,7 +87,8 @@ def apply_conflict(causes: list[dict]) -> ApiError:
     n = len(causes)
     lines = "\n".join(f"- {c['message']}" for c in causes)
     msg = f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + (
-        causes[0]["message"] if n == 1 else "\n" + lines)
+        causes[0]["message"] if n == 1 else "\n" + lines
+    )
     return ApiError(409, "Conflict", msg, details={"causes": causes})
 
 
@@ -73,25 +97,34 @@ def invalid(kind: str, name: str, causes: list[dict], group: str = "") -> ApiErr
     summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
     if len(causes) > 1:
         summary = "[" + summary + "]"
-    return ApiError(422, "Invalid", f'{_qualified(kind, group)} "{name}" is invalid: {summary}',
-                    details=_details(kind, name, group, causes=causes))
+    return ApiError(
+        422,
+        "Invalid",
+        f'{_qualified(kind, group)} "{name}" is invalid: {summary}',
+        details=_details(kind, name, group, causes=causes),
+    )
 
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-def method_not_allowed(message: str = "the server does not allow this method on the requested resource"
-                       ) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", message, details={"causes": [
-        {"reason": "", "message": message}]})
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> ApiError:
+    return ApiError(
+        405, "MethodNotAllowed", message, details={"causes": [{"reason": "", "message": message}]}
+    )
 
 
 def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types include: "
-                    f"{', '.join(accepted)}", details={"causes": [
-                        {"reason": "", "message": f"unsupported content type {content_type!r}"}]})
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{', '.join(accepted)}",
+        details={"causes": [{"reason": "", "message": f"unsupported content type {content_type!r}"}]},
+    )
 
 
 def not_acceptable(message: str) -> ApiError:
@@ -108,8 +141,13 @@ def gone(message: str) -> ApiError:
 
 def too_many_requests(message: str, retry_after: float) -> ApiError:
     secs = max(1, round(retry_after))
-    return ApiError(429, "TooManyRequests", message, details={"retryAfterSeconds": secs},
-                    headers={"Retry-After": str(secs)})
+    return ApiError(
+        429,
+        "TooManyRequests",
+        message,
+        details={"retryAfterSeconds": secs},
+        headers={"Retry-After": str(secs)},
+    )
 
 
 def internal(message: str) -> ApiError:

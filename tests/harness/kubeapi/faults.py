@@ -23,14 +23,14 @@ from . import errors
 
 @dataclass
 class FaultRule:
-    path: str = ".*"                   # regex, searched in the request path (no query)
-    verbs: list[str] | None = None     # k8s verbs or HTTP methods; None: all
-    status: int | None = None          # 429 / 500 / 503 (any 4xx/5xx works)
-    retry_after: float = 1.0           # seconds, sent as Retry-After with 429 (and 503)
-    latency: float = 0.0               # seconds added before the request is served
+    path: str = ".*"  # regex, searched in the request path (no query)
+    verbs: list[str] | None = None  # k8s verbs or HTTP methods; None: all
+    status: int | None = None  # 429 / 500 / 503 (any 4xx/5xx works)
+    retry_after: float = 1.0  # seconds, sent as Retry-After with 429 (and 503)
+    latency: float = 0.0  # seconds added before the request is served
     drop_watch_after: int | None = None  # close watch streams after this many events
-    times: int | None = None           # fire at most this many times; None: unlimited
-    rate: float = 1.0                  # probability of firing per matching request
+    times: int | None = None  # fire at most this many times; None: unlimited
+    rate: float = 1.0  # probability of firing per matching request
     message: str = ""
     hits: int = field(default=0)
     id: int = field(default=0)
@@ -50,8 +50,14 @@ class FaultRule:
         msg = self.message or f"fault injected by the simulator ({self.status})"
         if self.status == 429:
             return errors.too_many_requests(msg, self.retry_after)
-        reason = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout", 409: "Conflict",
-                  404: "NotFound", 403: "Forbidden"}.get(self.status, "InternalError")
+        reason = {
+            500: "InternalError",
+            503: "ServiceUnavailable",
+            504: "Timeout",
+            409: "Conflict",
+            404: "NotFound",
+            403: "Forbidden",
+        }.get(self.status, "InternalError")
         headers = {"Retry-After": str(max(1, int(self.retry_after)))} if self.status == 503 else None
         return errors.ApiError(self.status, reason, msg, headers=headers)
 
@@ -136,8 +142,9 @@ class RequestLog:
         with self._lock:
             self._entries.clear()
 
-    def find(self, method: str | None = None, path: str | None = None, verb: str | None = None,
-             **query: str) -> list[RequestRecord]:
+    def find(
+        self, method: str | None = None, path: str | None = None, verb: str | None = None, **query: str
+    ) -> list[RequestRecord]:
         """Entries by method, path regex, verb and query values (e.g. ``fieldManager="helm"``)."""
         out = []
         for r in self.entries:

@@ -24,8 +24,18 @@ from . import errors
 from .patch import list_merge_key, strategic_merge
 
 Path = tuple[str, ...]
-_SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-              "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"}
+_SKIP_META = {
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+}
 _MISSING = object()
 
 
@@ -85,8 +95,10 @@ def get_at(obj: Any, path: Path) -> Any:
             want = json.loads(rest)
             if not isinstance(cur, list):
                 return _MISSING
-            cur = next((x for x in cur if isinstance(x, dict)
-                        and all(x.get(k) == v for k, v in want.items())), _MISSING)
+            cur = next(
+                (x for x in cur if isinstance(x, dict) and all(x.get(k) == v for k, v in want.items())),
+                _MISSING,
+            )
             if cur is _MISSING:
                 return cur
         elif tag == "v":
@@ -109,7 +121,7 @@ def remove_at(obj: Any, path: Path) -> None:
 def _prune(obj: dict, path: Path, keep: set[Path]) -> None:
     """Drop maps emptied by a removal, up to the first one that is still owned or non-empty."""
     while path and path[-1].startswith("f:") and get_at(obj, path) == {}:
-        if any(q[:len(path)] == path for q in keep):
+        if any(q[: len(path)] == path for q in keep):
             return
         remove_at(obj, path)
         path = path[:-1]
@@ -120,6 +132,7 @@ def _is_presence(p: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------ FieldsV1 JSON
+
 
 def to_fields_v1(paths: set[Path]) -> dict:
     root: dict = {}
@@ -161,6 +174,7 @@ def format_path(p: Path) -> str:
 
 # ------------------------------------------------------------------------------- managers
 
+
 def _entries(obj: dict) -> list[dict]:
     return copy.deepcopy((obj.get("metadata") or {}).get("managedFields") or [])
 
@@ -178,14 +192,18 @@ def _set_entries(obj: dict, entries: list[dict]) -> None:
 
 def _find(entries: list[dict], manager: str, operation: str, subresource: str) -> dict | None:
     for e in entries:
-        if (e.get("manager") == manager and e.get("operation") == operation
-                and e.get("subresource", "") == subresource):
+        if (
+            e.get("manager") == manager
+            and e.get("operation") == operation
+            and e.get("subresource", "") == subresource
+        ):
             return e
     return None
 
 
-def _put_fields(entries: list[dict], manager: str, operation: str, subresource: str, api_version: str,
-                fields: set[Path]) -> None:
+def _put_fields(
+    entries: list[dict], manager: str, operation: str, subresource: str, api_version: str, fields: set[Path]
+) -> None:
     e = _find(entries, manager, operation, subresource)
     if e is None:
         e = {"manager": manager, "operation": operation, "apiVersion": api_version}
@@ -195,19 +213,27 @@ def _put_fields(entries: list[dict], manager: str, operation: str, subresource: 
     e.update(apiVersion=api_version, time=now(), fieldsType="FieldsV1", fieldsV1=to_fields_v1(fields))
 
 
-def record_update(old: dict | None, new: dict, manager: str, kind: str, api_version: str,
-                  subresource: str = "") -> None:
+def record_update(
+    old: dict | None, new: dict, manager: str, kind: str, api_version: str, subresource: str = ""
+) -> None:
     """Update ``new``'s managedFields for a non-apply write by ``manager`` (old is None on create)."""
     old = old or {}
     given = (new.get("metadata") or {}).get("managedFields")
-    entries = _entries(new) if given is not None and given != (old.get("metadata") or {}).get(
-        "managedFields") else _entries(old)
+    entries = (
+        _entries(new)
+        if given is not None and given != (old.get("metadata") or {}).get("managedFields")
+        else _entries(old)
+    )
     old_set = fieldset(old, kind, subresource) if old else set()
     new_set = fieldset(new, kind, subresource)
-    changed = {p for p in new_set if _is_presence(p) and get_at(old, p) is _MISSING
-               or not _is_presence(p) and get_at(old, p) != get_at(new, p)}
+    changed = {
+        p
+        for p in new_set
+        if (_is_presence(p) and get_at(old, p) is _MISSING)
+        or (not _is_presence(p) and get_at(old, p) != get_at(new, p))
+    }
     removed = old_set - new_set
-    for e in entries:     # fields of other subresources never overlap (status vs the rest)
+    for e in entries:  # fields of other subresources never overlap (status vs the rest)
         e["fieldsV1"] = to_fields_v1(_entry_fields(e) - changed - removed)
     mine = _find(entries, manager, "Update", subresource)
     if changed or mine is not None:
@@ -216,8 +242,15 @@ def record_update(old: dict | None, new: dict, manager: str, kind: str, api_vers
     _set_entries(new, entries)
 
 
-def apply(live: dict | None, applied: dict, manager: str, force: bool, kind: str, api_version: str,
-          subresource: str = "") -> dict:
+def apply(
+    live: dict | None,
+    applied: dict,
+    manager: str,
+    force: bool,
+    kind: str,
+    api_version: str,
+    subresource: str = "",
+) -> dict:
     """Server-side apply ``applied`` onto ``live`` (None: create). Returns the new object."""
     applied_fields = fieldset(applied, kind, subresource)
     if live is None:
@@ -230,24 +263,31 @@ def apply(live: dict | None, applied: dict, manager: str, force: bool, kind: str
     own = _find(entries, manager, "Apply", subresource)
     owned_before = _entry_fields(own) if own else set()
     conflicts: list[tuple[dict, Path]] = []
-    for e in entries:     # any manager, whatever subresource it wrote through (e.g. scale)
+    for e in entries:  # any manager, whatever subresource it wrote through (e.g. scale)
         if e is own:
             continue
         for p in _entry_fields(e) & applied_fields:
             if not _is_presence(p) and get_at(live, p) != get_at(applied, p):
                 conflicts.append((e, p))
     if conflicts and not force:
-        raise errors.apply_conflict([
-            {"type": "FieldManagerConflict", "field": format_path(p),
-             "message": f'conflict with "{e["manager"]}"'
-                        + (" using " + e["apiVersion"] if e.get("apiVersion") else "") + f": {format_path(p)}"}
-            for e, p in conflicts])
+        raise errors.apply_conflict(
+            [
+                {
+                    "type": "FieldManagerConflict",
+                    "field": format_path(p),
+                    "message": f'conflict with "{e["manager"]}"'
+                    + (" using " + e["apiVersion"] if e.get("apiVersion") else "")
+                    + f": {format_path(p)}",
+                }
+                for e, p in conflicts
+            ]
+        )
     for e, p in conflicts:
         e["fieldsV1"] = to_fields_v1(_entry_fields(e) - {p})
     merged = strategic_merge(live, _drop_status(applied, subresource), kind)
     others = set().union(*(_entry_fields(e) for e in entries if e is not own)) if entries else set()
     for p in sorted(owned_before - applied_fields, key=len, reverse=True):
-        if any(q[:len(p)] == p for q in others):
+        if any(q[: len(p)] == p for q in others):
             continue
         remove_at(merged, p)
         _prune(merged, p[:-1], others | applied_fields)

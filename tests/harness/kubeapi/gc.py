@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import errors, fieldsets
 
-if TYPE_CHECKING:   # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover
     from .discovery import ResourceType
 
 FOREGROUND = "foregroundDeletion"
@@ -28,8 +28,16 @@ class DeletionMixin:
     _rv: int
     _pod_logs: dict
 
-    def do_delete(self, rt: ResourceType, ns: str, name: str, *, propagation: str | None = None,
-                  preconditions: dict | None = None, dry_run: bool = False) -> tuple[dict, bool]:
+    def do_delete(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        *,
+        propagation: str | None = None,
+        preconditions: dict | None = None,
+        dry_run: bool = False,
+    ) -> tuple[dict, bool]:
         """Returns (object, gone): gone is False while finalizers keep the object."""
         with self.lock:
             key = self._key(rt, ns, name)
@@ -40,9 +48,13 @@ class DeletionMixin:
             pre = preconditions or {}
             for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
                 if pre.get(field) and pre[field] != meta.get(field):
-                    raise errors.conflict(rt.plural, name, rt.group,
-                                          f"Precondition failed: {label} in precondition: {pre[field]}, "
-                                          f"{label} in object meta: {meta.get(field)}")
+                    raise errors.conflict(
+                        rt.plural,
+                        name,
+                        rt.group,
+                        f"Precondition failed: {label} in precondition: {pre[field]}, "
+                        f"{label} in object meta: {meta.get(field)}",
+                    )
             if propagation not in (None, "Background", "Foreground", "Orphan"):
                 raise errors.bad_request(f"unsupported propagationPolicy {propagation!r}")
             if dry_run:
@@ -60,8 +72,9 @@ class DeletionMixin:
                 self._remove(rt, key)
                 return self.present(rt, obj), True
             new = copy.deepcopy(obj)
-            new["metadata"].update(deletionTimestamp=fieldsets.now(), deletionGracePeriodSeconds=0,
-                                   finalizers=finalizers)
+            new["metadata"].update(
+                deletionTimestamp=fieldsets.now(), deletionGracePeriodSeconds=0, finalizers=finalizers
+            )
             self._put(rt, key, new, obj)
             if FOREGROUND in finalizers:
                 for dkey in self._dependents(meta["uid"]):
@@ -72,8 +85,15 @@ class DeletionMixin:
             current = self._objects.get(key)
             return self.present(rt, current or new), current is None
 
-    def do_delete_collection(self, rt: ResourceType, ns: str | None, *, label_selector: str | None = None,
-                             field_selector: str | None = None, propagation: str | None = None) -> list[dict]:
+    def do_delete_collection(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        propagation: str | None = None,
+    ) -> list[dict]:
         with self.lock:
             items, _ = self.do_list(rt, ns, label_selector=label_selector, field_selector=field_selector)
             for item in items:
@@ -122,8 +142,11 @@ class DeletionMixin:
             self._maybe_finish_crd(rt.crd)
 
     def _dependents(self, uid: str) -> list[tuple]:
-        return [k for k, o in self._objects.items()
-                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
+        return [
+            k
+            for k, o in self._objects.items()
+            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
+        ]
 
     def _collect_dependents(self, uid: str) -> None:
         """Background GC after an owner is gone: delete orphans, drop dangling references otherwise."""
@@ -145,8 +168,9 @@ class DeletionMixin:
         for key in self._dependents(uid):
             obj = self._objects[key]
             new = copy.deepcopy(obj)
-            new["metadata"]["ownerReferences"] = [r for r in obj["metadata"]["ownerReferences"]
-                                                  if r.get("uid") != uid]
+            new["metadata"]["ownerReferences"] = [
+                r for r in obj["metadata"]["ownerReferences"] if r.get("uid") != uid
+            ]
             if not new["metadata"]["ownerReferences"]:
                 del new["metadata"]["ownerReferences"]
             self._put(self._rt(key), key, new, obj)
@@ -190,8 +214,12 @@ class DeletionMixin:
     def _maybe_finish_namespace(self, ns: str) -> None:
         key = ("", "namespaces", "", ns)
         obj = self._objects.get(key)
-        if (obj is None or not obj["metadata"].get("deletionTimestamp") or obj["metadata"].get("finalizers")
-                or any(k[2] == ns for k in self._objects)):
+        if (
+            obj is None
+            or not obj["metadata"].get("deletionTimestamp")
+            or obj["metadata"].get("finalizers")
+            or any(k[2] == ns for k in self._objects)
+        ):
             return
         self._remove(self._rt(key), key)
 

@@ -48,14 +48,18 @@ def read_release(store: Store, name: str, namespace: str, revision: int | None =
     raise LookupError(f"release {name!r} has no revision {revision}")
 
 
-def set_release_status(store: Store, name: str, namespace: str, status: str = "pending-upgrade",
-                       revision: int | None = None) -> dict:
+def set_release_status(
+    store: Store, name: str, namespace: str, status: str = "pending-upgrade", revision: int | None = None
+) -> dict:
     """Rewrite a revision's status (label and ``info.status`` in the blob); latest revision by default."""
     secrets = release_secrets(store, name, namespace)
     if not secrets:
         raise LookupError(f"no helm release {name!r} in namespace {namespace!r}")
-    target = secrets[-1] if revision is None else next(
-        s for s in secrets if int(s["metadata"]["labels"]["version"]) == revision)
+    target = (
+        secrets[-1]
+        if revision is None
+        else next(s for s in secrets if int(s["metadata"]["labels"]["version"]) == revision)
+    )
     release = decode_release(target)
     release.setdefault("info", {})["status"] = status
     target["data"]["release"] = encode_release(release)

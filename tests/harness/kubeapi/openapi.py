@@ -16,8 +16,10 @@ import json
 
 from .discovery import Registry
 
-_PARAMS = [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
-           for n in ("dryRun", "fieldManager", "fieldValidation", "force")]
+_PARAMS = [
+    {"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
+    for n in ("dryRun", "fieldManager", "fieldValidation", "force")
+]
 
 
 def gv_path(group: str, version: str) -> str:
@@ -33,12 +35,20 @@ def gv_document(reg: Registry, group: str, version: str) -> dict | None:
         gvk = {"group": group, "version": version, "kind": rt.kind}
         base = "/" + gv_path(group, version)
         ns = "/namespaces/{namespace}" if rt.namespaced else ""
-        op = {"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch",
-              "operationId": f"patch{rt.kind}", "parameters": _PARAMS,
-              "responses": {"200": {"description": "OK"}}}
+        op = {
+            "x-kubernetes-group-version-kind": gvk,
+            "x-kubernetes-action": "patch",
+            "operationId": f"patch{rt.kind}",
+            "parameters": _PARAMS,
+            "responses": {"200": {"description": "OK"}},
+        }
         paths[f"{base}{ns}/{rt.plural}/{{name}}"] = {"patch": op}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (kubeapi simulator)", "version": "v1.35.0"},
-            "paths": paths, "components": {"schemas": {}}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (kubeapi simulator)", "version": "v1.35.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
 
 
 def _hash(doc: dict) -> str:

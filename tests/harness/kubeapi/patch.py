@@ -16,11 +16,24 @@ from . import errors
 
 # field name -> merge key, for lists whose patchStrategy is "merge" (by field name, for built-in kinds)
 MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
-    "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
-    "imagePullSecrets": "name", "hostAliases": "ip", "conditions": "type", "ownerReferences": "uid",
-    "topologySpreadConstraints": "topologyKey", "resourceClaims": "name", "schedulingGates": "name",
-    "secrets": "name", "webhooks": "name", "podIPs": "ip", "hostIPs": "ip",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "hostAliases": "ip",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "topologySpreadConstraints": "topologyKey",
+    "resourceClaims": "name",
+    "schedulingGates": "name",
+    "secrets": "name",
+    "webhooks": "name",
+    "podIPs": "ip",
+    "hostIPs": "ip",
 }
 
 
@@ -44,6 +57,7 @@ def list_merge_key(path: tuple[str, ...], kind: str) -> str | None:
 
 # ------------------------------------------------------------------------------------- merge patch
 
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386."""
     if not isinstance(patch, dict):
@@ -58,6 +72,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 # -------------------------------------------------------------------------------------- JSON patch
+
 
 def _pointer(path: str) -> list[str]:
     if path == "":
@@ -104,8 +119,11 @@ def json_patch(doc: Any, ops: Any) -> Any:
             else:
                 raise ValueError(f"unknown op {kind!r}")
         except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise errors.ApiError(422, "Invalid", f"the server rejected our request due to an error in our "
-                                                  f"request: json patch {op!r}: {exc}") from None
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                f"the server rejected our request due to an error in our request: json patch {op!r}: {exc}",
+            ) from None
     return doc
 
 
@@ -142,9 +160,15 @@ def strategic_merge(target: Any, patch: Any, kind: str, path: tuple[str, ...] = 
 
 def _strip(v: Any) -> Any:
     if isinstance(v, dict):
-        return {k: _strip(x) for k, x in v.items()
-                if not (k.startswith(("$setElementOrder/", "$deleteFromPrimitiveList/"))
-                        or k in ("$patch", "$retainKeys")) and x is not None}
+        return {
+            k: _strip(x)
+            for k, x in v.items()
+            if not (
+                k.startswith(("$setElementOrder/", "$deleteFromPrimitiveList/"))
+                or k in ("$patch", "$retainKeys")
+            )
+            and x is not None
+        }
     if isinstance(v, list):
         return [_strip(x) for x in v]
     return v
@@ -204,7 +228,9 @@ def _merge_list(current: Any, patch: list, kind: str, path: tuple[str, ...]) -> 
             if item not in out:
                 out.append(item)
             continue
-        idx = next((i for i, x in enumerate(out) if isinstance(x, dict) and x.get(key) == item.get(key)), None)
+        idx = next(
+            (i for i, x in enumerate(out) if isinstance(x, dict) and x.get(key) == item.get(key)), None
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 del out[idx]
@@ -219,7 +245,10 @@ def _merge_list(current: Any, patch: list, kind: str, path: tuple[str, ...]) -> 
 def _reorder(items: list, order: list, key: str | None) -> list:
     def ident(x: Any) -> Any:
         return x.get(key) if key and isinstance(x, dict) else x
+
     wanted = [ident(o) for o in order]
-    ranked = sorted(range(len(items)), key=lambda i: (wanted.index(ident(items[i]))
-                                                      if ident(items[i]) in wanted else len(wanted) + i))
+    ranked = sorted(
+        range(len(items)),
+        key=lambda i: wanted.index(ident(items[i])) if ident(items[i]) in wanted else len(wanted) + i,
+    )
     return [items[i] for i in ranked]

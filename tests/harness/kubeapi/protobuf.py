@@ -22,82 +22,178 @@ CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 Schema = dict[int, tuple[str, str, Any]]
 
 TIME: Schema = {1: ("seconds", "int64", None), 2: ("nanos", "int32", None)}
-OWNER_REF: Schema = {1: ("kind", "string", None), 3: ("name", "string", None), 4: ("uid", "string", None),
-                     5: ("apiVersion", "string", None), 6: ("controller", "bool", None),
-                     7: ("blockOwnerDeletion", "bool", None)}
-MANAGED: Schema = {1: ("manager", "string", None), 2: ("operation", "string", None),
-                   3: ("apiVersion", "string", None), 4: ("time", "time", None),
-                   6: ("fieldsType", "string", None), 7: ("fieldsV1", "fieldsv1", None),
-                   8: ("subresource", "string", None)}
+OWNER_REF: Schema = {
+    1: ("kind", "string", None),
+    3: ("name", "string", None),
+    4: ("uid", "string", None),
+    5: ("apiVersion", "string", None),
+    6: ("controller", "bool", None),
+    7: ("blockOwnerDeletion", "bool", None),
+}
+MANAGED: Schema = {
+    1: ("manager", "string", None),
+    2: ("operation", "string", None),
+    3: ("apiVersion", "string", None),
+    4: ("time", "time", None),
+    6: ("fieldsType", "string", None),
+    7: ("fieldsV1", "fieldsv1", None),
+    8: ("subresource", "string", None),
+}
 OBJECT_META: Schema = {
-    1: ("name", "string", None), 2: ("generateName", "string", None), 3: ("namespace", "string", None),
-    4: ("selfLink", "string", None), 5: ("uid", "string", None), 6: ("resourceVersion", "string", None),
-    7: ("generation", "int64", None), 8: ("creationTimestamp", "time", None),
-    9: ("deletionTimestamp", "time", None), 10: ("deletionGracePeriodSeconds", "int64", None),
-    11: ("labels", "map_ss", None), 12: ("annotations", "map_ss", None),
-    13: ("ownerReferences", "rep_msg", OWNER_REF), 14: ("finalizers", "rep_string", None),
-    17: ("managedFields", "rep_msg", MANAGED)}
-LIST_META: Schema = {1: ("selfLink", "string", None), 2: ("resourceVersion", "string", None),
-                     3: ("continue", "string", None), 4: ("remainingItemCount", "int64", None)}
-SECRET: Schema = {1: ("metadata", "msg", OBJECT_META), 2: ("data", "map_sb", None), 3: ("type", "string", None),
-                  4: ("stringData", "map_ss", None), 5: ("immutable", "bool", None)}
-CONFIGMAP: Schema = {1: ("metadata", "msg", OBJECT_META), 2: ("data", "map_ss", None),
-                     3: ("binaryData", "map_sb", None), 4: ("immutable", "bool", None)}
-NAMESPACE: Schema = {1: ("metadata", "msg", OBJECT_META),
-                     2: ("spec", "msg", {1: ("finalizers", "rep_string", None)}),
-                     3: ("status", "msg", {1: ("phase", "string", None)})}
-DELETE_OPTIONS: Schema = {1: ("gracePeriodSeconds", "int64", None),
-                          2: ("preconditions", "msg", {1: ("uid", "string", None),
-                                                       2: ("resourceVersion", "string", None)}),
-                          3: ("orphanDependents", "bool", None), 4: ("propagationPolicy", "string", None),
-                          5: ("dryRun", "rep_string", None)}
+    1: ("name", "string", None),
+    2: ("generateName", "string", None),
+    3: ("namespace", "string", None),
+    4: ("selfLink", "string", None),
+    5: ("uid", "string", None),
+    6: ("resourceVersion", "string", None),
+    7: ("generation", "int64", None),
+    8: ("creationTimestamp", "time", None),
+    9: ("deletionTimestamp", "time", None),
+    10: ("deletionGracePeriodSeconds", "int64", None),
+    11: ("labels", "map_ss", None),
+    12: ("annotations", "map_ss", None),
+    13: ("ownerReferences", "rep_msg", OWNER_REF),
+    14: ("finalizers", "rep_string", None),
+    17: ("managedFields", "rep_msg", MANAGED),
+}
+LIST_META: Schema = {
+    1: ("selfLink", "string", None),
+    2: ("resourceVersion", "string", None),
+    3: ("continue", "string", None),
+    4: ("remainingItemCount", "int64", None),
+}
+SECRET: Schema = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("data", "map_sb", None),
+    3: ("type", "string", None),
+    4: ("stringData", "map_ss", None),
+    5: ("immutable", "bool", None),
+}
+CONFIGMAP: Schema = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("data", "map_ss", None),
+    3: ("binaryData", "map_sb", None),
+    4: ("immutable", "bool", None),
+}
+NAMESPACE: Schema = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("spec", "msg", {1: ("finalizers", "rep_string", None)}),
+    3: ("status", "msg", {1: ("phase", "string", None)}),
+}
+DELETE_OPTIONS: Schema = {
+    1: ("gracePeriodSeconds", "int64", None),
+    2: ("preconditions", "msg", {1: ("uid", "string", None), 2: ("resourceVersion", "string", None)}),
+    3: ("orphanDependents", "bool", None),
+    4: ("propagationPolicy", "string", None),
+    5: ("dryRun", "rep_string", None),
+}
 CAUSE: Schema = {1: ("reason", "string", None), 2: ("message", "string", None), 3: ("field", "string", None)}
-STATUS: Schema = {1: ("metadata", "msg", LIST_META), 2: ("status", "string", None),
-                  3: ("message", "string", None), 4: ("reason", "string", None),
-                  5: ("details", "msg", {1: ("name", "string", None), 2: ("group", "string", None),
-                                         3: ("kind", "string", None), 4: ("causes", "rep_msg", CAUSE),
-                                         5: ("retryAfterSeconds", "int32", None),
-                                         6: ("uid", "string", None)}),
-                  6: ("code", "int32", None)}
-RESOURCE_ATTRS: Schema = {1: ("namespace", "string", None), 2: ("verb", "string", None),
-                          3: ("group", "string", None), 4: ("version", "string", None),
-                          5: ("resource", "string", None), 6: ("subresource", "string", None),
-                          7: ("name", "string", None)}
+STATUS: Schema = {
+    1: ("metadata", "msg", LIST_META),
+    2: ("status", "string", None),
+    3: ("message", "string", None),
+    4: ("reason", "string", None),
+    5: (
+        "details",
+        "msg",
+        {
+            1: ("name", "string", None),
+            2: ("group", "string", None),
+            3: ("kind", "string", None),
+            4: ("causes", "rep_msg", CAUSE),
+            5: ("retryAfterSeconds", "int32", None),
+            6: ("uid", "string", None),
+        },
+    ),
+    6: ("code", "int32", None),
+}
+RESOURCE_ATTRS: Schema = {
+    1: ("namespace", "string", None),
+    2: ("verb", "string", None),
+    3: ("group", "string", None),
+    4: ("version", "string", None),
+    5: ("resource", "string", None),
+    6: ("subresource", "string", None),
+    7: ("name", "string", None),
+}
 NON_RESOURCE_ATTRS: Schema = {1: ("path", "string", None), 2: ("verb", "string", None)}
-ACCESS_STATUS: Schema = {1: ("allowed", "bool", None), 4: ("denied", "bool", None), 2: ("reason", "string", None),
-                         3: ("evaluationError", "string", None)}
-ACCESS_SPEC: Schema = {1: ("resourceAttributes", "msg", RESOURCE_ATTRS),
-                       2: ("nonResourceAttributes", "msg", NON_RESOURCE_ATTRS),
-                       3: ("user", "string", None), 4: ("groups", "rep_string", None), 6: ("uid", "string", None)}
+ACCESS_STATUS: Schema = {
+    1: ("allowed", "bool", None),
+    4: ("denied", "bool", None),
+    2: ("reason", "string", None),
+    3: ("evaluationError", "string", None),
+}
+ACCESS_SPEC: Schema = {
+    1: ("resourceAttributes", "msg", RESOURCE_ATTRS),
+    2: ("nonResourceAttributes", "msg", NON_RESOURCE_ATTRS),
+    3: ("user", "string", None),
+    4: ("groups", "rep_string", None),
+    6: ("uid", "string", None),
+}
 RULES_STATUS: Schema = {
-    1: ("resourceRules", "rep_msg", {1: ("verbs", "rep_string", None), 2: ("apiGroups", "rep_string", None),
-                                     3: ("resources", "rep_string", None),
-                                     4: ("resourceNames", "rep_string", None)}),
-    2: ("nonResourceRules", "rep_msg", {1: ("verbs", "rep_string", None),
-                                        2: ("nonResourceURLs", "rep_string", None)}),
-    3: ("incomplete", "bool", None), 4: ("evaluationError", "string", None)}
-OBJECT_REF: Schema = {1: ("kind", "string", None), 2: ("namespace", "string", None), 3: ("name", "string", None),
-                      4: ("uid", "string", None), 5: ("apiVersion", "string", None),
-                      6: ("resourceVersion", "string", None), 7: ("fieldPath", "string", None)}
-SERVICE_ACCOUNT: Schema = {1: ("metadata", "msg", OBJECT_META), 2: ("secrets", "rep_msg", OBJECT_REF),
-                           3: ("imagePullSecrets", "rep_msg", {1: ("name", "string", None)}),
-                           4: ("automountServiceAccountToken", "bool", None)}
-_REVIEW = {1: ("metadata", "msg", OBJECT_META), 2: ("spec", "msg", ACCESS_SPEC), 3: ("status", "msg", ACCESS_STATUS)}
+    1: (
+        "resourceRules",
+        "rep_msg",
+        {
+            1: ("verbs", "rep_string", None),
+            2: ("apiGroups", "rep_string", None),
+            3: ("resources", "rep_string", None),
+            4: ("resourceNames", "rep_string", None),
+        },
+    ),
+    2: (
+        "nonResourceRules",
+        "rep_msg",
+        {1: ("verbs", "rep_string", None), 2: ("nonResourceURLs", "rep_string", None)},
+    ),
+    3: ("incomplete", "bool", None),
+    4: ("evaluationError", "string", None),
+}
+OBJECT_REF: Schema = {
+    1: ("kind", "string", None),
+    2: ("namespace", "string", None),
+    3: ("name", "string", None),
+    4: ("uid", "string", None),
+    5: ("apiVersion", "string", None),
+    6: ("resourceVersion", "string", None),
+    7: ("fieldPath", "string", None),
+}
+SERVICE_ACCOUNT: Schema = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("secrets", "rep_msg", OBJECT_REF),
+    3: ("imagePullSecrets", "rep_msg", {1: ("name", "string", None)}),
+    4: ("automountServiceAccountToken", "bool", None),
+}
+_REVIEW = {
+    1: ("metadata", "msg", OBJECT_META),
+    2: ("spec", "msg", ACCESS_SPEC),
+    3: ("status", "msg", ACCESS_STATUS),
+}
 KINDS: dict[str, Schema] = {
-    "SelfSubjectAccessReview": _REVIEW, "SubjectAccessReview": _REVIEW, "LocalSubjectAccessReview": _REVIEW,
-    "SelfSubjectRulesReview": {1: ("metadata", "msg", OBJECT_META),
-                               2: ("spec", "msg", {1: ("namespace", "string", None)}),
-                               3: ("status", "msg", RULES_STATUS)},
+    "SelfSubjectAccessReview": _REVIEW,
+    "SubjectAccessReview": _REVIEW,
+    "LocalSubjectAccessReview": _REVIEW,
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg", OBJECT_META),
+        2: ("spec", "msg", {1: ("namespace", "string", None)}),
+        3: ("status", "msg", RULES_STATUS),
+    },
     "ServiceAccount": SERVICE_ACCOUNT,
-    "Secret": SECRET, "ConfigMap": CONFIGMAP, "Namespace": NAMESPACE, "DeleteOptions": DELETE_OPTIONS,
+    "Secret": SECRET,
+    "ConfigMap": CONFIGMAP,
+    "Namespace": NAMESPACE,
+    "DeleteOptions": DELETE_OPTIONS,
     "Status": STATUS,
     "SecretList": {1: ("metadata", "msg", LIST_META), 2: ("items", "rep_msg", SECRET)},
     "ConfigMapList": {1: ("metadata", "msg", LIST_META), 2: ("items", "rep_msg", CONFIGMAP)},
     "NamespaceList": {1: ("metadata", "msg", LIST_META), 2: ("items", "rep_msg", NAMESPACE)},
 }
-UNKNOWN: Schema = {1: ("typeMeta", "msg", {1: ("apiVersion", "string", None), 2: ("kind", "string", None)}),
-                   2: ("raw", "rawbytes", None), 3: ("contentEncoding", "string", None),
-                   4: ("contentType", "string", None)}
+UNKNOWN: Schema = {
+    1: ("typeMeta", "msg", {1: ("apiVersion", "string", None), 2: ("kind", "string", None)}),
+    2: ("raw", "rawbytes", None),
+    3: ("contentEncoding", "string", None),
+    4: ("contentType", "string", None),
+}
 
 
 class ProtobufError(ValueError):
@@ -105,6 +201,7 @@ class ProtobufError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------- wire
+
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
     shift = result = 0
@@ -128,11 +225,11 @@ def _fields(buf: bytes):
             val, i = _varint(buf, i)
         elif wt == 2:
             n, i = _varint(buf, i)
-            val, i = buf[i:i + n], i + n
+            val, i = buf[i : i + n], i + n
         elif wt == 1:
-            val, i = buf[i:i + 8], i + 8
+            val, i = buf[i : i + 8], i + 8
         elif wt == 5:
-            val, i = buf[i:i + 4], i + 4
+            val, i = buf[i : i + 4], i + 4
         else:
             raise ProtobufError(f"unsupported wire type {wt}")
         yield num, wt, val
@@ -172,7 +269,8 @@ def decode_message(buf: bytes, schema: Schema) -> dict:
             entry = decode_message(val, {1: ("k", "string", None), 2: ("v", "rawbytes", None)})
             v = entry.get("v", b"")
             out.setdefault(name, {})[entry.get("k", "")] = (
-                v.decode() if typ == "map_ss" else base64.b64encode(v).decode())
+                v.decode() if typ == "map_ss" else base64.b64encode(v).decode()
+            )
         elif typ == "rep_string":
             out.setdefault(name, []).append(val.decode())
         elif typ == "rep_msg":
@@ -241,11 +339,12 @@ def encode_message(obj: dict, schema: Schema) -> bytes:
 
 # ------------------------------------------------------------------------------------- envelope
 
+
 def decode(body: bytes) -> dict:
     """Envelope -> JSON-shaped dict (with apiVersion/kind); ProtobufError if unsupported."""
     if not body.startswith(MAGIC):
         raise ProtobufError("missing k8s protobuf magic prefix")
-    unknown = decode_message(body[len(MAGIC):], UNKNOWN)
+    unknown = decode_message(body[len(MAGIC) :], UNKNOWN)
     tm = unknown.get("typeMeta", {})
     kind = tm.get("kind", "")
     schema = KINDS.get(kind)
@@ -265,4 +364,3 @@ def encode(obj: dict) -> bytes:
     raw = encode_message(obj, KINDS[kind])
     unknown = {"typeMeta": {"apiVersion": obj.get("apiVersion", "v1"), "kind": kind}, "raw": raw}
     return MAGIC + encode_message(unknown, UNKNOWN)
-

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 
-if TYPE_CHECKING:   # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover
     from .discovery import ResourceType
     from .store import Event
 
@@ -58,21 +58,33 @@ class PythonApi:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | dict | None = None, field_selector: str | None = None) -> list[dict]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | dict | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict]:
         """Objects of a kind (namespace None: all namespaces); label_selector may be a dict of labels."""
         rt = self.resource(api_version, kind)
         if isinstance(label_selector, dict):
             label_selector = ",".join(f"{k}={v}" for k, v in label_selector.items())
-        items, _ = self.do_list(rt, namespace, label_selector=label_selector, field_selector=field_selector,
-                                version=_version(api_version))
+        items, _ = self.do_list(
+            rt,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            version=_version(api_version),
+        )
         return items
 
     def create(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER) -> dict:
         rt = self.resource(obj["apiVersion"], obj["kind"])
         ns = obj.get("metadata", {}).get("namespace", "") if rt.namespaced else ""
-        return self.do_create(rt, ns, obj, manager=field_manager, version=_version(obj["apiVersion"]),
-                              privileged=True)
+        return self.do_create(
+            rt, ns, obj, manager=field_manager, version=_version(obj["apiVersion"]), privileged=True
+        )
 
     def update(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER) -> dict:
         """PUT semantics: 409 if metadata.resourceVersion is set and stale."""
@@ -81,27 +93,64 @@ class PythonApi:
 
     def update_status(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER) -> dict:
         rt, ns, name = self._ident(obj)
-        return self.do_update(rt, ns, name, obj, manager=field_manager, subresource="status",
-                              version=_version(obj["apiVersion"]))
+        return self.do_update(
+            rt,
+            ns,
+            name,
+            obj,
+            manager=field_manager,
+            subresource="status",
+            version=_version(obj["apiVersion"]),
+        )
 
-    def patch(self, api_version: str, kind: str, name: str, body: Any, namespace: str = "", *,
-              patch_type: str = "merge", subresource: str = "", field_manager: str = DEFAULT_MANAGER,
-              force: bool = False) -> dict:
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: Any,
+        namespace: str = "",
+        *,
+        patch_type: str = "merge",
+        subresource: str = "",
+        field_manager: str = DEFAULT_MANAGER,
+        force: bool = False,
+    ) -> dict:
         """patch_type: merge | strategic | json | apply."""
         rt = self.resource(api_version, kind)
-        obj, _ = self.do_patch(rt, namespace, name, patch_type, body, manager=field_manager, force=force,
-                               subresource=subresource, version=_version(api_version))
+        obj, _ = self.do_patch(
+            rt,
+            namespace,
+            name,
+            patch_type,
+            body,
+            manager=field_manager,
+            force=force,
+            subresource=subresource,
+            version=_version(api_version),
+        )
         return obj
 
-    def apply(self, obj: dict, *, field_manager: str = DEFAULT_MANAGER, force: bool = False,
-              subresource: str = "") -> dict:
+    def apply(
+        self, obj: dict, *, field_manager: str = DEFAULT_MANAGER, force: bool = False, subresource: str = ""
+    ) -> dict:
         """Server-side apply (creates when missing)."""
         _, ns, name = self._ident(obj)
-        return self.patch(obj["apiVersion"], obj["kind"], name, obj, ns, patch_type="apply",
-                          subresource=subresource, field_manager=field_manager, force=force)
+        return self.patch(
+            obj["apiVersion"],
+            obj["kind"],
+            name,
+            obj,
+            ns,
+            patch_type="apply",
+            subresource=subresource,
+            field_manager=field_manager,
+            force=force,
+        )
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str = "", *,
-               propagation: str | None = None) -> dict | None:
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str = "", *, propagation: str | None = None
+    ) -> dict | None:
         """Delete; returns the object if it still exists (finalizers / foreground), else None."""
         rt = self.resource(api_version, kind)
         obj, gone = self.do_delete(rt, namespace, name, propagation=propagation)

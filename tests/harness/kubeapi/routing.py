@@ -12,11 +12,11 @@ from .discovery import Registry, ResourceType
 
 @dataclass
 class Target:
-    verb: str                       # k8s verb, or "discovery"/"other"
+    verb: str  # k8s verb, or "discovery"/"other"
     rt: ResourceType | None = None
     group: str = ""
     version: str = ""
-    namespace: str | None = None    # None: cluster-scoped, or all namespaces for list/watch
+    namespace: str | None = None  # None: cluster-scoped, or all namespaces for list/watch
     name: str | None = None
     sub: str = ""
     watch: bool = False
@@ -85,5 +85,13 @@ def parse(method: str, path: str, query: dict[str, str], reg: Registry) -> Targe
         raise not_found_path()
     if sub and sub not in rt.subresources:
         raise not_found_path()
-    return Target(verb=_verb(method, name, watch), rt=rt, group=group, version=version, namespace=ns,
-                  name=name, sub=sub, watch=watch)
+    return Target(
+        verb=_verb(method, name, watch),
+        rt=rt,
+        group=group,
+        version=version,
+        namespace=ns,
+        name=name,
+        sub=sub,
+        watch=watch,
+    )

@@ -109,7 +109,7 @@ def _go_value(value: Any) -> str:
 def _schema_dir() -> Path | None:
     try:
         import kubernetes_validate
-    except ImportError:   # pragma: no cover - dev dependency
+    except ImportError:  # pragma: no cover - dev dependency
         return None
     d = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / K8S_SCHEMA_VERSION
     return d if d.is_dir() else None
@@ -158,9 +158,12 @@ def _builtin_validator(group: str, version: str, kind: str):
     schema = _builtin_schema(group, version, kind)
     if schema is None:
         return None
-    registry = Registry().with_resources([
-        (schema["$id"], Resource.from_contents(schema)),
-        ("https://kubernetes.io/api/_definitions.json", Resource.from_contents(_definitions()))])
+    registry = Registry().with_resources(
+        [
+            (schema["$id"], Resource.from_contents(schema)),
+            ("https://kubernetes.io/api/_definitions.json", Resource.from_contents(_definitions())),
+        ]
+    )
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
@@ -266,29 +269,47 @@ def _cause(err, prefix: list | None = None) -> dict:
     v = err.validator
     if v == "required":
         missing = err.message.split("'")[1] if "'" in err.message else ""
-        return {"reason": "FieldValueRequired", "field": fmt_path([*parts, missing]), "message": "Required value"}
+        return {
+            "reason": "FieldValueRequired",
+            "field": fmt_path([*parts, missing]),
+            "message": "Required value",
+        }
     if v == "enum":
         allowed = ", ".join(json.dumps(x) for x in err.validator_value if x is not None)
-        return {"reason": "FieldValueNotSupported", "field": where,
-                "message": f"Unsupported value: {_go_value(err.instance)}: supported values: {allowed}"}
+        return {
+            "reason": "FieldValueNotSupported",
+            "field": where,
+            "message": f"Unsupported value: {_go_value(err.instance)}: supported values: {allowed}",
+        }
     if v == "type":
-        want = err.validator_value if isinstance(err.validator_value, str) else next(
-            t for t in err.validator_value if t != "null")
-        return {"reason": "FieldValueTypeInvalid", "field": where,
-                "message": f'Invalid value: "{_json_type(err.instance)}": {where} in body must be of type '
-                           f'{want}: "{_json_type(err.instance)}"'}
-    texts = {"minimum": f"should be greater than or equal to {err.validator_value}",
-             "maximum": f"should be less than or equal to {err.validator_value}",
-             "minLength": f"should be at least {err.validator_value} chars long",
-             "maxLength": f"may not be longer than {err.validator_value}",
-             "pattern": f"should match '{err.validator_value}'",
-             "minItems": f"should have at least {err.validator_value} items",
-             "maxItems": f"must have at most {err.validator_value} items",
-             "minProperties": f"should have at least {err.validator_value} properties",
-             "maxProperties": f"should have at most {err.validator_value} properties"}
+        want = (
+            err.validator_value
+            if isinstance(err.validator_value, str)
+            else next(t for t in err.validator_value if t != "null")
+        )
+        return {
+            "reason": "FieldValueTypeInvalid",
+            "field": where,
+            "message": f'Invalid value: "{_json_type(err.instance)}": {where} in body must be of type '
+            f'{want}: "{_json_type(err.instance)}"',
+        }
+    texts = {
+        "minimum": f"should be greater than or equal to {err.validator_value}",
+        "maximum": f"should be less than or equal to {err.validator_value}",
+        "minLength": f"should be at least {err.validator_value} chars long",
+        "maxLength": f"may not be longer than {err.validator_value}",
+        "pattern": f"should match '{err.validator_value}'",
+        "minItems": f"should have at least {err.validator_value} items",
+        "maxItems": f"must have at most {err.validator_value} items",
+        "minProperties": f"should have at least {err.validator_value} properties",
+        "maxProperties": f"should have at most {err.validator_value} properties",
+    }
     text = texts.get(v, err.message)
-    return {"reason": "FieldValueInvalid", "field": where,
-            "message": f"Invalid value: {_go_value(err.instance)}: {where} in body {text}"}
+    return {
+        "reason": "FieldValueInvalid",
+        "field": where,
+        "message": f"Invalid value: {_go_value(err.instance)}: {where} in body {text}",
+    }
 
 
 @lru_cache(maxsize=64)
@@ -305,9 +326,17 @@ def _leaf_errors(errs) -> list:
             # int-or-string / quantity: one error for the field, not one per branch
             kinds = [c for c in e.context if c.validator == "type"]
             if len(kinds) == len(e.context):
-                e.validator, e.validator_value = "type", "|".join(
-                    t for c in kinds for t in ([c.validator_value] if isinstance(c.validator_value, str)
-                                               else c.validator_value) if t != "null")
+                e.validator, e.validator_value = (
+                    "type",
+                    "|".join(
+                        t
+                        for c in kinds
+                        for t in (
+                            [c.validator_value] if isinstance(c.validator_value, str) else c.validator_value
+                        )
+                        if t != "null"
+                    ),
+                )
                 out.append(e)
                 continue
         out.append(e)
@@ -337,8 +366,9 @@ class SchemaCache:
         return key, hit[0], hit[1]
 
 
-def admit(cache: SchemaCache, rt, obj: dict, version: str | None, crd_obj: dict | None, *,
-          whole: bool = True) -> None:
+def admit(
+    cache: SchemaCache, rt, obj: dict, version: str | None, crd_obj: dict | None, *, whole: bool = True
+) -> None:
     """Prune/default/validate ``obj`` in place for a write of ``rt`` at ``version``.
 
     ``whole=False`` (a server-side apply body): prune only, so the applied field set is what survives.
@@ -362,10 +392,13 @@ def admit(cache: SchemaCache, rt, obj: dict, version: str | None, crd_obj: dict 
         apply_defaults(obj, schema)
         validator = _crd_validator(key, schema_json)
         body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
-        errs = sorted(_leaf_errors(validator.iter_errors(body)), key=lambda e: list(map(str, e.absolute_path)))
+        errs = sorted(
+            _leaf_errors(validator.iter_errors(body)), key=lambda e: list(map(str, e.absolute_path))
+        )
         if errs:
-            raise errors.invalid(rt.kind, (obj.get("metadata") or {}).get("name", ""),
-                                 [_cause(e) for e in errs], rt.group)
+            raise errors.invalid(
+                rt.kind, (obj.get("metadata") or {}).get("name", ""), [_cause(e) for e in errs], rt.group
+            )
         return
     schema = _builtin_schema(rt.group, version, rt.kind)
     if schema is None:
@@ -383,11 +416,17 @@ def admit(cache: SchemaCache, rt, obj: dict, version: str | None, crd_obj: dict 
     if decode:
         e = decode[0]
         where = fmt_path(list(e.absolute_path))
-        want = e.validator_value if isinstance(e.validator_value, str) else "|".join(
-            t for t in (e.validator_value or []) if t != "null") if isinstance(e.validator_value, list) else "value"
+        want = (
+            e.validator_value
+            if isinstance(e.validator_value, str)
+            else "|".join(t for t in (e.validator_value or []) if t != "null")
+            if isinstance(e.validator_value, list)
+            else "value"
+        )
         raise errors.bad_request(
             f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: json: cannot unmarshal '
-            f"{_json_type(e.instance)} into Go struct field {rt.kind}.{where} of type {want}")
+            f"{_json_type(e.instance)} into Go struct field {rt.kind}.{where} of type {want}"
+        )
     raise errors.invalid(rt.kind, name, [_cause(e) for e in errs], rt.group)
 
 
@@ -395,7 +434,9 @@ def _unknown_fields(unknown: list[str], mode: str, ctx: WriteContext | None) -> 
     if not unknown:
         return
     if mode == "Strict":
-        raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        raise errors.bad_request(
+            "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
+        )
     if mode == "Warn" and ctx is not None:
         for u in unknown:
             ctx.warn(f'unknown field "{u}"')

@@ -90,18 +90,42 @@ def selector_string(selector: dict | None) -> str:
     parts = [f"{k}={v}" for k, v in sorted((selector or {}).get("matchLabels", {}).items())]
     for e in (selector or {}).get("matchExpressions") or []:
         vals = ",".join(sorted(e.get("values") or []))
-        parts.append({"In": f"{e['key']} in ({vals})", "NotIn": f"{e['key']} notin ({vals})",
-                      "Exists": e["key"], "DoesNotExist": f"!{e['key']}"}[e["operator"]])
+        parts.append(
+            {
+                "In": f"{e['key']} in ({vals})",
+                "NotIn": f"{e['key']} notin ({vals})",
+                "Exists": e["key"],
+                "DoesNotExist": f"!{e['key']}",
+            }[e["operator"]]
+        )
     return ",".join(parts)
 
 
 # Field selectors the real server accepts per kind (beyond metadata.name / metadata.namespace).
 _FIELDS = {
-    "Pod": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
-    "Event": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-              "reason", "reportingComponent", "source", "type"},
+    "Pod": {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
+    "Event": {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
     "Secret": {"type"},
     "Namespace": {"status.phase"},
     "Node": {"spec.unschedulable"},
@@ -132,7 +156,7 @@ def parse_fields(selector: str | None, kind: str) -> Callable[[dict], bool]:
             raise errors.bad_request(f"invalid field selector: {selector!r}")
         field, op, value = m.groups()
         if field not in allowed:
-            raise errors.bad_request(f'field label not supported: {field}')
+            raise errors.bad_request(f"field label not supported: {field}")
         if op == "!=":
             reqs.append(lambda o, f=field, v=value: _field_value(o, f) != v)
         else:

@@ -20,20 +20,44 @@ from .discovery import ResourceType
 SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-                  "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-                  "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-              "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-              "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-_DNS1035_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-                "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-                "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
 
 # Kinds whose objects carry no metadata.generation on a real server.
-NO_GENERATION = {"ConfigMap", "Secret", "Event", "Endpoints", "EndpointSlice", "ServiceAccount", "Namespace",
-                 "Node", "Lease", "ControllerRevision", "Service", "PersistentVolumeClaim", "PersistentVolume",
-                 "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "LimitRange", "ResourceQuota"}
+NO_GENERATION = {
+    "ConfigMap",
+    "Secret",
+    "Event",
+    "Endpoints",
+    "EndpointSlice",
+    "ServiceAccount",
+    "Namespace",
+    "Node",
+    "Lease",
+    "ControllerRevision",
+    "Service",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "LimitRange",
+    "ResourceQuota",
+}
 _cluster_ips = itertools.count(10)
 
 
@@ -43,9 +67,18 @@ def generate_name(prefix: str) -> str:
 
 def validate_name(rt: ResourceType, name: str | None) -> None:
     if not name:
-        raise errors.invalid(rt.kind, "", [{"reason": "FieldValueRequired", "field": "metadata.name",
-                                            "message": "Required value: name or generateName is required"}],
-                             rt.group)
+        raise errors.invalid(
+            rt.kind,
+            "",
+            [
+                {
+                    "reason": "FieldValueRequired",
+                    "field": "metadata.name",
+                    "message": "Required value: name or generateName is required",
+                }
+            ],
+            rt.group,
+        )
     if rt.kind == "Namespace":
         regex, msg, limit = LABEL_RE, _LABEL_MSG, 63
     elif rt.kind == "Service":
@@ -58,9 +91,19 @@ def validate_name(rt: ResourceType, name: str | None) -> None:
     if not regex.match(name):
         problems.append(msg)
     if problems:
-        raise errors.invalid(rt.kind, name, [
-            {"reason": "FieldValueInvalid", "field": "metadata.name",
-             "message": f'Invalid value: "{name}": {p}'} for p in problems], rt.group)
+        raise errors.invalid(
+            rt.kind,
+            name,
+            [
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "metadata.name",
+                    "message": f'Invalid value: "{name}": {p}',
+                }
+                for p in problems
+            ],
+            rt.group,
+        )
 
 
 def validate_crd(crd: dict) -> None:
@@ -78,13 +121,18 @@ def validate_crd(crd: dict) -> None:
         causes.append(("metadata.name", f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
     versions = spec.get("versions") or []
     if not versions or sum(1 for v in versions if v.get("storage")) != 1:
-        causes.append(("spec.versions", "Invalid value: must have exactly one version marked as storage version"))
+        causes.append(
+            ("spec.versions", "Invalid value: must have exactly one version marked as storage version")
+        )
     if spec.get("scope") not in ("Namespaced", "Cluster"):
         causes.append(("spec.scope", f'Unsupported value: "{spec.get("scope")}"'))
     if causes:
-        raise errors.invalid("CustomResourceDefinition", name, [
-            {"reason": "FieldValueInvalid", "field": f, "message": m} for f, m in causes],
-            "apiextensions.k8s.io")
+        raise errors.invalid(
+            "CustomResourceDefinition",
+            name,
+            [{"reason": "FieldValueInvalid", "field": f, "message": m} for f, m in causes],
+            "apiextensions.k8s.io",
+        )
 
 
 def strip_nulls(value) -> None:
@@ -151,8 +199,9 @@ def default(rt: ResourceType, obj: dict, old: dict | None = None) -> None:
             spec.setdefault("podManagementPolicy", "OrderedReady")
             spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
     elif kind == "DaemonSet" and spec is not None:
-        spec.setdefault("updateStrategy", {"type": "RollingUpdate",
-                                           "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        spec.setdefault(
+            "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+        )
     elif kind == "Job" and spec is not None:
         spec.setdefault("parallelism", 1)
         spec.setdefault("completions", 1)
@@ -201,12 +250,25 @@ def has_generation(rt: ResourceType) -> bool:
 def spec_changed(old: dict, new: dict) -> bool:
     def strip(o: dict) -> dict:
         return {k: v for k, v in o.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
     return strip(old) != strip(new)
 
 
 def check_immutable(rt: ResourceType, old: dict, new: dict) -> None:
-    if (rt.kind in ("ConfigMap", "Secret") and not rt.crd and old.get("immutable")
-            and any(old.get(k) != new.get(k) for k in ("data", "binaryData", "immutable"))):
-        raise errors.invalid(rt.kind, old["metadata"]["name"], [
-            {"reason": "FieldValueForbidden", "field": "data",
-             "message": "Forbidden: field is immutable when `immutable` is set"}])
+    if (
+        rt.kind in ("ConfigMap", "Secret")
+        and not rt.crd
+        and old.get("immutable")
+        and any(old.get(k) != new.get(k) for k in ("data", "binaryData", "immutable"))
+    ):
+        raise errors.invalid(
+            rt.kind,
+            old["metadata"]["name"],
+            [
+                {
+                    "reason": "FieldValueForbidden",
+                    "field": "data",
+                    "message": "Forbidden: field is immutable when `immutable` is set",
+                }
+            ],
+        )

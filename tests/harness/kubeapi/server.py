@@ -17,14 +17,23 @@ from .faults import FaultRule, Faults, RequestLog, RequestRecord
 from .handlers import ResourceHandlers
 from .store import Store
 
-VERSION_INFO = {"major": "1", "minor": "35", "gitVersion": "v1.35.0", "gitCommit": "kubeapi-simulator",
-                "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25.0",
-                "compiler": "gc", "platform": "linux/amd64"}
+VERSION_INFO = {
+    "major": "1",
+    "minor": "35",
+    "gitVersion": "v1.35.0",
+    "gitCommit": "kubeapi-simulator",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.25.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 
 class ApiServer:
-    def __init__(self, store: Store, faults: Faults, requests: RequestLog, *,
-                 aggregated_discovery: bool = True) -> None:
+    def __init__(
+        self, store: Store, faults: Faults, requests: RequestLog, *, aggregated_discovery: bool = True
+    ) -> None:
         self.store = store
         self.registry = store.registry
         self.faults = faults
@@ -43,10 +52,16 @@ class ApiServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
         q = dict(request.query)
-        rec = RequestRecord(method=request.method, path=request.path, query=q,
-                            content_type=request.headers.get("Content-Type", ""),
-                            accept=request.headers.get("Accept", ""),
-                            user_agent=request.headers.get("User-Agent", ""), verb="", started=time.time())
+        rec = RequestRecord(
+            method=request.method,
+            path=request.path,
+            query=q,
+            content_type=request.headers.get("Content-Type", ""),
+            accept=request.headers.get("Accept", ""),
+            user_agent=request.headers.get("User-Agent", ""),
+            verb="",
+            started=time.time(),
+        )
         t0 = time.monotonic()
         try:
             target = routing.parse(request.method, request.path, q, self.registry)
@@ -66,7 +81,7 @@ class ApiServer:
             resp = await handler(request)
         except errors.ApiError as exc:
             resp = status_response(exc)
-        except Exception as exc:  # noqa: BLE001 - a simulator bug: answer 500 and say so loudly
+        except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             resp = status_response(errors.internal(f"kubeapi simulator error: {exc!r}"))
         rec.status = resp.status
@@ -92,8 +107,11 @@ class ApiServer:
         if path in ("/api", "/apis"):
             if self.aggregated_discovery and codec.wants_aggregated(accept):
                 body = discovery.aggregated(self.registry, legacy=path == "/api")
-                return web.Response(body=json.dumps(body).encode(), content_type=None,
-                                    headers={"Content-Type": discovery.AGGREGATED_V2})
+                return web.Response(
+                    body=json.dumps(body).encode(),
+                    content_type=None,
+                    headers={"Content-Type": discovery.AGGREGATED_V2},
+                )
             if path == "/api":
                 return json_response(discovery.api_versions(request.host))
             return json_response(discovery.api_group_list(self.registry))
@@ -114,9 +132,12 @@ class ApiServer:
         if path == "/openapi/v3":
             return json_response(openapi.index(self.registry))
         if path.startswith("/openapi/v3/"):
-            gv = path[len("/openapi/v3/"):].split("/")
-            group, version = ("", gv[1]) if gv[0] == "api" and len(gv) == 2 else (
-                (gv[1], gv[2]) if gv[0] == "apis" and len(gv) == 3 else (None, None))
+            gv = path[len("/openapi/v3/") :].split("/")
+            group, version = (
+                ("", gv[1])
+                if gv[0] == "api" and len(gv) == 2
+                else ((gv[1], gv[2]) if gv[0] == "apis" and len(gv) == 3 else (None, None))
+            )
             doc = openapi.gv_document(self.registry, group, version) if group is not None else None
             if doc is None:
                 raise routing.not_found_path()
@@ -137,7 +158,9 @@ class ApiServer:
                 allowed = {f.name for f in fields(FaultRule)} - {"hits", "id"}
                 unknown = set(spec) - allowed
                 if unknown:
-                    raise errors.bad_request(f"unknown fault fields {sorted(unknown)}; known: {sorted(allowed)}")
+                    raise errors.bad_request(
+                        f"unknown fault fields {sorted(unknown)}; known: {sorted(allowed)}"
+                    )
                 rule = self.faults.add(**spec)
                 return json_response({"id": rule.id, **spec}, status=201)
             if request.method == "DELETE":
@@ -147,9 +170,13 @@ class ApiServer:
         if path == "/_sim/helm-release-status" and request.method == "POST":
             spec = await request.json()
             try:
-                secret = helmrelease.set_release_status(self.store, spec["name"], spec["namespace"],
-                                                        spec.get("status", "pending-upgrade"),
-                                                        spec.get("revision"))
+                secret = helmrelease.set_release_status(
+                    self.store,
+                    spec["name"],
+                    spec["namespace"],
+                    spec.get("status", "pending-upgrade"),
+                    spec.get("revision"),
+                )
             except LookupError as exc:
                 raise errors.ApiError(404, "NotFound", str(exc)) from None
             return json_response(secret)
@@ -163,8 +190,9 @@ class ApiServer:
 
 
 def json_response(body, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type="application/json"
+    )
 
 
 def status_response(exc: errors.ApiError) -> web.Response:

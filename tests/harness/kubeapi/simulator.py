@@ -44,18 +44,20 @@ class Controller:
 
 
 class Simulator:
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, seed: int = 0,
-                 aggregated_discovery: bool = True) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, seed: int = 0, aggregated_discovery: bool = True
+    ) -> None:
         if host != "127.0.0.1":
             raise ValueError("the simulator only listens on 127.0.0.1")
         self.host, self.port = host, port
         self.store = Store()
         self.faults = Faults(seed)
         self.requests = RequestLog()
-        self.server = ApiServer(self.store, self.faults, self.requests,
-                                aggregated_discovery=aggregated_discovery)
+        self.server = ApiServer(
+            self.store, self.faults, self.requests, aggregated_discovery=aggregated_discovery
+        )
         self.kubeconfig: Path | None = None
-        self.env: dict[str, str] = {}   # set by the pytest fixture: tool_env() of its temp home
+        self.env: dict[str, str] = {}  # set by the pytest fixture: tool_env() of its temp home
         self.controller_errors: list[tuple[str, BaseException, str]] = []
         self._controllers: list[Controller] = []
         self._events: queue.Queue = queue.Queue()
@@ -82,7 +84,7 @@ class Simulator:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._serve())
-            except BaseException as exc:  # noqa: BLE001 - reported to start()
+            except BaseException as exc:
                 failure.append(exc)
                 ready.set()
                 return
@@ -116,11 +118,11 @@ class Simulator:
         for t in self._threads:
             t.join(10)
         self._unsubscribe()
-        while self._stop_hooks:   # after the controllers stopped: nothing restarts what a hook stops
+        while self._stop_hooks:  # after the controllers stopped: nothing restarts what a hook stops
             hook = self._stop_hooks.pop()
             try:
                 hook()
-            except Exception as exc:  # noqa: BLE001 - one failing hook must not skip the others
+            except Exception as exc:
                 self.controller_errors.append(("stop-hook", exc, traceback.format_exc()))
 
     def on_stop(self, fn: Callable[[], None]) -> Callable[[], None]:
@@ -147,9 +149,14 @@ class Simulator:
         env = dict(os.environ if base is None else base)
         for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "KUBECONFIG"):
             env.pop(k, None)
-        env.update(KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(home / "kube-cache"),
-                   HELM_CACHE_HOME=str(home / "helm-cache"), HELM_CONFIG_HOME=str(home / "helm-config"),
-                   HELM_DATA_HOME=str(home / "helm-data"), NO_PROXY="127.0.0.1,localhost")
+        env.update(
+            KUBECONFIG=str(self.kubeconfig),
+            KUBECACHEDIR=str(home / "kube-cache"),
+            HELM_CACHE_HOME=str(home / "helm-cache"),
+            HELM_CONFIG_HOME=str(home / "helm-config"),
+            HELM_DATA_HOME=str(home / "helm-data"),
+            NO_PROXY="127.0.0.1,localhost",
+        )
         return env
 
     def api_client(self, retries: object = None):
@@ -168,8 +175,9 @@ class Simulator:
             cfg.retries = retries
         return client.ApiClient(cfg)
 
-    def set_helm_release_status(self, name: str, namespace: str, status: str = "pending-upgrade",
-                                revision: int | None = None) -> dict:
+    def set_helm_release_status(
+        self, name: str, namespace: str, status: str = "pending-upgrade", revision: int | None = None
+    ) -> dict:
         """Fault: leave a helm release's latest (or given) revision in ``status`` (pending-upgrade makes
         ``helm upgrade`` fail with "another operation (install/upgrade/rollback) is in progress")."""
         return helmrelease.set_release_status(self.store, name, namespace, status, revision)
@@ -235,5 +243,5 @@ class Simulator:
             return
         try:
             c.fn(self.store, ev)
-        except Exception as exc:  # noqa: BLE001 - a broken controller must not stop the others
+        except Exception as exc:
             self.controller_errors.append((c.name, exc, traceback.format_exc()))

@@ -37,7 +37,7 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 class Event:
     """One change. ``object`` is the object after the change (for DELETED: its last state)."""
 
-    type: str                    # ADDED | MODIFIED | DELETED
+    type: str  # ADDED | MODIFIED | DELETED
     object: dict
     old: dict | None
     resource_version: int
@@ -91,8 +91,15 @@ class Store(PythonApi, DeletionMixin):
                 raise errors.not_found(rt.plural, name, rt.group)
             return self.present(rt, obj, version)
 
-    def do_list(self, rt: ResourceType, ns: str | None, *, label_selector: str | None = None,
-                field_selector: str | None = None, version: str | None = None) -> tuple[list[dict], int]:
+    def do_list(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        version: str | None = None,
+    ) -> tuple[list[dict], int]:
         labels_ok = parse_labels(label_selector)
         fields_ok = parse_fields(field_selector, rt.kind)
         with self.lock:
@@ -104,15 +111,27 @@ class Store(PythonApi, DeletionMixin):
                     out.append(self.present(rt, obj, version))
             return out, self._rv
 
-    def do_create(self, rt: ResourceType, ns: str, obj: dict, *, manager: str, version: str | None = None,
-                  privileged: bool = False, dry_run: bool = False, applied: bool = False) -> dict:
+    def do_create(
+        self,
+        rt: ResourceType,
+        ns: str,
+        obj: dict,
+        *,
+        manager: str,
+        version: str | None = None,
+        privileged: bool = False,
+        dry_run: bool = False,
+        applied: bool = False,
+    ) -> dict:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         with self.lock:
             if rt.namespaced:
                 if meta.get("namespace") and ns and meta["namespace"] != ns:
-                    raise errors.bad_request("the namespace of the provided object does not match the "
-                                             "namespace sent on the request")
+                    raise errors.bad_request(
+                        "the namespace of the provided object does not match the "
+                        "namespace sent on the request"
+                    )
                 ns = ns or meta.get("namespace") or "default"
                 meta["namespace"] = ns
                 self._check_namespace_open(ns)
@@ -163,9 +182,19 @@ class Store(PythonApi, DeletionMixin):
             self._emit("ADDED", rt, obj, None)
             return self.present(rt, obj, version)
 
-    def do_update(self, rt: ResourceType, ns: str, name: str, obj: dict, *, manager: str,
-                  subresource: str = "", version: str | None = None, dry_run: bool = False,
-                  record: bool = True) -> dict:
+    def do_update(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        obj: dict,
+        *,
+        manager: str,
+        subresource: str = "",
+        version: str | None = None,
+        dry_run: bool = False,
+        record: bool = True,
+    ) -> dict:
         new = copy.deepcopy(obj)
         meta = new.setdefault("metadata", {})
         with self.lock:
@@ -174,17 +203,24 @@ class Store(PythonApi, DeletionMixin):
             if old is None:
                 raise errors.not_found(rt.plural, name, rt.group)
             if meta.get("name") and meta["name"] != name:
-                raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on "
-                                         f"the URL ({name})")
+                raise errors.bad_request(
+                    f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                )
             if rt.namespaced and meta.get("namespace") and meta["namespace"] != ns:
-                raise errors.bad_request("the namespace of the provided object does not match the namespace "
-                                         "sent on the request")
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             rv = meta.get("resourceVersion")
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.plural, name, rt.group)
             if meta.get("uid") and meta["uid"] != old["metadata"]["uid"]:
-                raise errors.conflict(rt.plural, name, rt.group, "Precondition failed: UID in precondition: "
-                                      f"{meta['uid']}, UID in object meta: {old['metadata']['uid']}")
+                raise errors.conflict(
+                    rt.plural,
+                    name,
+                    rt.group,
+                    "Precondition failed: UID in precondition: "
+                    f"{meta['uid']}, UID in object meta: {old['metadata']['uid']}",
+                )
             if subresource == "status":
                 status = new.get("status")
                 new = copy.deepcopy(old)
@@ -197,8 +233,14 @@ class Store(PythonApi, DeletionMixin):
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
-            for f in ("name", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                      "generation"):
+            for f in (
+                "name",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
                 if f in old["metadata"]:
                     meta[f] = old["metadata"][f]
                 else:
@@ -210,9 +252,14 @@ class Store(PythonApi, DeletionMixin):
             if old["metadata"].get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
                 if added:
-                    raise errors.forbidden(rt.plural, name, f"no new finalizers can be added if the object "
-                                                            f"is being deleted, found new finalizers "
-                                                            f"{sorted(added)}", rt.group)
+                    raise errors.forbidden(
+                        rt.plural,
+                        name,
+                        f"no new finalizers can be added if the object "
+                        f"is being deleted, found new finalizers "
+                        f"{sorted(added)}",
+                        rt.group,
+                    )
             api_version = rt.api_version(version)
             new["apiVersion"], new["kind"] = api_version, rt.kind
             semantics.default(rt, new, old)
@@ -226,8 +273,14 @@ class Store(PythonApi, DeletionMixin):
             if "generation" in meta and semantics.spec_changed(old, new):
                 meta["generation"] = old["metadata"]["generation"] + 1
             if record:
-                fieldsets.record_update(self.present(rt, old, version), new, manager,
-                                        "" if rt.crd else rt.kind, api_version, subresource)
+                fieldsets.record_update(
+                    self.present(rt, old, version),
+                    new,
+                    manager,
+                    "" if rt.crd else rt.kind,
+                    api_version,
+                    subresource,
+                )
             new["apiVersion"] = rt.api_version(rt.storage_version)
             meta["resourceVersion"] = old["metadata"]["resourceVersion"]
             if _same(old, new) or dry_run:
@@ -242,9 +295,20 @@ class Store(PythonApi, DeletionMixin):
                 self._remove(rt, key)
             return self.present(rt, new, version)
 
-    def do_patch(self, rt: ResourceType, ns: str, name: str, patch_type: str, body: Any, *, manager: str,
-                 force: bool = False, subresource: str = "", version: str | None = None,
-                 dry_run: bool = False) -> tuple[dict, bool]:
+    def do_patch(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        patch_type: str,
+        body: Any,
+        *,
+        manager: str,
+        force: bool = False,
+        subresource: str = "",
+        version: str | None = None,
+        dry_run: bool = False,
+    ) -> tuple[dict, bool]:
         """Returns (object, created). patch_type: merge | strategic | json | apply."""
         if isinstance(body, (bytes, str)):
             try:
@@ -260,8 +324,9 @@ class Store(PythonApi, DeletionMixin):
                     raise errors.bad_request("apply patch must be an object")
                 meta = body.get("metadata") or {}
                 if meta.get("name") and meta["name"] != name:
-                    raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the "
-                                             f"name on the URL ({name})")
+                    raise errors.bad_request(
+                        f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                    )
                 if not body.get("apiVersion") or not body.get("kind"):
                     raise errors.bad_request("invalid object type: apiVersion and kind must be set")
                 api_version = rt.api_version(version)
@@ -272,12 +337,23 @@ class Store(PythonApi, DeletionMixin):
                         raise errors.not_found(rt.plural, name, rt.group)
                     created = fieldsets.apply(None, body, manager, force, kind, api_version)
                     created.setdefault("metadata", {})["name"] = name
-                    return self.do_create(rt, ns, created, manager=manager, version=version, dry_run=dry_run,
-                                          applied=True), True
-                new = fieldsets.apply(self.present(rt, live, version), body, manager, force, kind,
-                                      api_version, subresource)
-                return self.do_update(rt, ns, name, new, manager=manager, subresource=subresource,
-                                      version=version, dry_run=dry_run, record=False), False
+                    return self.do_create(
+                        rt, ns, created, manager=manager, version=version, dry_run=dry_run, applied=True
+                    ), True
+                new = fieldsets.apply(
+                    self.present(rt, live, version), body, manager, force, kind, api_version, subresource
+                )
+                return self.do_update(
+                    rt,
+                    ns,
+                    name,
+                    new,
+                    manager=manager,
+                    subresource=subresource,
+                    version=version,
+                    dry_run=dry_run,
+                    record=False,
+                ), False
             if live is None:
                 raise errors.not_found(rt.plural, name, rt.group)
             current = self.present(rt, live, version)
@@ -289,31 +365,51 @@ class Store(PythonApi, DeletionMixin):
                 new = patch.json_patch(current, body)
             elif patch_type == "strategic":
                 if rt.crd:
-                    raise errors.unsupported_media_type("application/strategic-merge-patch+json", [
-                        "application/json-patch+json", "application/merge-patch+json",
-                        "application/apply-patch+yaml"])
+                    raise errors.unsupported_media_type(
+                        "application/strategic-merge-patch+json",
+                        [
+                            "application/json-patch+json",
+                            "application/merge-patch+json",
+                            "application/apply-patch+yaml",
+                        ],
+                    )
                 if not isinstance(body, dict):
                     raise errors.bad_request("strategic merge patch must be a JSON object")
                 new = patch.strategic_merge(current, body, kind)
             else:
                 raise errors.bad_request(f"unknown patch type {patch_type!r}")
             meta = new.setdefault("metadata", {})
-            if "resourceVersion" in meta and meta["resourceVersion"] == current["metadata"]["resourceVersion"]:
-                meta.pop("resourceVersion")   # only an explicit, different RV in the patch is a precondition
-            return self.do_update(rt, ns, name, new, manager=manager, subresource=subresource,
-                                  version=version, dry_run=dry_run), False
+            if (
+                "resourceVersion" in meta
+                and meta["resourceVersion"] == current["metadata"]["resourceVersion"]
+            ):
+                meta.pop("resourceVersion")  # only an explicit, different RV in the patch is a precondition
+            return self.do_update(
+                rt, ns, name, new, manager=manager, subresource=subresource, version=version, dry_run=dry_run
+            ), False
 
     # ================================================================= internals
     def _admit(self, rt: ResourceType, obj: dict, version: str | None, whole: bool = True) -> None:
         """Schema pruning, defaulting and validation (schema.py) of one write."""
         if not self.validation:
             return
-        crd = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions", "", rt.crd)) if rt.crd else None
+        crd = (
+            self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions", "", rt.crd))
+            if rt.crd
+            else None
+        )
         schema.admit(self.schemas, rt, obj, version, crd, whole=whole)
 
     def _emit(self, type_: str, rt: ResourceType, obj: dict, old: dict | None) -> None:
-        ev = Event(type_, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv, rt.group,
-                   rt.plural, rt.kind)
+        ev = Event(
+            type_,
+            copy.deepcopy(obj),
+            copy.deepcopy(old) if old else None,
+            self._rv,
+            rt.group,
+            rt.plural,
+            rt.kind,
+        )
         self._log.append(ev)
         for fn in list(self._subscribers):
             fn(ev)
@@ -332,15 +428,19 @@ class Store(PythonApi, DeletionMixin):
         if nsobj is None:
             raise errors.not_found("namespaces", ns)
         if nsobj["metadata"].get("deletionTimestamp"):
-            raise errors.forbidden("namespaces", ns, f"unable to create new content in namespace {ns} because "
-                                                     f"it is being terminated")
+            raise errors.forbidden(
+                "namespaces",
+                ns,
+                f"unable to create new content in namespace {ns} because it is being terminated",
+            )
 
     def _check_crd_open(self, rt: ResourceType) -> None:
         if rt.crd:
             crd = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions", "", rt.crd))
             if crd is not None and crd["metadata"].get("deletionTimestamp"):
-                raise errors.method_not_allowed("create not allowed while custom resource definition is "
-                                                "terminating")
+                raise errors.method_not_allowed(
+                    "create not allowed while custom resource definition is terminating"
+                )
 
     def _crd_created(self, crd: dict) -> None:
         spec = crd["spec"]
@@ -351,15 +451,28 @@ class Store(PythonApi, DeletionMixin):
         crd["status"] = {
             "acceptedNames": dict(spec["names"]),
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": t},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": t}],
-            "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")]}
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": t,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": t,
+                },
+            ],
+            "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
+        }
 
 
 def _json_loads(body: bytes | str) -> Any:
     import json
+
     return json.loads(body)
 
 
@@ -370,4 +483,5 @@ def _same(old: dict, new: dict) -> bool:
             e.pop("time", None)
         o.pop("apiVersion", None)
         return o
+
     return norm(old) == norm(new)

@@ -26,8 +26,16 @@ from .store import Event, Store
 BOOKMARK_INTERVAL = 1.0
 
 
-async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | None, version: str,
-                q: dict[str, str], name: str | None = None, drop_after: int | None = None) -> web.StreamResponse:
+async def serve(
+    request: web.Request,
+    store: Store,
+    rt: ResourceType,
+    ns: str | None,
+    version: str,
+    q: dict[str, str],
+    name: str | None = None,
+    drop_after: int | None = None,
+) -> web.StreamResponse:
     field_sel = q.get("fieldSelector") or ""
     if name:
         field_sel = ",".join(x for x in (field_sel, f"metadata.name={name}") if x)
@@ -36,10 +44,19 @@ async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | 
     send_initial = truthy(q.get("sendInitialEvents"))
     bookmarks = truthy(q.get("allowWatchBookmarks"))
     if send_initial and (q.get("resourceVersionMatch") != "NotOlderThan" or not bookmarks):
-        raise errors.invalid("ListOptions", "", [{
-            "reason": "FieldValueForbidden", "field": "sendInitialEvents",
-            "message": "Forbidden: sendInitialEvents requires setting "
-                       "resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true"}], "meta.k8s.io")
+        raise errors.invalid(
+            "ListOptions",
+            "",
+            [
+                {
+                    "reason": "FieldValueForbidden",
+                    "field": "sendInitialEvents",
+                    "message": "Forbidden: sendInitialEvents requires setting "
+                    "resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
+                }
+            ],
+            "meta.k8s.io",
+        )
     try:
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else 1800.0
     except ValueError:
@@ -68,8 +85,9 @@ async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | 
     with store.lock:
         current_rv = store.resource_version
         if send_initial or rv in ("", "0"):
-            initial, current_rv = store.do_list(rt, ns, label_selector=q.get("labelSelector"),
-                                                field_selector=field_sel, version=version)
+            initial, current_rv = store.do_list(
+                rt, ns, label_selector=q.get("labelSelector"), field_selector=field_sel, version=version
+            )
         else:
             try:
                 backlog = store.events_since(int(rv))
@@ -87,9 +105,16 @@ async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | 
 
         async def write(type_: str, obj: dict) -> None:
             if table and type_ != "BOOKMARK" and type_ != "ERROR":
-                obj = codec.table(rt, version, [obj], include, {"resourceVersion": obj["metadata"]
-                                                                   .get("resourceVersion", "")})
-            await resp.write(json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n")
+                obj = codec.table(
+                    rt,
+                    version,
+                    [obj],
+                    include,
+                    {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                )
+            await resp.write(
+                json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
+            )
 
         def bookmark(rv_: int, end: bool = False) -> dict:
             meta: dict = {"resourceVersion": str(rv_)}

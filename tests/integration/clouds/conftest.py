@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.providers import get_provider
 from runtime.domain.waiting import Waits
+from runtime.providers import get_provider
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_gke import FakeGke
 from tests.integration.kube.conftest import chart_env, start_cluster, stop_cluster  # noqa: F401 - fixture
@@ -32,13 +32,19 @@ from tests.integration.providers.conftest import running_moto
 ROOT = Path(__file__).resolve().parents[3]
 FAST = Waits(poll_s=0.02, timeout_s=30.0)
 # What each managed cluster ships that the simulator does not have: the clouds' built-in StorageClasses.
-BUILTIN_CLASSES = {"eks": [], "gke": ["standard-rwo", "standard-rwx"], "aks": ["managed-csi", "azurefile-csi"]}
+BUILTIN_CLASSES = {
+    "eks": [],
+    "gke": ["standard-rwo", "standard-rwx"],
+    "aks": ["managed-csi", "azurefile-csi"],
+}
 
 
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # ECS services report their task running, so rollouts can wait for them
-    with running_moto(tmp_path_factory.mktemp("moto-clouds") / "moto.log", {"MOTO_ECS_SERVICE_RUNNING": "1"}) as url:
+    with running_moto(
+        tmp_path_factory.mktemp("moto-clouds") / "moto.log", {"MOTO_ECS_SERVICE_RUNNING": "1"}
+    ) as url:
         yield url
 
 
@@ -46,20 +52,28 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def boto_session() -> Any:
     import boto3
 
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                 region_name="us-east-1")
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
 
 
 @pytest.fixture
 def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=30).read()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=30
+    ).read()
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_EKS", "AWS_ENDPOINT_URL_ECS"):
         monkeypatch.delenv(name, raising=False)
-    for name, value in (("AWS_ENDPOINT_URL", moto_url), ("AWS_ACCESS_KEY_ID", "testing"),
-                        ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
-                        ("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config")),
-                        ("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials")),
-                        ("AWS_RETRY_MODE", "standard"), ("AWS_MAX_ATTEMPTS", "6")):
+    for name, value in (
+        ("AWS_ENDPOINT_URL", moto_url),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config")),
+        ("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials")),
+        ("AWS_RETRY_MODE", "standard"),
+        ("AWS_MAX_ATTEMPTS", "6"),
+    ):
         monkeypatch.setenv(name, value)
     return moto_url
 
@@ -124,15 +138,26 @@ def cloud_for(request: pytest.FixtureRequest, sim, monkeypatch: pytest.MonkeyPat
         else:
             server = (FakeGke if kind == "gke" else FakeAks)(kube_server=sim.url, ca_data=None).start()
             made.append(server)
-            monkeypatch.setenv("DYNADEPLOY_GKE_ENDPOINT" if kind == "gke" else "DYNADEPLOY_AKS_ENDPOINT", server.url)
-            provider = (get_provider(kind, waits=FAST, retry_initial_s=0.02) if kind == "gke"
-                        else get_provider(kind, waits=FAST, polling_interval=0.01, retry_total=6))
+            monkeypatch.setenv(
+                "DYNADEPLOY_GKE_ENDPOINT" if kind == "gke" else "DYNADEPLOY_AKS_ENDPOINT", server.url
+            )
+            provider = (
+                get_provider(kind, waits=FAST, retry_initial_s=0.02)
+                if kind == "gke"
+                else get_provider(kind, waits=FAST, polling_interval=0.01, retry_total=6)
+            )
         monkeypatch.setattr(access, "make_provider", lambda k: provider)
         for name in BUILTIN_CLASSES.get(kind, []):
             if sim.store.try_get("storage.k8s.io/v1", "StorageClass", name) is None:
-                sim.store.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                                  "metadata": {"name": name}, "provisioner": f"{kind}.csi.example/{name}",
-                                  "volumeBindingMode": "Immediate"})
+                sim.store.create(
+                    {
+                        "apiVersion": "storage.k8s.io/v1",
+                        "kind": "StorageClass",
+                        "metadata": {"name": name},
+                        "provisioner": f"{kind}.csi.example/{name}",
+                        "volumeBindingMode": "Immediate",
+                    }
+                )
         return Cloud(kind, provider, server)
 
     yield make

@@ -62,20 +62,30 @@ def files_holding(roots: list[Path], needles: list[str]) -> list[str]:
 
 
 def test_a_deploy_with_a_credentials_block_signs_every_call_with_it_and_leaks_it_nowhere(
-        prefect_api, aws_env, monkeypatch, local_dynamo, dynadeploy_home, caplog, capfd):  # noqa: F811
+    prefect_api,
+    aws_env,
+    monkeypatch,
+    local_dynamo,  # noqa: F811 - a pytest fixture imported from another test module
+    dynadeploy_home,
+    caplog,
+    capfd,
+):
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
     from runtime.targets.ecs.serving import EcsServing
 
     secret_key = f"ddflowsecret{secrets.token_hex(10)}"
     session_token = f"ddflowsession{secrets.token_hex(10)}"
-    AwsCredentials(aws_access_key_id=KEY_ID, aws_secret_access_key=secret_key,
-                   aws_session_token=session_token).save("ecs-flow-creds", overwrite=True)
+    AwsCredentials(
+        aws_access_key_id=KEY_ID, aws_secret_access_key=secret_key, aws_session_token=session_token
+    ).save("ecs-flow-creds", overwrite=True)
     proxy = AwsFaultProxy(aws_env).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # the worker's env keeps AWS_ACCESS_KEY_ID=testing
     given = []
 
-    def make_provider(kind, credentials=None):  # the real provider with the credentials it is handed, fast waits
+    def make_provider(
+        kind, credentials=None
+    ):  # the real provider with the credentials it is handed, fast waits
         given.append(credentials)
         return get_provider(kind, waits=FAST, credentials=credentials)
 

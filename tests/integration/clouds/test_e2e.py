@@ -32,9 +32,9 @@ from flows.deploy import deploy
 from flows.rollback import rollback
 from flows.teardown import teardown
 from runtime.domain import naming
-from runtime.targets.cloud.backend import CloudBackend
 from runtime.render.ledger import STATUS_KEY
 from runtime.spec import DEFAULT_IMAGE, parse_spec
+from runtime.targets.cloud.backend import CloudBackend
 from tests.integration.kube.conftest import graph_processes, leftovers, simulate_port_forward
 
 pytestmark = pytest.mark.integration
@@ -95,8 +95,9 @@ def roll_back_on_the_cluster(sim, doc: dict, name: str, monkeypatch) -> None:
     assert revs[3].spec_hash == revs[1].spec_hash and revs[3].started_by == "rollback"
     assert revs[3].rendered[0]["spec"] == revs[1].rendered[0]["spec"]
     cms = sim.store.list("v1", "ConfigMap", name, label_selector=naming.REVISION_KEY)
-    assert sorted((c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"][STATUS_KEY])
-                  for c in cms) == [("1", "superseded"), ("2", "superseded"), ("3", "serving")]
+    assert sorted(
+        (c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"][STATUS_KEY]) for c in cms
+    ) == [("1", "superseded"), ("2", "superseded"), ("3", "serving")]
 
 
 @pytest.mark.parametrize("kind", ["eks", "gke", "aks"])
@@ -127,7 +128,9 @@ def test_cloud_cluster_deploys_serves_and_tears_down(prefect_api, sim, cloud_for
     if kind == "eks":  # the EFS-backed class the provider made, applied in-cluster before the model cache
         (sc,) = [i for i in backend.inventory() if i.startswith("StorageClass ")]
         live = sim.store.get("storage.k8s.io/v1", "StorageClass", sc.split()[1])
-        assert live["provisioner"] == "efs.csi.aws.com" and live["parameters"]["fileSystemId"].startswith("fs-")
+        assert live["provisioner"] == "efs.csi.aws.com" and live["parameters"]["fileSystemId"].startswith(
+            "fs-"
+        )
         assert any(i.startswith("efs:file-system/") for i in cloud_inv)
     assert (backend.dir / "kubeconfig").stat().st_mode & 0o077 == 0
     if kind in ROLLS_BACK:
@@ -140,7 +143,9 @@ def test_cloud_cluster_deploys_serves_and_tears_down(prefect_api, sim, cloud_for
     assert not backend.dir.exists()
 
 
-def test_a_run_killed_after_the_cluster_was_made_reruns_and_converges(prefect_api, sim, cloud_for, monkeypatch):
+def test_a_run_killed_after_the_cluster_was_made_reruns_and_converges(
+    prefect_api, sim, cloud_for, monkeypatch
+):
     from tests.integration.clouds.conftest import cloud_doc
 
     cloud = cloud_for("eks")
@@ -179,9 +184,15 @@ def local_dynamo(tmp_path):
     """A real Dynamo frontend + mocker serving the built-in model on loopback (the local target's stages)."""
     from runtime.targets.local.backend import LocalBackend
 
-    spec = parse_spec({"apiVersion": "dynadeploy.io/v1", "name": "ct-ecs-stand-in",
-                       "target": {"kind": "local", "state_dir": str(tmp_path / "local")},
-                       "serving": {"engine": "mocker"}}, source="test")
+    spec = parse_spec(
+        {
+            "apiVersion": "dynadeploy.io/v1",
+            "name": "ct-ecs-stand-in",
+            "target": {"kind": "local", "state_dir": str(tmp_path / "local")},
+            "serving": {"engine": "mocker"},
+        },
+        source="test",
+    )
     backend = LocalBackend(spec)
     try:
         backend.provision()
@@ -211,21 +222,26 @@ def test_ecs_deploys_and_tears_down_on_moto(prefect_api, cloud_for, monkeypatch,
     inv = cloud.provider.inventory(spec)
     assert sum(1 for i in inv if i.startswith("ecs:service/")) == 4, inv  # etcd, nats, frontend, worker
     (rev,) = backend.revisions()
-    assert rev.status == "serving" and rev.smoke["passed"] and set(rev.rendered[0]) == {"etcd", "nats", "frontend",
-                                                                                       "worker"}
+    assert (
+        rev.status == "serving"
+        and rev.smoke["passed"]
+        and set(rev.rendered[0]) == {"etcd", "nats", "frontend", "worker"}
+    )
     assert any(i.startswith("ssm:parameter/dynadeploy/") for i in backend.inventory())
     again = deploy(spec=doc)  # same spec: no new task definition revision, no new ledger revision
     assert (again["revision"], again["changed"]) == (1, False)
     assert Counter(i.split("/", 1)[0] for i in cloud.provider.inventory(spec)) == Counter(
-        i.split("/", 1)[0] for i in inv)
+        i.split("/", 1)[0] for i in inv
+    )
 
     down = teardown(spec=doc)
     assert down["leftovers"] == []
     assert backend.inventory() == [] and cloud.provider.inventory(spec) == []
 
 
-def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(prefect_api, cloud_for, monkeypatch,
-                                                                               local_dynamo, caplog):
+def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
+    prefect_api, cloud_for, monkeypatch, local_dynamo, caplog
+):
     """Rollback on ECS by task definition revisions, through the real rollback flow on moto.
 
     Spec A (task definitions :1), spec B with another image (frontend and worker :2), then a rollback to A: the
@@ -241,8 +257,8 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     the frontend task (as in the deploy test)."""
     import logging
 
-    from runtime.targets.ecs.backend import EcsBackend
     from runtime.render import ecs_task as ecs_render
+    from runtime.targets.ecs.backend import EcsBackend
     from runtime.targets.ecs.serving import EcsServing
     from tests.integration.clouds.conftest import cloud_doc
 
@@ -256,8 +272,12 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     aws = cloud.provider.aws(spec.target.region)
     client = aws.client("ecs")
     n = ecs_render.names(spec)
-    clusters = {"etcd": n.fargate_cluster, "nats": n.fargate_cluster, "frontend": n.gpu_cluster,
-                "worker": n.gpu_cluster}
+    clusters = {
+        "etcd": n.fargate_cluster,
+        "nats": n.fargate_cluster,
+        "frontend": n.gpu_cluster,
+        "worker": n.gpu_cluster,
+    }
     families = {role: n.family(spec, role) for role in clusters}
     calls: list[str] = []
     real_call = aws.call
@@ -269,13 +289,19 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     monkeypatch.setattr(aws, "call", recording)
 
     def revisions_of(role: str) -> list[int]:
-        arns = client.list_task_definitions(familyPrefix=families[role], status="ACTIVE")["taskDefinitionArns"]
+        arns = client.list_task_definitions(familyPrefix=families[role], status="ACTIVE")[
+            "taskDefinitionArns"
+        ]
         return sorted(int(arn.rsplit(":", 1)[1]) for arn in arns)
 
     def running() -> dict[str, str]:
         """role -> the task definition its service runs."""
-        return {role: client.describe_services(cluster=cluster, services=[n.service(spec, role)])["services"][0][
-            "taskDefinition"] for role, cluster in clusters.items()}
+        return {
+            role: client.describe_services(cluster=cluster, services=[n.service(spec, role)])["services"][0][
+                "taskDefinition"
+            ]
+            for role, cluster in clusters.items()
+        }
 
     def crash(self, revision):
         raise RuntimeError("simulated crash")
@@ -307,13 +333,22 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     assert (count("register_task_definition"), count("update_service")) == (0, 0)
     assert running() == first and revisions_of("worker") == revisions_of("frontend") == [1, 2]
     revs = {r.number: r for r in backend.revisions()}
-    assert [(n, r.status) for n, r in sorted(revs.items())] == [(1, "superseded"), (2, "superseded"), (3, "serving")]
+    assert [(n, r.status) for n, r in sorted(revs.items())] == [
+        (1, "superseded"),
+        (2, "superseded"),
+        (3, "serving"),
+    ]
     assert revs[3].rendered == [first] and revs[3].spec_hash == revs[1].spec_hash
     assert revs[3].started_by == "rollback" and revs[3].reason.startswith("rollback to revision 1: bad image")
     assert revs[3].smoke["passed"]
-    notes = [r.getMessage() for r in caplog.records if r.name == "dynadeploy.progress" and "rollout done" in
-             r.getMessage()]
-    assert any("point back at the recorded task definitions" in n and f"{name}-worker:1" in n for n in notes), notes
+    notes = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dynadeploy.progress" and "rollout done" in r.getMessage()
+    ]
+    assert any(
+        "point back at the recorded task definitions" in n and f"{name}-worker:1" in n for n in notes
+    ), notes
 
     # revision 2's task definitions deregistered: a rollback to it registers them again from the recorded spec
     second = revs[2].rendered[0]
@@ -322,7 +357,9 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     calls.clear()
     caplog.clear()
     result = rollback(spec=b, revision=2, auto_approve=True)
-    assert (result["status"], result["to"], result["revision"]) == ("restored", 2, 4) and result["smoke"]["passed"]
+    assert (result["status"], result["to"], result["revision"]) == ("restored", 2, 4) and result["smoke"][
+        "passed"
+    ]
     assert (count("register_task_definition"), count("update_service")) == (2, 2)
     assert revisions_of("worker") == revisions_of("frontend") == [1, 3]
     now = running()
@@ -331,11 +368,18 @@ def test_ecs_rollback_points_the_services_back_at_the_recorded_task_definitions(
     worker = client.describe_task_definition(taskDefinition=now["worker"])["taskDefinition"]
     assert worker["containerDefinitions"][0]["image"] == IMAGE_2
     revs = {r.number: r for r in backend.revisions()}
-    assert revs[4].status == "serving" and revs[4].rendered == [now] and revs[4].spec_hash == revs[2].spec_hash
-    notes = [r.getMessage() for r in caplog.records if r.name == "dynadeploy.progress" and "rollout done" in
-             r.getMessage()]
-    assert any("registered again from the recorded spec" in n and f"{name}-worker:2 -> {name}-worker:3" in n
-               for n in notes), notes
+    assert (
+        revs[4].status == "serving" and revs[4].rendered == [now] and revs[4].spec_hash == revs[2].spec_hash
+    )
+    notes = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dynadeploy.progress" and "rollout done" in r.getMessage()
+    ]
+    assert any(
+        "registered again from the recorded spec" in n and f"{name}-worker:2 -> {name}-worker:3" in n
+        for n in notes
+    ), notes
 
     # converged: the same spec again registers and updates nothing, and records no new revision
     calls.clear()

@@ -16,48 +16,63 @@ from pathlib import Path
 
 import pytest
 
-from runtime.targets.kube.charts import CHART_DIR_ENV
 from runtime.spec import parse_spec
+from runtime.targets.kube.charts import CHART_DIR_ENV
 from tests.harness import upstream
-from tests.harness.kubeapi import Simulator
 from tests.harness.dynadeploy_host import install_all
+from tests.harness.kubeapi import Simulator
 
 REPO = Path(__file__).resolve().parents[3]
 # the stand-in charts with the real CRDs from the upstream folder in their crds/ (tests/harness/upstream.py)
 CHARTS = upstream.harness_charts()
 FAST = {"workloads": {"ready_delay": 0.05, "terminating_delay": 0.2}, "jobs": {"delay": 0.1}}
-DEFAULT_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                 "metadata": {"name": "standard",
-                              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-                 "provisioner": "kubeapi-sim.io/provisioner", "volumeBindingMode": "Immediate"}
+DEFAULT_CLASS = {
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
+    "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "kubeapi-sim.io/provisioner",
+    "volumeBindingMode": "Immediate",
+}
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def _require_tools() -> None:
-    from runtime.gateways import toolchain
     from runtime.errors import ToolError
+    from runtime.gateways import toolchain
 
     try:
         toolchain.binary("helm")
         toolchain.binary("kubectl")
     except ToolError:
-        pytest.skip("helm/kubectl are not installed; run `uv run python -m runtime.gateways.toolchain install`")
+        pytest.skip(
+            "helm/kubectl are not installed; run `uv run python -m runtime.gateways.toolchain install`"
+        )
 
 
 @pytest.fixture(scope="module")
 def chart_env(tmp_path_factory):
     """The stand-in charts instead of the real https ones, and private helm caches."""
-    upstream.require_upstream()   # the charts install the real CRDs read from it
+    upstream.require_upstream()  # the charts install the real CRDs read from it
     home = tmp_path_factory.mktemp("helm-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CHART_DIR_ENV, str(CHARTS))
-        for var, sub in (("HELM_CACHE_HOME", "cache"), ("HELM_CONFIG_HOME", "config"), ("HELM_DATA_HOME", "data")):
+        for var, sub in (
+            ("HELM_CACHE_HOME", "cache"),
+            ("HELM_CONFIG_HOME", "config"),
+            ("HELM_DATA_HOME", "data"),
+        ):
             mp.setenv(var, str(home / sub))
         for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             mp.delenv(var, raising=False)
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         # Waits end well inside pytest's 300 s limit, so a stuck stage fails with its own message.
-        for what, seconds in (("GPU", 90), ("PLATFORM", 90), ("ROLLOUT", 120), ("TEARDOWN", 90), ("MODEL", 60)):
+        for what, seconds in (
+            ("GPU", 90),
+            ("PLATFORM", 90),
+            ("ROLLOUT", 120),
+            ("TEARDOWN", 90),
+            ("MODEL", 60),
+        ):
             mp.setenv(f"DYNADEPLOY_KUBE_{what}_TIMEOUT_S", str(seconds))
         yield home
 
@@ -84,9 +99,14 @@ def stop_cluster(sim: Simulator) -> None:
 def spec_doc(sim: Simulator, name: str, serving: dict | None = None, **sections) -> dict:
     """A kube spec document for the simulator: mocker engine, a short smoke test unless overridden."""
     target = {"kind": "kube", "kubeconfig": str(sim.kubeconfig), **sections.pop("target", {})}
-    return {"apiVersion": "dynadeploy.io/v1", "name": name, "target": target,
-            "serving": {"engine": "mocker", **(serving or {})},
-            "smoke": sections.pop("smoke", {"requests": 12, "concurrency": 4, "max_tokens": 8}), **sections}
+    return {
+        "apiVersion": "dynadeploy.io/v1",
+        "name": name,
+        "target": target,
+        "serving": {"engine": "mocker", **(serving or {})},
+        "smoke": sections.pop("smoke", {"requests": 12, "concurrency": 4, "max_tokens": 8}),
+        **sections,
+    }
 
 
 def make_spec(sim: Simulator, name: str, serving: dict | None = None, **sections):
@@ -111,7 +131,7 @@ def leftovers(sim: Simulator, name: str) -> list[str]:
             continue
         try:
             objs = sim.store.list(rt.api_version(), rt.kind, label_selector=selector)
-        except Exception:  # noqa: BLE001, S112 - kinds that cannot be listed
+        except Exception:
             continue
         out += [f"{rt.kind} {o['metadata'].get('namespace', '')}/{o['metadata']['name']}" for o in objs]
     return sorted(out)

@@ -28,9 +28,9 @@ import pytest
 from flows.canary import CanaryFailed, canary
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime.gateways import loadgen
 from runtime.domain import naming
 from runtime.errors import NotSupportedError, PreflightError
+from runtime.gateways import loadgen
 from runtime.targets.kube.backend import KubeBackend
 from runtime.targets.kube.route import RouteRejected
 from tests.harness.kubeapi.controllers import BACKEND_HEADER, GATEWAY_CONTROLLER, NGINX_CONTROLLER
@@ -43,24 +43,57 @@ DGD = ("nvidia.com/v1beta1", "DynamoGraphDeployment")
 GW_PORT, INGRESS_PORT = 18080, 18081
 SERVING = {"topology": "agg", "workers": {"replicas": 1}}
 # Generous bounds for the healthy cases: both graphs share two loaded cores, so latency is noisy here.
-HEALTHY = {"requests_per_step": 24, "min_samples": 12, "steps": [50, 100], "analysis_interval_s": 60,
-           "max_ttft_regression": 10.0, "max_itl_regression": 10.0}
+HEALTHY = {
+    "requests_per_step": 24,
+    "min_samples": 12,
+    "steps": [50, 100],
+    "analysis_interval_s": 60,
+    "max_ttft_regression": 10.0,
+    "max_itl_regression": 10.0,
+}
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory, chart_env):
-    sim = start_cluster(tmp_path_factory, process_runtime=True, traffic={"ingress_port": INGRESS_PORT, "seed": 7})
+    sim = start_cluster(
+        tmp_path_factory, process_runtime=True, traffic={"ingress_port": INGRESS_PORT, "seed": 7}
+    )
     store = sim.store
     store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "infra"}})
-    store.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                  "metadata": {"name": "sim"}, "spec": {"controllerName": GATEWAY_CONTROLLER}})
-    store.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-                  "metadata": {"name": "edge", "namespace": "infra"},
-                  "spec": {"gatewayClassName": "sim", "listeners": [
-                      {"name": "http", "protocol": "HTTP", "port": GW_PORT,
-                       "allowedRoutes": {"namespaces": {"from": "All"}}}]}})
-    store.create({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "nginx"},
-                  "spec": {"controller": NGINX_CONTROLLER}})
+    store.create(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": "sim"},
+            "spec": {"controllerName": GATEWAY_CONTROLLER},
+        }
+    )
+    store.create(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "edge", "namespace": "infra"},
+            "spec": {
+                "gatewayClassName": "sim",
+                "listeners": [
+                    {
+                        "name": "http",
+                        "protocol": "HTTP",
+                        "port": GW_PORT,
+                        "allowedRoutes": {"namespaces": {"from": "All"}},
+                    }
+                ],
+            },
+        }
+    )
+    store.create(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {"name": "nginx"},
+            "spec": {"controller": NGINX_CONTROLLER},
+        }
+    )
     yield sim
     stop_cluster(sim)
 
@@ -135,9 +168,20 @@ def test_slow_candidate_rolls_back_by_itself_and_clients_of_the_route_fail_nothi
 
     def client() -> None:  # a user of the route for the whole canary, in bounded batches
         while not stop.is_set():
-            reports.append(asyncio.run(loadgen.run_load(entry, "dynadeploy/tiny-mock", requests=8, concurrency=2,
-                                                        max_tokens=8, prompt="route traffic", timeout_s=60,
-                                                        host="llm.example.test")))
+            reports.append(
+                asyncio.run(
+                    loadgen.run_load(
+                        entry,
+                        "dynadeploy/tiny-mock",
+                        requests=8,
+                        concurrency=2,
+                        max_tokens=8,
+                        prompt="route traffic",
+                        timeout_s=60,
+                        host="llm.example.test",
+                    )
+                )
+            )
 
     thread = threading.Thread(target=client)
     thread.start()
@@ -190,10 +234,17 @@ def test_a_missing_gateway_fails_the_preflight_before_any_change(prefect_api, si
 
 def test_a_route_the_gateway_refuses_fails_fast_with_the_reason(prefect_api, sim):
     """A listener admitting routes from its own namespace only: Accepted=False NotAllowedByListeners."""
-    sim.store.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-                      "metadata": {"name": "private", "namespace": "infra"},
-                      "spec": {"gatewayClassName": "sim", "listeners": [
-                          {"name": "http", "protocol": "HTTP", "port": GW_PORT + 10}]}})
+    sim.store.create(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "private", "namespace": "infra"},
+            "spec": {
+                "gatewayClassName": "sim",
+                "listeners": [{"name": "http", "protocol": "HTTP", "port": GW_PORT + 10}],
+            },
+        }
+    )
     name = "kc-refused"
     d = doc(sim, name, {"gateway": {"name": "private", "namespace": "infra"}}, HEALTHY)
     t0 = time.monotonic()

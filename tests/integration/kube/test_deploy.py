@@ -40,9 +40,14 @@ DGD = ("nvidia.com/v1beta1", "DynamoGraphDeployment")
 TOPOLOGIES = {
     "agg": ({"topology": "agg"}, {}),
     "agg_router": ({"topology": "agg_router", "workers": {"replicas": 2}}, {}),
-    "disagg": ({"topology": "disagg", "prefill": {"replicas": 1}, "decode": {"replicas": 1}},
-               {"platform": {"operator_mode": "namespace"}}),
-    "disagg_router": ({"topology": "disagg_router", "prefill": {"replicas": 1}, "decode": {"replicas": 2}}, {}),
+    "disagg": (
+        {"topology": "disagg", "prefill": {"replicas": 1}, "decode": {"replicas": 1}},
+        {"platform": {"operator_mode": "namespace"}},
+    ),
+    "disagg_router": (
+        {"topology": "disagg_router", "prefill": {"replicas": 1}, "decode": {"replicas": 2}},
+        {},
+    ),
 }
 
 
@@ -74,14 +79,30 @@ def cluster_wide_operator(sim, wanted: bool):
 
     store = sim.store
     store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "platform-system"}})
-    store.create({"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {
-        "name": "shared-dynamo-operator-manager-role", "labels": {"app.kubernetes.io/instance": "shared"}},
-        "rules": []})
-    store.create({"apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {
-        "name": "shared-dynamo-operator-manager-rolebinding"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "shared-dynamo-operator-manager-role"},
-        "subjects": [{"kind": "ServiceAccount", "name": "x", "namespace": "platform-system"}]})
+    store.create(
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": "shared-dynamo-operator-manager-role",
+                "labels": {"app.kubernetes.io/instance": "shared"},
+            },
+            "rules": [],
+        }
+    )
+    store.create(
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "shared-dynamo-operator-manager-rolebinding"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "shared-dynamo-operator-manager-role",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "x", "namespace": "platform-system"}],
+        }
+    )
     install_crds(store)
     try:
         yield
@@ -113,7 +134,9 @@ def _deploy_serve_and_tear_down(sim, topology: str, serving: dict, extra: dict) 
         assert (again["revision"], again["changed"]) == (1, False) and again["smoke"]["passed"]
         since = sim.requests.entries[before:]
         assert not [r for r in since if r.method == "PATCH" and "/dynamographdeployments/" in r.path]
-        assert not [r for r in since if r.method in ("POST", "PUT") and "/secrets" in r.path]  # no helm upgrade
+        assert not [
+            r for r in since if r.method in ("POST", "PUT") and "/secrets" in r.path
+        ]  # no helm upgrade
 
     down = teardown(spec=doc, delete_model_cache=True)
     assert down["leftovers"] == [] and not down["model_cache_kept"]
@@ -137,8 +160,9 @@ def test_redeploy_with_a_changed_image_waits_for_the_real_rollout_and_records_re
             info = getattr(record, "dynadeploy", {})
             if info.get("stage") == "rollout" and info.get("event") == "done" and not at_rollout_done:
                 at_rollout_done["dgd"] = sim.store.get(*DGD, name, name)
-                at_rollout_done["pods"] = sim.store.list("v1", "Pod", name,
-                                                         label_selector={"nvidia.com/dynamo-component": "worker"})
+                at_rollout_done["pods"] = sim.store.list(
+                    "v1", "Pod", name, label_selector={"nvidia.com/dynamo-component": "worker"}
+                )
 
     handler = Snapshot()
     progress = logging.getLogger("dynadeploy.progress")
@@ -155,8 +179,13 @@ def test_redeploy_with_a_changed_image_waits_for_the_real_rollout_and_records_re
     assert (second["revision"], second["changed"]) == (2, True) and second["smoke"]["passed"]
 
     # the operator did claim success early: Ready=True on the new generation while workers were not rolled
-    early = [e.object for e in events if e.object.get("status") and _claims_ready(e.object)
-             and e.object["status"]["components"]["worker"]["updatedReplicas"] < 2]
+    early = [
+        e.object
+        for e in events
+        if e.object.get("status")
+        and _claims_ready(e.object)
+        and e.object["status"]["components"]["worker"]["updatedReplicas"] < 2
+    ]
     assert early, "the early-success switch did not produce an early Ready"
     # ... and the stage returned only once every worker replica was updated and the old pods were gone
     dgd = at_rollout_done["dgd"]
@@ -166,10 +195,14 @@ def test_redeploy_with_a_changed_image_waits_for_the_real_rollout_and_records_re
     assert len(pods) == 2 and not any(p["metadata"].get("deletionTimestamp") for p in pods)
     assert all(p["spec"]["containers"][0]["image"] == new_image for p in pods)
 
-    ledger = sorted(sim.store.list("v1", "ConfigMap", name, label_selector=naming.REVISION_KEY),
-                    key=lambda c: c["metadata"]["name"])
-    assert [(c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"]["dynadeploy.io/status"])
-            for c in ledger] == [("1", "superseded"), ("2", "serving")]
+    ledger = sorted(
+        sim.store.list("v1", "ConfigMap", name, label_selector=naming.REVISION_KEY),
+        key=lambda c: c["metadata"]["name"],
+    )
+    assert [
+        (c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"]["dynadeploy.io/status"])
+        for c in ledger
+    ] == [("1", "superseded"), ("2", "serving")]
     revisions = KubeBackend(make_spec(sim, name, serving)).status().revisions
     assert [r.reason for r in revisions] == ["deploy", "new image"]
     assert teardown(spec=spec_doc(sim, name, serving), delete_model_cache=True)["leftovers"] == []
@@ -179,20 +212,26 @@ def test_redeploy_with_a_changed_image_waits_for_the_real_rollout_and_records_re
 def _claims_ready(dgd: dict) -> bool:
     status = dgd.get("status") or {}
     ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
-    return ready.get("status") == "True" and status.get("observedGeneration") == dgd["metadata"]["generation"] > 1
+    return (
+        ready.get("status") == "True"
+        and status.get("observedGeneration") == dgd["metadata"]["generation"] > 1
+    )
 
 
 def test_injected_429_and_500_faults_converge_without_duplicate_objects(prefect_api, sim):
     name = "kt-faults"
     doc = spec_doc(sim, name, {"topology": "agg"})
-    rules = [sim.faults.add(path=path, verbs=verbs, status=status, retry_after=1, times=1) for path, verbs, status in (
-        ("/api/v1/nodes$", ["list"], 500),                                   # preflight / GPU stage reads
-        (f"/namespaces/{name}/networkpolicies/", ["patch"], 429),            # provision's applies
-        ("/namespaces/dynamo-system/secrets", ["create", "list"], 429),      # helm's release storage
-        (f"/namespaces/{name}/persistentvolumeclaims/", ["patch"], 500),     # the model cache
-        (f"/namespaces/{name}/configmaps/", ["patch"], 429),                 # the revision record
-        (f"/namespaces/{name}/dynamographdeployments/", ["patch"], 500),     # the graph
-    )]
+    rules = [
+        sim.faults.add(path=path, verbs=verbs, status=status, retry_after=1, times=1)
+        for path, verbs, status in (
+            ("/api/v1/nodes$", ["list"], 500),  # preflight / GPU stage reads
+            (f"/namespaces/{name}/networkpolicies/", ["patch"], 429),  # provision's applies
+            ("/namespaces/dynamo-system/secrets", ["create", "list"], 429),  # helm's release storage
+            (f"/namespaces/{name}/persistentvolumeclaims/", ["patch"], 500),  # the model cache
+            (f"/namespaces/{name}/configmaps/", ["patch"], 429),  # the revision record
+            (f"/namespaces/{name}/dynamographdeployments/", ["patch"], 500),  # the graph
+        )
+    ]
     result = deploy(spec=doc)
     assert result["smoke"]["passed"] and result["revision"] == 1
     assert all(rule.hits == 1 for rule in rules), [(r.path, r.hits) for r in rules]
@@ -245,18 +284,25 @@ def _crashing(fn, point: str):
     def crash(*args, **kwargs):
         fn(*args, **kwargs)
         raise RuntimeError(f"simulated crash after {point}")
+
     return crash
 
 
-def test_a_gpu_graph_with_a_downloaded_model_and_a_token_from_a_prefect_secret_block(prefect_api, sim, caplog):
+def test_a_gpu_graph_with_a_downloaded_model_and_a_token_from_a_prefect_secret_block(
+    prefect_api, sim, caplog
+):
     from prefect.blocks.system import Secret
 
     token = "hf_" + "Zq7" * 12
     Secret(value=token).save("kt-hf-token", overwrite=True)
     name = "kt-gpu"
     serving = {"topology": "agg", "engine": "vllm", "workers": {"replicas": 2, "gpus": 1}}
-    doc = spec_doc(sim, name, serving, model={"id": "Qwen/Qwen3-0.6B", "revision": REV,
-                                              "token": {"secret_block": "kt-hf-token"}})
+    doc = spec_doc(
+        sim,
+        name,
+        serving,
+        model={"id": "Qwen/Qwen3-0.6B", "revision": REV, "token": {"secret_block": "kt-hf-token"}},
+    )
     caplog.set_level(logging.DEBUG)
     result = deploy(spec=doc)
     assert result["engine"] == "vllm" and result["smoke"]["passed"] and result["model"] == "Qwen/Qwen3-0.6B"
@@ -307,9 +353,12 @@ def test_teardown_keeps_what_other_deployments_share(prefect_api, sim):
     deploy(spec=b)
     down = teardown(spec=a, delete_model_cache=True)
     assert down["leftovers"] == []
-    assert sim.store.get("apps/v1", "Deployment", "dynamo-platform-dynamo-operator-controller-manager",
-                         "dynamo-system")  # kt-share-b still uses the operator
-    assert KubeBackend(make_spec(sim, "kt-share-b", {"topology": "agg"})).status().models == ["dynadeploy/tiny-mock"]
+    assert sim.store.get(
+        "apps/v1", "Deployment", "dynamo-platform-dynamo-operator-controller-manager", "dynamo-system"
+    )  # kt-share-b still uses the operator
+    assert KubeBackend(make_spec(sim, "kt-share-b", {"topology": "agg"})).status().models == [
+        "dynadeploy/tiny-mock"
+    ]
     down = teardown(spec=b, delete_model_cache=True)
     assert down["leftovers"] == []
     assert sim.store.try_get("v1", "Namespace", "dynamo-system") is None
@@ -318,8 +367,12 @@ def test_teardown_keeps_what_other_deployments_share(prefect_api, sim):
 
 
 def test_failures_name_the_stage(prefect_api, sim):
-    bad = spec_doc(sim, "kt-bad", {"topology": "agg", "engine": "vllm", "workers": {"gpus": 16}},
-                   model={"id": "Qwen/Qwen3-0.6B", "revision": REV})
-    with pytest.raises(DynadeployError, match="preflight of .* found 1 problem"):
+    bad = spec_doc(
+        sim,
+        "kt-bad",
+        {"topology": "agg", "engine": "vllm", "workers": {"gpus": 16}},
+        model={"id": "Qwen/Qwen3-0.6B", "revision": REV},
+    )
+    with pytest.raises(DynadeployError, match=r"preflight of .* found 1 problem"):
         deploy(spec=bad)
     assert sim.store.try_get("v1", "Namespace", "kt-bad") is None

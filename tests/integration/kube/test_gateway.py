@@ -30,23 +30,38 @@ def kube(kubeapi):
 
 
 def cm(name: str, ns: str = "default", labels: dict | None = None, data: dict | None = None) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "data": data or {"k": "v"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "data": data or {"k": "v"},
+    }
 
 
 def deployment(name: str = "web", replicas: int = 2) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "c", "image": "example/web:1"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "example/web:1"}]},
+            },
+        },
+    }
 
 
 def test_apply_is_server_side_apply_with_our_field_manager_and_idempotent(kubeapi, kube):
     out = kube.apply(cm("a", labels={"x": "1"}))
     assert out["metadata"]["labels"] == {"x": "1"}
     (req,) = kubeapi.requests.find(method="PATCH", path="/configmaps/a$")
-    assert req.content_type.startswith("application/apply-patch") and req.query.get("fieldManager") == "dynadeploy"
+    assert (
+        req.content_type.startswith("application/apply-patch")
+        and req.query.get("fieldManager") == "dynadeploy"
+    )
     managers = {m["manager"]: m["operation"] for m in out["metadata"]["managedFields"]}
     assert managers == {"dynadeploy": "Apply"}
     rv = out["metadata"]["resourceVersion"]
@@ -64,8 +79,11 @@ def test_get_list_by_label_with_paging_and_unserved_kinds(kubeapi, kube):
         kube.apply(cm(f"c{i}", labels={"team": "a" if i % 2 else "b", "app": "x"}))
     assert len(kube.list("v1", "ConfigMap", "default", labels={"app": "x"}, page=3)) == 7
     assert len(kubeapi.requests.find(method="GET", path="/namespaces/default/configmaps$")) == 3  # 3 pages
-    assert {o["metadata"]["name"] for o in kube.list("v1", "ConfigMap", "default", labels={"team": "a"})} == \
-        {"c1", "c3", "c5"}
+    assert {o["metadata"]["name"] for o in kube.list("v1", "ConfigMap", "default", labels={"team": "a"})} == {
+        "c1",
+        "c3",
+        "c5",
+    }
     assert kube.list("v1", "ConfigMap", "default", labels="team=a,app")[0]["kind"] == "ConfigMap"
     assert kube.get("v1", "ConfigMap", "c0", "default")["data"] == {"k": "v"}
     assert kube.get("v1", "ConfigMap", "nope", "default") is None
@@ -78,8 +96,14 @@ def test_get_list_by_label_with_paging_and_unserved_kinds(kubeapi, kube):
 def test_delete_not_found_is_success_and_waits_until_gone(kubeapi, kube):
     assert kube.delete("v1", "ConfigMap", "missing", "default") is False
     kube.apply(deployment())
-    kube.wait("apps/v1", "Deployment", lambda objs: objs and objs[0].get("status", {}).get("availableReplicas") == 2,
-              name="web", namespace="default", timeout_s=20)
+    kube.wait(
+        "apps/v1",
+        "Deployment",
+        lambda objs: objs and objs[0].get("status", {}).get("availableReplicas") == 2,
+        name="web",
+        namespace="default",
+        timeout_s=20,
+    )
     assert kube.delete("apps/v1", "Deployment", "web", "default", propagation="Foreground", wait=True) is True
     assert len(kubeapi.requests.find(method="DELETE", path="/deployments/web$")) == 1
     assert kubeapi.store.try_get("apps/v1", "Deployment", "web", "default") is None
@@ -96,30 +120,61 @@ def test_wait_watches_and_times_out_with_the_stuck_description(kubeapi, kube):
     kube.list("v1", "ConfigMap", "default")  # discovery done before the clock starts
     threading.Thread(target=later, daemon=True).start()
     t0 = time.monotonic()
-    got = kube.wait("v1", "ConfigMap", lambda objs: objs and objs[0], name="late", namespace="default",
-                    timeout_s=10, tick_s=5)
+    got = kube.wait(
+        "v1",
+        "ConfigMap",
+        lambda objs: objs and objs[0],
+        name="late",
+        namespace="default",
+        timeout_s=10,
+        tick_s=5,
+    )
     assert got["metadata"]["name"] == "late" and time.monotonic() - t0 < 3  # woken by the watch, not a tick
     with pytest.raises(WaitTimeout, match=r"timed out after 1s waiting for the thing: still 0"):
-        kube.wait("v1", "ConfigMap", lambda objs: None, name="nope", namespace="default", timeout_s=1,
-                  what="the thing", describe_stuck=lambda objs: f"still {len(objs)}")
+        kube.wait(
+            "v1",
+            "ConfigMap",
+            lambda objs: None,
+            name="nope",
+            namespace="default",
+            timeout_s=1,
+            what="the thing",
+            describe_stuck=lambda objs: f"still {len(objs)}",
+        )
 
 
 def test_wait_falls_back_to_polling_when_watches_fail(kubeapi, kube):
     kubeapi.faults.add(path="/configmaps", verbs=["watch"], status=500)
     threading = __import__("threading")
     threading.Timer(0.8, lambda: kubeapi.store.create(cm("polled"))).start()
-    got = kube.wait("v1", "ConfigMap", lambda objs: objs and objs[0], name="polled", namespace="default",
-                    timeout_s=15, tick_s=0.5)
+    got = kube.wait(
+        "v1",
+        "ConfigMap",
+        lambda objs: objs and objs[0],
+        name="polled",
+        namespace="default",
+        timeout_s=15,
+        tick_s=0.5,
+    )
     assert got["metadata"]["name"] == "polled"
     # transient read errors during a wait are waited through, up to the deadline
     kubeapi.faults.add(path="/configmaps", verbs=["list"], status=503, times=2)
-    assert kube.wait("v1", "ConfigMap", lambda objs: objs and objs[0], name="polled", namespace="default",
-                     timeout_s=10, tick_s=0.5)
+    assert kube.wait(
+        "v1",
+        "ConfigMap",
+        lambda objs: objs and objs[0],
+        name="polled",
+        namespace="default",
+        timeout_s=10,
+        tick_s=0.5,
+    )
 
 
-@pytest.mark.parametrize("status,retry_after", [(429, 2.0), (500, None), (503, 3.0), (504, None)])
+@pytest.mark.parametrize(("status", "retry_after"), [(429, 2.0), (500, None), (503, 3.0), (504, None)])
 def test_throttling_and_server_errors_are_transient_with_retry_after(kubeapi, kube, status, retry_after):
-    kubeapi.faults.add(path="/configmaps/a$", verbs=["get"], status=status, retry_after=retry_after or 1, times=1)
+    kubeapi.faults.add(
+        path="/configmaps/a$", verbs=["get"], status=status, retry_after=retry_after or 1, times=1
+    )
     with pytest.raises(TransientError) as info:
         kube.get("v1", "ConfigMap", "a", "default")
     assert f"HTTP {status}" in str(info.value)
@@ -164,19 +219,42 @@ def test_access_reviews_answer_per_verb_and_resource(kubeapi, kube):
 
 
 def test_pod_logs_and_events(kubeapi, kube):
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-           "spec": {"containers": [{"name": "main", "image": "x:1"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "main", "image": "x:1"}]},
+    }
     live = kubeapi.store.create(pod)
     kubeapi.store.set_pod_log("default", "p", "\n".join(f"line {i}" for i in range(100)) + "\n")
     assert kube.pod_logs("p", "default", tail_lines=2).splitlines() == ["line 98", "line 99"]
     assert kube.pod_logs("gone", "default") == ""
-    kubeapi.store.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "p.1", "namespace": "default"},
-                          "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default",
-                                             "uid": live["metadata"]["uid"]},
-                          "reason": "BackOff", "message": "Back-off restarting failed container", "type": "Warning"})
-    kubeapi.store.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "q.1", "namespace": "default"},
-                          "involvedObject": {"kind": "Pod", "name": "q", "namespace": "default"},
-                          "reason": "Other", "message": "x"})
+    kubeapi.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "p.1", "namespace": "default"},
+            "involvedObject": {
+                "kind": "Pod",
+                "name": "p",
+                "namespace": "default",
+                "uid": live["metadata"]["uid"],
+            },
+            "reason": "BackOff",
+            "message": "Back-off restarting failed container",
+            "type": "Warning",
+        }
+    )
+    kubeapi.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "q.1", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "q", "namespace": "default"},
+            "reason": "Other",
+            "message": "x",
+        }
+    )
     assert [e["reason"] for e in kube.events_for(live)] == ["BackOff"]
 
 
@@ -189,8 +267,9 @@ def test_secrets_are_written_from_values_and_never_logged(kubeapi, kube, caplog)
     assert kube.ensure_secret("hf", "default", {"HF_TOKEN": token}, labels={"a": "b"}) is False  # unchanged
     patches = kubeapi.requests.find(method="PATCH", path="/secrets/hf$")
     assert len(patches) == 1
-    kubeapi.faults.add(path="/secrets/hf$", verbs=["patch"], status=500,
-                       message=f"echoing the request {token}", times=1)
+    kubeapi.faults.add(
+        path="/secrets/hf$", verbs=["patch"], status=500, message=f"echoing the request {token}", times=1
+    )
     with pytest.raises(TransientError) as info:
         kube.ensure_secret("hf", "default", {"HF_TOKEN": token + "x"})
     assert token not in str(info.value) and "HTTP 500" in str(info.value)

@@ -64,13 +64,17 @@ def test_forward_serves_and_is_cleaned_up(fake_kubectl, tmp_path):
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(url, trust_env=False).text == "forwarded"
         argv, pid = (tmp_path / "argv").read_text().splitlines()
-        assert argv == ("--kubeconfig /k/config -n ns1 --context ctx port-forward --address 127.0.0.1 "
-                        "svc/g-frontend :8000")
+        assert argv == (
+            "--kubeconfig /k/config -n ns1 --context ctx port-forward --address 127.0.0.1 "
+            "svc/g-frontend :8000"
+        )
         assert _alive(int(pid))
     assert not _alive(int(pid))
 
-    with pytest.raises(RuntimeError, match="boom"), \
-            port_forward("/k/config", None, "ns1", "svc/g-frontend", 8000, executable=str(fake_kubectl)):
+    with (  # noqa: PT012 - the context manager under test is part of the raising block
+        pytest.raises(RuntimeError, match="boom"),
+        port_forward("/k/config", None, "ns1", "svc/g-frontend", 8000, executable=str(fake_kubectl)),
+    ):
         pid = int((tmp_path / "argv").read_text().splitlines()[1])
         raise RuntimeError("boom")
     assert not _alive(pid)
@@ -78,7 +82,9 @@ def test_forward_serves_and_is_cleaned_up(fake_kubectl, tmp_path):
 
 def test_a_failing_kubectl_says_why(fake_kubectl, monkeypatch):
     monkeypatch.setenv("FAKE_KUBECTL_FAIL", "1")
-    with pytest.raises(ToolError, match='services "x" not found') as info, \
-            port_forward("/k/config", None, "ns1", "svc/x", 8000, executable=str(fake_kubectl)):
+    with (
+        pytest.raises(ToolError, match='services "x" not found') as info,
+        port_forward("/k/config", None, "ns1", "svc/x", 8000, executable=str(fake_kubectl)),
+    ):
         pass
     assert "pods/portforward" in info.value.hint

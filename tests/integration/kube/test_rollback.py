@@ -26,9 +26,9 @@ from flows.rollback import rollback
 from flows.teardown import teardown
 from runtime.domain import naming
 from runtime.errors import PermanentError
-from runtime.targets.kube.backend import KubeBackend
 from runtime.render.ledger import STATUS_KEY
 from runtime.spec import DEFAULT_IMAGE
+from runtime.targets.kube.backend import KubeBackend
 
 from .conftest import (
     graph_processes,
@@ -53,13 +53,20 @@ def images(dgd: dict) -> dict[str, str]:
 def ledger(sim, name: str) -> list[tuple[str, str]]:
     """(revision, status) of the ledger ConfigMaps in the graph's namespace, as stored in the cluster."""
     cms = sim.store.list("v1", "ConfigMap", name, label_selector=naming.REVISION_KEY)
-    return sorted(((c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"][STATUS_KEY])
-                   for c in cms), key=lambda rs: int(rs[0]))
+    return sorted(
+        (
+            (c["metadata"]["labels"][naming.REVISION_KEY], c["metadata"]["annotations"][STATUS_KEY])
+            for c in cms
+        ),
+        key=lambda rs: int(rs[0]),
+    )
 
 
 def worker_images(sim, name: str) -> list[str]:
     pods = sim.store.list("v1", "Pod", name, label_selector={"nvidia.com/dynamo-component": "worker"})
-    return sorted(p["spec"]["containers"][0]["image"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+    return sorted(
+        p["spec"]["containers"][0]["image"] for p in pods if not p["metadata"].get("deletionTimestamp")
+    )
 
 
 def refused_without_writes(sim, match: str, **kwargs) -> None:
@@ -71,10 +78,19 @@ def refused_without_writes(sim, match: str, **kwargs) -> None:
 
 def _paused_rollback(name: str):
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))))
-    return next((r for r in runs if isinstance(r.parameters.get("spec"), dict)
-                 and r.parameters["spec"].get("name") == name), None)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))
+            )
+        )
+    return next(
+        (
+            r
+            for r in runs
+            if isinstance(r.parameters.get("spec"), dict) and r.parameters["spec"].get("name") == name
+        ),
+        None,
+    )
 
 
 def test_rollback_restores_revision_1_as_revision_3_on_the_cluster(prefect_api, sim):
@@ -138,15 +154,19 @@ def test_a_rejected_rollback_changes_nothing_on_the_cluster(prefect_api, sim):
     Not simulated: a person in the Prefect UI (the test resumes the paused run through the API, as the UI
     does)."""
     name = "kt-rollback-no"
-    v1, v2 = spec_doc(sim, name, {"topology": "agg"}), spec_doc(sim, name, {"topology": "agg", "image": IMAGE_2})
+    v1, v2 = (
+        spec_doc(sim, name, {"topology": "agg"}),
+        spec_doc(sim, name, {"topology": "agg", "image": IMAGE_2}),
+    )
     deploy(spec=v1)
     deploy(spec=v2)
     dgd_before = sim.store.get(*DGD, name, name)["metadata"]["generation"]
     before = len(sim.requests.entries)
 
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.setdefault("result", rollback(spec=v2, approval_timeout_s=120,
-                                                                             return_state=True)))
+    runner = threading.Thread(
+        target=lambda: out.setdefault("result", rollback(spec=v2, approval_timeout_s=120, return_state=True))
+    )
     runner.start()
     deadline = time.monotonic() + 90
     paused = None

@@ -22,8 +22,8 @@ import time
 import pytest
 import yaml
 
-from runtime.domain import naming
 from runtime import render
+from runtime.domain import naming
 from runtime.errors import PermanentError, PreflightError, RolloutFailed
 from runtime.targets.kube.backend import CACHED_ANNOTATION, KubeBackend
 from tests.harness.kubeapi import server as sim_server
@@ -65,7 +65,9 @@ def preflight_error(sim, spec) -> PreflightError:
 
 def gpu_spec(sim, name: str, replicas: int, gpus: int, **sections):
     sections.setdefault("model", {"id": "Qwen/Qwen3-0.6B", "revision": REV})
-    return make_spec(sim, name, {"engine": "vllm", "workers": {"replicas": replicas, "gpus": gpus}}, **sections)
+    return make_spec(
+        sim, name, {"engine": "vllm", "workers": {"replicas": replicas, "gpus": gpus}}, **sections
+    )
 
 
 # ------------------------------------------------------------------------------------------ preflight
@@ -82,9 +84,13 @@ def test_preflight_passes_then_creates_only_the_namespace_and_its_security(sim):
     assert len(made) == out["objects"] == 6  # Namespace, ServiceAccount, Role, RoleBinding, 2 NetworkPolicies
     ns = sim.store.get("v1", "Namespace", "pf-ok")
     assert ns["metadata"]["labels"][naming.DEPLOYMENT_KEY] == "pf-ok"
-    assert KubeBackend(spec).provision().details["objects"] == 6 and len(writes(sim, before)) == 6 + 6  # idempotent
-    assert sim.store.get("v1", "Namespace", "pf-ok")["metadata"]["resourceVersion"] == \
-        ns["metadata"]["resourceVersion"]
+    assert (
+        KubeBackend(spec).provision().details["objects"] == 6 and len(writes(sim, before)) == 6 + 6
+    )  # idempotent
+    assert (
+        sim.store.get("v1", "Namespace", "pf-ok")["metadata"]["resourceVersion"]
+        == ns["metadata"]["resourceVersion"]
+    )
     sim.store.delete("v1", "Namespace", "pf-ok")
 
 
@@ -112,10 +118,20 @@ def test_too_few_free_gpus(sim):
     # GPUs held by another workload are not free (the device plugin reports them, a pod uses 6)
     sim.ctl.nodes.driver_preinstalled = True  # GKE-like: the node reports its GPUs by itself
     sim.ctl.nodes.set_gpu_capacity(sim.store, "sim-gpu-0", True)
-    hog = sim.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog", "namespace": "default"},
-                            "spec": {"nodeName": "sim-gpu-0", "containers": [
-                                {"name": "c", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": "6"}}}]},
-                            "status": {"phase": "Running"}})
+    hog = sim.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "hog", "namespace": "default"},
+            "spec": {
+                "nodeName": "sim-gpu-0",
+                "containers": [
+                    {"name": "c", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": "6"}}}
+                ],
+            },
+            "status": {"phase": "Running"},
+        }
+    )
     try:
         err = preflight_error(sim, gpu_spec(sim, "pf-gpu", replicas=2, gpus=2))
         assert "needs 4 GPU(s) but only 2 of 8 are free (sim-gpu-0: 2)" in str(err)
@@ -128,9 +144,18 @@ def test_too_few_free_gpus(sim):
 
 def test_namespace_restricted_operators_block_a_cluster_wide_install(sim):
     sim.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
-    sim.store.create({"apiVersion": RBAC, "kind": "Role", "metadata": {
-        "name": "team-a-dynamo-operator-manager-role", "namespace": "team-a",
-        "labels": {"app.kubernetes.io/instance": "team-a"}}, "rules": []})
+    sim.store.create(
+        {
+            "apiVersion": RBAC,
+            "kind": "Role",
+            "metadata": {
+                "name": "team-a-dynamo-operator-manager-role",
+                "namespace": "team-a",
+                "labels": {"app.kubernetes.io/instance": "team-a"},
+            },
+            "rules": [],
+        }
+    )
     try:
         err = preflight_error(sim, make_spec(sim, "pf-restricted"))
         assert "namespace-restricted Dynamo operators run in namespaces team-a" in str(err)
@@ -141,7 +166,9 @@ def test_namespace_restricted_operators_block_a_cluster_wide_install(sim):
         assert "needs a cluster-wide Dynamo operator first" in str(err)
         _foreign_operator(sim, "1.6.0")
         install_crds(sim.store)
-        out = KubeBackend(make_spec(sim, "pf-restricted", platform={"operator_mode": "namespace"})).provision()
+        out = KubeBackend(
+            make_spec(sim, "pf-restricted", platform={"operator_mode": "namespace"})
+        ).provision()
         assert out.details["operator"] == "installing"
     finally:
         if sim.store.try_get("v1", "Namespace", "other-system") is not None:
@@ -154,19 +181,52 @@ def test_namespace_restricted_operators_block_a_cluster_wide_install(sim):
 
 def _foreign_operator(sim, tag: str) -> None:
     sim.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other-system"}})
-    sim.store.create({"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {
-        "name": "other-dynamo-operator-manager-role", "labels": {"app.kubernetes.io/instance": "other"}},
-        "rules": []})
-    sim.store.create({"apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {
-        "name": "other-dynamo-operator-manager-rolebinding"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "other-dynamo-operator-manager-role"},
-        "subjects": [{"kind": "ServiceAccount", "name": "x", "namespace": "other-system"}]})
-    sim.store.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
-        "name": "other-dynamo-operator-controller-manager", "namespace": "other-system"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "op"}}, "template": {
-            "metadata": {"labels": {"app": "op"}}, "spec": {"containers": [
-                {"name": "manager", "image": f"nvcr.io/nvidia/ai-dynamo/kubernetes-operator:{tag}"}]}}}})
+    sim.store.create(
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": "other-dynamo-operator-manager-role",
+                "labels": {"app.kubernetes.io/instance": "other"},
+            },
+            "rules": [],
+        }
+    )
+    sim.store.create(
+        {
+            "apiVersion": RBAC,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "other-dynamo-operator-manager-rolebinding"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "other-dynamo-operator-manager-role",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "x", "namespace": "other-system"}],
+        }
+    )
+    sim.store.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "other-dynamo-operator-controller-manager", "namespace": "other-system"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "op"}},
+                "template": {
+                    "metadata": {"labels": {"app": "op"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "manager",
+                                "image": f"nvcr.io/nvidia/ai-dynamo/kubernetes-operator:{tag}",
+                            }
+                        ]
+                    },
+                },
+            },
+        }
+    )
 
 
 def _remove_foreign_operator(sim) -> None:
@@ -188,7 +248,10 @@ def test_another_cluster_wide_operator_is_reused_on_the_same_release_line_only(s
     try:
         err = preflight_error(sim, make_spec(sim, "pf-foreign"))
         assert "cluster-wide operator 1.5.0 (release other in other-system) is already installed" in str(err)
-        assert "set platform.dynamo_version to 1.5.0" in err.hint and "helm uninstall other -n other-system" in err.hint
+        assert (
+            "set platform.dynamo_version to 1.5.0" in err.hint
+            and "helm uninstall other -n other-system" in err.hint
+        )
         # Dynamo 1.x: a namespace-restricted operator uses the cluster-wide one's CRDs, so that operator is
         # needed, not refused; it must be of the spec's release line (issue 10, defect 4)
         err = preflight_error(sim, make_spec(sim, "pf-foreign", platform={"operator_mode": "namespace"}))
@@ -200,7 +263,11 @@ def test_another_cluster_wide_operator_is_reused_on_the_same_release_line_only(s
     install_crds(sim.store)
     try:
         backend = KubeBackend(make_spec(sim, "pf-foreign"))
-        assert backend.provision().details["operator"].startswith("using cluster-wide operator 1.6.0 (release other")
+        assert (
+            backend.provision()
+            .details["operator"]
+            .startswith("using cluster-wide operator 1.6.0 (release other")
+        )
         before = len(sim.requests.entries)
         out = backend.install_platform()
         assert out.note.startswith("using the existing cluster-wide operator 1.6.0") and not out.changed
@@ -228,21 +295,31 @@ def test_the_model_cache_needs_a_storage_class(sim):
     err = preflight_error(sim, make_spec(sim, "pf-sc", model={"cache": {"storage_class": "fast"}}))
     assert "StorageClass fast (for the model cache) does not exist" in str(err) and "standard" in err.hint
     sc = sim.store.get("storage.k8s.io/v1", "StorageClass", "standard")
-    sim.store.patch("storage.k8s.io/v1", "StorageClass", "standard",
-                    {"metadata": {"annotations": {"storageclass.kubernetes.io/is-default-class": "false"}}})
+    sim.store.patch(
+        "storage.k8s.io/v1",
+        "StorageClass",
+        "standard",
+        {"metadata": {"annotations": {"storageclass.kubernetes.io/is-default-class": "false"}}},
+    )
     try:
         err = preflight_error(sim, make_spec(sim, "pf-sc"))
         assert "no default StorageClass" in str(err) and "model.cache.storage_class" in err.hint
     finally:
-        sim.store.patch("storage.k8s.io/v1", "StorageClass", "standard", {"metadata": {"annotations": sc[
-            "metadata"]["annotations"]}})
+        sim.store.patch(
+            "storage.k8s.io/v1",
+            "StorageClass",
+            "standard",
+            {"metadata": {"annotations": sc["metadata"]["annotations"]}},
+        )
 
 
 def test_dynamo_0x_crds_cannot_serve_a_namespace_restricted_1x_graph(sim):
     from tests.harness.kubeapi.controllers import dgd_crd
 
     crd = dgd_crd()
-    crd["spec"]["versions"] = [dict(v, storage=True) for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    crd["spec"]["versions"] = [
+        dict(v, storage=True) for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"
+    ]
     sim.store.create(crd)
     try:
         err = preflight_error(sim, make_spec(sim, "pf-crd", platform={"operator_mode": "namespace"}))
@@ -255,11 +332,23 @@ def test_every_problem_is_reported_at_once(sim, monkeypatch):
     monkeypatch.setitem(sim_server.VERSION_INFO, "minor", "28")
     monkeypatch.setitem(sim_server.VERSION_INFO, "gitVersion", "v1.28.0")
     sim.deny(verb="create", resource="jobs")
-    err = preflight_error(sim, gpu_spec(sim, "pf-all", replicas=5, gpus=2, model={
-        "id": "Qwen/Qwen3-0.6B", "revision": REV, "cache": {"storage_class": "nope"}}))
+    err = preflight_error(
+        sim,
+        gpu_spec(
+            sim,
+            "pf-all",
+            replicas=5,
+            gpus=2,
+            model={"id": "Qwen/Qwen3-0.6B", "revision": REV, "cache": {"storage_class": "nope"}},
+        ),
+    )
     assert "found 4 problem(s)" in str(err)
-    for part in ("(1) the cluster runs Kubernetes v1.28.0", "(2) the graph needs 10 GPU(s)",
-                 "(3) StorageClass nope", "(4) this run's identity may not: create jobs.batch in namespace pf-all"):
+    for part in (
+        "(1) the cluster runs Kubernetes v1.28.0",
+        "(2) the graph needs 10 GPU(s)",
+        "(3) StorageClass nope",
+        "(4) this run's identity may not: create jobs.batch in namespace pf-all",
+    ):
         assert part in str(err)
     assert len(err.problems) == 4 and "(4) grant these" in err.hint
 
@@ -323,23 +412,28 @@ def test_a_stuck_rollout_names_the_component_and_why_and_keeps_its_revision(sim,
     with backend.reach() as url:
         assert url.startswith("http://127.0.0.1:")
         argv, pid = (tmp_path / "argv").read_text().splitlines()
-        assert argv == (f"--kubeconfig {sim.kubeconfig} -n st-stuck port-forward --address 127.0.0.1 "
-                        "svc/st-stuck-frontend :8000")
+        assert argv == (
+            f"--kubeconfig {sim.kubeconfig} -n st-stuck port-forward --address 127.0.0.1 "
+            "svc/st-stuck-frontend :8000"
+        )
     assert not _alive(int(pid))
     assert backend.teardown(keep_model_cache=False).leftovers == []
 
 
 def test_a_failed_model_download_surfaces_its_log_and_is_replaced_on_the_rerun(sim):
     token = "hf_" + "k" * 30
-    spec = make_spec(sim, "st-dl", model={"id": "Qwen/Qwen3-0.6B", "revision": REV,
-                                          "token": {"env": "HF_TOKEN_FOR_TEST"}})
+    spec = make_spec(
+        sim, "st-dl", model={"id": "Qwen/Qwen3-0.6B", "revision": REV, "token": {"env": "HF_TOKEN_FOR_TEST"}}
+    )
     backend = KubeBackend(spec)
     backend.provision()
     backend.detect_gpus()
     backend.install_platform()
     job = render.render_model_cache(spec, backend.caps)[1]
-    job["metadata"]["annotations"] = {"kubeapi-sim/fail": "true",
-                                      "kubeapi-sim/log": "OSError: 401 Client Error: Repository Not Found\n"}
+    job["metadata"]["annotations"] = {
+        "kubeapi-sim/fail": "true",
+        "kubeapi-sim/log": "OSError: 401 Client Error: Repository Not Found\n",
+    }
     sim.store.create(job)  # the Job of this revision already ran once, and fails
     with pytest.raises(PermanentError) as info:
         backend.cache_model("mocker", token)
@@ -347,7 +441,7 @@ def test_a_failed_model_download_surfaces_its_log_and_is_replaced_on_the_rerun(s
     assert "the model download Job st-dl/st-dl-model-download failed" in msg and "BackoffLimitExceeded" in msg
     assert "401 Client Error: Repository Not Found" in msg and token not in msg
     assert "model.token" in info.value.hint
-    with pytest.raises(PermanentError, match="does not hold Qwen/Qwen3-0.6B@"):
+    with pytest.raises(PermanentError, match=r"does not hold Qwen/Qwen3-0.6B@"):
         backend.roll_out("mocker")  # no rollout before the cache is ready
 
     model = backend.cache_model("mocker", token)  # the failed Job is replaced by a fresh one
@@ -369,7 +463,9 @@ def test_the_etcd_image_override_gets_past_the_bitnami_image_check(sim):
     backend.install_platform()
     (sts,) = sim.store.list("apps/v1", "StatefulSet", "dynamo-system")
     assert sts["metadata"]["name"] == "dynamo-platform-etcd"
-    assert sts["spec"]["template"]["spec"]["containers"][0]["image"].startswith("docker.io/bitnamilegacy/etcd:")
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
+        "docker.io/bitnamilegacy/etcd:"
+    )
     values = backend.helm.current("dynamo-platform", "dynamo-system").values
     assert values["etcd"]["global"]["security"]["allowInsecureImages"] is True
     assert backend.teardown(keep_model_cache=False).leftovers == []
@@ -396,13 +492,21 @@ def test_a_platform_upgrade_applies_the_crds_before_the_chart(sim, tmp_path, mon
     before = len(sim.requests.entries)
     out = up.install_platform()
     assert out.changed and "dynamo-platform 1.6.2" in out.note
-    live = sim.store.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "dynamographdeployments.nvidia.com")
+    live = sim.store.get(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "dynamographdeployments.nvidia.com"
+    )
     assert any(c["name"] == "State" for c in live["spec"]["versions"][0]["additionalPrinterColumns"])
-    order = [w for w in writes(sim, before) if "customresourcedefinitions" in w or "dynamo-system/secrets" in w]
+    order = [
+        w for w in writes(sim, before) if "customresourcedefinitions" in w or "dynamo-system/secrets" in w
+    ]
     crd_at = next(i for i, w in enumerate(order) if "customresourcedefinitions/dynamographdeployments" in w)
     release_at = next(i for i, w in enumerate(order) if "dynamo-system/secrets" in w)  # helm's release record
     assert crd_at < release_at, order
     assert up.helm.current("dynamo-platform", "dynamo-system").chart_version == "1.6.2"
     assert up.teardown(keep_model_cache=False).leftovers == []
-    assert sim.store.try_get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
-                             "dynamographdeployments.nvidia.com") is None  # dynadeploy created them
+    assert (
+        sim.store.try_get(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", "dynamographdeployments.nvidia.com"
+        )
+        is None
+    )  # dynadeploy created them

@@ -17,12 +17,22 @@ from .conftest import graph_processes, simulate_port_forward, spec_doc, start_cl
 REV = "0123456789abcdef0123456789abcdef01234567"
 PYTHON = str(vllm_cpu.root() / "bin" / "python")
 pytestmark = [
-    pytest.mark.integration, pytest.mark.slow, pytest.mark.vllm, pytest.mark.timeout(900),
-    pytest.mark.skipif(not (vllm_cpu.root() / vllm_cpu.STAMP).exists(),
-                       reason="the CPU vLLM runtime is not built: make vllm-cpu"),
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.vllm,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(
+        not (vllm_cpu.root() / vllm_cpu.STAMP).exists(),
+        reason="the CPU vLLM runtime is not built: make vllm-cpu",
+    ),
 ]
-SMOKE = {"requests": 4, "concurrency": 2, "max_tokens": 8, "timeout_s": 120,
-         "sla": {"ttft_p90_ms": 60000, "itl_p90_ms": 10000, "e2e_p99_ms": 120000}}
+SMOKE = {
+    "requests": 4,
+    "concurrency": 2,
+    "max_tokens": 8,
+    "timeout_s": 120,
+    "sla": {"ttft_p90_ms": 60000, "itl_p90_ms": 10000, "e2e_p99_ms": 120000},
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +75,11 @@ def _vllm_workers_ran_the_rendered_command(sim, ns: str, replicas: int) -> list[
 
 def _complete(sim, ns: str) -> dict:
     (fe,) = [p for p in graph_processes(sim, ns) if p["role"] == "frontend"]
-    r = httpx.post(f"http://{fe['host']}:{fe['port']}/v1/completions", timeout=120,
-                   json={"model": "Qwen/Qwen3-0.6B", "prompt": "hello", "max_tokens": 6})
+    r = httpx.post(
+        f"http://{fe['host']}:{fe['port']}/v1/completions",
+        timeout=120,
+        json={"model": "Qwen/Qwen3-0.6B", "prompt": "hello", "max_tokens": 6},
+    )
     r.raise_for_status()
     return r.json()
 
@@ -74,8 +87,11 @@ def _complete(sim, ns: str) -> dict:
 @pytest.mark.parametrize(("topology", "replicas"), [("agg", 1), ("agg_router", 2)])
 def test_real_vllm_worker_pods_serve_the_rendered_graph(prefect_api, sim, port_forward, topology, replicas):
     name = f"kv-{topology.replace('_', '-')}"
-    serving = {"topology": topology, "engine": "vllm", "workers": {"replicas": replicas, "gpus": 1,
-                                                                   "engine_args": ["--max-num-seqs", "4"]}}
+    serving = {
+        "topology": topology,
+        "engine": "vllm",
+        "workers": {"replicas": replicas, "gpus": 1, "engine_args": ["--max-num-seqs", "4"]},
+    }
     doc = spec_doc(sim, name, serving, model={"id": "Qwen/Qwen3-0.6B", "revision": REV}, smoke=SMOKE)
     try:
         result = deploy(spec=doc)

@@ -21,7 +21,7 @@ def find_binary(name: str, major: int | None = None) -> str | None:
     if toolchain is not None:
         try:
             return toolchain.binary(name, major=major)
-        except Exception:  # noqa: BLE001 - ToolError: not installed
+        except Exception:
             return None
     path = REPO / ".tools" / ("helm3/bin" if major == 3 else "bin") / name
     return str(path) if path.is_file() else None
@@ -49,14 +49,24 @@ class Tool:
     def __init__(self, path: str, env: dict[str, str]) -> None:
         self.path, self.env = path, env
 
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 90) -> Result:
+    def __call__(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 90
+    ) -> Result:
         t0 = time.monotonic()
-        p = subprocess.run([self.path, *args], env=self.env, input=stdin, capture_output=True, text=True,
-                           check=False, timeout=timeout)
+        p = subprocess.run(
+            [self.path, *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
         res = Result(p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
         if check and p.returncode != 0:
-            raise AssertionError(f"{Path(self.path).name} {' '.join(args)} failed (rc={p.returncode}):\n"
-                                 f"{p.stdout}\n{p.stderr}")
+            raise AssertionError(
+                f"{Path(self.path).name} {' '.join(args)} failed (rc={p.returncode}):\n{p.stdout}\n{p.stderr}"
+            )
         return res
 
 

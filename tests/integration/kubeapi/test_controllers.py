@@ -27,9 +27,16 @@ from .conftest import CHART, wait_for
 pytestmark = pytest.mark.integration
 
 FAST = {"workloads": {"ready_delay": 0.05, "terminating_delay": 0.3}, "jobs": {"delay": 0.1}}
-NODES = [NodeSpec("cpu-0"), NodeSpec("gpu-0", gpu_model="NVIDIA-A100-SXM4-80GB", gpus=2),
-         NodeSpec("gpu-1", gpu_model="NVIDIA-A100-SXM4-80GB", gpus=2,
-                  taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}])]
+NODES = [
+    NodeSpec("cpu-0"),
+    NodeSpec("gpu-0", gpu_model="NVIDIA-A100-SXM4-80GB", gpus=2),
+    NodeSpec(
+        "gpu-1",
+        gpu_model="NVIDIA-A100-SXM4-80GB",
+        gpus=2,
+        taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+    ),
+]
 GPU_NODES = {"nodes": {"nodes": NODES}}
 
 
@@ -47,11 +54,12 @@ def kubeapi(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     assert not sim.controller_errors, "\n".join(e[2] for e in sim.controller_errors)
 
 
-
-
 def events_for(store, name: str, ns: str = "default") -> list[tuple[str, str, str]]:
-    return [(e["type"], e["reason"], e["message"]) for e in store.list("v1", "Event", ns)
-            if e["involvedObject"]["name"] == name]
+    return [
+        (e["type"], e["reason"], e["message"])
+        for e in store.list("v1", "Event", ns)
+        if e["involvedObject"]["name"] == name
+    ]
 
 
 DEPLOYMENT = """\
@@ -75,7 +83,10 @@ def test_deployment_pods_rollout_and_scale_down(kubeapi, kubectl):
     dep = store.get("apps/v1", "Deployment", "web", "default")
     (rs,) = store.list("apps/v1", "ReplicaSet", "default")
     h = rs["metadata"]["labels"]["pod-template-hash"]
-    assert rs["metadata"]["name"] == f"web-{h}" and rs["metadata"]["ownerReferences"][0]["uid"] == dep["metadata"]["uid"]
+    assert (
+        rs["metadata"]["name"] == f"web-{h}"
+        and rs["metadata"]["ownerReferences"][0]["uid"] == dep["metadata"]["uid"]
+    )
     pods = store.list("v1", "Pod", "default", label_selector={"app": "web"})
     assert len(pods) == 3
     for pod in pods:
@@ -88,30 +99,41 @@ def test_deployment_pods_rollout_and_scale_down(kubeapi, kubectl):
         assert st["containerStatuses"][0]["ready"] and "running" in st["containerStatuses"][0]["state"]
     assert {"Scheduled", "Started"} <= {r for _, r, _ in events_for(store, pods[0]["metadata"]["name"])}
     st = dep["status"]
-    assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"], st["availableReplicas"]) == (3, 3, 3, 3)
+    assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"], st["availableReplicas"]) == (
+        3,
+        3,
+        3,
+        3,
+    )
     assert st["observedGeneration"] == dep["metadata"]["generation"] == 1
-    assert {c["type"]: c["reason"] for c in st["conditions"]} == {"Available": "MinimumReplicasAvailable",
-                                                                 "Progressing": "NewReplicaSetAvailable"}
+    assert {c["type"]: c["reason"] for c in st["conditions"]} == {
+        "Available": "MinimumReplicasAvailable",
+        "Progressing": "NewReplicaSetAvailable",
+    }
 
-    seen = []   # every status the rollout went through, and the pods that were terminating meanwhile
+    seen = []  # every status the rollout went through, and the pods that were terminating meanwhile
     unsubscribe = store.subscribe(lambda ev: seen.append(ev) if ev.kind in ("Deployment", "Pod") else None)
     kubectl("set", "image", "deployment/web", "web=nginx:2")
     out = kubectl("rollout", "status", "deployment/web", "--timeout=30s").out
     unsubscribe()
     assert "successfully rolled out" in out
     mid = [e.object["status"] for e in seen if e.kind == "Deployment" and e.object.get("status")]
-    assert any(s.get("updatedReplicas", 0) < s.get("replicas", 0) for s in mid)       # surge: old + new
+    assert any(s.get("updatedReplicas", 0) < s.get("replicas", 0) for s in mid)  # surge: old + new
     assert any(c["reason"] == "ReplicaSetUpdated" for s in mid for c in s.get("conditions", []))
     assert any(e.kind == "Pod" and e.object["metadata"].get("deletionTimestamp") for e in seen)
-    rss = {r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: r
-           for r in store.list("apps/v1", "ReplicaSet", "default")}
+    rss = {
+        r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: r
+        for r in store.list("apps/v1", "ReplicaSet", "default")
+    }
     assert rss["1"]["spec"]["replicas"] == 0 and rss["2"]["spec"]["replicas"] == 3
     assert "REVISION" in kubectl("rollout", "history", "deployment/web").out
     assert any(r == "ScalingReplicaSet" for _, r, _ in events_for(store, "web"))
 
     kubectl("scale", "deployment/web", "--replicas=1")
-    wait_for(lambda: any(p["metadata"].get("deletionTimestamp") for p in store.list("v1", "Pod", "default")),
-             what="terminating pods after scale-down")
+    wait_for(
+        lambda: any(p["metadata"].get("deletionTimestamp") for p in store.list("v1", "Pod", "default")),
+        what="terminating pods after scale-down",
+    )
     wait_for(lambda: len(store.list("v1", "Pod", "default")) == 1, what="scaled-down pods to go")
     kubectl("wait", "--for=jsonpath={.status.availableReplicas}=1", "deployment/web", "--timeout=30s")
 
@@ -123,15 +145,21 @@ def test_crash_switch_gives_a_stuck_rollout_with_diagnostics(kubeapi, kubectl):
     kubectl("rollout", "status", "deployment/web", "--timeout=20s")
     bad = DEPLOYMENT.replace("replicas: 3", "replicas: 1\n  progressDeadlineSeconds: 2").replace(
         "metadata: {labels: {app: web, tier: front}}",
-        'metadata: {labels: {app: web, tier: front}, annotations: {kubeapi-sim/crash: web}}')
+        "metadata: {labels: {app: web, tier: front}, annotations: {kubeapi-sim/crash: web}}",
+    )
     kubectl("apply", "-f", "-", stdin=bad)
     res = kubectl("rollout", "status", "deployment/web", "--timeout=20s", check=False)
     assert res.rc != 0 and "exceeded its progress deadline" in res.err
     dep = store.get("apps/v1", "Deployment", "web", "default")
-    assert {c["type"]: c["reason"] for c in dep["status"]["conditions"]}["Progressing"] == "ProgressDeadlineExceeded"
-    assert dep["status"]["updatedReplicas"] == 1 and dep["status"]["availableReplicas"] == 1   # old pod serves
-    crashing = next(p for p in store.list("v1", "Pod", "default")
-                    if p["metadata"].get("annotations", {}).get("kubeapi-sim/crash"))
+    assert {c["type"]: c["reason"] for c in dep["status"]["conditions"]}[
+        "Progressing"
+    ] == "ProgressDeadlineExceeded"
+    assert dep["status"]["updatedReplicas"] == 1 and dep["status"]["availableReplicas"] == 1  # old pod serves
+    crashing = next(
+        p
+        for p in store.list("v1", "Pod", "default")
+        if p["metadata"].get("annotations", {}).get("kubeapi-sim/crash")
+    )
     cs = crashing["status"]["containerStatuses"][0]
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff" and cs["restartCount"] >= 1
     assert cs["lastState"]["terminated"]["exitCode"] == 1 and not cs["ready"]
@@ -173,15 +201,20 @@ def test_statefulset_ordinals_claims_and_revisions(kubeapi, kubectl):
     assert pods["db-1"]["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "1"
     claims = {c["metadata"]["name"]: c for c in store.list("v1", "PersistentVolumeClaim", "default")}
     assert sorted(claims) == ["data-db-0", "data-db-1"]
-    assert all(c["status"]["phase"] == "Bound" and c["spec"]["storageClassName"] == "standard" for c in claims.values())
+    assert all(
+        c["status"]["phase"] == "Bound" and c["spec"]["storageClassName"] == "standard"
+        for c in claims.values()
+    )
     st = store.get("apps/v1", "StatefulSet", "db", "default")["status"]
     assert st["currentRevision"] == st["updateRevision"] and st["readyReplicas"] == 2
     kubectl("set", "image", "statefulset/db", "db=postgres:17")
     kubectl("rollout", "status", "statefulset/db", "--timeout=30s")
     st = store.get("apps/v1", "StatefulSet", "db", "default")["status"]
     assert st["currentRevision"] == st["updateRevision"] and st["updatedReplicas"] == 2
-    assert st["updateRevision"] == store.get("v1", "Pod", "db-0", "default")["metadata"]["labels"][
-        "controller-revision-hash"]
+    assert (
+        st["updateRevision"]
+        == store.get("v1", "Pod", "db-0", "default")["metadata"]["labels"]["controller-revision-hash"]
+    )
     assert len(store.list("apps/v1", "ControllerRevision", "default")) == 2
 
 
@@ -213,20 +246,26 @@ def test_daemonset_one_pod_per_fitting_node_and_bare_replicaset(kubeapi, kubectl
     store = kubeapi.store
     kubectl("apply", "-f", "-", stdin=DAEMONSET)
     kubectl("rollout", "status", "daemonset/agent", "--timeout=20s")
-    nodes = sorted(p["spec"]["nodeName"] for p in store.list("v1", "Pod", "default", label_selector={"app": "agent"}))
-    assert nodes == ["cpu-0", "gpu-0"]                               # gpu-1's taint is not tolerated
+    nodes = sorted(
+        p["spec"]["nodeName"] for p in store.list("v1", "Pod", "default", label_selector={"app": "agent"})
+    )
+    assert nodes == ["cpu-0", "gpu-0"]  # gpu-1's taint is not tolerated
     st = store.get("apps/v1", "DaemonSet", "agent", "default")["status"]
     assert (st["desiredNumberScheduled"], st["numberReady"], st["updatedNumberScheduled"]) == (2, 2, 2)
     kubectl("set", "image", "daemonset/agent", "agent=agent:2")
     kubectl("rollout", "status", "daemonset/agent", "--timeout=20s")
-    assert all(p["spec"]["containers"][0]["image"] == "agent:2"
-               for p in store.list("v1", "Pod", "default", label_selector={"app": "agent"}) if
-               not p["metadata"].get("deletionTimestamp"))
+    assert all(
+        p["spec"]["containers"][0]["image"] == "agent:2"
+        for p in store.list("v1", "Pod", "default", label_selector={"app": "agent"})
+        if not p["metadata"].get("deletionTimestamp")
+    )
 
     kubectl("apply", "-f", "-", stdin=REPLICASET)
     kubectl("wait", "--for=jsonpath={.status.readyReplicas}=2", "replicaset/bare", "--timeout=30s")
     kubectl("scale", "replicaset/bare", "--replicas=0")
-    wait_for(lambda: not store.list("v1", "Pod", "default", label_selector={"app": "bare"}), what="bare pods gone")
+    wait_for(
+        lambda: not store.list("v1", "Pod", "default", label_selector={"app": "bare"}), what="bare pods gone"
+    )
 
 
 GPU_POD = """\
@@ -260,11 +299,15 @@ def _gpus(store, node: str) -> str | None:
 def test_gpu_operator_device_plugin_makes_capacity_appear(kubeapi, kubectl):
     store = kubeapi.store
     labels = store.get("v1", "Node", "gpu-0")["metadata"]["labels"]
-    assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB" and labels["nvidia.com/gpu.count"] == "2"
+    assert (
+        labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB" and labels["nvidia.com/gpu.count"] == "2"
+    )
     assert _gpus(store, "gpu-0") is None and _gpus(store, "gpu-1") is None
     kubectl("apply", "-f", "-", stdin=GPU_POD)
-    pod = wait_for(lambda: (p := store.get("v1", "Pod", "cuda", "default"))["status"].get("conditions") and p,
-                   what="an Unschedulable condition")
+    pod = wait_for(
+        lambda: (p := store.get("v1", "Pod", "cuda", "default"))["status"].get("conditions") and p,
+        what="an Unschedulable condition",
+    )
     cond = pod["status"]["conditions"][0]
     assert pod["status"]["phase"] == "Pending" and cond["reason"] == "Unschedulable"
     assert "2 Insufficient nvidia.com/gpu" in cond["message"]
@@ -272,43 +315,84 @@ def test_gpu_operator_device_plugin_makes_capacity_appear(kubeapi, kubectl):
 
     kubectl("create", "namespace", "gpu-operator")
     kubectl("apply", "-f", "-", stdin=PLUGIN)
-    kubectl("rollout", "status", "daemonset/nvidia-device-plugin-daemonset", "-n", "gpu-operator", "--timeout=20s")
-    kubectl("wait", "--for=jsonpath={.status.allocatable.nvidia\\.com/gpu}=2", "node/gpu-0", "node/gpu-1",
-            "--timeout=30s")
+    kubectl(
+        "rollout", "status", "daemonset/nvidia-device-plugin-daemonset", "-n", "gpu-operator", "--timeout=20s"
+    )
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.allocatable.nvidia\\.com/gpu}=2",
+        "node/gpu-0",
+        "node/gpu-1",
+        "--timeout=30s",
+    )
     assert _gpus(store, "cpu-0") is None
     kubectl("wait", "--for=condition=Ready", "pod/cuda", "--timeout=30s")
-    assert store.get("v1", "Pod", "cuda", "default")["spec"]["nodeName"] == "gpu-0"   # gpu-1 is tainted
+    assert store.get("v1", "Pod", "cuda", "default")["spec"]["nodeName"] == "gpu-0"  # gpu-1 is tainted
 
     kubectl("delete", "daemonset", "nvidia-device-plugin-daemonset", "-n", "gpu-operator")
     wait_for(lambda: _gpus(store, "gpu-0") is None, what="capacity withdrawn with the device plugin")
 
 
 CLUSTER_POLICY_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "clusterpolicies.nvidia.com"},
-    "spec": {"group": "nvidia.com", "scope": "Cluster",
-             "names": {"plural": "clusterpolicies", "singular": "clusterpolicy", "kind": "ClusterPolicy"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    "spec": {
+        "group": "nvidia.com",
+        "scope": "Cluster",
+        "names": {"plural": "clusterpolicies", "singular": "clusterpolicy", "kind": "ClusterPolicy"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
 
 
-@pytest.mark.parametrize("kubeapi", [{"nodes": {"nodes": NODES[:2]}},
-                                     {"nodes": {"driver_preinstalled": True}}], indirect=True, ids=["policy", "gke"])
+@pytest.mark.parametrize(
+    "kubeapi",
+    [{"nodes": {"nodes": NODES[:2]}}, {"nodes": {"driver_preinstalled": True}}],
+    indirect=True,
+    ids=["policy", "gke"],
+)
 def test_cluster_policy_or_preinstalled_driver(kubeapi, kubectl):
     store = kubeapi.store
-    if kubeapi.ctl.nodes.driver_preinstalled:                  # GKE-like: capacity from the start
+    if kubeapi.ctl.nodes.driver_preinstalled:  # GKE-like: capacity from the start
         assert _gpus(store, "sim-gpu-0") == "8" and _gpus(store, "sim-cpu-0") is None
         return
     store.create(CLUSTER_POLICY_CRD)
     kubectl("create", "namespace", "gpu-operator")
-    kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("name: web, namespace: default", "name: gpu-operator, "
-                                                         "namespace: gpu-operator"))
-    store.create({"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
-                  "spec": {"devicePlugin": {"enabled": True}}})
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=DEPLOYMENT.replace(
+            "name: web, namespace: default", "name: gpu-operator, namespace: gpu-operator"
+        ),
+    )
+    store.create(
+        {
+            "apiVersion": "nvidia.com/v1",
+            "kind": "ClusterPolicy",
+            "metadata": {"name": "cluster-policy"},
+            "spec": {"devicePlugin": {"enabled": True}},
+        }
+    )
     kubectl("wait", "--for=jsonpath={.status.state}=ready", "clusterpolicy/cluster-policy", "--timeout=20s")
-    assert store.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")["status"]["namespace"] == "gpu-operator"
-    assert store.get("v1", "Node", "gpu-0")["metadata"]["labels"]["nvidia.com/gpu.deploy.device-plugin"] == "true"
+    assert (
+        store.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")["status"]["namespace"] == "gpu-operator"
+    )
+    assert (
+        store.get("v1", "Node", "gpu-0")["metadata"]["labels"]["nvidia.com/gpu.deploy.device-plugin"]
+        == "true"
+    )
     assert _gpus(store, "gpu-0") == "2"
 
 
@@ -349,10 +433,12 @@ def test_pvc_binding_access_modes_and_wait_for_first_consumer(kubeapi, kubectl):
     kubectl("apply", "-f", "-", stdin=STORAGE)
     kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/cache", "--timeout=30s")
     cache = store.get("v1", "PersistentVolumeClaim", "cache", "default")
-    assert cache["spec"]["storageClassName"] == "standard-rwo"              # the default class
+    assert cache["spec"]["storageClassName"] == "standard-rwo"  # the default class
     pv = store.get("v1", "PersistentVolume", cache["spec"]["volumeName"])
     assert pv["status"]["phase"] == "Bound" and pv["spec"]["claimRef"]["name"] == "cache"
-    assert pv["spec"]["capacity"]["storage"] == "10Gi" and pv["spec"]["csi"]["driver"] == "pd.csi.storage.gke.io"
+    assert (
+        pv["spec"]["capacity"]["storage"] == "10Gi" and pv["spec"]["csi"]["driver"] == "pd.csi.storage.gke.io"
+    )
     assert cache["status"]["capacity"] == {"storage": "10Gi"}
 
     kubeapi.wait_idle()
@@ -362,22 +448,31 @@ def test_pvc_binding_access_modes_and_wait_for_first_consumer(kubeapi, kubectl):
     assert any(r == "WaitForFirstConsumer" for _, r, _ in events_for(store, "lazy"))
     assert store.get("v1", "PersistentVolumeClaim", "lazy", "default")["status"]["phase"] == "Pending"
 
-    kubectl("apply", "-f", "-", stdin="""\
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin="""\
 apiVersion: v1
 kind: Pod
 metadata: {name: consumer, namespace: default}
 spec:
   volumes: [{name: d, persistentVolumeClaim: {claimName: lazy}}]
   containers: [{name: c, image: "busybox:1", volumeMounts: [{name: d, mountPath: /d}]}]
-""")
+""",
+    )
     kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/lazy", "--timeout=30s")
     lazy = store.get("v1", "PersistentVolumeClaim", "lazy", "default")
-    assert lazy["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == \
-        store.get("v1", "Pod", "consumer", "default")["spec"]["nodeName"]
+    assert (
+        lazy["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
+        == store.get("v1", "Pod", "consumer", "default")["spec"]["nodeName"]
+    )
     kubectl("wait", "--for=condition=Ready", "pod/consumer", "--timeout=30s")
 
     kubectl("delete", "pvc", "cache")
-    wait_for(lambda: store.try_get("v1", "PersistentVolume", pv["metadata"]["name"]) is None, what="PV deleted")
+    wait_for(
+        lambda: store.try_get("v1", "PersistentVolume", pv["metadata"]["name"]) is None, what="PV deleted"
+    )
 
 
 SERVICES = """\
@@ -394,31 +489,56 @@ spec:
 def test_loadbalancer_ingress_and_endpoints(kubeapi, kubectl):
     store = kubeapi.store
     kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("replicas: 3", "replicas: 2") + "---\n" + SERVICES)
-    kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1", "service/web-lb",
-            "--timeout=30s")
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1",
+        "service/web-lb",
+        "--timeout=30s",
+    )
     kubectl("rollout", "status", "deployment/web", "--timeout=20s")
-    ips = sorted(p["status"]["podIP"] for p in store.list("v1", "Pod", "default", label_selector={"app": "web"}))
+    ips = sorted(
+        p["status"]["podIP"] for p in store.list("v1", "Pod", "default", label_selector={"app": "web"})
+    )
 
     def endpoints():
         ep = store.try_get("v1", "Endpoints", "web-lb", "default")
         got = sorted(a["ip"] for s in (ep or {}).get("subsets", []) for a in s.get("addresses", []))
         return got == ips and ep
+
     ep = wait_for(endpoints, what="Endpoints with both pod IPs")
     assert ep["subsets"][0]["ports"] == [{"name": "http", "port": 80, "protocol": "TCP"}]
-    (eps,) = store.list("discovery.k8s.io/v1", "EndpointSlice", "default",
-                        label_selector={"kubernetes.io/service-name": "web-lb"})
+    (eps,) = store.list(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        "default",
+        label_selector={"kubernetes.io/service-name": "web-lb"},
+    )
     assert sorted(e["addresses"][0] for e in eps["endpoints"]) == ips
     assert any(r == "EnsuredLoadBalancer" for _, r, _ in events_for(store, "web-lb"))
 
     kubectl("annotate", "service/web-lb", "kubeapi-sim/loadbalancer-ip=127.0.9.9")
-    kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.9.9", "service/web-lb",
-            "--timeout=30s")
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.9.9",
+        "service/web-lb",
+        "--timeout=30s",
+    )
     kubectl("annotate", "service/web-lb", "kubeapi-sim/loadbalancer-ip-")
-    kubectl("wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1", "service/web-lb",
-            "--timeout=30s")
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.loadBalancer.ingress[0].ip}=127.0.0.1",
+        "service/web-lb",
+        "--timeout=30s",
+    )
     kubectl("patch", "service/web-lb", "-p", '{"spec": {"type": "ClusterIP"}}')
-    wait_for(lambda: not store.get("v1", "Service", "web-lb", "default")["status"].get("loadBalancer", {}).get("ingress"),
-             what="ingress cleared")
+    wait_for(
+        lambda: (
+            not store.get("v1", "Service", "web-lb", "default")["status"]
+            .get("loadBalancer", {})
+            .get("ingress")
+        ),
+        what="ingress cleared",
+    )
 
 
 JOBS = """\
@@ -454,7 +574,7 @@ def test_jobs_complete_or_fail_with_logs(kubeapi, kubectl):
     ok = store.get("batch/v1", "Job", "fetch", "default")["status"]
     assert ok["succeeded"] == 1 and ok["completionTime"] and "active" not in ok
     bad = store.get("batch/v1", "Job", "broken", "default")["status"]
-    assert bad["failed"] == 2                                           # backoffLimit 1: two attempts
+    assert bad["failed"] == 2  # backoffLimit 1: two attempts
     assert {c["type"]: c["reason"] for c in bad["conditions"]}["Failed"] == "BackoffLimitExceeded"
     pods = store.list("v1", "Pod", "default", label_selector={"job-name": "broken"})
     assert len(pods) == 2 and all(p["status"]["phase"] == "Failed" for p in pods)
@@ -464,15 +584,24 @@ def test_jobs_complete_or_fail_with_logs(kubeapi, kubectl):
     assert any(r == "BackoffLimitExceeded" for _, r, _ in events_for(store, "broken"))
 
 
-@pytest.mark.parametrize("kubeapi", [{"workloads": False, "jobs": False, "storage": False, "services": False,
-                                      "nodes": False}], indirect=True)
+@pytest.mark.parametrize(
+    "kubeapi",
+    [{"workloads": False, "jobs": False, "storage": False, "services": False, "nodes": False}],
+    indirect=True,
+)
 def test_controllers_switch_off(kubeapi, kubectl):
     kubectl("apply", "-f", "-", stdin=DEPLOYMENT + "---\n" + SERVICES)
     kubeapi.wait_idle()
     time.sleep(0.2)
     store = kubeapi.store
-    assert not store.list("apps/v1", "ReplicaSet") and not store.list("v1", "Pod") and not store.list("v1", "Node")
-    assert "loadBalancer" not in json.dumps(store.get("v1", "Service", "web-lb", "default").get("status") or {})
+    assert (
+        not store.list("apps/v1", "ReplicaSet")
+        and not store.list("v1", "Pod")
+        and not store.list("v1", "Node")
+    )
+    assert "loadBalancer" not in json.dumps(
+        store.get("v1", "Service", "web-lb", "default").get("status") or {}
+    )
     assert kubeapi.ctl.workloads is None and kubeapi.ctl.dynamo is not None
 
 
@@ -480,12 +609,28 @@ def test_helm_wait_with_real_pods(kubeapi, helm):
     helm("install", "rel", str(CHART), "-n", "apps", "--create-namespace", "--wait", "--timeout", "60s")
     store = kubeapi.store
     pods = store.list("v1", "Pod", "apps")
-    assert any(p["metadata"]["name"].startswith("rel-web-") and p["status"]["phase"] == "Running" for p in pods)
+    assert any(
+        p["metadata"]["name"].startswith("rel-web-") and p["status"]["phase"] == "Running" for p in pods
+    )
     assert store.get("batch/v1", "Job", "rel-migrate", "apps")["status"]["succeeded"] == 1
-    helm("upgrade", "rel", str(CHART), "-n", "apps", "--set", "replicas=2", "--set", "message=bye", "--wait",
-         "--timeout", "60s")
+    helm(
+        "upgrade",
+        "rel",
+        str(CHART),
+        "-n",
+        "apps",
+        "--set",
+        "replicas=2",
+        "--set",
+        "message=bye",
+        "--wait",
+        "--timeout",
+        "60s",
+    )
     dep = store.get("apps/v1", "Deployment", "rel-web", "apps")
     assert dep["status"]["readyReplicas"] == 2 and dep["status"]["updatedReplicas"] == 2
     helm("uninstall", "rel", "-n", "apps", "--wait", "--timeout", "60s")
-    wait_for(lambda: not store.list("v1", "Pod", "apps", label_selector={"app.kubernetes.io/instance": "rel"}),
-             what="release pods gone")
+    wait_for(
+        lambda: not store.list("v1", "Pod", "apps", label_selector={"app.kubernetes.io/instance": "rel"}),
+        what="release pods gone",
+    )

@@ -27,8 +27,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.harness.kubeapi import Simulator
 from tests.harness.dynadeploy_host import install_all
+from tests.harness.kubeapi import Simulator
 from tests.harness.kubeapi.controllers import dynamo_crds, leftover_pids
 
 from .conftest import wait_for
@@ -55,8 +55,11 @@ def template(shape: str, name: str | None = None, **annotations: str) -> dict:
 def kubeapi(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """Every controller, GPU nodes with the driver preinstalled (the templates ask for nvidia.com/gpu);
     ``request.param`` adds install_all switches. The Dynamo CRDs are applied by each test."""
-    switches = {"workloads": {"ready_delay": 0.05, "terminating_delay": 0.3}, "nodes": {"driver_preinstalled": True},
-                **getattr(request, "param", {})}
+    switches = {
+        "workloads": {"ready_delay": 0.05, "terminating_delay": 0.3},
+        "nodes": {"driver_preinstalled": True},
+        **getattr(request, "param", {}),
+    }
     home = tmp_path_factory.mktemp("kubeapi")
     sim = Simulator().start()
     sim.ctl = install_all(sim, **switches)
@@ -84,9 +87,8 @@ def record(store) -> tuple[list[dict], Callable[[], None]]:
     def on(ev) -> None:
         if ev.kind in (DGD, "Pod"):
             seen.append(copy.deepcopy(ev.object))
+
     return seen, store.subscribe(on)
-
-
 
 
 def ready(obj: dict) -> dict:
@@ -102,29 +104,63 @@ def test_agg_server_side_apply_wait_and_exact_status(kubeapi, kubectl):
     status = copy.deepcopy(obj["status"])
     assert ready(obj)["lastTransitionTime"]
     del status["conditions"][0]["lastTransitionTime"]
-    component = {"componentKind": "Deployment", "runtimeNamespace": "default-vllm-agg", "replicas": 1,
-                 "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
+    component = {
+        "componentKind": "Deployment",
+        "runtimeNamespace": "default-vllm-agg",
+        "replicas": 1,
+        "updatedReplicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+    }
     assert status == {
-        "state": "successful", "observedGeneration": 1,
-        "conditions": [{"type": "Ready", "status": "True", "reason": "all_resources_are_ready",
-                        "message": "All resources are ready", "observedGeneration": 1}],
-        "components": {"Frontend": {**component, "componentNames": ["vllm-agg-frontend"]},
-                       "worker": {**component, "componentNames": ["vllm-agg-worker"]}}}
+        "state": "successful",
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "all_resources_are_ready",
+                "message": "All resources are ready",
+                "observedGeneration": 1,
+            }
+        ],
+        "components": {
+            "Frontend": {**component, "componentNames": ["vllm-agg-frontend"]},
+            "worker": {**component, "componentNames": ["vllm-agg-worker"]},
+        },
+    }
     table = kubectl("get", "dgd").out.splitlines()
-    assert table[0].split()[:3] == ["NAME", "READY", "BACKEND"] and table[1].split()[:2] == ["vllm-agg", "True"]
+    assert table[0].split()[:3] == ["NAME", "READY", "BACKEND"] and table[1].split()[:2] == [
+        "vllm-agg",
+        "True",
+    ]
 
     dep = store.get("apps/v1", "Deployment", "vllm-agg-worker", "default")
-    labels = {"nvidia.com/dynamo-graph-deployment-name": "vllm-agg", "nvidia.com/dynamo-component": "worker",
-              "nvidia.com/dynamo-component-type": "worker", "nvidia.com/selector": "vllm-agg-worker"}
+    labels = {
+        "nvidia.com/dynamo-graph-deployment-name": "vllm-agg",
+        "nvidia.com/dynamo-component": "worker",
+        "nvidia.com/dynamo-component-type": "worker",
+        "nvidia.com/selector": "vllm-agg-worker",
+    }
     assert labels.items() <= dep["metadata"]["labels"].items()
     assert dep["metadata"]["ownerReferences"][0] == {
-        "apiVersion": API, "kind": DGD, "name": "vllm-agg", "uid": obj["metadata"]["uid"], "controller": True,
-        "blockOwnerDeletion": True}
+        "apiVersion": API,
+        "kind": DGD,
+        "name": "vllm-agg",
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     main = dep["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in main["env"]}
-    assert {"DYN_NAMESPACE": "default-vllm-agg", "DYN_COMPONENT": "worker", "DYN_DISCOVERY_BACKEND": "kubernetes",
-            "DYN_SYSTEM_ENABLED": "true", "DYN_SYSTEM_PORT": "9090",
-            "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]'}.items() <= env.items()
+    assert {
+        "DYN_NAMESPACE": "default-vllm-agg",
+        "DYN_COMPONENT": "worker",
+        "DYN_DISCOVERY_BACKEND": "kubernetes",
+        "DYN_SYSTEM_ENABLED": "true",
+        "DYN_SYSTEM_PORT": "9090",
+        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
+    }.items() <= env.items()
     assert main["args"] == ["--model", MODEL] and main["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     (pod,) = store.list("v1", "Pod", "default", label_selector={"nvidia.com/selector": "vllm-agg-worker"})
     assert labels.items() <= pod["metadata"]["labels"].items() and pod["status"]["phase"] == "Running"
@@ -134,8 +170,9 @@ def test_agg_server_side_apply_wait_and_exact_status(kubeapi, kubectl):
 
     kubectl("delete", "dgd", "vllm-agg")
     wait_for(lambda: not store.list("v1", "Pod", "default"), what="the graph's pods to go")
-    assert not store.list("apps/v1", "Deployment", "default") and not store.try_get("v1", "Service",
-                                                                                   "vllm-agg-frontend", "default")
+    assert not store.list("apps/v1", "Deployment", "default") and not store.try_get(
+        "v1", "Service", "vllm-agg-frontend", "default"
+    )
 
 
 def test_disagg_with_the_python_client(kubeapi, kubectl):
@@ -144,21 +181,28 @@ def test_disagg_with_the_python_client(kubeapi, kubectl):
     store = kubeapi.store
     apply_crds(kubectl)
     api = client.CustomObjectsApi(kubeapi.api_client())
-    api.create_namespaced_custom_object("nvidia.com", "v1beta1", "default", "dynamographdeployments",
-                                        template("disagg"))
+    api.create_namespaced_custom_object(
+        "nvidia.com", "v1beta1", "default", "dynamographdeployments", template("disagg")
+    )
 
     def is_ready():
-        obj = api.get_namespaced_custom_object("nvidia.com", "v1beta1", "default", "dynamographdeployments",
-                                               "vllm-disagg")
+        obj = api.get_namespaced_custom_object(
+            "nvidia.com", "v1beta1", "default", "dynamographdeployments", "vllm-disagg"
+        )
         conds = (obj.get("status") or {}).get("conditions") or []
         return obj if any(c["type"] == "Ready" and c["status"] == "True" for c in conds) else None
+
     obj = wait_for(is_ready, what="disagg Ready")
     assert sorted(obj["status"]["components"]) == ["Frontend", "decode", "prefill"]
-    assert {d["metadata"]["name"]: d["metadata"]["labels"].get("nvidia.com/dynamo-sub-component-type")
-            for d in store.list("apps/v1", "Deployment", "default")} == {
-        "vllm-disagg-frontend": None, "vllm-disagg-decode": "decode", "vllm-disagg-prefill": "prefill"}
-    pods = client.CoreV1Api(kubeapi.api_client()).list_namespaced_pod(
-        "default", label_selector="nvidia.com/dynamo-graph-deployment-name=vllm-disagg").items
+    assert {
+        d["metadata"]["name"]: d["metadata"]["labels"].get("nvidia.com/dynamo-sub-component-type")
+        for d in store.list("apps/v1", "Deployment", "default")
+    } == {"vllm-disagg-frontend": None, "vllm-disagg-decode": "decode", "vllm-disagg-prefill": "prefill"}
+    pods = (
+        client.CoreV1Api(kubeapi.api_client())
+        .list_namespaced_pod("default", label_selector="nvidia.com/dynamo-graph-deployment-name=vllm-disagg")
+        .items
+    )
     assert len(pods) == 3 and all(p.status.phase == "Running" for p in pods)
 
 
@@ -169,21 +213,36 @@ def test_spec_change_goes_through_rolling_update_phases(kubeapi, kubectl):
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(template("agg")))
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
     seen, unsubscribe = record(store)
-    kubectl("patch", "dgd/vllm-agg", "--type=json", "-p", json.dumps([{
-        "op": "replace", "path": "/spec/components/1/podTemplate/spec/containers/0/image",
-        "value": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.2"}]))
-    wait_for(lambda: dgd(store, "vllm-agg")["status"].get("rollingUpdate", {}).get("phase") == "Completed",
-             what="rollingUpdate Completed")
+    kubectl(
+        "patch",
+        "dgd/vllm-agg",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {
+                    "op": "replace",
+                    "path": "/spec/components/1/podTemplate/spec/containers/0/image",
+                    "value": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.2",
+                }
+            ]
+        ),
+    )
+    wait_for(
+        lambda: dgd(store, "vllm-agg")["status"].get("rollingUpdate", {}).get("phase") == "Completed",
+        what="rollingUpdate Completed",
+    )
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
     unsubscribe()
     states = [o for o in seen if o["kind"] == DGD and o.get("status")]
     phases = [s["status"].get("rollingUpdate", {}).get("phase") for s in states]
     phases = [p for i, p in enumerate(phases) if p and (i == 0 or p != phases[i - 1])]
     assert phases == ["Pending", "InProgress", "Completed"]
-    for s in states:       # never Ready while the worker rolls: the fixed behaviour
+    for s in states:  # never Ready while the worker rolls: the fixed behaviour
         comp = s["status"]["components"]["worker"]
-        if comp["updatedReplicas"] < comp["replicas"] or s["status"].get("rollingUpdate", {}).get("phase") in (
-                "Pending", "InProgress"):
+        if comp["updatedReplicas"] < comp["replicas"] or s["status"].get("rollingUpdate", {}).get(
+            "phase"
+        ) in ("Pending", "InProgress"):
             assert ready(s)["status"] == "False" and s["status"]["state"] == "pending"
     reasons = {ready(s)["reason"] for s in states}
     assert {"some_resources_are_not_ready", "all_resources_are_ready"} <= reasons
@@ -193,7 +252,9 @@ def test_spec_change_goes_through_rolling_update_phases(kubeapi, kubectl):
     assert ru["updatedComponents"] == ["worker"] and ru["startTime"] <= ru["endTime"]
     assert final["status"]["observedGeneration"] == final["metadata"]["generation"] == 2
     assert ready(final)["observedGeneration"] == 2 and final["status"]["state"] == "successful"
-    notes = [e["reason"] for e in store.list("v1", "Event", "default") if e["involvedObject"]["name"] == "vllm-agg"]
+    notes = [
+        e["reason"] for e in store.list("v1", "Event", "default") if e["involvedObject"]["name"] == "vllm-agg"
+    ]
     assert "RollingUpdateStarted" in notes and "RollingUpdateCompleted" in notes
 
 
@@ -206,26 +267,57 @@ def test_early_success_switch_reports_ready_while_old_pods_serve(kubeapi, kubect
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(template("agg")))
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
     seen, unsubscribe = record(store)
-    kubectl("patch", "dgd/vllm-agg", "--type=json", "-p", json.dumps([{
-        "op": "add", "path": "/spec/components/1/podTemplate/spec/containers/0/args/-", "value": "--enforce-eager"}]))
-    kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")     # returns at once: the trap
+    kubectl(
+        "patch",
+        "dgd/vllm-agg",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/components/1/podTemplate/spec/containers/0/args/-",
+                    "value": "--enforce-eager",
+                }
+            ]
+        ),
+    )
+    kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")  # returns at once: the trap
     worker = store.get("apps/v1", "Deployment", "vllm-agg-worker", "default")
     pods = store.list("v1", "Pod", "default", label_selector={"nvidia.com/selector": "vllm-agg-worker"})
     st = worker["status"]
-    assert (st.get("observedGeneration") != worker["metadata"]["generation"] or len(pods) > 1
-            or st.get("updatedReplicas") != 1 or st.get("availableReplicas") != 1)  # not rolled out yet
-    wait_for(lambda: store.get("apps/v1", "Deployment", "vllm-agg-worker", "default")["status"].get(
-        "updatedReplicas") == 1 and len(store.list("v1", "Pod", "default",
-                                                   label_selector={"nvidia.com/selector": "vllm-agg-worker"})) == 1,
-             what="the rollout to really finish")
+    assert (
+        st.get("observedGeneration") != worker["metadata"]["generation"]
+        or len(pods) > 1
+        or st.get("updatedReplicas") != 1
+        or st.get("availableReplicas") != 1
+    )  # not rolled out yet
+    wait_for(
+        lambda: (
+            store.get("apps/v1", "Deployment", "vllm-agg-worker", "default")["status"].get("updatedReplicas")
+            == 1
+            and len(
+                store.list("v1", "Pod", "default", label_selector={"nvidia.com/selector": "vllm-agg-worker"})
+            )
+            == 1
+        ),
+        what="the rollout to really finish",
+    )
     unsubscribe()
     gen = dgd(store, "vllm-agg")["metadata"]["generation"]
-    trap = [s for s in seen if s["kind"] == DGD and s["status"].get("observedGeneration") == gen
-            and ready(s)["status"] == "True" and ready(s)["observedGeneration"] == gen
-            and s["status"]["components"]["worker"]["updatedReplicas"] < s["status"]["components"]["worker"]["replicas"]]
+    trap = [
+        s
+        for s in seen
+        if s["kind"] == DGD
+        and s["status"].get("observedGeneration") == gen
+        and ready(s)["status"] == "True"
+        and ready(s)["observedGeneration"] == gen
+        and s["status"]["components"]["worker"]["updatedReplicas"]
+        < s["status"]["components"]["worker"]["replicas"]
+    ]
     assert trap and trap[0]["status"]["state"] == "successful" and "rollingUpdate" not in trap[0]["status"]
     pods_while_ready = [o for o in seen if o["kind"] == "Pod" and o["metadata"].get("deletionTimestamp")]
-    assert pods_while_ready                                                   # old pods terminating meanwhile
+    assert pods_while_ready  # old pods terminating meanwhile
     assert all(ready(s)["status"] == "True" for s in seen if s["kind"] == DGD)
 
 
@@ -236,15 +328,31 @@ def test_crashing_worker_fails_the_rolling_update(kubeapi, kubectl):
     apply_crds(kubectl)
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(template("agg")))
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
-    kubectl("patch", "dgd/vllm-agg", "--type=json", "-p", json.dumps([{
-        "op": "add", "path": "/spec/components/1/podTemplate/metadata",
-        "value": {"annotations": {"kubeapi-sim/crash": "main"}}}]))
-    obj = wait_for(lambda: (o := dgd(store, "vllm-agg"))["status"].get("rollingUpdate", {}).get("phase") == "Failed"
-                   and o, what="rollingUpdate Failed")
+    kubectl(
+        "patch",
+        "dgd/vllm-agg",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/components/1/podTemplate/metadata",
+                    "value": {"annotations": {"kubeapi-sim/crash": "main"}},
+                }
+            ]
+        ),
+    )
+    obj = wait_for(
+        lambda: (
+            (o := dgd(store, "vllm-agg"))["status"].get("rollingUpdate", {}).get("phase") == "Failed" and o
+        ),
+        what="rollingUpdate Failed",
+    )
     assert obj["status"]["state"] == "failed" and ready(obj)["reason"] == "rolling_update_failed"
     assert obj["status"]["observedGeneration"] == ready(obj)["observedGeneration"] == 2
     assert obj["status"]["rollingUpdate"]["endTime"]
-    assert obj["status"]["components"]["worker"]["availableReplicas"] == 1     # the old pod still serves
+    assert obj["status"]["components"]["worker"]["availableReplicas"] == 1  # the old pod still serves
 
 
 def test_scaling_adapter_syncs_replicas(kubeapi, kubectl):
@@ -256,13 +364,19 @@ def test_scaling_adapter_syncs_replicas(kubeapi, kubectl):
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=30s")
     kubectl("scale", "dgdsa/vllm-agg-worker", "--replicas=2")
     wait_for(lambda: dgd(store, "vllm-agg")["spec"]["components"][1]["replicas"] == 2, what="replicas synced")
-    wait_for(lambda: (s := dgd(store, "vllm-agg")["status"])["components"]["worker"]["readyReplicas"] == 2
-             and s["state"] == "successful", what="2 ready workers")
+    wait_for(
+        lambda: (
+            (s := dgd(store, "vllm-agg")["status"])["components"]["worker"]["readyReplicas"] == 2
+            and s["state"] == "successful"
+        ),
+        what="2 ready workers",
+    )
     sa = store.get(API, "DynamoGraphDeploymentScalingAdapter", "vllm-agg-worker", "default")
     assert sa["status"]["replicas"] == 2 and sa["status"]["lastScaleTime"]
-    assert sa["status"]["selector"] == ("nvidia.com/dynamo-graph-deployment-name=vllm-agg,"
-                                        "nvidia.com/dynamo-component=worker")
-    assert "rollingUpdate" not in dgd(store, "vllm-agg")["status"]           # replicas are not a rollout
+    assert sa["status"]["selector"] == (
+        "nvidia.com/dynamo-graph-deployment-name=vllm-agg,nvidia.com/dynamo-component=worker"
+    )
+    assert "rollingUpdate" not in dgd(store, "vllm-agg")["status"]  # replicas are not a rollout
 
 
 def chat(ip: str, timeout: float = 60.0) -> dict:
@@ -272,8 +386,14 @@ def chat(ip: str, timeout: float = 60.0) -> dict:
     with httpx.Client(trust_env=False, timeout=10) as http:
         while time.monotonic() < deadline:
             try:
-                last = http.post(f"http://{ip}:8000/v1/chat/completions", json={
-                    "model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8})
+                last = http.post(
+                    f"http://{ip}:8000/v1/chat/completions",
+                    json={
+                        "model": MODEL,
+                        "messages": [{"role": "user", "content": "hello"}],
+                        "max_tokens": 8,
+                    },
+                )
                 if last.status_code == 200:
                     return last.json()
             except httpx.HTTPError as exc:
@@ -292,7 +412,9 @@ def test_process_runtime_serves_real_chat_completions_and_stops(kubeapi, kubectl
     svc = store.get("v1", "Service", "vllm-agg-frontend", "default")
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
     assert svc["spec"]["type"] == "LoadBalancer" and ip == runtime.address("default", "vllm-agg")
-    other = store.get("v1", "Service", "vllm-disagg-frontend", "default")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    other = store.get("v1", "Service", "vllm-disagg-frontend", "default")["status"]["loadBalancer"][
+        "ingress"
+    ][0]["ip"]
     assert ip.startswith("127.") and other.startswith("127.") and ip != other
     reply = chat(ip)
     assert reply["object"] == "chat.completion" and reply["model"] == MODEL and reply["choices"][0]["message"]
@@ -302,18 +424,37 @@ def test_process_runtime_serves_real_chat_completions_and_stops(kubeapi, kubectl
     assert all(p["ready"] and p["port"] < 32768 for p in procs if p["role"] == "worker")
     (pod,) = store.list("v1", "Pod", "default", label_selector={"nvidia.com/selector": "vllm-agg-worker"})
     assert pod["status"]["podIP"] == ip
-    wait_for(lambda: "dynamo" in kubectl("logs", pod["metadata"]["name"]).out.lower(), what="the worker's log")
+    wait_for(
+        lambda: "dynamo" in kubectl("logs", pod["metadata"]["name"]).out.lower(), what="the worker's log"
+    )
     assert len(leftover_pids(runtime.sim_id)) == 5
 
-    kubectl("patch", "dgd/vllm-agg", "--type=json", "-p", json.dumps([
-        {"op": "replace", "path": "/spec/components/1/replicas", "value": 2}]))
-    wait_for(lambda: sum(p["role"] == "worker" and p["host"] == ip and p["ready"] for p in runtime.processes()) == 2,
-             timeout=60, what="a second agg worker process")
+    kubectl(
+        "patch",
+        "dgd/vllm-agg",
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "replace", "path": "/spec/components/1/replicas", "value": 2}]),
+    )
+    wait_for(
+        lambda: (
+            sum(p["role"] == "worker" and p["host"] == ip and p["ready"] for p in runtime.processes()) == 2
+        ),
+        timeout=60,
+        what="a second agg worker process",
+    )
     kubectl("wait", "--for=condition=Ready", "dgd/vllm-agg", "--timeout=60s")
-    kubectl("patch", "dgd/vllm-agg", "--type=json", "-p", json.dumps([
-        {"op": "replace", "path": "/spec/components/1/replicas", "value": 1}]))
-    wait_for(lambda: sum(p["role"] == "worker" and p["host"] == ip for p in runtime.processes()) == 1,
-             what="the extra agg worker process to stop")
+    kubectl(
+        "patch",
+        "dgd/vllm-agg",
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "replace", "path": "/spec/components/1/replicas", "value": 1}]),
+    )
+    wait_for(
+        lambda: sum(p["role"] == "worker" and p["host"] == ip for p in runtime.processes()) == 1,
+        what="the extra agg worker process to stop",
+    )
     assert chat(ip)["object"] == "chat.completion"
 
     kubectl("delete", "dgd", "vllm-agg", "--timeout=30s")
@@ -321,5 +462,5 @@ def test_process_runtime_serves_real_chat_completions_and_stops(kubeapi, kubectl
     wait_for(lambda: len(leftover_pids(runtime.sim_id)) == 3, what="the agg processes to exit")
     with pytest.raises(httpx.HTTPError), httpx.Client(trust_env=False, timeout=2) as http:
         http.get(f"http://{ip}:8000/v1/models")
-    kubeapi.stop()                                                           # the disagg graph is still up
+    kubeapi.stop()  # the disagg graph is still up
     assert leftover_pids(runtime.sim_id) == [] and runtime.processes() == []

@@ -35,21 +35,35 @@ def test_install_upgrade_history_rollback_uninstall(kubeapi, helm):
     assert secrets[0]["metadata"]["name"] == "sh.helm.release.v1.rel.v1"
     posts = log.find(method="POST", path="/namespaces/apps/secrets$")
     assert posts and all(r.content_type == "application/vnd.kubernetes.protobuf" for r in posts)
-    assert store.registry.by_kind("sim.example.com/v1", "Widget") is not None     # CRD from crds/
+    assert store.registry.by_kind("sim.example.com/v1", "Widget") is not None  # CRD from crds/
     assert store.get("sim.example.com/v1", "Widget", "rel-widget", "apps")["spec"]["size"] == 1
     assert store.get("v1", "ConfigMap", "rel-config", "apps")["data"] == {"message": "hello"}
     job = store.get("batch/v1", "Job", "rel-migrate", "apps")
     assert job["status"]["succeeded"] == 1
-    assert store.try_get("batch/v1", "Job", "rel-post-install", "apps") is None   # hook-succeeded: deleted
+    assert store.try_get("batch/v1", "Job", "rel-post-install", "apps") is None  # hook-succeeded: deleted
     if helm.major == 4:
-        applies = log.find(method="PATCH", path="/namespaces/apps/configmaps/rel-config$", fieldManager="helm")
+        applies = log.find(
+            method="PATCH", path="/namespaces/apps/configmaps/rel-config$", fieldManager="helm"
+        )
         assert applies and applies[0].content_type == "application/apply-patch+yaml"
-        assert log.find(verb="watch", sendInitialEvents="true")             # kstatus WatchList
+        assert log.find(verb="watch", sendInitialEvents="true")  # kstatus WatchList
     else:
         assert log.find(method="POST", path="/namespaces/apps/configmaps$", fieldManager="helm")
 
-    helm("upgrade", "rel", ch, "-n", "apps", "--set", "message=bye", "--set", "replicas=2",
-         "--wait", "--timeout", "60s")
+    helm(
+        "upgrade",
+        "rel",
+        ch,
+        "-n",
+        "apps",
+        "--set",
+        "message=bye",
+        "--set",
+        "replicas=2",
+        "--wait",
+        "--timeout",
+        "60s",
+    )
     assert store.get("v1", "ConfigMap", "rel-config", "apps")["data"] == {"message": "bye"}
     dep = store.get("apps/v1", "Deployment", "rel-web", "apps")
     assert dep["spec"]["replicas"] == 2 and dep["metadata"]["generation"] == 2
@@ -60,8 +74,11 @@ def test_install_upgrade_history_rollback_uninstall(kubeapi, helm):
 
     helm("rollback", "rel", "1", "-n", "apps", "--wait", "--timeout", "60s")
     history = json.loads(helm("history", "rel", "-n", "apps", "-o", "json").out)
-    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "superseded"),
-                                                               (3, "deployed")]
+    assert [(h["revision"], h["status"]) for h in history] == [
+        (1, "superseded"),
+        (2, "superseded"),
+        (3, "deployed"),
+    ]
     assert read_release(store, "rel", "apps")["info"]["description"] == "Rollback to 1"
     assert store.get("v1", "ConfigMap", "rel-config", "apps")["data"] == {"message": "hello"}
     assert store.get("apps/v1", "Deployment", "rel-web", "apps")["spec"]["replicas"] == 1
@@ -70,7 +87,7 @@ def test_install_upgrade_history_rollback_uninstall(kubeapi, helm):
     assert release_secrets(store, "rel", "apps") == []
     assert store.try_get("v1", "ConfigMap", "rel-config", "apps") is None
     assert store.try_get("apps/v1", "Deployment", "rel-web", "apps") is None
-    assert store.list("apps/v1", "ReplicaSet", "apps") == []                   # garbage-collected
+    assert store.list("apps/v1", "ReplicaSet", "apps") == []  # garbage-collected
     assert store.try_get("sim.example.com/v1", "Widget", "rel-widget", "apps") is None
     assert store.registry.by_kind("sim.example.com/v1", "Widget") is not None  # helm keeps CRDs
     assert "rel" not in helm("list", "-n", "apps").out
@@ -85,7 +102,11 @@ def test_helm_decodes_protobuf_replies(kubeapi, helm4):
     history = json.loads(helm4("history", "pb", "-n", "default", "-o", "json").out)
     assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
     helm4("uninstall", "pb", "-n", "default")
-    pb = [r for r in kubeapi.requests.find(path="/secrets") if r.response_type == "application/vnd.kubernetes.protobuf"]
+    pb = [
+        r
+        for r in kubeapi.requests.find(path="/secrets")
+        if r.response_type == "application/vnd.kubernetes.protobuf"
+    ]
     assert {r.verb for r in pb} >= {"list", "create", "update", "delete"}
     assert release_secrets(kubeapi.store, "pb", "default") == []
 
@@ -101,17 +122,19 @@ def test_pyhelm3_round_trip(kubeapi, helm):
     async def scenario() -> tuple:
         c = Client(executable=helm.path, kubeconfig=str(kubeapi.kubeconfig))
         chart = await c.get_chart(str(CHART))
-        first = await c.install_or_upgrade_release("py", chart, {"message": "one"}, namespace="pyns",
-                                                   create_namespace=True, wait=True, timeout="60s")
-        second = await c.install_or_upgrade_release("py", chart, {"message": "two"}, namespace="pyns",
-                                                    wait=True, timeout="60s")
+        first = await c.install_or_upgrade_release(
+            "py", chart, {"message": "one"}, namespace="pyns", create_namespace=True, wait=True, timeout="60s"
+        )
+        second = await c.install_or_upgrade_release(
+            "py", chart, {"message": "two"}, namespace="pyns", wait=True, timeout="60s"
+        )
         current = await c.get_current_revision("py", namespace="pyns")
         kinds = sorted(r["kind"] for r in await current.resources())
         await c.uninstall_release("py", namespace="pyns", wait=True)
         return first.revision, second.revision, kinds
 
     saved = dict(os.environ)
-    os.environ.update(kubeapi.env)          # pyhelm3 passes the process environment to helm
+    os.environ.update(kubeapi.env)  # pyhelm3 passes the process environment to helm
     try:
         assert asyncio.run(scenario()) == (1, 2, ["ConfigMap", "Deployment", "Job", "Widget"])
     finally:
@@ -123,13 +146,24 @@ def test_pyhelm3_round_trip(kubeapi, helm):
 def test_wait_follows_readiness(kubeapi_bare):
     """--wait is not vacuous: with no controller helm times out; with a slow one it waits for it."""
     helm = Tool(require_binary("helm", 4), kubeapi_bare.env)
-    res = helm("install", "slow", str(CHART), "--set", "hook.enabled=false", "--wait", "--timeout", "2s",
-               check=False)
+    res = helm(
+        "install", "slow", str(CHART), "--set", "hook.enabled=false", "--wait", "--timeout", "2s", check=False
+    )
     assert res.rc != 0 and "not ready" in res.err
     assert read_release(kubeapi_bare.store, "slow", "default")["info"]["status"] == "failed"
     kubeapi_bare.add_controller(BasicControllers(delay=1.0), every=0.05)
     t0 = time.monotonic()
-    helm("upgrade", "slow", str(CHART), "--set", "hook.enabled=false", "--set", "message=later", "--wait",
-         "--timeout", "30s")
+    helm(
+        "upgrade",
+        "slow",
+        str(CHART),
+        "--set",
+        "hook.enabled=false",
+        "--set",
+        "message=later",
+        "--wait",
+        "--timeout",
+        "30s",
+    )
     assert time.monotonic() - t0 >= 1.0
     assert read_release(kubeapi_bare.store, "slow", "default")["info"]["status"] == "deployed"

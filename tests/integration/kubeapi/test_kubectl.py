@@ -38,10 +38,15 @@ spec:
 def test_client_side_apply_get_wait_delete(kubeapi, kubectl):
     kubectl("create", "namespace", "kt")
     assert "created" in kubectl("apply", "-f", "-", stdin=DEPLOYMENT).out
-    changed = (DEPLOYMENT.replace("nginx:1", "nginx:2").replace('{name: B, value: "2"}', '{name: C, value: "3"}')
-               .replace("      - name: side\n        image: busybox:1\n", ""))
+    changed = (
+        DEPLOYMENT.replace("nginx:1", "nginx:2")
+        .replace('{name: B, value: "2"}', '{name: C, value: "3"}')
+        .replace("      - name: side\n        image: busybox:1\n", "")
+    )
     assert "configured" in kubectl("apply", "-f", "-", stdin=changed).out
-    containers = kubeapi.store.get("apps/v1", "Deployment", "web", "kt")["spec"]["template"]["spec"]["containers"]
+    containers = kubeapi.store.get("apps/v1", "Deployment", "web", "kt")["spec"]["template"]["spec"][
+        "containers"
+    ]
     assert [c["name"] for c in containers] == ["web"]
     assert containers[0]["image"] == "nginx:2"
     assert [e["name"] for e in containers[0]["env"]] == ["A", "C"]
@@ -57,10 +62,10 @@ def test_client_side_apply_get_wait_delete(kubeapi, kubectl):
     doc = json.loads(kubectl("get", "deployments", "-n", "kt", "-o", "json").out)
     assert [i["metadata"]["name"] for i in doc["items"]] == ["web"]
     assert doc["items"][0]["status"]["observedGeneration"] == doc["items"][0]["metadata"]["generation"] == 2
-    assert kubeapi.store.list("apps/v1", "ReplicaSet", "kt")     # made by the basic controller
+    assert kubeapi.store.list("apps/v1", "ReplicaSet", "kt")  # made by the basic controller
 
     kubectl("delete", "deployment/web", "-n", "kt")
-    assert kubeapi.store.list("apps/v1", "ReplicaSet", "kt") == []     # owned RS collected
+    assert kubeapi.store.list("apps/v1", "ReplicaSet", "kt") == []  # owned RS collected
     assert kubectl("get", "deployment", "web", "-n", "kt", check=False).rc != 0
 
     kubectl("delete", "namespace", "kt")
@@ -77,17 +82,31 @@ def test_server_side_apply_managers_and_conflicts(kubeapi, kubectl):
     assert "serverside-applied" in kubectl("apply", "--server-side", "-f", "-", stdin=cm).out
     kubectl("apply", "--server-side", "-f", "-", stdin=cm.replace(", b: '2'", ""))
     obj = kubeapi.store.get("v1", "ConfigMap", "ssa", "kt")
-    assert obj["data"] == {"a": "1"}                       # b no longer applied -> removed
+    assert obj["data"] == {"a": "1"}  # b no longer applied -> removed
     assert {m["manager"] for m in obj["metadata"]["managedFields"]} == {"kubectl"}
     applies = kubeapi.requests.find(method="PATCH", path="/configmaps/ssa$")
     assert all(r.content_type == "application/apply-patch+yaml" for r in applies)
 
     # another manager owns .data.a -> conflict, then --force-conflicts takes it over
-    res = kubectl("apply", "--server-side", "--field-manager=other", "-f", "-",
-                  stdin=cm.replace("a: '1'", "a: 'x'"), check=False)
+    res = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        "-",
+        stdin=cm.replace("a: '1'", "a: 'x'"),
+        check=False,
+    )
     assert res.rc != 0 and 'conflict with "kubectl"' in res.err
-    kubectl("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-",
-            stdin=cm.replace("a: '1'", "a: 'x'"))
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=cm.replace("a: '1'", "a: 'x'"),
+    )
     assert kubeapi.store.get("v1", "ConfigMap", "ssa", "kt")["data"]["a"] == "x"
 
     # a Deployment applied server-side becomes ready and converges on re-apply (no change, no new RV)
@@ -111,8 +130,12 @@ def test_imperative_commands_and_access_reviews(kubeapi, kubectl):
     kubeapi.deny(verb="delete", resource="namespaces")
     res = kubectl("auth", "can-i", "delete", "namespaces", check=False)
     assert res.rc == 1 and res.out.startswith("no")
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "imp"},
-           "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "imp"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
     kubeapi.store.create(pod)
     kubeapi.store.set_pod_log("imp", "p", "started\nserving\n")
     assert kubectl("logs", "p", "-n", "imp").out == "started\nserving\n"

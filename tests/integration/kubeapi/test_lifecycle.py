@@ -37,8 +37,9 @@ def _owner(obj) -> dict:
 
 
 def _cm(name, owners=None, finalizers=None):
-    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, owner_references=owners,
-                                                           finalizers=finalizers))
+    return client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=name, owner_references=owners, finalizers=finalizers)
+    )
 
 
 def test_finalizers_and_owner_reference_gc(v1, kubeapi):
@@ -65,29 +66,33 @@ def test_finalizers_and_owner_reference_gc(v1, kubeapi):
     assert held.metadata.deletion_timestamp and held.metadata.finalizers == ["foregroundDeletion"]
     child = v1.read_namespaced_config_map("child", "gc")
     assert child.metadata.deletion_timestamp is not None
-    with pytest.raises(ApiException) as exc:     # no new finalizers while deleting
+    with pytest.raises(ApiException) as exc:  # no new finalizers while deleting
         v1.patch_namespaced_config_map("child", "gc", {"metadata": {"finalizers": ["test/hold", "x/y"]}})
     assert exc.value.status == 403
-    v1.patch_namespaced_config_map("child", "gc", {"metadata": {"$deleteFromPrimitiveList/finalizers":
-                                                                ["test/hold"]}})
+    v1.patch_namespaced_config_map(
+        "child", "gc", {"metadata": {"$deleteFromPrimitiveList/finalizers": ["test/hold"]}}
+    )
     assert v1.list_namespaced_config_map("gc").items == []
 
     # delete preconditions
     cm = v1.create_namespaced_config_map("gc", _cm("pre"))
     with pytest.raises(ApiException) as exc:
-        v1.delete_namespaced_config_map("pre", "gc", body=client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(uid="not-the-uid")))
+        v1.delete_namespaced_config_map(
+            "pre", "gc", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-the-uid"))
+        )
     assert exc.value.status == 409
-    v1.delete_namespaced_config_map("pre", "gc", body=client.V1DeleteOptions(
-        preconditions=client.V1Preconditions(uid=cm.metadata.uid)))
+    v1.delete_namespaced_config_map(
+        "pre", "gc", body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=cm.metadata.uid))
+    )
 
 
 def test_namespace_deletion_cascades(v1, kubeapi):
     v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="doomed")))
     for i in range(3):
         v1.create_namespaced_config_map("doomed", _cm(f"c{i}"))
-    v1.create_namespaced_secret("doomed", client.V1Secret(metadata=client.V1ObjectMeta(name="s"),
-                                                          string_data={"k": "v"}))
+    v1.create_namespaced_secret(
+        "doomed", client.V1Secret(metadata=client.V1ObjectMeta(name="s"), string_data={"k": "v"})
+    )
     v1.create_namespaced_config_map("doomed", _cm("stuck", finalizers=["test/hold"]))
     v1.delete_namespace("doomed")
     ns = v1.read_namespace("doomed")
@@ -104,13 +109,18 @@ def test_namespace_deletion_cascades(v1, kubeapi):
 
 def test_protobuf_secret_round_trip(kubeapi):
     kubeapi.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "pb"}})
-    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-              "metadata": {"name": "pb-secret", "namespace": "pb", "labels": {"owner": "helm", "name": "x"}},
-              "data": {"release": base64.b64encode(b"\x00\x01binary\xff").decode()}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": "pb-secret", "namespace": "pb", "labels": {"owner": "helm", "name": "x"}},
+        "data": {"release": base64.b64encode(b"\x00\x01binary\xff").decode()},
+    }
 
     def call(method, path, body=None, ctype=protobuf.CONTENT_TYPE, accept=protobuf.CONTENT_TYPE):
-        req = urllib.request.Request(kubeapi.url + path, data=body, method=method,
-                                     headers={"Content-Type": ctype, "Accept": accept})
+        req = urllib.request.Request(
+            kubeapi.url + path, data=body, method=method, headers={"Content-Type": ctype, "Accept": accept}
+        )
         with urllib.request.urlopen(req) as resp:
             return resp.status, resp.headers["Content-Type"], resp.read()
 
@@ -120,13 +130,16 @@ def test_protobuf_secret_round_trip(kubeapi):
     assert back["data"] == secret["data"] and back["metadata"]["labels"] == secret["metadata"]["labels"]
     assert back["metadata"]["uid"] and back["metadata"]["resourceVersion"]
     # JSON when the client accepts it (helm asks for protobuf,json)
-    _, ctype, raw = call("GET", "/api/v1/namespaces/pb/secrets/pb-secret",
-                         accept=f"{protobuf.CONTENT_TYPE}, application/json")
+    _, ctype, raw = call(
+        "GET", "/api/v1/namespaces/pb/secrets/pb-secret", accept=f"{protobuf.CONTENT_TYPE}, application/json"
+    )
     assert ctype == "application/json" and json.loads(raw)["data"] == secret["data"]
     # a protobuf list, then a protobuf PUT with the decoded object
     _, _, raw = call("GET", "/api/v1/namespaces/pb/secrets?labelSelector=owner%3Dhelm")
     listed = protobuf.decode(raw)
-    assert listed["kind"] == "SecretList" and [s["metadata"]["name"] for s in listed["items"]] == ["pb-secret"]
+    assert listed["kind"] == "SecretList" and [s["metadata"]["name"] for s in listed["items"]] == [
+        "pb-secret"
+    ]
     back["metadata"]["labels"]["status"] = "deployed"
     status, _, raw = call("PUT", "/api/v1/namespaces/pb/secrets/pb-secret", protobuf.encode(back))
     assert status == 200
@@ -144,19 +157,29 @@ def test_pod_logs_table_discovery_and_store_api(kubeapi, v1):
             seen.set()
 
     kubeapi.add_controller(controller)
-    pod = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-                        "spec": {"containers": [{"name": "c", "image": "i"}]},
-                        "status": {"phase": "Running"}})
-    assert pod["status"]["phase"] == "Running"     # Python create keeps status (controller shortcut)
+    pod = store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"},
+        }
+    )
+    assert pod["status"]["phase"] == "Running"  # Python create keeps status (controller shortcut)
     store.set_pod_log("default", "p", "line 1\nline 2\nline 3\n")
     assert v1.read_namespaced_pod_log("p", "default", tail_lines=2) == "line 2\nline 3\n"
-    assert [p.metadata.name for p in v1.list_namespaced_pod("default",
-                                                            field_selector="status.phase=Running").items] == ["p"]
+    assert [
+        p.metadata.name
+        for p in v1.list_namespaced_pod("default", field_selector="status.phase=Running").items
+    ] == ["p"]
     assert seen.wait(5) and events[0].type == "ADDED"
     assert kubeapi.wait_idle()
 
-    req = urllib.request.Request(kubeapi.url + "/api/v1/namespaces/default/pods",
-                                 headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    req = urllib.request.Request(
+        kubeapi.url + "/api/v1/namespaces/default/pods",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    )
     table = json.loads(urllib.request.urlopen(req).read())
     assert table["kind"] == "Table" and table["rows"][0]["cells"][0] == "p"
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
@@ -166,9 +189,23 @@ def test_pod_logs_table_discovery_and_store_api(kubeapi, v1):
     assert {"deployments", "deployments/status", "deployments/scale", "statefulsets", "daemonsets"} <= names
     with urllib.request.urlopen(kubeapi.url + "/apis") as resp:
         groups = {g["name"] for g in json.loads(resp.read())["groups"]}
-    assert {"apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "storage.k8s.io", "policy",
-            "autoscaling", "apiextensions.k8s.io", "coordination.k8s.io", "authorization.k8s.io"} <= groups
+    assert {
+        "apps",
+        "batch",
+        "rbac.authorization.k8s.io",
+        "networking.k8s.io",
+        "storage.k8s.io",
+        "policy",
+        "autoscaling",
+        "apiextensions.k8s.io",
+        "coordination.k8s.io",
+        "authorization.k8s.io",
+    } <= groups
     review = client.AuthorizationV1Api(kubeapi.api_client()).create_self_subject_access_review(
-        client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(verb="create", resource="pods"))))
+        client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(verb="create", resource="pods")
+            )
+        )
+    )
     assert review.status.allowed is True

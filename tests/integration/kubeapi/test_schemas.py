@@ -31,21 +31,38 @@ GROUP, V1BETA1 = "nvidia.com", "v1beta1"
 def crds(kubeapi):
     """The real Dynamo, gpu-operator, HTTPRoute and Prometheus Operator CRDs in the simulator."""
     upstream.require_upstream()
-    upstream.install(kubeapi.store, [*upstream.dynamo_crds(), *upstream.gpu_operator_crds(),
-                                     upstream.httproute_crd("v1.6.1"), *upstream.prometheus_crds()])
+    upstream.install(
+        kubeapi.store,
+        [
+            *upstream.dynamo_crds(),
+            *upstream.gpu_operator_crds(),
+            upstream.httproute_crd("v1.6.1"),
+            *upstream.prometheus_crds(),
+        ],
+    )
     kubeapi.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sch"}})
     return kubeapi
 
 
 def _dgd(name: str, component: dict | None = None) -> dict:
-    worker = {"name": "VllmDecodeWorker", "type": "worker", "replicas": 1,
-              "podTemplate": {"spec": {"containers": [{"name": "main", "image": "vllm:1",
-                                                       "ports": [{"containerPort": 9090}]}]}},
-              **(component or {})}
-    return {"apiVersion": f"{GROUP}/{V1BETA1}", "kind": "DynamoGraphDeployment",
-            "metadata": {"name": name, "namespace": "sch"},
-            "spec": {"backendFramework": "vllm",
-                     "components": [{"name": "Frontend", "type": "frontend", "replicas": 1}, worker]}}
+    worker = {
+        "name": "VllmDecodeWorker",
+        "type": "worker",
+        "replicas": 1,
+        "podTemplate": {
+            "spec": {"containers": [{"name": "main", "image": "vllm:1", "ports": [{"containerPort": 9090}]}]}
+        },
+        **(component or {}),
+    }
+    return {
+        "apiVersion": f"{GROUP}/{V1BETA1}",
+        "kind": "DynamoGraphDeployment",
+        "metadata": {"name": name, "namespace": "sch"},
+        "spec": {
+            "backendFramework": "vllm",
+            "components": [{"name": "Frontend", "type": "frontend", "replicas": 1}, worker],
+        },
+    }
 
 
 def _custom(kubeapi) -> client.CustomObjectsApi:
@@ -75,6 +92,7 @@ def test_dynamos_own_example_graphs_are_accepted_as_they_are(crds):
                     subset(a, b, f"{where}[{i}]")
             else:
                 assert want == got, where
+
         subset(doc["spec"], out["spec"])
         crds.store.delete(doc["apiVersion"], "DynamoGraphDeployment", doc["metadata"]["name"], "sch")
 
@@ -85,8 +103,9 @@ def test_unknown_fields_of_a_custom_resource_are_pruned_warned_or_refused(crds, 
     as a warning by kubectl --validate=warn. Not covered: kubectl's client-side schema checks (the simulator
     serves no OpenAPI schemas, so kubectl leaves validation to the server, as with any CRD)."""
     api = _custom(crds)
-    out = api.create_namespaced_custom_object(GROUP, V1BETA1, "sch", "dynamographdeployments",
-                                              _dgd("pruned", {"scalingAdapter": {"enabled": True}}))
+    out = api.create_namespaced_custom_object(
+        GROUP, V1BETA1, "sch", "dynamographdeployments", _dgd("pruned", {"scalingAdapter": {"enabled": True}})
+    )
     assert out["spec"]["components"][1]["scalingAdapter"] == {}
     live = crds.store.get(f"{GROUP}/{V1BETA1}", "DynamoGraphDeployment", "pruned", "sch")
     assert live["spec"]["components"][1]["scalingAdapter"] == {}
@@ -94,8 +113,10 @@ def test_unknown_fields_of_a_custom_resource_are_pruned_warned_or_refused(crds, 
     doc = _dgd("strict", {"scalingAdapter": {"enabled": True}, "bogus": 1})
     res = kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(doc), check=False)
     assert res.rc != 0
-    assert 'strict decoding error: unknown field "spec.components[1].bogus", unknown field ' \
-           '"spec.components[1].scalingAdapter.enabled"' in res.err
+    assert (
+        'strict decoding error: unknown field "spec.components[1].bogus", unknown field '
+        '"spec.components[1].scalingAdapter.enabled"' in res.err
+    )
     assert crds.store.try_get(f"{GROUP}/{V1BETA1}", "DynamoGraphDeployment", "strict", "sch") is None
 
     res = kubectl("create", "--validate=warn", "-f", "-", stdin=json.dumps(doc))
@@ -103,7 +124,10 @@ def test_unknown_fields_of_a_custom_resource_are_pruned_warned_or_refused(crds, 
     assert 'Warning: unknown field "spec.components[1].scalingAdapter.enabled"' in res.err
     live = crds.store.get(f"{GROUP}/{V1BETA1}", "DynamoGraphDeployment", "strict", "sch")
     assert "bogus" not in live["spec"]["components"][1]
-    assert crds.requests.find(method="POST", path="/dynamographdeployments$")[-1].query["fieldValidation"] == "Warn"
+    assert (
+        crds.requests.find(method="POST", path="/dynamographdeployments$")[-1].query["fieldValidation"]
+        == "Warn"
+    )
 
 
 def test_custom_resource_types_enums_and_required_fields_are_refused_with_the_real_messages(crds):
@@ -119,10 +143,12 @@ def test_custom_resource_types_enums_and_required_fields_are_refused_with_the_re
     assert body["reason"] == "Invalid"
     causes = {c["field"]: c["message"] for c in body["details"]["causes"]}
     assert causes["spec.components[0].name"] == "Required value"
-    assert causes["spec.components[1].replicas"] == ('Invalid value: "string": spec.components[1].replicas in '
-                                                     'body must be of type integer: "string"')
-    assert causes["spec.components[1].type"].startswith('Unsupported value: "gpu-worker": supported values: '
-                                                        '"frontend", "worker"')
+    assert causes["spec.components[1].replicas"] == (
+        'Invalid value: "string": spec.components[1].replicas in body must be of type integer: "string"'
+    )
+    assert causes["spec.components[1].type"].startswith(
+        'Unsupported value: "gpu-worker": supported values: "frontend", "worker"'
+    )
     assert body["message"].startswith('DynamoGraphDeployment.nvidia.com "bad" is invalid: [')
 
 
@@ -130,8 +156,9 @@ def test_structural_defaults_are_applied(crds):
     """Defaults of the CRD schema are filled in on write (containerPort's protocol: TCP), so a graph read
     back differs from what was sent exactly where a real server's would. Not covered: defaulting on read
     from storage after a CRD's defaults change."""
-    out = _custom(crds).create_namespaced_custom_object(GROUP, V1BETA1, "sch", "dynamographdeployments",
-                                                        _dgd("defaults"))
+    out = _custom(crds).create_namespaced_custom_object(
+        GROUP, V1BETA1, "sch", "dynamographdeployments", _dgd("defaults")
+    )
     port = out["spec"]["components"][1]["podTemplate"]["spec"]["containers"][0]["ports"][0]
     assert port == {"containerPort": 9090, "protocol": "TCP"}
 
@@ -152,20 +179,31 @@ def test_other_upstream_crds_validate_their_resources(crds, kubectl):
     ClusterPolicy are the real CRDs: wrong shapes are refused, unknown fields pruned. Not covered: the
     operators behind them (nothing scrapes, routes or installs drivers because of these objects here),
     HTTPRoute's CEL rules."""
-    pm = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
-          "metadata": {"name": "dynamo", "namespace": "sch"},
-          "spec": {"selector": {"matchLabels": {"app": "x"}},
-                   "podMetricsEndpoints": [{"port": "system", "path": "/metrics", "interval": "5s",
-                                            "scrapeEvery": "5s"}]}}
+    pm = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "dynamo", "namespace": "sch"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "podMetricsEndpoints": [
+                {"port": "system", "path": "/metrics", "interval": "5s", "scrapeEvery": "5s"}
+            ],
+        },
+    }
     res = kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(pm), check=False)
     assert 'unknown field "spec.podMetricsEndpoints[0].scrapeEvery"' in res.err
     del pm["spec"]["podMetricsEndpoints"][0]["scrapeEvery"]
     kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(pm))
 
-    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-             "metadata": {"name": "r", "namespace": "sch"},
-             "spec": {"parentRefs": [{"name": "gw"}],
-                      "rules": [{"backendRefs": [{"name": "svc", "port": 8000, "weight": "half"}]}]}}
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r", "namespace": "sch"},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": "svc", "port": 8000, "weight": "half"}]}],
+        },
+    }
     res = kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(route), check=False)
     assert "spec.rules[0].backendRefs[0].weight in body must be of type integer" in res.err
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 100
@@ -174,8 +212,12 @@ def test_other_upstream_crds_validate_their_resources(crds, kubectl):
     # the CRD's defaults, as a real server fills them in
     assert live["spec"]["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
 
-    cp = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"},
-          "spec": {"driver": {"enabled": "yes"}}}
+    cp = {
+        "apiVersion": "nvidia.com/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": "cluster-policy"},
+        "spec": {"driver": {"enabled": "yes"}},
+    }
     res = kubectl("create", "-f", "-", stdin=json.dumps(cp), check=False)
     assert res.rc != 0 and "spec.driver.enabled in body must be of type boolean" in res.err
 
@@ -187,11 +229,19 @@ def test_built_in_kinds_are_validated_against_kubernetes_openapi(kubeapi, kubect
     selector/template label agreement, immutable selectors)."""
     kubectl("create", "namespace", "b")
     apps = client.AppsV1Api(kubeapi.api_client())
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "b"},
-           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                    "template": {"metadata": {"labels": {"app": "web"}},
-                                 "spec": {"containers": [{"name": "web", "image": "nginx:1",
-                                                          "imagePullPolice": "Always"}]}}}}
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "b"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1", "imagePullPolice": "Always"}]},
+            },
+        },
+    }
     out = apps.create_namespaced_deployment("b", dep)
     assert out.spec.template.spec.containers[0].image_pull_policy is None
     raw = kubeapi.store.get("apps/v1", "Deployment", "web", "b")
@@ -200,7 +250,9 @@ def test_built_in_kinds_are_validated_against_kubernetes_openapi(kubeapi, kubect
     dep["metadata"]["name"] = "web2"
     res = kubectl("create", "-f", "-", stdin=json.dumps(dep), check=False)
     assert res.rc != 0
-    assert 'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice"' in res.err
+    assert (
+        'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice"' in res.err
+    )
     res = kubectl("create", "--validate=warn", "-f", "-", stdin=json.dumps(dep))
     assert 'Warning: unknown field "spec.template.spec.containers[0].imagePullPolice"' in res.err
 
@@ -210,25 +262,44 @@ def test_built_in_kinds_are_validated_against_kubernetes_openapi(kubeapi, kubect
     res = kubectl("create", "-f", "-", stdin=json.dumps(dep), check=False)
     assert res.rc != 0 and "cannot unmarshal string into Go struct field" in res.err
 
-    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "b"},
-           "spec": {"ports": [{"targetPort": 8000}]}}
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "namespace": "b"},
+        "spec": {"ports": [{"targetPort": 8000}]},
+    }
     with pytest.raises(ApiException) as exc:
         client.CoreV1Api(kubeapi.api_client()).create_namespaced_service("b", svc)
     assert exc.value.status == 422 and "spec.ports[0].port: Required value" in exc.value.body
 
 
-WIDGET_SCHEMA = {"type": "object", "properties": {
-    "spec": {"type": "object", "required": ["size"], "properties": {
-        "size": {"type": "integer", "minimum": 1},
-        "port": {"x-kubernetes-int-or-string": True},
-        "note": {"type": "string", "nullable": True},
-        "gone": {"type": "string"},
-        "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                 "properties": {"n": {"type": "integer"}}},
-        "empty": {"type": "object"},
-        "items": {"type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}}}}}}}
+WIDGET_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["size"],
+            "properties": {
+                "size": {"type": "integer", "minimum": 1},
+                "port": {"x-kubernetes-int-or-string": True},
+                "note": {"type": "string", "nullable": True},
+                "gone": {"type": "string"},
+                "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "free": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "properties": {"n": {"type": "integer"}},
+                },
+                "empty": {"type": "object"},
+                "items": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"k": {"type": "string"}}},
+                },
+            },
+        }
+    },
+}
 
 
 def test_structural_rules_on_a_small_crd(kubeapi_bare):
@@ -238,31 +309,72 @@ def test_structural_rules_on_a_small_crd(kubeapi_bare):
     required are checked. Not covered: CEL, formats, list-type; a null is dropped even where the schema says
     nullable (the simulator drops every null on write; a real server keeps nullable ones)."""
     store = kubeapi_bare.store
-    store.create({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                  "metadata": {"name": "widgets.example.com"},
-                  "spec": {"group": "example.com", "scope": "Namespaced",
-                           "names": {"plural": "widgets", "kind": "Widget"},
-                           "versions": [{"name": "v1", "served": True, "storage": True,
-                                         "schema": {"openAPIV3Schema": WIDGET_SCHEMA}}]}})
-    out = store.create({"apiVersion": "example.com/v1", "kind": "Widget",
-                        "metadata": {"name": "w", "namespace": "default", "bogus": 1},
-                        "spec": {"size": 2, "port": "http", "labels": {"a": "1"}, "free": {"n": 1, "x": [1]},
-                                 "empty": {"enabled": True}, "items": [{"k": "v", "z": 1}], "top": 1}})
-    assert out["spec"] == {"size": 2, "port": "http", "mode": "a", "labels": {"a": "1"},
-                           "free": {"n": 1, "x": [1]}, "empty": {}, "items": [{"k": "v"}]}
+    store.create(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {"openAPIV3Schema": WIDGET_SCHEMA},
+                    }
+                ],
+            },
+        }
+    )
+    out = store.create(
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "default", "bogus": 1},
+            "spec": {
+                "size": 2,
+                "port": "http",
+                "labels": {"a": "1"},
+                "free": {"n": 1, "x": [1]},
+                "empty": {"enabled": True},
+                "items": [{"k": "v", "z": 1}],
+                "top": 1,
+            },
+        }
+    )
+    assert out["spec"] == {
+        "size": 2,
+        "port": "http",
+        "mode": "a",
+        "labels": {"a": "1"},
+        "free": {"n": 1, "x": [1]},
+        "empty": {},
+        "items": [{"k": "v"}],
+    }
     assert "bogus" not in out["metadata"]
     out["spec"]["port"] = 8080
     assert store.update(out)["spec"]["port"] == 8080
     from tests.harness.kubeapi.errors import ApiError
 
-    for spec, field, text in (({"size": 0}, "spec.size", "should be greater than or equal to 1"),
-                              ({}, "spec.size", "Required value"),
-                              ({"size": 1, "free": {"n": "x"}}, "spec.free.n", "must be of type integer"),
-                              ({"size": 1, "port": 1.5}, "spec.port", "must be of type integer|string"),
-                              ({"size": 1, "mode": "c"}, "spec.mode", 'supported values: "a", "b"')):
+    for spec, field, text in (
+        ({"size": 0}, "spec.size", "should be greater than or equal to 1"),
+        ({}, "spec.size", "Required value"),
+        ({"size": 1, "free": {"n": "x"}}, "spec.free.n", "must be of type integer"),
+        ({"size": 1, "port": 1.5}, "spec.port", "must be of type integer|string"),
+        ({"size": 1, "mode": "c"}, "spec.mode", 'supported values: "a", "b"'),
+    ):
         with pytest.raises(ApiError) as exc:
-            store.create({"apiVersion": "example.com/v1", "kind": "Widget",
-                          "metadata": {"name": "bad", "namespace": "default"}, "spec": spec})
+            store.create(
+                {
+                    "apiVersion": "example.com/v1",
+                    "kind": "Widget",
+                    "metadata": {"name": "bad", "namespace": "default"},
+                    "spec": spec,
+                }
+            )
         assert exc.value.code == 422
         causes = {c["field"]: c["message"] for c in exc.value.details["causes"]}
         assert text in causes[field], causes

@@ -22,9 +22,14 @@ pytestmark = pytest.mark.integration
 
 def test_standalone_server_prints_url_and_stops_on_sigterm(tmp_path):
     kubeconfig = tmp_path / "sim.kubeconfig"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.harness.kubeapi", "--kubeconfig", str(kubeconfig)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.kubeapi", "--kubeconfig", str(kubeconfig)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("kubeapi simulator listening on http://127.0.0.1:"), line

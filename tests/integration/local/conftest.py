@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.targets.local.backend import LocalBackend
 from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
 
 
 def write_spec(directory: Path, name: str, serving: dict | None = None, **sections) -> Path:
-    doc = {"apiVersion": "dynadeploy.io/v1", "name": name,
-           "target": {"kind": "local", "state_dir": str(directory / "home"), **sections.pop("target", {})},
-           "serving": serving or {}, **sections}
+    doc = {
+        "apiVersion": "dynadeploy.io/v1",
+        "name": name,
+        "target": {"kind": "local", "state_dir": str(directory / "home"), **sections.pop("target", {})},
+        "serving": serving or {},
+        **sections,
+    }
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -39,5 +43,5 @@ def spec_dir(tmp_path):
     for path in made:
         try:
             LocalBackend(load_spec(path)).teardown()
-        except Exception:  # noqa: BLE001, S110 - best effort cleanup
+        except Exception:
             pass

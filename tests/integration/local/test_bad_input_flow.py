@@ -15,13 +15,22 @@ from tests.unit.test_bad_input import SECRET_CASES
 
 pytestmark = [pytest.mark.integration]
 
-CASES = ["token-inline-string", "token-as-secret_block", "token-as-env-name", "eks-credentials-secret-string",
-         "eks-credentials-block-secret", "env-hf-token-literal", "name-aws-secret", "unknown-field-named-token",
-         "model-revision-aws-secret"]
+CASES = [
+    "token-inline-string",
+    "token-as-secret_block",
+    "token-as-env-name",
+    "eks-credentials-secret-string",
+    "eks-credentials-block-secret",
+    "env-hf-token-literal",
+    "name-aws-secret",
+    "unknown-field-named-token",
+    "model-revision-aws-secret",
+]
 
 
-def test_refused_specs_leave_no_secret_in_prefect(prefect_api: str, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_specs_leave_no_secret_in_prefect(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.events.worker import EventsWorker
 
@@ -39,8 +48,13 @@ def test_refused_specs_leave_no_secret_in_prefect(prefect_api: str, tmp_path: Pa
         runs = client.read_flow_runs(limit=200)
         logs = client.read_logs(limit=200)
     assert len(runs) >= 2 * len(CASES)  # the runs exist: Prefect stored their parameters
-    kept = [json.dumps({"parameters": r.parameters, "state": r.state.message if r.state else None,
-                        "name": r.name}, default=str) for r in runs]
+    kept = [
+        json.dumps(
+            {"parameters": r.parameters, "state": r.state.message if r.state else None, "name": r.name},
+            default=str,
+        )
+        for r in runs
+    ]
     kept += [log.message for log in logs]
     page = httpx.post(f"{prefect_api}/events/filter", json={"limit": 50}, timeout=30)
     for _ in range(100):  # every page of events

@@ -17,9 +17,9 @@ import pytest
 from flows.canary import CanaryFailed, canary
 from flows.deploy import deploy
 from runtime.gateways import loadgen
+from runtime.spec import load_spec
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.canary import baseline_backend, candidate_backend
-from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 
@@ -28,8 +28,12 @@ CANARY = {"requests_per_step": 24, "min_samples": 12, "steps": [10, 50, 100], "a
 
 def test_healthy_candidate_is_promoted(prefect_api, spec_dir):
     # a generous regression bound: both sides share two loaded cores, so latency is noisy here
-    path = spec_dir("can-ok", {"topology": "agg", "workers": {"replicas": 2}}, smoke={"requests": 10},
-                    canary=CANARY | {"max_ttft_regression": 10.0, "max_itl_regression": 10.0})
+    path = spec_dir(
+        "can-ok",
+        {"topology": "agg", "workers": {"replicas": 2}},
+        smoke={"requests": 10},
+        canary=CANARY | {"max_ttft_regression": 10.0, "max_itl_regression": 10.0},
+    )
     spec = load_spec(path)
     deploy(spec=str(path))
     result = canary(spec=str(path), candidate={"serving": {"mocker": {"speedup_ratio": 12.0}}})
@@ -50,8 +54,12 @@ def test_healthy_candidate_is_promoted(prefect_api, spec_dir):
 
 
 def test_slow_candidate_rolls_back_by_itself_and_stable_fails_nothing(prefect_api, spec_dir):
-    path = spec_dir("can-slow", {"topology": "agg", "workers": {"replicas": 2}}, smoke={"requests": 10},
-                    canary=CANARY | {"max_ttft_regression": 0.5})
+    path = spec_dir(
+        "can-slow",
+        {"topology": "agg", "workers": {"replicas": 2}},
+        smoke={"requests": 10},
+        canary=CANARY | {"max_ttft_regression": 0.5},
+    )
     spec = load_spec(path)
     first = deploy(spec=str(path))
     stop = threading.Event()
@@ -59,9 +67,19 @@ def test_slow_candidate_rolls_back_by_itself_and_stable_fails_nothing(prefect_ap
 
     def stable_client() -> None:
         while not stop.is_set():
-            reports.append(asyncio.run(loadgen.run_load(first["endpoint"], spec.model.served(), requests=8,
-                                                        concurrency=2, max_tokens=8, prompt="stable traffic",
-                                                        timeout_s=60)))
+            reports.append(
+                asyncio.run(
+                    loadgen.run_load(
+                        first["endpoint"],
+                        spec.model.served(),
+                        requests=8,
+                        concurrency=2,
+                        max_tokens=8,
+                        prompt="stable traffic",
+                        timeout_s=60,
+                    )
+                )
+            )
 
     client = threading.Thread(target=stable_client)
     client.start()
@@ -75,6 +93,9 @@ def test_slow_candidate_rolls_back_by_itself_and_stable_fails_nothing(prefect_ap
     assert sum(r.count for r in reports) > 0 and failed == []
     backend = LocalBackend(spec)
     assert [(r.number, r.status) for r in backend.revisions()] == [(1, "serving")]
-    assert sorted(n for n in backend.supervisor.processes() if n != "frontend") == ["worker-r1-0", "worker-r1-1"]
+    assert sorted(n for n in backend.supervisor.processes() if n != "frontend") == [
+        "worker-r1-0",
+        "worker-r1-1",
+    ]
     assert candidate_backend(spec).inventory() == []
     assert baseline_backend(spec).inventory() == []

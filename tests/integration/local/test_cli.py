@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from runtime.targets.local.backend import LocalBackend
 from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
 
 pytestmark = [pytest.mark.integration]
 
@@ -51,8 +51,10 @@ def test_deploy_status_teardown_json(prefect_api, spec_dir, tmp_path):
 
 def test_bad_spec_exits_2_with_path_and_fix_before_any_side_effect(prefect_api, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: dynadeploy.io/v1\nname: Bad_Name\ntarget: {kind: local, state_dir: %s}\n"
-                   "serving: {topology: disagg}\n" % (tmp_path / "home"))
+    bad.write_text(
+        "apiVersion: dynadeploy.io/v1\nname: Bad_Name\ntarget: {kind: local, state_dir: %s}\n"
+        "serving: {topology: disagg}\n" % (tmp_path / "home")
+    )
     out = run_cli("deploy", str(bad), api=prefect_api, home=tmp_path)
     assert out.returncode == 2
     first = out.stderr.splitlines()[0]
@@ -97,8 +99,9 @@ def test_approve_and_reject_a_paused_rollback_from_the_terminal(prefect_api, spe
     env = os.environ | {"PREFECT_API_URL": prefect_api, "DYNADEPLOY_HOME": str(tmp_path)}
 
     def start_rollback() -> subprocess.Popen:
-        return subprocess.Popen([EXE, "rollback", str(v2)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
+        return subprocess.Popen(
+            [EXE, "rollback", str(v2)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
 
     # reject: nothing changes, the rollback exits 4 and its run is Cancelled with the note
     proc = start_rollback()
@@ -120,11 +123,20 @@ def test_approve_and_reject_a_paused_rollback_from_the_terminal(prefect_api, spe
     # approve, with a note: the revision is restored
     proc = start_rollback()
     _wait_paused("cli-appr", prefect_api)
-    yes = run_cli("approve", str(v2), "--note", "plan checked", "--output", "json", api=prefect_api, home=tmp_path)
+    yes = run_cli(
+        "approve", str(v2), "--note", "plan checked", "--output", "json", api=prefect_api, home=tmp_path
+    )
     assert yes.returncode == 0, yes.stderr
     assert json.loads(yes.stdout) | {"flow_run": "", "flow_run_id": "", "url": ""} == {
-        "name": "cli-appr", "answer": "approved", "revision": 1, "note": "plan checked", "flow_run": "",
-        "flow_run_id": "", "url": "", "also_waiting": 0}
+        "name": "cli-appr",
+        "answer": "approved",
+        "revision": 1,
+        "note": "plan checked",
+        "flow_run": "",
+        "flow_run_id": "",
+        "url": "",
+        "also_waiting": 0,
+    }
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "serves the spec of revision 1 again, as revision 3" in out

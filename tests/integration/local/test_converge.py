@@ -21,8 +21,8 @@ import yaml
 
 from flows._converge import converge, plan, slot_name
 from flows.deploy import deploy
-from runtime.targets.local.backend import LocalBackend
 from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
 from tests.integration.local.conftest import write_spec
 
 pytestmark = [pytest.mark.integration]
@@ -81,8 +81,14 @@ def test_nothing_differs_and_healthy_records_a_completed_deploy_run_with_tags(se
 
 def test_the_cli_answers_a_no_op_deploy_with_the_same_json_and_exit_code(served, prefect_api):
     env = os.environ | {"PREFECT_API_URL": prefect_api}
-    out = subprocess.run([shutil.which("dynadeploy"), "deploy", str(served), "--output", "json"],
-                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    out = subprocess.run(
+        [shutil.which("dynadeploy"), "deploy", str(served), "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert set(result) == {"target", "endpoint", "model", "revision", "smoke"}

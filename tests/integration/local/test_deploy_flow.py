@@ -19,14 +19,13 @@ import pytest
 
 from flows.deploy import deploy
 from flows.teardown import teardown
-from runtime.gateways import loadgen
 from runtime.errors import PreflightError, SmokeTestFailed, SpecError
 from runtime.gateways import gpu as gpulib
-from runtime.gateways import probe
+from runtime.gateways import loadgen, probe
+from runtime.spec import load_spec
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,7 +46,9 @@ def test_each_topology_deploys_smokes_and_tears_down(prefect_api, spec_dir, topo
     assert result["revision"] == 1 and result["changed"] is True
     backend = LocalBackend(load_spec(path))
     status = backend.status()
-    expected_workers = sum(r.get("replicas", 1) for k, r in TOPOLOGIES[topology].items() if k != "topology") or 1
+    expected_workers = (
+        sum(r.get("replicas", 1) for k, r in TOPOLOGIES[topology].items() if k != "topology") or 1
+    )
     assert status.workers_discovered == expected_workers
     assert status.models == ["dynadeploy/tiny-mock"]
 
@@ -69,15 +70,27 @@ def test_lifecycle_idempotent_redeploy_under_load_crash_recovery_teardown(prefec
     assert marked_pids(spec.name) == pids
 
     # A changed spec under load: new workers serve before old ones stop, and no request fails.
-    changed = spec_dir("life", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 8.0}})
+    changed = spec_dir(
+        "life", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 8.0}}
+    )
     stop = threading.Event()
     reports = []
 
     def drive() -> None:
         while not stop.is_set():
-            reports.append(asyncio.run(loadgen.run_load(
-                first["endpoint"], spec.model.served(), requests=16, concurrency=4, max_tokens=16,
-                prompt="redeploy under load", timeout_s=30)))
+            reports.append(
+                asyncio.run(
+                    loadgen.run_load(
+                        first["endpoint"],
+                        spec.model.served(),
+                        requests=16,
+                        concurrency=4,
+                        max_tokens=16,
+                        prompt="redeploy under load",
+                        timeout_s=30,
+                    )
+                )
+            )
 
     driver = threading.Thread(target=drive)
     driver.start()
@@ -90,7 +103,9 @@ def test_lifecycle_idempotent_redeploy_under_load_crash_recovery_teardown(prefec
     assert second["revision"] == 2 and second["changed"] is True
     total = sum(r.count for r in reports)
     failed = [res.error for r in reports for res in r.results if not res.ok]
-    assert total >= 16 and failed == [], f"{len(failed)} of {total} requests failed during the redeploy: {failed[:3]}"
+    assert total >= 16 and failed == [], (
+        f"{len(failed)} of {total} requests failed during the redeploy: {failed[:3]}"
+    )
     backend = LocalBackend(load_spec(changed))
     procs = backend.supervisor.processes()
     assert sorted(n for n in procs if n.startswith("worker")) == ["worker-r2-0", "worker-r2-1"]
@@ -101,14 +116,24 @@ def test_lifecycle_idempotent_redeploy_under_load_crash_recovery_teardown(prefec
     victim = procs["worker-r2-0"]
     before = probe.generate_instances("127.0.0.1", backend._frontend_port())
     os.kill(victim.pid, signal.SIGKILL)
-    probe.ready_within(lambda: (p := backend.supervisor.processes().get("worker-r2-0")) is not None
-                      and p.state == "RUNNING" and p.pid != victim.pid, 30)
+    probe.ready_within(
+        lambda: (
+            (p := backend.supervisor.processes().get("worker-r2-0")) is not None
+            and p.state == "RUNNING"
+            and p.pid != victim.pid
+        ),
+        30,
+    )
     ports = portlib.load(backend.paths.ports_file)
     probe.ready_within(lambda: probe.worker_ready("127.0.0.1", ports["worker-r2-0"]), 60)
     # File discovery drops a SIGKILLed worker's registration after 5-15 s; until then the frontend
     # may still route to it. Wait until the dead instance is gone and its replacement registered.
-    probe.ready_within(lambda: len(now := probe.generate_instances("127.0.0.1", backend._frontend_port())) == 2
-                      and now != before, 60)
+    probe.ready_within(
+        lambda: (
+            len(now := probe.generate_instances("127.0.0.1", backend._frontend_port())) == 2 and now != before
+        ),
+        60,
+    )
     smoke = loadgen.smoke_test(first["endpoint"], spec.model.served(), load_spec(changed).smoke)
     assert smoke.verdict.passed
 
@@ -143,15 +168,21 @@ def test_gpu_demand_on_a_host_without_gpus_fails_before_any_side_effect(prefect_
 
 
 def test_a_spec_that_declares_no_gpus_but_wants_vllm_is_rejected_at_load(prefect_api, spec_dir):
-    path = spec_dir("declares-none", {"topology": "agg", "engine": "vllm"}, target={"gpus": "none"}, model=QWEN)
+    path = spec_dir(
+        "declares-none", {"topology": "agg", "engine": "vllm"}, target={"gpus": "none"}, model=QWEN
+    )
     with pytest.raises(SpecError) as err:
         deploy(spec=str(path))
     assert any("gpus" in i.path or "engine" in i.path for i in err.value.issues)
 
 
 def test_sla_breach_fails_with_numbers_and_tears_down_by_policy(prefect_api, spec_dir):
-    path = spec_dir("breach", {"topology": "agg"}, smoke={"requests": 10, "sla": {"ttft_p90_ms": 0.001}},
-                    teardown={"on_failure": True})
+    path = spec_dir(
+        "breach",
+        {"topology": "agg"},
+        smoke={"requests": 10, "sla": {"ttft_p90_ms": 0.001}},
+        teardown={"on_failure": True},
+    )
     with pytest.raises(SmokeTestFailed, match=r"ttft p90 .* ms"):
         deploy(spec=str(path))
     backend = LocalBackend(load_spec(path))

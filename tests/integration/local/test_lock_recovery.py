@@ -46,8 +46,18 @@ def _dead_holder_record(spec, name: str) -> Path:
     gone.wait()
     record = _lock.holder_file(spec, name)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pid": gone.pid, "start": started, "host": socket.gethostname(), "uid": os.getuid(),
-                                  "lease_id": str(uuid.uuid4()), "since": "2026-01-01T00:00:00Z"}))
+    record.write_text(
+        json.dumps(
+            {
+                "pid": gone.pid,
+                "start": started,
+                "host": socket.gethostname(),
+                "uid": os.getuid(),
+                "lease_id": str(uuid.uuid4()),
+                "since": "2026-01-01T00:00:00Z",
+            }
+        )
+    )
     return record
 
 
@@ -55,12 +65,15 @@ def test_a_killed_holder_frees_the_slot_at_once(prefect_api, spec_dir):
     path = spec_dir("lockdead", {"topology": "agg"})
     spec = load_spec(path)
     name = _lock.limit_name(spec)
-    script = ("import sys, time; sys.path.insert(0, sys.argv[2]);"
-              "from flows._lock import target_lock; from runtime.spec import load_spec;"
-              "cm = target_lock(load_spec(sys.argv[1])); cm.__enter__(); print('held', flush=True); time.sleep(600)")
+    script = (
+        "import sys, time; sys.path.insert(0, sys.argv[2]);"
+        "from flows._lock import target_lock; from runtime.spec import load_spec;"
+        "cm = target_lock(load_spec(sys.argv[1])); cm.__enter__(); print('held', flush=True); time.sleep(600)"
+    )
     env = dict(os.environ, PREFECT_API_URL=prefect_api)
-    holder = subprocess.Popen([sys.executable, "-c", script, str(path), str(REPO)], env=env,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(path), str(REPO)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert _slots(name) == 1
@@ -72,7 +85,9 @@ def test_a_killed_holder_frees_the_slot_at_once(prefect_api, spec_dir):
     with _lock.target_lock(spec, timeout_s=40):
         waited = time.monotonic() - t0
         assert _slots(name) == 1
-    assert waited < 15, f"waited {waited:.0f}s for a holder that was gone (the lease alone would take 60-75 s)"
+    assert waited < 15, (
+        f"waited {waited:.0f}s for a holder that was gone (the lease alone would take 60-75 s)"
+    )
     assert _slots(name) == 0
 
 

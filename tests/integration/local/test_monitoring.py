@@ -21,21 +21,26 @@ import httpx
 import pytest
 
 from flows.deploy import deploy
+from runtime.host import ports as hostports
 from runtime.render import dashboard, monitoring
 from runtime.render import local_monitoring as lm
-from runtime.host import ports as hostports
+from runtime.spec import load_spec
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec import load_spec
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
-                                 reason="Debian prometheus/prometheus-alertmanager missing: run `make debs`")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (shutil.which("prometheus") and shutil.which("prometheus-alertmanager")),
+        reason="Debian prometheus/prometheus-alertmanager missing: run `make debs`",
+    ),
+]
 
 # Seconds, not hours: one burn-rate pair over 20s/5s (objective 0.9, burn rate 3: pages when more than 30% of
 # requests take longer than the 470 ms TTFT target, an exact bucket boundary). Shared with the bench.
-from bench.bench_alert_rollback import FAST_MONITORING, SLA, SLOW
+from bench.bench_alert_rollback import FAST_MONITORING, SLA, SLOW  # noqa: E402 - section-local import, kept next to the tests that use it
 
 
 def _get(url: str) -> dict:
@@ -47,9 +52,16 @@ def _load(endpoint: str, model: str, stop: threading.Event) -> None:
     with httpx.Client(timeout=30) as client:
         while not stop.is_set():
             try:
-                with client.stream("POST", f"{endpoint}/v1/chat/completions", json={
-                    "model": model, "messages": [{"role": "user", "content": "hello there"}],
-                    "max_tokens": 4, "stream": True}) as r:
+                with client.stream(
+                    "POST",
+                    f"{endpoint}/v1/chat/completions",
+                    json={
+                        "model": model,
+                        "messages": [{"role": "user", "content": "hello there"}],
+                        "max_tokens": 4,
+                        "stream": True,
+                    },
+                ) as r:
                     for _ in r.iter_bytes():
                         pass
             except httpx.HTTPError:
@@ -57,7 +69,9 @@ def _load(endpoint: str, model: str, stop: threading.Event) -> None:
 
 
 def _events(api: str, prefix: str) -> list[dict]:
-    r = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"prefix": [prefix]}}, "limit": 50}, timeout=10)
+    r = httpx.post(
+        f"{api}/events/filter", json={"filter": {"event": {"prefix": [prefix]}}, "limit": 50}, timeout=10
+    )
     r.raise_for_status()
     return r.json()["events"]
 
@@ -76,8 +90,12 @@ def _wait(what: str, check, timeout_s: float, interval_s: float = 1.0):
 # down after the test, passed or failed (supervisord, frontend, workers, Prometheus, Alertmanager, receiver);
 # the rollback loop tears its own down in alert_rollback_loop's finally.
 def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, spec_dir):
-    good = spec_dir("mon", {"topology": "agg"}, smoke={"requests": 10, "concurrency": 2, "sla": SLA},
-                    monitoring=FAST_MONITORING)
+    good = spec_dir(
+        "mon",
+        {"topology": "agg"},
+        smoke={"requests": 10, "concurrency": 2, "sla": SLA},
+        monitoring=FAST_MONITORING,
+    )
     first = deploy(spec=str(good))
     backend = LocalBackend(load_spec(good))
     ports = portlib.load(backend.paths.ports_file)
@@ -95,9 +113,18 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
     rules = _get(f"{prom}/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in rules} == {"dynadeploy-mon-slo-recording", "dynadeploy-mon-alerts"}
     # Every metric the rules use exists on the real 1.6.1 processes (the bucket boundary too).
-    for query in (f'{monitoring.TTFT}_bucket{{deployment="mon",le="0.47"}}', f'{monitoring.ITL}_bucket{{le="0.12"}}',
-                  f'{monitoring.REQUESTS}{{status="success"}}', monitoring.MODEL_READY, monitoring.QUEUED):
-        _wait(query, lambda q=query: _get(f"{prom}/api/v1/query?query={urllib.parse.quote(q)}")["data"]["result"], 20)
+    for query in (
+        f'{monitoring.TTFT}_bucket{{deployment="mon",le="0.47"}}',
+        f'{monitoring.ITL}_bucket{{le="0.12"}}',
+        f'{monitoring.REQUESTS}{{status="success"}}',
+        monitoring.MODEL_READY,
+        monitoring.QUEUED,
+    ):
+        _wait(
+            query,
+            lambda q=query: _get(f"{prom}/api/v1/query?query={urllib.parse.quote(q)}")["data"]["result"],
+            20,
+        )
 
     # The good revision serves fast: no burn alert while it takes traffic.
     stop = threading.Event()
@@ -130,25 +157,47 @@ def test_slowed_worker_fires_ttft_burn_alert_into_a_prefect_event(prefect_api, s
         assert annotation["status"] == "success"
 
         # Revision 2: a slowed worker. Its smoke test fails the TTFT SLA; the revision serves anyway.
-        slow = spec_dir("mon", {"topology": "agg", "mocker": {"speedup_ratio": SLOW}},
-                        smoke={"requests": 10, "concurrency": 2, "sla": SLA}, monitoring=FAST_MONITORING)
+        slow = spec_dir(
+            "mon",
+            {"topology": "agg", "mocker": {"speedup_ratio": SLOW}},
+            smoke={"requests": 10, "concurrency": 2, "sla": SLA},
+            monitoring=FAST_MONITORING,
+        )
         try:
             deploy(spec=str(slow))
-        except Exception as exc:  # noqa: BLE001 - the smoke test is expected to fail the SLA
-            assert "ttft" in str(exc).lower() or "sla" in str(exc).lower(), exc
-        fired = _wait("the TTFT burn alert firing in Prometheus", lambda: [
-            a for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"]
-            if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn" and a["state"] == "firing"], 90)
+        except Exception as exc:
+            assert "ttft" in str(exc).lower() or "sla" in str(exc).lower(), exc  # noqa: PT017 - one of many cases in a loop; pytest.raises cannot express 'may raise'
+        fired = _wait(
+            "the TTFT burn alert firing in Prometheus",
+            lambda: [
+                a
+                for a in _get(f"{prom}/api/v1/alerts")["data"]["alerts"]
+                if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn" and a["state"] == "firing"
+            ],
+            90,
+        )
         assert fired[0]["labels"]["deployment"] == "mon" and fired[0]["labels"]["le"] == "0.47"
-        _wait("the alert in Alertmanager", lambda: [
-            a for a in _get(f"{am}/api/v2/alerts") if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"], 30)
-        events = _wait("the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60)
+        _wait(
+            "the alert in Alertmanager",
+            lambda: [
+                a
+                for a in _get(f"{am}/api/v2/alerts")
+                if a["labels"]["alertname"] == "DynadeployTTFTBudgetBurn"
+            ],
+            30,
+        )
+        events = _wait(
+            "the Prefect event", lambda: _events(prefect_api, "dynadeploy.alert.DynadeployTTFTBudgetBurn"), 60
+        )
         # `dynadeploy status` shows the live SLO state from the deployment's Prometheus.
         slo = backend.status().slo
         assert "error" not in slo and slo["burn_rates"]["ttft 5s"] > 3
-        assert slo["burn_rates"]["ttft 20s"] * 0.1 > good_share  # the slowed revision burns more than the good one did
+        assert (
+            slo["burn_rates"]["ttft 20s"] * 0.1 > good_share
+        )  # the slowed revision burns more than the good one did
         assert {"name": "DynadeployTTFTBudgetBurn", "state": "firing", "slo": "ttft", "window": "20s"} in [
-            {k: a[k] for k in ("name", "state", "slo", "window")} for a in slo["alerts"]]
+            {k: a[k] for k in ("name", "state", "slo", "window")} for a in slo["alerts"]
+        ]
     finally:
         stop.set()
         loader.join(timeout=30)
@@ -190,9 +239,17 @@ def test_slo_alert_rolls_back_to_the_last_good_revision_through_the_automation(p
 
 
 def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefect_api, spec_dir):
-    path = spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
-                    monitoring={"scrape_interval": "1s", "evaluation_interval": "1s",
-                                "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]}})
+    path = spec_dir(
+        "monetcd",
+        {"topology": "agg"},
+        target={"discovery": "etcd"},
+        smoke={"requests": 4, "concurrency": 2},
+        monitoring={
+            "scrape_interval": "1s",
+            "evaluation_interval": "1s",
+            "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]},
+        },
+    )
     deploy(spec=str(path))
     backend = LocalBackend(load_spec(path))
     ports = portlib.load(backend.paths.ports_file)
@@ -208,15 +265,28 @@ def test_etcd_discovery_is_scraped_too_and_turning_monitoring_off_stops_it(prefe
     # SIGHUP through the deployment's supervisord.
     quit_ = httpx.post(f"{prom}/-/quit", timeout=5)
     assert quit_.status_code == 403 and "lifecycle" in quit_.text.lower(), quit_.text
-    spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2},
-             monitoring={"scrape_interval": "1s", "evaluation_interval": "2s",
-                         "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]}})
+    spec_dir(
+        "monetcd",
+        {"topology": "agg"},
+        target={"discovery": "etcd"},
+        smoke={"requests": 4, "concurrency": 2},
+        monitoring={
+            "scrape_interval": "1s",
+            "evaluation_interval": "2s",
+            "slo": {"burn_alerts": [{"long": "1m", "short": "10s", "burn_rate": 5}]},
+        },
+    )
     deploy(spec=str(path))
     assert portlib.load(backend.paths.ports_file)["prometheus"] == ports["prometheus"]
-    _wait("the new rule interval in Prometheus", lambda: {g["interval"] for g in _get(f"{prom}/api/v1/rules")["data"][
-        "groups"]} == {2}, 30)
+    _wait(
+        "the new rule interval in Prometheus",
+        lambda: {g["interval"] for g in _get(f"{prom}/api/v1/rules")["data"]["groups"]} == {2},
+        30,
+    )
     # The same spec without monitoring: the three programs go, the graph keeps serving.
-    spec_dir("monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2})
+    spec_dir(
+        "monetcd", {"topology": "agg"}, target={"discovery": "etcd"}, smoke={"requests": 4, "concurrency": 2}
+    )
     deploy(spec=str(path))
     running = backend.supervisor.processes()
     assert not set(lm.PROGRAMS) & set(running) and not lm.files(backend.paths.root).root.exists()

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.gateways import loadgen
 from runtime.errors import RolloutFailed
-from runtime.gateways import probe
+from runtime.gateways import loadgen, probe
+from runtime.spec import load_spec
 from runtime.targets.local import inventory
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
-from runtime.spec import load_spec
 from tests.integration.local.conftest import write_spec
 
 pytestmark = [pytest.mark.integration]
@@ -43,8 +42,17 @@ def bring_up(path: Path) -> tuple[LocalBackend, dict]:
 
 
 def serves(backend: LocalBackend, requests: int = 6) -> bool:
-    report = asyncio.run(loadgen.run_load(backend.endpoint(), backend.spec.model.served(), requests=requests,
-                                          concurrency=2, max_tokens=8, prompt="still mine?", timeout_s=30))
+    report = asyncio.run(
+        loadgen.run_load(
+            backend.endpoint(),
+            backend.spec.model.served(),
+            requests=requests,
+            concurrency=2,
+            max_tokens=8,
+            prompt="still mine?",
+            timeout_s=30,
+        )
+    )
     return all(r.ok for r in report.results)
 
 
@@ -63,7 +71,7 @@ def homes(tmp_path):
     for path in made:
         try:
             LocalBackend(load_spec(path)).teardown()
-        except Exception:  # noqa: BLE001, S110 - best effort cleanup
+        except Exception:
             pass
 
 
@@ -96,11 +104,20 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
     assert status.details["supervisor"] is False
     assert status.details["orphans"] and set(status.details["orphans"]) <= set(children)
     assert any("supervision gone" in p for p in status.problems)
-    cli = subprocess.run([shutil.which("dynadeploy"), "status", str(path)], capture_output=True, text=True,
-                         env=os.environ | {"PREFECT_API_URL": prefect_api}, timeout=120, check=False)
+    cli = subprocess.run(
+        [shutil.which("dynadeploy"), "status", str(path)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PREFECT_API_URL": prefect_api},
+        timeout=120,
+        check=False,
+    )
     # the status verdict line (flows/_inspect.py): "<name>: DEGRADED (revision 1): supervision gone: ..."
     assert cli.returncode == 3 and "DEGRADED (revision 1): supervision gone" in cli.stdout, (
-        cli.returncode, cli.stdout, cli.stderr)
+        cli.returncode,
+        cli.stdout,
+        cli.stderr,
+    )
 
     again = LocalBackend(load_spec(path))
     provisioned = again.provision()
@@ -119,13 +136,19 @@ def test_supervisord_killed_status_tells_and_redeploy_adopts_the_endpoint(prefec
 def test_a_deploy_killed_mid_rollout_converges_on_rerun(homes):
     path = homes("h", "halfdone", {"topology": "agg", "workers": {"replicas": 2}})
     backend, _ = bring_up(path)
-    changed = homes("h", "halfdone", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 6.0}})
-    script = ("import sys; sys.path.insert(0, sys.argv[2]);"
-              "from runtime.targets.local.backend import LocalBackend; from runtime.spec import load_spec;"
-              "b = LocalBackend(load_spec(sys.argv[1])); b.roll_out('mocker', b.cache_model('mocker'))")
+    changed = homes(
+        "h", "halfdone", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 6.0}}
+    )
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[2]);"
+        "from runtime.targets.local.backend import LocalBackend; from runtime.spec import load_spec;"
+        "b = LocalBackend(load_spec(sys.argv[1])); b.roll_out('mocker', b.cache_model('mocker'))"
+    )
     child = subprocess.Popen([sys.executable, "-c", script, str(changed), str(REPO)])
     try:
-        probe.ready_within(lambda: "worker-r2-1" in backend.supervisor.processes() or child.poll() is not None, 120)
+        probe.ready_within(
+            lambda: "worker-r2-1" in backend.supervisor.processes() or child.poll() is not None, 120
+        )
         child.send_signal(signal.SIGKILL)  # the CLI dies with r2 half started and r1 still serving
     finally:
         child.wait(timeout=30)
@@ -139,8 +162,9 @@ def test_a_deploy_killed_mid_rollout_converges_on_rerun(homes):
     workers = sorted(n for n in rerun.supervisor.processes() if n.startswith("worker"))
     assert workers == ["worker-r2-0", "worker-r2-1"]
     assert {r.number: r.status for r in rerun.revisions()} == {1: "superseded", 2: "serving"}
-    assert not any(k.startswith("worker-r1-") for k in portlib.load(rerun.paths.ports_file)), \
+    assert not any(k.startswith("worker-r1-") for k in portlib.load(rerun.paths.ports_file)), (
         "retired workers' ports stay in ports.json"
+    )
     assert serves(rerun)
 
 
@@ -173,31 +197,51 @@ def test_the_deploy_cli_killed_mid_flow_then_rerun_converges_and_frees_the_slot(
     env = os.environ | {"PREFECT_API_URL": prefect_api}
     exe = shutil.which("dynadeploy")
     t0 = time.monotonic()
-    first = subprocess.run([exe, "deploy", str(path)], env=env, capture_output=True, text=True, timeout=300, check=False)
+    first = subprocess.run(
+        [exe, "deploy", str(path)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     first_took = time.monotonic() - t0  # what a deploy of this graph costs on this host, now
     assert first.returncode == 0, first.stderr[-2000:]
     backend = LocalBackend(load_spec(path))
-    changed = homes("h", "clikill", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 5.0}})
-    cli = subprocess.Popen([exe, "deploy", str(changed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    changed = homes(
+        "h", "clikill", {"topology": "agg", "workers": {"replicas": 2}, "mocker": {"speedup_ratio": 5.0}}
+    )
+    cli = subprocess.Popen(
+        [exe, "deploy", str(changed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        probe.ready_within(lambda: "worker-r2-1" in backend.supervisor.processes() or cli.poll() is not None, 180)
-        assert cli.poll() is None, f"the CLI exited ({cli.returncode}) before it could be killed: no crash was tested"
+        probe.ready_within(
+            lambda: "worker-r2-1" in backend.supervisor.processes() or cli.poll() is not None, 180
+        )
+        assert cli.poll() is None, (
+            f"the CLI exited ({cli.returncode}) before it could be killed: no crash was tested"
+        )
         cli.send_signal(signal.SIGKILL)
     finally:
         cli.kill()
         cli.wait(timeout=30)
 
     t0 = time.monotonic()
-    rerun = subprocess.run([exe, "deploy", str(changed), "--output", "json"], env=env, capture_output=True, text=True,
-                           timeout=300, check=False)
+    rerun = subprocess.run(
+        [exe, "deploy", str(changed), "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     took = time.monotonic() - t0
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     # Relative to the first deploy on this host, not a wall-clock bound a loaded CI box could miss: the rerun
     # redoes about a deploy's work; waiting out the dead run's lease would add 60 s more (main's was 600 s).
-    assert took < first_took + 45, (f"rerun took {took:.0f}s, the first deploy {first_took:.0f}s "
-                                    "(the dead run's lease alone is 60 s)")
+    assert took < first_took + 45, (
+        f"rerun took {took:.0f}s, the first deploy {first_took:.0f}s (the dead run's lease alone is 60 s)"
+    )
     revisions = {r.number: r.status for r in backend.revisions()}
     assert revisions[2] == "serving" and revisions[1] == "superseded", revisions
-    assert sorted(n for n in backend.supervisor.processes() if n.startswith("worker")) == ["worker-r2-0", "worker-r2-1"]
+    assert sorted(n for n in backend.supervisor.processes() if n.startswith("worker")) == [
+        "worker-r2-0",
+        "worker-r2-1",
+    ]
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(limit_name(load_spec(changed))).active_slots == 0

@@ -17,17 +17,20 @@ from prefect.flow_runs import resume_flow_run
 from flows.deploy import deploy
 from flows.rollback import rollback
 from runtime.errors import PermanentError
+from runtime.spec import load_spec
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec import load_spec
 
 pytestmark = [pytest.mark.integration]
 
 
 def _paused_rollback_run():
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))))
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["PAUSED"]))
+            )
+        )
     return next((r for r in runs if r.name and r.flow_id and r.parameters.get("auto_approve") is False), None)
 
 
@@ -60,8 +63,11 @@ def test_rejected_approval_changes_nothing(prefect_api, spec_dir):
     before = ([(r.number, r.status) for r in backend.revisions()], marked_pids("rbno"))
 
     out: dict = {}
-    runner = threading.Thread(target=lambda: out.setdefault("result", rollback(spec=str(v2), approval_timeout_s=120,
-                                                                             return_state=True)))
+    runner = threading.Thread(
+        target=lambda: out.setdefault(
+            "result", rollback(spec=str(v2), approval_timeout_s=120, return_state=True)
+        )
+    )
     runner.start()
     deadline = time.monotonic() + 90
     paused = None

@@ -11,8 +11,8 @@ from prefect.concurrency.sync import concurrency
 
 from flows._lock import ensure_limit, limit_name
 from flows.deploy import deploy
-from runtime.targets.local.backend import LocalBackend
 from runtime.spec import load_spec
+from runtime.targets.local.backend import LocalBackend
 
 pytestmark = [pytest.mark.integration]
 

@@ -22,31 +22,50 @@ from flows.rollback import rollback
 from flows.teardown import teardown
 from runtime.errors import RolloutFailed
 from runtime.gateways import probe
+from runtime.spec import load_spec
 from runtime.targets.local import vllm_cpu
 from runtime.targets.local.backend import LocalBackend
 from runtime.targets.local.inventory import marked_pids
-from runtime.spec import load_spec
 from tests.integration.local.conftest import write_spec
 
 NAME = "vllm-cpu-it"
 pytestmark = [
-    pytest.mark.integration, pytest.mark.slow, pytest.mark.vllm,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.vllm,
     pytest.mark.timeout(900),
-    pytest.mark.skipif(not (vllm_cpu.root() / vllm_cpu.STAMP).exists(),
-                       reason="the CPU vLLM runtime is not built: make vllm-cpu"),
+    pytest.mark.skipif(
+        not (vllm_cpu.root() / vllm_cpu.STAMP).exists(),
+        reason="the CPU vLLM runtime is not built: make vllm-cpu",
+    ),
 ]
 # Lenient targets: 2 cores shared with the rest of the suite; this checks the engine, not its speed.
-SMOKE = {"requests": 4, "concurrency": 2, "max_tokens": 8, "timeout_s": 120,
-         "sla": {"ttft_p90_ms": 60000, "itl_p90_ms": 10000, "e2e_p99_ms": 120000}}
+SMOKE = {
+    "requests": 4,
+    "concurrency": 2,
+    "max_tokens": 8,
+    "timeout_s": 120,
+    "sla": {"ttft_p90_ms": 60000, "itl_p90_ms": 10000, "e2e_p99_ms": 120000},
+}
 
 # generous regression bounds: both sides share two loaded cores, so latency is noisy here
-CANARY = {"requests_per_step": 16, "min_samples": 8, "steps": [50, 100], "analysis_interval_s": 30,
-          "max_ttft_regression": 10.0, "max_itl_regression": 10.0}
+CANARY = {
+    "requests_per_step": 16,
+    "min_samples": 8,
+    "steps": [50, 100],
+    "analysis_interval_s": 30,
+    "max_ttft_regression": 10.0,
+    "max_itl_regression": 10.0,
+}
 
 
 def serving(*engine_args: str) -> dict:
-    return {"topology": "agg", "engine": "vllm", "vllm": {"device": "cpu"},
-            "workers": {"replicas": 1, "gpus": 0, "engine_args": list(engine_args)}}
+    return {
+        "topology": "agg",
+        "engine": "vllm",
+        "vllm": {"device": "cpu"},
+        "workers": {"replicas": 1, "gpus": 0, "engine_args": list(engine_args)},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +73,20 @@ def deployment(tmp_path_factory, prefect_api):
     directory = tmp_path_factory.mktemp("vllm")
 
     def spec(*engine_args: str):
-        return write_spec(directory, NAME, serving(*engine_args), model={"id": "dynadeploy/tiny-llama"},
-                          target={"gpus": "none"}, smoke=SMOKE, canary=CANARY)
+        return write_spec(
+            directory,
+            NAME,
+            serving(*engine_args),
+            model={"id": "dynadeploy/tiny-llama"},
+            target={"gpus": "none"},
+            smoke=SMOKE,
+            canary=CANARY,
+        )
 
     yield spec
     try:
         LocalBackend(load_spec(spec())).teardown()
-    except Exception:  # noqa: BLE001, S110 - best effort; the last test asserts the real teardown
+    except Exception:
         pass
 
 
@@ -78,8 +104,11 @@ def _arg(cmd: list[str], flag: str) -> str:
 
 
 def _complete(backend: LocalBackend, prompt: str = "hello there", max_tokens: int = 8) -> dict:
-    r = httpx.post(f"{backend.endpoint()}/v1/completions", timeout=120,
-                   json={"model": "dynadeploy/tiny-llama", "prompt": prompt, "max_tokens": max_tokens})
+    r = httpx.post(
+        f"{backend.endpoint()}/v1/completions",
+        timeout=120,
+        json={"model": "dynadeploy/tiny-llama", "prompt": prompt, "max_tokens": max_tokens},
+    )
     r.raise_for_status()
     return r.json()
 
@@ -93,7 +122,9 @@ def test_1_deploy_serves_real_completions(deployment):
     assert body["usage"]["completion_tokens"] == 12 and body["choices"][0]["text"].strip()
     cmd = _cmdline(_worker(backend, 1).pid)
     assert cmd[0] == str(vllm_cpu.root() / "bin" / "python") and cmd[1:3] == ["-m", "dynamo.vllm"]
-    assert _arg(cmd, "--max-num-seqs") == "8" and _arg(cmd, "--dtype") == "float32" and "--enforce-eager" in cmd
+    assert (
+        _arg(cmd, "--max-num-seqs") == "8" and _arg(cmd, "--dtype") == "float32" and "--enforce-eager" in cmd
+    )
     (rev,) = backend.revisions()
     assert rev.versions["engine"] == "vllm" and rev.versions["device"] == "cpu"
     assert rev.versions["vllm"] == "0.31.0" and rev.versions["ai-dynamo"] == "1.6.1"
@@ -128,8 +159,9 @@ def test_4_a_crashed_worker_is_restarted_and_serves_again(deployment):
     probe.ready_within(lambda: _worker(backend, 2).pid not in (0, before.pid), 30)
     ports = backend.supervisor.processes()
     assert ports["worker-r2-0"].pid != before.pid
-    probe.ready_within(lambda: bool(probe.generate_instances(backend.host, backend._frontend_port())), 300,
-                      interval_s=1)
+    probe.ready_within(
+        lambda: bool(probe.generate_instances(backend.host, backend._frontend_port())), 300, interval_s=1
+    )
     deadline = time.monotonic() + 300
     while True:
         try:
@@ -155,7 +187,9 @@ def test_6_canary_with_a_changed_engine_argument_is_promoted_by_its_gate(deploym
     from runtime.targets.local.canary import candidate_backend
 
     path = deployment("--max-num-seqs", "8")
-    result = canary(spec=str(path), candidate={"serving": {"workers": {"engine_args": ["--max-num-seqs", "2"]}}})
+    result = canary(
+        spec=str(path), candidate={"serving": {"workers": {"engine_args": ["--max-num-seqs", "2"]}}}
+    )
     assert result["status"] == "promoted", result
     assert all(r["verdict"] == "pass" for r in result["steps"])
     backend = LocalBackend(load_spec(path))

@@ -64,7 +64,9 @@ class AwsFaultProxy(FakeServer):
     def mutations(self) -> list[str]:
         return [op for _, op in self.requests if is_mutation(op)]
 
-    def respond(self, method: str, target: str, raw: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict]:
+    def respond(
+        self, method: str, target: str, raw: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict]:
         service, op, protocol = operation(method, target, raw, headers)
         self.requests.append((method, op))
         self.authorizations.append(authorization(headers))
@@ -73,27 +75,43 @@ class AwsFaultProxy(FakeServer):
             return self._fault(service, protocol, fault.status, fault.killed)
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         try:
-            conn.request(method, target, body=raw or None, headers={
-                k: v for k, v in headers.items() if k.lower() not in ("connection", "keep-alive")})
+            conn.request(
+                method,
+                target,
+                body=raw or None,
+                headers={k: v for k, v in headers.items() if k.lower() not in ("connection", "keep-alive")},
+            )
             response = conn.getresponse()
             return response.status, response.read(), dict(response.getheaders())
         finally:
             conn.close()
 
-    def _fault(self, service: str, protocol: str, status: int, killed: bool) -> tuple[int, bytes, dict[str, Any]]:
+    def _fault(
+        self, service: str, protocol: str, status: int, killed: bool
+    ) -> tuple[int, bytes, dict[str, Any]]:
         if status >= 500 and not killed:
             return status, b"", {"Content-Type": "text/plain"}
         code = "KilledByTest" if killed else None
         if protocol == "json":
-            body = {"__type": code or "ThrottlingException", "message": "Rate exceeded" if not killed else code}
+            body = {
+                "__type": code or "ThrottlingException",
+                "message": "Rate exceeded" if not killed else code,
+            }
             return 400, json.dumps(body).encode(), {"Content-Type": "application/x-amz-json-1.1"}
         if protocol == "rest":
-            return (400 if killed else 429), json.dumps({"message": code or "Rate exceeded"}).encode(), {
-                "x-amzn-ErrorType": code or "ThrottlingException", "Content-Type": "application/json"}
+            return (
+                (400 if killed else 429),
+                json.dumps({"message": code or "Rate exceeded"}).encode(),
+                {"x-amzn-ErrorType": code or "ThrottlingException", "Content-Type": "application/json"},
+            )
         if service == "ec2":
-            xml = (f"<Response><Errors><Error><Code>{code or 'RequestLimitExceeded'}</Code><Message>injected"
-                   "</Message></Error></Errors><RequestID>fault</RequestID></Response>")
+            xml = (
+                f"<Response><Errors><Error><Code>{code or 'RequestLimitExceeded'}</Code><Message>injected"
+                "</Message></Error></Errors><RequestID>fault</RequestID></Response>"
+            )
             return (400 if killed else 503), xml.encode(), {"Content-Type": "text/xml"}
-        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code or 'Throttling'}</Code><Message>injected"
-               "</Message></Error><RequestId>fault</RequestId></ErrorResponse>")
+        xml = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code or 'Throttling'}</Code><Message>injected"
+            "</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+        )
         return 400, xml.encode(), {"Content-Type": "text/xml"}

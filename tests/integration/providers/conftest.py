@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from runtime.providers import get_provider
 from runtime.domain.waiting import Waits
+from runtime.providers import get_provider
 from runtime.spec import DeploymentSpec, load_spec
 from tests.harness.fake_aks import FakeAks
 from tests.harness.fake_cloud import Faults
@@ -49,10 +49,20 @@ def running_moto(log: Path, extra_env: dict[str, str] | None = None) -> Iterator
     """moto_server on a free 127.0.0.1 port (MOTO_IAM_LOAD_MANAGED_POLICIES=true); yields its URL and
     stops it on exit. Shared by the provider and the cloud end-to-end suites."""
     port = _free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    env = {
+        **os.environ,
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+        "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
+    }
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.providers.moto_main", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.providers.moto_main", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -89,9 +99,13 @@ def aws_proxy(moto_url: str) -> Iterator[AwsFaultProxy]:
 
 
 @pytest.fixture
-def aws(moto_url: str, aws_proxy: AwsFaultProxy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AwsFaultProxy:
+def aws(
+    moto_url: str, aws_proxy: AwsFaultProxy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AwsFaultProxy:
     """Fresh moto state, AWS env pointing at the fault proxy, no local AWS config leaking in."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=30).read()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=30
+    ).read()
     aws_proxy.faults.clear()
     aws_proxy.requests.clear()
     aws_proxy.authorizations.clear()
@@ -114,8 +128,9 @@ def boto_session() -> Any:
     (2-3 s per test otherwise). Endpoint and retry settings still come from the environment."""
     import boto3
 
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                 region_name="us-east-1")
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
 
 
 @dataclass

@@ -15,9 +15,14 @@ import os
 import sys
 
 USED = {
-    "AmazonEKSClusterPolicy", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly", "AmazonEBSCSIDriverPolicy", "AmazonEFSCSIDriverPolicy",
-    "AmazonECSTaskExecutionRolePolicy", "AmazonEC2ContainerServiceforEC2Role",
+    "AmazonEKSClusterPolicy",
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonEBSCSIDriverPolicy",
+    "AmazonEFSCSIDriverPolicy",
+    "AmazonECSTaskExecutionRolePolicy",
+    "AmazonEC2ContainerServiceforEC2Role",
 }
 
 

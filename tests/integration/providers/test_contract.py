@@ -25,8 +25,8 @@ import yaml
 
 from runtime.domain import capabilities
 from runtime.errors import NotSupportedError
-from runtime.render import cloud_plan as plan
 from runtime.providers.base import Capability, ClusterProvider
+from runtime.render import cloud_plan as plan
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,9 @@ def _observed_driver(cloud) -> set[str]:
         eks = cloud.provider.aws("us-east-1").client("eks")
         out = set()
         for pool in cloud.spec.target.node_pools:
-            group = eks.describe_nodegroup(clusterName=cloud.spec.target.cluster_name, nodegroupName=pool.name)
+            group = eks.describe_nodegroup(
+                clusterName=cloud.spec.target.cluster_name, nodegroupName=pool.name
+            )
             if pool.gpu.count:
                 out.add("cloud" if group["nodegroup"]["amiType"].endswith("_NVIDIA") else "operator")
         return out
@@ -77,14 +79,22 @@ def _observed_driver(cloud) -> set[str]:
         from google.cloud import container_v1
 
         cluster = next(iter(cloud.server.clusters.values()))
-        versions = {acc["gpuDriverInstallationConfig"]["gpuDriverVersion"]
-                    for p in cluster["nodePools"] for acc in p["config"].get("accelerators", [])}
-        disabled = {container_v1.GPUDriverInstallationConfig.GPUDriverVersion.INSTALLATION_DISABLED.value,
-                    "INSTALLATION_DISABLED"}
+        versions = {
+            acc["gpuDriverInstallationConfig"]["gpuDriverVersion"]
+            for p in cluster["nodePools"]
+            for acc in p["config"].get("accelerators", [])
+        }
+        disabled = {
+            container_v1.GPUDriverInstallationConfig.GPUDriverVersion.INSTALLATION_DISABLED.value,
+            "INSTALLATION_DISABLED",
+        }
         return {"operator" if v in disabled else "cloud" for v in versions}
     cluster = next(iter(cloud.server.clusters.values()))
-    return {"operator" if p["gpuProfile"]["driver"] == "None" else "cloud"
-            for p in cluster["properties"]["agentPoolProfiles"] if "gpuProfile" in p}
+    return {
+        "operator" if p["gpuProfile"]["driver"] == "None" else "cloud"
+        for p in cluster["properties"]["agentPoolProfiles"]
+        if "gpuProfile" in p
+    }
 
 
 def test_capabilities_are_honest(cloud, tmp_path: Path):
@@ -105,7 +115,9 @@ def test_capabilities_are_honest(cloud, tmp_path: Path):
 
     if Capability.GPU_NODE_POOLS in declared and cloud.kind != "ecs":
         pools = {p.name for p in cloud.spec.target.node_pools}
-        found = {item.rsplit("/", 1)[-1] for item in cloud.inventory() if "node" in item or "agent-pool" in item}
+        found = {
+            item.rsplit("/", 1)[-1] for item in cloud.inventory() if "node" in item or "agent-pool" in item
+        }
         assert pools <= found
 
     if cloud.kind != "ecs":
@@ -113,21 +125,25 @@ def test_capabilities_are_honest(cloud, tmp_path: Path):
         # GPU operator values: the kube stages and the cloud never disagree.
         expected = "cloud" if plan.gpu_driver_by_cloud(cloud.spec) else "operator"
         assert _observed_driver(cloud) == {expected}
-        assert ({Capability.MANAGED_GPU_DRIVER, Capability.OPERATOR_GPU_DRIVER} & declared)
+        assert {Capability.MANAGED_GPU_DRIVER, Capability.OPERATOR_GPU_DRIVER} & declared
 
     caps = capabilities.capabilities(cloud.kind) if cloud.kind != "ecs" else None
     if cloud.spec.model.cache.access_mode == "ReadWriteMany" and cloud.kind != "ecs":
         assert Capability.RWX_STORAGE in declared
         assert storage.name == (cloud.spec.model.cache.storage_class or caps.storage.rwx_class)
     if cloud.kind == "eks":
-        assert storage.name == "efs-sc" and storage.manifests[0]["parameters"]["fileSystemId"].startswith("fs-")
+        assert storage.name == "efs-sc" and storage.manifests[0]["parameters"]["fileSystemId"].startswith(
+            "fs-"
+        )
         efs = cloud.provider.aws("us-east-1").client("efs")
         fs_id = storage.manifests[0]["parameters"]["fileSystemId"]
         targets = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
         assert {t["SubnetId"] for t in targets} == set(ref.details["subnet_ids"])
         ec2 = cloud.provider.aws("us-east-1").client("ec2")
         groups = efs.describe_mount_target_security_groups(MountTargetId=targets[0]["MountTargetId"])
-        perms = ec2.describe_security_groups(GroupIds=groups["SecurityGroups"])["SecurityGroups"][0]["IpPermissions"]
+        perms = ec2.describe_security_groups(GroupIds=groups["SecurityGroups"])["SecurityGroups"][0][
+            "IpPermissions"
+        ]
         assert any(p.get("FromPort") == 2049 for p in perms)
         assert any("add-on" in note for note in storage.notes)  # moto: no add-on API, said so
 
@@ -140,8 +156,9 @@ def test_capabilities_are_honest(cloud, tmp_path: Path):
         assert {Capability.OWN_SERVING, Capability.SERVICE_DISCOVERY} <= declared
         ecs = cloud.provider.aws("us-east-1").client("ecs")
         for role in ("etcd", "nats"):
-            service = ecs.describe_services(cluster=ref.details["fargate_cluster"],
-                                            services=[f"{cloud.spec.name}-{role}"])["services"][0]
+            service = ecs.describe_services(
+                cluster=ref.details["fargate_cluster"], services=[f"{cloud.spec.name}-{role}"]
+            )["services"][0]
             assert service["serviceRegistries"][0]["registryArn"] == ref.details["registries"][role]
         td = ecs.describe_task_definition(taskDefinition=f"{cloud.spec.name}-worker")["taskDefinition"]
         container = td["containerDefinitions"][0]

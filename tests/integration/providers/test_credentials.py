@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runtime.targets.cloud.backend import CloudBackend
 from runtime.errors import PermanentError
 from runtime.gateways import eks_token as _eks_token
 from runtime.providers import get_provider
 from runtime.spec import parse_spec
+from runtime.targets.cloud.backend import CloudBackend
 from tasks.secrets import resolve_cloud_credentials
 from tests.harness.credential_blocks import AwsCredentials, AzureContainerInstanceCredentials, GcpCredentials
 from tests.harness.fake_aks import FakeAks
@@ -56,8 +56,9 @@ def files_under(path: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("kind", ["eks", "ecs"])
 def test_every_aws_call_is_signed_with_the_blocks_key(prefect_api, aws, kind, tmp_path, monkeypatch):
     secret_key = f"dynadeploy-block-secret-{secrets.token_hex(8)}"
-    AwsCredentials(aws_access_key_id=KEY_ID, aws_secret_access_key=secret_key,
-                   region_name="eu-west-3").save(f"{kind}-creds", overwrite=True)
+    AwsCredentials(aws_access_key_id=KEY_ID, aws_secret_access_key=secret_key, region_name="eu-west-3").save(
+        f"{kind}-creds", overwrite=True
+    )
     spec = spec_with_block(kind, f"{kind}-creds")
     monkeypatch.setenv("DYNADEPLOY_HOME", str(tmp_path / "home"))
     creds = resolve_cloud_credentials(spec)
@@ -76,12 +77,16 @@ def test_every_aws_call_is_signed_with_the_blocks_key(prefect_api, aws, kind, tm
     else:
         from runtime.targets.ecs.backend import EcsBackend
 
-        assert EcsBackend(spec, provider=provider).revisions() == []  # the SSM ledger, read with the block's key
+        assert (
+            EcsBackend(spec, provider=provider).revisions() == []
+        )  # the SSM ledger, read with the block's key
     inventory = provider.inventory(spec)
     provider.delete_cluster(spec)
 
     assert inventory and len(aws.authorizations) > 20
-    assert aws.key_ids() == {KEY_ID}, "a call went out with other credentials (the worker's env has 'testing')"
+    assert aws.key_ids() == {KEY_ID}, (
+        "a call went out with other credentials (the worker's env has 'testing')"
+    )
     state = files_under(tmp_path / "home")
     assert kind != "eks" or any(p.endswith("kubeconfig") for p in state)
     assert not [p for p, data in state.items() if secret_key.encode() in data]
@@ -97,14 +102,21 @@ def test_gke_calls_carry_a_token_of_the_blocks_service_account(prefect_api, monk
         spec = spec_with_block("gke", "gke-creds")
 
         anonymous = get_provider("gke", waits=FAST, retry_initial_s=0.02)  # no block: the fake refuses it
-        plain = parse_spec({**spec.canonical_dict(), "target": {
-            k: v for k, v in spec.canonical_dict()["target"].items() if k != "credentials"}}, source="test")
-        with pytest.raises(PermanentError, match="credentials|401"):
+        plain = parse_spec(
+            {
+                **spec.canonical_dict(),
+                "target": {k: v for k, v in spec.canonical_dict()["target"].items() if k != "credentials"},
+            },
+            source="test",
+        )
+        with pytest.raises(PermanentError, match=r"credentials|401"):
             anonymous.ensure_cluster(plain)
         assert fake.authorizations and not fake.clusters
 
         GcpCredentials(service_account_info=key, project="dynadeploy-test").save("gke-creds", overwrite=True)
-        provider = get_provider("gke", waits=FAST, retry_initial_s=0.02, credentials=resolve_cloud_credentials(spec))
+        provider = get_provider(
+            "gke", waits=FAST, retry_initial_s=0.02, credentials=resolve_cloud_credentials(spec)
+        )
         fake.authorizations.clear()
         ref = provider.ensure_cluster(spec)
         provider.ensure_gpu_nodes(spec, ref)
@@ -126,18 +138,36 @@ def test_aks_calls_carry_a_token_of_the_blocks_service_principal(prefect_api, mo
         monkeypatch.setenv("DYNADEPLOY_AKS_ENDPOINT", fake.url)
         spec = spec_with_block("aks", "aks-creds")
 
-        AzureContainerInstanceCredentials(client_id=client_id, tenant_id=tenant, client_secret=secret + "-wrong",
-                                          credential_kwargs=entra.credential_kwargs()).save("aks-creds", overwrite=True)
-        wrong = get_provider("aks", waits=FAST, polling_interval=0.01, retry_total=2,
-                             credentials=resolve_cloud_credentials(spec))
+        AzureContainerInstanceCredentials(
+            client_id=client_id,
+            tenant_id=tenant,
+            client_secret=secret + "-wrong",
+            credential_kwargs=entra.credential_kwargs(),
+        ).save("aks-creds", overwrite=True)
+        wrong = get_provider(
+            "aks",
+            waits=FAST,
+            polling_interval=0.01,
+            retry_total=2,
+            credentials=resolve_cloud_credentials(spec),
+        )
         with pytest.raises(PermanentError) as caught:
             wrong.ensure_cluster(spec)
         assert "AADSTS7000215" in str(caught.value) and secret not in str(caught.value)
 
-        AzureContainerInstanceCredentials(client_id=client_id, tenant_id=tenant, client_secret=secret,
-                                          credential_kwargs=entra.credential_kwargs()).save("aks-creds", overwrite=True)
-        provider = get_provider("aks", waits=FAST, polling_interval=0.01, retry_total=6,
-                                credentials=resolve_cloud_credentials(spec))
+        AzureContainerInstanceCredentials(
+            client_id=client_id,
+            tenant_id=tenant,
+            client_secret=secret,
+            credential_kwargs=entra.credential_kwargs(),
+        ).save("aks-creds", overwrite=True)
+        provider = get_provider(
+            "aks",
+            waits=FAST,
+            polling_interval=0.01,
+            retry_total=6,
+            credentials=resolve_cloud_credentials(spec),
+        )
         fake.authorizations.clear()
         ref = provider.ensure_cluster(spec)
         provider.ensure_gpu_nodes(spec, ref)
@@ -149,8 +179,10 @@ def test_aks_calls_carry_a_token_of_the_blocks_service_principal(prefect_api, mo
         assert ("POST", f"/{tenant}/oauth2/v2.0/token") in entra.requests
 
 
-@pytest.mark.parametrize("kind,slug", [("eks", "aws-credentials"), ("gke", "gcp-credentials"),
-                                       ("aks", "azure-container-instance-credentials")])
+@pytest.mark.parametrize(
+    ("kind", "slug"),
+    [("eks", "aws-credentials"), ("gke", "gcp-credentials"), ("aks", "azure-container-instance-credentials")],
+)
 def test_a_missing_block_names_its_type_and_how_to_create_it(prefect_api, kind, slug):
     GcpCredentials(project="other").save("only-a-gcp-block", overwrite=True)  # same name, another type
     name = "only-a-gcp-block" if kind != "gke" else "no-such-block"
@@ -162,10 +194,14 @@ def test_a_missing_block_names_its_type_and_how_to_create_it(prefect_api, kind, 
 
 
 def test_the_block_document_is_read_by_slug_with_its_secrets_and_nothing_else_is_kept(prefect_api):
-    AwsCredentials(aws_access_key_id=KEY_ID, aws_secret_access_key="s3cr3t-value",
-                   aws_session_token="session-value").save("read-back", overwrite=True)
+    AwsCredentials(
+        aws_access_key_id=KEY_ID, aws_secret_access_key="s3cr3t-value", aws_session_token="session-value"
+    ).save("read-back", overwrite=True)
     creds = resolve_cloud_credentials(spec_with_block("ecs", "read-back"))
-    assert (creds.secret_access_key.reveal(), creds.session_token.reveal()) == ("s3cr3t-value", "session-value")
+    assert (creds.secret_access_key.reveal(), creds.session_token.reveal()) == (
+        "s3cr3t-value",
+        "session-value",
+    )
     assert "s3cr3t-value" not in repr(creds) and "session-value" not in repr(creds)
     with pytest.raises(TypeError, match="cannot be pickled"):
         copy.deepcopy(creds)  # nothing (a Prefect result, a parameter) can take a copy of it

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 def _moto_api(moto_url: str, path: str, body: dict) -> None:
-    request = urllib.request.Request(f"{moto_url}/moto-api/state-manager/{path}", data=json.dumps(body).encode(),
-                                     method="POST")
+    request = urllib.request.Request(
+        f"{moto_url}/moto-api/state-manager/{path}", data=json.dumps(body).encode(), method="POST"
+    )
     urllib.request.urlopen(request, timeout=10).read()
 
 
@@ -31,8 +32,11 @@ def ecs(aws, boto_session, moto_url):
 
     # moto moves a task one lifecycle step per describe_tasks (RUNNING -> DEACTIVATING -> ...); hold it
     # at RUNNING as a healthy task would be.
-    _moto_api(moto_url, "set-transition", {"model_name": "ecs::task",
-                                           "transition": {"progression": "manual", "times": 1000}})
+    _moto_api(
+        moto_url,
+        "set-transition",
+        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000}},
+    )
     yield Cloud("ecs", make_provider("ecs", boto_session), load_spec(ROOT / "infra/targets/ecs.yaml"), aws)
     _moto_api(moto_url, "unset-transition", {"model_name": "ecs::task"})
 
@@ -41,12 +45,23 @@ def _schedule_frontend(ecs: Cloud, ref) -> str:
     """What ECS's scheduler would do for the frontend service: an instance in the cluster, the task on it."""
     aws = ecs.provider.aws("us-east-1")
     ec2, client = aws.client("ec2"), aws.client("ecs")
-    instance = ec2.run_instances(ImageId="ami-12345678", InstanceType="g6e.2xlarge", MinCount=1, MaxCount=1,
-                                 SubnetId=ref.details["subnet_ids"][0])["Instances"][0]
-    client.register_container_instance(cluster=ref.name, instanceIdentityDocument=json.dumps(
-        {"instanceId": instance["InstanceId"]}))
-    client.run_task(cluster=ref.name, taskDefinition=f"{ecs.spec.name}-frontend", launchType="EC2",
-                    group=f"service:{ecs.spec.name}-frontend", startedBy="ecs-svc/stand-in")
+    instance = ec2.run_instances(
+        ImageId="ami-12345678",
+        InstanceType="g6e.2xlarge",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=ref.details["subnet_ids"][0],
+    )["Instances"][0]
+    client.register_container_instance(
+        cluster=ref.name, instanceIdentityDocument=json.dumps({"instanceId": instance["InstanceId"]})
+    )
+    client.run_task(
+        cluster=ref.name,
+        taskDefinition=f"{ecs.spec.name}-frontend",
+        launchType="EC2",
+        group=f"service:{ecs.spec.name}-frontend",
+        startedBy="ecs-svc/stand-in",
+    )
     reservation = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]
     host = reservation["Instances"][0]
     return host.get("PublicIpAddress") or host["PrivateIpAddress"]
@@ -76,7 +91,11 @@ def test_a_changed_spec_registers_a_new_revision_and_updates_the_service(ecs):
     ecs.provider.serving().deploy(changed, ref, secrets={"HF_TOKEN": "hf_test_value"})
     service = client.describe_services(cluster=ref.name, services=[family])["services"][0]
     assert service["taskDefinition"].endswith(f"{family}:2")
-    assert "--max-model-len 4096" in client.describe_task_definition(taskDefinition=family)[
-        "taskDefinition"]["containerDefinitions"][0]["command"][0]
+    assert (
+        "--max-model-len 4096"
+        in client.describe_task_definition(taskDefinition=family)["taskDefinition"]["containerDefinitions"][
+            0
+        ]["command"][0]
+    )
     ecs.teardown()
     assert ecs.inventory() == []

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Reconciler
 from . import dynamo_admission
+from .base import Reconciler
 from .dynamo_operator import DynamoOperator, dgd_crd, dgdsa_crd
 from .dynamo_operator import dynamo_crds as stand_in_dynamo_crds
 from .gpu_operator import GpuOperator
@@ -51,10 +51,32 @@ from .traffic import (
 )
 from .workloads import Workloads
 
-__all__ = ["BACKEND_HEADER", "DEFAULT_NODES", "GATEWAY_CONTROLLER", "NGINX_CONTROLLER", "DynamoOperator",
-           "GpuOperator", "Installed", "Jobs", "NodeSpec", "Nodes", "ProcessRuntime", "Reconciler", "Services",
-           "Storage", "Traffic", "Workloads", "dgd_crd", "dgdsa_crd", "dynamo_crds", "gateway_api_crds",
-           "install_all", "install_crds", "install_gateway_api_crds", "leftover_pids"]
+__all__ = [
+    "BACKEND_HEADER",
+    "DEFAULT_NODES",
+    "GATEWAY_CONTROLLER",
+    "NGINX_CONTROLLER",
+    "DynamoOperator",
+    "GpuOperator",
+    "Installed",
+    "Jobs",
+    "NodeSpec",
+    "Nodes",
+    "ProcessRuntime",
+    "Reconciler",
+    "Services",
+    "Storage",
+    "Traffic",
+    "Workloads",
+    "dgd_crd",
+    "dgdsa_crd",
+    "dynamo_crds",
+    "gateway_api_crds",
+    "install_all",
+    "install_crds",
+    "install_gateway_api_crds",
+    "leftover_pids",
+]
 
 
 def dynamo_crds() -> list[dict]:
@@ -112,10 +134,21 @@ def _make(switch: Any, cls: type, **fixed: Any) -> Any:
     return cls(**fixed, **(switch if isinstance(switch, dict) else {}))
 
 
-def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storage: Any = True,
-                workloads: Any = True, jobs: Any = True, services: Any = True, dynamo: Any = True,
-                process_runtime: Any = False, traffic: Any = False, crds: bool = False,
-                every: float | None = None) -> Installed:
+def install_all(
+    sim: Any,
+    *,
+    nodes: Any = True,
+    gpu_operator: Any = True,
+    storage: Any = True,
+    workloads: Any = True,
+    jobs: Any = True,
+    services: Any = True,
+    dynamo: Any = True,
+    process_runtime: Any = False,
+    traffic: Any = False,
+    crds: bool = False,
+    every: float | None = None,
+) -> Installed:
     """Install the controllers on a started ``Simulator``; returns them (an ``Installed``).
 
     Order matters only for who sees an event first: nodes, gpu-operator, storage, workloads, jobs,
@@ -149,8 +182,16 @@ def install_all(sim: Any, *, nodes: Any = True, gpu_operator: Any = True, storag
     if out.dynamo is not None and out.dynamo.admission:
         sim.store.admission.append(dynamo_admission.validate)
         out.admission = dynamo_admission.validate
-    for ctl in (out.gpu_operator, out.storage, out.workloads, out.jobs, out.services, out.dynamo, out.runtime,
-                out.traffic):
+    for ctl in (
+        out.gpu_operator,
+        out.storage,
+        out.workloads,
+        out.jobs,
+        out.services,
+        out.dynamo,
+        out.runtime,
+        out.traffic,
+    ):
         if ctl is not None:
             out.handles.append(sim.add_controller(ctl, every=every or ctl.every, name=ctl.name))
     return out

@@ -22,10 +22,10 @@ from ..errors import ApiError
 from ..fieldsets import now
 from ..store import Event, Store
 
-TERMINATION_FINALIZER = "kubeapi-sim/graceful-termination"   # holds a deleted pod for terminating_delay
-READINESS_ANNOTATION = "kubeapi-sim/readiness"               # "external": the process runtime sets Ready
-VIRTUAL_NODE = "kubeapi-sim-node"                            # where pods go when no Node objects exist
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"                    # what Kubernetes uses for name suffixes
+TERMINATION_FINALIZER = "kubeapi-sim/graceful-termination"  # holds a deleted pod for terminating_delay
+READINESS_ANNOTATION = "kubeapi-sim/readiness"  # "external": the process runtime sets Ready
+VIRTUAL_NODE = "kubeapi-sim-node"  # where pods go when no Node objects exist
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes uses for name suffixes
 _pod_ips = itertools.count(2)
 
 
@@ -58,19 +58,19 @@ class Reconciler:
     def __call__(self, store: Store, event: Event | None) -> None:
         if not self.enabled:
             return
-        if event is not None:     # only note what changed: a burst of events costs one reconcile per key,
-            self.observe(store, event)   # on the next tick
+        if event is not None:  # only note what changed: a burst of events costs one reconcile per key,
+            self.observe(store, event)  # on the next tick
             return
         self.tick(store)
         self.run_due(store)
 
-    def observe(self, store: Store, event: Event) -> None:   # pragma: no cover - overridden
+    def observe(self, store: Store, event: Event) -> None:  # pragma: no cover - overridden
         pass
 
     def tick(self, store: Store) -> None:
         pass
 
-    def reconcile(self, store: Store, key: Hashable) -> float | None:   # pragma: no cover - overridden
+    def reconcile(self, store: Store, key: Hashable) -> float | None:  # pragma: no cover - overridden
         return None
 
     def enqueue(self, key: Hashable, delay: float = 0.0) -> None:
@@ -85,9 +85,9 @@ class Reconciler:
             self._due.pop(key, None)
             try:
                 again = self.reconcile(store, key)
-            except ApiError as exc:   # 409 on a stale read, 404 when something vanished meanwhile
+            except ApiError as exc:  # 409 on a stale read, 404 when something vanished meanwhile
                 again = 0.05 if exc.code in (409, 429, 500, 503) else (0.5 if exc.code != 404 else None)
-            except Exception as exc:  # noqa: BLE001 - reported to the simulator after the other keys
+            except Exception as exc:
                 again, error = 1.0, error or exc
             if again is not None:
                 self.enqueue(key, again)
@@ -101,8 +101,12 @@ def meta(obj: dict) -> dict:
 
 
 def owner_ref(owner: dict, *, controller: bool = True) -> dict:
-    ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-           "uid": owner["metadata"]["uid"]}
+    ref = {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+    }
     if controller:
         ref.update(controller=True, blockOwnerDeletion=True)
     return ref
@@ -144,8 +148,16 @@ def write_status(store: Store, obj: dict, status: dict, manager: str) -> dict | 
     return store.update_status(new, field_manager=manager)
 
 
-def set_condition(conditions: list[dict] | None, ctype: str, status: str, reason: str, message: str,
-                  *, update_time: bool = False, **extra: object) -> list[dict]:
+def set_condition(
+    conditions: list[dict] | None,
+    ctype: str,
+    status: str,
+    reason: str,
+    message: str,
+    *,
+    update_time: bool = False,
+    **extra: object,
+) -> list[dict]:
     """Conditions with ``ctype`` set; timestamps only move when status (or reason/message) changes."""
     out = [dict(c) for c in conditions or []]
     old = next((c for c in out if c.get("type") == ctype), None)
@@ -157,7 +169,11 @@ def set_condition(conditions: list[dict] | None, ctype: str, status: str, reason
     if old is not None:
         if old.get("status") == status:
             new["lastTransitionTime"] = old.get("lastTransitionTime", t)
-        if update_time and (old.get("status"), old.get("reason"), old.get("message")) == (status, reason, message):
+        if update_time and (old.get("status"), old.get("reason"), old.get("message")) == (
+            status,
+            reason,
+            message,
+        ):
             new["lastUpdateTime"] = old.get("lastUpdateTime", t)
         out[out.index(old)] = new
     else:
@@ -166,7 +182,9 @@ def set_condition(conditions: list[dict] | None, ctype: str, status: str, reason
 
 
 def condition(obj: dict, ctype: str) -> dict | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == ctype), None)
+    return next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == ctype), None
+    )
 
 
 def int_or_percent(value: object, total: int, *, round_up: bool) -> int:
@@ -187,8 +205,17 @@ class EventRecorder:
         self.enabled = True
         self._seen: dict[tuple, str] = {}
 
-    def record(self, store: Store, obj: dict, reason: str, message: str, type_: str = "Normal",
-               *, component: str | None = None, host: str | None = None) -> None:
+    def record(
+        self,
+        store: Store,
+        obj: dict,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        *,
+        component: str | None = None,
+        host: str | None = None,
+    ) -> None:
         if not self.enabled or not kind_available(store, "v1", "Event"):
             return
         m = obj["metadata"]
@@ -206,18 +233,34 @@ class EventRecorder:
             source = {"component": component or self.component}
             if host:
                 source["host"] = host
-            store.create({
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": name, "namespace": ns},
-                "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-                                   "name": m["name"], "namespace": m.get("namespace"), "uid": m.get("uid"),
-                                   "resourceVersion": m.get("resourceVersion")},
-                "reason": reason, "message": message, "type": type_, "count": 1,
-                "firstTimestamp": t, "lastTimestamp": t, "eventTime": None,
-                "source": source, "reportingComponent": component or self.component,
-                "reportingInstance": host or "kubeapi-sim"}, field_manager=self.component)
+            store.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {"name": name, "namespace": ns},
+                    "involvedObject": {
+                        "apiVersion": obj.get("apiVersion"),
+                        "kind": obj.get("kind"),
+                        "name": m["name"],
+                        "namespace": m.get("namespace"),
+                        "uid": m.get("uid"),
+                        "resourceVersion": m.get("resourceVersion"),
+                    },
+                    "reason": reason,
+                    "message": message,
+                    "type": type_,
+                    "count": 1,
+                    "firstTimestamp": t,
+                    "lastTimestamp": t,
+                    "eventTime": None,
+                    "source": source,
+                    "reportingComponent": component or self.component,
+                    "reportingInstance": host or "kubeapi-sim",
+                },
+                field_manager=self.component,
+            )
             self._seen[key] = name
-        except ApiError:   # namespace terminating / gone: events are best effort, as on a cluster
+        except ApiError:  # namespace terminating / gone: events are best effort, as on a cluster
             pass
 
 
@@ -232,8 +275,15 @@ def pod_active(pod: dict) -> bool:
     return not terminating(pod) and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def new_pod(owner: dict, template: dict, name: str, *, labels: dict | None = None,
-            finalizer: bool = False, node_name: str | None = None) -> dict:
+def new_pod(
+    owner: dict,
+    template: dict,
+    name: str,
+    *,
+    labels: dict | None = None,
+    finalizer: bool = False,
+    node_name: str | None = None,
+) -> dict:
     tmpl = copy.deepcopy(template or {})
     tm = tmpl.get("metadata") or {}
     spec = tmpl.get("spec") or {}
@@ -244,11 +294,18 @@ def new_pod(owner: dict, template: dict, name: str, *, labels: dict | None = Non
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
     if node_name:
         spec["nodeName"] = node_name
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": owner["metadata"]["namespace"],
-                        "labels": {**(tm.get("labels") or {}), **(labels or {})},
-                        "ownerReferences": [owner_ref(owner)]},
-           "spec": spec, "status": {"phase": "Pending", "qosClass": qos_class(spec)}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": owner["metadata"]["namespace"],
+            "labels": {**(tm.get("labels") or {}), **(labels or {})},
+            "ownerReferences": [owner_ref(owner)],
+        },
+        "spec": spec,
+        "status": {"phase": "Pending", "qosClass": qos_class(spec)},
+    }
     if tm.get("annotations"):
         pod["metadata"]["annotations"] = dict(tm["annotations"])
     if finalizer:
@@ -260,16 +317,28 @@ def qos_class(spec: dict) -> str:
     res = [c.get("resources") or {} for c in spec.get("containers") or []]
     if not any(r.get("requests") or r.get("limits") for r in res):
         return "BestEffort"
-    if all(r.get("limits", {}).get(k) and (r.get("requests") or r["limits"]).get(k) == r["limits"][k]
-           for r in res for k in ("cpu", "memory")):
+    if all(
+        r.get("limits", {}).get(k) and (r.get("requests") or r["limits"]).get(k) == r["limits"][k]
+        for r in res
+        for k in ("cpu", "memory")
+    ):
         return "Guaranteed"
     return "Burstable"
 
 
-def pod_status(pod: dict, *, node: dict | None, phase: str, ready: bool, started_at: str,
-               waiting: dict[str, dict] | None = None, terminated: dict[str, dict] | None = None,
-               restarts: dict[str, int] | None = None, last_state: dict[str, dict] | None = None,
-               ip: str | None = None) -> dict:
+def pod_status(
+    pod: dict,
+    *,
+    node: dict | None,
+    phase: str,
+    ready: bool,
+    started_at: str,
+    waiting: dict[str, dict] | None = None,
+    terminated: dict[str, dict] | None = None,
+    restarts: dict[str, int] | None = None,
+    last_state: dict[str, dict] | None = None,
+    ip: str | None = None,
+) -> dict:
     """A kubelet-shaped pod status. ``waiting``/``terminated``: container name -> state detail."""
     old = pod.get("status") or {}
     spec = pod.get("spec") or {}
@@ -286,17 +355,33 @@ def pod_status(pod: dict, *, node: dict | None, phase: str, ready: bool, started
             state, c_ready = {"running": {"startedAt": started_at}}, ready
         else:
             state, c_ready = {"waiting": {"reason": "ContainerCreating"}}, False
-        containers.append({
-            "name": name, "image": c.get("image", ""), "imageID": "", "ready": c_ready,
-            "started": "running" in state, "restartCount": restarts.get(name, 0), "state": state,
-            "lastState": last_state.get(name, {}),
-            **({"containerID": f"containerd://{safe_hash([pod['metadata'].get('uid'), name], 32)}"}
-               if "waiting" not in state or restarts.get(name) else {})})
+        containers.append(
+            {
+                "name": name,
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": c_ready,
+                "started": "running" in state,
+                "restartCount": restarts.get(name, 0),
+                "state": state,
+                "lastState": last_state.get(name, {}),
+                **(
+                    {"containerID": f"containerd://{safe_hash([pod['metadata'].get('uid'), name], 32)}"}
+                    if "waiting" not in state or restarts.get(name)
+                    else {}
+                ),
+            }
+        )
     finished = phase in ("Succeeded", "Failed")
-    why = ({"reason": "PodFailed" if phase == "Failed" else "PodCompleted"} if finished
-           else ({} if ready else {"reason": "ContainersNotReady"}))
+    why = (
+        {"reason": "PodFailed" if phase == "Failed" else "PodCompleted"}
+        if finished
+        else ({} if ready else {"reason": "ContainersNotReady"})
+    )
     conds = old.get("conditions")
-    conds = set_condition(conds, "PodReadyToStartContainers", "True" if phase != "Pending" else "False", "", "")
+    conds = set_condition(
+        conds, "PodReadyToStartContainers", "True" if phase != "Pending" else "False", "", ""
+    )
     conds = set_condition(conds, "Initialized", "True", "", "")
     conds = set_condition(conds, "Ready", "True" if ready else "False", why.get("reason", ""), "")
     conds = set_condition(conds, "ContainersReady", "True" if ready else "False", why.get("reason", ""), "")
@@ -304,25 +389,53 @@ def pod_status(pod: dict, *, node: dict | None, phase: str, ready: bool, started
     conds = [{k: v for k, v in c.items() if v != ""} for c in conds]
     host_ip = _node_ip(node)
     pod_ip = ip or old.get("podIP") or next_pod_ip()
-    status = {"phase": phase, "conditions": conds, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
-              "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": old.get("startTime") or started_at,
-              "qosClass": old.get("qosClass") or qos_class(spec), "containerStatuses": containers}
+    status = {
+        "phase": phase,
+        "conditions": conds,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": old.get("startTime") or started_at,
+        "qosClass": old.get("qosClass") or qos_class(spec),
+        "containerStatuses": containers,
+    }
     init = spec.get("initContainers") or []
     if init:
-        status["initContainerStatuses"] = [{
-            "name": c["name"], "image": c.get("image", ""), "imageID": "", "restartCount": 0,
-            "ready": c.get("restartPolicy") == "Always" and phase == "Running",
-            "started": c.get("restartPolicy") == "Always" and phase == "Running",
-            "state": ({"running": {"startedAt": started_at}} if c.get("restartPolicy") == "Always" else
-                      {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started_at,
-                                      "finishedAt": started_at}})} for c in init]
+        status["initContainerStatuses"] = [
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "restartCount": 0,
+                "ready": c.get("restartPolicy") == "Always" and phase == "Running",
+                "started": c.get("restartPolicy") == "Always" and phase == "Running",
+                "state": (
+                    {"running": {"startedAt": started_at}}
+                    if c.get("restartPolicy") == "Always"
+                    else {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": started_at,
+                            "finishedAt": started_at,
+                        }
+                    }
+                ),
+            }
+            for c in init
+        ]
     return status
 
 
 def unschedulable_status(pod: dict, message: str) -> dict:
     old = pod.get("status") or {}
     conds = set_condition(old.get("conditions"), "PodScheduled", "False", "Unschedulable", message)
-    return {"phase": "Pending", "conditions": conds, "qosClass": old.get("qosClass") or qos_class(pod["spec"])}
+    return {
+        "phase": "Pending",
+        "conditions": conds,
+        "qosClass": old.get("qosClass") or qos_class(pod["spec"]),
+    }
 
 
 def _node_ip(node: dict | None) -> str:
@@ -383,14 +496,23 @@ def node_mismatch(node: dict, spec: dict) -> str | None:
         return "node(s) were unschedulable"
     if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
         return "node(s) didn't match Pod's node affinity/selector"
-    terms = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-             .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    terms = (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        or {}
+    ).get("nodeSelectorTerms") or []
     fields = {"metadata.name": node["metadata"]["name"]}
-    if terms and not any(all(_expr_ok(labels, e) for e in t.get("matchExpressions") or [])
-                         and all(_expr_ok(fields, e) for e in t.get("matchFields") or []) for t in terms):
+    if terms and not any(
+        all(_expr_ok(labels, e) for e in t.get("matchExpressions") or [])
+        and all(_expr_ok(fields, e) for e in t.get("matchFields") or [])
+        for t in terms
+    ):
         return "node(s) didn't match Pod's node affinity/selector"
     for taint in (node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(spec.get("tolerations") or [], taint):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(
+            spec.get("tolerations") or [], taint
+        ):
             value = f": {taint['value']}" if taint.get("value") else ""
             return f"node(s) had untolerated taint {{{taint['key']}{value}}}"
     return None
@@ -400,8 +522,13 @@ def list_nodes(store: Store) -> list[dict]:
     nodes = store.list("v1", "Node")
     if nodes:
         return nodes
-    return [{"metadata": {"name": VIRTUAL_NODE, "labels": {"kubernetes.io/hostname": VIRTUAL_NODE}},
-             "spec": {}, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}]
+    return [
+        {
+            "metadata": {"name": VIRTUAL_NODE, "labels": {"kubernetes.io/hostname": VIRTUAL_NODE}},
+            "spec": {},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]},
+        }
+    ]
 
 
 def pvc_blocker(store: Store, pod: dict) -> str | None:
@@ -433,7 +560,9 @@ def schedule(store: Store, pod: dict, *, check_resources: bool = True) -> tuple[
     if blocker:
         return None, f"0/{len(nodes)} nodes are available: {blocker}."
     want = pod_requests(pod["spec"]) if check_resources else {}
-    pods = [p for p in store.list("v1", "Pod") if p["spec"].get("nodeName") and pod_active(p)] if nodes else []
+    pods = (
+        [p for p in store.list("v1", "Pod") if p["spec"].get("nodeName") and pod_active(p)] if nodes else []
+    )
     reasons: dict[str, int] = {}
     fits = []
     for node in nodes:
@@ -457,8 +586,10 @@ def schedule(store: Store, pod: dict, *, check_resources: bool = True) -> tuple[
                 count[p["spec"]["nodeName"]] += 1
         return min(fits, key=lambda n: (count[n["metadata"]["name"]], n["metadata"]["name"])), ""
     detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
-    return None, (f"0/{len(nodes)} nodes are available: {detail}. preemption: 0/{len(nodes)} nodes are "
-                  f"available: {len(nodes)} Preemption is not helpful for scheduling.")
+    return None, (
+        f"0/{len(nodes)} nodes are available: {detail}. preemption: 0/{len(nodes)} nodes are "
+        f"available: {len(nodes)} Preemption is not helpful for scheduling."
+    )
 
 
 def bind(store: Store, pod: dict, node: dict, manager: str, events: EventRecorder) -> dict:
@@ -467,11 +598,19 @@ def bind(store: Store, pod: dict, node: dict, manager: str, events: EventRecorde
     pod["spec"]["nodeName"] = node["metadata"]["name"]
     pod = store.update(pod, field_manager=manager)
     conds = set_condition((pod.get("status") or {}).get("conditions"), "PodScheduled", "True", "", "")
-    status = {**(pod.get("status") or {}), "conditions": [{k: v for k, v in c.items() if v != ""} for c in conds]}
+    status = {
+        **(pod.get("status") or {}),
+        "conditions": [{k: v for k, v in c.items() if v != ""} for c in conds],
+    }
     pod = write_status(store, pod, status, manager)
     m = pod["metadata"]
-    events.record(store, pod, "Scheduled", f"Successfully assigned {m['namespace']}/{m['name']} to "
-                  f"{node['metadata']['name']}", component="default-scheduler")
+    events.record(
+        store,
+        pod,
+        "Scheduled",
+        f"Successfully assigned {m['namespace']}/{m['name']} to {node['metadata']['name']}",
+        component="default-scheduler",
+    )
     return pod
 
 

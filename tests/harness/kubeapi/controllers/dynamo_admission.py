@@ -34,8 +34,10 @@ from ..errors import ApiError
 
 WEBHOOK = "vdynamographdeployment.kb.io"
 TOPOLOGY_IMMUTABLE = "component topology is immutable and cannot be modified after creation"
-REPLICAS_OWNED = ("cannot be modified directly when scaling adapter is enabled; scale or update the related "
-                  "DynamoGraphDeploymentScalingAdapter instead")
+REPLICAS_OWNED = (
+    "cannot be modified directly when scaling adapter is enabled; scale or update the related "
+    "DynamoGraphDeploymentScalingAdapter instead"
+)
 RUNTIME_VERSION_REQUIRED = "is required when the main container image has no parseable semantic-version tag"
 REPLICA_WRITERS = {"dynamo-operator", "dgdsa-controller", "planner"}
 _SEMVER = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -70,9 +72,15 @@ def causes(new: dict, old: dict | None, manager: str) -> list[dict]:
     for i, c in enumerate(comps):
         image = _main_image(c)
         if not image:
-            add(f"spec.components[{i}].podTemplate.spec.containers[main].image", "FieldValueRequired", "is required")
+            add(
+                f"spec.components[{i}].podTemplate.spec.containers[main].image",
+                "FieldValueRequired",
+                "is required",
+            )
         elif not c.get("runtimeVersionOverride") and not _image_version(image):
-            add(f"spec.components[{i}].runtimeVersionOverride", "FieldValueRequired", RUNTIME_VERSION_REQUIRED)
+            add(
+                f"spec.components[{i}].runtimeVersionOverride", "FieldValueRequired", RUNTIME_VERSION_REQUIRED
+            )
     if old is None:
         return out
     new_names = {c.get("name") for c in comps}
@@ -95,21 +103,25 @@ def causes(new: dict, old: dict | None, manager: str) -> list[dict]:
         adapter = "scalingAdapter" in c or "scalingAdapter" in was
         if adapter and not may_scale and int(c.get("replicas", 1)) != int(was.get("replicas", 1)):
             add(f"spec.components[{i}].replicas", "FieldValueForbidden", REPLICAS_OWNED)
-    if ((new.get("spec") or {}).get("backendFramework") or "") != ((old.get("spec") or {}).get("backendFramework")
-                                                                   or ""):
+    if ((new.get("spec") or {}).get("backendFramework") or "") != (
+        (old.get("spec") or {}).get("backendFramework") or ""
+    ):
         add("spec.backendFramework", "FieldValueInvalid", "is immutable and cannot be changed after creation")
     return out
 
 
-_REASONS = {"FieldValueRequired": "Required value", "FieldValueForbidden": "Forbidden",
-            "FieldValueInvalid": "Invalid value"}
+_REASONS = {
+    "FieldValueRequired": "Required value",
+    "FieldValueForbidden": "Forbidden",
+    "FieldValueInvalid": "Invalid value",
+}
 
 
 def validate(rt, old: dict | None, new: dict, manager: str) -> None:
     """Store admission hook: raise the webhook's denial for a DGD write that breaks the rules above."""
     if rt.group != "nvidia.com" or rt.kind != "DynamoGraphDeployment":
         return
-    if ((new.get("metadata") or {}).get("deletionTimestamp")):
+    if (new.get("metadata") or {}).get("deletionTimestamp"):
         return  # terminating objects: only metadata rules run upstream
     found = causes(new, old, manager)
     if not found:
@@ -118,7 +130,10 @@ def validate(rt, old: dict | None, new: dict, manager: str) -> None:
     summary = ", ".join(f"{c['field']}: {c['message']}" for c in found)
     if len(found) > 1:
         summary = f"[{summary}]"
-    raise ApiError(422, "Invalid", f'admission webhook "{WEBHOOK}" denied the request: '
-                                   f'DynamoGraphDeployment.nvidia.com "{name}" is invalid: {summary}',
-                   details={"name": name, "group": "nvidia.com", "kind": "DynamoGraphDeployment",
-                            "causes": found})
+    raise ApiError(
+        422,
+        "Invalid",
+        f'admission webhook "{WEBHOOK}" denied the request: '
+        f'DynamoGraphDeployment.nvidia.com "{name}" is invalid: {summary}',
+        details={"name": name, "group": "nvidia.com", "kind": "DynamoGraphDeployment", "causes": found},
+    )

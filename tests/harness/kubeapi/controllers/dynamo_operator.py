@@ -79,40 +79,85 @@ NOT_AVAILABLE = "Component deployment not ready - Available condition not true"
 
 # ---------------------------------------------------------------------------------------------- CRDs
 def _crd(plural: str, kind: str, short: str, *, scale: bool, columns: list[dict]) -> dict:
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
-        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}
+    schema = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        }
+    }
     sub: dict = {"status": {}}
     if scale:
-        sub["scale"] = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                        "labelSelectorPath": ".status.selector"}
-    versions = [{"name": v, "served": True, "storage": v == "v1beta1", "schema": copy.deepcopy(schema),
-                 "subresources": copy.deepcopy(sub), "additionalPrinterColumns": copy.deepcopy(columns)}
-                for v in ("v1beta1", "v1alpha1")]
-    versions[1].update(deprecated=True, deprecationWarning=f"nvidia.com/v1alpha1 {kind} is deprecated; use "
-                                                           f"nvidia.com/v1beta1 {kind}")
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "dynamo-platform"}},
-            "spec": {"group": GROUP, "scope": "Namespaced",
-                     "names": {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List",
-                               "shortNames": [short]},
-                     "versions": versions}}
+        sub["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
+    versions = [
+        {
+            "name": v,
+            "served": True,
+            "storage": v == "v1beta1",
+            "schema": copy.deepcopy(schema),
+            "subresources": copy.deepcopy(sub),
+            "additionalPrinterColumns": copy.deepcopy(columns),
+        }
+        for v in ("v1beta1", "v1alpha1")
+    ]
+    versions[1].update(
+        deprecated=True,
+        deprecationWarning=f"nvidia.com/v1alpha1 {kind} is deprecated; use nvidia.com/v1beta1 {kind}",
+    )
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "dynamo-platform"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "shortNames": [short],
+            },
+            "versions": versions,
+        },
+    }
 
 
 def dgd_crd() -> dict:
     """The DynamoGraphDeployment CRD (status subresource; scale lives on the DGDSA, as in Dynamo)."""
-    return _crd("dynamographdeployments", DGD, "dgd", scale=False, columns=[
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-        {"name": "Backend", "type": "string", "jsonPath": ".spec.backendFramework"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}])
+    return _crd(
+        "dynamographdeployments",
+        DGD,
+        "dgd",
+        scale=False,
+        columns=[
+            {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            {"name": "Backend", "type": "string", "jsonPath": ".spec.backendFramework"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    )
 
 
 def dgdsa_crd() -> dict:
     """The DynamoGraphDeploymentScalingAdapter CRD (status + scale subresources)."""
-    return _crd("dynamographdeploymentscalingadapters", DGDSA, "dgdsa", scale=True, columns=[
-        {"name": "DGD", "type": "string", "jsonPath": ".spec.dgdRef.name"},
-        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}])
+    return _crd(
+        "dynamographdeploymentscalingadapters",
+        DGDSA,
+        "dgdsa",
+        scale=True,
+        columns=[
+            {"name": "DGD", "type": "string", "jsonPath": ".spec.dgdRef.name"},
+            {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    )
 
 
 def dynamo_crds() -> list[dict]:
@@ -146,9 +191,16 @@ def components(dgd: dict) -> list[Component]:
     spec = dgd.get("spec") or {}
     out = []
     for c in spec.get("components") or []:
-        out.append(Component(c["name"], c.get("type") or c.get("componentType") or "worker", int(c.get("replicas", 1)),
-                             copy.deepcopy(c.get("podTemplate") or {}),
-                             c.get("scalingAdapter") is not None, c))  # v1beta1: present (even {}) = on
+        out.append(
+            Component(
+                c["name"],
+                c.get("type") or c.get("componentType") or "worker",
+                int(c.get("replicas", 1)),
+                copy.deepcopy(c.get("podTemplate") or {}),
+                c.get("scalingAdapter") is not None,
+                c,
+            )
+        )  # v1beta1: present (even {}) = on
     for name, s in (spec.get("services") or {}).items() if not out else ():
         pod = copy.deepcopy(s.get("extraPodSpec") or {})
         main = {"name": "main", **pod.pop("mainContainer", {})}
@@ -157,8 +209,16 @@ def components(dgd: dict) -> list[Component]:
         if limits.get("gpu"):
             main.setdefault("resources", {}).setdefault("limits", {})["nvidia.com/gpu"] = str(limits["gpu"])
         pod["containers"] = [main, *pod.get("containers", [])]
-        out.append(Component(name, s.get("componentType") or "worker", int(s.get("replicas", 1)), {"spec": pod},
-                             bool((s.get("scalingAdapter") or {}).get("enabled")), s))
+        out.append(
+            Component(
+                name,
+                s.get("componentType") or "worker",
+                int(s.get("replicas", 1)),
+                {"spec": pod},
+                bool((s.get("scalingAdapter") or {}).get("enabled")),
+                s,
+            )
+        )
     return out
 
 
@@ -179,17 +239,24 @@ class DynamoOperator(base.Reconciler):
     name = "dynamo-operator"
     manager = "dynamo-operator"
 
-    def __init__(self, *, early_success: bool = False, progress_deadline_seconds: int | None = None,
-                 runtime: object | None = None, events: bool = True, enabled: bool = True,
-                 admission: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        early_success: bool = False,
+        progress_deadline_seconds: int | None = None,
+        runtime: object | None = None,
+        events: bool = True,
+        enabled: bool = True,
+        admission: bool = True,
+    ) -> None:
         super().__init__(enabled=enabled)
         self.admission = admission  # install_all registers the webhook rules (dynamo_admission) when True
         self.early_success = early_success
         self.progress_deadline_seconds = progress_deadline_seconds
         self.runtime = runtime
         self.events.enabled = events
-        self._hash: dict[str, str] = {}      # DGD uid -> worker spec hash that is rolled out
-        self._target: dict[str, str] = {}    # DGD uid -> worker spec hash of the latest rolling update
+        self._hash: dict[str, str] = {}  # DGD uid -> worker spec hash that is rolled out
+        self._target: dict[str, str] = {}  # DGD uid -> worker spec hash of the latest rolling update
 
     def observe(self, store: Store, event: Event) -> None:
         obj = event.object
@@ -212,7 +279,11 @@ class DynamoOperator(base.Reconciler):
         if not base.kind_available(store, API, DGD):
             return None
         kind, ns, name = key
-        return self._reconcile_adapter(store, ns, name) if kind == "DGDSA" else self._reconcile_dgd(store, ns, name)
+        return (
+            self._reconcile_adapter(store, ns, name)
+            if kind == "DGDSA"
+            else self._reconcile_dgd(store, ns, name)
+        )
 
     # ------------------------------------------------------------------ DGD
     def _reconcile_dgd(self, store: Store, ns: str, name: str) -> float | None:
@@ -222,8 +293,12 @@ class DynamoOperator(base.Reconciler):
         uid, gen = dgd["metadata"]["uid"], dgd["metadata"].get("generation", 1)
         comps = components(dgd)
         workers = [c for c in comps if c.worker]
-        whash = base.safe_hash([[c.name, c.type, c.template, {k: v for k, v in c.raw.items() if k != "replicas"}]
-                                for c in workers])
+        whash = base.safe_hash(
+            [
+                [c.name, c.type, c.template, {k: v for k, v in c.raw.items() if k != "replicas"}]
+                for c in workers
+            ]
+        )
         status = copy.deepcopy(dgd.get("status") or {})
         ru = status.get("rollingUpdate")
         started = False
@@ -234,9 +309,14 @@ class DynamoOperator(base.Reconciler):
             self._target[uid] = whash
             if not rolling:
                 ru, started = {"phase": "Pending", "startTime": now()}, True
-                self.events.record(store, dgd, "RollingUpdateStarted", f"Starting rolling update from worker "
-                                   f"hash {self._hash[uid]} to {whash}", component=self.manager)
-        elif whash == self._hash[uid] and rolling:   # changed back: nothing left to roll
+                self.events.record(
+                    store,
+                    dgd,
+                    "RollingUpdateStarted",
+                    f"Starting rolling update from worker hash {self._hash[uid]} to {whash}",
+                    component=self.manager,
+                )
+        elif whash == self._hash[uid] and rolling:  # changed back: nothing left to roll
             ru.update(phase="Completed", endTime=now())
         dyn_ns = f"{ns}-{name}"
         deps = {c.name: self._apply_deployment(store, dgd, c, dyn_ns) for c in comps}
@@ -254,27 +334,44 @@ class DynamoOperator(base.Reconciler):
         if ru and ru.get("phase") == "InProgress":
             done = sorted(c.name for c in workers if self._complete(deps[c.name], c.replicas))
             ru["updatedComponents"] = done
-            stuck = [c.name for c in workers if (condition(deps[c.name], "Progressing") or {}).get("reason")
-                     == "ProgressDeadlineExceeded"]
+            stuck = [
+                c.name
+                for c in workers
+                if (condition(deps[c.name], "Progressing") or {}).get("reason") == "ProgressDeadlineExceeded"
+            ]
             if stuck:
                 ru.update(phase="Failed", endTime=now())
-                self.events.record(store, dgd, "RollingUpdateFailed", f"Rolling update failed: components "
-                                   f"{', '.join(stuck)} exceeded their progress deadline", "Warning",
-                                   component=self.manager)
+                self.events.record(
+                    store,
+                    dgd,
+                    "RollingUpdateFailed",
+                    f"Rolling update failed: components {', '.join(stuck)} exceeded their progress deadline",
+                    "Warning",
+                    component=self.manager,
+                )
             elif len(done) == len(workers):
                 ru.update(phase="Completed", endTime=now())
                 self._hash[uid] = whash
-                self.events.record(store, dgd, "RollingUpdateCompleted", f"Rolling update to worker hash {whash} "
-                                   "completed", component=self.manager)
+                self.events.record(
+                    store,
+                    dgd,
+                    "RollingUpdateCompleted",
+                    f"Rolling update to worker hash {whash} completed",
+                    component=self.manager,
+                )
         comp_status, not_ready = {}, []
         for c in comps:
             dep = deps[c.name]
             ds = dep.get("status") or {}
-            comp_status[c.name] = {"componentKind": "Deployment", "componentNames": [dep["metadata"]["name"]],
-                                   "runtimeNamespace": dyn_ns, "replicas": ds.get("replicas", 0),
-                                   "updatedReplicas": ds.get("updatedReplicas", 0),
-                                   "readyReplicas": ds.get("readyReplicas", 0),
-                                   "availableReplicas": ds.get("availableReplicas", 0)}
+            comp_status[c.name] = {
+                "componentKind": "Deployment",
+                "componentNames": [dep["metadata"]["name"]],
+                "runtimeNamespace": dyn_ns,
+                "replicas": ds.get("replicas", 0),
+                "updatedReplicas": ds.get("updatedReplicas", 0),
+                "readyReplicas": ds.get("readyReplicas", 0),
+                "availableReplicas": ds.get("availableReplicas", 0),
+            }
             why = self._not_ready(dep, c)
             if why:
                 not_ready.append(f"{dep['metadata']['name']}: {why}")
@@ -286,14 +383,25 @@ class DynamoOperator(base.Reconciler):
             state, ready, reason = "pending", "False", "some_resources_are_not_ready"
             message = "Resources not ready: " + "; ".join(not_ready)
         elif phase in ("Pending", "InProgress"):
-            state, ready, reason, message = "pending", "False", "rolling_update_in_progress", "Rolling update in progress"
+            state, ready, reason, message = (
+                "pending",
+                "False",
+                "rolling_update_in_progress",
+                "Rolling update in progress",
+            )
         else:
-            state, ready, reason, message = "successful", "True", "all_resources_are_ready", "All resources are ready"
+            state, ready, reason, message = (
+                "successful",
+                "True",
+                "all_resources_are_ready",
+                "All resources are ready",
+            )
         if phase != "Failed":
             status["observedGeneration"] = gen
         status.update(state=state, components=comp_status)
-        status["conditions"] = set_condition(status.get("conditions"), "Ready", ready, reason, message,
-                                             observedGeneration=gen)
+        status["conditions"] = set_condition(
+            status.get("conditions"), "Ready", ready, reason, message, observedGeneration=gen
+        )
         if ru:
             status["rollingUpdate"] = ru
         base.write_status(store, dgd, status, self.manager)
@@ -302,9 +410,12 @@ class DynamoOperator(base.Reconciler):
     @staticmethod
     def _complete(dep: dict, desired: int) -> bool:
         ds = dep.get("status") or {}
-        return (ds.get("observedGeneration", 0) >= dep["metadata"].get("generation", 1)
-                and ds.get("updatedReplicas", 0) == desired and ds.get("replicas", 0) == desired
-                and ds.get("availableReplicas", 0) == desired)
+        return (
+            ds.get("observedGeneration", 0) >= dep["metadata"].get("generation", 1)
+            and ds.get("updatedReplicas", 0) == desired
+            and ds.get("replicas", 0) == desired
+            and ds.get("availableReplicas", 0) == desired
+        )
 
     def _not_ready(self, dep: dict, c: Component) -> str:
         available = (condition(dep, "Available") or {}).get("status") == "True"
@@ -338,8 +449,13 @@ class DynamoOperator(base.Reconciler):
     def _apply_deployment(self, store: Store, dgd: dict, c: Component, dyn_ns: str) -> dict:
         ns, dgd_name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
         name = deployment_name(dgd_name, c.name)
-        labels = {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name, LABEL_TYPE: c.type, LABEL_SELECTOR: name,
-                  LABEL_NAMESPACE: dyn_ns}
+        labels = {
+            LABEL_DGD: dgd_name,
+            LABEL_COMPONENT: c.name,
+            LABEL_TYPE: c.type,
+            LABEL_SELECTOR: name,
+            LABEL_NAMESPACE: dyn_ns,
+        }
         if c.type in ("prefill", "decode"):
             labels[LABEL_SUB_TYPE] = c.type
         if annotations(dgd).get("nvidia.com/enable-metrics") != "false":
@@ -351,68 +467,134 @@ class DynamoOperator(base.Reconciler):
         containers = pod.setdefault("containers", [{"name": "main"}])
         main = next((x for x in containers if x.get("name") == "main"), containers[0])
         spec = dgd.get("spec") or {}
-        _env(main, {e["name"]: e.get("valueFrom") or e.get("value", "")
-                    for e in (spec.get("env") or spec.get("envs") or []) if e.get("name")})
+        _env(
+            main,
+            {
+                e["name"]: e.get("valueFrom") or e.get("value", "")
+                for e in (spec.get("env") or spec.get("envs") or [])
+                if e.get("name")
+            },
+        )
+
         def field_ref(path: str) -> dict:
             return {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}
 
-        _env(main, {"DYN_NAMESPACE": dyn_ns, "DYN_COMPONENT": c.name, "DYN_DISCOVERY_BACKEND": "kubernetes",
-                    "DYN_PARENT_DGD_K8S_NAME": dgd_name, "DYN_PARENT_DGD_K8S_NAMESPACE": ns,
-                    "POD_NAME": field_ref("metadata.name"), "POD_NAMESPACE": field_ref("metadata.namespace"),
-                    "POD_UID": field_ref("metadata.uid")})
+        _env(
+            main,
+            {
+                "DYN_NAMESPACE": dyn_ns,
+                "DYN_COMPONENT": c.name,
+                "DYN_DISCOVERY_BACKEND": "kubernetes",
+                "DYN_PARENT_DGD_K8S_NAME": dgd_name,
+                "DYN_PARENT_DGD_K8S_NAMESPACE": ns,
+                "POD_NAME": field_ref("metadata.name"),
+                "POD_NAMESPACE": field_ref("metadata.namespace"),
+                "POD_UID": field_ref("metadata.uid"),
+            },
+        )
         if c.type == "frontend":
             port_name, port = "http", FRONTEND_PORT
             _env(main, {"DYNAMO_PORT": str(port), "DYN_HTTP_PORT": str(port)})
         else:
             port_name, port = "system", SYSTEM_PORT
             if c.worker:
-                _env(main, {"DYN_SYSTEM_ENABLED": "true", "DYN_SYSTEM_PORT": str(port),
-                            "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
-                            "DYN_FORWARDPASS_METRIC_PORT": str(FORWARDPASS_PORT)})
+                _env(
+                    main,
+                    {
+                        "DYN_SYSTEM_ENABLED": "true",
+                        "DYN_SYSTEM_PORT": str(port),
+                        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
+                        "DYN_FORWARDPASS_METRIC_PORT": str(FORWARDPASS_PORT),
+                    },
+                )
         ports = main.setdefault("ports", [])
         if not any(p.get("name") == port_name for p in ports):
             ports.append({"name": port_name, "containerPort": port, "protocol": "TCP"})
         if c.type == "frontend" or c.worker:
-            main.setdefault("livenessProbe", {"httpGet": {"path": "/live", "port": port_name},
-                                              "periodSeconds": 5, "failureThreshold": 1})
-            main.setdefault("readinessProbe", {"httpGet": {"path": "/health", "port": port_name},
-                                               "periodSeconds": 10, "failureThreshold": 3})
+            main.setdefault(
+                "livenessProbe",
+                {"httpGet": {"path": "/live", "port": port_name}, "periodSeconds": 5, "failureThreshold": 1},
+            )
+            main.setdefault(
+                "readinessProbe",
+                {
+                    "httpGet": {"path": "/health", "port": port_name},
+                    "periodSeconds": 10,
+                    "failureThreshold": 3,
+                },
+            )
         if self.runtime is not None and self.runtime.handles(c.type, main):
             tmeta.setdefault("annotations", {})[READINESS_ANNOTATION] = "external"
         notes = annotations(dgd)
-        strategy = {"type": "RollingUpdate", "rollingUpdate": {
-            "maxUnavailable": _int_or_str(notes.get(MAX_UNAVAILABLE_ANNOTATION, "25%")),
-            "maxSurge": _int_or_str(notes.get(MAX_SURGE_ANNOTATION, "25%"))}}
+        strategy = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {
+                "maxUnavailable": _int_or_str(notes.get(MAX_UNAVAILABLE_ANNOTATION, "25%")),
+                "maxSurge": _int_or_str(notes.get(MAX_SURGE_ANNOTATION, "25%")),
+            },
+        }
         dspec = {"replicas": c.replicas, "template": template, "strategy": strategy}
         if self.progress_deadline_seconds is not None:
             dspec["progressDeadlineSeconds"] = self.progress_deadline_seconds
-        desired = {"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [owner_ref(dgd)]},
-                   "spec": {**dspec, "selector": {"matchLabels": {LABEL_SELECTOR: name}}}}
+        desired = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": labels,
+                "ownerReferences": [owner_ref(dgd)],
+            },
+            "spec": {**dspec, "selector": {"matchLabels": {LABEL_SELECTOR: name}}},
+        }
         return self._apply(store, desired, {"spec": dspec})
 
     def _apply_service(self, store: Store, dgd: dict, c: Component) -> dict:
         ns, dgd_name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
         name = deployment_name(dgd_name, c.name)
-        spec: dict = {"selector": {LABEL_SELECTOR: name},
-                      "ports": [{"name": "http", "port": FRONTEND_PORT, "targetPort": FRONTEND_PORT, "protocol": "TCP"}]}
+        spec: dict = {
+            "selector": {LABEL_SELECTOR: name},
+            "ports": [
+                {"name": "http", "port": FRONTEND_PORT, "targetPort": FRONTEND_PORT, "protocol": "TCP"}
+            ],
+        }
         svc_type = annotations(dgd).get(SERVICE_TYPE_ANNOTATION)
         if svc_type:
             spec["type"] = svc_type
-        return self._apply(store, {"apiVersion": "v1", "kind": "Service", "metadata": {
-            "name": name, "namespace": ns, "ownerReferences": [owner_ref(dgd)],
-            "labels": {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name, LABEL_TYPE: c.type}}, "spec": spec},
-            {"spec": spec})
+        return self._apply(
+            store,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "ownerReferences": [owner_ref(dgd)],
+                    "labels": {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name, LABEL_TYPE: c.type},
+                },
+                "spec": spec,
+            },
+            {"spec": spec},
+        )
 
     def _apply_adapter(self, store: Store, dgd: dict, c: Component) -> None:
         ns, dgd_name = dgd["metadata"]["namespace"], dgd["metadata"]["name"]
         name = deployment_name(dgd_name, c.name)
         if store.try_get(API, DGDSA, name, ns) is None:
-            store.create({"apiVersion": API, "kind": DGDSA, "metadata": {
-                "name": name, "namespace": ns, "labels": {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name},
-                "ownerReferences": [owner_ref(dgd)]},
-                "spec": {"replicas": c.replicas, "dgdRef": {"name": dgd_name, "componentName": c.name}}},  # v1beta1
-                field_manager=self.manager)
+            store.create(
+                {
+                    "apiVersion": API,
+                    "kind": DGDSA,
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {LABEL_DGD: dgd_name, LABEL_COMPONENT: c.name},
+                        "ownerReferences": [owner_ref(dgd)],
+                    },
+                    "spec": {"replicas": c.replicas, "dgdRef": {"name": dgd_name, "componentName": c.name}},
+                },  # v1beta1
+                field_manager=self.manager,
+            )
 
     # ------------------------------------------------------------------ DGDSA
     def _reconcile_adapter(self, store: Store, ns: str, name: str) -> float | None:
@@ -440,11 +622,19 @@ class DynamoOperator(base.Reconciler):
         else:
             return None
         if current != want:
-            store.patch(API, DGD, dgd["metadata"]["name"], ops + [
-                {"op": "add", "path": f"{path}/replicas", "value": want}], ns, patch_type="json",
-                field_manager="dgdsa-controller")
+            store.patch(
+                API,
+                DGD,
+                dgd["metadata"]["name"],
+                ops + [{"op": "add", "path": f"{path}/replicas", "value": want}],
+                ns,
+                patch_type="json",
+                field_manager="dgdsa-controller",
+            )
             status["lastScaleTime"] = now()
-        status.update(replicas=want, selector=f"{LABEL_DGD}={dgd['metadata']['name']},{LABEL_COMPONENT}={comp}")
+        status.update(
+            replicas=want, selector=f"{LABEL_DGD}={dgd['metadata']['name']},{LABEL_COMPONENT}={comp}"
+        )
         base.write_status(store, sa, status, self.manager)
         return None
 

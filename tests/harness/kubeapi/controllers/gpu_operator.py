@@ -27,17 +27,28 @@ from .nodes import Nodes
 
 PLUGIN_NAME = "nvidia-device-plugin"
 PLUGIN_LABEL = ("app", "nvidia-device-plugin-daemonset")
-DEPLOY_LABELS = ("nvidia.com/gpu.deploy.driver", "nvidia.com/gpu.deploy.container-toolkit",
-                 "nvidia.com/gpu.deploy.device-plugin", "nvidia.com/gpu.deploy.gpu-feature-discovery",
-                 "nvidia.com/gpu.deploy.dcgm-exporter", "nvidia.com/gpu.deploy.operator-validator")
+DEPLOY_LABELS = (
+    "nvidia.com/gpu.deploy.driver",
+    "nvidia.com/gpu.deploy.container-toolkit",
+    "nvidia.com/gpu.deploy.device-plugin",
+    "nvidia.com/gpu.deploy.gpu-feature-discovery",
+    "nvidia.com/gpu.deploy.dcgm-exporter",
+    "nvidia.com/gpu.deploy.operator-validator",
+)
 
 
 class GpuOperator(base.Reconciler):
     name = "gpu-operator"
     manager = "kubeapi-sim-gpu-operator"
 
-    def __init__(self, nodes: Nodes, *, cluster_policy: bool = True,
-                 plugin_image: str = "nvcr.io/nvidia/k8s-device-plugin:v0.17.1", enabled: bool = True) -> None:
+    def __init__(
+        self,
+        nodes: Nodes,
+        *,
+        cluster_policy: bool = True,
+        plugin_image: str = "nvcr.io/nvidia/k8s-device-plugin:v0.17.1",
+        enabled: bool = True,
+    ) -> None:
         super().__init__(enabled=enabled)
         self.nodes = nodes
         self.cluster_policy = cluster_policy
@@ -56,8 +67,9 @@ class GpuOperator(base.Reconciler):
         elif event.kind == "Pod" and event.group == "":
             ref = controller_of(obj) or {}
             labels = obj["metadata"].get("labels") or {}
-            if ref.get("kind") == "DaemonSet" and (PLUGIN_NAME in ref.get("name", "")
-                                                   or labels.get(PLUGIN_LABEL[0]) == PLUGIN_LABEL[1]):
+            if ref.get("kind") == "DaemonSet" and (
+                PLUGIN_NAME in ref.get("name", "") or labels.get(PLUGIN_LABEL[0]) == PLUGIN_LABEL[1]
+            ):
                 self.enqueue(("gpu",))
         elif event.kind == "Node" and event.group == "":
             self.enqueue(("gpu",))
@@ -75,8 +87,11 @@ class GpuOperator(base.Reconciler):
         if key[0] == "policy":
             return self._reconcile_policy(store, key[1])
         plugins = {ds["metadata"]["uid"] for ds in store.list("apps/v1", "DaemonSet") if self.is_plugin(ds)}
-        ready = {p["spec"].get("nodeName") for p in store.list("v1", "Pod")
-                 if (controller_of(p) or {}).get("uid") in plugins and pod_ready(p) and not terminating(p)}
+        ready = {
+            p["spec"].get("nodeName")
+            for p in store.list("v1", "Pod")
+            if (controller_of(p) or {}).get("uid") in plugins and pod_ready(p) and not terminating(p)
+        }
         for spec in self.nodes.gpu_nodes():
             self.nodes.set_gpu_capacity(store, spec.name, spec.name in ready)
         return None
@@ -87,44 +102,79 @@ class GpuOperator(base.Reconciler):
         cp = store.try_get("nvidia.com/v1", "ClusterPolicy", name)
         if cp is None or terminating(cp):
             return None
-        operator = next((d for d in store.list("apps/v1", "Deployment")
-                         if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "gpu-operator"
-                         or d["metadata"]["name"] == "gpu-operator"), None)
+        operator = next(
+            (
+                d
+                for d in store.list("apps/v1", "Deployment")
+                if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "gpu-operator"
+                or d["metadata"]["name"] == "gpu-operator"
+            ),
+            None,
+        )
         status = copy.deepcopy(cp.get("status") or {})
         if operator is None:
             status["state"] = "notReady"
-            status["conditions"] = set_condition(status.get("conditions"), "Ready", "False", "OperatorNotFound",
-                                                 "the gpu-operator Deployment was not found")
+            status["conditions"] = set_condition(
+                status.get("conditions"),
+                "Ready",
+                "False",
+                "OperatorNotFound",
+                "the gpu-operator Deployment was not found",
+            )
             base.write_status(store, cp, status, self.manager)
             return None
         ns = operator["metadata"]["namespace"]
         for spec in self.nodes.gpu_nodes():
             node = store.try_get("v1", "Node", spec.name)
-            if node is not None and any((node["metadata"].get("labels") or {}).get(k) != "true" for k in DEPLOY_LABELS):
-                node["metadata"].setdefault("labels", {}).update({k: "true" for k in DEPLOY_LABELS})
+            if node is not None and any(
+                (node["metadata"].get("labels") or {}).get(k) != "true" for k in DEPLOY_LABELS
+            ):
+                node["metadata"].setdefault("labels", {}).update(dict.fromkeys(DEPLOY_LABELS, "true"))
                 store.update(node, field_manager=self.manager)
         ds = store.try_get("apps/v1", "DaemonSet", "nvidia-device-plugin-daemonset", ns)
         if ds is None:
             labels = {PLUGIN_LABEL[0]: PLUGIN_LABEL[1]}
-            ds = store.create({
-                "apiVersion": "apps/v1", "kind": "DaemonSet",
-                "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": ns,
-                             "labels": {**labels, "app.kubernetes.io/managed-by": "gpu-operator"},
-                             "ownerReferences": [owner_ref(cp)]},
-                "spec": {"selector": {"matchLabels": labels},
-                         "template": {"metadata": {"labels": labels}, "spec": {
-                             "nodeSelector": {"nvidia.com/gpu.deploy.device-plugin": "true"},
-                             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-                             "priorityClassName": "system-node-critical",
-                             "containers": [{"name": "nvidia-device-plugin", "image": self.plugin_image}]}}}},
-                field_manager=self.manager)
+            ds = store.create(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "DaemonSet",
+                    "metadata": {
+                        "name": "nvidia-device-plugin-daemonset",
+                        "namespace": ns,
+                        "labels": {**labels, "app.kubernetes.io/managed-by": "gpu-operator"},
+                        "ownerReferences": [owner_ref(cp)],
+                    },
+                    "spec": {
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {
+                                "nodeSelector": {"nvidia.com/gpu.deploy.device-plugin": "true"},
+                                "tolerations": [
+                                    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                                ],
+                                "priorityClassName": "system-node-critical",
+                                "containers": [{"name": "nvidia-device-plugin", "image": self.plugin_image}],
+                            },
+                        },
+                    },
+                },
+                field_manager=self.manager,
+            )
         st = ds.get("status") or {}
-        ok = st.get("desiredNumberScheduled", 0) > 0 and st.get("numberReady", 0) == st["desiredNumberScheduled"]
+        ok = (
+            st.get("desiredNumberScheduled", 0) > 0
+            and st.get("numberReady", 0) == st["desiredNumberScheduled"]
+        )
         status.update(namespace=ns, state="ready" if ok else "notReady")
-        status["conditions"] = set_condition(status.get("conditions"), "Ready", "True" if ok else "False",
-                                             "Reconciled" if ok else "OperandNotReady",
-                                             "ClusterPolicy is ready as all resources have been successfully "
-                                             "reconciled" if ok else "ClusterPolicy is not ready, states not ready: "
-                                             "[state-device-plugin]")
+        status["conditions"] = set_condition(
+            status.get("conditions"),
+            "Ready",
+            "True" if ok else "False",
+            "Reconciled" if ok else "OperandNotReady",
+            "ClusterPolicy is ready as all resources have been successfully reconciled"
+            if ok
+            else "ClusterPolicy is not ready, states not ready: [state-device-plugin]",
+        )
         base.write_status(store, cp, status, self.manager)
         return None

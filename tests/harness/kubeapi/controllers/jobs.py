@@ -41,13 +41,14 @@ class Jobs(base.Reconciler):
     name = "jobs"
     manager = "kubeapi-sim-jobs"
 
-    def __init__(self, *, delay: float = 0.2, check_resources: bool = True, events: bool = True,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self, *, delay: float = 0.2, check_resources: bool = True, events: bool = True, enabled: bool = True
+    ) -> None:
         super().__init__(enabled=enabled)
         self.delay = delay
         self.check_resources = check_resources
         self.events.enabled = events
-        self._running: dict[str, float] = {}   # pod uid -> when it started running
+        self._running: dict[str, float] = {}  # pod uid -> when it started running
 
     def observe(self, store: Store, event: Event) -> None:
         if event.group == "batch" and event.kind == "Job":
@@ -67,8 +68,10 @@ class Jobs(base.Reconciler):
         if job is None or terminating(job):
             return None
         status = dict(job.get("status") or {})
-        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-               for c in status.get("conditions") or []):
+        if any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        ):
             return None
         spec = job["spec"]
         pods = [p for p in store.list("v1", "Pod", ns) if owned_by(p, job["metadata"]["uid"])]
@@ -105,11 +108,22 @@ class Jobs(base.Reconciler):
             for _ in range(max(0, want)):
                 pod = base.new_pod(job, spec.get("template") or {}, f"{name}-{base.rand_suffix()}")
                 active.append(store.create(pod, field_manager=self.manager))
-                self.events.record(store, job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                   component="job-controller")
+                self.events.record(
+                    store,
+                    job,
+                    "SuccessfulCreate",
+                    f"Created pod: {pod['metadata']['name']}",
+                    component="job-controller",
+                )
                 again.append(0.0)
-        status.update(active=len(active), succeeded=succeeded, failed=failed, terminating=0,
-                      ready=sum(1 for p in active if base.pod_ready(p)), uncountedTerminatedPods={})
+        status.update(
+            active=len(active),
+            succeeded=succeeded,
+            failed=failed,
+            terminating=0,
+            ready=sum(1 for p in active if base.pod_ready(p)),
+            uncountedTerminatedPods={},
+        )
         for k in ("active", "succeeded", "failed"):
             if not status[k]:
                 del status[k]
@@ -125,18 +139,30 @@ class Jobs(base.Reconciler):
             node, why = base.schedule(store, pod, check_resources=self.check_resources)
             if node is None:
                 if write_status(store, pod, base.unschedulable_status(pod, why), self.manager) is not pod:
-                    self.events.record(store, pod, "FailedScheduling", why, "Warning", component="default-scheduler")
+                    self.events.record(
+                        store, pod, "FailedScheduling", why, "Warning", component="default-scheduler"
+                    )
                 return 2.0
             pod = base.bind(store, pod, node, self.manager, self.events)
         node = store.try_get("v1", "Node", pod["spec"]["nodeName"])
         status = pod.get("status") or {}
         started = status.get("startTime") or now()
         if status.get("phase") != "Running":
-            write_status(store, pod, base.pod_status(pod, node=node, phase="Running", ready=True,
-                                                     started_at=started), self.manager)
+            write_status(
+                store,
+                pod,
+                base.pod_status(pod, node=node, phase="Running", ready=True, started_at=started),
+                self.manager,
+            )
             for c in pod["spec"].get("containers") or []:
-                self.events.record(store, pod, "Started", f"Started container {c['name']}", component="kubelet",
-                                   host=pod["spec"]["nodeName"])
+                self.events.record(
+                    store,
+                    pod,
+                    "Started",
+                    f"Started container {c['name']}",
+                    component="kubelet",
+                    host=pod["spec"]["nodeName"],
+                )
             pod = store.get("v1", "Pod", m["name"], m["namespace"])
         since = self._running.setdefault(m["uid"], time.monotonic())
         left = since + self.delay - time.monotonic()
@@ -148,12 +174,23 @@ class Jobs(base.Reconciler):
             fail = failures < int(notes[FAIL_ATTEMPTS_ANNOTATION])
         code, reason = (1, "Error") if fail else (0, "Completed")
         t = now()
-        term = {c["name"]: {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": t}
-                for c in pod["spec"].get("containers") or []}
-        status = base.pod_status(pod, node=node, phase="Failed" if fail else "Succeeded", ready=False,
-                                 started_at=started, terminated=term)
-        default_log = (f"{m['name']}: simulated failure (exit code 1)\n" if fail
-                       else f"{m['name']}: simulated run completed\n")
+        term = {
+            c["name"]: {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": t}
+            for c in pod["spec"].get("containers") or []
+        }
+        status = base.pod_status(
+            pod,
+            node=node,
+            phase="Failed" if fail else "Succeeded",
+            ready=False,
+            started_at=started,
+            terminated=term,
+        )
+        default_log = (
+            f"{m['name']}: simulated failure (exit code 1)\n"
+            if fail
+            else f"{m['name']}: simulated run completed\n"
+        )
         store.set_pod_log(m["namespace"], m["name"], notes.get(LOG_ANNOTATION, default_log))
         write_status(store, pod, status, self.manager)
         self._running.pop(m["uid"], None)

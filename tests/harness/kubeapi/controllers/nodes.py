@@ -38,12 +38,15 @@ class NodeSpec:
     gpu_memory_mib: int | None = None
     taints: list[dict] = field(default_factory=list)
     instance_type: str | None = None
-    driver_preinstalled: bool | None = None   # None: the Nodes default
+    driver_preinstalled: bool | None = None  # None: the Nodes default
 
 
-DEFAULT_NODES = (NodeSpec("sim-cpu-0", cpu="8", memory="32Gi"),
-                 NodeSpec("sim-gpu-0", cpu="64", memory="512Gi", gpu_model="NVIDIA-H100-80GB-HBM3", gpus=8,
-                          gpu_memory_mib=81559))
+DEFAULT_NODES = (
+    NodeSpec("sim-cpu-0", cpu="8", memory="32Gi"),
+    NodeSpec(
+        "sim-gpu-0", cpu="64", memory="512Gi", gpu_model="NVIDIA-H100-80GB-HBM3", gpus=8, gpu_memory_mib=81559
+    ),
+)
 
 
 class Nodes(base.Reconciler):
@@ -52,8 +55,13 @@ class Nodes(base.Reconciler):
     name = "nodes"
     manager = "kubeapi-sim-nodes"
 
-    def __init__(self, *, nodes: list[NodeSpec | dict] | tuple = DEFAULT_NODES, driver_preinstalled: bool = False,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        nodes: list[NodeSpec | dict] | tuple = DEFAULT_NODES,
+        driver_preinstalled: bool = False,
+        enabled: bool = True,
+    ) -> None:
         super().__init__(enabled=enabled)
         self.specs = [n if isinstance(n, NodeSpec) else NodeSpec(**n) for n in nodes]
         self.driver_preinstalled = driver_preinstalled
@@ -75,44 +83,92 @@ class Nodes(base.Reconciler):
                 store.create(self.manifest(spec, i), field_manager=self.manager)
 
     def manifest(self, spec: NodeSpec, index: int) -> dict:
-        labels = {"kubernetes.io/hostname": spec.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"}
+        labels = {
+            "kubernetes.io/hostname": spec.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
+        }
         if spec.instance_type:
             labels["node.kubernetes.io/instance-type"] = spec.instance_type
         if spec.gpus:
-            labels.update({"nvidia.com/gpu.present": "true", "nvidia.com/gpu.count": str(spec.gpus),
-                           "feature.node.kubernetes.io/pci-10de.present": "true"})
+            labels.update(
+                {
+                    "nvidia.com/gpu.present": "true",
+                    "nvidia.com/gpu.count": str(spec.gpus),
+                    "feature.node.kubernetes.io/pci-10de.present": "true",
+                }
+            )
             if spec.gpu_model:
                 labels["nvidia.com/gpu.product"] = spec.gpu_model
             if spec.gpu_memory_mib:
                 labels["nvidia.com/gpu.memory"] = str(spec.gpu_memory_mib)
         labels.update(spec.labels)
-        capacity = {"cpu": spec.cpu, "memory": spec.memory, "pods": "110", "ephemeral-storage": "100Gi",
-                    "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+        capacity = {
+            "cpu": spec.cpu,
+            "memory": spec.memory,
+            "pods": "110",
+            "ephemeral-storage": "100Gi",
+            "hugepages-1Gi": "0",
+            "hugepages-2Mi": "0",
+        }
         if spec.gpus and self.preinstalled(spec):
             capacity[GPU] = str(spec.gpus)
         t = now()
-        conds = [{"type": c, "status": "False", "reason": r, "message": m, "lastHeartbeatTime": t,
-                  "lastTransitionTime": t} for c, r, m in (
-            ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))]
-        conds.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
-                      "message": "kubelet is posting ready status", "lastHeartbeatTime": t, "lastTransitionTime": t})
-        node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": spec.name, "labels": labels},
-                "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},
-                "status": {"capacity": capacity, "allocatable": dict(capacity), "conditions": conds,
-                           "addresses": [{"type": "InternalIP", "address": f"10.0.0.{index + 10}"},
-                                         {"type": "Hostname", "address": spec.name}],
-                           "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                           "nodeInfo": {"kubeletVersion": "v1.35.0", "kubeProxyVersion": "v1.35.0",
-                                        "containerRuntimeVersion": "containerd://2.1.0",
-                                        "operatingSystem": "linux", "architecture": "amd64",
-                                        "osImage": "Ubuntu 24.04 LTS", "kernelVersion": "6.8.0",
-                                        "machineID": base.safe_hash(spec.name, 32),
-                                        "systemUUID": base.safe_hash([spec.name, "uuid"], 32),
-                                        "bootID": base.safe_hash([spec.name, "boot"], 32)}}}
+        conds = [
+            {
+                "type": c,
+                "status": "False",
+                "reason": r,
+                "message": m,
+                "lastHeartbeatTime": t,
+                "lastTransitionTime": t,
+            }
+            for c, r, m in (
+                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            )
+        ]
+        conds.append(
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": t,
+                "lastTransitionTime": t,
+            }
+        )
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": spec.name, "labels": labels},
+            "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},
+            "status": {
+                "capacity": capacity,
+                "allocatable": dict(capacity),
+                "conditions": conds,
+                "addresses": [
+                    {"type": "InternalIP", "address": f"10.0.0.{index + 10}"},
+                    {"type": "Hostname", "address": spec.name},
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "nodeInfo": {
+                    "kubeletVersion": "v1.35.0",
+                    "kubeProxyVersion": "v1.35.0",
+                    "containerRuntimeVersion": "containerd://2.1.0",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "osImage": "Ubuntu 24.04 LTS",
+                    "kernelVersion": "6.8.0",
+                    "machineID": base.safe_hash(spec.name, 32),
+                    "systemUUID": base.safe_hash([spec.name, "uuid"], 32),
+                    "bootID": base.safe_hash([spec.name, "boot"], 32),
+                },
+            },
+        }
         if spec.taints:
             node["spec"]["taints"] = copy.deepcopy(spec.taints)
         return node

@@ -81,7 +81,15 @@ SIM_ENV = "DYNADEPLOY_SIM"
 WORKER_MODULES = ("dynamo.vllm", "dynamo.sglang", "dynamo.trtllm", "dynamo.mocker")
 _FRONTEND_DROP = {"--http-host", "--http-port", "--discovery-backend", "--request-plane", "--event-plane"}
 _WORKER_DROP = {"--discovery-backend", "--request-plane", "--event-plane"}  # replaced by file discovery
-_SCRUB = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "KUBECONFIG", "NATS_SERVER", "ETCD_ENDPOINTS")
+_SCRUB = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "KUBECONFIG",
+    "NATS_SERVER",
+    "ETCD_ENDPOINTS",
+)
 LOG_TAIL = 64 * 1024
 
 
@@ -106,8 +114,10 @@ class NoHost:
     """The default host: no built-in models, no vLLM; says what to pass instead."""
 
     def _missing(self, what: str) -> RuntimeError:
-        return RuntimeError(f"the process runtime needs {what}: construct it with host=<a ProcessHost> "
-                            "(tests/harness/dynadeploy_host.py for this project)")
+        return RuntimeError(
+            f"the process runtime needs {what}: construct it with host=<a ProcessHost> "
+            "(tests/harness/dynadeploy_host.py for this project)"
+        )
 
     def model_dir(self, cache: Path, kind: Literal["mocker", "vllm"]) -> str:
         raise self._missing(f"a built-in {kind} model")
@@ -120,7 +130,7 @@ class NoHost:
 
 
 def classify(component_type: str, container: dict) -> str | None:
-    """"frontend", "worker" or None (not runnable here) for a component's main container."""
+    """ "frontend", "worker" or None (not runnable here) for a component's main container."""
     argv = [*(container.get("command") or []), *(container.get("args") or [])]
     if "dynamo.frontend" in argv or (component_type == "frontend" and not argv):
         return "frontend"
@@ -180,11 +190,23 @@ class ProcessRuntime(base.Reconciler):
     manager = "kubeapi-sim-process-runtime"
     every = 0.1
 
-    def __init__(self, *, python: str | None = None, workdir: str | Path | None = None,
-                 model_cache: str | Path | None = None, speedup_ratio: float = 10.0, sim_id: str | None = None,
-                 poll_interval: float = 0.2, stop_timeout: float = 10.0, max_restarts: int = 3,
-                 events: bool = True, enabled: bool = True, vllm_python: str | None = None,
-                 vllm_kv_cache_gib: int = 1, host: ProcessHost | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        python: str | None = None,
+        workdir: str | Path | None = None,
+        model_cache: str | Path | None = None,
+        speedup_ratio: float = 10.0,
+        sim_id: str | None = None,
+        poll_interval: float = 0.2,
+        stop_timeout: float = 10.0,
+        max_restarts: int = 3,
+        events: bool = True,
+        enabled: bool = True,
+        vllm_python: str | None = None,
+        vllm_kv_cache_gib: int = 1,
+        host: ProcessHost | None = None,
+    ) -> None:
         super().__init__(enabled=enabled)
         self.host: ProcessHost = host or NoHost()
         self.vllm_python = vllm_python
@@ -221,9 +243,19 @@ class ProcessRuntime(base.Reconciler):
 
     def processes(self) -> list[dict]:
         with self._lock:
-            return [{"pod": f"{p.namespace}/{p.pod}", "role": p.role, "pid": p.popen.pid if p.popen else None,
-                     "host": p.host, "port": p.port, "ready": p.ready, "restarts": p.restarts,
-                     "command": list(p.command)} for p in self.procs.values()]
+            return [
+                {
+                    "pod": f"{p.namespace}/{p.pod}",
+                    "role": p.role,
+                    "pid": p.popen.pid if p.popen else None,
+                    "host": p.host,
+                    "port": p.port,
+                    "ready": p.ready,
+                    "restarts": p.restarts,
+                    "command": list(p.command),
+                }
+                for p in self.procs.values()
+            ]
 
     # ------------------------------------------------------------------ controller
     def observe(self, store: Store, event: Event) -> None:
@@ -276,22 +308,47 @@ class ProcessRuntime(base.Reconciler):
             if proc is None:
                 return None
         elif proc.exit_code is not None and proc.restarts < self.max_restarts:
-            proc.extra["last"] = {"terminated": {"exitCode": proc.exit_code, "reason": "Error",
-                                                 "startedAt": proc.started_at, "finishedAt": now()}}
+            proc.extra["last"] = {
+                "terminated": {
+                    "exitCode": proc.exit_code,
+                    "reason": "Error",
+                    "startedAt": proc.started_at,
+                    "finishedAt": now(),
+                }
+            }
             proc.restarts += 1
-            self.events.record(store, pod, "BackOff", f"Back-off restarting failed container main in pod "
-                               f"{name}_{ns}({uid})", "Warning", component="kubelet", host=pod["spec"]["nodeName"])
+            self.events.record(
+                store,
+                pod,
+                "BackOff",
+                f"Back-off restarting failed container main in pod {name}_{ns}({uid})",
+                "Warning",
+                component="kubelet",
+                host=pod["spec"]["nodeName"],
+            )
             self._spawn(proc)
-        main = next((c["name"] for c in pod["spec"].get("containers") or [] if c["name"] == "main"),
-                    (pod["spec"].get("containers") or [{"name": "main"}])[0]["name"])
+        main = next(
+            (c["name"] for c in pod["spec"].get("containers") or [] if c["name"] == "main"),
+            (pod["spec"].get("containers") or [{"name": "main"}])[0]["name"],
+        )
         waiting = {}
         if proc.exit_code is not None:
-            waiting[main] = {"reason": "CrashLoopBackOff", "message": f"back-off restarting failed container={main} "
-                                                                      f"pod={name}_{ns}({uid})"}
+            waiting[main] = {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off restarting failed container={main} pod={name}_{ns}({uid})",
+            }
         node = store.try_get("v1", "Node", pod["spec"]["nodeName"])
-        status = base.pod_status(pod, node=node, phase="Running", ready=proc.ready and proc.exit_code is None,
-                                 started_at=proc.started_at, waiting=waiting, restarts={main: proc.restarts},
-                                 last_state={main: proc.extra.get("last", {})}, ip=proc.host)
+        status = base.pod_status(
+            pod,
+            node=node,
+            phase="Running",
+            ready=proc.ready and proc.exit_code is None,
+            started_at=proc.started_at,
+            waiting=waiting,
+            restarts={main: proc.restarts},
+            last_state={main: proc.extra.get("last", {})},
+            ip=proc.host,
+        )
         base.write_status(store, pod, status, self.manager)
         return None
 
@@ -319,12 +376,13 @@ class ProcessRuntime(base.Reconciler):
             self._tiny_llm = self.host.model_dir(self.model_cache, "vllm")
         return self._tiny_llm
 
-    def _vllm_command(self, argv: list[str], host: str, ipc_dir: str | Path = "/tmp",
-                      name: str = "worker") -> tuple[list[str], dict[str, str]]:
+    def _vllm_command(
+        self, argv: list[str], host: str, ipc_dir: str | Path = "/tmp", name: str = "worker"
+    ) -> tuple[list[str], dict[str, str]]:
         """The rendered dynamo.vllm command line, run on the CPU vLLM (see the module docstring)."""
         import json
 
-        tail = argv[argv.index("dynamo.vllm") + 1:]
+        tail = argv[argv.index("dynamo.vllm") + 1 :]
         model = _flag(tail, "--model")
         local = model and Path(model).is_dir() and (Path(model) / "config.json").is_file()
         out, i = [], 0
@@ -350,8 +408,11 @@ class ProcessRuntime(base.Reconciler):
             out.append(a)
             i += 1
         given = {a.split("=", 1)[0] for a in out if a.startswith("--")}
-        defaults = [("--dtype", ["--dtype", "float32"]), ("--enforce-eager", ["--enforce-eager"]),
-                    ("--max-model-len", ["--max-model-len", "512"])]
+        defaults = [
+            ("--dtype", ["--dtype", "float32"]),
+            ("--enforce-eager", ["--enforce-eager"]),
+            ("--max-model-len", ["--max-model-len", "512"]),
+        ]
         out += [arg for flag, group in defaults if flag not in given for arg in group]
         cmd = [self.vllm_python, "-m", "dynamo.vllm", *out, "--discovery-backend", "file"]
         return cmd, self.host.vllm_env(host, self.vllm_kv_cache_gib)
@@ -378,9 +439,18 @@ class ProcessRuntime(base.Reconciler):
                 env[e["name"]] = str(e["value"])
             elif ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") in refs:
                 env[e["name"]] = refs[e["valueFrom"]["fieldRef"]["fieldPath"]]
-        env.update({SIM_ENV: self.sim_id, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-                    "DYN_TCP_RPC_HOST": host, "DYN_EVENT_PLANE_HOST": host, "DYN_TCP_RESPONSE_STREAM_HOST": host,
-                    "DYN_FILE_KV": str(root / "kv"), "DYN_DISCOVERY_BACKEND": "file"})
+        env.update(
+            {
+                SIM_ENV: self.sim_id,
+                "PYTHONUNBUFFERED": "1",
+                "HF_HUB_OFFLINE": "1",
+                "DYN_TCP_RPC_HOST": host,
+                "DYN_EVENT_PLANE_HOST": host,
+                "DYN_TCP_RESPONSE_STREAM_HOST": host,
+                "DYN_FILE_KV": str(root / "kv"),
+                "DYN_DISCOVERY_BACKEND": "file",
+            }
+        )
         env.setdefault("DYN_LOG", "info")
         env.setdefault("NO_COLOR", "1")
         env.setdefault("DYN_SDK_DISABLE_ANSI_LOGGING", "1")
@@ -390,7 +460,7 @@ class ProcessRuntime(base.Reconciler):
             with self._lock:
                 used = {p.port for p in self.procs.values() if p.host == host}
             port = 8000 if 8000 not in used else free_port(host)
-            tail = argv[argv.index("dynamo.frontend") + 1:] if "dynamo.frontend" in argv else []
+            tail = argv[argv.index("dynamo.frontend") + 1 :] if "dynamo.frontend" in argv else []
             keep, skip = [], False
             for a in tail:
                 if skip:
@@ -401,14 +471,25 @@ class ProcessRuntime(base.Reconciler):
                     keep.append(a)
             if "--router-mode" not in keep and env.get("DYN_ROUTER_MODE"):
                 keep += ["--router-mode", env["DYN_ROUTER_MODE"]]
-            cmd = [*py, "dynamo.frontend", "--discovery-backend", "file", "--http-host", host,
-                   "--http-port", str(port), *keep]
+            cmd = [
+                *py,
+                "dynamo.frontend",
+                "--discovery-backend",
+                "file",
+                "--http-host",
+                host,
+                "--http-port",
+                str(port),
+                *keep,
+            ]
         else:
             port = free_port(host, low=True)
             model = _flag(argv, "--model", "--model-path")
             served = _flag(argv, "--served-model-name", "--model-name") or model or "dynadeploy/tiny-mock"
             local = model and Path(model).is_dir() and (Path(model) / "config.json").is_file()
-            mode = _flag(argv, "--disaggregation-mode") or ("prefill" if "--is-prefill-worker" in argv else None)
+            mode = _flag(argv, "--disaggregation-mode") or (
+                "prefill" if "--is-prefill-worker" in argv else None
+            )
             speedup = _flag(argv, "--speedup-ratio") if "dynamo.mocker" in argv else None
             if self.vllm_python and "dynamo.vllm" in argv:
                 cmd, vllm_env = self._vllm_command(argv, host, root, m["name"])
@@ -417,20 +498,43 @@ class ProcessRuntime(base.Reconciler):
                     # a fixed port per pod, bound on every interface (tcp://*): pods here share one network
                     env["DYN_FORWARDPASS_METRIC_PORT"] = str(free_port(host, low=True))
             else:
-                cmd = [*py, "dynamo.mocker", "--model-path", model if local else self._tiny_model(),
-                       "--model-name", served, "--discovery-backend", "file",
-                       "--speedup-ratio", str(speedup or self.speedup_ratio)]
+                cmd = [
+                    *py,
+                    "dynamo.mocker",
+                    "--model-path",
+                    model if local else self._tiny_model(),
+                    "--model-name",
+                    served,
+                    "--discovery-backend",
+                    "file",
+                    "--speedup-ratio",
+                    str(speedup or self.speedup_ratio),
+                ]
                 if mode:
                     cmd += ["--disaggregation-mode", mode]
-            env.update({"DYN_SYSTEM_HOST": host, "DYN_SYSTEM_PORT": str(port), "DYN_SYSTEM_ENABLED": "true",
-                        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]'})
-        proc = Proc(m["uid"], ns, m["name"], (ns, dgd), role, host, port, cmd, env, root / "logs" / f"{m['name']}.log")
+            env.update(
+                {
+                    "DYN_SYSTEM_HOST": host,
+                    "DYN_SYSTEM_PORT": str(port),
+                    "DYN_SYSTEM_ENABLED": "true",
+                    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
+                }
+            )
+        proc = Proc(
+            m["uid"], ns, m["name"], (ns, dgd), role, host, port, cmd, env, root / "logs" / f"{m['name']}.log"
+        )
         self._spawn(proc)
         with self._lock:
             self.procs[proc.uid] = proc
         self._ensure_poller()
-        self.events.record(store, pod, "Started", f"Started container main (process {proc.popen.pid}: "
-                           f"{' '.join(cmd[1:4])} on {host}:{port})", component="kubelet", host=pod["spec"]["nodeName"])
+        self.events.record(
+            store,
+            pod,
+            "Started",
+            f"Started container main (process {proc.popen.pid}: {' '.join(cmd[1:4])} on {host}:{port})",
+            component="kubelet",
+            host=pod["spec"]["nodeName"],
+        )
         if fresh:
             for svc in store.list("v1", "Service", ns, label_selector={LABEL_DGD: dgd}):
                 self.enqueue(("Service", ns, svc["metadata"]["name"]))
@@ -438,8 +542,15 @@ class ProcessRuntime(base.Reconciler):
 
     def _spawn(self, proc: Proc) -> None:
         with open(proc.log, "ab") as log:
-            proc.popen = subprocess.Popen(proc.command, env=proc.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, cwd=self.workdir, start_new_session=True)
+            proc.popen = subprocess.Popen(
+                proc.command,
+                env=proc.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
         proc.started_at, proc.exit_code, proc.ready = now(), None, False
 
     def _ensure_poller(self) -> None:
@@ -506,8 +617,9 @@ class ProcessRuntime(base.Reconciler):
             svc = store.update(svc, field_manager=self.manager)
         ingress = [{"ip": addr, "ipMode": "VIP"}]
         if ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") != ingress:
-            base.write_status(store, svc, {**(svc.get("status") or {}), "loadBalancer": {"ingress": ingress}},
-                              self.manager)
+            base.write_status(
+                store, svc, {**(svc.get("status") or {}), "loadBalancer": {"ingress": ingress}}, self.manager
+            )
         return None
 
     def _sync_log(self, store: Store, p: Proc) -> None:

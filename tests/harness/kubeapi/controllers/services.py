@@ -29,8 +29,16 @@ class Services(base.Reconciler):
     name = "services"
     manager = "kubeapi-sim-services"
 
-    def __init__(self, *, ingress_ip: str = "127.0.0.1", ingress_hostname: str | None = None, delay: float = 0.0,
-                 endpoints: bool = True, events: bool = True, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        ingress_ip: str = "127.0.0.1",
+        ingress_hostname: str | None = None,
+        delay: float = 0.0,
+        endpoints: bool = True,
+        events: bool = True,
+        enabled: bool = True,
+    ) -> None:
         super().__init__(enabled=enabled)
         self.ingress_ip = ingress_ip
         self.ingress_hostname = ingress_hostname
@@ -68,52 +76,106 @@ class Services(base.Reconciler):
             return None
         seen = self._seen.setdefault(svc["metadata"]["uid"], time.monotonic())
         left = seen + self.delay - time.monotonic()
-        ingress = ([{"ip": ip, "ipMode": "VIP"}] if ip else
-                   [{"hostname": self.ingress_hostname}] if self.ingress_hostname else
-                   [{"ip": self.ingress_ip, "ipMode": "VIP"}])
+        ingress = (
+            [{"ip": ip, "ipMode": "VIP"}]
+            if ip
+            else [{"hostname": self.ingress_hostname}]
+            if self.ingress_hostname
+            else [{"ip": self.ingress_ip, "ipMode": "VIP"}]
+        )
         if (status.get("loadBalancer") or {}).get("ingress") == ingress:
             return None
         if left > 0:
-            self.events.record(store, svc, "EnsuringLoadBalancer", "Ensuring load balancer",
-                               component="service-controller")
+            self.events.record(
+                store, svc, "EnsuringLoadBalancer", "Ensuring load balancer", component="service-controller"
+            )
             return left
         status["loadBalancer"] = {"ingress": ingress}
         base.write_status(store, svc, status, self.manager)
-        self.events.record(store, svc, "EnsuredLoadBalancer", "Ensured load balancer", component="service-controller")
+        self.events.record(
+            store, svc, "EnsuredLoadBalancer", "Ensured load balancer", component="service-controller"
+        )
         return None
 
     def _endpoints(self, store: Store, svc: dict) -> None:
         ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
         selector = svc["spec"]["selector"]
-        pods = [p for p in store.list("v1", "Pod", ns, label_selector=selector)
-                if (p.get("status") or {}).get("podIP") and p["status"].get("phase") not in ("Succeeded", "Failed")]
-        ports = [{k: v for k, v in (("name", p.get("name")), ("port", _target(p)), ("protocol", p.get("protocol", "TCP")))
-                  if v is not None} for p in svc["spec"].get("ports") or []]
+        pods = [
+            p
+            for p in store.list("v1", "Pod", ns, label_selector=selector)
+            if (p.get("status") or {}).get("podIP")
+            and p["status"].get("phase") not in ("Succeeded", "Failed")
+        ]
+        ports = [
+            {
+                k: v
+                for k, v in (
+                    ("name", p.get("name")),
+                    ("port", _target(p)),
+                    ("protocol", p.get("protocol", "TCP")),
+                )
+                if v is not None
+            }
+            for p in svc["spec"].get("ports") or []
+        ]
 
         def addr(p: dict) -> dict:
-            return {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"),
-                    "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns,
-                                  "uid": p["metadata"]["uid"]}}
+            return {
+                "ip": p["status"]["podIP"],
+                "nodeName": p["spec"].get("nodeName"),
+                "targetRef": {
+                    "kind": "Pod",
+                    "name": p["metadata"]["name"],
+                    "namespace": ns,
+                    "uid": p["metadata"]["uid"],
+                },
+            }
 
         ready = [addr(p) for p in pods if pod_ready(p) and not terminating(p)]
         not_ready = [addr(p) for p in pods if not (pod_ready(p) and not terminating(p))]
-        subset = {k: v for k, v in (("addresses", ready), ("notReadyAddresses", not_ready), ("ports", ports)) if v}
-        ep = {"apiVersion": "v1", "kind": "Endpoints",
-              "metadata": {"name": name, "namespace": ns, "labels": dict(svc["metadata"].get("labels") or {})},
-              "subsets": [subset] if ready or not_ready else []}
+        subset = {
+            k: v for k, v in (("addresses", ready), ("notReadyAddresses", not_ready), ("ports", ports)) if v
+        }
+        ep = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(svc["metadata"].get("labels") or {})},
+            "subsets": [subset] if ready or not_ready else [],
+        }
         self._put(store, ep, ("subsets",))
-        slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                  "metadata": {"name": f"{name}-{base.safe_hash(svc['metadata']['uid'], 5)}", "namespace": ns,
-                               "labels": {"kubernetes.io/service-name": name,
-                                          "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
-                               "ownerReferences": [owner_ref(svc)]},
-                  "addressType": "IPv4", "ports": ports,
-                  "endpoints": [{"addresses": [p["status"]["podIP"]],
-                                 "conditions": {"ready": pod_ready(p) and not terminating(p),
-                                                "serving": pod_ready(p), "terminating": terminating(p)},
-                                 "nodeName": p["spec"].get("nodeName"),
-                                 "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns,
-                                               "uid": p["metadata"]["uid"]}} for p in pods]}
+        slice_ = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-{base.safe_hash(svc['metadata']['uid'], 5)}",
+                "namespace": ns,
+                "labels": {
+                    "kubernetes.io/service-name": name,
+                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                },
+                "ownerReferences": [owner_ref(svc)],
+            },
+            "addressType": "IPv4",
+            "ports": ports,
+            "endpoints": [
+                {
+                    "addresses": [p["status"]["podIP"]],
+                    "conditions": {
+                        "ready": pod_ready(p) and not terminating(p),
+                        "serving": pod_ready(p),
+                        "terminating": terminating(p),
+                    },
+                    "nodeName": p["spec"].get("nodeName"),
+                    "targetRef": {
+                        "kind": "Pod",
+                        "name": p["metadata"]["name"],
+                        "namespace": ns,
+                        "uid": p["metadata"]["uid"],
+                    },
+                }
+                for p in pods
+            ],
+        }
         self._put(store, slice_, ("endpoints", "ports", "addressType"))
 
     def _put(self, store: Store, obj: dict, fields: tuple[str, ...]) -> None:

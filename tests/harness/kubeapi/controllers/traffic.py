@@ -62,33 +62,79 @@ from .traffic_gateway import API, GATEWAY_CONTROLLER, GRANT_API, GROUP, GatewayA
 from .traffic_proxy import BACKEND_HEADER, Listener, NoRoutes, ProxyLoop
 from .traffic_routes import Snapshot, nginx_table
 
-__all__ = ["BACKEND_HEADER", "GATEWAY_CONTROLLER", "NGINX_CONTROLLER", "Traffic", "gateway_api_crds",
-           "install_gateway_api_crds"]
+__all__ = [
+    "BACKEND_HEADER",
+    "GATEWAY_CONTROLLER",
+    "NGINX_CONTROLLER",
+    "Traffic",
+    "gateway_api_crds",
+    "install_gateway_api_crds",
+]
 
 NGINX_CONTROLLER = "k8s.io/ingress-nginx"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
-_WATCHED = {(GROUP, "GatewayClass"), (GROUP, "Gateway"), (GROUP, "HTTPRoute"), (GROUP, "ReferenceGrant"),
-            ("", "Service"), ("", "Namespace"), ("discovery.k8s.io", "EndpointSlice"),
-            ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "IngressClass")}
+_WATCHED = {
+    (GROUP, "GatewayClass"),
+    (GROUP, "Gateway"),
+    (GROUP, "HTTPRoute"),
+    (GROUP, "ReferenceGrant"),
+    ("", "Service"),
+    ("", "Namespace"),
+    ("discovery.k8s.io", "EndpointSlice"),
+    ("networking.k8s.io", "Ingress"),
+    ("networking.k8s.io", "IngressClass"),
+}
 
 
 # ---------------------------------------------------------------------------------------------- CRDs
-def _crd(plural: str, kind: str, short: list[str], scope: str, versions: list[str], columns: list[dict]) -> dict:
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
-        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{GROUP}",
-                         "annotations": {"gateway.networking.k8s.io/bundle-version": "v1.2.1",
-                                         "gateway.networking.k8s.io/channel": "standard"}},
-            "spec": {"group": GROUP, "scope": scope,
-                     "names": {"plural": plural, "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List",
-                               "shortNames": short, "categories": ["gateway-api"]},
-                     "versions": [{"name": v, "served": True, "storage": i == 0, "schema": copy.deepcopy(schema),
-                                   "subresources": {"status": {}} if kind != "ReferenceGrant" else {},
-                                   "additionalPrinterColumns": copy.deepcopy(columns)}
-                                  for i, v in enumerate(versions)]}}
+def _crd(
+    plural: str, kind: str, short: list[str], scope: str, versions: list[str], columns: list[dict]
+) -> dict:
+    schema = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+        }
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "annotations": {
+                "gateway.networking.k8s.io/bundle-version": "v1.2.1",
+                "gateway.networking.k8s.io/channel": "standard",
+            },
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": scope,
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "shortNames": short,
+                "categories": ["gateway-api"],
+            },
+            "versions": [
+                {
+                    "name": v,
+                    "served": True,
+                    "storage": i == 0,
+                    "schema": copy.deepcopy(schema),
+                    "subresources": {"status": {}} if kind != "ReferenceGrant" else {},
+                    "additionalPrinterColumns": copy.deepcopy(columns),
+                }
+                for i, v in enumerate(versions)
+            ],
+        },
+    }
 
 
 def gateway_api_crds() -> list[dict]:
@@ -100,15 +146,40 @@ def gateway_api_crds() -> list[dict]:
         return {"name": t, "type": "string", "jsonPath": f'.status.conditions[?(@.type=="{t}")].status'}
 
     return [
-        _crd("gatewayclasses", "GatewayClass", ["gc"], "Cluster", ["v1", "v1beta1"], [
-            {"name": "Controller", "type": "string", "jsonPath": ".spec.controllerName"}, cond("Accepted"), age,
-            {"name": "Description", "type": "string", "jsonPath": ".spec.description", "priority": 1}]),
-        _crd("gateways", "Gateway", ["gtw"], "Namespaced", ["v1", "v1beta1"], [
-            {"name": "Class", "type": "string", "jsonPath": ".spec.gatewayClassName"},
-            {"name": "Address", "type": "string", "jsonPath": ".status.addresses[*].value"},
-            cond("Programmed"), age]),
-        _crd("httproutes", "HTTPRoute", [], "Namespaced", ["v1", "v1beta1"], [
-            {"name": "Hostnames", "type": "string", "jsonPath": ".spec.hostnames"}, age]),
+        _crd(
+            "gatewayclasses",
+            "GatewayClass",
+            ["gc"],
+            "Cluster",
+            ["v1", "v1beta1"],
+            [
+                {"name": "Controller", "type": "string", "jsonPath": ".spec.controllerName"},
+                cond("Accepted"),
+                age,
+                {"name": "Description", "type": "string", "jsonPath": ".spec.description", "priority": 1},
+            ],
+        ),
+        _crd(
+            "gateways",
+            "Gateway",
+            ["gtw"],
+            "Namespaced",
+            ["v1", "v1beta1"],
+            [
+                {"name": "Class", "type": "string", "jsonPath": ".spec.gatewayClassName"},
+                {"name": "Address", "type": "string", "jsonPath": ".status.addresses[*].value"},
+                cond("Programmed"),
+                age,
+            ],
+        ),
+        _crd(
+            "httproutes",
+            "HTTPRoute",
+            [],
+            "Namespaced",
+            ["v1", "v1beta1"],
+            [{"name": "Hostnames", "type": "string", "jsonPath": ".spec.hostnames"}, age],
+        ),
         _crd("referencegrants", "ReferenceGrant", ["refgrant"], "Namespaced", ["v1beta1"], [age]),
     ]
 
@@ -120,7 +191,9 @@ def _real_httproute(crds: list[dict]) -> list[dict]:
 
     if upstream.upstream_dir() is None:
         return crds
-    return [upstream.httproute_crd("v1.6.1") if c["spec"]["names"]["kind"] == "HTTPRoute" else c for c in crds]
+    return [
+        upstream.httproute_crd("v1.6.1") if c["spec"]["names"]["kind"] == "HTTPRoute" else c for c in crds
+    ]
 
 
 def install_gateway_api_crds(store: Store, *, real: bool = True) -> None:
@@ -139,9 +212,19 @@ class Traffic(base.Reconciler):
     manager = "kubeapi-sim-traffic"
     every = 0.05
 
-    def __init__(self, *, gateway_api: bool = True, ingress_nginx: bool = True, ingress_port: int = 80,
-                 address_prefix: str = "127.77", seed: int | None = None, crds: bool | str = True,
-                 connect_timeout: float = 5.0, shutdown_timeout: float = 0.5, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        gateway_api: bool = True,
+        ingress_nginx: bool = True,
+        ingress_port: int = 80,
+        address_prefix: str = "127.77",
+        seed: int | None = None,
+        crds: bool | str = True,
+        connect_timeout: float = 5.0,
+        shutdown_timeout: float = 0.5,
+        enabled: bool = True,
+    ) -> None:
         super().__init__(enabled=enabled)
         if not address_prefix.startswith("127.") or address_prefix.count(".") != 1:
             raise ValueError("address_prefix must be two octets of 127.0.0.0/8, e.g. '127.77'")
@@ -152,8 +235,8 @@ class Traffic(base.Reconciler):
         self.crds = crds
         self.proxy = ProxyLoop(seed=seed, connect_timeout=connect_timeout, shutdown_timeout=shutdown_timeout)
         self.gateways = GatewayApi(self.proxy, self._allocate, self.manager)
-        self.classes: dict[str, tuple[str, Listener | None]] = {}     # IngressClass -> (address, proxy)
-        self._taken: set[str] = set()     # every address handed out (never reused)
+        self.classes: dict[str, tuple[str, Listener | None]] = {}  # IngressClass -> (address, proxy)
+        self._taken: set[str] = set()  # every address handed out (never reused)
         self._seen_rv = self._synced_rv = 0
         self._pending = self._syncing = False
         self._store: Store | None = None
@@ -239,18 +322,27 @@ class Traffic(base.Reconciler):
 
     # ------------------------------------------------------------------ ingress-nginx
     def _sync_nginx(self, store: Store, snap: Snapshot) -> None:
-        classes = {c["metadata"]["name"]: c for c in store.list("networking.k8s.io/v1", "IngressClass")
-                   if (c.get("spec") or {}).get("controller") == NGINX_CONTROLLER and not terminating(c)}
+        classes = {
+            c["metadata"]["name"]: c
+            for c in store.list("networking.k8s.io/v1", "IngressClass")
+            if (c.get("spec") or {}).get("controller") == NGINX_CONTROLLER and not terminating(c)
+        }
         for name in [n for n in self.classes if n not in classes]:
             _, lis = self.classes.pop(name)
             if lis is not None:
                 self.proxy.close(lis)
-        default = next((n for n, c in sorted(classes.items()) if annotations(c).get(DEFAULT_CLASS_ANNOTATION) == "true"),
-                       None)
+        default = next(
+            (n for n, c in sorted(classes.items()) if annotations(c).get(DEFAULT_CLASS_ANNOTATION) == "true"),
+            None,
+        )
         mine: dict[str, list[dict]] = {n: [] for n in classes}
         ingresses = [i for i in store.list("networking.k8s.io/v1", "Ingress") if not terminating(i)]
         for ing in ingresses:
-            cls = (ing.get("spec") or {}).get("ingressClassName") or annotations(ing).get(CLASS_ANNOTATION) or default
+            cls = (
+                (ing.get("spec") or {}).get("ingressClassName")
+                or annotations(ing).get(CLASS_ANNOTATION)
+                or default
+            )
             if cls in mine:
                 mine[cls].append(ing)
         for name, ings in mine.items():
@@ -267,11 +359,19 @@ class Traffic(base.Reconciler):
                 lis.table = nginx_table(ings, snap)
         addresses = {n: a for n, (a, lis) in self.classes.items() if lis is not None}
         for ing in ingresses:
-            cls = (ing.get("spec") or {}).get("ingressClassName") or annotations(ing).get(CLASS_ANNOTATION) or default
+            cls = (
+                (ing.get("spec") or {}).get("ingressClassName")
+                or annotations(ing).get(CLASS_ANNOTATION)
+                or default
+            )
             lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             want = [{"ip": addresses[cls]}] if cls in addresses else None
             if want is None and not any(e.get("ip") in self._taken for e in lb):
-                continue          # not ours, and never was
+                continue  # not ours, and never was
             if lb != (want or []):
-                base.write_status(store, ing, {**(ing.get("status") or {}), "loadBalancer":
-                                               {"ingress": want} if want else {}}, self.manager)
+                base.write_status(
+                    store,
+                    ing,
+                    {**(ing.get("status") or {}), "loadBalancer": {"ingress": want} if want else {}},
+                    self.manager,
+                )

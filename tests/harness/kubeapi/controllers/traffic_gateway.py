@@ -32,7 +32,7 @@ class _Lst:
     allowed: dict
     kinds: list[dict] = field(default_factory=list)
     bad_kinds: bool = False
-    problem: tuple[str, str] | None = None          # (reason, message): not served
+    problem: tuple[str, str] | None = None  # (reason, message): not served
     routes: dict[tuple, list[Match]] = field(default_factory=dict)
 
 
@@ -52,13 +52,23 @@ def _int(value: object, default: int) -> int:
 def _listeners(gw: dict) -> list[_Lst]:
     out = []
     for raw in (gw.get("spec") or {}).get("listeners") or []:
-        lst = _Lst(raw.get("name", ""), _int(raw.get("port"), 0), raw.get("protocol", "HTTP"), raw.get("hostname"),
-                   raw.get("allowedRoutes") or {})
+        lst = _Lst(
+            raw.get("name", ""),
+            _int(raw.get("port"), 0),
+            raw.get("protocol", "HTTP"),
+            raw.get("hostname"),
+            raw.get("allowedRoutes") or {},
+        )
         kinds = lst.allowed.get("kinds")
         if kinds:
-            lst.kinds = [{"group": GROUP, "kind": "HTTPRoute"} for k in kinds
-                         if (k.get("group") or GROUP) == GROUP and k.get("kind") == "HTTPRoute"][:1]
-            lst.bad_kinds = any((k.get("group") or GROUP) != GROUP or k.get("kind") != "HTTPRoute" for k in kinds)
+            lst.kinds = [
+                {"group": GROUP, "kind": "HTTPRoute"}
+                for k in kinds
+                if (k.get("group") or GROUP) == GROUP and k.get("kind") == "HTTPRoute"
+            ][:1]
+            lst.bad_kinds = any(
+                (k.get("group") or GROUP) != GROUP or k.get("kind") != "HTTPRoute" for k in kinds
+            )
         else:
             lst.kinds = [dict(HTTPROUTE_KIND)]
         if lst.protocol != "HTTP":
@@ -89,11 +99,16 @@ class GatewayApi:
 
     # ------------------------------------------------------------------ one sync
     def sync(self, store: Store, snap: Snapshot) -> None:
-        classes = {gc["metadata"]["name"]: gc for gc in store.list(API, "GatewayClass")
-                   if (gc.get("spec") or {}).get("controllerName") == GATEWAY_CONTROLLER}
-        gateways = {(gw["metadata"]["namespace"], gw["metadata"]["name"]): (gw, _listeners(gw))
-                    for gw in store.list(API, "Gateway")
-                    if (gw.get("spec") or {}).get("gatewayClassName") in classes and not base.terminating(gw)}
+        classes = {
+            gc["metadata"]["name"]: gc
+            for gc in store.list(API, "GatewayClass")
+            if (gc.get("spec") or {}).get("controllerName") == GATEWAY_CONTROLLER
+        }
+        gateways = {
+            (gw["metadata"]["namespace"], gw["metadata"]["name"]): (gw, _listeners(gw))
+            for gw in store.list(API, "Gateway")
+            if (gw.get("spec") or {}).get("gatewayClassName") in classes and not base.terminating(gw)
+        }
         for key in [k for k in self.served if k not in gateways]:
             for lis in self.served[key].servers.values():
                 self.proxy.close(lis)
@@ -118,14 +133,25 @@ class GatewayApi:
                     lst.routes.setdefault(rkey, compile_route(route, hosts, backends))
                 entries.append((pref, ok, reason, message))
             routes.append((route, entries, problems))
-        for key, (_, lsts) in gateways.items():       # data plane first, then status
+        for key, (_, lsts) in gateways.items():  # data plane first, then status
             for port, lis in self.served.get(key, _Served("")).servers.items():
-                lis.table = GatewayTable(tuple((lst.hostname, tuple(m for ms in lst.routes.values() for m in ms))
-                                               for lst in lsts if lst.port == port and lst.problem is None))
+                lis.table = GatewayTable(
+                    tuple(
+                        (lst.hostname, tuple(m for ms in lst.routes.values() for m in ms))
+                        for lst in lsts
+                        if lst.port == port and lst.problem is None
+                    )
+                )
         for gc in classes.values():
             gen = gc["metadata"].get("generation", 1)
-            conds = set_condition((gc.get("status") or {}).get("conditions"), "Accepted", "True", "Accepted",
-                                  "Handled by the kubeapi simulator's gateway controller", observedGeneration=gen)
+            conds = set_condition(
+                (gc.get("status") or {}).get("conditions"),
+                "Accepted",
+                "True",
+                "Accepted",
+                "Handled by the kubeapi simulator's gateway controller",
+                observedGeneration=gen,
+            )
             base.write_status(store, gc, {**(gc.get("status") or {}), "conditions": conds}, self.manager)
         for key, (gw, lsts) in gateways.items():
             self._gateway_status(store, gw, lsts, self.served.get(key))
@@ -141,7 +167,10 @@ class GatewayApi:
             address = self.allocate(ports)
             if address is None:
                 for lst in lsts:
-                    lst.problem = lst.problem or ("PortUnavailable", "no free loopback address for these ports")
+                    lst.problem = lst.problem or (
+                        "PortUnavailable",
+                        "no free loopback address for these ports",
+                    )
                 return
             served = self.served[key] = _Served(address)
         for port in [p for p in served.servers if p not in ports]:
@@ -149,14 +178,21 @@ class GatewayApi:
         for port in ports:
             if port not in served.servers:
                 try:
-                    served.servers[port] = self.proxy.listen(served.address, port, GatewayTable(), connect_error=503)
+                    served.servers[port] = self.proxy.listen(
+                        served.address, port, GatewayTable(), connect_error=503
+                    )
                 except OSError as exc:
                     for lst in lsts:
                         if lst.port == port:
-                            lst.problem = ("PortUnavailable", f"{served.address}:{port}: {exc.strerror or exc}")
+                            lst.problem = (
+                                "PortUnavailable",
+                                f"{served.address}:{port}: {exc.strerror or exc}",
+                            )
 
     @staticmethod
-    def _backends(route: dict, snap: Snapshot) -> tuple[list[tuple[tuple[Backend, int], ...]], list[tuple[str, str]]]:
+    def _backends(
+        route: dict, snap: Snapshot
+    ) -> tuple[list[tuple[tuple[Backend, int], ...]], list[tuple[str, str]]]:
         ns = route["metadata"]["namespace"]
         rules, problems = [], []
         for ri, rule in enumerate((route.get("spec") or {}).get("rules") or [{}]):
@@ -165,13 +201,22 @@ class GatewayApi:
                 name, to_ns = ref.get("name", ""), ref.get("namespace") or ns
                 group, kind = ref.get("group") or "", ref.get("kind") or "Service"
                 if group != "" or kind != "Service":
-                    backend, reason, why = Backend(to_ns, name, error=500), "InvalidKind", f"{kind}.{group} is not supported"
+                    backend, reason, why = (
+                        Backend(to_ns, name, error=500),
+                        "InvalidKind",
+                        f"{kind}.{group} is not supported",
+                    )
                 elif to_ns != ns and not snap.granted(GROUP, "HTTPRoute", ns, to_ns, "Service", name):
                     backend, reason = Backend(to_ns, name, error=500), "RefNotPermitted"
-                    why = (f"no ReferenceGrant in namespace {to_ns} allows HTTPRoutes from {ns} "
-                           f"to Service {name}")
+                    why = (
+                        f"no ReferenceGrant in namespace {to_ns} allows HTTPRoutes from {ns} "
+                        f"to Service {name}"
+                    )
                 else:
-                    (backend, why), reason = snap.backend(to_ns, name, ref.get("port"), missing=500), "BackendNotFound"
+                    (backend, why), reason = (
+                        snap.backend(to_ns, name, ref.get("port"), missing=500),
+                        "BackendNotFound",
+                    )
                 if why:
                     problems.append((reason, f"spec.rules[{ri}].backendRefs[{bi}]: {why}"))
                 refs.append((backend, _int(ref.get("weight", 1), 1)))
@@ -179,23 +224,45 @@ class GatewayApi:
         return rules, problems
 
     @staticmethod
-    def _attach(route: dict, pref: dict, gw: dict, lsts: list[_Lst], snap: Snapshot
-                ) -> tuple[bool, str, str, list[tuple[_Lst, tuple[str, ...]]]]:
+    def _attach(
+        route: dict, pref: dict, gw: dict, lsts: list[_Lst], snap: Snapshot
+    ) -> tuple[bool, str, str, list[tuple[_Lst, tuple[str, ...]]]]:
         section, port = pref.get("sectionName"), pref.get("port")
         gname = f"{gw['metadata']['namespace']}/{gw['metadata']['name']}"
         cands = [lst for lst in lsts if section in (None, lst.name) and port in (None, lst.port)]
         if not cands:
             what = " ".join(filter(None, [section and f"named {section}", port and f"on port {port}"]))
             return False, "NoMatchingParent", f"Gateway {gname} has no listener {what}", []
-        allowed = [lst for lst in cands if lst.problem is None and lst.kinds
-                   and snap.namespace_allowed(lst.allowed, gw["metadata"]["namespace"], route["metadata"]["namespace"])]
+        allowed = [
+            lst
+            for lst in cands
+            if lst.problem is None
+            and lst.kinds
+            and snap.namespace_allowed(
+                lst.allowed, gw["metadata"]["namespace"], route["metadata"]["namespace"]
+            )
+        ]
         if not allowed:
-            return False, "NotAllowedByListeners", (f"no listener of Gateway {gname} allows HTTPRoutes from "
-                                                    f"namespace {route['metadata']['namespace']}"), []
+            return (
+                False,
+                "NotAllowedByListeners",
+                (
+                    f"no listener of Gateway {gname} allows HTTPRoutes from "
+                    f"namespace {route['metadata']['namespace']}"
+                ),
+                [],
+            )
         hostnames = list((route.get("spec") or {}).get("hostnames") or [])
-        hosted = [(lst, h) for lst in allowed if (h := intersect_hostnames(lst.hostname, hostnames)) is not None]
+        hosted = [
+            (lst, h) for lst in allowed if (h := intersect_hostnames(lst.hostname, hostnames)) is not None
+        ]
         if not hosted:
-            return False, "NoMatchingListenerHostname", f"no listener of Gateway {gname} matches the hostnames", []
+            return (
+                False,
+                "NoMatchingListenerHostname",
+                f"no listener of Gateway {gname} matches the hostnames",
+                [],
+            )
         return True, "Accepted", "Route is accepted", hosted
 
     def _gateway_status(self, store: Store, gw: dict, lsts: list[_Lst], served: _Served | None) -> None:
@@ -203,14 +270,23 @@ class GatewayApi:
         old = gw.get("status") or {}
         valid = [lst for lst in lsts if lst.problem is None]
         status = dict(old)
-        conds = set_condition(old.get("conditions"), "Accepted", "True" if valid else "False",
-                              "Accepted" if valid else "ListenersNotValid",
-                              "Gateway is accepted" if valid else "no listener can be served", observedGeneration=gen)
+        conds = set_condition(
+            old.get("conditions"),
+            "Accepted",
+            "True" if valid else "False",
+            "Accepted" if valid else "ListenersNotValid",
+            "Gateway is accepted" if valid else "no listener can be served",
+            observedGeneration=gen,
+        )
         programmed = served is not None and bool(valid)
-        conds = set_condition(conds, "Programmed", "True" if programmed else "False",
-                              "Programmed" if programmed else ("AddressNotAssigned" if served is None else "Invalid"),
-                              f"proxy listening on {served.address}" if programmed else "not serving",
-                              observedGeneration=gen)
+        conds = set_condition(
+            conds,
+            "Programmed",
+            "True" if programmed else "False",
+            "Programmed" if programmed else ("AddressNotAssigned" if served is None else "Invalid"),
+            f"proxy listening on {served.address}" if programmed else "not serving",
+            observedGeneration=gen,
+        )
         status["conditions"] = conds
         status["addresses"] = [{"type": "IPAddress", "value": served.address}] if served else []
         old_l = {entry.get("name"): entry for entry in old.get("listeners") or []}
@@ -218,33 +294,68 @@ class GatewayApi:
         for lst in lsts:
             c = old_l.get(lst.name, {}).get("conditions")
             reason, msg = lst.problem or ("Accepted", "Listener is accepted")
-            c = set_condition(c, "Accepted", "False" if lst.problem else "True", reason, msg, observedGeneration=gen)
-            c = set_condition(c, "Programmed", "False" if lst.problem else "True",
-                              "Invalid" if lst.problem else "Programmed", msg if lst.problem else "Listener is programmed",
-                              observedGeneration=gen)
-            c = set_condition(c, "ResolvedRefs", "False" if lst.bad_kinds else "True",
-                              "InvalidRouteKinds" if lst.bad_kinds else "ResolvedRefs",
-                              "only HTTPRoute is supported" if lst.bad_kinds else "Resolved all references",
-                              observedGeneration=gen)
+            c = set_condition(
+                c, "Accepted", "False" if lst.problem else "True", reason, msg, observedGeneration=gen
+            )
+            c = set_condition(
+                c,
+                "Programmed",
+                "False" if lst.problem else "True",
+                "Invalid" if lst.problem else "Programmed",
+                msg if lst.problem else "Listener is programmed",
+                observedGeneration=gen,
+            )
+            c = set_condition(
+                c,
+                "ResolvedRefs",
+                "False" if lst.bad_kinds else "True",
+                "InvalidRouteKinds" if lst.bad_kinds else "ResolvedRefs",
+                "only HTTPRoute is supported" if lst.bad_kinds else "Resolved all references",
+                observedGeneration=gen,
+            )
             c = set_condition(c, "Conflicted", "False", "NoConflicts", "No conflicts", observedGeneration=gen)
-            listeners.append({"name": lst.name, "supportedKinds": lst.kinds, "attachedRoutes": len(lst.routes),
-                              "conditions": c})
+            listeners.append(
+                {
+                    "name": lst.name,
+                    "supportedKinds": lst.kinds,
+                    "attachedRoutes": len(lst.routes),
+                    "conditions": c,
+                }
+            )
         status["listeners"] = listeners
         base.write_status(store, gw, status, self.manager)
 
-    def _route_status(self, store: Store, route: dict, entries: list, problems: list[tuple[str, str]]) -> None:
+    def _route_status(
+        self, store: Store, route: dict, entries: list, problems: list[tuple[str, str]]
+    ) -> None:
         gen = route["metadata"].get("generation", 1)
         old = (route.get("status") or {}).get("parents") or []
         parents = [p for p in old if p.get("controllerName") != GATEWAY_CONTROLLER]
         for pref, ok, reason, message in entries:
-            prev = next((p for p in old if p.get("controllerName") == GATEWAY_CONTROLLER
-                         and p.get("parentRef") == pref), {})
-            c = set_condition(prev.get("conditions"), "Accepted", "True" if ok else "False", reason, message,
-                              observedGeneration=gen)
-            c = set_condition(c, "ResolvedRefs", "False" if problems else "True",
-                              problems[0][0] if problems else "ResolvedRefs",
-                              "; ".join(m for _, m in problems) if problems else "Resolved all the Object references",
-                              observedGeneration=gen)
+            prev = next(
+                (
+                    p
+                    for p in old
+                    if p.get("controllerName") == GATEWAY_CONTROLLER and p.get("parentRef") == pref
+                ),
+                {},
+            )
+            c = set_condition(
+                prev.get("conditions"),
+                "Accepted",
+                "True" if ok else "False",
+                reason,
+                message,
+                observedGeneration=gen,
+            )
+            c = set_condition(
+                c,
+                "ResolvedRefs",
+                "False" if problems else "True",
+                problems[0][0] if problems else "ResolvedRefs",
+                "; ".join(m for _, m in problems) if problems else "Resolved all the Object references",
+                observedGeneration=gen,
+            )
             parents.append({"parentRef": pref, "controllerName": GATEWAY_CONTROLLER, "conditions": c})
         if parents != old:
             base.write_status(store, route, {**(route.get("status") or {}), "parents": parents}, self.manager)

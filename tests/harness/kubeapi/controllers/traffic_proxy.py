@@ -33,8 +33,20 @@ from multidict import CIMultiDict
 from yarl import URL
 
 BACKEND_HEADER = "x-kubeapi-sim-backend"
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 _SKIP_AUTO = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
@@ -59,7 +71,7 @@ class RequestView:
     method: str
     host: str
     path: str
-    headers: Any     # case-insensitive multidict
+    headers: Any  # case-insensitive multidict
     query: Any
 
 
@@ -85,8 +97,9 @@ class Listener:
 class ProxyLoop:
     """Every proxy listener of one controller, on one event loop thread (started on first use)."""
 
-    def __init__(self, *, seed: int | None = None, connect_timeout: float = 5.0,
-                 shutdown_timeout: float = 0.5) -> None:
+    def __init__(
+        self, *, seed: int | None = None, connect_timeout: float = 5.0, shutdown_timeout: float = 0.5
+    ) -> None:
         self.rng = random.Random(seed)
         self.connect_timeout = connect_timeout
         self.shutdown_timeout = shutdown_timeout
@@ -122,7 +135,9 @@ class ProxyLoop:
         if loop is None or thread is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(listeners), loop).result(self.shutdown_timeout + 10)
+            asyncio.run_coroutine_threadsafe(self._shutdown(listeners), loop).result(
+                self.shutdown_timeout + 10
+            )
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
@@ -152,11 +167,16 @@ class ProxyLoop:
     async def _start(self, lis: Listener) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, trust_env=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout))
+                connector=aiohttp.TCPConnector(limit=0),
+                auto_decompress=False,
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
+            )
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", functools.partial(self._handle, lis))
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=self.shutdown_timeout)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=self.shutdown_timeout
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, lis.host, lis.port, reuse_address=True).start()
@@ -194,19 +214,31 @@ class ProxyLoop:
         ip, port = backend.endpoints[n % len(backend.endpoints)]
         body = await request.read()
         drop = HOP_BY_HOP | {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
-        headers = CIMultiDict((k, v) for k, v in request.headers.items()
-                              if k.lower() not in drop and k.lower() != "content-length")
-        headers["X-Forwarded-For"] = ", ".join(filter(None, [request.headers.get("X-Forwarded-For"), request.remote]))
+        headers = CIMultiDict(
+            (k, v)
+            for k, v in request.headers.items()
+            if k.lower() not in drop and k.lower() != "content-length"
+        )
+        headers["X-Forwarded-For"] = ", ".join(
+            filter(None, [request.headers.get("X-Forwarded-For"), request.remote])
+        )
         headers["X-Forwarded-Proto"] = "http"
         url = URL(f"http://{ip}:{port}{request.raw_path}", encoded=True)
         assert self._session is not None
         resp: web.StreamResponse | None = None
         try:
-            async with self._session.request(request.method, url, headers=headers, allow_redirects=False,
-                                             data=body if body or request.method in ("POST", "PUT", "PATCH")
-                                             else None, skip_auto_headers=_SKIP_AUTO) as up:
+            async with self._session.request(
+                request.method,
+                url,
+                headers=headers,
+                allow_redirects=False,
+                data=body if body or request.method in ("POST", "PUT", "PATCH") else None,
+                skip_auto_headers=_SKIP_AUTO,
+            ) as up:
                 resp = web.StreamResponse(status=up.status, reason=up.reason)
-                up_drop = HOP_BY_HOP | {t.strip().lower() for t in up.headers.get("Connection", "").split(",")}
+                up_drop = HOP_BY_HOP | {
+                    t.strip().lower() for t in up.headers.get("Connection", "").split(",")
+                }
                 for k, v in up.headers.items():
                     if k.lower() not in up_drop and k.lower() != "content-length":
                         resp.headers.add(k, v)

@@ -31,14 +31,18 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 class Snapshot:
     def __init__(self, store: Store, grants_api: str | None = None) -> None:
-        self.services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in store.list("v1", "Service")}
+        self.services = {
+            (s["metadata"]["namespace"], s["metadata"]["name"]): s for s in store.list("v1", "Service")
+        }
         self.slices: dict[tuple[str, str], list[dict]] = defaultdict(list)
         if base.kind_available(store, "discovery.k8s.io/v1", "EndpointSlice"):
             for es in store.list("discovery.k8s.io/v1", "EndpointSlice"):
                 svc = (es["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
                 if svc:
                     self.slices[(es["metadata"]["namespace"], svc)].append(es)
-        self.namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in store.list("v1", "Namespace")}
+        self.namespaces = {
+            n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in store.list("v1", "Namespace")
+        }
         self.grants = store.list(grants_api, "ReferenceGrant") if grants_api else []
 
     def backend(self, ns: str, name: str, port: int | str | None, *, missing: int) -> tuple[Backend, str]:
@@ -48,8 +52,14 @@ class Snapshot:
             return Backend(ns, name, error=missing), f"Service {ns}/{name} not found"
         if port is None:
             return Backend(ns, name, error=missing), f"a port is required for Service {ns}/{name}"
-        sp = next((p for p in (svc.get("spec") or {}).get("ports") or []
-                   if p.get("port") == port or (isinstance(port, str) and p.get("name") == port)), None)
+        sp = next(
+            (
+                p
+                for p in (svc.get("spec") or {}).get("ports") or []
+                if p.get("port") == port or (isinstance(port, str) and p.get("name") == port)
+            ),
+            None,
+        )
         if sp is None:
             return Backend(ns, name, error=missing), f"Service {ns}/{name} has no port {port}"
         target = sp.get("targetPort", sp.get("port"))
@@ -57,7 +67,9 @@ class Snapshot:
         for es in self.slices.get((ns, name), []):
             ports = es.get("ports")
             if ports:
-                num = next((p.get("port") for p in ports if (p.get("name") or "") == (sp.get("name") or "")), None)
+                num = next(
+                    (p.get("port") for p in ports if (p.get("name") or "") == (sp.get("name") or "")), None
+                )
             else:
                 num = target if isinstance(target, int) else None
             if num is None:
@@ -67,21 +79,30 @@ class Snapshot:
                     endpoints += [(a, int(num)) for a in ep.get("addresses") or []]
         return Backend(ns, name, tuple(sorted(set(endpoints)))), ""
 
-    def granted(self, from_group: str, from_kind: str, from_ns: str, to_ns: str, to_kind: str, to_name: str) -> bool:
+    def granted(
+        self, from_group: str, from_kind: str, from_ns: str, to_ns: str, to_kind: str, to_name: str
+    ) -> bool:
         """A ReferenceGrant in ``to_ns`` lets ``from_kind`` objects in ``from_ns`` refer to the target."""
         for g in self.grants:
             if g["metadata"]["namespace"] != to_ns:
                 continue
             spec = g.get("spec") or {}
-            if any(f.get("group", "") == from_group and f.get("kind") == from_kind and f.get("namespace") == from_ns
-                   for f in spec.get("from") or []) and \
-               any((t.get("group") or "") == "" and t.get("kind") == to_kind and (t.get("name") or to_name) == to_name
-                   for t in spec.get("to") or []):
+            if any(
+                f.get("group", "") == from_group
+                and f.get("kind") == from_kind
+                and f.get("namespace") == from_ns
+                for f in spec.get("from") or []
+            ) and any(
+                (t.get("group") or "") == ""
+                and t.get("kind") == to_kind
+                and (t.get("name") or to_name) == to_name
+                for t in spec.get("to") or []
+            ):
                 return True
         return False
 
     def namespace_allowed(self, allowed_routes: dict | None, gateway_ns: str, route_ns: str) -> bool:
-        ns = ((allowed_routes or {}).get("namespaces") or {})
+        ns = (allowed_routes or {}).get("namespaces") or {}
         frm = ns.get("from", "Same")
         if frm == "All":
             return True
@@ -113,8 +134,11 @@ def intersect_hostnames(listener: str | None, route: list[str]) -> tuple[str, ..
         return tuple(route)
     if not route:
         return (listener,)
-    out = [h if host_matches(listener, h) or h == listener else listener
-           for h in route if h == listener or host_matches(listener, h) or host_matches(h, listener)]
+    out = [
+        h if host_matches(listener, h) or h == listener else listener
+        for h in route
+        if h == listener or host_matches(listener, h) or host_matches(h, listener)
+    ]
     return tuple(dict.fromkeys(out)) or None
 
 
@@ -131,9 +155,9 @@ class Match:
     path_type: str
     path: str
     method: str | None
-    headers: tuple[tuple[str, str, str], ...]     # (type, name, value)
+    headers: tuple[tuple[str, str, str], ...]  # (type, name, value)
     query: tuple[tuple[str, str, str], ...]
-    backends: tuple[tuple[Backend, int], ...]     # (backend, weight)
+    backends: tuple[tuple[Backend, int], ...]  # (backend, weight)
     order: tuple = ()
 
     def matches(self, req: RequestView) -> bool:
@@ -146,16 +170,29 @@ class Match:
         else:
             prefix = self.path.rstrip("/")
             ok = not prefix or req.path == prefix or req.path.startswith(prefix + "/")
-        return ok and all(_value_ok(t, v, req.headers.get(n)) for t, n, v in self.headers) \
+        return (
+            ok
+            and all(_value_ok(t, v, req.headers.get(n)) for t, n, v in self.headers)
             and all(_value_ok(t, v, req.query.get(n)) for t, n, v in self.query)
+        )
 
     def rank(self, score: tuple[int, int]) -> tuple:
         kind = {"Exact": 0, "PathPrefix": 1}.get(self.path_type, 2)
-        return (-score[0], -score[1], kind, -len(self.path) if kind == 1 else 0, self.method is None,
-                -len(self.headers), -len(self.query), self.order)
+        return (
+            -score[0],
+            -score[1],
+            kind,
+            -len(self.path) if kind == 1 else 0,
+            self.method is None,
+            -len(self.headers),
+            -len(self.query),
+            self.order,
+        )
 
 
-def pick_weighted(backends: tuple[tuple[Backend, int], ...], rng: random.Random) -> tuple[int, Backend | None]:
+def pick_weighted(
+    backends: tuple[tuple[Backend, int], ...], rng: random.Random
+) -> tuple[int, Backend | None]:
     total = sum(w for _, w in backends if w > 0)
     if total <= 0:
         return 500, None
@@ -165,7 +202,7 @@ def pick_weighted(backends: tuple[tuple[Backend, int], ...], rng: random.Random)
             if r < w:
                 return 0, b
             r -= w
-    return 500, None   # pragma: no cover - unreachable
+    return 500, None  # pragma: no cover - unreachable
 
 
 @dataclass(frozen=True)
@@ -192,18 +229,32 @@ class GatewayTable:
         return pick_weighted(best[1].backends, rng)
 
 
-def compile_route(route: dict, hostnames: tuple[str, ...], rule_backends: list[tuple[tuple[Backend, int], ...]]
-                  ) -> list[Match]:
+def compile_route(
+    route: dict, hostnames: tuple[str, ...], rule_backends: list[tuple[tuple[Backend, int], ...]]
+) -> list[Match]:
     m = route["metadata"]
     out = []
     for ri, rule in enumerate((route.get("spec") or {}).get("rules") or [{}]):
         for mi, match in enumerate(rule.get("matches") or [{}]):
             path = match.get("path") or {}
-            out.append(Match(
-                hostnames, path.get("type", "PathPrefix"), path.get("value", "/"), match.get("method"),
-                tuple((h.get("type", "Exact"), h["name"], h.get("value", "")) for h in match.get("headers") or []),
-                tuple((q.get("type", "Exact"), q["name"], q.get("value", "")) for q in match.get("queryParams") or []),
-                rule_backends[ri], (m.get("creationTimestamp", ""), m["namespace"], m["name"], ri, mi)))
+            out.append(
+                Match(
+                    hostnames,
+                    path.get("type", "PathPrefix"),
+                    path.get("value", "/"),
+                    match.get("method"),
+                    tuple(
+                        (h.get("type", "Exact"), h["name"], h.get("value", ""))
+                        for h in match.get("headers") or []
+                    ),
+                    tuple(
+                        (q.get("type", "Exact"), q["name"], q.get("value", ""))
+                        for q in match.get("queryParams") or []
+                    ),
+                    rule_backends[ri],
+                    (m.get("creationTimestamp", ""), m["namespace"], m["name"], ri, mi),
+                )
+            )
     return out
 
 
@@ -266,7 +317,7 @@ class Location:
 
 @dataclass(frozen=True)
 class NginxTable:
-    servers: dict[str, tuple[Location, ...]] = field(default_factory=dict)   # host ("" = default server)
+    servers: dict[str, tuple[Location, ...]] = field(default_factory=dict)  # host ("" = default server)
 
     def select(self, req: RequestView, rng: random.Random) -> tuple[int, Backend | None]:
         locations = self.servers.get(req.host)
@@ -286,8 +337,14 @@ def nginx_table(ingresses: list[dict], snap: Snapshot) -> NginxTable:
     """Merge the class's Ingresses by host+path (oldest first), with at most one canary per location."""
     mains: dict[tuple[str, str], tuple[str, Backend]] = {}
     canaries: dict[tuple[str, str], Canary] = {}
-    for ing in sorted(ingresses, key=lambda i: (i["metadata"].get("creationTimestamp", ""),
-                                                i["metadata"]["namespace"], i["metadata"]["name"])):
+    for ing in sorted(
+        ingresses,
+        key=lambda i: (
+            i["metadata"].get("creationTimestamp", ""),
+            i["metadata"]["namespace"],
+            i["metadata"]["name"],
+        ),
+    ):
         ns, ann = ing["metadata"]["namespace"], base.annotations(ing)
         for rule in (ing.get("spec") or {}).get("rules") or []:
             for p in (rule.get("http") or {}).get("paths") or []:
@@ -296,10 +353,17 @@ def nginx_table(ingresses: list[dict], snap: Snapshot) -> NginxTable:
                 port = (svc.get("port") or {}).get("number") or (svc.get("port") or {}).get("name")
                 backend, _ = snap.backend(ns, svc.get("name", ""), port, missing=503)
                 if ann.get(CANARY) == "true":
-                    canaries.setdefault(key, Canary(
-                        backend, _int(ann.get(CANARY_WEIGHT), 0), _int(ann.get(CANARY_WEIGHT_TOTAL), 100),
-                        ann.get(CANARY_HEADER, ""), ann.get(CANARY_HEADER_VALUE, ""),
-                        ann.get(CANARY_HEADER_PATTERN, "")))
+                    canaries.setdefault(
+                        key,
+                        Canary(
+                            backend,
+                            _int(ann.get(CANARY_WEIGHT), 0),
+                            _int(ann.get(CANARY_WEIGHT_TOTAL), 100),
+                            ann.get(CANARY_HEADER, ""),
+                            ann.get(CANARY_HEADER_VALUE, ""),
+                            ann.get(CANARY_HEADER_PATTERN, ""),
+                        ),
+                    )
                 else:
                     mains.setdefault(key, (p.get("pathType") or "ImplementationSpecific", backend))
     servers: dict[str, list[Location]] = defaultdict(list)

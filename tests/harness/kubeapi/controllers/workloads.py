@@ -57,9 +57,17 @@ class Workloads(base.Reconciler):
     name = "workloads"
     manager = "kubeapi-sim-workloads"
 
-    def __init__(self, *, ready_delay: float = 0.2, terminating_delay: float = 0.5, crash: tuple | set = (),
-                 crash_interval: float = 2.0, check_resources: bool = True, events: bool = True,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        ready_delay: float = 0.2,
+        terminating_delay: float = 0.5,
+        crash: tuple | set = (),
+        crash_interval: float = 2.0,
+        check_resources: bool = True,
+        events: bool = True,
+        enabled: bool = True,
+    ) -> None:
         super().__init__(enabled=enabled)
         self.ready_delay = ready_delay
         self.terminating_delay = terminating_delay
@@ -67,8 +75,8 @@ class Workloads(base.Reconciler):
         self.crash_interval = crash_interval
         self.check_resources = check_resources
         self.events.enabled = events
-        self._seen: dict[str, float] = {}        # pod uid -> when first seen scheduled
-        self._deleting: dict[str, float] = {}    # pod uid -> when first seen terminating
+        self._seen: dict[str, float] = {}  # pod uid -> when first seen scheduled
+        self._deleting: dict[str, float] = {}  # pod uid -> when first seen terminating
         self._crashes: dict[str, tuple[int, float]] = {}
         self._progress: dict[str, tuple[tuple, float]] = {}
 
@@ -115,18 +123,25 @@ class Workloads(base.Reconciler):
         if not pod["spec"].get("nodeName"):
             node, why = base.schedule(store, pod, check_resources=self.check_resources)
             if node is None:
-                if base.write_status(store, pod, base.unschedulable_status(pod, why), self.manager) is not pod:
-                    self.events.record(store, pod, "FailedScheduling", why, "Warning", component="default-scheduler")
+                if (
+                    base.write_status(store, pod, base.unschedulable_status(pod, why), self.manager)
+                    is not pod
+                ):
+                    self.events.record(
+                        store, pod, "FailedScheduling", why, "Warning", component="default-scheduler"
+                    )
                 return 2.0
             pod = base.bind(store, pod, node, self.manager, self.events)
         blocked = multi_attach(store, pod)
         if blocked:
             node = store.try_get("v1", "Node", pod["spec"]["nodeName"])
-            pending = base.pod_status(pod, node=node, phase="Pending", ready=False,
-                                      started_at=status.get("startTime") or now())
+            pending = base.pod_status(
+                pod, node=node, phase="Pending", ready=False, started_at=status.get("startTime") or now()
+            )
             if write_status(store, pod, pending, self.manager) is not pod:
-                self.events.record(store, pod, "FailedAttachVolume", blocked, "Warning",
-                                   component="attachdetach-controller")
+                self.events.record(
+                    store, pod, "FailedAttachVolume", blocked, "Warning", component="attachdetach-controller"
+                )
             return 2.0
         if annotations(pod).get(base.READINESS_ANNOTATION) == "external":
             return None
@@ -150,15 +165,25 @@ class Workloads(base.Reconciler):
     def _started_events(self, store: Store, pod: dict) -> None:
         host = pod["spec"].get("nodeName")
         for c in pod["spec"].get("containers") or []:
-            self.events.record(store, pod, "Pulled", f'Container image "{c.get("image", "")}" already present '
-                               "on machine", component="kubelet", host=host)
-            self.events.record(store, pod, "Created", f"Created container: {c['name']}", component="kubelet",
-                               host=host)
-            self.events.record(store, pod, "Started", f"Started container {c['name']}", component="kubelet",
-                               host=host)
+            self.events.record(
+                store,
+                pod,
+                "Pulled",
+                f'Container image "{c.get("image", "")}" already present on machine',
+                component="kubelet",
+                host=host,
+            )
+            self.events.record(
+                store, pod, "Created", f"Created container: {c['name']}", component="kubelet", host=host
+            )
+            self.events.record(
+                store, pod, "Started", f"Started container {c['name']}", component="kubelet", host=host
+            )
 
     def _crashing(self, pod: dict) -> list[str]:
-        wanted = set(self.crash) | {c.strip() for c in annotations(pod).get(CRASH_ANNOTATION, "").split(",") if c}
+        wanted = set(self.crash) | {
+            c.strip() for c in annotations(pod).get(CRASH_ANNOTATION, "").split(",") if c
+        }
         return [c["name"] for c in pod["spec"].get("containers") or [] if c["name"] in wanted]
 
     def _crash(self, store: Store, pod: dict, node: dict | None, started: str, names: list[str]) -> float:
@@ -169,22 +194,45 @@ class Workloads(base.Reconciler):
             self._crashes[m["uid"]] = (count, last, stamp)
         pod_ref = f"{m['name']}_{m['namespace']}({m['uid']})"
         back_off = min(10 * 2 ** (count - 1), 300)
-        waiting = {n: {"reason": "CrashLoopBackOff",
-                       "message": f"back-off {back_off}s restarting failed container={n} pod={pod_ref}"} for n in names}
-        last_state = {n: {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": stamp, "finishedAt": stamp}}
-                      for n in names}
-        status = base.pod_status(pod, node=node, phase="Running", ready=False, started_at=started,
-                                 waiting=waiting, restarts={n: count for n in names}, last_state=last_state)
+        waiting = {
+            n: {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {back_off}s restarting failed container={n} pod={pod_ref}",
+            }
+            for n in names
+        }
+        last_state = {
+            n: {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": stamp, "finishedAt": stamp}}
+            for n in names
+        }
+        status = base.pod_status(
+            pod,
+            node=node,
+            phase="Running",
+            ready=False,
+            started_at=started,
+            waiting=waiting,
+            restarts=dict.fromkeys(names, count),
+            last_state=last_state,
+        )
         if write_status(store, pod, status, self.manager) is not pod:
             for n in names:
                 text = annotations(pod).get(CRASH_LOG_ANNOTATION) or (
                     f"starting {n}\nTraceback (most recent call last):\n"
                     '  File "main.py", line 1, in <module>\n'
-                    f"RuntimeError: simulated crash of container {n} (kubeapi-sim crash switch)\n")
+                    f"RuntimeError: simulated crash of container {n} (kubeapi-sim crash switch)\n"
+                )
                 store.set_pod_log(m["namespace"], m["name"], text, container=n)
                 store.set_pod_log(m["namespace"], m["name"], text)
-                self.events.record(store, pod, "BackOff", f"Back-off restarting failed container {n} in pod "
-                                   f"{pod_ref}", "Warning", component="kubelet", host=pod["spec"].get("nodeName"))
+                self.events.record(
+                    store,
+                    pod,
+                    "BackOff",
+                    f"Back-off restarting failed container {n} in pod {pod_ref}",
+                    "Warning",
+                    component="kubelet",
+                    host=pod["spec"].get("nodeName"),
+                )
         return max(0.05, last + self.crash_interval - time.monotonic())
 
     def _terminate(self, store: Store, pod: dict) -> float | None:
@@ -196,17 +244,28 @@ class Workloads(base.Reconciler):
         if pod_ready(pod):
             conds = set_condition(status.get("conditions"), "Ready", "False", "", "")
             conds = set_condition(conds, "ContainersReady", "False", "", "")
-            write_status(store, pod, {**status, "conditions": [{k: v for k, v in c.items() if v != ""}
-                                                               for c in conds]}, self.manager)
+            write_status(
+                store,
+                pod,
+                {**status, "conditions": [{k: v for k, v in c.items() if v != ""} for c in conds]},
+                self.manager,
+            )
             for c in pod["spec"].get("containers") or []:
-                self.events.record(store, pod, "Killing", f"Stopping container {c['name']}", component="kubelet",
-                                   host=pod["spec"].get("nodeName"))
+                self.events.record(
+                    store,
+                    pod,
+                    "Killing",
+                    f"Stopping container {c['name']}",
+                    component="kubelet",
+                    host=pod["spec"].get("nodeName"),
+                )
         left = since + self.terminating_delay - time.monotonic()
         if left > 0:
             return left
         pod = store.get("v1", "Pod", pod["metadata"]["name"], pod["metadata"]["namespace"])
-        pod["metadata"]["finalizers"] = [f for f in pod["metadata"].get("finalizers") or []
-                                         if f != TERMINATION_FINALIZER]
+        pod["metadata"]["finalizers"] = [
+            f for f in pod["metadata"].get("finalizers") or [] if f != TERMINATION_FINALIZER
+        ]
         store.update(pod, field_manager=self.manager)
         for d in (self._seen, self._deleting, self._crashes):
             d.pop(uid, None)
@@ -215,16 +274,28 @@ class Workloads(base.Reconciler):
     def _delete_pod(self, store: Store, owner: dict, pod: dict) -> None:
         m = pod["metadata"]
         store.delete("v1", "Pod", m["name"], m["namespace"])
-        self.events.record(store, owner, "SuccessfulDelete", f"Deleted pod: {m['name']}",
-                           component=f"{owner['kind'].lower()}-controller")
+        self.events.record(
+            store,
+            owner,
+            "SuccessfulDelete",
+            f"Deleted pod: {m['name']}",
+            component=f"{owner['kind'].lower()}-controller",
+        )
 
-    def _create_pod(self, store: Store, owner: dict, template: dict, name: str, labels: dict,
-                    node: str | None = None) -> dict:
-        pod = base.new_pod(owner, template, name, labels=labels, finalizer=self.terminating_delay > 0,
-                           node_name=node)
+    def _create_pod(
+        self, store: Store, owner: dict, template: dict, name: str, labels: dict, node: str | None = None
+    ) -> dict:
+        pod = base.new_pod(
+            owner, template, name, labels=labels, finalizer=self.terminating_delay > 0, node_name=node
+        )
         pod = store.create(pod, field_manager=self.manager)
-        self.events.record(store, owner, "SuccessfulCreate", f"Created pod: {name}",
-                           component=f"{owner['kind'].lower()}-controller")
+        self.events.record(
+            store,
+            owner,
+            "SuccessfulCreate",
+            f"Created pod: {name}",
+            component=f"{owner['kind'].lower()}-controller",
+        )
         return pod
 
     def _pods_of(self, store: Store, owner: dict) -> list[dict]:
@@ -242,15 +313,20 @@ class Workloads(base.Reconciler):
         tmpl = rs["spec"].get("template") or {}
         for _ in range(want - len(active)):
             active.append(self._create_pod(store, rs, tmpl, f"{name}-{base.rand_suffix()}", {}))
-        if len(active) > want:   # unscheduled first, then not ready, then the newest
+        if len(active) > want:  # unscheduled first, then not ready, then the newest
             victims = sorted(active, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
             victims.sort(key=lambda p: (bool(p["spec"].get("nodeName")), pod_ready(p)))
-            for pod in victims[:len(active) - want]:
+            for pod in victims[: len(active) - want]:
                 self._delete_pod(store, rs, pod)
                 active.remove(pod)
         ready = sum(1 for p in active if pod_ready(p))
-        status = {"replicas": len(active), "fullyLabeledReplicas": len(active), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+        status = {
+            "replicas": len(active),
+            "fullyLabeledReplicas": len(active),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         write_status(store, rs, status, self.manager)
         return None
 
@@ -264,10 +340,16 @@ class Workloads(base.Reconciler):
         template = copy.deepcopy(spec.get("template") or {})
         h = base.safe_hash(template)
         uid = dep["metadata"]["uid"]
-        all_rs = [rs for rs in store.list("apps/v1", "ReplicaSet", ns) if owned_by(rs, uid) and not terminating(rs)]
-        new = next((rs for rs in all_rs if rs["metadata"].get("labels", {}).get("pod-template-hash") == h), None)
+        all_rs = [
+            rs for rs in store.list("apps/v1", "ReplicaSet", ns) if owned_by(rs, uid) and not terminating(rs)
+        ]
+        new = next(
+            (rs for rs in all_rs if rs["metadata"].get("labels", {}).get("pod-template-hash") == h), None
+        )
         old = [rs for rs in all_rs if rs is not new]
-        revision = max([int(annotations(rs).get("deployment.kubernetes.io/revision", "0")) for rs in all_rs] or [0])
+        revision = max(
+            [int(annotations(rs).get("deployment.kubernetes.io/revision", "0")) for rs in all_rs] or [0]
+        )
         strategy = spec.get("strategy") or {}
         ru = strategy.get("rollingUpdate") or {}
         surge = base.int_or_percent(ru.get("maxSurge", "25%"), replicas, round_up=True)
@@ -292,24 +374,36 @@ class Workloads(base.Reconciler):
             new = self._scale(store, dep, new, up, template, h, revision)
             available = sum((rs.get("status") or {}).get("availableReplicas", 0) for rs in old + [new])
             budget = max(0, available - (replicas - unavail))
-            for rs in sorted(old, key=lambda r: int(annotations(r).get("deployment.kubernetes.io/revision", "0"))):
+            for rs in sorted(
+                old, key=lambda r: int(annotations(r).get("deployment.kubernetes.io/revision", "0"))
+            ):
                 cur = rs["spec"].get("replicas", 0)
                 unready = max(0, cur - (rs.get("status") or {}).get("availableReplicas", 0))
                 down = min(cur, unready + budget)
                 budget -= max(0, down - unready)
                 if down:
                     self._scale(store, dep, rs, cur - down)
-        if new is not None and annotations(dep).get("deployment.kubernetes.io/revision") != \
-                annotations(new).get("deployment.kubernetes.io/revision"):
+        if new is not None and annotations(dep).get("deployment.kubernetes.io/revision") != annotations(
+            new
+        ).get("deployment.kubernetes.io/revision"):
             dep = copy.deepcopy(dep)
-            dep["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = \
-                annotations(new)["deployment.kubernetes.io/revision"]
+            dep["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = annotations(
+                new
+            )["deployment.kubernetes.io/revision"]
             dep = store.update(dep, field_manager=self.manager)
         self._prune_history(store, dep, old)
         return self._deployment_status(store, dep, new, old, replicas, unavail)
 
-    def _scale(self, store: Store, dep: dict, rs: dict | None, n: int, template: dict | None = None,
-               h: str = "", revision: int = 0) -> dict:
+    def _scale(
+        self,
+        store: Store,
+        dep: dict,
+        rs: dict | None,
+        n: int,
+        template: dict | None = None,
+        h: str = "",
+        revision: int = 0,
+    ) -> dict:
         dname = dep["metadata"]["name"]
         if rs is None:
             template = copy.deepcopy(template)
@@ -317,16 +411,32 @@ class Workloads(base.Reconciler):
             selector = copy.deepcopy(dep["spec"].get("selector") or {})
             selector.setdefault("matchLabels", {})["pod-template-hash"] = h
             rs_name = f"{dname}-{h}"
-            rs = store.create({
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": rs_name, "namespace": dep["metadata"]["namespace"],
-                             "labels": dict(template["metadata"]["labels"]), "ownerReferences": [owner_ref(dep)],
-                             "annotations": {"deployment.kubernetes.io/revision": str(revision + 1),
-                                             "deployment.kubernetes.io/desired-replicas": str(dep["spec"].get("replicas", 1)),
-                                             "deployment.kubernetes.io/max-replicas": str(dep["spec"].get("replicas", 1))}},
-                "spec": {"replicas": n, "selector": selector, "template": template}}, field_manager=self.manager)
-            self.events.record(store, dep, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {n}",
-                               component="deployment-controller")
+            rs = store.create(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": rs_name,
+                        "namespace": dep["metadata"]["namespace"],
+                        "labels": dict(template["metadata"]["labels"]),
+                        "ownerReferences": [owner_ref(dep)],
+                        "annotations": {
+                            "deployment.kubernetes.io/revision": str(revision + 1),
+                            "deployment.kubernetes.io/desired-replicas": str(dep["spec"].get("replicas", 1)),
+                            "deployment.kubernetes.io/max-replicas": str(dep["spec"].get("replicas", 1)),
+                        },
+                    },
+                    "spec": {"replicas": n, "selector": selector, "template": template},
+                },
+                field_manager=self.manager,
+            )
+            self.events.record(
+                store,
+                dep,
+                "ScalingReplicaSet",
+                f"Scaled up replica set {rs_name} from 0 to {n}",
+                component="deployment-controller",
+            )
             return rs
         cur = rs["spec"].get("replicas", 0)
         if cur == n:
@@ -334,22 +444,35 @@ class Workloads(base.Reconciler):
         rs = copy.deepcopy(rs)
         rs["spec"]["replicas"] = n
         rs = store.update(rs, field_manager=self.manager)
-        self.events.record(store, dep, "ScalingReplicaSet", f"Scaled {'up' if n > cur else 'down'} replica set "
-                           f"{rs['metadata']['name']} from {cur} to {n}", component="deployment-controller")
+        self.events.record(
+            store,
+            dep,
+            "ScalingReplicaSet",
+            f"Scaled {'up' if n > cur else 'down'} replica set {rs['metadata']['name']} from {cur} to {n}",
+            component="deployment-controller",
+        )
         return rs
 
     def _prune_history(self, store: Store, dep: dict, old: list[dict]) -> None:
         limit = dep["spec"].get("revisionHistoryLimit", 10)
-        idle = [rs for rs in old if not rs["spec"].get("replicas") and not (rs.get("status") or {}).get("replicas")]
+        idle = [
+            rs
+            for rs in old
+            if not rs["spec"].get("replicas") and not (rs.get("status") or {}).get("replicas")
+        ]
         idle.sort(key=lambda r: int(annotations(r).get("deployment.kubernetes.io/revision", "0")))
-        for rs in idle[:max(0, len(idle) - limit)]:
+        for rs in idle[: max(0, len(idle) - limit)]:
             store.delete("apps/v1", "ReplicaSet", rs["metadata"]["name"], rs["metadata"]["namespace"])
 
-    def _deployment_status(self, store: Store, dep: dict, new: dict | None, old: list[dict], replicas: int,
-                           unavail: int) -> float | None:
-        rss = [store.try_get("apps/v1", "ReplicaSet", rs["metadata"]["name"], rs["metadata"]["namespace"])
-               for rs in old + ([new] if new else [])]
+    def _deployment_status(
+        self, store: Store, dep: dict, new: dict | None, old: list[dict], replicas: int, unavail: int
+    ) -> float | None:
+        rss = [
+            store.try_get("apps/v1", "ReplicaSet", rs["metadata"]["name"], rs["metadata"]["namespace"])
+            for rs in old + ([new] if new else [])
+        ]
         rss = [rs for rs in rss if rs]
+
         def st(rs: dict, k: str) -> int:
             return (rs.get("status") or {}).get(k, 0)
 
@@ -359,19 +482,36 @@ class Workloads(base.Reconciler):
         available = sum(st(rs, "availableReplicas") for rs in rss)
         wanted = sum(rs["spec"].get("replicas", 0) for rs in rss)
         status = dict(dep.get("status") or {})
-        status.update(observedGeneration=dep["metadata"].get("generation", 1), replicas=total,
-                      updatedReplicas=updated, readyReplicas=ready, availableReplicas=available,
-                      unavailableReplicas=max(0, wanted - available))
+        status.update(
+            observedGeneration=dep["metadata"].get("generation", 1),
+            replicas=total,
+            updatedReplicas=updated,
+            readyReplicas=ready,
+            availableReplicas=available,
+            unavailableReplicas=max(0, wanted - available),
+        )
         for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"):
             if not status[k]:
-                del status[k]   # Go omitempty, as a real server shows them
+                del status[k]  # Go omitempty, as a real server shows them
         conds = status.get("conditions")
         if available >= replicas - unavail:
-            conds = set_condition(conds, "Available", "True", "MinimumReplicasAvailable",
-                                  "Deployment has minimum availability.", update_time=True)
+            conds = set_condition(
+                conds,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                update_time=True,
+            )
         else:
-            conds = set_condition(conds, "Available", "False", "MinimumReplicasUnavailable",
-                                  "Deployment does not have minimum availability.", update_time=True)
+            conds = set_condition(
+                conds,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                update_time=True,
+            )
         rs_name = new["metadata"]["name"] if new else ""
         complete = updated == replicas and total == replicas and available == replicas
         uid = dep["metadata"]["uid"]
@@ -383,17 +523,36 @@ class Workloads(base.Reconciler):
         deadline = dep["spec"].get("progressDeadlineSeconds", 600)
         again = None
         if dep["spec"].get("paused"):
-            conds = set_condition(conds, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused",
-                                  update_time=True)
+            conds = set_condition(
+                conds, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", update_time=True
+            )
         elif complete:
-            conds = set_condition(conds, "Progressing", "True", "NewReplicaSetAvailable",
-                                  f'ReplicaSet "{rs_name}" has successfully progressed.', update_time=True)
+            conds = set_condition(
+                conds,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+                update_time=True,
+            )
         elif t - prev[1] > deadline:
-            conds = set_condition(conds, "Progressing", "False", "ProgressDeadlineExceeded",
-                                  f'ReplicaSet "{rs_name}" has timed out progressing.', update_time=True)
+            conds = set_condition(
+                conds,
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+                update_time=True,
+            )
         else:
-            conds = set_condition(conds, "Progressing", "True", "ReplicaSetUpdated",
-                                  f'ReplicaSet "{rs_name}" is progressing.', update_time=True)
+            conds = set_condition(
+                conds,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                f'ReplicaSet "{rs_name}" is progressing.',
+                update_time=True,
+            )
             again = max(0.05, deadline - (t - prev[1]) + 0.01)
         status["conditions"] = sorted(conds, key=lambda c: c["type"] != "Available")
         write_status(store, dep, status, self.manager)
@@ -417,26 +576,48 @@ class Workloads(base.Reconciler):
             pname = f"{name}-{i}"
             if pname in pods:
                 continue
-            if not parallel and (busy or not all(f"{name}-{j}" in pods and pod_ready(pods[f"{name}-{j}"])
-                                                 for j in range(i))):
+            if not parallel and (
+                busy or not all(f"{name}-{j}" in pods and pod_ready(pods[f"{name}-{j}"]) for j in range(i))
+            ):
                 break
             tmpl = self._with_claims(store, sts, template, i)
-            pods[pname] = self._create_pod(store, sts, tmpl, pname, {
-                label: rev, "statefulset.kubernetes.io/pod-name": pname, "apps.kubernetes.io/pod-index": str(i)})
+            pods[pname] = self._create_pod(
+                store,
+                sts,
+                tmpl,
+                pname,
+                {
+                    label: rev,
+                    "statefulset.kubernetes.io/pod-name": pname,
+                    "apps.kubernetes.io/pod-index": str(i),
+                },
+            )
             if not parallel:
                 break
-        extra = sorted((p for n, p in pods.items() if int(n.rsplit("-", 1)[1]) >= replicas and not terminating(p)),
-                       key=lambda p: -int(p["metadata"]["name"].rsplit("-", 1)[1]))
-        for pod in extra[:None if parallel else 1]:
+        extra = sorted(
+            (p for n, p in pods.items() if int(n.rsplit("-", 1)[1]) >= replicas and not terminating(p)),
+            key=lambda p: -int(p["metadata"]["name"].rsplit("-", 1)[1]),
+        )
+        for pod in extra[: None if parallel else 1]:
             self._delete_pod(store, sts, pod)
         strategy = spec.get("updateStrategy") or {}
         partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
         live = [p for n, p in pods.items() if int(n.rsplit("-", 1)[1]) < replicas]
-        if strategy.get("type", "RollingUpdate") == "RollingUpdate" and not extra and len(live) == replicas \
-                and all(pod_ready(p) and not terminating(p) for p in live):
-            stale = sorted((p for p in live if p["metadata"]["labels"].get(label) != rev
-                            and int(p["metadata"]["name"].rsplit("-", 1)[1]) >= partition),
-                           key=lambda p: -int(p["metadata"]["name"].rsplit("-", 1)[1]))
+        if (
+            strategy.get("type", "RollingUpdate") == "RollingUpdate"
+            and not extra
+            and len(live) == replicas
+            and all(pod_ready(p) and not terminating(p) for p in live)
+        ):
+            stale = sorted(
+                (
+                    p
+                    for p in live
+                    if p["metadata"]["labels"].get(label) != rev
+                    and int(p["metadata"]["name"].rsplit("-", 1)[1]) >= partition
+                ),
+                key=lambda p: -int(p["metadata"]["name"].rsplit("-", 1)[1]),
+            )
             if stale:
                 self._delete_pod(store, sts, stale[0])
         active = [p for p in live if not terminating(p)]
@@ -446,10 +627,17 @@ class Workloads(base.Reconciler):
         current = status.get("currentRevision") or rev
         if updated == replicas and ready == replicas:
             current = rev
-        status.update(observedGeneration=sts["metadata"].get("generation", 1), replicas=len(active),
-                      readyReplicas=ready, availableReplicas=ready, updatedReplicas=updated,
-                      currentReplicas=sum(1 for p in active if p["metadata"]["labels"].get(label) == current),
-                      currentRevision=current, updateRevision=rev, collisionCount=0)
+        status.update(
+            observedGeneration=sts["metadata"].get("generation", 1),
+            replicas=len(active),
+            readyReplicas=ready,
+            availableReplicas=ready,
+            updatedReplicas=updated,
+            currentReplicas=sum(1 for p in active if p["metadata"]["labels"].get(label) == current),
+            currentRevision=current,
+            updateRevision=rev,
+            collisionCount=0,
+        )
         write_status(store, sts, status, self.manager)
         return None
 
@@ -457,13 +645,29 @@ class Workloads(base.Reconciler):
         ns = owner["metadata"]["namespace"]
         cr = store.try_get("apps/v1", "ControllerRevision", rev, ns)
         if cr is None:
-            n = 1 + max([c.get("revision", 0) for c in store.list("apps/v1", "ControllerRevision", ns)
-                         if owned_by(c, owner["metadata"]["uid"])] or [0])
-            cr = store.create({"apiVersion": "apps/v1", "kind": "ControllerRevision",
-                               "metadata": {"name": rev, "namespace": ns, "ownerReferences": [owner_ref(owner)],
-                                            "labels": dict((owner["spec"].get("selector") or {}).get("matchLabels") or {})},
-                               "data": {"spec": {"template": {**template, "$patch": "replace"}}}, "revision": n},
-                              field_manager=self.manager)
+            n = 1 + max(
+                [
+                    c.get("revision", 0)
+                    for c in store.list("apps/v1", "ControllerRevision", ns)
+                    if owned_by(c, owner["metadata"]["uid"])
+                ]
+                or [0]
+            )
+            cr = store.create(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ControllerRevision",
+                    "metadata": {
+                        "name": rev,
+                        "namespace": ns,
+                        "ownerReferences": [owner_ref(owner)],
+                        "labels": dict((owner["spec"].get("selector") or {}).get("matchLabels") or {}),
+                    },
+                    "data": {"spec": {"template": {**template, "$patch": "replace"}}},
+                    "revision": n,
+                },
+                field_manager=self.manager,
+            )
         return cr
 
     def _with_claims(self, store: Store, sts: dict, template: dict, ordinal: int) -> dict:
@@ -474,8 +678,11 @@ class Workloads(base.Reconciler):
             if store.try_get("v1", "PersistentVolumeClaim", claim, ns) is None:
                 pvc = copy.deepcopy(vct)
                 pvc.update(apiVersion="v1", kind="PersistentVolumeClaim")
-                pvc["metadata"] = {"name": claim, "namespace": ns,
-                                   "labels": dict((sts["spec"].get("selector") or {}).get("matchLabels") or {})}
+                pvc["metadata"] = {
+                    "name": claim,
+                    "namespace": ns,
+                    "labels": dict((sts["spec"].get("selector") or {}).get("matchLabels") or {}),
+                }
                 pvc.pop("status", None)
                 store.create(pvc, field_manager=self.manager)
             vols = tmpl.setdefault("spec", {}).setdefault("volumes", [])
@@ -491,7 +698,9 @@ class Workloads(base.Reconciler):
         template = ds["spec"].get("template") or {}
         h = base.safe_hash(template)
         self._controller_revision(store, ds, f"{name}-{h}", template)
-        nodes = [n for n in base.list_nodes(store) if base.node_mismatch(n, template.get("spec") or {}) is None]
+        nodes = [
+            n for n in base.list_nodes(store) if base.node_mismatch(n, template.get("spec") or {}) is None
+        ]
         eligible = {n["metadata"]["name"] for n in nodes}
         pods = list(self._pods_of(store, ds))
         by_node: dict[str, list[dict]] = {}
@@ -502,26 +711,48 @@ class Workloads(base.Reconciler):
                 self._delete_pod(store, ds, p)
         for node in sorted(eligible):
             if not any(not terminating(p) for p in by_node.get(node, [])):
-                p = self._create_pod(store, ds, template, f"{name}-{base.rand_suffix()}", {
-                    "controller-revision-hash": h,
-                    "pod-template-generation": str(ds["metadata"].get("generation", 1))}, node=node)
+                p = self._create_pod(
+                    store,
+                    ds,
+                    template,
+                    f"{name}-{base.rand_suffix()}",
+                    {
+                        "controller-revision-hash": h,
+                        "pod-template-generation": str(ds["metadata"].get("generation", 1)),
+                    },
+                    node=node,
+                )
                 by_node.setdefault(node, []).append(p)
         active = [p for n in eligible for p in by_node.get(n, []) if not terminating(p)]
         strategy = ds["spec"].get("updateStrategy") or {}
         if strategy.get("type", "RollingUpdate") == "RollingUpdate":
-            max_unavail = base.int_or_percent((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
-                                              len(eligible), round_up=True) or 1
+            max_unavail = (
+                base.int_or_percent(
+                    (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
+                    len(eligible),
+                    round_up=True,
+                )
+                or 1
+            )
             unavailable = len(eligible) - sum(1 for p in active if pod_ready(p))
             stale = [p for p in active if p["metadata"]["labels"].get("controller-revision-hash") != h]
             ready_stale = [p for p in stale if pod_ready(p)]
-            for p in [p for p in stale if not pod_ready(p)] + ready_stale[:max(0, max_unavail - unavailable)]:
+            for p in [p for p in stale if not pod_ready(p)] + ready_stale[
+                : max(0, max_unavail - unavailable)
+            ]:
                 self._delete_pod(store, ds, p)
         ready = sum(1 for p in active if pod_ready(p))
-        status = {"observedGeneration": ds["metadata"].get("generation", 1),
-                  "desiredNumberScheduled": len(eligible), "currentNumberScheduled": len(active),
-                  "numberMisscheduled": 0, "numberReady": ready, "numberAvailable": ready,
-                  "updatedNumberScheduled": sum(1 for p in active
-                                                if p["metadata"]["labels"].get("controller-revision-hash") == h)}
+        status = {
+            "observedGeneration": ds["metadata"].get("generation", 1),
+            "desiredNumberScheduled": len(eligible),
+            "currentNumberScheduled": len(active),
+            "numberMisscheduled": 0,
+            "numberReady": ready,
+            "numberAvailable": ready,
+            "updatedNumberScheduled": sum(
+                1 for p in active if p["metadata"]["labels"].get("controller-revision-hash") == h
+            ),
+        }
         if len(eligible) - ready:
             status["numberUnavailable"] = len(eligible) - ready
         write_status(store, ds, status, self.manager)
@@ -537,25 +768,37 @@ def multi_attach(store: Store, pod: dict) -> str | None:
     detach delay after the first pod goes, ReadWriteOncePod (refused by the scheduler on a real cluster).
     """
     ns, host = pod["metadata"]["namespace"], pod["spec"].get("nodeName")
-    claims = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in pod["spec"].get("volumes") or []]
+    claims = [
+        (v.get("persistentVolumeClaim") or {}).get("claimName") for v in pod["spec"].get("volumes") or []
+    ]
     for claim in [c for c in claims if c]:
         pvc = store.try_get("v1", "PersistentVolumeClaim", claim, ns)
         if pvc is None:
             continue
-        modes = (pvc.get("status") or {}).get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or []
+        modes = (
+            (pvc.get("status") or {}).get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or []
+        )
         if "ReadWriteMany" in modes or "ReadOnlyMany" in modes or "ReadWriteOnce" not in modes:
             continue
-        users = [p for p in store.list("v1", "Pod", ns)
-                 if base.pod_active(p) and p["spec"].get("nodeName")
-                 and claim in [(v.get("persistentVolumeClaim") or {}).get("claimName")
-                               for v in p["spec"].get("volumes") or []]]
+        users = [
+            p
+            for p in store.list("v1", "Pod", ns)
+            if base.pod_active(p)
+            and p["spec"].get("nodeName")
+            and claim
+            in [
+                (v.get("persistentVolumeClaim") or {}).get("claimName")
+                for v in p["spec"].get("volumes") or []
+            ]
+        ]
         running = [p for p in users if (p.get("status") or {}).get("phase") == "Running"]
-        first = min(running or users or [pod], key=lambda p: (p["metadata"].get("creationTimestamp", ""),
-                                                               p["metadata"]["name"]))
+        first = min(
+            running or users or [pod],
+            key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
+        )
         holder = first["spec"].get("nodeName")
         if holder and holder != host:
             volume = (pvc.get("spec") or {}).get("volumeName") or claim
             names = ", ".join(sorted(p["metadata"]["name"] for p in users if p["spec"]["nodeName"] == holder))
             return f'Multi-Attach error for volume "{volume}" Volume is already used by pod(s) {names}'
     return None
-
