@@ -165,6 +165,7 @@ def test_fisher_exact():
     assert canary.fisher_greater(0, 40, 40, 40) < 1e-20
 
 
+@pytest.mark.slow  # many seeded resamples: make unit-slow / make test run it
 def test_same_distribution_never_fails_across_many_seeds():
     """No false rollbacks: both sides drawn alike (with stalls from a busy machine) never fail, and pass
     in the vast majority of single analyses (the rest ask for more samples)."""
@@ -177,6 +178,7 @@ def test_same_distribution_never_fails_across_many_seeds():
     assert statuses["pass"] >= 180, statuses
 
 
+@pytest.mark.slow  # many seeded resamples: make unit-slow / make test run it
 def test_a_faster_candidate_passes():
     for seed in range(100):
         rng = random.Random(seed)
@@ -198,6 +200,7 @@ def with_holds(stable_ttft: float, cand_ttft: float, seed: int, holds: int = 2, 
     return "fail", holds + 1
 
 
+@pytest.mark.slow  # many seeded resamples: make unit-slow / make test run it
 def test_twice_the_ttft_always_fails():
     for seed in range(200):  # quiet machine: the first analysis fails it
         rng = random.Random(seed)
@@ -211,6 +214,7 @@ def test_twice_the_ttft_always_fails():
     assert sum(n == 1 for _, n in outcomes) >= 50
 
 
+@pytest.mark.slow  # many seeded resamples: make unit-slow / make test run it
 def test_same_distribution_with_holds_never_fails_and_rarely_holds():
     outcomes = [with_holds(30, 30, seed, stall=0.1) for seed in range(100)]
     assert all(status == "pass" for status, _ in outcomes)
@@ -253,6 +257,7 @@ def test_absolute_floor_a_big_percentage_of_a_tiny_latency_does_not_count():
     )
 
 
+@pytest.mark.slow  # many seeded resamples: make unit-slow / make test run it
 def test_a_borderline_change_asks_for_more_samples_before_failing():
     # a third slower (30 -> 40 ms): near the bound, so 40 requests a side often cannot settle it
     seen = set()

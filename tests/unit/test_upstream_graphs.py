@@ -9,6 +9,7 @@ structural-schema validation (types, enums, int-or-string), which the simulator'
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -36,8 +37,10 @@ def upstream_dir() -> Path:
     return path
 
 
+@functools.cache  # the CRD is 2 MB of YAML: parsed once per session, with libyaml (tests only read it)
 def dgd_schema(version: str = "v1beta1") -> dict:
-    crd = yaml.safe_load((upstream_dir() / "dynamo/crds/nvidia.com_dynamographdeployments.yaml").read_text())
+    text = (upstream_dir() / "dynamo/crds/nvidia.com_dynamographdeployments.yaml").read_text()
+    crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     (v,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
     return v["schema"]["openAPIV3Schema"]
 
