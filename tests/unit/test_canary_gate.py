@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from runtime.domain import canary, metrics
 from runtime.domain.sla import LoadReport, RequestResult
 
