@@ -96,3 +96,4 @@ bench: setup
 	uv run python bench/bench_deploy.py
 	uv run python bench/bench_loadgen.py
 	uv run python bench/bench_alert_rollback.py
+	uv run python -m bench.bench_converge
