@@ -114,7 +114,7 @@ class EksProvider:
         for pool in t.node_pools:
             group = self._nodegroup(aws, t.cluster_name, pool.name)
             if group is not None and group["status"] == "DELETING":
-                aws.wait(lambda p=pool.name: True if self._nodegroup(aws, t.cluster_name, p) is None else None,
+                aws.wait(lambda: True if self._nodegroup(aws, t.cluster_name, pool.name) is None else None,
                          what=f"deletion of node group {pool.name}")
                 group = None
             if group is None:
@@ -125,7 +125,7 @@ class EksProvider:
                                                         subnet_ids=list(ref.details["subnet_ids"]),
                                                         launch_template=template))
         for pool in t.node_pools:
-            group = aws.wait(lambda p=pool.name: self._settled(aws, t.cluster_name, p),
+            group = aws.wait(lambda: self._settled(aws, t.cluster_name, pool.name),
                              what=f"node group {pool.name}")
             self._converge_nodegroup(aws, t.cluster_name, group, pool)
         return [p.name for p in t.node_pools]
@@ -303,7 +303,7 @@ class EksProvider:
             for name in groups:
                 aws.delete("eks", "delete_nodegroup", missing=_NF, clusterName=t.cluster_name, nodegroupName=name)
             for name in groups:
-                aws.wait(lambda n=name: True if self._nodegroup(aws, t.cluster_name, n) is None else None,
+                aws.wait(lambda: True if self._nodegroup(aws, t.cluster_name, name) is None else None,
                          what=f"deletion of node group {name}")
             if ours:
                 aws.retry_dependent(lambda: aws.delete("eks", "delete_cluster", missing=_NF, name=t.cluster_name),

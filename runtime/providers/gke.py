@@ -91,7 +91,7 @@ class GkeProvider:
             name = f"{path}/nodePools/{pool.name}"
             existing = self.gke.get("get_node_pool", name=name)
             if existing is not None and _status(existing) == "STOPPING":
-                self.gke.wait(lambda n=name: True if self.gke.get("get_node_pool", name=n) is None else None,
+                self.gke.wait(lambda: True if self.gke.get("get_node_pool", name=name) is None else None,
                               what=f"deletion of node pool {pool.name}")
                 existing = None
             if existing is None:
@@ -100,7 +100,7 @@ class GkeProvider:
                 op = self.gke.create_node_pool(path, plan.gke_node_pool(spec, pool))
                 if op is not None:
                     self.gke.wait_operation(plan.gke_parent(t), op, what=f"creation of node pool {pool.name}")
-            self.gke.wait(lambda n=name, p=pool.name: self._pool_ready(n, p), what=f"node pool {pool.name}")
+            self.gke.wait(lambda: self._pool_ready(name, pool.name), what=f"node pool {pool.name}")
         return [p.name for p in t.node_pools]
 
     def _pool_ready(self, name: str, short: str) -> bool | None:

@@ -39,7 +39,7 @@ from runtime.spec.base import API_VERSION, Issue, StrictModel, issue
 from runtime.spec.monitoring import MonitoringSpec, monitoring_issues
 from runtime.spec.rules import cross_issues
 from runtime.spec.sections import CanarySpec, ModelSpec, PlatformSpec, SmokeSpec, TeardownSpec
-from runtime.spec.serving import Component, RouterMode, ServingSpec
+from runtime.spec.serving import Component, Engine, RouterMode, ServingSpec
 from runtime.spec.targets import LocalTarget, Target
 from runtime.spec.validation import check_data_bounds, validated
 
@@ -103,7 +103,7 @@ class DeploymentSpec(StrictModel):
             out.append(Component(role, worker.replicas, worker.gpus, list(worker.engine_args), env))
         return out
 
-    def engine(self, gpus_available: bool) -> Literal["vllm", "mocker"]:
+    def engine(self, gpus_available: bool) -> Engine:
         """The engine to run. `auto` means vLLM when the host/cluster has GPUs, every worker role asks
         for some, and the model has weights (the built-in model is tokenizer-only); else the mocker."""
         serving = self.serving

@@ -268,8 +268,8 @@ class EcsProvider:
             for arn in aws.paginate("ecs", "list_container_instances", "containerInstanceArns", cluster=name):
                 aws.delete("ecs", "deregister_container_instance", missing=("ClientException",), cluster=name,
                            containerInstance=arn, force=True)
-            aws.retry_dependent(lambda c=name: aws.delete("ecs", "delete_cluster", missing=("ClusterNotFoundException",),
-                                                          cluster=c), what=f"deleting ECS cluster {name}",
+            aws.retry_dependent(lambda: aws.delete("ecs", "delete_cluster", missing=("ClusterNotFoundException",),
+                                                   cluster=name), what=f"deleting ECS cluster {name}",
                                 codes=("ClusterContainsTasksException", "ClusterContainsServicesException",
                                        "ClusterContainsContainerInstancesException", "UpdateInProgressException"))
         for lt in aws.call("ec2", "describe_launch_templates", Filters=[
@@ -288,8 +288,8 @@ class EcsProvider:
             for inst in aws.paginate("servicediscovery", "list_instances", "Instances", ServiceId=service["Id"]):
                 aws.delete("servicediscovery", "deregister_instance", missing=_NF_SD, ServiceId=service["Id"],
                            InstanceId=inst["Id"])
-            aws.retry_dependent(lambda s=service["Id"]: aws.delete("servicediscovery", "delete_service", missing=_NF_SD,
-                                                                   Id=s),
+            aws.retry_dependent(lambda: aws.delete("servicediscovery", "delete_service", missing=_NF_SD,
+                                                   Id=service["Id"]),
                                 what=f"deleting Cloud Map service {service['Name']}", codes=("ResourceInUse",))
         op = aws.get("servicediscovery", "delete_namespace", missing=_NF_SD, Id=ns["Id"])
         if op is not None:

@@ -247,8 +247,9 @@ class EcsServing:
             aws.delete("ecs", "delete_service", missing=("ServiceNotFoundException",), cluster=cluster, service=name,
                        force=True)
         for cluster, name in services:
-            aws.wait(lambda c=cluster, s=name: True if self._service(aws, c, s) is None or self._service(
-                aws, c, s)["status"] == "INACTIVE" else None, what=f"draining of ECS service {name}")
+            # _service says None for an INACTIVE service too (one describe, no race between two)
+            aws.wait(lambda: True if self._service(aws, cluster, name) is None else None,
+                     what=f"draining of ECS service {name}")
         for cluster in (n.gpu_cluster, n.fargate_cluster):
             tasks = aws.get("ecs", "list_tasks", missing=("ClusterNotFoundException",), cluster=cluster)
             for arn in (tasks or {}).get("taskArns", []):

@@ -96,8 +96,8 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
         return probe.answers_ok(f"http://{host}:{ports[name]}/-/ready")
 
     for name in ("prometheus", "alertmanager"):
-        probe.ready_within(lambda n=name: ready(n), 60,
-                          describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
+        probe.ready_within(lambda: ready(name), 60,
+                          describe=lambda: f"{name} not ready; log tail:\n" + backend.supervisor.tail(name, 800))
         config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
         if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
             # SIGHUP through the deployment's own supervisord (both reload their config on it), not the
