@@ -62,9 +62,10 @@ def ensure_token(path: Path) -> None:
 
 
 def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours: set[str]) -> dict:
-    binaries = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
-    if not all(binaries.values()):
-        missing = " ".join(b for b, path in binaries.items() if not path)
+    found = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
+    binaries = {b: path for b, path in found.items() if path}
+    if len(binaries) < len(found):
+        missing = " ".join(b for b, path in found.items() if not path)
         raise PreflightError(f"monitoring.prometheus is on but {missing} is not installed",
                              hint="apt-get install prometheus prometheus-alertmanager (make debs), "
                                   "or set monitoring.prometheus: false")
