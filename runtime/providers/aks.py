@@ -29,9 +29,10 @@ from runtime.errors import PermanentError, TransientError
 from runtime.render import cloud_plan as plan
 from runtime.gateways.azure import RESOURCE_GROUP_API, Azure
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.spec import AksTarget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import AksTarget, DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 _BUSY = ("Creating", "Updating", "Upgrading", "Scaling", "Starting", "Stopping", "Migrating", "Deleting")
 
@@ -73,7 +74,7 @@ class AksProvider:
         return az.get("managedClusters.get", lambda: az.client.managed_clusters.get(t.resource_group, t.cluster_name))
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
         if status == 404 or (group or {}).get("properties", {}).get("provisioningState") == "Deleting":
@@ -118,7 +119,7 @@ class AksProvider:
         return az.get("agentPools.get", lambda: az.client.agent_pools.get(t.resource_group, t.cluster_name, name))
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         for pool in t.node_pools:  # the System pool made with the cluster is found here and kept
             existing = self._pool(az, t, pool.name)
@@ -173,7 +174,7 @@ class AksProvider:
     # --- inventory and teardown ---------------------------------------------------------------------
 
     def inventory(self, spec: DeploymentSpec) -> list[str]:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         out = []
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
@@ -198,7 +199,7 @@ class AksProvider:
 
     def _delete_our_pools(self, az: Azure, spec: DeploymentSpec) -> None:
         """On a cluster this deployment did not create: only the agent pools it added."""
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         pools = az.call("agentPools.list", lambda: list(az.client.agent_pools.list(t.resource_group, t.cluster_name)))
         for pool in pools:
             if self._pool_ours(pool, spec):
@@ -211,7 +212,7 @@ class AksProvider:
                         what=f"deletion of agent pool {pool.name}")
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
         if status == 404:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import PermanentError
 from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.gateways.aws import Aws, tag_dict, tag_filters, tag_spec
+from runtime.spec import EcsTarget, EksTarget
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.spec import DeploymentSpec
@@ -46,6 +47,8 @@ def _find(aws: Aws, op: str, key: str, filters: list[dict[str, Any]]) -> list[di
 def ensure_network(aws: Aws, spec: DeploymentSpec, name: str, *, zones: int, cluster: str | None) -> Network:
     """The spec's VPC and subnets, or a tagged public VPC with one subnet per zone (create-or-get)."""
     target = spec.target
+    if not isinstance(target, EksTarget | EcsTarget):
+        raise TypeError(f"an AWS network is made for eks and ecs targets, not {target.kind!r}")
     if target.vpc_id:
         vpcs = aws.call("ec2", "describe_vpcs", VpcIds=[target.vpc_id])["Vpcs"]
         return Network(target.vpc_id, list(target.subnet_ids), vpcs[0]["CidrBlock"], owned=False)

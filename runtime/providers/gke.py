@@ -22,9 +22,10 @@ from runtime.errors import PermanentError, TransientError
 from runtime.render import cloud_plan as plan
 from runtime.gateways.gcp import Gke
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.spec import GkeTarget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec, GkeTarget
+    from runtime.spec import DeploymentSpec
 
 _BUSY = ("PROVISIONING", "RECONCILING")
 
@@ -50,7 +51,7 @@ class GkeProvider:
         return self.gke.get("get_cluster", name=plan.gke_cluster_path(t))
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         cluster = self._cluster(t)
         if cluster is not None and _status(cluster) == "STOPPING":
             self._wait_gone(t)
@@ -85,7 +86,7 @@ class GkeProvider:
     # --- node pools ---------------------------------------------------------------------------------
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         path = plan.gke_cluster_path(t)
         for pool in t.node_pools:
             name = f"{path}/nodePools/{pool.name}"
@@ -131,7 +132,7 @@ class GkeProvider:
     # --- inventory and teardown ---------------------------------------------------------------------
 
     def inventory(self, spec: DeploymentSpec) -> list[str]:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         out = []
         listed = self.gke.call("list_clusters", parent=plan.gke_parent(t))
         for cluster in listed.clusters:
@@ -147,7 +148,7 @@ class GkeProvider:
 
     def _delete_our_pools(self, spec: DeploymentSpec, cluster: Any) -> None:
         """On a cluster this deployment did not create: only the node pools it added."""
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         for pool in cluster.node_pools:
             if self._pool_ours(pool, spec):
                 self.gke.wait(lambda: self._idle(t), what=f"operations on {t.cluster_name}")
@@ -156,7 +157,7 @@ class GkeProvider:
                     self.gke.wait_operation(plan.gke_parent(t), op, what=f"deletion of node pool {pool.name}")
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         cluster = self._cluster(t)
         if cluster is None:
             return

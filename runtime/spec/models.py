@@ -29,7 +29,7 @@ Pure: stdlib, pydantic and yaml. The package, bottom up (each module imports onl
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import ConfigDict, Field, field_validator
@@ -44,6 +44,8 @@ from runtime.spec.targets import LocalTarget, Target
 from runtime.spec.validation import check_data_bounds, validated
 
 __all__ = ["ADDED_LATER", "DeploymentSpec", "parse_spec"]
+
+TargetT = TypeVar("TargetT", bound=Target)  # one of the target kinds (DeploymentSpec.target_as)
 
 # Optional fields added after the first release. While unset they stay out of the canonical form, so a
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
@@ -84,6 +86,13 @@ class DeploymentSpec(StrictModel):
                 f"e.g. {naming.suggest_dns1123_label(secret_shapes.unless_secret(value, 'my-demo'), naming.NAME_MAX)!r}",
             )
         return value
+
+    def target_as(self, kind: type[TargetT]) -> TargetT:
+        """``target`` as the kind a provider or backend serves; a TypeError when it is another kind (a wiring
+        bug: the registry picks providers and backends by target.kind)."""
+        if not isinstance(self.target, kind):
+            raise TypeError(f"expected a {kind.__name__} but the spec's target is {self.target.kind!r}")
+        return self.target
 
     def router_mode(self) -> RouterMode:
         """The effective router mode (kv for *_router topologies unless set)."""

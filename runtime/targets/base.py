@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from runtime.domain.canary import Reach, Step
@@ -32,9 +32,12 @@ def _details() -> dict[str, Any]:
 class _Report:
     """``as_dict()`` for the result dataclasses below."""
 
+    if TYPE_CHECKING:  # each subclass is a dataclass (what dataclasses.fields reads)
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             if f.name == "details":
                 continue
             value = getattr(self, f.name)

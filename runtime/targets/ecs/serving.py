@@ -26,6 +26,7 @@ from runtime.render import ecs_task as ecs_render, cloud_plan as plan
 from runtime.gateways.aws import Aws, tag_dict, tag_list
 from runtime.targets.ecs.revisions import family_of, reusable, why_not
 from runtime.render.cloud_plan_aws import token
+from runtime.spec import EcsTarget
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.providers.base import ClusterRef
@@ -50,7 +51,7 @@ class EcsServing:
         self.provider = provider
 
     def _aws(self, spec: DeploymentSpec) -> Aws:
-        return self.provider.aws(spec.target.region)  # type: ignore[union-attr]
+        return self.provider.aws(spec.target_as(EcsTarget).region)
 
     # --- deploy -------------------------------------------------------------------------------------
 
