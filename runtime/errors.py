@@ -20,6 +20,7 @@ nothing above the gateways catches SDK exception types.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class DynadeployError(Exception):
@@ -76,7 +77,12 @@ class NotSupportedError(PermanentError):
 
 
 class PreflightError(PermanentError):
-    """A precondition failed before any change was made."""
+    """A precondition failed before any change was made; ``problems``: each one found, when the check
+    collects several (runtime/targets/kube/preflight.py ``Problem``)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, problems: list[Any] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems: list[Any] = problems if problems is not None else []
 
 
 class ToolError(PermanentError):

@@ -20,7 +20,7 @@ from runtime.errors import WaitTimeout
 
 T = TypeVar("T")
 
-__all__ = ["WaitTimeout", "Waits", "not_none", "wait_until"]
+__all__ = ["WaitTimeout", "Waits", "not_none", "wait_for_value", "wait_until"]
 
 
 def not_none(value: object) -> bool:
@@ -62,6 +62,17 @@ def wait_until(check: Callable[[], T], *, timeout_s: float, interval_s: float = 
         pause(interval_s)
 
 
+def wait_for_value(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5,
+                   what: str = "a value", clock: Callable[[], float] | None = None,
+                   sleep: Callable[[float], None] | None = None) -> T:
+    """``wait_until`` done when ``check`` returns anything but None (``not_none``); that value, typed as such."""
+    out = wait_until(check, timeout_s=timeout_s, interval_s=interval_s, what=what, satisfied=not_none,
+                     clock=clock, sleep=sleep)
+    if out is None:  # pragma: no cover - not_none returned True for it
+        raise AssertionError(f"wait_until returned None while waiting for {what}")
+    return out
+
+
 @dataclass(frozen=True)
 class Waits:
     """How long to wait for a cloud object to reach a state. Tests shrink these."""
@@ -72,5 +83,5 @@ class Waits:
     def until(self, check: Callable[[], T | None], *, what: str, timeout_s: float | None = None,
               clock: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None) -> T:
         """``wait_until`` with this poll interval and deadline, done when ``check`` returns anything but None."""
-        return wait_until(check, timeout_s=self.timeout_s if timeout_s is None else timeout_s,  # type: ignore[return-value]
-                          interval_s=self.poll_s, what=what, satisfied=not_none, clock=clock, sleep=sleep)
+        return wait_for_value(check, timeout_s=self.timeout_s if timeout_s is None else timeout_s,
+                              interval_s=self.poll_s, what=what, clock=clock, sleep=sleep)

@@ -61,7 +61,7 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
 
 
 def _loopback_http(url: str | None) -> bool:
-    return bool(url) and (url.startswith("http://127.0.0.1:") or url == "http://127.0.0.1")
+    return url is not None and (url.startswith("http://127.0.0.1:") or url == "http://127.0.0.1")
 
 
 class _StaticCredential:

@@ -360,11 +360,11 @@ def _describe_chat(exc: BaseException, timeout_s: float) -> str:
         return "RemoteProtocolError: server disconnected without sending a response"
     if isinstance(exc, aiohttp.ClientPayloadError):
         cause = exc.__cause__ or exc
-        cause = " ".join(str(getattr(cause, "message", cause)).split())[:200]  # llhttp's is multi-line
+        said = " ".join(str(getattr(cause, "message", cause)).split())[:200]  # llhttp's is multi-line
         for needle, words in _PAYLOAD_ERRORS:
-            if needle in cause:
-                return f"RemoteProtocolError: {words} ({_lower(cause)})"
-        return f"RemoteProtocolError: {_lower(cause)}"
+            if needle in said:
+                return f"RemoteProtocolError: {words} ({_lower(said)})"
+        return f"RemoteProtocolError: {_lower(said)}"
     text = _lower(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -43,10 +43,8 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
                                          "application-default login) and its roles on the project")
     if isinstance(exc, gexc.GoogleAPICallError):
         return PermanentError(text, hint="see the GKE message; rerunning continues where it stopped")
-    try:
-        from google.auth.exceptions import DefaultCredentialsError, RefreshError
-    except ImportError:  # pragma: no cover
-        DefaultCredentialsError = RefreshError = ()  # type: ignore[assignment]
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError  # google-auth: google-api-core needs it
+
     if isinstance(exc, RefreshError) and not getattr(exc, "retryable", False):
         return PermanentError(f"{what}: Google refused the credentials: {str(exc)[:300]}",
                               hint="check the service account key (target.credentials block or "

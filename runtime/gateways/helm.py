@@ -31,9 +31,9 @@ import asyncio
 import logging
 import tarfile
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from runtime.errors import ToolError, TransientError
 from runtime.gateways.helm_errors import redact, secret_leaves, translate_error, trim_stderr
@@ -54,6 +54,19 @@ from runtime.gateways.toolchain import binary
 
 logging.getLogger("pyhelm3").addHandler(logging.NullHandler())  # failures surface as our errors instead
 _DEPLOYED_ONCE = frozenset({"deployed", "superseded"})
+
+
+class _InstallOptions(TypedDict):
+    """The keyword options ``install_or_upgrade`` and ``ensure`` pass on to ``Helm._a_install``."""
+
+    wait: bool
+    atomic: bool
+    timeout_s: int | None
+    version: str | None
+    skip_crds: bool
+    repo: str | None
+    create_namespace: bool
+    description: str | None
 
 __all__ = ["DISABLE_VALIDATION_FLAG", "PENDING_STATUSES", "Helm", "ReleaseInfo", "fixed_command_class", "parse_time",
            "redact", "rejoin_flags", "run_sync", "secret_leaves", "split_chart", "translate_error", "trim_stderr"]
@@ -94,7 +107,7 @@ class Helm:
     def major(self) -> int:
         return int(self.client.version.major)
 
-    def _call(self, op: str, factory: Callable[[], Awaitable[T]], *, release: str | None = None,
+    def _call(self, op: str, factory: Callable[[], Coroutine[Any, Any, T]], *, release: str | None = None,
               namespace: str | None = None, values: dict | None = None, timeout_s: int | None = None) -> T:
         from pydantic import ValidationError
         from pyhelm3 import errors
@@ -226,8 +239,9 @@ class Helm:
                            version: str | None = None, skip_crds: bool = False, repo: str | None = None,
                            create_namespace: bool = False, description: str | None = None) -> ReleaseInfo:
         """``helm upgrade --install`` (``atomic`` maps to ``--rollback-on-failure`` on Helm 4)."""
-        kw = {"wait": wait, "atomic": atomic, "timeout_s": timeout_s, "version": version, "skip_crds": skip_crds,
-              "repo": repo, "create_namespace": create_namespace, "description": description}
+        kw: _InstallOptions = {"wait": wait, "atomic": atomic, "timeout_s": timeout_s, "version": version,
+                               "skip_crds": skip_crds, "repo": repo, "create_namespace": create_namespace,
+                               "description": description}
         return self._call("upgrade --install", lambda: self._a_install(release, chart_ref, values, namespace, **kw),
                           release=release, namespace=namespace, values=values, timeout_s=timeout_s)
 
@@ -240,8 +254,9 @@ class Helm:
         A release that is not ``deployed`` (failed, pending...) is always upgraded. ``recover=True`` first
         runs :meth:`recover_pending` (only when no other run can be active on this release).
         """
-        kw = {"wait": wait, "atomic": atomic, "timeout_s": timeout_s, "version": version, "skip_crds": skip_crds,
-              "repo": repo, "create_namespace": create_namespace, "description": description}
+        kw: _InstallOptions = {"wait": wait, "atomic": atomic, "timeout_s": timeout_s, "version": version,
+                               "skip_crds": skip_crds, "repo": repo, "create_namespace": create_namespace,
+                               "description": description}
 
         async def go() -> ReleaseInfo:
             current = await self._a_current(release, namespace)

@@ -9,7 +9,7 @@ import datetime as dt
 import functools
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +70,7 @@ def fixed_command_class() -> type:
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even when a loop is already running here."""
     try:
         asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import builtins  # inside Kube, `list` names the method: annotations after it say builtins.list
 import contextlib
 import hashlib
 import logging
@@ -235,7 +236,7 @@ class Kube(Watching):
         return self._list(res, namespace, selector(labels), fields, page)[0]
 
     def _list(self, res: Any, namespace: str | None, labels: str | None, fields: str | None,
-              page: int = 500) -> tuple[list[dict], str]:
+              page: int = 500) -> tuple[builtins.list[dict], str]:
         items: list[dict] = []
         token: str | None = None
         rv = ""
@@ -292,7 +293,7 @@ class Kube(Watching):
             raise translate(exc, verb="get", what=f"the log of pod {namespace}/{name}", resource="pods/log",
                             namespace=namespace, context=self.context) from None
 
-    def events_for(self, obj: Mapping[str, Any]) -> list[dict]:
+    def events_for(self, obj: Mapping[str, Any]) -> builtins.list[dict]:
         """core/v1 Events about ``obj`` (matched by uid, else kind + name), oldest first."""
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") or "default"
@@ -304,7 +305,7 @@ class Kube(Watching):
                 out.append(ev)
         return sorted(out, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
-    def events_in(self, namespace: str) -> list[dict]:
+    def events_in(self, namespace: str) -> builtins.list[dict]:
         return self.list("v1", "Event", namespace)
 
     # -- writes ------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ class Kube(Watching):
             verb="patch", what=what, resource=plural_of(res), namespace=ns, secret=secret or kind == "Secret")
         return out.to_dict() if hasattr(out, "to_dict") else dict(out)
 
-    def apply_all(self, objs: Iterable[Mapping[str, Any]], *, force: bool = False) -> list[dict]:
+    def apply_all(self, objs: Iterable[Mapping[str, Any]], *, force: bool = False) -> builtins.list[dict]:
         return [self.apply(o, force=force) for o in objs]
 
     def create_if_missing(self, obj: Mapping[str, Any]) -> tuple[dict, bool]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runtime.errors import DynadeployError, TransientError, WaitTimeout
 from runtime.gateways.kube_errors import describe
@@ -22,7 +22,7 @@ T = TypeVar("T")
 log = logging.getLogger("dynadeploy.kube")
 
 
-def selector(labels: Mapping[str, str] | str | None) -> str | None:
+def selector(labels: Mapping[str, str | None] | str | None) -> str | None:
     if labels is None or isinstance(labels, str):
         return labels or None
     return ",".join(f"{k}={v}" if v is not None else k for k, v in labels.items()) or None
@@ -30,6 +30,14 @@ def selector(labels: Mapping[str, str] | str | None) -> str | None:
 
 class Watching:
     """``wait`` for a Kube gateway; the host class supplies ``_resource``, ``_list`` and ``_timeouts``."""
+
+    if TYPE_CHECKING:  # what the host class (runtime/gateways/kube.Kube) supplies
+        def _resource(self, api_version: str, kind: str) -> Any | None: ...
+
+        def _list(self, res: Any, namespace: str | None, labels: str | None, fields: str | None,
+                  page: int = 500) -> tuple[list[dict], str]: ...
+
+        def _timeouts(self, read_s: float | None = None) -> tuple[float, float]: ...
 
     def wait(self, api_version: str, kind: str, predicate: Callable[[list[dict]], T | None], *,
              name: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | str | None = None,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import xmlrpc.client
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import ToolError
 
@@ -40,7 +41,8 @@ class Client:
         from supervisor.xmlrpc import SupervisorTransport
 
         transport = SupervisorTransport(None, None, f"unix://{socket}")
-        self.rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+        # XML-RPC is untyped: each method's result is whatever supervisord sends (documented shapes)
+        self.rpc: Any = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     def running(self) -> bool:
         """True when supervisord answers and says it is RUNNING; False when it is gone or unreachable."""

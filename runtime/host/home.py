@@ -37,7 +37,7 @@ def writable(path: Path):
     try:
         yield
     except OSError as e:
-        why = _DISK_ERRNOS.get(e.errno)
+        why = _DISK_ERRNOS.get(e.errno) if e.errno is not None else None
         if why is None:
             raise
         raise PreflightError(

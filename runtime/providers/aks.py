@@ -29,9 +29,10 @@ from runtime.errors import PermanentError, TransientError
 from runtime.render import cloud_plan as plan
 from runtime.gateways.azure import RESOURCE_GROUP_API, Azure
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.spec import AksTarget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import AksTarget, DeploymentSpec
+    from runtime.spec import DeploymentSpec
 
 _BUSY = ("Creating", "Updating", "Upgrading", "Scaling", "Starting", "Stopping", "Migrating", "Deleting")
 
@@ -73,7 +74,7 @@ class AksProvider:
         return az.get("managedClusters.get", lambda: az.client.managed_clusters.get(t.resource_group, t.cluster_name))
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
         if status == 404 or (group or {}).get("properties", {}).get("provisioningState") == "Deleting":
@@ -118,20 +119,20 @@ class AksProvider:
         return az.get("agentPools.get", lambda: az.client.agent_pools.get(t.resource_group, t.cluster_name, name))
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         for pool in t.node_pools:  # the System pool made with the cluster is found here and kept
             existing = self._pool(az, t, pool.name)
             if existing is not None and _state(existing) == "Deleting":
-                az.wait(lambda p=pool.name: True if self._pool(az, t, p) is None else None,
+                az.wait(lambda: True if self._pool(az, t, pool.name) is None else None,
                         what=f"deletion of agent pool {pool.name}")
                 existing = None
             if existing is None or _state(existing) == "Failed":
                 az.wait(lambda: self._succeeded(az, t), what=f"AKS cluster {t.cluster_name}")  # one op at a time
                 poller = az.begin_create_agent_pool(t.resource_group, t.cluster_name, pool.name,
                                                     plan.aks_agent_pool(spec, pool))
-                az.call(f"creating agent pool {pool.name}", lambda p=poller: p.result(timeout=az.waits.timeout_s))
-            az.wait(lambda p=pool.name: self._pool_ready(az, t, p), what=f"agent pool {pool.name}")
+                az.call(f"creating agent pool {pool.name}", lambda: poller.result(timeout=az.waits.timeout_s))
+            az.wait(lambda: self._pool_ready(az, t, pool.name), what=f"agent pool {pool.name}")
         return [p.name for p in t.node_pools]
 
     def _pool_ready(self, az: Azure, t: AksTarget, name: str) -> bool | None:
@@ -173,7 +174,7 @@ class AksProvider:
     # --- inventory and teardown ---------------------------------------------------------------------
 
     def inventory(self, spec: DeploymentSpec) -> list[str]:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         out = []
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
@@ -187,8 +188,8 @@ class AksProvider:
             ours = plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY)
             if ours:
                 out.append(f"aks:managed-cluster/{cluster.name}")
-            pools = az.call("agentPools.list", lambda c=cluster.name: list(
-                az.client.agent_pools.list(t.resource_group, c)))
+            pools = az.call("agentPools.list", lambda: list(
+                az.client.agent_pools.list(t.resource_group, cluster.name)))
             out += [f"aks:agent-pool/{cluster.name}/{p.name}" for p in pools if ours or self._pool_ours(p, spec)]
         return sorted(out)
 
@@ -198,20 +199,20 @@ class AksProvider:
 
     def _delete_our_pools(self, az: Azure, spec: DeploymentSpec) -> None:
         """On a cluster this deployment did not create: only the agent pools it added."""
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         pools = az.call("agentPools.list", lambda: list(az.client.agent_pools.list(t.resource_group, t.cluster_name)))
         for pool in pools:
             if self._pool_ours(pool, spec):
                 az.wait(lambda: self._idle(az, t), what=f"operations on {t.cluster_name}")
-                poller = az.get("agentPools.begin_delete", lambda p=pool.name: az.client.agent_pools.begin_delete(
-                    t.resource_group, t.cluster_name, p))
+                poller = az.get("agentPools.begin_delete", lambda: az.client.agent_pools.begin_delete(
+                    t.resource_group, t.cluster_name, pool.name))
                 if poller is not None:
-                    az.call(f"deleting agent pool {pool.name}", lambda p=poller: p.result(timeout=az.waits.timeout_s))
-                az.wait(lambda p=pool.name: True if self._pool(az, t, p) is None else None,
+                    az.call(f"deleting agent pool {pool.name}", lambda: poller.result(timeout=az.waits.timeout_s))
+                az.wait(lambda: True if self._pool(az, t, pool.name) is None else None,
                         what=f"deletion of agent pool {pool.name}")
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
-        t: AksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(AksTarget)
         az = self.azure(t.subscription_id)
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
         if status == 404:

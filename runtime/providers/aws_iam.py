@@ -90,5 +90,5 @@ def delete_roles(aws: Aws, spec: DeploymentSpec, names: Iterable[str]) -> None:
             aws.delete("iam", "detach_role_policy", missing=_NF, RoleName=name, PolicyArn=policy["PolicyArn"])
         for policy in aws.paginate("iam", "list_role_policies", "PolicyNames", RoleName=name):
             aws.delete("iam", "delete_role_policy", missing=_NF, RoleName=name, PolicyName=policy)
-        aws.retry_dependent(lambda n=name: aws.delete("iam", "delete_role", missing=_NF, RoleName=n),
+        aws.retry_dependent(lambda: aws.delete("iam", "delete_role", missing=_NF, RoleName=name),
                             what=f"deleting role {name}", codes=("DeleteConflict",))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import PermanentError
 from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.gateways.aws import Aws, tag_dict, tag_filters, tag_spec
+from runtime.spec import EcsTarget, EksTarget
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.spec import DeploymentSpec
@@ -46,6 +47,8 @@ def _find(aws: Aws, op: str, key: str, filters: list[dict[str, Any]]) -> list[di
 def ensure_network(aws: Aws, spec: DeploymentSpec, name: str, *, zones: int, cluster: str | None) -> Network:
     """The spec's VPC and subnets, or a tagged public VPC with one subnet per zone (create-or-get)."""
     target = spec.target
+    if not isinstance(target, EksTarget | EcsTarget):
+        raise TypeError(f"an AWS network is made for eks and ecs targets, not {target.kind!r}")
     if target.vpc_id:
         vpcs = aws.call("ec2", "describe_vpcs", VpcIds=[target.vpc_id])["Vpcs"]
         return Network(target.vpc_id, list(target.subnet_ids), vpcs[0]["CidrBlock"], owned=False)
@@ -240,12 +243,12 @@ def delete_kubernetes_leftovers(aws: Aws, cluster: str) -> None:
     for item in kubernetes_leftovers(aws, cluster):
         kind, _, ident = item.partition("/")
         if kind == "ec2:volume":
-            aws.retry_dependent(lambda i=ident: aws.delete(
-                "ec2", "delete_volume", missing=("InvalidVolume.NotFound",), VolumeId=i), what=f"deleting {item}")
+            aws.retry_dependent(lambda: aws.delete(
+                "ec2", "delete_volume", missing=("InvalidVolume.NotFound",), VolumeId=ident), what=f"deleting {item}")
         elif kind == "ec2:network-interface":
-            aws.retry_dependent(lambda i=ident: aws.delete(
+            aws.retry_dependent(lambda: aws.delete(
                 "ec2", "delete_network_interface", missing=("InvalidNetworkInterfaceID.NotFound",),
-                NetworkInterfaceId=i), what=f"deleting {item}")
+                NetworkInterfaceId=ident), what=f"deleting {item}")
         elif kind == "ec2:security-group":
             delete_security_group(aws, ident)
 
@@ -278,8 +281,8 @@ def delete_network(aws: Aws, spec: DeploymentSpec) -> None:
             if group.get("GroupName") != "default":
                 delete_security_group(aws, group["GroupId"])
         for subnet in _find(aws, "describe_subnets", "Subnets", in_vpc):
-            aws.retry_dependent(lambda s=subnet["SubnetId"]: aws.delete(
-                "ec2", "delete_subnet", missing=_NF_SUBNET, SubnetId=s), what=f"deleting subnet in {vpc_id}")
+            aws.retry_dependent(lambda: aws.delete(
+                "ec2", "delete_subnet", missing=_NF_SUBNET, SubnetId=subnet["SubnetId"]), what=f"deleting subnet in {vpc_id}")
         for table in _find(aws, "describe_route_tables", "RouteTables", in_vpc):
             if any(a.get("Main") for a in table.get("Associations", [])):
                 continue
@@ -291,7 +294,7 @@ def delete_network(aws: Aws, spec: DeploymentSpec) -> None:
                          [{"Name": "attachment.vpc-id", "Values": [vpc_id]}]):
             aws.delete("ec2", "detach_internet_gateway", missing=_NF_IGW,
                        InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
-        aws.retry_dependent(lambda v=vpc_id: aws.delete("ec2", "delete_vpc", missing=_NF_VPC, VpcId=v),
+        aws.retry_dependent(lambda: aws.delete("ec2", "delete_vpc", missing=_NF_VPC, VpcId=vpc_id),
                             what=f"deleting VPC {vpc_id}")
     for igw in _find(aws, "describe_internet_gateways", "InternetGateways", tag_filters(_owner(spec))):
         for attachment in igw.get("Attachments", []):

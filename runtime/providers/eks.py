@@ -26,9 +26,10 @@ from runtime.gateways import eks_token as _eks_token
 from runtime.render import cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.gateways.aws import Aws, Waits, http_status, session_for, tag_dict, tag_filters, tag_spec
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.spec import EksTarget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec, EksTarget
+    from runtime.spec import DeploymentSpec
 
 log = logging.getLogger(__name__)
 _NF = ("ResourceNotFoundException",)
@@ -58,7 +59,7 @@ class EksProvider:
     # --- cluster ------------------------------------------------------------------------------------
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         aws = self.aws(t.region)
         arns = {k: _aws_iam.ensure_role(aws, spec, r) for k, r in plan_aws.eks_roles(t).items()}
         cluster = self._describe(aws, t.cluster_name)
@@ -109,12 +110,12 @@ class EksProvider:
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
         """Every node pool of the spec as a managed node group (created together, then waited for)."""
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         aws = self.aws(t.region)
         for pool in t.node_pools:
             group = self._nodegroup(aws, t.cluster_name, pool.name)
             if group is not None and group["status"] == "DELETING":
-                aws.wait(lambda p=pool.name: True if self._nodegroup(aws, t.cluster_name, p) is None else None,
+                aws.wait(lambda: True if self._nodegroup(aws, t.cluster_name, pool.name) is None else None,
                          what=f"deletion of node group {pool.name}")
                 group = None
             if group is None:
@@ -125,7 +126,7 @@ class EksProvider:
                                                         subnet_ids=list(ref.details["subnet_ids"]),
                                                         launch_template=template))
         for pool in t.node_pools:
-            group = aws.wait(lambda p=pool.name: self._settled(aws, t.cluster_name, p),
+            group = aws.wait(lambda: self._settled(aws, t.cluster_name, pool.name),
                              what=f"node group {pool.name}")
             self._converge_nodegroup(aws, t.cluster_name, group, pool)
         return [p.name for p in t.node_pools]
@@ -158,7 +159,7 @@ class EksProvider:
             aws.wait(lambda: self._settled(aws, cluster, pool.name), what=f"update of node group {pool.name}")
 
     def _efa_template(self, aws: Aws, spec: DeploymentSpec, ref: ClusterRef, pool: Any) -> dict[str, str]:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         sg = _aws_net.ensure_security_group(
             aws, spec, ref.details["vpc_id"], f"{t.cluster_name}-efa", "EFA: all traffic within the group",
             [{"IpProtocol": "-1", "Self": True}])
@@ -188,7 +189,7 @@ class EksProvider:
                           token=token, expires_at=expires)
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         cache = spec.model.cache
         if cache.storage_class:
             return StorageClass(cache.storage_class, cache.access_mode)
@@ -207,7 +208,7 @@ class EksProvider:
         return StorageClass(name, cache.access_mode, (plan_aws.efs_storage_class(spec, name, fs_id),), notes)
 
     def _ensure_addons(self, spec: DeploymentSpec, ref: ClusterRef, access_mode: str) -> tuple[str, ...]:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         aws = self.aws(t.region)
         notes = []
         for addon in plan_aws.addons(t, ref.details["role_arns"], access_mode):
@@ -226,7 +227,7 @@ class EksProvider:
         return tuple(notes)
 
     def _ensure_efs(self, spec: DeploymentSpec, ref: ClusterRef) -> str:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         aws = self.aws(t.region)
         creation = plan_aws.token(spec, "efs")
         found = aws.call("efs", "describe_file_systems", CreationToken=creation)["FileSystems"]
@@ -261,7 +262,7 @@ class EksProvider:
     # --- inventory and teardown ---------------------------------------------------------------------
 
     def inventory(self, spec: DeploymentSpec) -> list[str]:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         aws = self.aws(t.region)
         out: list[str] = []
         cluster = self._describe(aws, t.cluster_name)
@@ -290,7 +291,7 @@ class EksProvider:
                 if plan.owned(tag_dict(fs.get("Tags")), spec, plan.AWS_TAG_KEY)]
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
-        t: EksTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EksTarget)
         aws = self.aws(t.region)
         cluster = self._describe(aws, t.cluster_name)
         ours = cluster is None or plan.owned(cluster.get("tags"), spec, plan.AWS_TAG_KEY)
@@ -303,7 +304,7 @@ class EksProvider:
             for name in groups:
                 aws.delete("eks", "delete_nodegroup", missing=_NF, clusterName=t.cluster_name, nodegroupName=name)
             for name in groups:
-                aws.wait(lambda n=name: True if self._nodegroup(aws, t.cluster_name, n) is None else None,
+                aws.wait(lambda: True if self._nodegroup(aws, t.cluster_name, name) is None else None,
                          what=f"deletion of node group {name}")
             if ours:
                 aws.retry_dependent(lambda: aws.delete("eks", "delete_cluster", missing=_NF, name=t.cluster_name),

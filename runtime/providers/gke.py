@@ -22,9 +22,10 @@ from runtime.errors import PermanentError, TransientError
 from runtime.render import cloud_plan as plan
 from runtime.gateways.gcp import Gke
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.spec import GkeTarget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec, GkeTarget
+    from runtime.spec import DeploymentSpec
 
 _BUSY = ("PROVISIONING", "RECONCILING")
 
@@ -50,7 +51,7 @@ class GkeProvider:
         return self.gke.get("get_cluster", name=plan.gke_cluster_path(t))
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         cluster = self._cluster(t)
         if cluster is not None and _status(cluster) == "STOPPING":
             self._wait_gone(t)
@@ -85,13 +86,13 @@ class GkeProvider:
     # --- node pools ---------------------------------------------------------------------------------
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         path = plan.gke_cluster_path(t)
         for pool in t.node_pools:
             name = f"{path}/nodePools/{pool.name}"
             existing = self.gke.get("get_node_pool", name=name)
             if existing is not None and _status(existing) == "STOPPING":
-                self.gke.wait(lambda n=name: True if self.gke.get("get_node_pool", name=n) is None else None,
+                self.gke.wait(lambda: True if self.gke.get("get_node_pool", name=name) is None else None,
                               what=f"deletion of node pool {pool.name}")
                 existing = None
             if existing is None:
@@ -100,7 +101,7 @@ class GkeProvider:
                 op = self.gke.create_node_pool(path, plan.gke_node_pool(spec, pool))
                 if op is not None:
                     self.gke.wait_operation(plan.gke_parent(t), op, what=f"creation of node pool {pool.name}")
-            self.gke.wait(lambda n=name, p=pool.name: self._pool_ready(n, p), what=f"node pool {pool.name}")
+            self.gke.wait(lambda: self._pool_ready(name, pool.name), what=f"node pool {pool.name}")
         return [p.name for p in t.node_pools]
 
     def _pool_ready(self, name: str, short: str) -> bool | None:
@@ -131,7 +132,7 @@ class GkeProvider:
     # --- inventory and teardown ---------------------------------------------------------------------
 
     def inventory(self, spec: DeploymentSpec) -> list[str]:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         out = []
         listed = self.gke.call("list_clusters", parent=plan.gke_parent(t))
         for cluster in listed.clusters:
@@ -147,7 +148,7 @@ class GkeProvider:
 
     def _delete_our_pools(self, spec: DeploymentSpec, cluster: Any) -> None:
         """On a cluster this deployment did not create: only the node pools it added."""
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         for pool in cluster.node_pools:
             if self._pool_ours(pool, spec):
                 self.gke.wait(lambda: self._idle(t), what=f"operations on {t.cluster_name}")
@@ -156,7 +157,7 @@ class GkeProvider:
                     self.gke.wait_operation(plan.gke_parent(t), op, what=f"deletion of node pool {pool.name}")
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
-        t: GkeTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(GkeTarget)
         cluster = self._cluster(t)
         if cluster is None:
             return

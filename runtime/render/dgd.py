@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from runtime.domain import naming
 from runtime.errors import NotSupportedError
 from runtime.render import common, kv_events, templates
 from runtime.spec import BUILTIN_MODEL, node_pools
+from runtime.spec.serving import Engine
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.domain.capabilities import Capabilities
     from runtime.spec import Component, DeploymentSpec
 
-Engine = Literal["vllm", "mocker"]
 API_VERSION = "nvidia.com/v1beta1"
 KIND = "DynamoGraphDeployment"
 ENGINE_MODULES = {"vllm": "dynamo.vllm", "mocker": "dynamo.mocker"}

@@ -34,6 +34,12 @@ class Program:
     port: int | None = None  # HTTP port (frontend) or system/health port (workers)
     stop_wait_s: int = 20
 
+    def probe_port(self) -> int:
+        """The port its health probe reaches (frontend HTTP, worker system port); etcd and NATS have none."""
+        if self.port is None:
+            raise ValueError(f"program {self.name} ({self.role}) has no port to probe")
+        return self.port
+
     def fingerprint(self) -> dict:
         """What identifies the program's behaviour, ports excluded (for no-op detection)."""
         skip = {"DYN_SYSTEM_PORT"}

@@ -135,7 +135,8 @@ def _check_events(text: str, loader_class: type, source: str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1
+                    mark = event.start_mark  # the parser always sets it; the stubs allow None
+                    line = mark.line + 1 if mark is not None else "?"
                     raise SpecError(
                         [too_big(f"the spec nests deeper than {MAX_DEPTH} levels (line {line})")],
                         source=source,

@@ -29,7 +29,7 @@ Pure: stdlib, pydantic and yaml. The package, bottom up (each module imports onl
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import ConfigDict, Field, field_validator
@@ -39,11 +39,13 @@ from runtime.spec.base import API_VERSION, Issue, StrictModel, issue
 from runtime.spec.monitoring import MonitoringSpec, monitoring_issues
 from runtime.spec.rules import cross_issues
 from runtime.spec.sections import CanarySpec, ModelSpec, PlatformSpec, SmokeSpec, TeardownSpec
-from runtime.spec.serving import Component, RouterMode, ServingSpec
+from runtime.spec.serving import Component, Engine, RouterMode, ServingSpec
 from runtime.spec.targets import LocalTarget, Target
 from runtime.spec.validation import check_data_bounds, validated
 
 __all__ = ["ADDED_LATER", "DeploymentSpec", "parse_spec"]
+
+TargetT = TypeVar("TargetT", bound=Target)  # one of the target kinds (DeploymentSpec.target_as)
 
 # Optional fields added after the first release. While unset they stay out of the canonical form, so a
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
@@ -85,6 +87,13 @@ class DeploymentSpec(StrictModel):
             )
         return value
 
+    def target_as(self, kind: type[TargetT]) -> TargetT:
+        """``target`` as the kind a provider or backend serves; a TypeError when it is another kind (a wiring
+        bug: the registry picks providers and backends by target.kind)."""
+        if not isinstance(self.target, kind):
+            raise TypeError(f"expected a {kind.__name__} but the spec's target is {self.target.kind!r}")
+        return self.target
+
     def router_mode(self) -> RouterMode:
         """The effective router mode (kv for *_router topologies unless set)."""
         return self.serving.router()
@@ -103,7 +112,7 @@ class DeploymentSpec(StrictModel):
             out.append(Component(role, worker.replicas, worker.gpus, list(worker.engine_args), env))
         return out
 
-    def engine(self, gpus_available: bool) -> Literal["vllm", "mocker"]:
+    def engine(self, gpus_available: bool) -> Engine:
         """The engine to run. `auto` means vLLM when the host/cluster has GPUs, every worker role asks
         for some, and the model has weights (the built-in model is tokenizer-only); else the mocker."""
         serving = self.serving

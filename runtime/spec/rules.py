@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from runtime.domain import capabilities, secret_shapes
@@ -99,7 +99,8 @@ def cross_issues(target: Target, platform: PlatformSpec, model: ModelSpec, servi
     if pools is not None:
         yield from _shared_cache_issues(target.kind, pools, model)
     if target.runs_on_kubernetes:
-        tag = IMAGE.match(serving.image).group("tag") or ""  # type: ignore[union-attr]
+        image = IMAGE.match(serving.image)  # always a match: the serving section validated the image
+        tag = (image.group("tag") if image else None) or ""
         release = re.match(r"^(\d+)\.(\d+)\.\d+", tag)
         if release and list(release.groups()) != platform.dynamo_version.split(".")[:2]:
             yield at(
@@ -184,7 +185,7 @@ def _shared_cache_issues(kind: str, pools: list[NodePool], model: Any) -> Iterat
     )
 
 
-def _gpu_capacity_issues(kind: str, pools: list[NodePool], asking: list[tuple[str, Any]]) -> Iterator[Issue]:
+def _gpu_capacity_issues(kind: str, pools: list[NodePool], asking: Sequence[tuple[str, Any]]) -> Iterator[Issue]:
     biggest = max(pools, key=lambda p: p.gpu.count)
     for role_name, worker in asking:
         role = "workers" if role_name == "worker" else role_name  # the spec field of that role

@@ -20,6 +20,7 @@ __all__ = ["AutoscalingSpec", "Component", "FrontendSpec", "GatewayRoute", "Ingr
 
 Topology = Literal["agg", "agg_router", "disagg", "disagg_router"]
 RouterMode = Literal["round-robin", "random", "kv"]
+Engine = Literal["vllm", "mocker"]  # the engine that runs: serving.engine with "auto" resolved
 # Flags dynadeploy derives from the spec; repeating them in engine_args would fight the renderer.
 _RESERVED_ARGS = {"--model", "--model-path", "--served-model-name", "--disaggregation-mode",
                   "--is-prefill-worker", "--is-decode-worker", "--discovery-backend",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -83,8 +83,11 @@ class _CloudTarget(_Target):
         "The Prefect block holding the cloud credentials, {block: <name>}. Unset: the worker's default "
         "credential chain."))
 
+    if TYPE_CHECKING:  # each cloud target declares its own Literal kind (a pydantic field)
+        kind: str
+
     def credentials_block_type(self) -> str:
-        return CREDENTIALS_BLOCK_TYPES[self.kind]  # type: ignore[attr-defined]
+        return CREDENTIALS_BLOCK_TYPES[self.kind]
 
 
 class LocalTarget(_Target):

@@ -17,11 +17,12 @@ import dataclasses
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from runtime.domain.canary import Reach, Step
     from runtime.domain.revisions import Revision
+    from runtime.spec.serving import Engine
 
 
 def _details() -> dict[str, Any]:
@@ -31,9 +32,12 @@ def _details() -> dict[str, Any]:
 class _Report:
     """``as_dict()`` for the result dataclasses below."""
 
+    if TYPE_CHECKING:  # each subclass is a dataclass (what dataclasses.fields reads)
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             if f.name == "details":
                 continue
             value = getattr(self, f.name)
@@ -68,7 +72,7 @@ class Accelerators(_Report):
     """detect_gpus(): the GPUs the deployment can use and the engine that follows from them."""
 
     gpus: int
-    engine: str  # "vllm" | "mocker" | ... (serving.engine with "auto" resolved)
+    engine: Engine  # serving.engine with "auto" resolved
     gpu_operator: str | None = None  # Kubernetes/ECS: what was done about the GPU operator (skipped, installed...)
     note: str | None = None  # how the count was found where it was not detected (ECS: from the spec)
     details: Mapping[str, Any] = field(default_factory=_details)  # GPU models, nodes, the CPU vLLM runtime...
@@ -171,8 +175,8 @@ class ServingBackend(Protocol):
     def provision(self) -> Provisioned: ...
     def detect_gpus(self) -> Accelerators: ...
     def install_platform(self) -> PlatformEndpoint: ...
-    def cache_model(self, engine: str, token: str | None = None) -> CachedModel: ...
-    def roll_out(self, engine: str, model: Any, *, reason: str = "deploy",
+    def cache_model(self, engine: Engine, token: str | None = None) -> CachedModel: ...
+    def roll_out(self, engine: Engine, model: Any, *, reason: str = "deploy",
                  started_by: str = "dynadeploy") -> Rollout: ...
     def endpoint(self) -> str: ...
 

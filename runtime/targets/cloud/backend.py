@@ -49,6 +49,7 @@ from runtime.targets.kube.backend import KubeBackend
 from runtime.host.home import home
 from runtime.providers import access
 from runtime.providers.base import ClusterRef, StorageClass
+from runtime.spec.serving import Engine
 from runtime.domain.revisions import Revision
 
 log = logging.getLogger("dynadeploy.cloud")
@@ -185,7 +186,7 @@ class CloudBackend:
         parallel = {"jobs": sorted(seconds), "seconds": {k: round(v, 2) for k, v in seconds.items()},
                     "wall_s": round(wall, 2), "sequential_s": round(sum(seconds.values()), 2)}
         log.info("%s %s: cluster in %.1fs; %s ran concurrently in %.1fs (%.1fs one after the other)",
-                 self.kind, ref.name, cluster_s, " + ".join(parallel["jobs"]), wall, parallel["sequential_s"])
+                 self.kind, ref.name, cluster_s, " + ".join(sorted(seconds)), wall, parallel["sequential_s"])
         cluster = (f"{self.kind} {ref.name} in {ref.location}; node pools || storage: {wall:.1f}s wall "
                    f"({parallel['sequential_s']:.1f}s summed)")
         return Provisioned(where=cluster, notes=list(storage.notes), details={
@@ -228,11 +229,11 @@ class CloudBackend:
     def install_platform(self) -> PlatformEndpoint:
         return self.kube().install_platform()
 
-    def cache_model(self, engine: str, token: str | None = None) -> Any:
+    def cache_model(self, engine: Engine, token: str | None = None) -> Any:
         self._apply_storage_classes()  # before the PVC (a no-op when provision applied them)
         return self.kube().cache_model(engine, token=token)
 
-    def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
+    def roll_out(self, engine: Engine, model: Any = None, *, reason: str = "deploy",
                  started_by: str = "dynadeploy") -> Rollout:
         return self.kube().roll_out(engine, model, reason=reason, started_by=started_by)
 

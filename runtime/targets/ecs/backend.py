@@ -38,7 +38,7 @@ from typing import Any
 
 from runtime import settings
 from runtime.domain import naming
-from runtime.domain.waiting import WaitTimeout, not_none, wait_until
+from runtime.domain.waiting import WaitTimeout, wait_for_value
 from runtime.errors import PermanentError, RolloutFailed, TransientError
 from runtime.host.home import home
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan
@@ -307,8 +307,8 @@ class EcsBackend:
     def reach(self) -> Iterator[str]:
         """The frontend's address once a RUNNING frontend task has one (bounded wait)."""
         try:
-            url = wait_until(self._address, timeout_s=_timeout("ADDRESS", 300), interval_s=min(self.aws.waits.poll_s, 5.0),
-                             what="the frontend's address", satisfied=not_none)
+            url = wait_for_value(self._address, timeout_s=_timeout("ADDRESS", 300),
+                                 interval_s=min(self.aws.waits.poll_s, 5.0), what="the frontend's address")
         except WaitTimeout:
             raise PermanentError(f"no RUNNING frontend task of {self.n.service(self.spec, 'frontend')} has an address",
                                  hint=f"check the service's events and stopped tasks in cluster {self.n.gpu_cluster}") from None

@@ -23,9 +23,10 @@ from runtime.providers import aws_iam as _aws_iam, aws_net as _aws_net
 from runtime.render import ecs_task as ecs_render, cloud_plan as plan, cloud_plan_aws as plan_aws
 from runtime.gateways.aws import Aws, Waits, session_for, tag_dict, tag_list, tag_spec
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.spec import EcsTarget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runtime.spec import DeploymentSpec, EcsTarget
+    from runtime.spec import DeploymentSpec
 
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
 ALLOW_CIDR_ENV = settings.ECS_ALLOW_CIDR
@@ -33,7 +34,7 @@ _NF_SD = ("NamespaceNotFound", "ServiceNotFound", "InstanceNotFound")
 
 
 def role_specs(spec: DeploymentSpec) -> dict[str, plan_aws.RoleSpec]:
-    t: EcsTarget = spec.target  # type: ignore[assignment]
+    t = spec.target_as(EcsTarget)
     n = ecs_render.names(spec)
     return {
         "execution": plan_aws.RoleSpec(n.execution_role, ("ecs-tasks.amazonaws.com",), (plan_aws.managed_policy_arn(
@@ -44,7 +45,7 @@ def role_specs(spec: DeploymentSpec) -> dict[str, plan_aws.RoleSpec]:
 
 
 def secrets_policy(spec: DeploymentSpec) -> str:
-    t: EcsTarget = spec.target  # type: ignore[assignment]
+    t = spec.target_as(EcsTarget)
     prefix = ecs_render.names(spec).secret_prefix
     arn = f"arn:{plan_aws.partition(t.region)}:secretsmanager:{t.region}:*:secret:{prefix}/*"
     return json.dumps({"Version": "2012-10-17", "Statement": [
@@ -77,7 +78,7 @@ class EcsProvider:
     # --- platform -----------------------------------------------------------------------------------
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
-        t: EcsTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EcsTarget)
         aws, n = self.aws(t.region), ecs_render.names(spec)
         arns = {k: _aws_iam.ensure_role(aws, spec, r) for k, r in role_specs(spec).items()}
         policy = aws.get("iam", "get_role_policy", missing=("NoSuchEntity",), RoleName=n.execution_role,
@@ -150,7 +151,7 @@ class EcsProvider:
     # --- GPU capacity -------------------------------------------------------------------------------
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
-        t: EcsTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EcsTarget)
         aws, n = self.aws(t.region), ecs_render.names(spec)
         found = aws.get("ec2", "describe_launch_templates", missing=("InvalidLaunchTemplateName.NotFoundException",),
                         LaunchTemplateNames=[n.launch_template])
@@ -190,7 +191,7 @@ class EcsProvider:
         return [n.auto_scaling_group]
 
     def _launch_data(self, spec: DeploymentSpec, ref: ClusterRef, ami: str) -> dict[str, Any]:
-        t: EcsTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EcsTarget)
         n = ecs_render.names(spec)
         return {
             "ImageId": ami, "InstanceType": t.instance_type,
@@ -219,7 +220,7 @@ class EcsProvider:
     # --- inventory and teardown ---------------------------------------------------------------------
 
     def inventory(self, spec: DeploymentSpec) -> list[str]:
-        t: EcsTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EcsTarget)
         aws, n = self.aws(t.region), ecs_render.names(spec)
         out = self.serving().inventory(spec)
         for name in (n.gpu_cluster, n.fargate_cluster):
@@ -243,7 +244,7 @@ class EcsProvider:
         return sorted(set(out))
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
-        t: EcsTarget = spec.target  # type: ignore[assignment]
+        t = spec.target_as(EcsTarget)
         aws, n = self.aws(t.region), ecs_render.names(spec)
         self.serving().undeploy(spec)
         gpu = self._cluster(aws, n.gpu_cluster)
@@ -268,8 +269,8 @@ class EcsProvider:
             for arn in aws.paginate("ecs", "list_container_instances", "containerInstanceArns", cluster=name):
                 aws.delete("ecs", "deregister_container_instance", missing=("ClientException",), cluster=name,
                            containerInstance=arn, force=True)
-            aws.retry_dependent(lambda c=name: aws.delete("ecs", "delete_cluster", missing=("ClusterNotFoundException",),
-                                                          cluster=c), what=f"deleting ECS cluster {name}",
+            aws.retry_dependent(lambda: aws.delete("ecs", "delete_cluster", missing=("ClusterNotFoundException",),
+                                                   cluster=name), what=f"deleting ECS cluster {name}",
                                 codes=("ClusterContainsTasksException", "ClusterContainsServicesException",
                                        "ClusterContainsContainerInstancesException", "UpdateInProgressException"))
         for lt in aws.call("ec2", "describe_launch_templates", Filters=[
@@ -288,8 +289,8 @@ class EcsProvider:
             for inst in aws.paginate("servicediscovery", "list_instances", "Instances", ServiceId=service["Id"]):
                 aws.delete("servicediscovery", "deregister_instance", missing=_NF_SD, ServiceId=service["Id"],
                            InstanceId=inst["Id"])
-            aws.retry_dependent(lambda s=service["Id"]: aws.delete("servicediscovery", "delete_service", missing=_NF_SD,
-                                                                   Id=s),
+            aws.retry_dependent(lambda: aws.delete("servicediscovery", "delete_service", missing=_NF_SD,
+                                                   Id=service["Id"]),
                                 what=f"deleting Cloud Map service {service['Name']}", codes=("ResourceInUse",))
         op = aws.get("servicediscovery", "delete_namespace", missing=_NF_SD, Id=ns["Id"])
         if op is not None:

@@ -26,6 +26,7 @@ from runtime.render import ecs_task as ecs_render, cloud_plan as plan
 from runtime.gateways.aws import Aws, tag_dict, tag_list
 from runtime.targets.ecs.revisions import family_of, reusable, why_not
 from runtime.render.cloud_plan_aws import token
+from runtime.spec import EcsTarget
 
 if TYPE_CHECKING:  # pragma: no cover
     from runtime.providers.base import ClusterRef
@@ -50,7 +51,7 @@ class EcsServing:
         self.provider = provider
 
     def _aws(self, spec: DeploymentSpec) -> Aws:
-        return self.provider.aws(spec.target.region)  # type: ignore[union-attr]
+        return self.provider.aws(spec.target_as(EcsTarget).region)
 
     # --- deploy -------------------------------------------------------------------------------------
 
@@ -247,8 +248,9 @@ class EcsServing:
             aws.delete("ecs", "delete_service", missing=("ServiceNotFoundException",), cluster=cluster, service=name,
                        force=True)
         for cluster, name in services:
-            aws.wait(lambda c=cluster, s=name: True if self._service(aws, c, s) is None or self._service(
-                aws, c, s)["status"] == "INACTIVE" else None, what=f"draining of ECS service {name}")
+            # _service says None for an INACTIVE service too (one describe, no race between two)
+            aws.wait(lambda: True if self._service(aws, cluster, name) is None else None,
+                     what=f"draining of ECS service {name}")
         for cluster in (n.gpu_cluster, n.fargate_cluster):
             tasks = aws.get("ecs", "list_tasks", missing=("ClusterNotFoundException",), cluster=cluster)
             for arn in (tasks or {}).get("taskArns", []):

@@ -48,6 +48,7 @@ from typing import Any
 from runtime.domain import capabilities, naming
 from runtime.domain.revisions import Revision
 from runtime.errors import PreflightError
+from runtime.spec.serving import Engine
 from runtime.gateways.kube import Kube, covered
 from runtime.targets.base import Accelerators, PlatformEndpoint, Provisioned, Rollout, Status, TeardownReport
 from runtime.targets.kube import (
@@ -114,10 +115,10 @@ class KubeBackend:
     def install_platform(self) -> PlatformEndpoint:
         return dynamo_platform.install_platform(self)
 
-    def cache_model(self, engine: str, token: str | None = None) -> KubeModel:
+    def cache_model(self, engine: Engine, token: str | None = None) -> KubeModel:
         return model_cache.cache_model(self, engine, token=token)
 
-    def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
+    def roll_out(self, engine: Engine, model: Any = None, *, reason: str = "deploy",
                  started_by: str = "dynadeploy") -> Rollout:
         return rollout.roll_out(self, engine, model, reason=reason, started_by=started_by)
 

@@ -116,12 +116,12 @@ def gpu_inventory(nodes: Iterable[dict], pods: Iterable[dict], deployment: str) 
         inv.reporting = inv.reporting or alloc > 0
     for pod in pods:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        node = spec.get("nodeName")
-        if node not in inv.nodes or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        node_name = spec.get("nodeName")
+        if node_name not in inv.nodes or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         if (meta.get("labels") or {}).get(naming.DEPLOYMENT_KEY) == deployment:
             continue
-        inv.nodes[node]["used"] += _pod_gpus(pod)
+        inv.nodes[node_name]["used"] += _pod_gpus(pod)
     return inv
 
 
@@ -319,7 +319,5 @@ def raise_problems(problems: list[Problem], where: str) -> None:
         return
     lines = "; ".join(f"({i}) {p.problem}" for i, p in enumerate(problems, 1))
     fixes = "; ".join(f"({i}) {p.fix}" for i, p in enumerate(problems, 1))
-    err = PreflightError(f"preflight of {where} found {len(problems)} problem(s), nothing was changed: {lines}",
-                         hint=fixes)
-    err.problems = problems  # type: ignore[attr-defined]
-    raise err
+    raise PreflightError(f"preflight of {where} found {len(problems)} problem(s), nothing was changed: {lines}",
+                         hint=fixes, problems=problems)

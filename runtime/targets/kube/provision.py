@@ -19,6 +19,7 @@ from runtime.targets.kube.common import (
 )
 
 if TYPE_CHECKING:
+    from runtime.spec.serving import Engine
     from runtime.targets.kube.backend import KubeBackend
 
 
@@ -88,7 +89,7 @@ def apply_monitoring(kb: KubeBackend) -> str | None:
     return "applied " + ", ".join(f"{o['kind']} {o['metadata']['name']}" for o in objs)
 
 
-def gpu_problems(kb: KubeBackend, inv: pf.GpuInventory, engine: str) -> list[pf.Problem]:
+def gpu_problems(kb: KubeBackend, inv: pf.GpuInventory, engine: Engine) -> list[pf.Problem]:
     spec = kb.spec
     need = render.total_gpus(spec, engine)
     if need == 0:

@@ -33,10 +33,11 @@ from runtime.targets.kube.common import (
 )
 
 if TYPE_CHECKING:
+    from runtime.spec.serving import Engine
     from runtime.targets.kube.backend import KubeBackend
 
 
-def roll_out(kb: KubeBackend, engine: str, model: Any = None, *, reason: str = "deploy",
+def roll_out(kb: KubeBackend, engine: Engine, model: Any = None, *, reason: str = "deploy",
              started_by: str = "dynadeploy") -> Rollout:
     spec = kb.spec
     t0 = time.monotonic()
@@ -69,7 +70,7 @@ def roll_out(kb: KubeBackend, engine: str, model: Any = None, *, reason: str = "
         revision.status = "pending" if revision.status != "serving" else revision.status
         ledger.put_revision(kb, revision)
     bridge, replaced = None, live is not None and component_set(live) != component_set(dgd)
-    if replaced:
+    if replaced and live is not None:  # (replaced says live is not None)
         bridge = replace_graph(kb, live, dgd, number, engine)
         live = None
     if live is None or not covered(live, dgd):
@@ -126,7 +127,7 @@ def replacement_plan(kb: KubeBackend, live: dict, dgd: dict) -> list[str]:
             f"4. delete graph {bridge}"]
 
 
-def replace_graph(kb: KubeBackend, live: dict, dgd: dict, number: int, engine: str) -> KubeBackend | None:
+def replace_graph(kb: KubeBackend, live: dict, dgd: dict, number: int, engine: Engine) -> KubeBackend | None:
     """Steps before the new graph is applied under the stable name; returns the bridge graph (to delete
     once the route is back on the stable name) or None."""
     steps = kb.replacement_plan(live, dgd)

@@ -131,7 +131,7 @@ class LocalBackend:
     def install_platform(self) -> PlatformEndpoint:
         program = frontend_program(self.spec, self.context(engine="mocker", model_path=""))
         changes = self.supervisor.apply([program])
-        probes.ready_within(lambda: probes.frontend_live(self.host, program.port), 60,
+        probes.ready_within(lambda: probes.frontend_live(self.host, program.probe_port()), 60,
                           describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"))
         return PlatformEndpoint(endpoint=self.endpoint(), changed=bool(changes["added"] or changes["changed"]))
 
@@ -279,13 +279,13 @@ class LocalBackend:
                 raise RolloutFailed(
                     f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
                     f"{st.exitstatus if st else '?'}); its last log lines:\n" + said)
-            return (all(probes.worker_ready(self.host, p.port) for p in programs)
+            return (all(probes.worker_ready(self.host, p.probe_port()) for p in programs)
                     and len(probes.generate_instances(self.host, frontend_port)) >= expected
                     and served in probes.served_models(self.host, frontend_port))
 
         def stuck() -> str:
             states = self.supervisor.processes()
-            bad = [p for p in programs if not probes.worker_ready(self.host, p.port)]
+            bad = [p for p in programs if not probes.worker_ready(self.host, p.probe_port())]
             if not bad:
                 return (f"workers serve but the frontend sees {len(probes.generate_instances(self.host, frontend_port))}"
                         f" of {expected} instances, models {probes.served_models(self.host, frontend_port)}")

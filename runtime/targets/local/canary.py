@@ -95,7 +95,7 @@ def shift(stable: LocalBackend, candidate: LocalBackend, step: gate.Step, staged
     added = [p for p in programs if p.name not in have]
     if added:
         expected = len(before) + len(added)
-        probe.ready_within(lambda: all(probe.worker_ready(stable.host, p.port) for p in added)
+        probe.ready_within(lambda: all(probe.worker_ready(stable.host, p.probe_port()) for p in added)
                           and len(probe.generate_instances(stable.host, frontend)) >= expected, 120,
                           describe=lambda: "candidate workers did not join the stable graph")
     return {"workers": want}

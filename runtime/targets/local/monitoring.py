@@ -62,9 +62,10 @@ def ensure_token(path: Path) -> None:
 
 
 def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours: set[str]) -> dict:
-    binaries = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
-    if not all(binaries.values()):
-        missing = " ".join(b for b, path in binaries.items() if not path)
+    found = {b: shutil.which(b) for b in ("prometheus", "prometheus-alertmanager")}
+    binaries = {b: path for b, path in found.items() if path}
+    if len(binaries) < len(found):
+        missing = " ".join(b for b, path in found.items() if not path)
         raise PreflightError(f"monitoring.prometheus is on but {missing} is not installed",
                              hint="apt-get install prometheus prometheus-alertmanager (make debs), "
                                   "or set monitoring.prometheus: false")
@@ -96,8 +97,8 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
         return probe.answers_ok(f"http://{host}:{ports[name]}/-/ready")
 
     for name in ("prometheus", "alertmanager"):
-        probe.ready_within(lambda n=name: ready(n), 60,
-                          describe=lambda n=name: f"{n} not ready; log tail:\n" + backend.supervisor.tail(n, 800))
+        probe.ready_within(lambda: ready(name), 60,
+                          describe=lambda: f"{name} not ready; log tail:\n" + backend.supervisor.tail(name, 800))
         config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
         if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
             # SIGHUP through the deployment's own supervisord (both reload their config on it), not the

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shlex
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +162,7 @@ class Supervisor:
         """Program name -> its config text, as currently written."""
         return {p.stem: p.read_text() for p in sorted(self.paths.programs.glob("*.conf"))}
 
-    def apply(self, programs: list[Program], *, retire: set[str] = frozenset()) -> dict[str, list[str]]:
+    def apply(self, programs: list[Program], *, retire: AbstractSet[str] = frozenset()) -> dict[str, list[str]]:
         """Make supervisord run ``programs`` (plus what is already configured) and drop ``retire``.
 
         Unchanged programs are left alone; a program whose config changed is restarted.
