@@ -51,13 +51,13 @@ class SpecError(DynadeployError):
     """The deployment spec is invalid. Raised while loading, before anything is touched."""
 
     def __init__(self, issues: list[SpecIssue], *, source: str | None = None) -> None:
-        from runtime.domain.secret_shapes import scrub  # stdlib-only module; late to keep this one import-free
+        from runtime.domain.secret_shapes import (
+            scrub,  # stdlib-only module; late to keep this one import-free
+        )
 
         # Last line of defence: whatever an issue was built from (a key the user wrote, a value a
         # rule quoted), no access token leaves in a spec error; paths also lose opaque key-like words.
-        self.issues = [
-            SpecIssue(scrub(i.path, opaque=True), scrub(i.problem), scrub(i.fix)) for i in issues
-        ]
+        self.issues = [SpecIssue(scrub(i.path, opaque=True), scrub(i.problem), scrub(i.fix)) for i in issues]
         self.source = source
         where = f"{source}: " if source else ""
         first = self.issues[0] if self.issues else SpecIssue("spec", "invalid", "check the spec")
@@ -118,8 +118,17 @@ class WaitTimeout(PermanentError):
     objects the predicate saw). Callers that promise another error type re-raise from these fields.
     """
 
-    def __init__(self, message: str, *, last: object = None, hint: str | None = None, what: str = "",
-                 timeout_s: float = 0.0, stuck: str = "", last_error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        last: object = None,
+        hint: str | None = None,
+        what: str = "",
+        timeout_s: float = 0.0,
+        stuck: str = "",
+        last_error: BaseException | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.last = last
         self.what = what

@@ -45,6 +45,7 @@ ECS_ALLOW_CIDR = "DYNADEPLOY_ECS_ALLOW_CIDR"
 KUBE_ROUTE_TIMEOUT_S = "DYNADEPLOY_KUBE_ROUTE_TIMEOUT_S"
 ROUTE_SETTLE_S = "DYNADEPLOY_ROUTE_SETTLE_S"
 
+
 def kube_timeout_name(what: str) -> str:
     """The variable that bounds one Kubernetes wait, e.g. DYNADEPLOY_KUBE_ROLLOUT_TIMEOUT_S."""
     return f"DYNADEPLOY_KUBE_{what}_TIMEOUT_S"

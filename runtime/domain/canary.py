@@ -44,10 +44,15 @@ __all__ = [
 WORKER_NOISE_FLOOR_MS = 10.0
 
 
-def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: float | None,
-                 canary_spec, stable_buckets: dict[float, float] | None = None,
-                 canary_buckets: dict[float, float] | None = None,
-                 latest: sla.LoadReport | None = None) -> sla.Verdict:
+def shifted_gate(
+    report: sla.LoadReport,
+    stable_p90: float | None,
+    canary_p90: float | None,
+    canary_spec,
+    stable_buckets: dict[float, float] | None = None,
+    canary_buckets: dict[float, float] | None = None,
+    latest: sla.LoadReport | None = None,
+) -> sla.Verdict:
     """The gate while the candidate serves real traffic: no request may fail, and the candidate's TTFT p90
     (its workers' or its frontends') may not regress past the allowed fraction of stable's plus the
     buckets' noise floor. With the histograms at hand the regression must also show in a Mann-Whitney
@@ -59,8 +64,10 @@ def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: f
     held = False
     max_rate = sla.read_field(canary_spec, "max_error_rate", 0.0)
     if report.errors and report.error_rate > max_rate:
-        text = (f"{report.errors} of {report.count} requests failed at the stable endpoint "
-                f"(first: {report.first_error()})")
+        text = (
+            f"{report.errors} of {report.count} requests failed at the stable endpoint "
+            f"(first: {report.first_error()})"
+        )
         if report.errors > 1:
             breaches.append(text)
         elif latest is not None and latest.errors == 0:
@@ -73,8 +80,10 @@ def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: f
         status: sla.Status = "fail" if breaches else "inconclusive"
         return sla.Verdict(status, breaches, notes)
     limit = stable_p90 * (1 + canary_spec.max_ttft_regression) + WORKER_NOISE_FLOOR_MS
-    text = (f"candidate ttft p90 {canary_p90:.1f} ms vs stable {stable_p90:.1f} ms (limit {limit:.1f} ms: "
-            f"stable + {canary_spec.max_ttft_regression:.0%} + {WORKER_NOISE_FLOOR_MS:g} ms for the buckets)")
+    text = (
+        f"candidate ttft p90 {canary_p90:.1f} ms vs stable {stable_p90:.1f} ms (limit {limit:.1f} ms: "
+        f"stable + {canary_spec.max_ttft_regression:.0%} + {WORKER_NOISE_FLOOR_MS:g} ms for the buckets)"
+    )
     if canary_p90 <= limit:
         notes.append(text)
         return sla.Verdict("fail" if breaches else "inconclusive" if held else "pass", breaches, notes)
@@ -84,8 +93,10 @@ def shifted_gate(report: sla.LoadReport, stable_p90: float | None, canary_p90: f
     a, b = bucket_samples(stable_buckets), bucket_samples(canary_buckets)
     g = GateSettings.of(canary_spec)
     p, share = mann_whitney_greater(a, b)
-    evidence = (f"rank test on {len(a)} stable and {len(b)} candidate observations p={p:.2g} (counts under "
-                f"{g.alpha:.2g}), candidate slower in {share:.0%} of pairs")
+    evidence = (
+        f"rank test on {len(a)} stable and {len(b)} candidate observations p={p:.2g} (counts under "
+        f"{g.alpha:.2g}), candidate slower in {share:.0%} of pairs"
+    )
     if p < g.alpha:
         breaches.append(f"{text}; {evidence}")
         return sla.Verdict("fail", breaches, notes)
@@ -173,14 +184,18 @@ class MetricJudgement:
     slower_share: float | None = None  # P(candidate > stable) over request pairs
 
 
-def judge_metric(metric: str, a: list[float], b: list[float], rel: float, floor_ms: float,
-                 g: GateSettings) -> MetricJudgement:
+def judge_metric(
+    metric: str, a: list[float], b: list[float], rel: float, floor_ms: float, g: GateSettings
+) -> MetricJudgement:
     """One latency metric (ms samples, stable ``a`` vs candidate ``b``); see the block comment above."""
     label = f"{metric.upper()} p90"
     if min(len(a), len(b)) < g.needed:
-        return MetricJudgement(metric, "inconclusive",
-                               f"{label}: {len(a)} stable and {len(b)} candidate samples; a p90 is judged from "
-                               f"{g.needed} per side on, so more are needed")
+        return MetricJudgement(
+            metric,
+            "inconclusive",
+            f"{label}: {len(a)} stable and {len(b)} candidate samples; a p90 is judged from "
+            f"{g.needed} per side on, so more are needed",
+        )
     p, share = mann_whitney_greater(a, b)
     alpha = g.alpha
     bounds = bootstrap_diff(a, b, g.confidence, (50, 90), seed=len(a) * 7919 + len(b))
@@ -200,27 +215,44 @@ def judge_metric(metric: str, a: list[float], b: list[float], rel: float, floor_
 
     def evidence(q: int) -> str:
         qlo, qhi = quantiles[q][4]
-        return (f"the change is {qlo:+.1f} ms or more and {qhi:+.1f} ms or less with {g.confidence:.0%} "
-                f"confidence each; rank test p={p:.2g} (counts under {alpha:.2g}), "
-                f"candidate slower in {share:.0%} of request pairs")
+        return (
+            f"the change is {qlo:+.1f} ms or more and {qhi:+.1f} ms or less with {g.confidence:.0%} "
+            f"confidence each; rank test p={p:.2g} (counts under {alpha:.2g}), "
+            f"candidate slower in {share:.0%} of request pairs"
+        )
 
-    common: dict[str, Any] = {"stable_p90": pa, "candidate_p90": pb, "allowed_ms": allowed, "ci_ms": (lo, hi), "p_value": p,
-              "slower_share": share}
+    common: dict[str, Any] = {
+        "stable_p90": pa,
+        "candidate_p90": pb,
+        "allowed_ms": allowed,
+        "ci_ms": (lo, hi),
+        "p_value": p,
+        "slower_share": share,
+    }
     if p < alpha:
         for q in (90, 50):  # the tail first; the typical request also counts (a p90 can hide in stalls)
             if quantiles[q][4][0] > quantiles[q][3]:
-                return MetricJudgement(metric, "fail", f"{change(q)} is a regression beyond the {bound(q)}: "
-                                                       f"{evidence(q)}", **common)
+                return MetricJudgement(
+                    metric,
+                    "fail",
+                    f"{change(q)} is a regression beyond the {bound(q)}: {evidence(q)}",
+                    **common,
+                )
         for q in (90, 50):
             qa, qb, d, allow, (qlo, _) = quantiles[q]
             if d > allow and qlo > 0:
-                return MetricJudgement(metric, "inconclusive",
-                                       f"{change(q)} may be a regression beyond the {bound(q)}, but not "
-                                       f"conclusively ({evidence(q)}); more samples are needed", **common)
+                return MetricJudgement(
+                    metric,
+                    "inconclusive",
+                    f"{change(q)} may be a regression beyond the {bound(q)}, but not "
+                    f"conclusively ({evidence(q)}); more samples are needed",
+                    **common,
+                )
     if delta <= allowed:
         return MetricJudgement(metric, "pass", f"{change(90)}, within the {bound(90)}", **common)
-    return MetricJudgement(metric, "pass", f"{change(90)} is over the {bound(90)} but within noise: "
-                                           f"{evidence(90)}", **common)
+    return MetricJudgement(
+        metric, "pass", f"{change(90)} is over the {bound(90)} but within noise: {evidence(90)}", **common
+    )
 
 
 def latency_samples(report: sla.LoadReport) -> dict[str, list[float]]:
@@ -228,8 +260,10 @@ def latency_samples(report: sla.LoadReport) -> dict[str, list[float]]:
     so the samples are independent, as the rank test and the bootstrap assume)."""
     ok = report.ok_results
     itl = [getattr(r, "request_itl_s", r.mean_itl_s) for r in ok]  # sla's per-request ITL where it has one
-    return {"ttft": [r.ttft_s * 1000 for r in ok if r.ttft_s is not None],
-            "itl": [v * 1000 for v in itl if v is not None]}
+    return {
+        "ttft": [r.ttft_s * 1000 for r in ok if r.ttft_s is not None],
+        "itl": [v * 1000 for v in itl if v is not None],
+    }
 
 
 def p90s_ms(report: sla.LoadReport) -> dict[str, float | None]:
@@ -239,7 +273,9 @@ def p90s_ms(report: sla.LoadReport) -> dict[str, float | None]:
 
 def pool(reports: list[sla.LoadReport]) -> sla.LoadReport:
     """Several analyses of one step as one sample (a hold adds to the evidence, it does not replace it)."""
-    return sla.LoadReport(results=[r for rep in reports for r in rep.results], wall_s=sum(r.wall_s for r in reports))
+    return sla.LoadReport(
+        results=[r for rep in reports for r in rep.results], wall_s=sum(r.wall_s for r in reports)
+    )
 
 
 def side_by_side_gate(baseline: sla.LoadReport, candidate: sla.LoadReport, canary_spec=None) -> sla.Verdict:
@@ -254,26 +290,35 @@ def side_by_side_gate(baseline: sla.LoadReport, candidate: sla.LoadReport, canar
     inconclusive = False
     if candidate.count and candidate.errors > baseline.errors * candidate.count / max(baseline.count, 1):
         increase = candidate.error_rate - baseline.error_rate
-        text = (f"{candidate.errors} of {candidate.count} candidate requests failed ({candidate.error_rate:.1%}) "
-                f"vs {baseline.errors} of {baseline.count} stable ({baseline.error_rate:.1%}); first: "
-                f"{candidate.first_error()}")
+        text = (
+            f"{candidate.errors} of {candidate.count} candidate requests failed ({candidate.error_rate:.1%}) "
+            f"vs {baseline.errors} of {baseline.count} stable ({baseline.error_rate:.1%}); first: "
+            f"{candidate.first_error()}"
+        )
         over = candidate.error_rate > g.max_error_rate and increase > g.max_error_rate_increase
-        allowed = f"allowed: {g.max_error_rate:.1%}, and no more than {g.max_error_rate_increase:.1%} above stable"
+        allowed = (
+            f"allowed: {g.max_error_rate:.1%}, and no more than {g.max_error_rate_increase:.1%} above stable"
+        )
         p = fisher_greater(baseline.errors, baseline.count, candidate.errors, candidate.count)
         if over and p < g.alpha:
             breaches.append(f"{text}; {allowed} (Fisher's exact test p={p:.2g})")
         elif over:
             inconclusive = True
-            notes.append(f"{text}; over the {allowed}, but a difference this size happens by chance "
-                         f"(Fisher's exact test p={p:.2g}, counts under {g.alpha:.2g}); more samples are needed")
+            notes.append(
+                f"{text}; over the {allowed}, but a difference this size happens by chance "
+                f"(Fisher's exact test p={p:.2g}, counts under {g.alpha:.2g}); more samples are needed"
+            )
         else:
             notes.append(f"{text}; within the {allowed}")
     elif baseline.errors:
-        notes.append(f"{baseline.errors} stable and {candidate.errors} candidate requests failed: "
-                     "no worse than stable")
+        notes.append(
+            f"{baseline.errors} stable and {candidate.errors} candidate requests failed: no worse than stable"
+        )
     a, b = latency_samples(baseline), latency_samples(candidate)
-    for metric, rel, floor in (("ttft", g.max_ttft_regression, g.ttft_floor_ms),
-                               ("itl", g.max_itl_regression, g.itl_floor_ms)):
+    for metric, rel, floor in (
+        ("ttft", g.max_ttft_regression, g.ttft_floor_ms),
+        ("itl", g.max_itl_regression, g.itl_floor_ms),
+    ):
         if metric == "itl" and not a["itl"] and not b["itl"]:
             notes.append("ITL not compared (one token per request)")
             continue

@@ -19,8 +19,9 @@ BOOTSTRAP_RESAMPLES = 1000  # resamples per bootstrap_diff
 WORKER_TTFT = ("dynamo_work_handler_time_to_first_response_seconds", "vllm:time_to_first_token_seconds")
 
 
-def group_ttft_p90_ms(before: dict[str, str], after: dict[str, str],
-                      names: tuple[str, ...] = WORKER_TTFT) -> float | None:
+def group_ttft_p90_ms(
+    before: dict[str, str], after: dict[str, str], names: tuple[str, ...] = WORKER_TTFT
+) -> float | None:
     """TTFT p90 over an analysis window for a group of processes (workers, or frontends), from their own
     /metrics pages scraped before and after the window, keyed by endpoint."""
     for name in names:
@@ -34,15 +35,18 @@ def _merged_delta(before: dict[str, str], after: dict[str, str], name: str) -> d
     """Histogram ``name`` (le -> count) over the window, summed over every endpoint of the group."""
     merged: dict[float, float] = {}
     for url, text in after.items():
-        d = metrics.delta(metrics.histogram(metrics.parse(text), name),
-                          metrics.histogram(metrics.parse(before.get(url, "")), name))
+        d = metrics.delta(
+            metrics.histogram(metrics.parse(text), name),
+            metrics.histogram(metrics.parse(before.get(url, "")), name),
+        )
         for le, count in d.items():
             merged[le] = merged.get(le, 0.0) + count
     return merged
 
 
-def group_ttft_buckets(before: dict[str, str], after: dict[str, str],
-                       names: tuple[str, ...] = WORKER_TTFT) -> dict[float, float]:
+def group_ttft_buckets(
+    before: dict[str, str], after: dict[str, str], names: tuple[str, ...] = WORKER_TTFT
+) -> dict[float, float]:
     """The cumulative TTFT histogram (le -> count) of a group of processes over a window, merged."""
     for name in names:
         merged = _merged_delta(before, after, name)
@@ -82,7 +86,7 @@ def mann_whitney_greater(a: list[float], b: list[float]) -> tuple[float, float]:
             j += 1
         avg = (i + j) / 2 + 1  # ranks are 1-based
         t = j - i + 1
-        tie_term += t ** 3 - t
+        tie_term += t**3 - t
         rank_b += avg * sum(1 for k in range(i, j + 1) if pooled[k][1] == 1)
         i = j + 1
     u_b = rank_b - nb * (nb + 1) / 2
@@ -101,12 +105,21 @@ def fisher_greater(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
     if not total or not n_b:
         return 1.0
     denom = math.comb(n, total)
-    return min(1.0, sum(math.comb(n_b, k) * math.comb(n_a, total - k)
-                        for k in range(errors_b, min(total, n_b) + 1)) / denom)
+    return min(
+        1.0,
+        sum(math.comb(n_b, k) * math.comb(n_a, total - k) for k in range(errors_b, min(total, n_b) + 1))
+        / denom,
+    )
 
 
-def bootstrap_diff(a: list[float], b: list[float], confidence: float, qs: tuple[float, ...] = (90,),
-                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[float, tuple[float, float]]:
+def bootstrap_diff(
+    a: list[float],
+    b: list[float],
+    confidence: float,
+    qs: tuple[float, ...] = (90,),
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[float, tuple[float, float]]:
     """Percentile-bootstrap bounds of percentile(b, q) - percentile(a, q) for each q: each a one-sided
     ``confidence`` bound (together a two-sided interval at 2 x confidence - 1); seeded, so a verdict is
     reproducible from its samples."""
@@ -137,5 +150,7 @@ def _sorted_pct(ordered: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
-def bootstrap_p90_diff(a: list[float], b: list[float], confidence: float, seed: int = 0) -> tuple[float, float]:
+def bootstrap_p90_diff(
+    a: list[float], b: list[float], confidence: float, seed: int = 0
+) -> tuple[float, float]:
     return bootstrap_diff(a, b, confidence, (90,), seed=seed)[90]

@@ -43,14 +43,14 @@ CREDENTIALS_BLOCK_TYPES = {"eks": AWS, "ecs": AWS, "gke": GCP, "aks": AZURE}
 # How a user makes each block type (the hint of every "missing block" error).
 CREATE_HINTS = {
     AWS: "pip install prefect-aws && prefect block register -m prefect_aws, then create it in the Prefect UI "
-         "(`prefect block create aws-credentials` opens the form) or in Python: "
-         "AwsCredentials(aws_access_key_id=..., aws_secret_access_key=...).save({name!r})",
+    "(`prefect block create aws-credentials` opens the form) or in Python: "
+    "AwsCredentials(aws_access_key_id=..., aws_secret_access_key=...).save({name!r})",
     GCP: "pip install prefect-gcp && prefect block register -m prefect_gcp, then create it in the Prefect UI "
-         "(`prefect block create gcp-credentials` opens the form) or in Python: "
-         "GcpCredentials(service_account_info=json.load(open('key.json'))).save({name!r})",
+    "(`prefect block create gcp-credentials` opens the form) or in Python: "
+    "GcpCredentials(service_account_info=json.load(open('key.json'))).save({name!r})",
     AZURE: "pip install prefect-azure && prefect block register -m prefect_azure, then create it in the Prefect "
-           "UI (`prefect block create azure-container-instance-credentials` opens the form) or in Python: "
-           "AzureContainerInstanceCredentials(client_id=..., tenant_id=..., client_secret=...).save({name!r})",
+    "UI (`prefect block create azure-container-instance-credentials` opens the form) or in Python: "
+    "AzureContainerInstanceCredentials(client_id=..., tenant_id=..., client_secret=...).save({name!r})",
 }
 
 
@@ -65,7 +65,7 @@ def _masking_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     if _MASKED:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format is the logging module's to report
+        except Exception:
             return record
         if any(value in message for value in _MASKED):
             for value in _MASKED:
@@ -112,8 +112,9 @@ class Secret:
         return hash(_digest(self._value))
 
     def __reduce__(self) -> Any:
-        raise TypeError("a dynadeploy Secret cannot be pickled (credentials never become Prefect parameters "
-                        "or results)")
+        raise TypeError(
+            "a dynadeploy Secret cannot be pickled (credentials never become Prefect parameters or results)"
+        )
 
 
 def _digest(value: Any) -> str:
@@ -196,8 +197,12 @@ def _text(data: dict[str, Any], key: str, slug: str, name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _bad(slug, name, f"field {key} is a {type(value).__name__}, not text",
-                   f"edit the block: set {key} to text, or clear it")
+        raise _bad(
+            slug,
+            name,
+            f"field {key} is a {type(value).__name__}, not text",
+            f"edit the block: set {key} to text, or clear it",
+        )
     return value
 
 
@@ -214,25 +219,43 @@ def from_block(slug: str, name: str, data: dict[str, Any]) -> CloudCredentials:
         return _gcp(name, data)
     if slug == AZURE:
         return _azure(name, data)
-    raise PermanentError(f"dynadeploy reads no credentials from {slug} blocks",
-                         hint=f"use one of: {', '.join(sorted({AWS, GCP, AZURE}))}")
+    raise PermanentError(
+        f"dynadeploy reads no credentials from {slug} blocks",
+        hint=f"use one of: {', '.join(sorted({AWS, GCP, AZURE}))}",
+    )
 
 
 def _aws(name: str, data: dict[str, Any]) -> AwsCredentials:
     key_id = _text(data, "aws_access_key_id", AWS, name)
     secret = _secret_text(data, "aws_secret_access_key", AWS, name)
     if bool(key_id) != bool(secret):
-        have, missing = ("aws_access_key_id", "aws_secret_access_key") if key_id else (
-            "aws_secret_access_key", "aws_access_key_id")
-        raise _bad(AWS, name, f"{have} is set but {missing} is empty",
-                   f"edit the block: set {missing} too (an access key is the pair), or clear {have} to use "
-                   "profile_name or the default chain")
+        have, missing = (
+            ("aws_access_key_id", "aws_secret_access_key")
+            if key_id
+            else ("aws_secret_access_key", "aws_access_key_id")
+        )
+        raise _bad(
+            AWS,
+            name,
+            f"{have} is set but {missing} is empty",
+            f"edit the block: set {missing} too (an access key is the pair), or clear {have} to use "
+            "profile_name or the default chain",
+        )
     token = _secret_text(data, "aws_session_token", AWS, name)
     if token and not key_id:
-        raise _bad(AWS, name, "aws_session_token is set without an access key",
-                   "edit the block: set aws_access_key_id and aws_secret_access_key of that session too")
-    return AwsCredentials(block=name, access_key_id=key_id, secret_access_key=secret, session_token=token,
-                          profile_name=_text(data, "profile_name", AWS, name))
+        raise _bad(
+            AWS,
+            name,
+            "aws_session_token is set without an access key",
+            "edit the block: set aws_access_key_id and aws_secret_access_key of that session too",
+        )
+    return AwsCredentials(
+        block=name,
+        access_key_id=key_id,
+        secret_access_key=secret,
+        session_token=token,
+        profile_name=_text(data, "profile_name", AWS, name),
+    )
 
 
 def _gcp(name: str, data: dict[str, Any]) -> GcpCredentials:
@@ -241,25 +264,45 @@ def _gcp(name: str, data: dict[str, Any]) -> GcpCredentials:
         try:
             info = json.loads(info)
         except ValueError:
-            raise _bad(GCP, name, "service_account_info is not JSON (not shown here)",
-                       "edit the block: paste the service account key file's JSON") from None
+            raise _bad(
+                GCP,
+                name,
+                "service_account_info is not JSON (not shown here)",
+                "edit the block: paste the service account key file's JSON",
+            ) from None
     if info in (None, "", {}):
         info = None
     elif not isinstance(info, dict):
-        raise _bad(GCP, name, f"service_account_info is a {type(info).__name__}, not a JSON object",
-                   "edit the block: paste the service account key file's JSON")
+        raise _bad(
+            GCP,
+            name,
+            f"service_account_info is a {type(info).__name__}, not a JSON object",
+            "edit the block: paste the service account key file's JSON",
+        )
     file = _text(data, "service_account_file", GCP, name)
     if info is not None and file:
-        raise _bad(GCP, name, "both service_account_info and service_account_file are set",
-                   "edit the block: keep one of them")
+        raise _bad(
+            GCP,
+            name,
+            "both service_account_info and service_account_file are set",
+            "edit the block: keep one of them",
+        )
     if info is not None:
         missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
         if info.get("type") != "service_account" or missing:
             what = f"it lacks {', '.join(missing)}" if missing else f"its type is {info.get('type')!r}"
-            raise _bad(GCP, name, f"service_account_info is not a service account key ({what})",
-                       "edit the block: paste the JSON key file of a service account (type service_account)")
-    return GcpCredentials(block=name, service_account_info=None if info is None else Secret(info),
-                          service_account_file=file, project=_text(data, "project", GCP, name))
+            raise _bad(
+                GCP,
+                name,
+                f"service_account_info is not a service account key ({what})",
+                "edit the block: paste the JSON key file of a service account (type service_account)",
+            )
+    return GcpCredentials(
+        block=name,
+        service_account_info=None if info is None else Secret(info),
+        service_account_file=file,
+        project=_text(data, "project", GCP, name),
+    )
 
 
 def _azure(name: str, data: dict[str, Any]) -> AzureCredentials:
@@ -269,15 +312,35 @@ def _azure(name: str, data: dict[str, Any]) -> AzureCredentials:
     given = {"client_id": client_id, "tenant_id": tenant_id, "client_secret": secret}
     if any(given.values()) and not all(given.values()):
         missing = ", ".join(k for k, v in given.items() if not v)
-        raise _bad(AZURE, name, f"a service principal needs client_id, tenant_id and client_secret; {missing} "
-                   "is empty", f"edit the block: set {missing}, or clear all three to use the default chain")
+        raise _bad(
+            AZURE,
+            name,
+            f"a service principal needs client_id, tenant_id and client_secret; {missing} is empty",
+            f"edit the block: set {missing}, or clear all three to use the default chain",
+        )
     kwargs = data.get("credential_kwargs") or {}
     if not isinstance(kwargs, dict):
-        raise _bad(AZURE, name, f"credential_kwargs is a {type(kwargs).__name__}, not an object",
-                   "edit the block: set credential_kwargs to a JSON object (or {})")
-    return AzureCredentials(block=name, client_id=client_id, tenant_id=tenant_id, client_secret=secret,
-                            kwargs=dict(kwargs))
+        raise _bad(
+            AZURE,
+            name,
+            f"credential_kwargs is a {type(kwargs).__name__}, not an object",
+            "edit the block: set credential_kwargs to a JSON object (or {})",
+        )
+    return AzureCredentials(
+        block=name, client_id=client_id, tenant_id=tenant_id, client_secret=secret, kwargs=dict(kwargs)
+    )
 
 
-__all__ = ["AWS", "AZURE", "CREATE_HINTS", "GCP", "AwsCredentials", "AzureCredentials", "CloudCredentials",
-           "GcpCredentials", "Secret", "block_type", "from_block"]
+__all__ = [
+    "AWS",
+    "AZURE",
+    "CREATE_HINTS",
+    "GCP",
+    "AwsCredentials",
+    "AzureCredentials",
+    "CloudCredentials",
+    "GcpCredentials",
+    "Secret",
+    "block_type",
+    "from_block",
+]

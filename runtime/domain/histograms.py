@@ -12,10 +12,46 @@ from __future__ import annotations
 import math
 
 # Dynamo 1.6.1 frontend histogram boundaries (seconds), as exposed in `le` (the 0 and +Inf buckets left out).
-TTFT_BUCKETS_S = ("0.0022", "0.0047", "0.01", "0.022", "0.047", "0.1", "0.22", "0.47", "1", "2.2", "4.7",
-                  "10", "22", "48", "100", "220", "480")
-ITL_BUCKETS_S = ("0.0018", "0.0033", "0.0059", "0.011", "0.02", "0.035", "0.064", "0.12", "0.21", "0.38",
-                 "0.69", "1.2", "2.3", "4.1", "7.4", "13", "24", "44", "80")
+TTFT_BUCKETS_S = (
+    "0.0022",
+    "0.0047",
+    "0.01",
+    "0.022",
+    "0.047",
+    "0.1",
+    "0.22",
+    "0.47",
+    "1",
+    "2.2",
+    "4.7",
+    "10",
+    "22",
+    "48",
+    "100",
+    "220",
+    "480",
+)
+ITL_BUCKETS_S = (
+    "0.0018",
+    "0.0033",
+    "0.0059",
+    "0.011",
+    "0.02",
+    "0.035",
+    "0.064",
+    "0.12",
+    "0.21",
+    "0.38",
+    "0.69",
+    "1.2",
+    "2.3",
+    "4.1",
+    "7.4",
+    "13",
+    "24",
+    "44",
+    "80",
+)
 
 
 class NoBucket(ValueError):
@@ -27,15 +63,18 @@ class NoBucket(ValueError):
         super().__init__(
             f"the frontend's latency histogram has no bucket boundary at {ms(str(target_s))} ms or within "
             f"{tolerance:.0%} above it (the boundaries around it are {around}), so Prometheus cannot count "
-            "the requests over this target")
+            "the requests over this target"
+        )
 
     def fix(self, field: str) -> str:
         choices = " or ".join(f"{ms(b)}" for b in (self.below, self.above) if b)
         out = f"set smoke.sla.{field} to a bucket boundary ({choices})"
         if self.above:
             need = float(self.above) / self.target_s - 1
-            out += (f", or raise monitoring.slo.bucket_tolerance to {math.ceil(need * 100) / 100:g} "
-                    f"to measure it at {ms(self.above)} ms")
+            out += (
+                f", or raise monitoring.slo.bucket_tolerance to {math.ceil(need * 100) / 100:g} "
+                f"to measure it at {ms(self.above)} ms"
+            )
         return out
 
 

@@ -125,8 +125,9 @@ class LoadReport:
 
     def with_targets(self, sla: Any) -> LoadReport:
         """The report judged for goodput at ``sla``'s targets (an SLA, a spec section or a dict)."""
-        return replace(self, ttft_target_ms=read_field(sla, "ttft_p90_ms"),
-                       itl_target_ms=read_field(sla, "itl_p90_ms"))
+        return replace(
+            self, ttft_target_ms=read_field(sla, "ttft_p90_ms"), itl_target_ms=read_field(sla, "itl_p90_ms")
+        )
 
     @property
     def count(self) -> int:

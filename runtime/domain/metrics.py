@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -86,11 +86,14 @@ def frontend_summary(before: str, after: str) -> dict:
     """What changed at a Dynamo frontend between two scrapes (requests, errors, TTFT/ITL p90)."""
     b, a = parse(before), parse(after)
     req = total(a, "dynamo_frontend_requests_total") - total(b, "dynamo_frontend_requests_total")
-    ok = total(a, "dynamo_frontend_requests_total", status="success") - \
-        total(b, "dynamo_frontend_requests_total", status="success")
+    ok = total(a, "dynamo_frontend_requests_total", status="success") - total(
+        b, "dynamo_frontend_requests_total", status="success"
+    )
     out: dict[str, float | None] = {"requests": req, "errors": max(0.0, req - ok) if ok or req else 0.0}
-    for key, metric in (("ttft_p90_ms", "dynamo_frontend_time_to_first_token_seconds"),
-                        ("itl_p90_ms", "dynamo_frontend_inter_token_latency_seconds")):
+    for key, metric in (
+        ("ttft_p90_ms", "dynamo_frontend_time_to_first_token_seconds"),
+        ("itl_p90_ms", "dynamo_frontend_inter_token_latency_seconds"),
+    ):
         q = quantile(delta(histogram(a, metric), histogram(b, metric)), 0.9)
         out[key] = None if q is None else round(q * 1000, 3)
     return out

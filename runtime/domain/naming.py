@@ -28,6 +28,7 @@ class Named(Protocol):
     @property
     def name(self) -> str: ...
 
+
 # --- labels -------------------------------------------------------------------------------------------
 
 MANAGED_BY_KEY = "app.kubernetes.io/managed-by"

@@ -49,8 +49,13 @@ def current(revisions: list[Revision]) -> Revision | None:
 
 def last_good(revisions: list[Revision], *, before: int | None = None) -> Revision | None:
     """The newest revision that served successfully, optionally older than ``before``."""
-    good = [r for r in revisions if r.status in ("serving", "superseded") and r.smoke.get("passed", True)
-            and (before is None or r.number < before)]
+    good = [
+        r
+        for r in revisions
+        if r.status in ("serving", "superseded")
+        and r.smoke.get("passed", True)
+        and (before is None or r.number < before)
+    ]
     return max(good, key=lambda r: r.number) if good else None
 
 
@@ -85,8 +90,10 @@ def alert_is_stale(revisions: list[Revision], alerted: int | str | None) -> str 
     cur = current(revisions)
     if cur is not None and cur.number == int(alerted):
         return None
-    return (f"the alert was about revision {alerted}, which no longer serves (now "
-            f"{cur.number if cur else 'nothing'}): already rolled back or replaced")
+    return (
+        f"the alert was about revision {alerted}, which no longer serves (now "
+        f"{cur.number if cur else 'nothing'}): already rolled back or replaced"
+    )
 
 
 def plan_rollback(revisions: list[Revision], number: int | None = None) -> tuple[Revision | None, Revision]:
@@ -109,7 +116,9 @@ def plan_rollback(revisions: list[Revision], number: int | None = None) -> tuple
             raise ValueError("no earlier good revision to roll back to")
         target = found
     if cur is not None and target.spec_hash == cur.spec_hash:
-        raise ValueError(f"revision {target.number} is what is serving now (revision {cur.number}); nothing to do")
+        raise ValueError(
+            f"revision {target.number} is what is serving now (revision {cur.number}); nothing to do"
+        )
     return cur, target
 
 
@@ -119,12 +128,21 @@ def describe_changes(cur: Revision | None, target: Revision) -> list[dict]:
         return [{"field": "(everything)", "now": "nothing serving", "after": f"revision {target.number}"}]
     rows = [{"field": f"spec.{path}", "now": a, "after": b} for path, a, b in diff(cur.spec, target.spec)]
     rows += [{"field": f"model.{path}", "now": a, "after": b} for path, a, b in diff(cur.model, target.model)]
-    rows += [{"field": f"versions.{path}", "now": a, "after": b} for path, a, b in diff(cur.versions, target.versions)]
+    rows += [
+        {"field": f"versions.{path}", "now": a, "after": b}
+        for path, a, b in diff(cur.versions, target.versions)
+    ]
     before = (cur.spec.get("serving") or {}).get("topology", "agg")
     after = (target.spec.get("serving") or {}).get("topology", "agg")
     if before != after:  # said before the approval: the graph's component set changes
-        rows.insert(0, {"field": "(graph)", "now": f"topology {before}",
-                        "after": f"topology {after}: the component set changes (Kubernetes: the graph is "
-                                 "replaced, not updated; a bridge graph carries serving.route meanwhile, and without "
-                                 "a route nothing serves until the new graph is ready)"})
+        rows.insert(
+            0,
+            {
+                "field": "(graph)",
+                "now": f"topology {before}",
+                "after": f"topology {after}: the component set changes (Kubernetes: the graph is "
+                "replaced, not updated; a bridge graph carries serving.route meanwhile, and without "
+                "a route nothing serves until the new graph is ready)",
+            },
+        )
     return rows

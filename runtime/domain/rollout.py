@@ -96,8 +96,11 @@ def pod_component(pod: Mapping[str, Any]) -> str:
 # --- the DynamoGraphDeployment --------------------------------------------------------------------
 
 
-def assess_dgd(dgd: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]] = (),
-               workloads: Iterable[Mapping[str, Any]] = ()) -> Readiness:
+def assess_dgd(
+    dgd: Mapping[str, Any] | None,
+    pods: Iterable[Mapping[str, Any]] = (),
+    workloads: Iterable[Mapping[str, Any]] = (),
+) -> Readiness:
     """The full readiness contract for a DGD and the pods of that graph (see the module docstring).
 
     ``workloads`` are the graph's Deployments (label nvidia.com/dynamo-graph-deployment-name): the
@@ -311,7 +314,9 @@ def assess_deployment(obj: Mapping[str, Any] | None) -> Readiness:
     progressing = _condition(obj, "Progressing")
     failed = bool(progressing and progressing.get("reason") == "ProgressDeadlineExceeded")
     if failed:
-        reasons.append(f"{kind} {name}: progress deadline exceeded ({(progressing or {}).get('message') or ''})")
+        reasons.append(
+            f"{kind} {name}: progress deadline exceeded ({(progressing or {}).get('message') or ''})"
+        )
     return _verdict(reasons, failed)
 
 

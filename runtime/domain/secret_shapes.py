@@ -41,11 +41,23 @@ SECRET_WORDS = frozenset({"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "APIKE
 _NAME_KEYS = {"secret_block": r"[a-z0-9][a-z0-9-]{0,254}", "block": r"[a-z0-9][a-z0-9-]{0,254}",
               "env": r"[A-Za-z_]\w{0,254}", "credentials": r"[a-z0-9][a-z0-9-/]{0,254}"}  # fmt: skip
 # Keys whose string value is a secret itself (inline SecretRef / credentials fields).
-_VALUE_KEYS = frozenset({
-    "value", "token", "secret", "password", "aws_access_key_id", "aws_secret_access_key",
-    "aws_session_token", "access_key_id", "secret_access_key", "session_token", "service_account_info",
-    "private_key", "client_secret",
-})
+_VALUE_KEYS = frozenset(
+    {
+        "value",
+        "token",
+        "secret",
+        "password",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "service_account_info",
+        "private_key",
+        "client_secret",
+    }
+)
 REDACTED = "<redacted>"
 
 
@@ -116,8 +128,11 @@ def redact(value: Any, key: Any = None, *, inside_ref: bool = False, strict: boo
         for i, (k, v) in enumerate(value.items()):
             hidden = looks_secret(str(k)) if strict else looks_like_token(str(k))
             name = f"{REDACTED}-{i}" if hidden else k
-            out[name] = redact(v, k, inside_ref=ref, strict=strict) if not (pair and k == "value") else redact(
-                v, strict=strict)
+            out[name] = (
+                redact(v, k, inside_ref=ref, strict=strict)
+                if not (pair and k == "value")
+                else redact(v, strict=strict)
+            )
         return out
     if isinstance(value, list | tuple):
         return [redact(v, inside_ref=inside_ref, strict=strict) for v in value]

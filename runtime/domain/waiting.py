@@ -28,10 +28,18 @@ def not_none(value: object) -> bool:
     return value is not None
 
 
-def wait_until(check: Callable[[], T], *, timeout_s: float, interval_s: float = 0.5, what: str = "a condition",
-               describe_stuck: Callable[[], str] | None = None, satisfied: Callable[[T], bool] = bool,
-               tolerate: tuple[type[BaseException], ...] = (), clock: Callable[[], float] | None = None,
-               sleep: Callable[[float], None] | None = None) -> T:
+def wait_until(
+    check: Callable[[], T],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.5,
+    what: str = "a condition",
+    describe_stuck: Callable[[], str] | None = None,
+    satisfied: Callable[[T], bool] = bool,
+    tolerate: tuple[type[BaseException], ...] = (),
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
     """Call ``check`` every ``interval_s`` until ``satisfied(result)`` (default: truthy); return that result.
 
     Each round is check, then deadline, then sleep: the check runs at least once, and a result that
@@ -57,17 +65,38 @@ def wait_until(check: Callable[[], T], *, timeout_s: float, interval_s: float = 
         if now() >= deadline:
             stuck = describe_stuck() if describe_stuck else ""
             tail = f"; last error: {last_error}" if last_error else ""
-            raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what}" + (f": {stuck}" if stuck else "")
-                              + tail, last=last, what=what, timeout_s=timeout_s, stuck=stuck, last_error=last_error)
+            raise WaitTimeout(
+                f"timed out after {timeout_s:.0f}s waiting for {what}"
+                + (f": {stuck}" if stuck else "")
+                + tail,
+                last=last,
+                what=what,
+                timeout_s=timeout_s,
+                stuck=stuck,
+                last_error=last_error,
+            )
         pause(interval_s)
 
 
-def wait_for_value(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5,
-                   what: str = "a value", clock: Callable[[], float] | None = None,
-                   sleep: Callable[[float], None] | None = None) -> T:
+def wait_for_value(
+    check: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.5,
+    what: str = "a value",
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
     """``wait_until`` done when ``check`` returns anything but None (``not_none``); that value, typed as such."""
-    out = wait_until(check, timeout_s=timeout_s, interval_s=interval_s, what=what, satisfied=not_none,
-                     clock=clock, sleep=sleep)
+    out = wait_until(
+        check,
+        timeout_s=timeout_s,
+        interval_s=interval_s,
+        what=what,
+        satisfied=not_none,
+        clock=clock,
+        sleep=sleep,
+    )
     if out is None:  # pragma: no cover - not_none returned True for it
         raise AssertionError(f"wait_until returned None while waiting for {what}")
     return out
@@ -80,8 +109,21 @@ class Waits:
     poll_s: float = 15.0
     timeout_s: float = 1800.0
 
-    def until(self, check: Callable[[], T | None], *, what: str, timeout_s: float | None = None,
-              clock: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None) -> T:
+    def until(
+        self,
+        check: Callable[[], T | None],
+        *,
+        what: str,
+        timeout_s: float | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> T:
         """``wait_until`` with this poll interval and deadline, done when ``check`` returns anything but None."""
-        return wait_for_value(check, timeout_s=self.timeout_s if timeout_s is None else timeout_s,
-                              interval_s=self.poll_s, what=what, clock=clock, sleep=sleep)
+        return wait_for_value(
+            check,
+            timeout_s=self.timeout_s if timeout_s is None else timeout_s,
+            interval_s=self.poll_s,
+            what=what,
+            clock=clock,
+            sleep=sleep,
+        )

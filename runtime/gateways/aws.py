@@ -37,19 +37,48 @@ from runtime.errors import DynadeployError, PermanentError, TransientError
 
 T = TypeVar("T")
 
-THROTTLING = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled", "SlowDown",
-    "ProvisionedThroughputExceededException", "LimitExceededException", "BandwidthLimitExceeded",
-    "PriorRequestNotComplete", "EC2ThrottledException",
-})
+THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "BandwidthLimitExceeded",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
 # Dependencies that clear up as their dependents are deleted, or eventual consistency right after
 # a create: worth retrying by the caller's loop.
-RETRYABLE = frozenset({"DependencyViolation", "ResourceInUseException", "IncorrectState",
-                       "InvalidParameterException", "ServerException", "ServiceUnavailable"})
-DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
-                    "UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure",
-                    "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"})
+RETRYABLE = frozenset(
+    {
+        "DependencyViolation",
+        "ResourceInUseException",
+        "IncorrectState",
+        "InvalidParameterException",
+        "ServerException",
+        "ServiceUnavailable",
+    }
+)
+DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "AuthFailure",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+    }
+)
 
 
 def error_code(exc: BaseException) -> str:
@@ -73,22 +102,32 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
         if code in THROTTLING or status == 429 or status >= 500:
             return TransientError(text, hint="AWS throttled or failed; rerun to continue where it stopped")
         if code in DENIED:
-            return PermanentError(text, hint="the AWS identity lacks this permission; check "
-                                             "`aws sts get-caller-identity` and its IAM policies")
+            return PermanentError(
+                text,
+                hint="the AWS identity lacks this permission; check "
+                "`aws sts get-caller-identity` and its IAM policies",
+            )
         return PermanentError(text, hint="see the AWS message; rerunning continues where it stopped")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return PermanentError(f"{what}: no AWS credentials",
-                              hint="name an aws-credentials block in target.credentials, or give the worker "
-                                   "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        return PermanentError(
+            f"{what}: no AWS credentials",
+            hint="name an aws-credentials block in target.credentials, or give the worker "
+            "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )
     if isinstance(exc, ProfileNotFound):
-        return PermanentError(f"{what}: {exc}", hint="add the profile to the worker's ~/.aws/config, or fix "
-                                                    "profile_name (in the aws-credentials block or AWS_PROFILE)")
+        return PermanentError(
+            f"{what}: {exc}",
+            hint="add the profile to the worker's ~/.aws/config, or fix "
+            "profile_name (in the aws-credentials block or AWS_PROFILE)",
+        )
     if isinstance(exc, NoRegionError):
         return PermanentError(f"{what}: no AWS region", hint="set target.region")
     if isinstance(exc, ResponseParserError):  # an HTML error page from a proxy or emulator
         return TransientError(f"{what}: unreadable answer from AWS: {str(exc)[:300]}")
     if isinstance(exc, BotoConnectionError):
-        return TransientError(f"{what}: cannot reach AWS: {exc}", hint="check the network or AWS_ENDPOINT_URL")
+        return TransientError(
+            f"{what}: cannot reach AWS: {exc}", hint="check the network or AWS_ENDPOINT_URL"
+        )
     return TransientError(f"{what}: {type(exc).__name__}: {exc}")
 
 
@@ -122,8 +161,12 @@ def session_for(credentials: Any) -> Any:
     secret = credentials.secret_access_key.reveal() if credentials.secret_access_key else None
     token = credentials.session_token.reveal() if credentials.session_token else None
     try:
-        return boto3.session.Session(aws_access_key_id=credentials.access_key_id, aws_secret_access_key=secret,
-                                     aws_session_token=token, profile_name=credentials.profile_name)
+        return boto3.session.Session(
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+            profile_name=credentials.profile_name,
+        )
     except BotoCoreError as exc:
         raise translate(exc, f"AWS credentials of block {credentials.block!r}") from exc
 
@@ -137,9 +180,13 @@ class Aws:
         mode = os.environ.get("AWS_RETRY_MODE", "standard")
         self.config = Config(
             region_name=region,
-            retries={"mode": mode if mode in ("standard", "adaptive") else "standard",
-                     "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "8"))},
-            connect_timeout=10, read_timeout=60, user_agent_extra="dynadeploy",
+            retries={
+                "mode": mode if mode in ("standard", "adaptive") else "standard",
+                "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "8")),
+            },
+            connect_timeout=10,
+            read_timeout=60,
+            user_agent_extra="dynadeploy",
         )
         self.waits = waits or Waits()
         self._clients: dict[str, Any] = {}
@@ -181,8 +228,9 @@ class Aws:
         """Call a create; None when it says the object already exists (the caller then gets it)."""
         return self.get(service, op, missing=exists, **kwargs)
 
-    def create_or_found(self, service: str, op: str, /, *, exists: Iterable[str], found: Callable[[], Any],
-                        **kwargs: Any) -> Any:
+    def create_or_found(
+        self, service: str, op: str, /, *, exists: Iterable[str], found: Callable[[], Any], **kwargs: Any
+    ) -> Any:
         """A create whose "already exists" error code is too generic to trust (ECS's ClientException,
         InvalidParameterException): on such an error, ``found()`` must see the object, else the
         error is raised as it was."""
@@ -214,8 +262,9 @@ class Aws:
         try:
             return self.waits.until(check, what=what, timeout_s=timeout_s)
         except WaitTimeout:
-            raise TransientError(f"timed out waiting for {what}",
-                                 hint="the cloud is slow or stuck; rerun to keep waiting") from None
+            raise TransientError(
+                f"timed out waiting for {what}", hint="the cloud is slow or stuck; rerun to keep waiting"
+            ) from None
 
     def retry_dependent(self, fn: Callable[[], T], *, what: str, codes: Iterable[str] = RETRYABLE) -> T:
         """Run ``fn`` until it stops failing with a dependency-type error (bounded by the wait timeout)."""

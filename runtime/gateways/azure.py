@@ -45,12 +45,17 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
     status = getattr(getattr(exc, "response", None), "status_code", None) or getattr(exc, "status_code", None)
     error = getattr(exc, "error", None)
     code = getattr(error, "code", None) or ""
-    detail = getattr(error, "message", None) or str(getattr(exc, "message", None) or exc).strip().splitlines()[0]
+    detail = (
+        getattr(error, "message", None) or str(getattr(exc, "message", None) or exc).strip().splitlines()[0]
+    )
     text = f"{what}: {code + ': ' if code and code not in detail else ''}{detail}"[:600]
     if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
-        return PermanentError(text, hint="check the Azure credentials (the target.credentials block, or "
-                                         "AZURE_CLIENT_ID/SECRET/TENANT_ID or az login) and their role on the "
-                                         "subscription")
+        return PermanentError(
+            text,
+            hint="check the Azure credentials (the target.credentials block, or "
+            "AZURE_CLIENT_ID/SECRET/TENANT_ID or az login) and their role on the "
+            "subscription",
+        )
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return TransientError(text, hint="check the network or DYNADEPLOY_AKS_ENDPOINT")
     if status == 429 or (status or 0) >= 500 or status == 409 or code in _BUSY_CODES:
@@ -97,17 +102,28 @@ def azure_credential(block: Any) -> Any:
     try:
         if block.default_chain:
             return DefaultAzureCredential(**block.kwargs)
-        return ClientSecretCredential(block.tenant_id, block.client_id, block.client_secret.reveal(), **block.kwargs)
+        return ClientSecretCredential(
+            block.tenant_id, block.client_id, block.client_secret.reveal(), **block.kwargs
+        )
     except (TypeError, ValueError) as exc:  # bad credential_kwargs or ids; the messages quote no secret
-        raise PermanentError(f"azure-container-instance-credentials block {block.block!r}: {exc}"[:600],
-                             hint="edit the block: check tenant_id, client_id and credential_kwargs") from None
+        raise PermanentError(
+            f"azure-container-instance-credentials block {block.block!r}: {exc}"[:600],
+            hint="edit the block: check tenant_id, client_id and credential_kwargs",
+        ) from None
 
 
 class Azure:
     """One ContainerServiceClient per subscription, with error translation and bounded waits."""
 
-    def __init__(self, subscription_id: str, *, waits: Waits | None = None, polling_interval: float = 15.0,
-                 retry_total: int = 8, credentials: Any = None) -> None:
+    def __init__(
+        self,
+        subscription_id: str,
+        *,
+        waits: Waits | None = None,
+        polling_interval: float = 15.0,
+        retry_total: int = 8,
+        credentials: Any = None,
+    ) -> None:
         self.subscription_id = subscription_id
         self.waits = waits or Waits(poll_s=15.0, timeout_s=2400.0)
         self.endpoint = settings.aks_endpoint()
@@ -122,7 +138,10 @@ class Azure:
         if self._client is None:
             from azure.mgmt.containerservice import ContainerServiceClient
 
-            kwargs: dict[str, Any] = {"polling_interval": self.polling_interval, "retry_total": self.retry_total}
+            kwargs: dict[str, Any] = {
+                "polling_interval": self.polling_interval,
+                "retry_total": self.retry_total,
+            }
             if self.endpoint:
                 kwargs["base_url"] = self.endpoint
             try:
@@ -136,7 +155,8 @@ class Azure:
                     self.credential = DefaultAzureCredential()
                 if _loopback_http(self.endpoint):
                     kwargs["authentication_policy"] = _http_bearer_policy(
-                        self.credential, "https://management.azure.com/.default")
+                        self.credential, "https://management.azure.com/.default"
+                    )
                 self._client = ContainerServiceClient(self.credential, self.subscription_id, **kwargs)
             except DynadeployError:
                 raise
@@ -182,7 +202,9 @@ class Azure:
         try:
             return self.waits.until(check, what=what)
         except WaitTimeout:
-            raise TransientError(f"timed out waiting for {what}", hint="Azure is slow or stuck; rerun to keep waiting") from None
+            raise TransientError(
+                f"timed out waiting for {what}", hint="Azure is slow or stuck; rerun to keep waiting"
+            ) from None
 
     def begin_create_cluster(self, resource_group: str, name: str, cluster: dict[str, Any]) -> Any:
         """Start a managed cluster's create-or-update from its plan (plain data, runtime/render/cloud_plan.py);
@@ -190,17 +212,22 @@ class Azure:
         from azure.mgmt.containerservice.models import ManagedCluster
 
         body = ManagedCluster(cluster)
-        return self.call("managedClusters.begin_create_or_update", lambda: self.client.managed_clusters
-                         .begin_create_or_update(resource_group, name, body))
+        return self.call(
+            "managedClusters.begin_create_or_update",
+            lambda: self.client.managed_clusters.begin_create_or_update(resource_group, name, body),
+        )
 
-    def begin_create_agent_pool(self, resource_group: str, cluster: str, name: str,
-                                properties: dict[str, Any]) -> Any:
+    def begin_create_agent_pool(
+        self, resource_group: str, cluster: str, name: str, properties: dict[str, Any]
+    ) -> Any:
         """Start an agent pool's create-or-update from its plan's properties (plain data). Returns the poller."""
         from azure.mgmt.containerservice.models import AgentPool
 
         body = AgentPool({"properties": properties})
-        return self.call("agentPools.begin_create_or_update", lambda: self.client.agent_pools
-                         .begin_create_or_update(resource_group, cluster, name, body))
+        return self.call(
+            "agentPools.begin_create_or_update",
+            lambda: self.client.agent_pools.begin_create_or_update(resource_group, cluster, name, body),
+        )
 
     def arm(self, method: str, path: str, api_version: str, body: Any = None) -> tuple[int, Any]:
         """A raw ARM request through the client's pipeline (auth, retries): (status, json or None)."""

@@ -27,6 +27,7 @@ from runtime.domain.sla import RequestResult
 if TYPE_CHECKING:
     from httpx_sse import ServerSentEvent
 
+
 class _ProtocolError(Exception):
     """The server answered, but not like an OpenAI-compatible chat endpoint."""
 

@@ -39,8 +39,11 @@ def presigned_url(session: Any, region: str, cluster_name: str, config: Any = No
     sts.meta.events.register("before-sign.sts.GetCallerIdentity", _inject_cluster_id)
     try:
         return sts.generate_presigned_url(
-            "get_caller_identity", Params={CLUSTER_ID_HEADER: cluster_name},
-            ExpiresIn=URL_TIMEOUT_S, HttpMethod="GET")
+            "get_caller_identity",
+            Params={CLUSTER_ID_HEADER: cluster_name},
+            ExpiresIn=URL_TIMEOUT_S,
+            HttpMethod="GET",
+        )
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, "signing the EKS token") from exc
 

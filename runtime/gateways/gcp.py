@@ -27,8 +27,13 @@ from runtime.errors import DynadeployError, PermanentError, TransientError
 T = TypeVar("T")
 ENDPOINT_ENV = settings.GKE_ENDPOINT
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-_TRANSIENT = (gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway, gexc.ServiceUnavailable,
-              gexc.GatewayTimeout)
+_TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+)
 
 
 def translate(exc: BaseException, what: str) -> DynadeployError:
@@ -36,24 +41,36 @@ def translate(exc: BaseException, what: str) -> DynadeployError:
     if isinstance(exc, _TRANSIENT):
         return TransientError(text, hint="GKE throttled or failed; rerun to continue where it stopped")
     if isinstance(exc, gexc.FailedPrecondition | gexc.Conflict | gexc.Aborted) or (
-            isinstance(exc, gexc.BadRequest) and "operation" in str(exc).lower()):
+        isinstance(exc, gexc.BadRequest) and "operation" in str(exc).lower()
+    ):
         return TransientError(text, hint="another operation is running on the cluster; rerun when it ends")
     if isinstance(exc, gexc.Unauthenticated | gexc.PermissionDenied | gexc.Forbidden):
-        return PermanentError(text, hint="check GOOGLE_APPLICATION_CREDENTIALS (or gcloud auth "
-                                         "application-default login) and its roles on the project")
+        return PermanentError(
+            text,
+            hint="check GOOGLE_APPLICATION_CREDENTIALS (or gcloud auth "
+            "application-default login) and its roles on the project",
+        )
     if isinstance(exc, gexc.GoogleAPICallError):
         return PermanentError(text, hint="see the GKE message; rerunning continues where it stopped")
-    from google.auth.exceptions import DefaultCredentialsError, RefreshError  # google-auth: google-api-core needs it
+    from google.auth.exceptions import (  # google-auth: google-api-core needs it
+        DefaultCredentialsError,
+        RefreshError,
+    )
 
     if isinstance(exc, RefreshError) and not getattr(exc, "retryable", False):
-        return PermanentError(f"{what}: Google refused the credentials: {str(exc)[:300]}",
-                              hint="check the service account key (target.credentials block or "
-                                   "GOOGLE_APPLICATION_CREDENTIALS): not revoked, of this project")
+        return PermanentError(
+            f"{what}: Google refused the credentials: {str(exc)[:300]}",
+            hint="check the service account key (target.credentials block or "
+            "GOOGLE_APPLICATION_CREDENTIALS): not revoked, of this project",
+        )
     if isinstance(exc, DefaultCredentialsError):
-        return PermanentError(f"{what}: no Google credentials",
-                              hint="set GOOGLE_APPLICATION_CREDENTIALS or run gcloud auth application-default login")
-    return TransientError(f"{what}: {type(exc).__name__}: {exc}"[:600],
-                          hint="check the network or DYNADEPLOY_GKE_ENDPOINT")
+        return PermanentError(
+            f"{what}: no Google credentials",
+            hint="set GOOGLE_APPLICATION_CREDENTIALS or run gcloud auth application-default login",
+        )
+    return TransientError(
+        f"{what}: {type(exc).__name__}: {exc}"[:600], hint="check the network or DYNADEPLOY_GKE_ENDPOINT"
+    )
 
 
 def service_account_credentials(block: Any) -> Any:
@@ -62,26 +79,42 @@ def service_account_credentials(block: Any) -> Any:
 
     try:
         if block.service_account_info is not None:
-            return service_account.Credentials.from_service_account_info(block.service_account_info.reveal(),
-                                                                         scopes=SCOPES)
-        return service_account.Credentials.from_service_account_file(block.service_account_file, scopes=SCOPES)
+            return service_account.Credentials.from_service_account_info(
+                block.service_account_info.reveal(), scopes=SCOPES
+            )
+        return service_account.Credentials.from_service_account_file(
+            block.service_account_file, scopes=SCOPES
+        )
     except (ValueError, KeyError, OSError) as exc:
         # The parser's message may quote the key material: say only what kind of failure it was.
         where = "service_account_info" if block.service_account_info is not None else "service_account_file"
-        raise PermanentError(f"the service account key in {where} of gcp-credentials block {block.block!r} "
-                             f"cannot be loaded ({type(exc).__name__})",
-                             hint="edit the block: paste the JSON key file of a service account, or point "
-                                  "service_account_file at one on the worker") from None
+        raise PermanentError(
+            f"the service account key in {where} of gcp-credentials block {block.block!r} "
+            f"cannot be loaded ({type(exc).__name__})",
+            hint="edit the block: paste the JSON key file of a service account, or point "
+            "service_account_file at one on the worker",
+        ) from None
 
 
 class Gke:
     """One ClusterManagerClient with retries, not-found handling and operation waits."""
 
-    def __init__(self, *, waits: Waits | None = None, retry_initial_s: float = 1.0, retry_timeout_s: float = 300.0,
-                 credentials: Any = None):
+    def __init__(
+        self,
+        *,
+        waits: Waits | None = None,
+        retry_initial_s: float = 1.0,
+        retry_timeout_s: float = 300.0,
+        credentials: Any = None,
+    ):
         self.waits = waits or Waits(poll_s=10.0, timeout_s=2400.0)
-        self.retry = Retry(predicate=if_exception_type(*_TRANSIENT), initial=retry_initial_s, maximum=30.0,
-                           multiplier=2.0, timeout=retry_timeout_s)
+        self.retry = Retry(
+            predicate=if_exception_type(*_TRANSIENT),
+            initial=retry_initial_s,
+            maximum=30.0,
+            multiplier=2.0,
+            timeout=retry_timeout_s,
+        )
         self.endpoint = settings.gke_endpoint()
         # a gcp-credentials block's runtime.domain.credentials.GcpCredentials; None (or an empty block): default chain
         self.block = credentials if credentials is not None and not credentials.default_chain else None
@@ -98,8 +131,9 @@ class Gke:
                 if self.block is not None:
                     self._credentials = service_account_credentials(self.block)
                     # the API of the key's universe (googleapis.com unless the key says otherwise)
-                    options = ClientOptions(api_endpoint=self.endpoint,
-                                            universe_domain=self._credentials.universe_domain)
+                    options = ClientOptions(
+                        api_endpoint=self.endpoint, universe_domain=self._credentials.universe_domain
+                    )
                 elif self.endpoint:
                     from google.auth.credentials import AnonymousCredentials
 
@@ -109,7 +143,8 @@ class Gke:
 
                     self._credentials, _ = google.auth.default(scopes=SCOPES)
                 self._client = container_v1.ClusterManagerClient(
-                    transport="rest", credentials=self._credentials, client_options=options)
+                    transport="rest", credentials=self._credentials, client_options=options
+                )
             except DynadeployError:
                 raise
             except Exception as exc:  # credentials discovery and client construction
@@ -157,7 +192,9 @@ class Gke:
         try:
             return self.waits.until(check, what=what)
         except WaitTimeout:
-            raise TransientError(f"timed out waiting for {what}", hint="GKE is slow or stuck; rerun to keep waiting") from None
+            raise TransientError(
+                f"timed out waiting for {what}", hint="GKE is slow or stuck; rerun to keep waiting"
+            ) from None
 
     def wait_operation(self, parent: str, operation: Any, *, what: str) -> None:
         """Poll an Operation (by name, under ``parent`` = projects/P/locations/L) until DONE."""

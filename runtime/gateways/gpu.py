@@ -25,9 +25,14 @@ def detect() -> GpuInfo:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=True,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (subprocess.SubprocessError, OSError):
         return GpuInfo(0)
     rows = [r.split(",") for r in out.strip().splitlines() if r.strip()]
-    return GpuInfo(len(rows), [r[0].strip() for r in rows], rows[0][1].strip() if rows and len(rows[0]) > 1 else None)
+    return GpuInfo(
+        len(rows), [r[0].strip() for r in rows], rows[0][1].strip() if rows and len(rows[0]) > 1 else None
+    )

@@ -24,7 +24,6 @@ implicitly, because a pending state may belong to an operation that is still run
 ``ensure(..., recover=True)``) once the target's run lock says nobody else is working on it.
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -68,8 +67,22 @@ class _InstallOptions(TypedDict):
     create_namespace: bool
     description: str | None
 
-__all__ = ["DISABLE_VALIDATION_FLAG", "PENDING_STATUSES", "Helm", "ReleaseInfo", "fixed_command_class", "parse_time",
-           "redact", "rejoin_flags", "run_sync", "secret_leaves", "split_chart", "translate_error", "trim_stderr"]
+
+__all__ = [
+    "DISABLE_VALIDATION_FLAG",
+    "PENDING_STATUSES",
+    "Helm",
+    "ReleaseInfo",
+    "fixed_command_class",
+    "parse_time",
+    "redact",
+    "rejoin_flags",
+    "run_sync",
+    "secret_leaves",
+    "split_chart",
+    "translate_error",
+    "trim_stderr",
+]
 
 
 # ------------------------------------------------------------------------------------------ facade
@@ -78,9 +91,17 @@ __all__ = ["DISABLE_VALIDATION_FLAG", "PENDING_STATUSES", "Helm", "ReleaseInfo",
 class Helm:
     """Blocking helm operations against one cluster (kubeconfig + context)."""
 
-    def __init__(self, kubeconfig: str | None, context: str | None = None, *, timeout_s: int = 600,
-                 disable_validation: bool = False, major: int | None = None, executable: str | None = None,
-                 history_max: int = 10) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None,
+        context: str | None = None,
+        *,
+        timeout_s: int = 600,
+        disable_validation: bool = False,
+        major: int | None = None,
+        executable: str | None = None,
+        history_max: int = 10,
+    ) -> None:
         self.executable = executable or binary("helm", major=major)
         self.kubeconfig, self.context = kubeconfig, context
         self.timeout_s, self.disable_validation, self.history_max = timeout_s, disable_validation, history_max
@@ -94,9 +115,12 @@ class Helm:
             from pyhelm3 import Client
 
             command = fixed_command_class()(
-                default_timeout=f"{self.timeout_s}s", executable=self.executable,
-                history_max_revisions=self.history_max, kubecontext=self.context,
-                kubeconfig=Path(self.kubeconfig) if self.kubeconfig else None)
+                default_timeout=f"{self.timeout_s}s",
+                executable=self.executable,
+                history_max_revisions=self.history_max,
+                kubecontext=self.context,
+                kubeconfig=Path(self.kubeconfig) if self.kubeconfig else None,
+            )
             try:
                 self._client = Client(command, executable=self.executable)
             except Exception as exc:  # AssertionError (no binary), CalledProcessError, ValueError
@@ -107,8 +131,16 @@ class Helm:
     def major(self) -> int:
         return int(self.client.version.major)
 
-    def _call(self, op: str, factory: Callable[[], Coroutine[Any, Any, T]], *, release: str | None = None,
-              namespace: str | None = None, values: dict | None = None, timeout_s: int | None = None) -> T:
+    def _call(
+        self,
+        op: str,
+        factory: Callable[[], Coroutine[Any, Any, T]],
+        *,
+        release: str | None = None,
+        namespace: str | None = None,
+        values: dict | None = None,
+        timeout_s: int | None = None,
+    ) -> T:
         from pydantic import ValidationError
         from pyhelm3 import errors
 
@@ -119,36 +151,56 @@ class Helm:
                 return await asyncio.wait_for(factory(), limit)
             except TimeoutError:
                 what = f"helm {op}" + (f" {release}" if release else "")
-                raise TransientError(f"{what} did not finish within {limit}s",
-                                     hint="the API server is slow or unreachable; retry") from None
+                raise TransientError(
+                    f"{what} did not finish within {limit}s",
+                    hint="the API server is slow or unreachable; retry",
+                ) from None
 
         self.client  # noqa: B018 - build outside the loop so ToolError for a broken binary is direct
         try:
             return run_sync(guarded)
         except errors.Error as exc:
             stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else str(exc)
-            raise translate_error(stderr, op=op, release=release, namespace=namespace,
-                                  secrets=secret_leaves(values or {})) from exc
+            raise translate_error(
+                stderr, op=op, release=release, namespace=namespace, secrets=secret_leaves(values or {})
+            ) from exc
         except ValidationError as exc:
-            raise ToolError(f"helm {op}: unexpected helm output ({exc.error_count()} fields did not parse)") from exc
+            raise ToolError(
+                f"helm {op}: unexpected helm output ({exc.error_count()} fields did not parse)"
+            ) from exc
 
     # ----------------------------------------------------------------------------- offline (render)
 
     async def _chart(self, chart_ref: str | Path, repo: str | None, version: str | None) -> Any:
         return await self.client.get_chart(_chart_ref(chart_ref), repo=repo, version=version)
 
-    def template(self, chart_ref: str | Path, release: str, values: dict | None, namespace: str,
-                 include_crds: bool = True, *, repo: str | None = None, version: str | None = None) -> list[dict]:
+    def template(
+        self,
+        chart_ref: str | Path,
+        release: str,
+        values: dict | None,
+        namespace: str,
+        include_crds: bool = True,
+        *,
+        repo: str | None = None,
+        version: str | None = None,
+    ) -> list[dict]:
         """``helm template``: the manifests the chart renders with ``values`` over its defaults."""
+
         async def go() -> list[dict]:
             chart = await self._chart(chart_ref, repo, version)
-            docs = await self.client.template_resources(chart, release, _plain(values),
-                                                        include_crds=include_crds, namespace=namespace)
+            docs = await self.client.template_resources(
+                chart, release, _plain(values), include_crds=include_crds, namespace=namespace
+            )
             return [doc for doc in docs if doc]
+
         return self._call("template", go, release=release, namespace=namespace, values=values)
 
-    def chart_crds(self, chart_ref: str | Path, *, repo: str | None = None, version: str | None = None) -> list[dict]:
+    def chart_crds(
+        self, chart_ref: str | Path, *, repo: str | None = None, version: str | None = None
+    ) -> list[dict]:
         """The CRDs in the chart's ``crds/`` folder (not subcharts'), for installing CRDs first."""
+
         async def go() -> list[dict]:
             ref = _chart_ref(chart_ref)
             if isinstance(ref, Path) and ref.is_file():  # pyhelm3 cannot read a packaged .tgz
@@ -157,6 +209,7 @@ class Helm:
                     chart = await self._chart(next(Path(tmp).glob("*/Chart.yaml")).parent, None, None)
                     return [crd for crd in await chart.crds() if crd]
             return [crd for crd in await (await self._chart(ref, repo, version)).crds() if crd]
+
         return self._call("show crds", go)
 
     # ------------------------------------------------------------------------------- cluster reads
@@ -170,16 +223,28 @@ class Helm:
         except errors.ReleaseNotFoundError:
             return None
         meta = await cmd.get_chart_metadata(release, namespace=namespace, revision=status["version"]) or {}
-        values = status["config"] if "config" in status else await cmd.get_values(release, namespace=namespace)
+        values = (
+            status["config"] if "config" in status else await cmd.get_values(release, namespace=namespace)
+        )
         info = status.get("info", {})
-        return ReleaseInfo(status["name"], status["namespace"], int(status["version"]), info.get("status", ""),
-                           meta.get("name", ""), str(meta.get("version", "")), meta.get("appVersion"),
-                           values or {}, parse_time(info.get("last_deployed")), info.get("description") or "")
+        return ReleaseInfo(
+            status["name"],
+            status["namespace"],
+            int(status["version"]),
+            info.get("status", ""),
+            meta.get("name", ""),
+            str(meta.get("version", "")),
+            meta.get("appVersion"),
+            values or {},
+            parse_time(info.get("last_deployed")),
+            info.get("description") or "",
+        )
 
     def current(self, release: str, namespace: str) -> ReleaseInfo | None:
         """The latest revision (whatever its status), or None when the release does not exist."""
-        return self._call("status", lambda: self._a_current(release, namespace), release=release,
-                          namespace=namespace)
+        return self._call(
+            "status", lambda: self._a_current(release, namespace), release=release, namespace=namespace
+        )
 
     async def _rows(self, rows: list[dict]) -> list[ReleaseInfo]:
         """ReleaseInfo for `helm history` / `helm list` rows, with each revision's values (8 at a time)."""
@@ -188,10 +253,20 @@ class Helm:
         async def one(r: dict) -> ReleaseInfo:
             async with gate:
                 values = await self.client._command.get_values(
-                    r["name"], namespace=r["namespace"], revision=int(r["revision"]))
-            return ReleaseInfo(r["name"], r["namespace"], int(r["revision"]), r.get("status", ""),
-                               *split_chart(r.get("chart", "")), r.get("app_version") or None, values or {},
-                               parse_time(r.get("updated")), r.get("description") or "")
+                    r["name"], namespace=r["namespace"], revision=int(r["revision"])
+                )
+            return ReleaseInfo(
+                r["name"],
+                r["namespace"],
+                int(r["revision"]),
+                r.get("status", ""),
+                *split_chart(r.get("chart", "")),
+                r.get("app_version") or None,
+                values or {},
+                parse_time(r.get("updated")),
+                r.get("description") or "",
+            )
+
         return list(await asyncio.gather(*(one(r) for r in rows)))
 
     async def _a_history(self, release: str, namespace: str) -> list[ReleaseInfo]:
@@ -205,114 +280,238 @@ class Helm:
 
     def history(self, release: str, namespace: str) -> list[ReleaseInfo]:
         """Every kept revision, oldest first ([] when the release does not exist)."""
-        return self._call("history", lambda: self._a_history(release, namespace), release=release,
-                          namespace=namespace)
+        return self._call(
+            "history", lambda: self._a_history(release, namespace), release=release, namespace=namespace
+        )
 
     def list_releases(self, namespace: str | None = None) -> list[ReleaseInfo]:
         """Releases in ``namespace`` (all namespaces when None): deployed, failed, pending or uninstalling."""
+
         async def go() -> list[ReleaseInfo]:
-            rows = list(await self.client._command.list(
-                all_namespaces=namespace is None, namespace=namespace, include_deployed=True,
-                include_failed=True, include_pending=True, include_uninstalling=True))
+            rows = list(
+                await self.client._command.list(
+                    all_namespaces=namespace is None,
+                    namespace=namespace,
+                    include_deployed=True,
+                    include_failed=True,
+                    include_pending=True,
+                    include_uninstalling=True,
+                )
+            )
             return await self._rows(rows)
+
         return self._call("list", go, namespace=namespace)
 
     # ------------------------------------------------------------------------------ cluster writes
 
-    async def _a_install(self, release: str, chart_ref: str | Path, values: dict | None, namespace: str, *,
-                         wait: bool, atomic: bool, timeout_s: int | None, version: str | None, skip_crds: bool,
-                         repo: str | None, create_namespace: bool, description: str | None) -> ReleaseInfo:
+    async def _a_install(
+        self,
+        release: str,
+        chart_ref: str | Path,
+        values: dict | None,
+        namespace: str,
+        *,
+        wait: bool,
+        atomic: bool,
+        timeout_s: int | None,
+        version: str | None,
+        skip_crds: bool,
+        repo: str | None,
+        create_namespace: bool,
+        description: str | None,
+    ) -> ReleaseInfo:
         chart = await self._chart(chart_ref, repo, version)
         out = await self.client._command.install_or_upgrade(
-            release, chart.ref, _plain(values), namespace=namespace, repo=chart.repo, version=chart.metadata.version,
-            atomic=atomic, atomic_arg="--atomic" if self.major < 4 else "--rollback-on-failure",
-            wait=wait, timeout=f"{timeout_s or self.timeout_s}s", skip_crds=skip_crds,
-            create_namespace=create_namespace, disable_validation=self.disable_validation, description=description)
+            release,
+            chart.ref,
+            _plain(values),
+            namespace=namespace,
+            repo=chart.repo,
+            version=chart.metadata.version,
+            atomic=atomic,
+            atomic_arg="--atomic" if self.major < 4 else "--rollback-on-failure",
+            wait=wait,
+            timeout=f"{timeout_s or self.timeout_s}s",
+            skip_crds=skip_crds,
+            create_namespace=create_namespace,
+            disable_validation=self.disable_validation,
+            description=description,
+        )
         info = out.get("info", {})
-        return ReleaseInfo(out["name"], out["namespace"], int(out["version"]), info.get("status", ""),
-                           chart.metadata.name, chart.metadata.version, chart.metadata.app_version,
-                           out.get("config") or _plain(values), parse_time(info.get("last_deployed")),
-                           info.get("description") or "")
+        return ReleaseInfo(
+            out["name"],
+            out["namespace"],
+            int(out["version"]),
+            info.get("status", ""),
+            chart.metadata.name,
+            chart.metadata.version,
+            chart.metadata.app_version,
+            out.get("config") or _plain(values),
+            parse_time(info.get("last_deployed")),
+            info.get("description") or "",
+        )
 
-    def install_or_upgrade(self, release: str, chart_ref: str | Path, values: dict | None, namespace: str, *,
-                           wait: bool = False, atomic: bool = False, timeout_s: int | None = None,
-                           version: str | None = None, skip_crds: bool = False, repo: str | None = None,
-                           create_namespace: bool = False, description: str | None = None) -> ReleaseInfo:
+    def install_or_upgrade(
+        self,
+        release: str,
+        chart_ref: str | Path,
+        values: dict | None,
+        namespace: str,
+        *,
+        wait: bool = False,
+        atomic: bool = False,
+        timeout_s: int | None = None,
+        version: str | None = None,
+        skip_crds: bool = False,
+        repo: str | None = None,
+        create_namespace: bool = False,
+        description: str | None = None,
+    ) -> ReleaseInfo:
         """``helm upgrade --install`` (``atomic`` maps to ``--rollback-on-failure`` on Helm 4)."""
-        kw: _InstallOptions = {"wait": wait, "atomic": atomic, "timeout_s": timeout_s, "version": version,
-                               "skip_crds": skip_crds, "repo": repo, "create_namespace": create_namespace,
-                               "description": description}
-        return self._call("upgrade --install", lambda: self._a_install(release, chart_ref, values, namespace, **kw),
-                          release=release, namespace=namespace, values=values, timeout_s=timeout_s)
+        kw: _InstallOptions = {
+            "wait": wait,
+            "atomic": atomic,
+            "timeout_s": timeout_s,
+            "version": version,
+            "skip_crds": skip_crds,
+            "repo": repo,
+            "create_namespace": create_namespace,
+            "description": description,
+        }
+        return self._call(
+            "upgrade --install",
+            lambda: self._a_install(release, chart_ref, values, namespace, **kw),
+            release=release,
+            namespace=namespace,
+            values=values,
+            timeout_s=timeout_s,
+        )
 
-    def ensure(self, release: str, chart_ref: str | Path, values: dict | None, namespace: str, *,
-               recover: bool = False, wait: bool = False, atomic: bool = False, timeout_s: int | None = None,
-               version: str | None = None, skip_crds: bool = False, repo: str | None = None,
-               create_namespace: bool = False, description: str | None = None) -> ReleaseInfo:
+    def ensure(
+        self,
+        release: str,
+        chart_ref: str | Path,
+        values: dict | None,
+        namespace: str,
+        *,
+        recover: bool = False,
+        wait: bool = False,
+        atomic: bool = False,
+        timeout_s: int | None = None,
+        version: str | None = None,
+        skip_crds: bool = False,
+        repo: str | None = None,
+        create_namespace: bool = False,
+        description: str | None = None,
+    ) -> ReleaseInfo:
         """Install or upgrade only when the chart (name, version) or values differ from the deployed revision.
 
         A release that is not ``deployed`` (failed, pending...) is always upgraded. ``recover=True`` first
         runs :meth:`recover_pending` (only when no other run can be active on this release).
         """
-        kw: _InstallOptions = {"wait": wait, "atomic": atomic, "timeout_s": timeout_s, "version": version,
-                               "skip_crds": skip_crds, "repo": repo, "create_namespace": create_namespace,
-                               "description": description}
+        kw: _InstallOptions = {
+            "wait": wait,
+            "atomic": atomic,
+            "timeout_s": timeout_s,
+            "version": version,
+            "skip_crds": skip_crds,
+            "repo": repo,
+            "create_namespace": create_namespace,
+            "description": description,
+        }
 
         async def go() -> ReleaseInfo:
             current = await self._a_current(release, namespace)
             if recover and current is not None and (current.pending or current.status == "uninstalling"):
                 current = await self._a_recover(release, namespace, timeout_s)
             chart = await self._chart(chart_ref, repo, version)
-            if (current is not None and current.status == "deployed" and current.chart == chart.metadata.name
-                    and current.chart_version == chart.metadata.version and current.values == _plain(values)):
+            if (
+                current is not None
+                and current.status == "deployed"
+                and current.chart == chart.metadata.name
+                and current.chart_version == chart.metadata.version
+                and current.values == _plain(values)
+            ):
                 return current
             return await self._a_install(release, chart_ref, values, namespace, **kw)
-        return self._call("ensure", go, release=release, namespace=namespace, values=values, timeout_s=timeout_s)
 
-    async def _a_rollback(self, release: str, namespace: str, revision: int | None, *, wait: bool = False,
-                          timeout_s: int | None = None) -> ReleaseInfo:
-        await self.client._command.rollback(release, revision, namespace=namespace, wait=wait,
-                                             timeout=f"{timeout_s or self.timeout_s}s")
+        return self._call(
+            "ensure", go, release=release, namespace=namespace, values=values, timeout_s=timeout_s
+        )
+
+    async def _a_rollback(
+        self,
+        release: str,
+        namespace: str,
+        revision: int | None,
+        *,
+        wait: bool = False,
+        timeout_s: int | None = None,
+    ) -> ReleaseInfo:
+        await self.client._command.rollback(
+            release, revision, namespace=namespace, wait=wait, timeout=f"{timeout_s or self.timeout_s}s"
+        )
         info = await self._a_current(release, namespace)
         assert info is not None, "release vanished right after rollback"
         return info
 
-    def rollback(self, release: str, namespace: str, revision: int, *, wait: bool = False,
-                 timeout_s: int | None = None) -> ReleaseInfo:
+    def rollback(
+        self, release: str, namespace: str, revision: int, *, wait: bool = False, timeout_s: int | None = None
+    ) -> ReleaseInfo:
         """``helm rollback``; returns the new revision (helm records a rollback as a new revision)."""
-        return self._call("rollback", lambda: self._a_rollback(release, namespace, revision, wait=wait,
-                                                               timeout_s=timeout_s),
-                          release=release, namespace=namespace, timeout_s=timeout_s)
+        return self._call(
+            "rollback",
+            lambda: self._a_rollback(release, namespace, revision, wait=wait, timeout_s=timeout_s),
+            release=release,
+            namespace=namespace,
+            timeout_s=timeout_s,
+        )
 
-    async def _a_uninstall(self, release: str, namespace: str, *, wait: bool = False,
-                           timeout_s: int | None = None) -> bool:
+    async def _a_uninstall(
+        self, release: str, namespace: str, *, wait: bool = False, timeout_s: int | None = None
+    ) -> bool:
         from pyhelm3 import errors
 
         try:
-            await self.client._command.uninstall(release, namespace=namespace, wait=wait,
-                                                 timeout=f"{timeout_s or self.timeout_s}s")
+            await self.client._command.uninstall(
+                release, namespace=namespace, wait=wait, timeout=f"{timeout_s or self.timeout_s}s"
+            )
         except errors.ReleaseNotFoundError:
             return False
         return True
 
-    def uninstall(self, release: str, namespace: str, *, wait: bool = False, timeout_s: int | None = None) -> bool:
+    def uninstall(
+        self, release: str, namespace: str, *, wait: bool = False, timeout_s: int | None = None
+    ) -> bool:
         """``helm uninstall``; False (not an error) when there was no such release."""
-        return self._call("uninstall", lambda: self._a_uninstall(release, namespace, wait=wait, timeout_s=timeout_s),
-                          release=release, namespace=namespace, timeout_s=timeout_s)
+        return self._call(
+            "uninstall",
+            lambda: self._a_uninstall(release, namespace, wait=wait, timeout_s=timeout_s),
+            release=release,
+            namespace=namespace,
+            timeout_s=timeout_s,
+        )
 
     async def _a_recover(self, release: str, namespace: str, timeout_s: int | None) -> ReleaseInfo | None:
         current = await self._a_current(release, namespace)
         if current is None or not (current.pending or current.status == "uninstalling"):
             return current
         if current.status != "uninstalling":
-            earlier = [h for h in await self._a_history(release, namespace)
-                       if h.revision < current.revision and h.status in _DEPLOYED_ONCE]
+            earlier = [
+                h
+                for h in await self._a_history(release, namespace)
+                if h.revision < current.revision and h.status in _DEPLOYED_ONCE
+            ]
             if earlier:
-                return await self._a_rollback(release, namespace, earlier[-1].revision, wait=True, timeout_s=timeout_s)
+                return await self._a_rollback(
+                    release, namespace, earlier[-1].revision, wait=True, timeout_s=timeout_s
+                )
         await self._a_uninstall(release, namespace, wait=True, timeout_s=timeout_s)
         return None
 
-    def recover_pending(self, release: str, namespace: str, *, timeout_s: int | None = None) -> ReleaseInfo | None:
+    def recover_pending(
+        self, release: str, namespace: str, *, timeout_s: int | None = None
+    ) -> ReleaseInfo | None:
         """Unstick a release left ``pending-*`` (or ``uninstalling``) by an interrupted operation.
 
         pending-upgrade / pending-rollback (and a pending-install with an earlier deployed revision):
@@ -321,5 +520,10 @@ class Helm:
         Any other status: nothing to do, return the current revision (None if there is no release).
         Only call it when no other operation on the release can still be running.
         """
-        return self._call("recover", lambda: self._a_recover(release, namespace, timeout_s),
-                          release=release, namespace=namespace, timeout_s=timeout_s)
+        return self._call(
+            "recover",
+            lambda: self._a_recover(release, namespace, timeout_s),
+            release=release,
+            namespace=namespace,
+            timeout_s=timeout_s,
+        )

@@ -24,15 +24,25 @@ _TRANSIENT = re.compile(
     r"|because it is being terminated|context canceled|goaway|cluster unreachable"
 )
 _PERMANENT_HINTS = (
-    (re.compile(r"apply failed with \d+ conflicts?"),
-     "another field manager owns these fields; reconcile the owner or install with force-conflicts"),
-    (re.compile(r"namespaces? \"[^\"]*\" not found"),
-     "create the namespace first (the project manages namespaces) or pass create_namespace=True"),
+    (
+        re.compile(r"apply failed with \d+ conflicts?"),
+        "another field manager owns these fields; reconcile the owner or install with force-conflicts",
+    ),
+    (
+        re.compile(r"namespaces? \"[^\"]*\" not found"),
+        "create the namespace first (the project manages namespaces) or pass create_namespace=True",
+    ),
     (re.compile(r"release: not found"), "no such release in this namespace"),
-    (re.compile(r"not found|no such file|failed to download|invalid chart|chart\.yaml"),
-     "check the chart reference, repository and version"),
-    (re.compile(r"schema|execution error|parse error|converting yaml|unable to build kubernetes|is invalid"),
-     "fix the values or templates (render with Helm.template to see the manifests)"),
+    (
+        re.compile(r"not found|no such file|failed to download|invalid chart|chart\.yaml"),
+        "check the chart reference, repository and version",
+    ),
+    (
+        re.compile(
+            r"schema|execution error|parse error|converting yaml|unable to build kubernetes|is invalid"
+        ),
+        "fix the values or templates (render with Helm.template to see the manifests)",
+    ),
     (re.compile(r"already exists"), "adopt or delete the existing object, or use another release name"),
 )
 _RETRY_AFTER = re.compile(r"retry[- ]after[\"':=\s]+(\d+(?:\.\d+)?)")
@@ -66,14 +76,23 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 def trim_stderr(stderr: str, limit: int = 800) -> str:
     lines = [ln.strip() for ln in stderr.splitlines()]
-    keep = [ln.removeprefix("Error: ") for ln in lines
-            if ln and not ln.startswith("Use --debug") and not ln.startswith("WARNING: Kubernetes configuration")]
+    keep = [
+        ln.removeprefix("Error: ")
+        for ln in lines
+        if ln and not ln.startswith("Use --debug") and not ln.startswith("WARNING: Kubernetes configuration")
+    ]
     text = " | ".join(keep) or "no output from helm"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def translate_error(stderr: str, *, op: str, release: str | None = None, namespace: str | None = None,
-                    secrets: Iterable[str] = ()) -> DynadeployError:
+def translate_error(
+    stderr: str,
+    *,
+    op: str,
+    release: str | None = None,
+    namespace: str | None = None,
+    secrets: Iterable[str] = (),
+) -> DynadeployError:
     """Map helm's stderr to the project's error tree (never including secret values)."""
     detail = trim_stderr(redact(stderr, secrets))
     what = f"helm {op}" + (f" {release}" if release else "") + (f" -n {namespace}" if namespace else "")
@@ -81,15 +100,22 @@ def translate_error(stderr: str, *, op: str, release: str | None = None, namespa
     low = stderr.lower()
     if _PENDING in low:
         rel, ns = release or "<release>", namespace or "<namespace>"
-        return TransientError(message, hint=(
-            f"a previous helm operation on {rel} did not finish; once no other run is active, call "
-            f"Helm.recover_pending({rel!r}, {ns!r}) or run `helm rollback {rel} -n {ns}`"))
+        return TransientError(
+            message,
+            hint=(
+                f"a previous helm operation on {rel} did not finish; once no other run is active, call "
+                f"Helm.recover_pending({rel!r}, {ns!r}) or run `helm rollback {rel} -n {ns}`"
+            ),
+        )
     if _CONFIG.search(low) and "being terminated" not in low:
         return ToolError(message, hint="check the kubeconfig, context and credentials")
     if _TRANSIENT.search(low):
         match = _RETRY_AFTER.search(low)
-        return TransientError(message, retry_after=float(match.group(1)) if match else None,
-                              hint="the Kubernetes API or chart source was unavailable; retry")
+        return TransientError(
+            message,
+            retry_after=float(match.group(1)) if match else None,
+            hint="the Kubernetes API or chart source was unavailable; retry",
+        )
     for pattern, hint in _PERMANENT_HINTS:
         if pattern.search(low):
             return ToolError(message, hint=hint)

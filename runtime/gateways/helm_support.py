@@ -67,6 +67,7 @@ def fixed_command_class() -> type:
 
     return FixedCommand
 
+
 # ---------------------------------------------------------------------------------------- helpers
 
 

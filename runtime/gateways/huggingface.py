@@ -27,18 +27,30 @@ def resolve(model_id: str, revision: str, *, token: str | None) -> object:
     from huggingface_hub import HfApi, constants
 
     if constants.HF_HUB_OFFLINE:  # the client would refuse the call; retrying cannot change that
-        raise PermanentError(f"cannot resolve {model_id}@{revision} to a commit: HF_HUB_OFFLINE is set",
-                             hint="set model.revision to the commit sha, or unset HF_HUB_OFFLINE")
+        raise PermanentError(
+            f"cannot resolve {model_id}@{revision} to a commit: HF_HUB_OFFLINE is set",
+            hint="set model.revision to the commit sha, or unset HF_HUB_OFFLINE",
+        )
     with _hub_errors(model_id, revision, verb="resolve", noun="revision lookup"):
         info = HfApi(endpoint=constants.ENDPOINT).model_info(
-            model_id, revision=revision, expand=["sha"], token=token or False,
+            model_id,
+            revision=revision,
+            expand=["sha"],
+            token=token or False,
             timeout=constants.HF_HUB_ETAG_TIMEOUT,
         )
     return info.sha
 
 
-def download(model_id: str, revision: str, *, cache_dir: Path, allow_patterns: list[str], token: str | None,
-             force: bool = False) -> Path:
+def download(
+    model_id: str,
+    revision: str,
+    *,
+    cache_dir: Path,
+    allow_patterns: list[str],
+    token: str | None,
+    force: bool = False,
+) -> Path:
     """Fetch the files of ``model_id`` at ``revision`` matching ``allow_patterns`` into huggingface_hub's
     cache at ``cache_dir`` (a dropped transfer is resumed); the snapshot directory it assembled.
 
@@ -48,8 +60,12 @@ def download(model_id: str, revision: str, *, cache_dir: Path, allow_patterns: l
 
     with _hub_errors(model_id, revision, verb="fetch", noun="download"):
         path = huggingface_hub.snapshot_download(
-            repo_id=model_id, revision=revision, cache_dir=str(cache_dir), token=token or False,
-            allow_patterns=allow_patterns, force_download=force,
+            repo_id=model_id,
+            revision=revision,
+            cache_dir=str(cache_dir),
+            token=token or False,
+            allow_patterns=allow_patterns,
+            force_download=force,
         )
     return Path(path)
 
@@ -67,8 +83,12 @@ def _hub_errors(model_id: str, revision: str, *, verb: str, noun: str) -> Iterat
     what = f"{model_id}@{revision}"
     try:
         yield
-    except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.GatedRepoError,
-            hf_errors.DisabledRepoError) as exc:
+    except (
+        hf_errors.RepositoryNotFoundError,
+        hf_errors.RevisionNotFoundError,
+        hf_errors.GatedRepoError,
+        hf_errors.DisabledRepoError,
+    ) as exc:
         raise PermanentError(f"cannot {verb} {what}: {type(exc).__name__}", hint=_HINT) from exc
     except hf_errors.HFValidationError as exc:
         raise PermanentError(f"cannot {verb} {what}: invalid model id or revision", hint=_HINT) from exc

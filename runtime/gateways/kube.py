@@ -44,8 +44,18 @@ from runtime.errors import PermanentError, WaitTimeout
 from runtime.gateways.kube_errors import _is_api_exception, _not_found, describe, plural_of, translate
 from runtime.gateways.kube_wait import Watching, selector
 
-__all__ = ["FIELD_MANAGER", "Kube", "WaitTimeout", "covered", "default_kubeconfig", "describe", "plural_of",
-           "selector", "strip_server_fields", "translate"]
+__all__ = [
+    "FIELD_MANAGER",
+    "Kube",
+    "WaitTimeout",
+    "covered",
+    "default_kubeconfig",
+    "describe",
+    "plural_of",
+    "selector",
+    "strip_server_fields",
+    "translate",
+]
 
 T = TypeVar("T")
 FIELD_MANAGER = "dynadeploy"
@@ -58,9 +68,21 @@ _CACHE_LOCK = threading.Lock()
 def strip_server_fields(obj: Mapping[str, Any]) -> dict:
     """``obj`` without what the server owns (status, uid, resourceVersion, managedFields...)."""
     out = {k: v for k, v in obj.items() if k != "status"}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items()
-            if k not in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-                         "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")}
+    meta = {
+        k: v
+        for k, v in (obj.get("metadata") or {}).items()
+        if k
+        not in (
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        )
+    }
     out["metadata"] = meta
     return out
 
@@ -89,16 +111,26 @@ def _covers(have: Any, want: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(have, dict) and all(_covers(have.get(k), v) for k, v in want.items())
     if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(_covers(h, w) for h, w in zip(have, want))
+        return (
+            isinstance(have, list)
+            and len(have) == len(want)
+            and all(_covers(h, w) for h, w in zip(have, want, strict=True))
+        )
     return have == want
 
 
 class Kube(Watching):
     """Blocking Kubernetes operations against one cluster (kubeconfig + context)."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None, *,
-                 field_manager: str = FIELD_MANAGER, request_timeout_s: float = 30.0,
-                 api_client: Any = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        field_manager: str = FIELD_MANAGER,
+        request_timeout_s: float = 30.0,
+        api_client: Any = None,
+    ) -> None:
         self.kubeconfig = kubeconfig or default_kubeconfig()
         self.context = context
         self.field_manager = field_manager
@@ -117,16 +149,21 @@ class Kube(Watching):
 
             cfg = client.Configuration()
             if not Path(self.kubeconfig).is_file():
-                raise PermanentError(f"kubeconfig {self.kubeconfig} does not exist",
-                                     hint="set target.kubeconfig or $KUBECONFIG to the cluster's kubeconfig")
+                raise PermanentError(
+                    f"kubeconfig {self.kubeconfig} does not exist",
+                    hint="set target.kubeconfig or $KUBECONFIG to the cluster's kubeconfig",
+                )
             try:
-                config.load_kube_config(config_file=self.kubeconfig, context=self.context,
-                                        client_configuration=cfg)
+                config.load_kube_config(
+                    config_file=self.kubeconfig, context=self.context, client_configuration=cfg
+                )
             except (ConfigException, ValueError, KeyError, TypeError) as exc:
                 raise PermanentError(
                     f"cannot load kubeconfig {self.kubeconfig}"
-                    + (f" (context {self.context})" if self.context else "") + f": {exc}",
-                    hint="check target.kubeconfig and target.context (kubectl config get-contexts)") from None
+                    + (f" (context {self.context})" if self.context else "")
+                    + f": {exc}",
+                    hint="check target.kubeconfig and target.context (kubectl config get-contexts)",
+                ) from None
             cfg.retries = False  # retries belong to the tasks' policy, on TransientError only
             self._api = client.ApiClient(cfg)
         return self._api
@@ -154,7 +191,9 @@ class Kube(Watching):
                 try:
                     self._dyn = DynamicClient(api, cache_file=self._cache_file)
                 except Exception as exc:  # discovery failed: translate
-                    raise translate(exc, verb="discover", what="the API groups", context=self.context) from exc
+                    raise translate(
+                        exc, verb="discover", what="the API groups", context=self.context
+                    ) from exc
         return self._dyn
 
     def close(self) -> None:
@@ -178,9 +217,10 @@ class Kube(Watching):
     def _need(self, api_version: str, kind: str) -> Any:
         res = self._resource(api_version, kind)
         if res is None:
-            raise PermanentError(f"the cluster does not serve {api_version} {kind}",
-                                 hint="install the CRD that defines it (the Dynamo platform chart for nvidia.com "
-                                      "kinds)")
+            raise PermanentError(
+                f"the cluster does not serve {api_version} {kind}",
+                hint="install the CRD that defines it (the Dynamo platform chart for nvidia.com kinds)",
+            )
         return res
 
     def _timeouts(self, read_s: float | None = None) -> tuple[float, float]:
@@ -188,13 +228,28 @@ class Kube(Watching):
         a total only when it is an int (a float is silently ignored: no timeout at all)."""
         return (10.0, float(read_s if read_s is not None else self.request_timeout_s))
 
-    def _call(self, fn: Callable[[], T], *, verb: str, what: str, resource: str = "",
-              namespace: str | None = None, secret: bool = False) -> T:
+    def _call(
+        self,
+        fn: Callable[[], T],
+        *,
+        verb: str,
+        what: str,
+        resource: str = "",
+        namespace: str | None = None,
+        secret: bool = False,
+    ) -> T:
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - every SDK/transport error is translated here
-            raise translate(exc, verb=verb, what=what, resource=resource, namespace=namespace,
-                            context=self.context, secret=secret) from None
+        except Exception as exc:
+            raise translate(
+                exc,
+                verb=verb,
+                what=what,
+                resource=resource,
+                namespace=namespace,
+                context=self.context,
+                secret=secret,
+            ) from None
 
     def served(self, api_version: str, kind: str) -> bool:
         return self._resource(api_version, kind) is not None
@@ -204,10 +259,17 @@ class Kube(Watching):
         """The server's /version (major, minor, gitVersion...)."""
         from kubernetes import client
 
-        info = self._call(lambda: client.VersionApi(self.api).get_code(_request_timeout=self._timeouts()),
-                          verb="get", what="the server version")
-        return {"major": info.major, "minor": info.minor, "gitVersion": info.git_version,
-                "platform": info.platform}
+        info = self._call(
+            lambda: client.VersionApi(self.api).get_code(_request_timeout=self._timeouts()),
+            verb="get",
+            what="the server version",
+        )
+        return {
+            "major": info.major,
+            "minor": info.minor,
+            "gitVersion": info.git_version,
+            "platform": info.platform,
+        }
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
         """The object as a dict, or None when it (or its kind) does not exist."""
@@ -215,19 +277,33 @@ class Kube(Watching):
         if res is None:
             return None
         try:
-            obj = res.get(name=name, namespace=namespace if res.namespaced else None,
-                          _request_timeout=self._timeouts())
-        except Exception as exc:  # noqa: BLE001
+            obj = res.get(
+                name=name, namespace=namespace if res.namespaced else None, _request_timeout=self._timeouts()
+            )
+        except Exception as exc:
             if _not_found(exc):
                 return None
-            raise translate(exc, verb="get", what=describe(api_version, kind, name, namespace),
-                            resource=plural_of(res), namespace=namespace, context=self.context,
-                            secret=kind == "Secret") from None
+            raise translate(
+                exc,
+                verb="get",
+                what=describe(api_version, kind, name, namespace),
+                resource=plural_of(res),
+                namespace=namespace,
+                context=self.context,
+                secret=kind == "Secret",
+            ) from None
         return obj.to_dict()
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-             labels: Mapping[str, str | None] | str | None = None, fields: str | None = None,
-             page: int = 500) -> list[dict]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        labels: Mapping[str, str | None] | str | None = None,
+        fields: str | None = None,
+        page: int = 500,
+    ) -> list[dict]:
         """Every object of a kind (in ``namespace``, or all namespaces), by label/field selector; []
         when the kind is not served."""
         res = self._resource(api_version, kind)
@@ -235,21 +311,33 @@ class Kube(Watching):
             return []
         return self._list(res, namespace, selector(labels), fields, page)[0]
 
-    def _list(self, res: Any, namespace: str | None, labels: str | None, fields: str | None,
-              page: int = 500) -> tuple[builtins.list[dict], str]:
+    def _list(
+        self, res: Any, namespace: str | None, labels: str | None, fields: str | None, page: int = 500
+    ) -> tuple[builtins.list[dict], str]:
         items: list[dict] = []
         token: str | None = None
         rv = ""
         while True:
             try:
-                out = res.get(namespace=namespace if res.namespaced else None, label_selector=labels,
-                              field_selector=fields, limit=page, _continue=token,
-                              _request_timeout=self._timeouts()).to_dict()
-            except Exception as exc:  # noqa: BLE001
+                out = res.get(
+                    namespace=namespace if res.namespaced else None,
+                    label_selector=labels,
+                    field_selector=fields,
+                    limit=page,
+                    _continue=token,
+                    _request_timeout=self._timeouts(),
+                ).to_dict()
+            except Exception as exc:
                 if _not_found(exc):  # the kind went away since discovery
                     return [], ""
-                raise translate(exc, verb="list", what=f"{res.kind} objects", resource=plural_of(res),
-                                namespace=namespace, context=self.context) from None
+                raise translate(
+                    exc,
+                    verb="list",
+                    what=f"{res.kind} objects",
+                    resource=plural_of(res),
+                    namespace=namespace,
+                    context=self.context,
+                ) from None
             kind = res.kind
             for item in out.get("items") or []:
                 item.setdefault("apiVersion", res.group_version)
@@ -261,8 +349,16 @@ class Kube(Watching):
             if not token:
                 return items, rv
 
-    def can_i(self, verb: str, resource: str, *, group: str = "", namespace: str | None = None,
-              subresource: str | None = None, name: str | None = None) -> bool:
+    def can_i(
+        self,
+        verb: str,
+        resource: str,
+        *,
+        group: str = "",
+        namespace: str | None = None,
+        subresource: str | None = None,
+        name: str | None = None,
+    ) -> bool:
         """SelfSubjectAccessReview: may this run's identity ``verb`` ``resource``?"""
         attrs = {"verb": verb, "resource": resource, "group": group}
         if namespace:
@@ -271,27 +367,49 @@ class Kube(Watching):
             attrs["subresource"] = subresource
         if name:
             attrs["name"] = name
-        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": attrs}}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attrs},
+        }
         res = self._need("authorization.k8s.io/v1", "SelfSubjectAccessReview")
-        out = self._call(lambda: res.create(body=body, _request_timeout=self._timeouts()).to_dict(),
-                         verb="create", what="a SelfSubjectAccessReview",
-                         resource="selfsubjectaccessreviews.authorization.k8s.io")
+        out = self._call(
+            lambda: res.create(body=body, _request_timeout=self._timeouts()).to_dict(),
+            verb="create",
+            what="a SelfSubjectAccessReview",
+            resource="selfsubjectaccessreviews.authorization.k8s.io",
+        )
         return bool((out.get("status") or {}).get("allowed"))
 
-    def pod_logs(self, name: str, namespace: str, *, container: str | None = None, tail_lines: int = 60) -> str:
+    def pod_logs(
+        self, name: str, namespace: str, *, container: str | None = None, tail_lines: int = 60
+    ) -> str:
         """The tail of a pod's log ('' when the pod or its log is gone)."""
         from kubernetes import client
 
         core = client.CoreV1Api(self.api)
         try:
-            return core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=tail_lines,
-                                                _request_timeout=self._timeouts()) or ""
-        except Exception as exc:  # noqa: BLE001
+            return (
+                core.read_namespaced_pod_log(
+                    name,
+                    namespace,
+                    container=container,
+                    tail_lines=tail_lines,
+                    _request_timeout=self._timeouts(),
+                )
+                or ""
+            )
+        except Exception as exc:
             if _not_found(exc) or (_is_api_exception(exc) and getattr(exc, "status", 0) == 400):
                 return ""
-            raise translate(exc, verb="get", what=f"the log of pod {namespace}/{name}", resource="pods/log",
-                            namespace=namespace, context=self.context) from None
+            raise translate(
+                exc,
+                verb="get",
+                what=f"the log of pod {namespace}/{name}",
+                resource="pods/log",
+                namespace=namespace,
+                context=self.context,
+            ) from None
 
     def events_for(self, obj: Mapping[str, Any]) -> builtins.list[dict]:
         """core/v1 Events about ``obj`` (matched by uid, else kind + name), oldest first."""
@@ -320,12 +438,25 @@ class Kube(Watching):
         res = self._need(api_version, kind)
         body = dict(obj)
         if res.namespaced and not ns:
-            raise PermanentError(f"{kind} {name} has no namespace", hint="set metadata.namespace in the manifest")
+            raise PermanentError(
+                f"{kind} {name} has no namespace", hint="set metadata.namespace in the manifest"
+            )
         what = describe(api_version, kind, name, ns if res.namespaced else None)
-        out = self._call(lambda: res.server_side_apply(
-            body=body, name=name, namespace=ns if res.namespaced else None, field_manager=self.field_manager,
-            force_conflicts=force or None, _request_timeout=self._timeouts()),
-            verb="patch", what=what, resource=plural_of(res), namespace=ns, secret=secret or kind == "Secret")
+        out = self._call(
+            lambda: res.server_side_apply(
+                body=body,
+                name=name,
+                namespace=ns if res.namespaced else None,
+                field_manager=self.field_manager,
+                force_conflicts=force or None,
+                _request_timeout=self._timeouts(),
+            ),
+            verb="patch",
+            what=what,
+            resource=plural_of(res),
+            namespace=ns,
+            secret=secret or kind == "Secret",
+        )
         return out.to_dict() if hasattr(out, "to_dict") else dict(out)
 
     def apply_all(self, objs: Iterable[Mapping[str, Any]], *, force: bool = False) -> builtins.list[dict]:
@@ -339,21 +470,46 @@ class Kube(Watching):
             return live, False
         return self.apply(obj), True
 
-    def patch_merge(self, api_version: str, kind: str, name: str, body: Mapping[str, Any],
-                    namespace: str | None = None, *, field_manager: str | None = None) -> dict:
+    def patch_merge(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        field_manager: str | None = None,
+    ) -> dict:
         """A JSON merge patch (e.g. an annotation kept apart from the applied configuration: give it its
         own ``field_manager`` so a later apply of the object does not remove it)."""
         res = self._need(api_version, kind)
-        out = self._call(lambda: res.patch(body=dict(body), name=name, namespace=namespace if res.namespaced else None,
-                                           content_type="application/merge-patch+json",
-                                           field_manager=field_manager or self.field_manager,
-                                           _request_timeout=self._timeouts()),
-                         verb="patch", what=describe(api_version, kind, name, namespace), resource=plural_of(res),
-                         namespace=namespace)
+        out = self._call(
+            lambda: res.patch(
+                body=dict(body),
+                name=name,
+                namespace=namespace if res.namespaced else None,
+                content_type="application/merge-patch+json",
+                field_manager=field_manager or self.field_manager,
+                _request_timeout=self._timeouts(),
+            ),
+            verb="patch",
+            what=describe(api_version, kind, name, namespace),
+            resource=plural_of(res),
+            namespace=namespace,
+        )
         return out.to_dict()
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
-               propagation: str = "Background", wait: bool = False, timeout_s: float = 120.0) -> bool:
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+        wait: bool = False,
+        timeout_s: float = 120.0,
+    ) -> bool:
         """Delete an object; False when it (or its kind) did not exist (not an error). ``wait``: until gone."""
         res = self._resource(api_version, kind)
         if res is None:
@@ -363,22 +519,50 @@ class Kube(Watching):
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
             res.delete(name=name, namespace=ns, body=body, _request_timeout=self._timeouts())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _not_found(exc):
                 return False
-            raise translate(exc, verb="delete", what=what, resource=plural_of(res), namespace=ns,
-                            context=self.context, secret=kind == "Secret") from None
+            raise translate(
+                exc,
+                verb="delete",
+                what=what,
+                resource=plural_of(res),
+                namespace=ns,
+                context=self.context,
+                secret=kind == "Secret",
+            ) from None
         if wait:
             self.wait_gone(api_version, kind, name, ns, timeout_s=timeout_s)
         return True
 
-    def wait_gone(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
-                  timeout_s: float = 120.0) -> None:
-        self.wait(api_version, kind, lambda objs: not objs or None, name=name, namespace=namespace,
-                  timeout_s=timeout_s, what=f"{describe(api_version, kind, name, namespace)} to be deleted")
+    def wait_gone(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self.wait(
+            api_version,
+            kind,
+            lambda objs: not objs or None,
+            name=name,
+            namespace=namespace,
+            timeout_s=timeout_s,
+            what=f"{describe(api_version, kind, name, namespace)} to be deleted",
+        )
 
-    def ensure_secret(self, name: str, namespace: str, data: Mapping[str, str], *,
-                      labels: Mapping[str, str] | None = None, type_: str = "Opaque") -> bool:
+    def ensure_secret(
+        self,
+        name: str,
+        namespace: str,
+        data: Mapping[str, str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        type_: str = "Opaque",
+    ) -> bool:
         """Create or update an Opaque Secret from plain values; True when something was written.
 
         The values are compared with the live Secret first, so an unchanged token writes nothing.
@@ -387,12 +571,21 @@ class Kube(Watching):
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         live = self.get("v1", "Secret", name, namespace)
         want_labels = dict(labels or {})
-        if live is not None and (live.get("data") or {}) == encoded and all(
-                ((live.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in want_labels.items()):
+        if (
+            live is not None
+            and (live.get("data") or {}) == encoded
+            and all(
+                ((live.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in want_labels.items()
+            )
+        ):
             return False
-        obj = {"apiVersion": "v1", "kind": "Secret", "type": type_,
-               "metadata": {"name": name, "namespace": namespace, "labels": want_labels},
-               "data": encoded}
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": type_,
+            "metadata": {"name": name, "namespace": namespace, "labels": want_labels},
+            "data": encoded,
+        }
         self.apply(obj, force=True, secret=True)
         log.info("Secret %s/%s written (%d key(s); values not shown)", namespace, name, len(encoded))
         return True

@@ -32,17 +32,29 @@ class Watching:
     """``wait`` for a Kube gateway; the host class supplies ``_resource``, ``_list`` and ``_timeouts``."""
 
     if TYPE_CHECKING:  # what the host class (runtime/gateways/kube.Kube) supplies
+
         def _resource(self, api_version: str, kind: str) -> Any | None: ...
 
-        def _list(self, res: Any, namespace: str | None, labels: str | None, fields: str | None,
-                  page: int = 500) -> tuple[list[dict], str]: ...
+        def _list(
+            self, res: Any, namespace: str | None, labels: str | None, fields: str | None, page: int = 500
+        ) -> tuple[list[dict], str]: ...
 
         def _timeouts(self, read_s: float | None = None) -> tuple[float, float]: ...
 
-    def wait(self, api_version: str, kind: str, predicate: Callable[[list[dict]], T | None], *,
-             name: str | None = None, namespace: str | None = None, labels: Mapping[str, str] | str | None = None,
-             timeout_s: float = 300.0, tick_s: float = 2.0, what: str | None = None,
-             describe_stuck: Callable[[list[dict]], str] | None = None) -> T:
+    def wait(
+        self,
+        api_version: str,
+        kind: str,
+        predicate: Callable[[list[dict]], T | None],
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | str | None = None,
+        timeout_s: float = 300.0,
+        tick_s: float = 2.0,
+        what: str | None = None,
+        describe_stuck: Callable[[list[dict]], str] | None = None,
+    ) -> T:
         """Wait until ``predicate(objects)`` returns something truthy, and return that.
 
         ``objects`` are the current objects of the kind matching name/namespace/labels (kept up to date
@@ -86,9 +98,16 @@ class Watching:
             if left <= 0:
                 stuck = describe_stuck(objects()) if describe_stuck else ""
                 err = f"; last error: {last_error}" if last_error else ""
-                raise WaitTimeout(f"timed out after {timeout_s:.0f}s waiting for {what}"
-                                  + (f": {stuck}" if stuck else "") + err, last=objects(), what=what,
-                                  timeout_s=timeout_s, stuck=stuck, last_error=last_error)
+                raise WaitTimeout(
+                    f"timed out after {timeout_s:.0f}s waiting for {what}"
+                    + (f": {stuck}" if stuck else "")
+                    + err,
+                    last=objects(),
+                    what=what,
+                    timeout_s=timeout_s,
+                    stuck=stuck,
+                    last_error=last_error,
+                )
             step = min(left, tick_s)
             if res is None or not watching or last_error is not None:
                 time.sleep(min(step, 0.5) if res is not None else step)
@@ -120,22 +139,30 @@ class Watching:
                 failures = 0
             except DynadeployError:
                 raise  # the predicate's own verdict (a failed rollout, a refused route), not a broken watch
-            except Exception as exc:  # noqa: BLE001 - a broken watch: relist, then poll if it keeps failing
+            except Exception as exc:
                 failures += 1
                 relist = True
                 if failures >= 3:
                     watching = False
                 log.debug("watch of %s failed (%s); relisting", kind, type(exc).__name__)
 
-    def _watch(self, res: Any, namespace: str | None, labels: str | None, fields: str | None, rv: str,
-               seconds: float):
+    def _watch(
+        self, res: Any, namespace: str | None, labels: str | None, fields: str | None, rv: str, seconds: float
+    ):
         from kubernetes import watch
 
         w = watch.Watch()
         timeout = max(1, int(seconds + 0.999))
         try:
-            yield from w.stream(res.get, namespace=namespace if res.namespaced else None, label_selector=labels,
-                                field_selector=fields, resource_version=rv or None, serialize=False,
-                                timeout_seconds=timeout, _request_timeout=self._timeouts(timeout + 5))
+            yield from w.stream(
+                res.get,
+                namespace=namespace if res.namespaced else None,
+                label_selector=labels,
+                field_selector=fields,
+                resource_version=rv or None,
+                serialize=False,
+                timeout_seconds=timeout,
+                _request_timeout=self._timeouts(timeout + 5),
+            )
         finally:
             w.stop()

@@ -41,8 +41,8 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from runtime.errors import SmokeTestFailed, TransientError
 from runtime.domain.sla import SLA, LoadReport, RequestResult, SmokeResult, evaluate, read_field
+from runtime.errors import SmokeTestFailed, TransientError
 from runtime.gateways.chat_stream import (  # ChatClient, chat_payload: this module's API too
     ChatClient,
     _http_error,
@@ -309,10 +309,11 @@ async def run_paired_load(
 
         async def lane() -> None:
             for i in unsent:
-                order = names[i % len(names):] + names[:i % len(names)]
-                answers = await asyncio.gather(*(_request(clients[k], prepared[k], True, timeout_s, t0)
-                                                 for k in order))
-                for k, r in zip(order, answers):
+                order = names[i % len(names) :] + names[: i % len(names)]
+                answers = await asyncio.gather(
+                    *(_request(clients[k], prepared[k], True, timeout_s, t0) for k in order)
+                )
+                for k, r in zip(order, answers, strict=True):
                     results[k][i] = r
 
         lanes = [asyncio.create_task(lane()) for _ in range(min(concurrency, requests))]

@@ -25,17 +25,36 @@ _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
 
 
 @contextlib.contextmanager
-def port_forward(kubeconfig: str, context: str | None, namespace: str, target: str, remote_port: int, *,
-                 start_timeout_s: float = 30.0, executable: str | None = None) -> Iterator[str]:
+def port_forward(
+    kubeconfig: str,
+    context: str | None,
+    namespace: str,
+    target: str,
+    remote_port: int,
+    *,
+    start_timeout_s: float = 30.0,
+    executable: str | None = None,
+) -> Iterator[str]:
     """Yield ``http://127.0.0.1:<port>`` forwarded to ``target`` (e.g. ``svc/x-frontend``) port ``remote_port``."""
     kubectl = executable or binary("kubectl")
     argv = [kubectl, "--kubeconfig", kubeconfig, "-n", namespace]
     if context:
         argv += ["--context", context]
     argv += ["port-forward", "--address", "127.0.0.1", target, f":{remote_port}"]
-    env = {k: v for k, v in os.environ.items() if k not in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, env=env, start_new_session=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+    }
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     lines: list[str] = []
     found = threading.Event()
     port: list[int] = []
@@ -63,9 +82,11 @@ def port_forward(kubeconfig: str, context: str | None, namespace: str, target: s
             what = f"kubectl port-forward {target} -n {namespace}"
             if proc.poll() is None:
                 raise TransientError(f"{what} did not start within {start_timeout_s:.0f}s: {detail}")
-            raise ToolError(f"{what} failed: {detail}",
-                            hint="check that the Service has ready pods and that this identity may create "
-                                 "pods/portforward in the namespace")
+            raise ToolError(
+                f"{what} failed: {detail}",
+                hint="check that the Service has ready pods and that this identity may create "
+                "pods/portforward in the namespace",
+            )
         yield f"http://127.0.0.1:{port[0]}"
     finally:
         _stop(proc)

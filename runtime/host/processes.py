@@ -82,8 +82,12 @@ def kill_carrying(marker: bytes, timeout_s: float = 10.0) -> list[int]:
         for fd in pinned.values():
             _send(fd, signal.SIGTERM)
         with contextlib.suppress(WaitTimeout):  # bounded: what outlives SIGTERM gets SIGKILL below
-            wait_until(lambda: not any(alive(p) for p in pinned), timeout_s=timeout_s, interval_s=0.1,
-                       what="the processes to exit")
+            wait_until(
+                lambda: not any(alive(p) for p in pinned),
+                timeout_s=timeout_s,
+                interval_s=0.1,
+                what="the processes to exit",
+            )
         for pid, fd in pinned.items():
             if alive(pid):
                 _send(fd, signal.SIGKILL)

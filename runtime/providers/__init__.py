@@ -26,8 +26,17 @@ PROVIDERS = {
     "ecs": "runtime.targets.ecs.provider:EcsProvider",
 }
 
-__all__ = ["PROVIDERS", "Capability", "ClusterProvider", "ClusterRef", "KubeAccess", "StorageClass",
-           "get_provider", "provider_for", "require"]
+__all__ = [
+    "PROVIDERS",
+    "Capability",
+    "ClusterProvider",
+    "ClusterRef",
+    "KubeAccess",
+    "StorageClass",
+    "get_provider",
+    "provider_for",
+    "require",
+]
 
 
 def get_provider(kind: str, **options: Any) -> ClusterProvider:
@@ -35,14 +44,17 @@ def get_provider(kind: str, **options: Any) -> ClusterProvider:
     try:
         ref = PROVIDERS[kind]
     except KeyError:
-        raise NotSupportedError(f"no cloud provider for target kind {kind!r}",
-                                hint=f"use one of: {', '.join(sorted(PROVIDERS))}") from None
+        raise NotSupportedError(
+            f"no cloud provider for target kind {kind!r}", hint=f"use one of: {', '.join(sorted(PROVIDERS))}"
+        ) from None
     module, cls = ref.split(":")
     try:
         loaded = import_module(module)
     except ImportError as exc:
-        raise NotSupportedError(f"the {kind} provider needs a package that is not installed: {exc.name}",
-                                hint="install dynadeploy with its cloud dependencies (uv sync)") from exc
+        raise NotSupportedError(
+            f"the {kind} provider needs a package that is not installed: {exc.name}",
+            hint="install dynadeploy with its cloud dependencies (uv sync)",
+        ) from exc
     return getattr(loaded, cls)(**options)
 
 

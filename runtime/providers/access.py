@@ -25,7 +25,9 @@ def make_provider(kind: str, credentials: Any = None) -> Any:
     key = kind if credentials is None else f"{kind}:{credentials.fingerprint()}"
     with _PROVIDERS_LOCK:
         if key not in _PROVIDERS:
-            _PROVIDERS[key] = get_provider(kind) if credentials is None else get_provider(kind, credentials=credentials)
+            _PROVIDERS[key] = (
+                get_provider(kind) if credentials is None else get_provider(kind, credentials=credentials)
+            )
         return _PROVIDERS[key]
 
 
@@ -35,13 +37,17 @@ def provider_with(spec, credentials: Any = None) -> Any:
     ref = getattr(spec.target, "credentials", None)
     if credentials is None:
         if ref is not None:
-            raise PermanentError(f"target.credentials names the block {ref.block!r}, but its credentials were not "
-                                 "resolved", hint="build the backend with runtime.targets.registry.backend_for (the tasks "
-                                                  "resolve the block there)")
+            raise PermanentError(
+                f"target.credentials names the block {ref.block!r}, but its credentials were not resolved",
+                hint="build the backend with runtime.targets.registry.backend_for (the tasks "
+                "resolve the block there)",
+            )
         return make_provider(kind)
     if ref is None or credentials.block != ref.block:
-        raise PermanentError("credentials were given for a spec that does not name their block",
-                             hint="resolve them from the spec's target.credentials")
+        raise PermanentError(
+            "credentials were given for a spec that does not name their block",
+            hint="resolve them from the spec's target.credentials",
+        )
     return make_provider(kind, credentials)
 
 

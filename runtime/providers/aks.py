@@ -26,9 +26,9 @@ import yaml
 
 from runtime.domain.waiting import Waits
 from runtime.errors import PermanentError, TransientError
-from runtime.render import cloud_plan as plan
 from runtime.gateways.azure import RESOURCE_GROUP_API, Azure
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.render import cloud_plan as plan
 from runtime.spec import AksTarget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +39,9 @@ _BUSY = ("Creating", "Updating", "Upgrading", "Scaling", "Starting", "Stopping",
 
 def _state(obj: Any) -> str:
     props = getattr(obj, "properties", None)
-    return (getattr(props, "provisioning_state", None) or getattr(obj, "provisioning_state", None) or "").strip()
+    return (
+        getattr(props, "provisioning_state", None) or getattr(obj, "provisioning_state", None) or ""
+    ).strip()
 
 
 def _tags(obj: Any) -> dict[str, str]:
@@ -48,16 +50,33 @@ def _tags(obj: Any) -> dict[str, str]:
 
 class AksProvider:
     name: ClassVar[str] = "aks"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.KUBERNETES, Capability.CREATES_CLUSTER, Capability.GPU_NODE_POOLS,
-        Capability.MANAGED_GPU_DRIVER, Capability.OPERATOR_GPU_DRIVER, Capability.RWX_STORAGE, Capability.SPOT,
-    })
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.KUBERNETES,
+            Capability.CREATES_CLUSTER,
+            Capability.GPU_NODE_POOLS,
+            Capability.MANAGED_GPU_DRIVER,
+            Capability.OPERATOR_GPU_DRIVER,
+            Capability.RWX_STORAGE,
+            Capability.SPOT,
+        }
+    )
 
-    def __init__(self, *, waits: Waits | None = None, polling_interval: float = 15.0, retry_total: int = 8,
-                 credentials: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        waits: Waits | None = None,
+        polling_interval: float = 15.0,
+        retry_total: int = 8,
+        credentials: Any = None,
+    ) -> None:
         # credentials: an azure-container-instance-credentials block's runtime.domain.credentials.AzureCredentials
-        self._options = {"waits": waits, "polling_interval": polling_interval, "retry_total": retry_total,
-                         "credentials": credentials}
+        self._options = {
+            "waits": waits,
+            "polling_interval": polling_interval,
+            "retry_total": retry_total,
+            "credentials": credentials,
+        }
         self._clients: dict[str, Azure] = {}
 
     def azure(self, subscription_id: str) -> Azure:
@@ -71,7 +90,9 @@ class AksProvider:
     # --- cluster ------------------------------------------------------------------------------------
 
     def _cluster(self, az: Azure, t: AksTarget) -> Any:
-        return az.get("managedClusters.get", lambda: az.client.managed_clusters.get(t.resource_group, t.cluster_name))
+        return az.get(
+            "managedClusters.get", lambda: az.client.managed_clusters.get(t.resource_group, t.cluster_name)
+        )
 
     def ensure_cluster(self, spec: DeploymentSpec) -> ClusterRef:
         t = spec.target_as(AksTarget)
@@ -79,25 +100,44 @@ class AksProvider:
         status, group = az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)
         if status == 404 or (group or {}).get("properties", {}).get("provisioningState") == "Deleting":
             if status != 404:
-                az.wait(lambda: True if az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)[0] == 404 else None,
-                        what=f"deletion of resource group {t.resource_group}")
-            az.arm("PUT", self._rg_path(t), RESOURCE_GROUP_API, {"location": t.location, "tags": plan.azure_tags(spec)})
+                az.wait(
+                    lambda: True if az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)[0] == 404 else None,
+                    what=f"deletion of resource group {t.resource_group}",
+                )
+            az.arm(
+                "PUT",
+                self._rg_path(t),
+                RESOURCE_GROUP_API,
+                {"location": t.location, "tags": plan.azure_tags(spec)},
+            )
         cluster = self._cluster(az, t)
         if cluster is not None and _state(cluster) == "Deleting":
-            az.wait(lambda: True if self._cluster(az, t) is None else None, what=f"deletion of {t.cluster_name}")
+            az.wait(
+                lambda: True if self._cluster(az, t) is None else None, what=f"deletion of {t.cluster_name}"
+            )
             cluster = None
         if cluster is None or _state(cluster) == "Failed":
             poller = az.begin_create_cluster(t.resource_group, t.cluster_name, plan.aks_cluster(spec))
-            az.call(f"creating AKS cluster {t.cluster_name}", lambda: poller.result(timeout=az.waits.timeout_s))
+            az.call(
+                f"creating AKS cluster {t.cluster_name}", lambda: poller.result(timeout=az.waits.timeout_s)
+            )
         cluster = az.wait(lambda: self._succeeded(az, t), what=f"AKS cluster {t.cluster_name}")
         fqdn = cluster.properties.fqdn or cluster.properties.private_fqdn
         return ClusterRef(
-            kind="aks", name=t.cluster_name, location=t.location, deployment_id=plan.deployment_id(spec),
-            endpoint=f"https://{fqdn}:443" if fqdn else None, version=cluster.properties.current_kubernetes_version,
+            kind="aks",
+            name=t.cluster_name,
+            location=t.location,
+            deployment_id=plan.deployment_id(spec),
+            endpoint=f"https://{fqdn}:443" if fqdn else None,
+            version=cluster.properties.current_kubernetes_version,
             status=_state(cluster),
-            details={"subscription_id": t.subscription_id, "resource_group": t.resource_group, "id": cluster.id,
-                     "owned": plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY),
-                     "node_resource_group": cluster.properties.node_resource_group},
+            details={
+                "subscription_id": t.subscription_id,
+                "resource_group": t.resource_group,
+                "id": cluster.id,
+                "owned": plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY),
+                "node_resource_group": cluster.properties.node_resource_group,
+            },
         )
 
     def _succeeded(self, az: Azure, t: AksTarget) -> Any:
@@ -105,8 +145,10 @@ class AksProvider:
         if cluster is None:
             raise TransientError(f"AKS cluster {t.cluster_name} vanished while waiting for it", hint="rerun")
         if _state(cluster) == "Failed":
-            raise PermanentError(f"AKS cluster {t.cluster_name} is Failed",
-                                 hint="see the cluster's activity log in the Azure portal; rerun to retry it")
+            raise PermanentError(
+                f"AKS cluster {t.cluster_name} is Failed",
+                hint="see the cluster's activity log in the Azure portal; rerun to retry it",
+            )
         return cluster if _state(cluster) == "Succeeded" else None
 
     def _idle(self, az: Azure, t: AksTarget) -> bool | None:
@@ -116,7 +158,9 @@ class AksProvider:
     # --- node pools ---------------------------------------------------------------------------------
 
     def _pool(self, az: Azure, t: AksTarget, name: str) -> Any:
-        return az.get("agentPools.get", lambda: az.client.agent_pools.get(t.resource_group, t.cluster_name, name))
+        return az.get(
+            "agentPools.get", lambda: az.client.agent_pools.get(t.resource_group, t.cluster_name, name)
+        )
 
     def ensure_gpu_nodes(self, spec: DeploymentSpec, ref: ClusterRef) -> list[str]:
         t = spec.target_as(AksTarget)
@@ -124,13 +168,18 @@ class AksProvider:
         for pool in t.node_pools:  # the System pool made with the cluster is found here and kept
             existing = self._pool(az, t, pool.name)
             if existing is not None and _state(existing) == "Deleting":
-                az.wait(lambda: True if self._pool(az, t, pool.name) is None else None,
-                        what=f"deletion of agent pool {pool.name}")
+                az.wait(
+                    lambda: True if self._pool(az, t, pool.name) is None else None,
+                    what=f"deletion of agent pool {pool.name}",
+                )
                 existing = None
             if existing is None or _state(existing) == "Failed":
-                az.wait(lambda: self._succeeded(az, t), what=f"AKS cluster {t.cluster_name}")  # one op at a time
-                poller = az.begin_create_agent_pool(t.resource_group, t.cluster_name, pool.name,
-                                                    plan.aks_agent_pool(spec, pool))
+                az.wait(
+                    lambda: self._succeeded(az, t), what=f"AKS cluster {t.cluster_name}"
+                )  # one op at a time
+                poller = az.begin_create_agent_pool(
+                    t.resource_group, t.cluster_name, pool.name, plan.aks_agent_pool(spec, pool)
+                )
                 az.call(f"creating agent pool {pool.name}", lambda: poller.result(timeout=az.waits.timeout_s))
             az.wait(lambda: self._pool_ready(az, t, pool.name), what=f"agent pool {pool.name}")
         return [p.name for p in t.node_pools]
@@ -140,8 +189,10 @@ class AksProvider:
         if pool is None:
             raise TransientError(f"agent pool {name} vanished while waiting for it", hint="rerun")
         if _state(pool) == "Failed":
-            raise PermanentError(f"agent pool {name} is Failed",
-                                 hint="check the VM size's quota and availability in the region; rerun to retry")
+            raise PermanentError(
+                f"agent pool {name} is Failed",
+                hint="check the VM size's quota and availability in the region; rerun to retry",
+            )
         return True if _state(pool) == "Succeeded" else None
 
     # --- access and storage -------------------------------------------------------------------------
@@ -149,8 +200,10 @@ class AksProvider:
     def kube_access(self, ref: ClusterRef) -> KubeAccess:
         az = self.azure(ref.details["subscription_id"])
         rg = ref.details["resource_group"]
-        creds = az.call("managedClusters.list_cluster_user_credentials",
-                        lambda: az.client.managed_clusters.list_cluster_user_credentials(rg, ref.name))
+        creds = az.call(
+            "managedClusters.list_cluster_user_credentials",
+            lambda: az.client.managed_clusters.list_cluster_user_credentials(rg, ref.name),
+        )
         raw = creds.kubeconfigs[0].value
         text = raw.decode() if isinstance(raw, bytes | bytearray) else base64.b64decode(raw).decode()
         config = yaml.safe_load(text) or {}
@@ -159,10 +212,14 @@ class AksProvider:
         token = user.get("token")
         if not token and not user.get("client-certificate-data") and user.get("exec"):
             token = az.user_token()  # an AAD cluster: what kubelogin would fetch, without kubelogin
-        return KubeAccess(server=cluster.get("server") or ref.endpoint or "", context=f"dynadeploy-aks-{ref.name}",
-                          ca_data=cluster.get("certificate-authority-data"), token=token,
-                          client_cert_data=user.get("client-certificate-data"),
-                          client_key_data=user.get("client-key-data"))
+        return KubeAccess(
+            server=cluster.get("server") or ref.endpoint or "",
+            context=f"dynadeploy-aks-{ref.name}",
+            ca_data=cluster.get("certificate-authority-data"),
+            token=token,
+            client_cert_data=user.get("client-certificate-data"),
+            client_key_data=user.get("client-key-data"),
+        )
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
         """The spec's class, else azurefile-csi for RWX / managed-csi otherwise (built into AKS): the same
@@ -182,15 +239,20 @@ class AksProvider:
             return []
         if plan.owned((group or {}).get("tags"), spec, plan.AZURE_TAG_KEY):
             out.append(f"azure:resource-group/{t.resource_group}")
-        clusters = az.call("managedClusters.list_by_resource_group",
-                           lambda: list(az.client.managed_clusters.list_by_resource_group(t.resource_group)))
+        clusters = az.call(
+            "managedClusters.list_by_resource_group",
+            lambda: list(az.client.managed_clusters.list_by_resource_group(t.resource_group)),
+        )
         for cluster in clusters:
             ours = plan.owned(_tags(cluster), spec, plan.AZURE_TAG_KEY)
             if ours:
                 out.append(f"aks:managed-cluster/{cluster.name}")
-            pools = az.call("agentPools.list", lambda: list(
-                az.client.agent_pools.list(t.resource_group, cluster.name)))
-            out += [f"aks:agent-pool/{cluster.name}/{p.name}" for p in pools if ours or self._pool_ours(p, spec)]
+            pools = az.call(
+                "agentPools.list", lambda: list(az.client.agent_pools.list(t.resource_group, cluster.name))
+            )
+            out += [
+                f"aks:agent-pool/{cluster.name}/{p.name}" for p in pools if ours or self._pool_ours(p, spec)
+            ]
         return sorted(out)
 
     def _pool_ours(self, pool: Any, spec: DeploymentSpec) -> bool:
@@ -200,16 +262,24 @@ class AksProvider:
     def _delete_our_pools(self, az: Azure, spec: DeploymentSpec) -> None:
         """On a cluster this deployment did not create: only the agent pools it added."""
         t = spec.target_as(AksTarget)
-        pools = az.call("agentPools.list", lambda: list(az.client.agent_pools.list(t.resource_group, t.cluster_name)))
+        pools = az.call(
+            "agentPools.list", lambda: list(az.client.agent_pools.list(t.resource_group, t.cluster_name))
+        )
         for pool in pools:
             if self._pool_ours(pool, spec):
                 az.wait(lambda: self._idle(az, t), what=f"operations on {t.cluster_name}")
-                poller = az.get("agentPools.begin_delete", lambda: az.client.agent_pools.begin_delete(
-                    t.resource_group, t.cluster_name, pool.name))
+                poller = az.get(
+                    "agentPools.begin_delete",
+                    lambda: az.client.agent_pools.begin_delete(t.resource_group, t.cluster_name, pool.name),
+                )
                 if poller is not None:
-                    az.call(f"deleting agent pool {pool.name}", lambda: poller.result(timeout=az.waits.timeout_s))
-                az.wait(lambda: True if self._pool(az, t, pool.name) is None else None,
-                        what=f"deletion of agent pool {pool.name}")
+                    az.call(
+                        f"deleting agent pool {pool.name}", lambda: poller.result(timeout=az.waits.timeout_s)
+                    )
+                az.wait(
+                    lambda: True if self._pool(az, t, pool.name) is None else None,
+                    what=f"deletion of agent pool {pool.name}",
+                )
 
     def delete_cluster(self, spec: DeploymentSpec) -> None:
         t = spec.target_as(AksTarget)
@@ -223,12 +293,21 @@ class AksProvider:
         elif cluster is not None:
             if _state(cluster) != "Deleting":
                 az.wait(lambda: self._idle(az, t), what=f"operations on {t.cluster_name}")
-                poller = az.get("managedClusters.begin_delete",
-                                lambda: az.client.managed_clusters.begin_delete(t.resource_group, t.cluster_name))
+                poller = az.get(
+                    "managedClusters.begin_delete",
+                    lambda: az.client.managed_clusters.begin_delete(t.resource_group, t.cluster_name),
+                )
                 if poller is not None:
-                    az.call(f"deleting AKS cluster {t.cluster_name}", lambda: poller.result(timeout=az.waits.timeout_s))
-            az.wait(lambda: True if self._cluster(az, t) is None else None, what=f"deletion of {t.cluster_name}")
+                    az.call(
+                        f"deleting AKS cluster {t.cluster_name}",
+                        lambda: poller.result(timeout=az.waits.timeout_s),
+                    )
+            az.wait(
+                lambda: True if self._cluster(az, t) is None else None, what=f"deletion of {t.cluster_name}"
+            )
         if plan.owned((group or {}).get("tags"), spec, plan.AZURE_TAG_KEY):
             status, _ = az.arm("DELETE", self._rg_path(t), RESOURCE_GROUP_API)
-            az.wait(lambda: True if az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)[0] == 404 else None,
-                    what=f"deletion of resource group {t.resource_group}")
+            az.wait(
+                lambda: True if az.arm("GET", self._rg_path(t), RESOURCE_GROUP_API)[0] == 404 else None,
+                what=f"deletion of resource group {t.resource_group}",
+            )

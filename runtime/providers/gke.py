@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.domain.waiting import Waits
 from runtime.errors import PermanentError, TransientError
-from runtime.render import cloud_plan as plan
 from runtime.gateways.gcp import Gke
 from runtime.providers.base import Capability, ClusterRef, KubeAccess, StorageClass
+from runtime.render import cloud_plan as plan
 from runtime.spec import GkeTarget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,12 +36,21 @@ def _status(obj: Any) -> str:
 
 class GkeProvider:
     name: ClassVar[str] = "gke"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.KUBERNETES, Capability.CREATES_CLUSTER, Capability.GPU_NODE_POOLS,
-        Capability.MANAGED_GPU_DRIVER, Capability.OPERATOR_GPU_DRIVER, Capability.RWX_STORAGE, Capability.SPOT,
-    })
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.KUBERNETES,
+            Capability.CREATES_CLUSTER,
+            Capability.GPU_NODE_POOLS,
+            Capability.MANAGED_GPU_DRIVER,
+            Capability.OPERATOR_GPU_DRIVER,
+            Capability.RWX_STORAGE,
+            Capability.SPOT,
+        }
+    )
 
-    def __init__(self, *, waits: Waits | None = None, retry_initial_s: float = 1.0, credentials: Any = None) -> None:
+    def __init__(
+        self, *, waits: Waits | None = None, retry_initial_s: float = 1.0, credentials: Any = None
+    ) -> None:
         # credentials: a gcp-credentials block's runtime.domain.credentials.GcpCredentials (None: the default chain)
         self.gke = Gke(waits=waits, retry_initial_s=retry_initial_s, credentials=credentials)
 
@@ -59,15 +68,25 @@ class GkeProvider:
         if cluster is None:
             op = self.gke.create_cluster(plan.gke_parent(t), plan.gke_cluster(spec))
             if op is not None:
-                self.gke.wait_operation(plan.gke_parent(t), op, what=f"creation of GKE cluster {t.cluster_name}")
+                self.gke.wait_operation(
+                    plan.gke_parent(t), op, what=f"creation of GKE cluster {t.cluster_name}"
+                )
         cluster = self.gke.wait(lambda: self._running(t), what=f"GKE cluster {t.cluster_name}")
         endpoint = cluster.endpoint if "://" in cluster.endpoint else f"https://{cluster.endpoint}"
         return ClusterRef(
-            kind="gke", name=t.cluster_name, location=t.location, deployment_id=plan.deployment_id(spec),
-            endpoint=endpoint, ca_data=cluster.master_auth.cluster_ca_certificate or None,
-            version=cluster.current_master_version, status=_status(cluster),
-            details={"project": t.project, "self_link": cluster.self_link,
-                     "owned": plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY)},
+            kind="gke",
+            name=t.cluster_name,
+            location=t.location,
+            deployment_id=plan.deployment_id(spec),
+            endpoint=endpoint,
+            ca_data=cluster.master_auth.cluster_ca_certificate or None,
+            version=cluster.current_master_version,
+            status=_status(cluster),
+            details={
+                "project": t.project,
+                "self_link": cluster.self_link,
+                "owned": plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY),
+            },
         )
 
     def _running(self, t: GkeTarget) -> Any:
@@ -76,12 +95,16 @@ class GkeProvider:
             raise TransientError(f"GKE cluster {t.cluster_name} vanished while waiting for it", hint="rerun")
         status = _status(cluster)
         if status in ("ERROR", "DEGRADED"):
-            raise PermanentError(f"GKE cluster {t.cluster_name} is {status}: {cluster.status_message}",
-                                 hint="see the cluster in the GKE console; delete it and rerun")
+            raise PermanentError(
+                f"GKE cluster {t.cluster_name} is {status}: {cluster.status_message}",
+                hint="see the cluster in the GKE console; delete it and rerun",
+            )
         return cluster if status == "RUNNING" else None
 
     def _wait_gone(self, t: GkeTarget) -> None:
-        self.gke.wait(lambda: True if self._cluster(t) is None else None, what=f"deletion of {t.cluster_name}")
+        self.gke.wait(
+            lambda: True if self._cluster(t) is None else None, what=f"deletion of {t.cluster_name}"
+        )
 
     # --- node pools ---------------------------------------------------------------------------------
 
@@ -92,8 +115,10 @@ class GkeProvider:
             name = f"{path}/nodePools/{pool.name}"
             existing = self.gke.get("get_node_pool", name=name)
             if existing is not None and _status(existing) == "STOPPING":
-                self.gke.wait(lambda: True if self.gke.get("get_node_pool", name=name) is None else None,
-                              what=f"deletion of node pool {pool.name}")
+                self.gke.wait(
+                    lambda: True if self.gke.get("get_node_pool", name=name) is None else None,
+                    what=f"deletion of node pool {pool.name}",
+                )
                 existing = None
             if existing is None:
                 # One operation at a time per cluster: wait for RUNNING (not RECONCILING) first.
@@ -110,16 +135,23 @@ class GkeProvider:
             raise TransientError(f"node pool {short} vanished while waiting for it", hint="rerun")
         status = _status(pool)
         if status == "ERROR":
-            raise PermanentError(f"node pool {short} is ERROR: {pool.status_message}",
-                                 hint="check the GPU quota and the accelerator's zones; delete the pool and rerun")
+            raise PermanentError(
+                f"node pool {short} is ERROR: {pool.status_message}",
+                hint="check the GPU quota and the accelerator's zones; delete the pool and rerun",
+            )
         return True if status in ("RUNNING", "RUNNING_WITH_ERROR") else None
 
     # --- access and storage -------------------------------------------------------------------------
 
     def kube_access(self, ref: ClusterRef) -> KubeAccess:
         token, expires = self.gke.token()
-        return KubeAccess(server=ref.endpoint or "", context=f"dynadeploy-gke-{ref.name}", ca_data=ref.ca_data,
-                          token=token, expires_at=expires)
+        return KubeAccess(
+            server=ref.endpoint or "",
+            context=f"dynadeploy-gke-{ref.name}",
+            ca_data=ref.ca_data,
+            token=token,
+            expires_at=expires,
+        )
 
     def storage_class(self, spec: DeploymentSpec, ref: ClusterRef) -> StorageClass:
         """The cache's class: the spec's, else standard-rwx (Filestore, enabled at cluster creation) for
@@ -139,8 +171,11 @@ class GkeProvider:
             ours = plan.owned(dict(cluster.resource_labels), spec, plan.GCP_LABEL_KEY)
             if ours:
                 out.append(f"gke:cluster/{cluster.name}")
-            out += [f"gke:node-pool/{cluster.name}/{p.name}" for p in cluster.node_pools
-                    if ours or self._pool_ours(p, spec)]
+            out += [
+                f"gke:node-pool/{cluster.name}/{p.name}"
+                for p in cluster.node_pools
+                if ours or self._pool_ours(p, spec)
+            ]
         return sorted(out)
 
     def _pool_ours(self, pool: Any, spec: DeploymentSpec) -> bool:
@@ -152,7 +187,9 @@ class GkeProvider:
         for pool in cluster.node_pools:
             if self._pool_ours(pool, spec):
                 self.gke.wait(lambda: self._idle(t), what=f"operations on {t.cluster_name}")
-                op = self.gke.get("delete_node_pool", name=f"{plan.gke_cluster_path(t)}/nodePools/{pool.name}")
+                op = self.gke.get(
+                    "delete_node_pool", name=f"{plan.gke_cluster_path(t)}/nodePools/{pool.name}"
+                )
                 if op is not None:
                     self.gke.wait_operation(plan.gke_parent(t), op, what=f"deletion of node pool {pool.name}")
 
@@ -169,7 +206,9 @@ class GkeProvider:
             self.gke.wait(lambda: self._idle(t), what=f"operations on {t.cluster_name}")
             op = self.gke.get("delete_cluster", name=plan.gke_cluster_path(t))
             if op is not None:
-                self.gke.wait_operation(plan.gke_parent(t), op, what=f"deletion of GKE cluster {t.cluster_name}")
+                self.gke.wait_operation(
+                    plan.gke_parent(t), op, what=f"deletion of GKE cluster {t.cluster_name}"
+                )
         self._wait_gone(t)
 
     def _idle(self, t: GkeTarget) -> bool | None:

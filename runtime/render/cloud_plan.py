@@ -34,8 +34,11 @@ def deployment_id(spec: DeploymentSpec) -> str:
 
 
 def aws_tags(spec: DeploymentSpec, name: str | None = None, **extra: str) -> dict[str, str]:
-    tags = {AWS_TAG_KEY: deployment_id(spec), naming.MANAGED_BY_KEY: MANAGED_BY,
-            naming.DEPLOYMENT_KEY: spec.name}
+    tags = {
+        AWS_TAG_KEY: deployment_id(spec),
+        naming.MANAGED_BY_KEY: MANAGED_BY,
+        naming.DEPLOYMENT_KEY: spec.name,
+    }
     if name:
         tags["Name"] = name
     return {**tags, **extra}
@@ -95,7 +98,11 @@ def inline_pools(pools: list[NodePool]) -> list[NodePool]:
 
 # --- GKE ----------------------------------------------------------------------------------------------
 
-_GKE_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+_GKE_EFFECT = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
 
 
 def gke_parent(target: GkeTarget) -> str:
@@ -112,24 +119,31 @@ def gke_node_pool(spec: DeploymentSpec, pool: NodePool) -> dict[str, Any]:
         "machine_type": pool.instance_type,
         "disk_size_gb": pool.disk_size_gb,
         "labels": dict(pool.labels),
-        "taints": [{"key": t["key"], "value": t["value"], "effect": _GKE_EFFECT[t["effect"]]}
-                   for t in taints(pool, "gke")],
+        "taints": [
+            {"key": t["key"], "value": t["value"], "effect": _GKE_EFFECT[t["effect"]]}
+            for t in taints(pool, "gke")
+        ],
         "resource_labels": gcp_labels(spec),
         "spot": pool.spot,
     }
     if is_gpu_pool(pool):
         version = "LATEST" if gpu_driver_by_cloud(spec) else "INSTALLATION_DISABLED"
-        config["accelerators"] = [{
-            "accelerator_count": pool.gpu.count,
-            "accelerator_type": pool.gpu.type or "",
-            "gpu_driver_installation_config": {"gpu_driver_version": version},
-        }]
+        config["accelerators"] = [
+            {
+                "accelerator_count": pool.gpu.count,
+                "accelerator_type": pool.gpu.type or "",
+                "gpu_driver_installation_config": {"gpu_driver_version": version},
+            }
+        ]
     return {
         "name": pool.name,
         "initial_node_count": pool.desired,
         "config": config,
-        "autoscaling": ({"enabled": True, "min_node_count": pool.min, "max_node_count": pool.max}
-                        if pool.min != pool.max else {"enabled": False}),
+        "autoscaling": (
+            {"enabled": True, "min_node_count": pool.min, "max_node_count": pool.max}
+            if pool.min != pool.max
+            else {"enabled": False}
+        ),
         "management": {"auto_repair": True, "auto_upgrade": True},
     }
 
@@ -189,8 +203,13 @@ def aks_cluster(spec: DeploymentSpec) -> dict[str, Any]:
     if cpu:
         system = {"name": cpu[0].name, **aks_agent_pool(spec, cpu[0], mode="System")}
     else:
-        system = {**AKS_DEFAULT_SYSTEM_POOL, "mode": "System", "osType": "Linux",
-                  "type": "VirtualMachineScaleSets", "tags": azure_tags(spec)}
+        system = {
+            **AKS_DEFAULT_SYSTEM_POOL,
+            "mode": "System",
+            "osType": "Linux",
+            "type": "VirtualMachineScaleSets",
+            "tags": azure_tags(spec),
+        }
     props: dict[str, Any] = {
         "dnsPrefix": naming.suggest_dns1123_label(target.cluster_name, 54),
         "enableRBAC": True,
@@ -198,5 +217,9 @@ def aks_cluster(spec: DeploymentSpec) -> dict[str, Any]:
     }
     if target.kubernetes_version:
         props["kubernetesVersion"] = target.kubernetes_version
-    return {"location": target.location, "tags": azure_tags(spec), "identity": {"type": "SystemAssigned"},
-            "properties": props}
+    return {
+        "location": target.location,
+        "tags": azure_tags(spec),
+        "identity": {"type": "SystemAssigned"},
+        "properties": props,
+    }

@@ -63,26 +63,52 @@ class RoleSpec:
 
     def trust_policy(self) -> str:
         actions = ["sts:AssumeRole", "sts:TagSession"] if self.tag_session else "sts:AssumeRole"
-        return json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": list(self.services)}, "Action": actions}]})
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": list(self.services)}, "Action": actions}
+                ],
+            }
+        )
 
 
 def eks_roles(target: EksTarget) -> dict[str, RoleSpec]:
     """cluster, node, and the CSI drivers' Pod Identity roles (efs only when EFS is on)."""
     r, c = target.region, target.cluster_name
     roles = {
-        "cluster": RoleSpec(short_name(c, r, "cluster"), ("eks.amazonaws.com",),
-                            (managed_policy_arn(r, "AmazonEKSClusterPolicy"),), tag_session=True),
-        "node": RoleSpec(short_name(c, r, "node"), ("ec2.amazonaws.com",), tuple(
-            managed_policy_arn(r, p) for p in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-                                               "AmazonEC2ContainerRegistryReadOnly"))),
-        "ebs-csi": RoleSpec(short_name(c, r, "ebs-csi"), ("pods.eks.amazonaws.com",),
-                            (managed_policy_arn(r, "service-role/AmazonEBSCSIDriverPolicy"),), tag_session=True),
+        "cluster": RoleSpec(
+            short_name(c, r, "cluster"),
+            ("eks.amazonaws.com",),
+            (managed_policy_arn(r, "AmazonEKSClusterPolicy"),),
+            tag_session=True,
+        ),
+        "node": RoleSpec(
+            short_name(c, r, "node"),
+            ("ec2.amazonaws.com",),
+            tuple(
+                managed_policy_arn(r, p)
+                for p in (
+                    "AmazonEKSWorkerNodePolicy",
+                    "AmazonEKS_CNI_Policy",
+                    "AmazonEC2ContainerRegistryReadOnly",
+                )
+            ),
+        ),
+        "ebs-csi": RoleSpec(
+            short_name(c, r, "ebs-csi"),
+            ("pods.eks.amazonaws.com",),
+            (managed_policy_arn(r, "service-role/AmazonEBSCSIDriverPolicy"),),
+            tag_session=True,
+        ),
     }
     if target.efs.enabled:
-        roles["efs-csi"] = RoleSpec(short_name(c, r, "efs-csi"), ("pods.eks.amazonaws.com",),
-                                    (managed_policy_arn(r, "service-role/AmazonEFSCSIDriverPolicy"),),
-                                    tag_session=True)
+        roles["efs-csi"] = RoleSpec(
+            short_name(c, r, "efs-csi"),
+            ("pods.eks.amazonaws.com",),
+            (managed_policy_arn(r, "service-role/AmazonEFSCSIDriverPolicy"),),
+            tag_session=True,
+        )
     return roles
 
 
@@ -92,13 +118,17 @@ def eks_roles(target: EksTarget) -> dict[str, RoleSpec]:
 def choose_zones(zones: list[dict[str, Any]], count: int, *, eks: bool) -> list[str]:
     """``count`` available zone names in name order (EKS: skipping zones it does not support)."""
     usable = sorted(
-        z["ZoneName"] for z in zones
-        if z.get("State", "available") == "available" and z.get("ZoneType", "availability-zone")
-        == "availability-zone" and not (eks and z.get("ZoneId") in EKS_UNSUPPORTED_ZONE_IDS)
+        z["ZoneName"]
+        for z in zones
+        if z.get("State", "available") == "available"
+        and z.get("ZoneType", "availability-zone") == "availability-zone"
+        and not (eks and z.get("ZoneId") in EKS_UNSUPPORTED_ZONE_IDS)
     )
     if len(usable) < count:
-        raise PreflightError(f"the region has {len(usable)} usable availability zones, {count} are needed",
-                             hint="use another region, or give target.vpc_id and target.subnet_ids")
+        raise PreflightError(
+            f"the region has {len(usable)} usable availability zones, {count} are needed",
+            hint="use another region, or give target.vpc_id and target.subnet_ids",
+        )
     return usable[:count]
 
 
@@ -136,8 +166,15 @@ def ami_type(spec: DeploymentSpec, pool: NodePool) -> str:
     return f"AL2023_{arch}_{'NVIDIA' if nvidia else 'STANDARD'}"
 
 
-def nodegroup_request(spec: DeploymentSpec, pool: NodePool, *, cluster: str, node_role_arn: str,
-                      subnet_ids: list[str], launch_template: dict[str, str] | None = None) -> dict[str, Any]:
+def nodegroup_request(
+    spec: DeploymentSpec,
+    pool: NodePool,
+    *,
+    cluster: str,
+    node_role_arn: str,
+    subnet_ids: list[str],
+    launch_template: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """eks.create_nodegroup arguments for one pool (the launch template carries disk size with EFA)."""
     req: dict[str, Any] = {
         "clusterName": cluster,
@@ -148,8 +185,10 @@ def nodegroup_request(spec: DeploymentSpec, pool: NodePool, *, cluster: str, nod
         "amiType": ami_type(spec, pool),
         "nodeRole": node_role_arn,
         "labels": dict(pool.labels),
-        "taints": [{"key": t["key"], "value": t["value"], "effect": _EFFECT[t["effect"]]}
-                   for t in plan.taints(pool, "eks")],
+        "taints": [
+            {"key": t["key"], "value": t["value"], "effect": _EFFECT[t["effect"]]}
+            for t in plan.taints(pool, "eks")
+        ],
         "capacityType": "SPOT" if pool.spot else "ON_DEMAND",
         "tags": plan.aws_tags(spec, f"{cluster}-{pool.name}"),
         "clientRequestToken": token(spec, f"nodegroup/{pool.name}"),
@@ -176,8 +215,9 @@ def efa_launch_template_data(pool: NodePool, security_group_ids: list[str], plac
     return {
         "NetworkInterfaces": [{"DeviceIndex": 0, "InterfaceType": "efa", "Groups": list(security_group_ids)}],
         "Placement": {"GroupName": placement_group},
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda",
-                                 "Ebs": {"VolumeSize": pool.disk_size_gb, "VolumeType": "gp3"}}],
+        "BlockDeviceMappings": [
+            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": pool.disk_size_gb, "VolumeType": "gp3"}}
+        ],
     }
 
 
@@ -185,11 +225,23 @@ def addons(target: EksTarget, role_arns: dict[str, str], access_mode: str) -> li
     """EKS add-ons the storage needs: the Pod Identity agent and the CSI driver of the cache's class."""
     out: list[dict[str, Any]] = [{"addonName": "eks-pod-identity-agent"}]
     if access_mode == "ReadWriteMany" and target.efs.enabled:
-        out.append({"addonName": "aws-efs-csi-driver", "podIdentityAssociations": [
-            {"serviceAccount": "efs-csi-controller-sa", "roleArn": role_arns["efs-csi"]}]})
+        out.append(
+            {
+                "addonName": "aws-efs-csi-driver",
+                "podIdentityAssociations": [
+                    {"serviceAccount": "efs-csi-controller-sa", "roleArn": role_arns["efs-csi"]}
+                ],
+            }
+        )
     else:
-        out.append({"addonName": "aws-ebs-csi-driver", "podIdentityAssociations": [
-            {"serviceAccount": "ebs-csi-controller-sa", "roleArn": role_arns["ebs-csi"]}]})
+        out.append(
+            {
+                "addonName": "aws-ebs-csi-driver",
+                "podIdentityAssociations": [
+                    {"serviceAccount": "ebs-csi-controller-sa", "roleArn": role_arns["ebs-csi"]}
+                ],
+            }
+        )
     return out
 
 
@@ -206,8 +258,13 @@ def efs_storage_class(spec: DeploymentSpec, name: str, file_system_id: str) -> d
         "kind": "StorageClass",
         "metadata": {"name": name, "labels": naming.labels(spec.name)},
         "provisioner": EFS_PROVISIONER,
-        "parameters": {"provisioningMode": "efs-ap", "fileSystemId": file_system_id,
-                       "directoryPerms": "777", "uid": "1000", "gid": "1000"},
+        "parameters": {
+            "provisioningMode": "efs-ap",
+            "fileSystemId": file_system_id,
+            "directoryPerms": "777",
+            "uid": "1000",
+            "gid": "1000",
+        },
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     }

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from runtime.domain import naming
 from runtime.render import cloud_plan as plan
-from runtime.render.cloud_plan_aws import short_name
 from runtime.render import kv_events, templates
+from runtime.render.cloud_plan_aws import short_name
 from runtime.render.dgd import ENGINE_MODULES, resolve_engine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,9 @@ class Names:
     secret_prefix: str
 
     def family(self, spec: DeploymentSpec, role: str) -> str:
-        return naming.component_name(spec, role) if role not in DISCOVERY else naming.join_name(spec.name, role)
+        return (
+            naming.component_name(spec, role) if role not in DISCOVERY else naming.join_name(spec.name, role)
+        )
 
     def log_group(self, spec: DeploymentSpec, role: str) -> str:
         return f"/ecs/{plan.deployment_id(spec)}/{role}"
@@ -80,8 +82,10 @@ def roles(spec: DeploymentSpec) -> list[Component]:
 
 
 def discovery_env(n: Names) -> dict[str, str]:
-    return {"ETCD_ENDPOINTS": f"http://etcd.{n.namespace}:{ETCD_PORT}",
-            "NATS_SERVER": f"nats://nats.{n.namespace}:{NATS_PORT}"}
+    return {
+        "ETCD_ENDPOINTS": f"http://etcd.{n.namespace}:{ETCD_PORT}",
+        "NATS_SERVER": f"nats://nats.{n.namespace}:{NATS_PORT}",
+    }
 
 
 def command(spec: DeploymentSpec, component: Component) -> str:
@@ -89,24 +93,53 @@ def command(spec: DeploymentSpec, component: Component) -> str:
 
     Without a shared model cache on ECS, vLLM downloads the pinned revision itself (HF_TOKEN)."""
     if component.role == "frontend":
-        args = ["python3", "-m", "dynamo.frontend", "--http-port", str(FRONTEND_PORT),
-                "--router-mode", spec.router_mode()]
+        args = [
+            "python3",
+            "-m",
+            "dynamo.frontend",
+            "--http-port",
+            str(FRONTEND_PORT),
+            "--router-mode",
+            spec.router_mode(),
+        ]
         return shlex.join(args)
     engine = resolve_engine(spec)
     served = spec.model.served()
     if engine == "vllm":
-        args = ["python3", "-m", ENGINE_MODULES[engine], "--model", spec.model.id, "--served-model-name", served]
+        args = [
+            "python3",
+            "-m",
+            ENGINE_MODULES[engine],
+            "--model",
+            spec.model.id,
+            "--served-model-name",
+            served,
+        ]
         if spec.model.revision:
             args += ["--revision", spec.model.revision]
     else:
-        args = ["python3", "-m", ENGINE_MODULES[engine], "--model-path", spec.model.id, "--model-name", served,
-                "--speedup-ratio", f"{spec.serving.mocker.speedup_ratio:g}"]
+        args = [
+            "python3",
+            "-m",
+            ENGINE_MODULES[engine],
+            "--model-path",
+            spec.model.id,
+            "--model-name",
+            served,
+            "--speedup-ratio",
+            f"{spec.serving.mocker.speedup_ratio:g}",
+        ]
     if component.role in ("prefill", "decode"):
         args += ["--disaggregation-mode", component.role]
     # KV events for the KV router; worker tasks use host networking (several per instance), so each
     # container binds an ipc endpoint in its own filesystem rather than one TCP port.
-    args += kv_events.worker_args(spec.router_mode(), engine, component.role, given=component.engine_args,
-                                  endpoint=kv_events.ipc_endpoint(component.role))
+    args += kv_events.worker_args(
+        spec.router_mode(),
+        engine,
+        component.role,
+        given=component.engine_args,
+        endpoint=kv_events.ipc_endpoint(component.role),
+    )
     return shlex.join(args + list(component.engine_args))
 
 
@@ -118,8 +151,14 @@ def secret_env(spec: DeploymentSpec) -> list[str]:
     return out
 
 
-def task_definition(spec: DeploymentSpec, role: str, *, execution_role_arn: str,
-                    secret_arns: Mapping[str, str], component: Component | None = None) -> dict[str, Any]:
+def task_definition(
+    spec: DeploymentSpec,
+    role: str,
+    *,
+    execution_role_arn: str,
+    secret_arns: Mapping[str, str],
+    component: Component | None = None,
+) -> dict[str, Any]:
     """ecs.register_task_definition arguments for ``role`` (etcd, nats, or a graph component)."""
     t = cast("EcsTarget", spec.target)  # the caller chose this renderer by target.kind
     n = names(spec)
@@ -132,7 +171,9 @@ def task_definition(spec: DeploymentSpec, role: str, *, execution_role_arn: str,
         "tags": [{"key": k, "value": v} for k, v in plan.aws_tags(spec).items()],
     }
     if role in DISCOVERY:
-        return templates.fill(templates.load(f"templates/ecs/{role}.yaml"), values, f"infra/templates/ecs/{role}.yaml")
+        return templates.fill(
+            templates.load(f"templates/ecs/{role}.yaml"), values, f"infra/templates/ecs/{role}.yaml"
+        )
     if component is None:
         raise ValueError(f"role {role} needs its component")
     literal = {k: v for k, v in component.env.items() if isinstance(v, str)}
@@ -147,7 +188,9 @@ def task_definition(spec: DeploymentSpec, role: str, *, execution_role_arn: str,
         resourceRequirements=[{"type": "GPU", "value": str(gpus)}] if gpus else None,
     )
     source = "frontend" if role == "frontend" else "worker"
-    body = templates.fill(templates.load(f"templates/ecs/{source}.yaml"), values, f"infra/templates/ecs/{source}.yaml")
+    body = templates.fill(
+        templates.load(f"templates/ecs/{source}.yaml"), values, f"infra/templates/ecs/{source}.yaml"
+    )
     if source == "worker":
         body["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-stream-prefix"] = role
     return body
@@ -155,8 +198,10 @@ def task_definition(spec: DeploymentSpec, role: str, *, execution_role_arn: str,
 
 def user_data(cluster: str) -> str:
     """EC2 user data joining an ECS GPU-optimized instance to ``cluster`` with GPU support."""
-    return (f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
-            "echo ECS_ENABLE_GPU_SUPPORT=true >> /etc/ecs/ecs.config\n")
+    return (
+        f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
+        "echo ECS_ENABLE_GPU_SUPPORT=true >> /etc/ecs/ecs.config\n"
+    )
 
 
 def ingress(vpc_cidr: str, extra_cidr: str | None) -> list[dict[str, Any]]:
@@ -164,9 +209,20 @@ def ingress(vpc_cidr: str, extra_cidr: str | None) -> list[dict[str, Any]]:
     VPC, and from ``extra_cidr`` when given (DYNADEPLOY_ECS_ALLOW_CIDR, e.g. your address for smoke)."""
     rules: list[dict[str, Any]] = [
         {"IpProtocol": "-1", "Self": True},
-        {"IpProtocol": "tcp", "FromPort": FRONTEND_PORT, "ToPort": FRONTEND_PORT, "IpRanges": [{"CidrIp": vpc_cidr}]},
+        {
+            "IpProtocol": "tcp",
+            "FromPort": FRONTEND_PORT,
+            "ToPort": FRONTEND_PORT,
+            "IpRanges": [{"CidrIp": vpc_cidr}],
+        },
     ]
     if extra_cidr:
-        rules.append({"IpProtocol": "tcp", "FromPort": FRONTEND_PORT, "ToPort": FRONTEND_PORT,
-                      "IpRanges": [{"CidrIp": extra_cidr}]})
+        rules.append(
+            {
+                "IpProtocol": "tcp",
+                "FromPort": FRONTEND_PORT,
+                "ToPort": FRONTEND_PORT,
+                "IpRanges": [{"CidrIp": extra_cidr}],
+            }
+        )
     return rules

@@ -28,12 +28,20 @@ PUBLISHING_ROLES = ("worker", "prefill")  # decode workers publish none (Dynamo'
 
 def kv_events_config(endpoint: str = f"tcp://*:{KV_EVENTS_PORT}") -> str:
     """The ``--kv-events-config`` JSON, key for key in the order of Dynamo's examples."""
-    return json.dumps({"publisher": "zmq", "topic": "kv-events", "endpoint": endpoint,
-                       "enable_kv_cache_events": True}, separators=(",", ":"))
+    return json.dumps(
+        {"publisher": "zmq", "topic": "kv-events", "endpoint": endpoint, "enable_kv_cache_events": True},
+        separators=(",", ":"),
+    )
 
 
-def worker_args(router_mode: str, engine: str, role: str, *, endpoint: str | None = None,
-                given: list[str] | tuple[str, ...] = ()) -> list[str]:
+def worker_args(
+    router_mode: str,
+    engine: str,
+    role: str,
+    *,
+    endpoint: str | None = None,
+    given: list[str] | tuple[str, ...] = (),
+) -> list[str]:
     """The flags a ``role`` worker of ``engine`` needs for ``router_mode``; [] when the router is not
     the KV router or the role publishes nothing. ``endpoint``: the vLLM ZMQ endpoint (default Dynamo's
     ``tcp://*:20080``); ``given``: the spec's engine_args (a flag set there is not rendered again)."""

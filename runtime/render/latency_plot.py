@@ -28,8 +28,9 @@ def _nice_max(value: float) -> float:
     return 10 * exp
 
 
-def cdf_svg(series: Mapping[str, Sequence[float]], *, title: str, unit: str = "ms",
-            target: float | None = None) -> str:
+def cdf_svg(
+    series: Mapping[str, Sequence[float]], *, title: str, unit: str = "ms", target: float | None = None
+) -> str:
     """An SVG CDF of each series (values in ``unit``); ``target`` draws a dashed line at the SLA."""
     values = [v for vs in series.values() for v in vs]
     x_max = _nice_max(max([*values, target or 0, 0.0]) * 1.05)
@@ -41,12 +42,14 @@ def cdf_svg(series: Mapping[str, Sequence[float]], *, title: str, unit: str = "m
     def y(p: float) -> float:
         return PAD_T + ph * (1 - p)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-             'font-family="sans-serif" font-size="11">',
-             f'<rect width="{W}" height="{H}" fill="white"/>',
-             f'<text x="{PAD_L}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-             f'<line x1="{PAD_L}" y1="{y(0)}" x2="{PAD_L + pw}" y2="{y(0)}" stroke="#444"/>',
-             f'<line x1="{PAD_L}" y1="{y(0)}" x2="{PAD_L}" y2="{y(1)}" stroke="#444"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        f'<text x="{PAD_L}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{PAD_L}" y1="{y(0)}" x2="{PAD_L + pw}" y2="{y(0)}" stroke="#444"/>',
+        f'<line x1="{PAD_L}" y1="{y(0)}" x2="{PAD_L}" y2="{y(1)}" stroke="#444"/>',
+    ]
     for i in range(6):
         v = x_max * i / 5
         parts.append(f'<text x="{x(v):.1f}" y="{y(0) + 14}" text-anchor="middle">{v:g}</text>')
@@ -55,9 +58,11 @@ def cdf_svg(series: Mapping[str, Sequence[float]], *, title: str, unit: str = "m
         parts.append(f'<line x1="{PAD_L}" y1="{y(p):.1f}" x2="{PAD_L + pw}" y2="{y(p):.1f}" stroke="#ddd"/>')
         parts.append(f'<text x="{PAD_L - 4}" y="{y(p) + 4:.1f}" text-anchor="end">p{p * 100:g}</text>')
     if target is not None:
-        parts.append(f'<line x1="{x(target):.1f}" y1="{y(0)}" x2="{x(target):.1f}" y2="{y(1)}" stroke="#888" '
-                     f'stroke-dasharray="4 3"/><text x="{x(target) + 3:.1f}" y="{y(1) + 10}" fill="#666">'
-                     f'SLA {target:g}</text>')
+        parts.append(
+            f'<line x1="{x(target):.1f}" y1="{y(0)}" x2="{x(target):.1f}" y2="{y(1)}" stroke="#888" '
+            f'stroke-dasharray="4 3"/><text x="{x(target) + 3:.1f}" y="{y(1) + 10}" fill="#666">'
+            f"SLA {target:g}</text>"
+        )
     for i, (label, vs) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         ordered = sorted(vs)
@@ -70,9 +75,13 @@ def cdf_svg(series: Mapping[str, Sequence[float]], *, title: str, unit: str = "m
             for k in range(0, n, stride):
                 v, top = ordered[min(k + stride, n) - 1], min(k + stride, n)
                 pts += [f"{x(v):.1f},{y(k / n):.1f}", f"{x(v):.1f},{y(top / n):.1f}"]
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{" ".join(pts)}"/>')
-        parts.append(f'<text x="{PAD_L + pw - 4}" y="{y(0.08) - 14 * i:.1f}" text-anchor="end" fill="{color}">'
-                     f'{escape(label)} (n={n})</text>')
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{" ".join(pts)}"/>'
+            )
+        parts.append(
+            f'<text x="{PAD_L + pw - 4}" y="{y(0.08) - 14 * i:.1f}" text-anchor="end" fill="{color}">'
+            f"{escape(label)} (n={n})</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -84,8 +93,10 @@ def data_uri(svg: str) -> str:
 def report_series(report) -> tuple[list[float], list[float]]:
     """TTFT and per-request mean ITL, in ms, of the successful requests of a runtime.domain.sla.LoadReport."""
     ok = [r for r in report.results if r.ok]
-    return ([r.ttft_s * 1000 for r in ok if r.ttft_s is not None],
-            [r.mean_itl_s * 1000 for r in ok if r.mean_itl_s is not None])
+    return (
+        [r.ttft_s * 1000 for r in ok if r.ttft_s is not None],
+        [r.mean_itl_s * 1000 for r in ok if r.mean_itl_s is not None],
+    )
 
 
 def markdown(reports: Mapping[str, object], sla) -> str:
@@ -94,8 +105,10 @@ def markdown(reports: Mapping[str, object], sla) -> str:
     itl = {label: report_series(r)[1] for label, r in reports.items()}
     ttft_svg = cdf_svg(ttft, title="Time to first token (CDF)", target=sla.ttft_p90_ms)
     itl_svg = cdf_svg(itl, title="Inter-token latency, per-request mean (CDF)", target=sla.itl_p90_ms)
-    return "\n\n".join([
-        "## Latency distributions",
-        f"![TTFT CDF]({data_uri(ttft_svg)})",
-        f"![ITL CDF]({data_uri(itl_svg)})",
-    ])
+    return "\n\n".join(
+        [
+            "## Latency distributions",
+            f"![TTFT CDF]({data_uri(ttft_svg)})",
+            f"![ITL CDF]({data_uri(itl_svg)})",
+        ]
+    )

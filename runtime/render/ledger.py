@@ -16,9 +16,9 @@ import json
 from typing import Any, NamedTuple
 
 from runtime.domain import naming
+from runtime.domain.revisions import Revision
 from runtime.errors import PermanentError
 from runtime.render import common
-from runtime.domain.revisions import Revision
 
 DATA_KEY = "revision.json"
 RENDERED_KEY = "rendered.json.gz"

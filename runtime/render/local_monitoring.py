@@ -78,7 +78,12 @@ def files(state_root: Path) -> MonitoringFiles:
 def scrape_targets(spec, host: str, ports: dict[str, int], programs: list[str]) -> list[dict]:
     """file_sd entries: the frontend, each configured worker program with its revision, etcd."""
     base = {"deployment": spec.name}
-    out = [{"targets": [f"{host}:{ports['frontend']}"], "labels": {**base, "role": "frontend", "program": "frontend"}}]
+    out = [
+        {
+            "targets": [f"{host}:{ports['frontend']}"],
+            "labels": {**base, "role": "frontend", "program": "frontend"},
+        }
+    ]
     for name in sorted(programs):
         m = _WORKER.match(name)
         if not m or name not in ports:
@@ -89,21 +94,30 @@ def scrape_targets(spec, host: str, ports: dict[str, int], programs: list[str]) 
             labels["revision"] = m.group(2)
         out.append({"targets": [f"{host}:{ports[name]}"], "labels": labels})
     if "etcd" in programs and "etcd" in ports:
-        out.append({"targets": [f"{host}:{ports['etcd']}"], "labels": {**base, "role": "etcd", "program": "etcd"}})
+        out.append(
+            {"targets": [f"{host}:{ports['etcd']}"], "labels": {**base, "role": "etcd", "program": "etcd"}}
+        )
     return out
 
 
 def prometheus_config(spec, files_: MonitoringFiles, host: str, ports: dict[str, int]) -> dict:
     mon = spec.monitoring
     return {
-        "global": {"scrape_interval": mon.scrape_interval, "evaluation_interval": mon.evaluation_interval,
-                   "scrape_timeout": mon.scrape_interval if _short(mon.scrape_interval) else "10s"},
+        "global": {
+            "scrape_interval": mon.scrape_interval,
+            "evaluation_interval": mon.evaluation_interval,
+            "scrape_timeout": mon.scrape_interval if _short(mon.scrape_interval) else "10s",
+        },
         "rule_files": [str(files_.rules)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{host}:{ports['alertmanager']}"]}]}]},
-        "scrape_configs": [{
-            "job_name": f"dynadeploy-{spec.name}",
-            "file_sd_configs": [{"files": [str(files_.targets)], "refresh_interval": "5s"}],
-        }],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"{host}:{ports['alertmanager']}"]}]}]
+        },
+        "scrape_configs": [
+            {
+                "job_name": f"dynadeploy-{spec.name}",
+                "file_sd_configs": [{"files": [str(files_.targets)], "refresh_interval": "5s"}],
+            }
+        ],
     }
 
 
@@ -120,41 +134,107 @@ def alertmanager_config(spec, files_: MonitoringFiles, host: str, ports: dict[st
             "receiver": "dynadeploy",
             "group_by": ["alertname", "deployment", "slo", "long_window"],
             # Wait one rule evaluation for siblings, then send: the event should be about as fast as the rule.
-            "group_wait": mon.evaluation_interval, "group_interval": "1m", "repeat_interval": "4h",
+            "group_wait": mon.evaluation_interval,
+            "group_interval": "1m",
+            "repeat_interval": "4h",
         },
-        "receivers": [{"name": "dynadeploy", "webhook_configs": [
-            {"url": f"http://{host}:{ports['alert-receiver']}/alerts", "send_resolved": True,
-             "http_config": {"authorization": {"type": "Bearer",
-                                               "credentials_file": str(files_.receiver_token)}}}]}],
+        "receivers": [
+            {
+                "name": "dynadeploy",
+                "webhook_configs": [
+                    {
+                        "url": f"http://{host}:{ports['alert-receiver']}/alerts",
+                        "send_resolved": True,
+                        "http_config": {
+                            "authorization": {
+                                "type": "Bearer",
+                                "credentials_file": str(files_.receiver_token),
+                            }
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
-def programs(spec, *, files_: MonitoringFiles, host: str, ports: dict[str, int], python: str,
-             prometheus: str = "prometheus", alertmanager: str = "prometheus-alertmanager",
-             prefect_api_url: str | None = None, identity: str | None = None) -> list[Program]:
+def programs(
+    spec,
+    *,
+    files_: MonitoringFiles,
+    host: str,
+    ports: dict[str, int],
+    python: str,
+    prometheus: str = "prometheus",
+    alertmanager: str = "prometheus-alertmanager",
+    prefect_api_url: str | None = None,
+    identity: str | None = None,
+) -> list[Program]:
     # The same markers as every program of the deployment (plan.identity_env): teardown and the inventory
     # find these processes by them.
     env = {DEPLOYMENT_ENV: spec.name, **({IDENTITY_ENV: identity} if identity else {})}
-    prom = Program("prometheus", "prometheus", (
-        prometheus, f"--config.file={files_.prometheus_yml}", f"--storage.tsdb.path={files_.prometheus_data}",
-        # No --web.enable-lifecycle: /-/reload and /-/quit would be open to every user of the host.
-        # runtime/targets/local/backend.py reloads by SIGHUP through supervisord instead.
-        f"--web.listen-address={host}:{ports['prometheus']}",
-        "--storage.tsdb.retention.time=15d",
-    ), env, port=ports["prometheus"], stop_wait_s=10)
-    am = Program("alertmanager", "alertmanager", (
-        alertmanager, f"--config.file={files_.alertmanager_yml}", f"--storage.path={files_.alertmanager_data}",
-        f"--web.listen-address={host}:{ports['alertmanager']}", "--cluster.listen-address=",
-    ), env, port=ports["alertmanager"], stop_wait_s=10)
+    prom = Program(
+        "prometheus",
+        "prometheus",
+        (
+            prometheus,
+            f"--config.file={files_.prometheus_yml}",
+            f"--storage.tsdb.path={files_.prometheus_data}",
+            # No --web.enable-lifecycle: /-/reload and /-/quit would be open to every user of the host.
+            # runtime/targets/local/backend.py reloads by SIGHUP through supervisord instead.
+            f"--web.listen-address={host}:{ports['prometheus']}",
+            "--storage.tsdb.retention.time=15d",
+        ),
+        env,
+        port=ports["prometheus"],
+        stop_wait_s=10,
+    )
+    am = Program(
+        "alertmanager",
+        "alertmanager",
+        (
+            alertmanager,
+            f"--config.file={files_.alertmanager_yml}",
+            f"--storage.path={files_.alertmanager_data}",
+            f"--web.listen-address={host}:{ports['alertmanager']}",
+            "--cluster.listen-address=",
+        ),
+        env,
+        port=ports["alertmanager"],
+        stop_wait_s=10,
+    )
     receiver_env = {**env, "PYTHONUNBUFFERED": "1"}
     if prefect_api_url:
         receiver_env["PREFECT_API_URL"] = prefect_api_url
-    receiver = Program("alert-receiver", "alert-receiver", (
-        python, "-m", "runtime.targets.local.alert_receiver", "--host", host, "--port", str(ports["alert-receiver"]),
-        "--deployment", spec.name, "--state-dir", str(files_.root.parent), "--log", str(files_.alerts_log),
-        "--token-file", str(files_.receiver_token),
-        *(["--no-events"] if not spec.monitoring.alert_events else []),
-        *(["--rollback-deployment", spec.monitoring.rollback_deployment] if spec.monitoring.rollback_deployment else []),
-        *(["--auto-rollback"] if spec.monitoring.auto_rollback else []),
-    ), receiver_env, port=ports["alert-receiver"], stop_wait_s=5)
+    receiver = Program(
+        "alert-receiver",
+        "alert-receiver",
+        (
+            python,
+            "-m",
+            "runtime.targets.local.alert_receiver",
+            "--host",
+            host,
+            "--port",
+            str(ports["alert-receiver"]),
+            "--deployment",
+            spec.name,
+            "--state-dir",
+            str(files_.root.parent),
+            "--log",
+            str(files_.alerts_log),
+            "--token-file",
+            str(files_.receiver_token),
+            *(["--no-events"] if not spec.monitoring.alert_events else []),
+            *(
+                ["--rollback-deployment", spec.monitoring.rollback_deployment]
+                if spec.monitoring.rollback_deployment
+                else []
+            ),
+            *(["--auto-rollback"] if spec.monitoring.auto_rollback else []),
+        ),
+        receiver_env,
+        port=ports["alert-receiver"],
+        stop_wait_s=5,
+    )
     return [prom, am, receiver]

@@ -43,8 +43,11 @@ class Program:
     def fingerprint(self) -> dict:
         """What identifies the program's behaviour, ports excluded (for no-op detection)."""
         skip = {"DYN_SYSTEM_PORT"}
-        return {"role": self.role, "command": list(self.command),
-                "env": {k: v for k, v in sorted(self.env.items()) if k not in skip}}
+        return {
+            "role": self.role,
+            "command": list(self.command),
+            "env": {k: v for k, v in sorted(self.env.items()) if k not in skip},
+        }
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,18 @@ def _discovery_args(ctx: LocalContext) -> list[str]:
 
 
 def frontend_program(spec, ctx: LocalContext) -> Program:
-    cmd = [ctx.python, "-m", "dynamo.frontend", *_discovery_args(ctx),
-           "--http-host", ctx.host, "--http-port", str(ctx.frontend_port),
-           "--router-mode", spec.router_mode()]
+    cmd = [
+        ctx.python,
+        "-m",
+        "dynamo.frontend",
+        *_discovery_args(ctx),
+        "--http-host",
+        ctx.host,
+        "--http-port",
+        str(ctx.frontend_port),
+        "--router-mode",
+        spec.router_mode(),
+    ]
     return Program("frontend", "frontend", tuple(cmd), base_env(spec, ctx), port=ctx.frontend_port)
 
 
@@ -141,29 +153,61 @@ def worker_programs(spec, ctx: LocalContext, revision: int, ports: dict[str, int
         cpu = cpu_vllm(spec)
         if ctx.engine == "vllm" and cpu:
             env |= cpu_vllm_env(ctx.host, spec.serving.vllm.kv_cache_gib)
-            env |= {k: str(v) for k, v in spec.serving.env.items()} | {k: str(v) for k, v in role_spec.env.items()}
-            cmd = [ctx.vllm_python or ctx.python, "-m", "dynamo.vllm", "--model", ctx.model_path,
-                   "--served-model-name", served]
+            env |= {k: str(v) for k, v in spec.serving.env.items()} | {
+                k: str(v) for k, v in role_spec.env.items()
+            }
+            cmd = [
+                ctx.vllm_python or ctx.python,
+                "-m",
+                "dynamo.vllm",
+                "--model",
+                ctx.model_path,
+                "--served-model-name",
+                served,
+            ]
         elif ctx.engine == "vllm":
             gpus = max(1, role_spec.gpus)
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(gpu_cursor, gpu_cursor + gpus))
             gpu_cursor += gpus
             cmd = [ctx.python, "-m", "dynamo.vllm", "--model", ctx.model_path, "--served-model-name", served]
         else:
-            cmd = [ctx.python, "-m", "dynamo.mocker", "--model-path", ctx.model_path, "--model-name", served,
-                   "--speedup-ratio", str(spec.serving.mocker.speedup_ratio)]
+            cmd = [
+                ctx.python,
+                "-m",
+                "dynamo.mocker",
+                "--model-path",
+                ctx.model_path,
+                "--model-name",
+                served,
+                "--speedup-ratio",
+                str(spec.serving.mocker.speedup_ratio),
+            ]
         cmd += _discovery_args(ctx)
         if role in ("prefill", "decode"):
             cmd += ["--disaggregation-mode", role]
         # KV events for the KV router (runtime/render/kv_events.py); workers share this host, so each
         # publishes on an ipc socket of its own in the deployment's run dir (unique per state dir).
-        cmd += kv_events.worker_args(spec.router_mode(), ctx.engine, role, given=role_spec.engine_args,
-                                     endpoint=kv_events_endpoint(ctx.paths.run, name))
+        cmd += kv_events.worker_args(
+            spec.router_mode(),
+            ctx.engine,
+            role,
+            given=role_spec.engine_args,
+            endpoint=kv_events_endpoint(ctx.paths.run, name),
+        )
         cmd += list(role_spec.engine_args)
         if ctx.engine == "vllm" and cpu:
             cmd += spec.serving.vllm.cpu_engine_args(list(role_spec.engine_args))
-        programs.append(Program(name, role, tuple(cmd), env, revision=revision, port=ports[name],
-                                stop_wait_s=VLLM_STOP_WAIT_S if ctx.engine == "vllm" else 20))
+        programs.append(
+            Program(
+                name,
+                role,
+                tuple(cmd),
+                env,
+                revision=revision,
+                port=ports[name],
+                stop_wait_s=VLLM_STOP_WAIT_S if ctx.engine == "vllm" else 20,
+            )
+        )
     return programs
 
 
@@ -180,9 +224,12 @@ def cpu_vllm_env(host: str, kv_cache_gib: int) -> dict[str, str]:
     """A CPU vLLM worker: offline, on loopback (vLLM otherwise picks the host's external address), no
     usage reports, no GPU; the KV cache size in GiB."""
     return {
-        "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_HOST_IP": host, "VLLM_LOOPBACK_IP": host,
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_HOST_IP": host,
+        "VLLM_LOOPBACK_IP": host,
         "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
         # No pinning to core 0: two workers (old and new revision during a rollout) share the cores.
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",
@@ -207,14 +254,43 @@ def discovery_programs(spec, ctx: LocalContext) -> list[Program]:
     if ctx.discovery != "etcd":
         return []
     h = ctx.host
-    etcd = Program("etcd", "etcd", (
-        ctx.etcd_binary, "--name", "dynadeploy", "--data-dir", str(ctx.paths.etcd_data),
-        "--listen-client-urls", f"http://{h}:{ctx.etcd_port}", "--advertise-client-urls", f"http://{h}:{ctx.etcd_port}",
-        "--listen-peer-urls", f"http://{h}:{ctx.etcd_peer_port}",
-        "--initial-advertise-peer-urls", f"http://{h}:{ctx.etcd_peer_port}",
-        "--initial-cluster", f"dynadeploy=http://{h}:{ctx.etcd_peer_port}",
-    ), identity_env(spec, ctx), port=ctx.etcd_port)
-    nats = Program("nats", "nats", (
-        ctx.nats_binary, "-js", "-a", h, "-p", str(ctx.nats_port), "-sd", str(ctx.paths.nats_data),
-    ), identity_env(spec, ctx), port=ctx.nats_port)
+    etcd = Program(
+        "etcd",
+        "etcd",
+        (
+            ctx.etcd_binary,
+            "--name",
+            "dynadeploy",
+            "--data-dir",
+            str(ctx.paths.etcd_data),
+            "--listen-client-urls",
+            f"http://{h}:{ctx.etcd_port}",
+            "--advertise-client-urls",
+            f"http://{h}:{ctx.etcd_port}",
+            "--listen-peer-urls",
+            f"http://{h}:{ctx.etcd_peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://{h}:{ctx.etcd_peer_port}",
+            "--initial-cluster",
+            f"dynadeploy=http://{h}:{ctx.etcd_peer_port}",
+        ),
+        identity_env(spec, ctx),
+        port=ctx.etcd_port,
+    )
+    nats = Program(
+        "nats",
+        "nats",
+        (
+            ctx.nats_binary,
+            "-js",
+            "-a",
+            h,
+            "-p",
+            str(ctx.nats_port),
+            "-sd",
+            str(ctx.paths.nats_data),
+        ),
+        identity_env(spec, ctx),
+        port=ctx.nats_port,
+    )
     return [etcd, nats]

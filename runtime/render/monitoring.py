@@ -65,10 +65,17 @@ def slo_targets(spec) -> dict[str, dict[str, Any]]:
     """For each latency SLO: the metric, the target, the ``le`` it is measured at and the objective."""
     mon, sla = spec.monitoring, spec.smoke.sla
     out = {}
-    for slo, metric, target_ms, buckets in (("ttft", TTFT, sla.ttft_p90_ms, TTFT_BUCKETS_S),
-                                            ("itl", ITL, sla.itl_p90_ms, ITL_BUCKETS_S)):
+    for slo, metric, target_ms, buckets in (
+        ("ttft", TTFT, sla.ttft_p90_ms, TTFT_BUCKETS_S),
+        ("itl", ITL, sla.itl_p90_ms, ITL_BUCKETS_S),
+    ):
         le = bucket_for(target_ms / 1000, buckets, mon.slo.bucket_tolerance)
-        out[slo] = {"metric": metric, "target_ms": target_ms, "le": le, "objective": mon.slo.latency_objective}
+        out[slo] = {
+            "metric": metric,
+            "target_ms": target_ms,
+            "le": le,
+            "objective": mon.slo.latency_objective,
+        }
     return out
 
 
@@ -77,9 +84,9 @@ def recording_rules(spec) -> list[dict[str, Any]]:
     rules = []
     for window in windows(spec):
         for slo, t in slo_targets(spec).items():
-            count = f'sum by ({by}) (rate({t["metric"]}_count{_sel(spec)}[{window}]))'
+            count = f"sum by ({by}) (rate({t['metric']}_count{_sel(spec)}[{window}]))"
             in_target = _sel(spec, "le=~" + chr(34) + le_matcher(t["le"]) + chr(34))
-            good = f'sum by ({by}) (rate({t["metric"]}_bucket{in_target}[{window}]))'
+            good = f"sum by ({by}) (rate({t['metric']}_bucket{in_target}[{window}]))"
             rules.append({"record": record_name(slo, window), "expr": f"({count} - {good}) / {count}"})
         total = f"sum by ({by}) (rate({REQUESTS}{_sel(spec)}[{window}]))"
         not_ok = _sel(spec, "status!=" + chr(34) + "success" + chr(34))
@@ -94,18 +101,31 @@ def _burn_alert(spec, slo: str, name: str, budget: float, what: str) -> list[dic
     out = []
     for a in spec.monitoring.slo.burn_alerts:
         threshold = round(a.burn_rate * budget, 10)
-        expr = (f'{record_name(slo, a.long)}{_sel(spec)} > {threshold:g}\n'
-                f'and\n{record_name(slo, a.short)}{_sel(spec)} > {threshold:g}')
-        out.append({
-            "alert": name, "expr": expr,
-            "labels": {"severity": a.severity, "slo": slo, "deployment": spec.name,
-                       "long_window": a.long, "short_window": a.short, "burn_rate": f"{a.burn_rate:g}"},
-            "annotations": {
-                "summary": f"{spec.name}: {what} burns its error budget {a.burn_rate:g}x too fast",
-                "description": (f"Over both {a.long} and {a.short}, more than {threshold:.4g} of {what} "
-                                f"(burn rate {a.burn_rate:g} x budget {budget:g}) broke the objective."),
-            },
-        })
+        expr = (
+            f"{record_name(slo, a.long)}{_sel(spec)} > {threshold:g}\n"
+            f"and\n{record_name(slo, a.short)}{_sel(spec)} > {threshold:g}"
+        )
+        out.append(
+            {
+                "alert": name,
+                "expr": expr,
+                "labels": {
+                    "severity": a.severity,
+                    "slo": slo,
+                    "deployment": spec.name,
+                    "long_window": a.long,
+                    "short_window": a.short,
+                    "burn_rate": f"{a.burn_rate:g}",
+                },
+                "annotations": {
+                    "summary": f"{spec.name}: {what} burns its error budget {a.burn_rate:g}x too fast",
+                    "description": (
+                        f"Over both {a.long} and {a.short}, more than {threshold:.4g} of {what} "
+                        f"(burn rate {a.burn_rate:g} x budget {budget:g}) broke the objective."
+                    ),
+                },
+            }
+        )
     return out
 
 
@@ -115,33 +135,68 @@ def alert_rules(spec) -> list[dict[str, Any]]:
     for slo, t in slo_targets(spec).items():
         label = {"ttft": "TTFT", "itl": "ITL"}[slo]
         unit = "requests" if slo == "ttft" else "token intervals"
-        measured = f"{_ms(t['le'])} ms" + ("" if math.isclose(float(t["le"]) * 1000, t["target_ms"]) else
-                                           f" (the bucket boundary at or just above the {t['target_ms']:g} ms target)")
-        for r in _burn_alert(spec, slo, f"Dynadeploy{label}BudgetBurn", 1 - t["objective"],
-                             f"{unit} with {label} over {measured}"):
+        measured = f"{_ms(t['le'])} ms" + (
+            ""
+            if math.isclose(float(t["le"]) * 1000, t["target_ms"])
+            else f" (the bucket boundary at or just above the {t['target_ms']:g} ms target)"
+        )
+        for r in _burn_alert(
+            spec,
+            slo,
+            f"Dynadeploy{label}BudgetBurn",
+            1 - t["objective"],
+            f"{unit} with {label} over {measured}",
+        ):
             r["labels"]["target_ms"] = f"{t['target_ms']:g}"
             r["labels"]["le"] = t["le"]
             rules.append(r)
-    rules += _burn_alert(spec, "errors", "DynadeployErrorBudgetBurn", 1 - mon.slo.error_objective, "failed requests")
-    ready, fe, workers = _sel(spec, ""), _sel(spec, 'role="frontend"'), _sel(spec, f'role=~"{WORKER_ROLES_RE}"')
+    rules += _burn_alert(
+        spec, "errors", "DynadeployErrorBudgetBurn", 1 - mon.slo.error_objective, "failed requests"
+    )
+    ready, fe, workers = (
+        _sel(spec, ""),
+        _sel(spec, 'role="frontend"'),
+        _sel(spec, f'role=~"{WORKER_ROLES_RE}"'),
+    )
     avail = {"severity": "page", "deployment": d}
     rules += [
-        {"alert": "DynadeployFrontendDown", "for": mon.availability_for, "labels": {**avail, "slo": "availability"},
-         # absent(... == 1): no scrape target at all, or one that is down; one labelset either way.
-         "expr": f"absent(up{fe} == 1)",
-         "annotations": {"summary": f"{d}: the frontend's /metrics does not answer"}},
-        {"alert": "DynadeployModelNotReady", "for": mon.availability_for, "labels": {**avail, "slo": "availability"},
-         # The series vanishes (not 0) when the model is unregistered: absent() catches that.
-         "expr": f"min by ({by}) ({MODEL_READY}{ready}) < 1\nor\nabsent({MODEL_READY}{ready})",
-         "annotations": {"summary": f"{d}: the frontend serves no model (dynamo_frontend_model_ready absent or 0)"}},
-        {"alert": "DynadeployNoWorkers", "for": mon.availability_for, "labels": {**avail, "slo": "availability"},
-         "expr": f"absent(up{workers} == 1)",
-         "annotations": {"summary": f"{d}: no worker's metrics endpoint is up"}},
-        {"alert": "DynadeployQueueGrowing", "for": mon.queue_for,
-         "labels": {"severity": "ticket", "deployment": d, "slo": "saturation"},
-         "expr": (f"sum by ({by}) ({QUEUED}{_sel(spec)}) > {mon.queue_max}\n"
-                  f"and\nsum by ({by}) (deriv({QUEUED}{_sel(spec)}[{mon.queue_for}])) > 0"),
-         "annotations": {"summary": f"{d}: more than {mon.queue_max} requests queued at the frontend and growing"}},
+        {
+            "alert": "DynadeployFrontendDown",
+            "for": mon.availability_for,
+            "labels": {**avail, "slo": "availability"},
+            # absent(... == 1): no scrape target at all, or one that is down; one labelset either way.
+            "expr": f"absent(up{fe} == 1)",
+            "annotations": {"summary": f"{d}: the frontend's /metrics does not answer"},
+        },
+        {
+            "alert": "DynadeployModelNotReady",
+            "for": mon.availability_for,
+            "labels": {**avail, "slo": "availability"},
+            # The series vanishes (not 0) when the model is unregistered: absent() catches that.
+            "expr": f"min by ({by}) ({MODEL_READY}{ready}) < 1\nor\nabsent({MODEL_READY}{ready})",
+            "annotations": {
+                "summary": f"{d}: the frontend serves no model (dynamo_frontend_model_ready absent or 0)"
+            },
+        },
+        {
+            "alert": "DynadeployNoWorkers",
+            "for": mon.availability_for,
+            "labels": {**avail, "slo": "availability"},
+            "expr": f"absent(up{workers} == 1)",
+            "annotations": {"summary": f"{d}: no worker's metrics endpoint is up"},
+        },
+        {
+            "alert": "DynadeployQueueGrowing",
+            "for": mon.queue_for,
+            "labels": {"severity": "ticket", "deployment": d, "slo": "saturation"},
+            "expr": (
+                f"sum by ({by}) ({QUEUED}{_sel(spec)}) > {mon.queue_max}\n"
+                f"and\nsum by ({by}) (deriv({QUEUED}{_sel(spec)}[{mon.queue_for}])) > 0"
+            ),
+            "annotations": {
+                "summary": f"{d}: more than {mon.queue_max} requests queued at the frontend and growing"
+            },
+        },
     ]
     return rules
 
@@ -152,10 +207,16 @@ def rule_groups(spec) -> dict[str, Any]:
     if mon is None:
         return {"groups": []}
     interval = mon.evaluation_interval
-    return {"groups": [
-        {"name": f"dynadeploy-{spec.name}-slo-recording", "interval": interval, "rules": recording_rules(spec)},
-        {"name": f"dynadeploy-{spec.name}-alerts", "interval": interval, "rules": alert_rules(spec)},
-    ]}
+    return {
+        "groups": [
+            {
+                "name": f"dynadeploy-{spec.name}-slo-recording",
+                "interval": interval,
+                "rules": recording_rules(spec),
+            },
+            {"name": f"dynadeploy-{spec.name}-alerts", "interval": interval, "rules": alert_rules(spec)},
+        ]
+    }
 
 
 def event_name(alertname: str, status: str) -> str:

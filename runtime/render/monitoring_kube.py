@@ -41,19 +41,38 @@ def _labels(spec) -> dict[str, str]:
 
 def _podmonitor(spec, suffix: str, types: list[str], port: str) -> dict[str, Any]:
     return {
-        "apiVersion": API, "kind": "PodMonitor",
-        "metadata": {"name": f"{spec.name}-{suffix}", "namespace": namespace_of(spec), "labels": _labels(spec)},
+        "apiVersion": API,
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": f"{spec.name}-{suffix}",
+            "namespace": namespace_of(spec),
+            "labels": _labels(spec),
+        },
         "spec": {
             "namespaceSelector": {"matchNames": [namespace_of(spec)]},
-            "selector": {"matchLabels": {GRAPH_LABEL: spec.name},
-                         "matchExpressions": [{"key": TYPE_LABEL, "operator": "In", "values": types}]},
-            "podMetricsEndpoints": [{
-                "port": port, "path": "/metrics", "interval": spec.monitoring.scrape_interval,
-                "relabelings": [
-                    {"action": "replace", "sourceLabels": [_meta_label(GRAPH_LABEL)], "targetLabel": "deployment"},
-                    {"action": "replace", "sourceLabels": [_meta_label(TYPE_LABEL)], "targetLabel": "role"},
-                ],
-            }],
+            "selector": {
+                "matchLabels": {GRAPH_LABEL: spec.name},
+                "matchExpressions": [{"key": TYPE_LABEL, "operator": "In", "values": types}],
+            },
+            "podMetricsEndpoints": [
+                {
+                    "port": port,
+                    "path": "/metrics",
+                    "interval": spec.monitoring.scrape_interval,
+                    "relabelings": [
+                        {
+                            "action": "replace",
+                            "sourceLabels": [_meta_label(GRAPH_LABEL)],
+                            "targetLabel": "deployment",
+                        },
+                        {
+                            "action": "replace",
+                            "sourceLabels": [_meta_label(TYPE_LABEL)],
+                            "targetLabel": "role",
+                        },
+                    ],
+                }
+            ],
         },
     }
 
@@ -63,8 +82,11 @@ def owned(spec) -> list[tuple[str, str, dict[str, str]]]:
     deployment: what to delete when ``monitoring:`` (or ``monitoring.prometheus``) goes from the spec. The
     ConfigMap selector includes ``grafana_dashboard``, so the deployment's other ConfigMaps stay."""
     own = dynadeploy_labels(spec)
-    return [(API, "PodMonitor", own), (API, "PrometheusRule", own),
-            ("v1", "ConfigMap", {**own, "grafana_dashboard": "1"})]
+    return [
+        (API, "PodMonitor", own),
+        (API, "PrometheusRule", own),
+        ("v1", "ConfigMap", {**own, "grafana_dashboard": "1"}),
+    ]
 
 
 def render(spec, dashboard: dict | None = None) -> list[dict[str, Any]]:
@@ -75,22 +97,35 @@ def render(spec, dashboard: dict | None = None) -> list[dict[str, Any]]:
     objs = [
         _podmonitor(spec, "frontend", ["frontend"], "http"),
         _podmonitor(spec, "workers", WORKER_TYPES, "system"),
-        {"apiVersion": API, "kind": "PrometheusRule",
-         "metadata": {"name": f"{spec.name}-slo", "namespace": ns, "labels": _labels(spec)},
-         "spec": {"groups": monitoring.rule_groups(spec)["groups"]}},
+        {
+            "apiVersion": API,
+            "kind": "PrometheusRule",
+            "metadata": {"name": f"{spec.name}-slo", "namespace": ns, "labels": _labels(spec)},
+            "spec": {"groups": monitoring.rule_groups(spec)["groups"]},
+        },
     ]
     if dashboard is not None:
         import json
 
-        objs.append({"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": f"{spec.name}-dashboard", "namespace": ns,
-                                  "labels": {**_labels(spec), "grafana_dashboard": "1"}},
-                     "data": {f"dynadeploy-{spec.name}.json": json.dumps(dashboard, indent=1, sort_keys=True)}})
+        objs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": f"{spec.name}-dashboard",
+                    "namespace": ns,
+                    "labels": {**_labels(spec), "grafana_dashboard": "1"},
+                },
+                "data": {f"dynadeploy-{spec.name}.json": json.dumps(dashboard, indent=1, sort_keys=True)},
+            }
+        )
     return objs
 
 
 def absent_message(missing: list[str]) -> str:
-    return (f"the cluster has no Prometheus Operator (CRDs {', '.join(missing)} missing): no PodMonitors or "
-            "PrometheusRule applied, so nothing scrapes this deployment or evaluates its SLO alerts. Install "
-            "kube-prometheus-stack (helm install prometheus prometheus-community/kube-prometheus-stack -n "
-            "monitoring --create-namespace) and deploy again, or set monitoring.prometheus: false")
+    return (
+        f"the cluster has no Prometheus Operator (CRDs {', '.join(missing)} missing): no PodMonitors or "
+        "PrometheusRule applied, so nothing scrapes this deployment or evaluates its SLO alerts. Install "
+        "kube-prometheus-stack (helm install prometheus prometheus-community/kube-prometheus-stack -n "
+        "monitoring --create-namespace) and deploy again, or set monitoring.prometheus: false"
+    )

@@ -59,14 +59,30 @@ def render_route(spec: DeploymentSpec, canary_percent: int | None = None) -> lis
     labels = common.labels(spec)
     if route.gateway is not None:
         gw = route.gateway
-        parent = {k: v for k, v in (("group", "gateway.networking.k8s.io"), ("kind", "Gateway"), ("name", gw.name),
-                                    ("namespace", gw.namespace), ("sectionName", gw.section_name)) if v is not None}
+        parent = {
+            k: v
+            for k, v in (
+                ("group", "gateway.networking.k8s.io"),
+                ("kind", "Gateway"),
+                ("name", gw.name),
+                ("namespace", gw.namespace),
+                ("sectionName", gw.section_name),
+            )
+            if v is not None
+        }
         backends = [{"name": stable_svc, "port": common.FRONTEND_PORT, "weight": 100 - (canary_percent or 0)}]
         if canary_percent is not None:
             backends.append({"name": canary_svc, "port": common.FRONTEND_PORT, "weight": canary_percent})
-        doc = _fill("templates/route/httproute.yaml", {
-            "name": route_name(spec), "namespace": namespace, "parentRefs": [parent], "backendRefs": backends,
-            "requestTimeout": REQUEST_TIMEOUT})
+        doc = _fill(
+            "templates/route/httproute.yaml",
+            {
+                "name": route_name(spec),
+                "namespace": namespace,
+                "parentRefs": [parent],
+                "backendRefs": backends,
+                "requestTimeout": REQUEST_TIMEOUT,
+            },
+        )
         if gw.hostnames:
             doc["spec"]["hostnames"] = list(gw.hostnames)
         return [common.with_labels(doc, labels)]
@@ -74,17 +90,30 @@ def render_route(spec: DeploymentSpec, canary_percent: int | None = None) -> lis
     assert ing is not None  # RouteSpec validation: exactly one of gateway / ingress
 
     def ingress(name: str, service: str, extra: dict[str, str]) -> dict[str, Any]:
-        doc = _fill("templates/route/ingress.yaml", {
-            "name": name, "namespace": namespace, "className": ing.class_name,
-            "annotations": {**_NGINX_STREAMING, **extra}, "service": service, "port": common.FRONTEND_PORT})
+        doc = _fill(
+            "templates/route/ingress.yaml",
+            {
+                "name": name,
+                "namespace": namespace,
+                "className": ing.class_name,
+                "annotations": {**_NGINX_STREAMING, **extra},
+                "service": service,
+                "port": common.FRONTEND_PORT,
+            },
+        )
         if ing.host:
             doc["spec"]["rules"][0]["host"] = ing.host
         return common.with_labels(doc, labels)
 
     out = [ingress(route_name(spec), stable_svc, {})]
     if canary_percent is not None:
-        out.append(ingress(route_name(spec, canary=True), canary_svc,
-                           {CANARY_ANNOTATION: "true", CANARY_WEIGHT_ANNOTATION: str(canary_percent)}))
+        out.append(
+            ingress(
+                route_name(spec, canary=True),
+                canary_svc,
+                {CANARY_ANNOTATION: "true", CANARY_WEIGHT_ANNOTATION: str(canary_percent)},
+            )
+        )
     return out
 
 
@@ -95,7 +124,10 @@ def route_objects(spec: DeploymentSpec) -> list[tuple[str, str, str]]:
         return []
     if route.gateway is not None:
         return [(GATEWAY_API, "HTTPRoute", route_name(spec))]
-    return [(INGRESS_API, "Ingress", route_name(spec)), (INGRESS_API, "Ingress", route_name(spec, canary=True))]
+    return [
+        (INGRESS_API, "Ingress", route_name(spec)),
+        (INGRESS_API, "Ingress", route_name(spec, canary=True)),
+    ]
 
 
 def canary_percent_of(objs: list[dict[str, Any]], spec: DeploymentSpec) -> int | None:

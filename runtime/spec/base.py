@@ -81,7 +81,9 @@ def matching(regex: str, what: str, example: str) -> AfterValidator:
         if not compiled.match(value):
             # A value in the wrong shape is often a secret pasted where its name belongs
             # (secret_block: hf_..., env: <the key itself>): never quote one back.
-            raise issue(f"{secret_shapes.shown(value)} is not {what}", f"set {{path}} to {what}, e.g. {example!r}")
+            raise issue(
+                f"{secret_shapes.shown(value)} is not {what}", f"set {{path}} to {what}, e.g. {example!r}"
+            )
         return value
 
     return AfterValidator(check)
@@ -129,13 +131,19 @@ def parse_quantity(text: str) -> int:
 
 def _semver(value: str) -> str:
     if not _SEMVER.match(value):
-        raise issue(f"{secret_shapes.shown(value)} is not a semantic version", 'set {path} to a quoted version like "1.6.1"')
+        raise issue(
+            f"{secret_shapes.shown(value)} is not a semantic version",
+            'set {path} to a quoted version like "1.6.1"',
+        )
     return value
 
 
 def _quantity(value: str) -> str:
     if not _QUANTITY.match(value):
-        raise issue(f"{secret_shapes.shown(value)} is not a Kubernetes quantity", 'set {path} to a size like "20Gi" or "500Gi"')
+        raise issue(
+            f"{secret_shapes.shown(value)} is not a Kubernetes quantity",
+            'set {path} to a size like "20Gi" or "500Gi"',
+        )
     if parse_quantity(value) < 2**30:
         raise issue(
             f"{secret_shapes.shown(value)} is smaller than 1Gi; a model cache needs gigabytes",
@@ -147,7 +155,10 @@ def _quantity(value: str) -> str:
 def _image(value: str) -> str:
     match = IMAGE.match(value)
     if not match:
-        raise issue(f"{secret_shapes.shown(value)} is not a container image reference", f"set {{path}} to e.g. {DEFAULT_IMAGE}")
+        raise issue(
+            f"{secret_shapes.shown(value)} is not a container image reference",
+            f"set {{path}} to e.g. {DEFAULT_IMAGE}",
+        )
     if "@sha256:" not in value and match.group("tag") in (None, "latest"):
         raise issue(
             f"image {secret_shapes.shown(value)} is not pinned (no tag, or :latest), so a rollback could not restore it",

@@ -16,8 +16,16 @@ from runtime.domain import naming, secret_shapes
 from runtime.domain.credentials import CREDENTIALS_BLOCK_TYPES
 from runtime.spec.base import Issue, NonBlank, StrictModel, at, dns_label, issue, matching
 
-__all__ = ["CREDENTIALS_BLOCK_TYPES", "CREDENTIALS_FIX", "CredentialsRef", "GpuSpec", "InstanceType", "NodePool",
-           "Taint", "node_pool_issues"]
+__all__ = [
+    "CREDENTIALS_BLOCK_TYPES",
+    "CREDENTIALS_FIX",
+    "CredentialsRef",
+    "GpuSpec",
+    "InstanceType",
+    "NodePool",
+    "Taint",
+    "node_pool_issues",
+]
 
 InstanceType = Annotated[str, matching(r"^[A-Za-z0-9][\w.-]*$", "an instance/VM type", "g6e.2xlarge")]
 
@@ -28,8 +36,11 @@ InstanceType = Annotated[str, matching(r"^[A-Za-z0-9][\w.-]*$", "an instance/VM 
 class GpuSpec(StrictModel):
     """The GPUs of each node of a pool."""
 
-    type: str | None = Field(default=None, examples=["nvidia-l4"], description=(
-        "Accelerator type, e.g. nvidia-l4, a10g, h100 (GKE requires it on a GPU pool)."))
+    type: str | None = Field(
+        default=None,
+        examples=["nvidia-l4"],
+        description=("Accelerator type, e.g. nvidia-l4, a10g, h100 (GKE requires it on a GPU pool)."),
+    )
     count: int = Field(default=0, ge=0, le=16, description="GPUs per node (0: a CPU pool).")
 
 
@@ -39,16 +50,20 @@ class Taint(StrictModel):
     key: NonBlank = Field(examples=["nvidia.com/gpu"], description="Taint key, e.g. nvidia.com/gpu.")
     value: str = Field("", description="Taint value (may be empty).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
-        "NoSchedule", description="What the taint does to pods that do not tolerate it.")
+        "NoSchedule", description="What the taint does to pods that do not tolerate it."
+    )
 
 
 class NodePool(StrictModel):
     """One group of identical nodes of a cloud cluster."""
 
     name: Annotated[str, dns_label(40)] = Field(
-        examples=["gpu"], description="Pool name, unique in the cluster (AKS: 1-12 lowercase letters and digits).")
+        examples=["gpu"],
+        description="Pool name, unique in the cluster (AKS: 1-12 lowercase letters and digits).",
+    )
     instance_type: InstanceType = Field(
-        examples=["g6e.2xlarge"], description="Machine type of the nodes, e.g. g6e.2xlarge, g2-standard-24.")
+        examples=["g6e.2xlarge"], description="Machine type of the nodes, e.g. g6e.2xlarge, g2-standard-24."
+    )
     gpu: GpuSpec = Field(GpuSpec(), description="The GPUs of each node.")
     min: int = Field(default=1, ge=0, description="Fewest nodes the autoscaler keeps.")
     max: int = Field(default=1, ge=0, le=1000, description="Most nodes the autoscaler adds.")
@@ -56,8 +71,12 @@ class NodePool(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels on every node.")
     taints: list[Taint] = Field(default_factory=list, description="Taints on every node.")
     spot: bool = Field(False, description="Use spot/preemptible capacity (cheaper, may be reclaimed).")
-    disk_size_gb: int = Field(default=200, ge=20, le=16384, description=(
-        "Boot disk per node in GB; runtime images and models are large."))
+    disk_size_gb: int = Field(
+        default=200,
+        ge=20,
+        le=16384,
+        description=("Boot disk per node in GB; runtime images and models are large."),
+    )
 
     def _issues(self) -> Iterator[Issue]:
         if not self.min <= self.desired <= self.max:
@@ -113,11 +132,27 @@ def node_pool_issues(pools: list[NodePool], kind: str) -> Iterator[Issue]:
 
 _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,254}$")
 # Keys that carry a secret (or an identity) and so never belong in a spec.
-_INLINE_CREDENTIALS = frozenset({
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "access_key_id", "secret_access_key",
-    "session_token", "service_account_info", "service_account_file", "private_key", "client_id",
-    "client_secret", "tenant_id", "password", "secret", "token", "key", "value",
-})
+_INLINE_CREDENTIALS = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "service_account_info",
+        "service_account_file",
+        "private_key",
+        "client_id",
+        "client_secret",
+        "tenant_id",
+        "password",
+        "secret",
+        "token",
+        "key",
+        "value",
+    }
+)
 CREDENTIALS_FIX = (
     "keep credentials out of the spec: store them in a Prefect block (aws-credentials for eks and ecs, "
     "gcp-credentials for gke, azure-container-instance-credentials for aks) and write "
@@ -131,9 +166,13 @@ class CredentialsRef(StrictModel):
     The block type follows from the target kind (CREDENTIALS_BLOCK_TYPES); only its name is written here.
     """
 
-    block: str = Field(examples=["aws-prod"], description=(
-        "Name of the Prefect credentials block (aws-credentials for eks/ecs, gcp-credentials for gke, "
-        "azure-container-instance-credentials for aks); the type follows from target.kind."))
+    block: str = Field(
+        examples=["aws-prod"],
+        description=(
+            "Name of the Prefect credentials block (aws-credentials for eks/ecs, gcp-credentials for gke, "
+            "azure-container-instance-credentials for aks); the type follows from target.kind."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -143,10 +182,15 @@ class CredentialsRef(StrictModel):
             # here is likely the secret itself (an AWS secret access key pasted as credentials:).
             name = data.rsplit("/", 1)[-1]
             if _BLOCK_NAME.match(name) and not secret_shapes.looks_secret(data):
-                raise issue(f"credentials must be a block reference, not the string {data!r}",
-                            f"write {{path}}: {{block: {name}}}")
-            raise issue("credentials must be a block reference, not a string (its value is not shown: it "
-                        "may be a secret)", CREDENTIALS_FIX)
+                raise issue(
+                    f"credentials must be a block reference, not the string {data!r}",
+                    f"write {{path}}: {{block: {name}}}",
+                )
+            raise issue(
+                "credentials must be a block reference, not a string (its value is not shown: it "
+                "may be a secret)",
+                CREDENTIALS_FIX,
+            )
         if isinstance(data, dict) and _INLINE_CREDENTIALS & set(data):
             raise issue("credentials are written inline (not shown here)", CREDENTIALS_FIX)
         return data
@@ -156,15 +200,20 @@ class CredentialsRef(StrictModel):
         name = self.block
         if not _BLOCK_NAME.match(name.rpartition("/")[2]) and secret_shapes.looks_secret(name):
             # A credential pasted as the block's name: say so without quoting or "fixing" it.
-            raise issue("credentials.block holds what looks like a secret, not a block name (not shown here)",
-                        CREDENTIALS_FIX)
+            raise issue(
+                "credentials.block holds what looks like a secret, not a block name (not shown here)",
+                CREDENTIALS_FIX,
+            )
         if "/" in name:
             slug, _, short = name.rpartition("/")
-            raise issue(f"{name!r} names the block type too ({slug!r})",
-                        f"write only the block name: {{path}}: {{block: {short}}}; the type follows from "
-                        "target.kind")
+            raise issue(
+                f"{name!r} names the block type too ({slug!r})",
+                f"write only the block name: {{path}}: {{block: {short}}}; the type follows from target.kind",
+            )
         if not _BLOCK_NAME.match(name):
             fixed = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "cloud-credentials"
-            raise issue(f"{name!r} is not a Prefect block name (lowercase letters, digits and '-')",
-                        f"set {{path}}.block to the block's name, e.g. {fixed!r}")
+            raise issue(
+                f"{name!r} is not a Prefect block name (lowercase letters, digits and '-')",
+                f"set {{path}}.block to the block's name, e.g. {fixed!r}",
+            )
         return self

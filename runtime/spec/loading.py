@@ -64,20 +64,26 @@ def read_bounded(path: str | Path) -> str:
             raw = fh.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise fail(f"cannot read the spec file: {reason}", "check the path; examples: infra/targets/") from None
+        raise fail(
+            f"cannot read the spec file: {reason}", "check the path; examples: infra/targets/"
+        ) from None
     if len(raw) > MAX_SPEC_BYTES:
         raise fail(
             f"the spec file is larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a few KiB of YAML",
             "check the path: it names a data file or device, not a spec (examples: infra/targets/)",
         )
     if b"\0" in raw:
-        raise fail("the spec file is binary (it holds NUL bytes), not YAML text",
-                   "check the path; a spec is a UTF-8 YAML file (examples: infra/targets/)")
+        raise fail(
+            "the spec file is binary (it holds NUL bytes), not YAML text",
+            "check the path; a spec is a UTF-8 YAML file (examples: infra/targets/)",
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise fail(f"the spec file is not UTF-8 text (byte {exc.start + 1})",
-                   "save the spec as UTF-8; a spec is a YAML file (examples: infra/targets/)") from None
+        raise fail(
+            f"the spec file is not UTF-8 text (byte {exc.start + 1})",
+            "save the spec as UTF-8; a spec is a YAML file (examples: infra/targets/)",
+        ) from None
 
 
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
@@ -107,7 +113,6 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     if not isinstance(data, Mapping):
         raise SpecError([not_mapping(data, node.start_mark.line + 1)], source=source)
     return data, lines
-
 
 
 def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
@@ -196,7 +201,6 @@ def _check_expansion(root: yaml.Node, source: str) -> None:
             raise refuse(node, f"expands to more than {MAX_NODES} values")
         if depth > MAX_DEPTH:
             raise refuse(node, f"nests deeper than {MAX_DEPTH} levels")
-
 
 
 def _index(node: yaml.Node, path: str, lines: dict[str, int]) -> Iterator[SpecIssue]:

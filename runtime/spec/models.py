@@ -49,9 +49,16 @@ TargetT = TypeVar("TargetT", bound=Target)  # one of the target kinds (Deploymen
 
 # Optional fields added after the first release. While unset they stay out of the canonical form, so a
 # spec written before them keeps its hash: a changed hash would roll every existing deployment out again.
-ADDED_LATER: list[tuple[str, ...]] = [("serving", "route"), ("target", "credentials"), ("monitoring",),
-                                      ("canary", "ttft_floor_ms"), ("canary", "itl_floor_ms"),
-                                      ("canary", "confidence"), ("canary", "holds"), ("serving", "vllm")]
+ADDED_LATER: list[tuple[str, ...]] = [
+    ("serving", "route"),
+    ("target", "credentials"),
+    ("monitoring",),
+    ("canary", "ttft_floor_ms"),
+    ("canary", "itl_floor_ms"),
+    ("canary", "confidence"),
+    ("canary", "holds"),
+    ("serving", "vllm"),
+]
 
 
 class DeploymentSpec(StrictModel):
@@ -62,18 +69,31 @@ class DeploymentSpec(StrictModel):
     model_config = StrictModel.model_config | ConfigDict(serialize_by_alias=True, validate_by_name=True)
 
     api_version: Literal["dynadeploy.io/v1"] = Field(
-        alias="apiVersion", examples=[API_VERSION], description=f"The spec format; always {API_VERSION}.")
-    name: str = Field(examples=["my-demo"], description=(
-        "The deployment's name, a DNS-1123 label; names the graph, its namespace and its state."))
-    target: Target = Field(LocalTarget(), description="Where the graph runs; `kind` picks the target. Default: local.")
+        alias="apiVersion", examples=[API_VERSION], description=f"The spec format; always {API_VERSION}."
+    )
+    name: str = Field(
+        examples=["my-demo"],
+        description=(
+            "The deployment's name, a DNS-1123 label; names the graph, its namespace and its state."
+        ),
+    )
+    target: Target = Field(
+        LocalTarget(), description="Where the graph runs; `kind` picks the target. Default: local."
+    )
     platform: PlatformSpec = Field(PlatformSpec(), description="The Dynamo platform (Kubernetes targets).")
     model: ModelSpec = Field(ModelSpec(), description="The model served.")
-    serving: ServingSpec = Field(ServingSpec(), description="The inference graph: topology, engine, worker roles.")
+    serving: ServingSpec = Field(
+        ServingSpec(), description="The inference graph: topology, engine, worker roles."
+    )
     smoke: SmokeSpec = Field(SmokeSpec(), description="The load test after every rollout, and its SLA.")
-    canary: CanarySpec = Field(CanarySpec(), description="How a candidate is staged and judged against stable.")
+    canary: CanarySpec = Field(
+        CanarySpec(), description="How a candidate is staged and judged against stable."
+    )
     teardown: TeardownSpec = Field(TeardownSpec(), description="What teardown removes.")
-    monitoring: MonitoringSpec | None = Field(None, description=(
-        "Prometheus, SLO burn-rate alerts and alert rollback. Unset: no Prometheus, no alerts."))
+    monitoring: MonitoringSpec | None = Field(
+        None,
+        description=("Prometheus, SLO burn-rate alerts and alert rollback. Unset: no Prometheus, no alerts."),
+    )
 
     @field_validator("name")
     @classmethod

@@ -116,16 +116,26 @@ def _type(tp: Any, info: FieldInfo | None = None) -> str:
     return text + _bounds(info)
 
 
-_BOUNDS = {"Ge": ("ge", ">= {}"), "Gt": ("gt", "> {}"), "Le": ("le", "<= {}"), "Lt": ("lt", "< {}"),
-           "MinLen": ("min_length", "length >= {}"), "MaxLen": ("max_length", "length <= {}")}
+_BOUNDS = {
+    "Ge": ("ge", ">= {}"),
+    "Gt": ("gt", "> {}"),
+    "Le": ("le", "<= {}"),
+    "Lt": ("lt", "< {}"),
+    "MinLen": ("min_length", "length >= {}"),
+    "MaxLen": ("max_length", "length <= {}"),
+}
 
 
 def _bounds(info: FieldInfo | None) -> str:
     """The bounds pydantic checks (annotated-types metadata, told apart by class name)."""
     if info is None:
         return ""
-    out = [text.format(getattr(meta, attr)) for meta in info.metadata
-           for attr, text in [_BOUNDS.get(type(meta).__name__, ("", ""))] if attr]
+    out = [
+        text.format(getattr(meta, attr))
+        for meta in info.metadata
+        for attr, text in [_BOUNDS.get(type(meta).__name__, ("", ""))]
+        if attr
+    ]
     return f", {', '.join(out)}" if out else ""
 
 
@@ -138,7 +148,11 @@ def _default(info: FieldInfo) -> str:
     if isinstance(value, BaseModel):
         return "see below"
     if isinstance(value, list | dict):
-        value = [v.model_dump() if isinstance(v, BaseModel) else v for v in value] if isinstance(value, list) else value
+        value = (
+            [v.model_dump() if isinstance(v, BaseModel) else v for v in value]
+            if isinstance(value, list)
+            else value
+        )
         return f"`{yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
@@ -162,7 +176,12 @@ def reference() -> str:
             out += [doc, ""]
         out += ["| field | type | default | description |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
-            row = (f"`{info.alias or name}`", _type(info.annotation, info), _default(info), info.description or "")
+            row = (
+                f"`{info.alias or name}`",
+                _type(info.annotation, info),
+                _default(info),
+                info.description or "",
+            )
             out.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return "\n".join(out) + "\n"
 

@@ -23,13 +23,19 @@ from runtime.spec.targets import LocalTarget, Target, node_pools
 __all__ = ["cross_issues"]
 
 
-def cross_issues(target: Target, platform: PlatformSpec, model: ModelSpec, serving: ServingSpec) -> Iterator[Issue]:
+def cross_issues(
+    target: Target, platform: PlatformSpec, model: ModelSpec, serving: ServingSpec
+) -> Iterator[Issue]:
     """Rules that need two sections at once; paths are from the top of the spec."""
     # Every target, local included: a branch or tag moves, so a redeploy, a restarted worker or a
     # rollback would load other weights than the revision ledger records. (The built-in model has no
     # revisions; ModelSpec refuses one.)
-    if (not model.is_builtin() and not model.is_builtin_llm() and model.revision is not None
-            and not SHA.match(model.revision)):
+    if (
+        not model.is_builtin()
+        and not model.is_builtin_llm()
+        and model.revision is not None
+        and not SHA.match(model.revision)
+    ):
         yield at(
             "model.revision",
             f"revision {secret_shapes.shown(model.revision)} is not a commit sha; on target {target.kind} "
@@ -64,7 +70,12 @@ def cross_issues(target: Target, platform: PlatformSpec, model: ModelSpec, servi
                         "{secret_block: <block-name>} (resolved at download time), or deploy to a kube, "
                         "eks, gke, aks or ecs target, where references become Kubernetes/ECS secrets",
                     )
-    if isinstance(target, LocalTarget) and target.gpus == "none" and serving.engine == "vllm" and not cpu_vllm:
+    if (
+        isinstance(target, LocalTarget)
+        and target.gpus == "none"
+        and serving.engine == "vllm"
+        and not cpu_vllm
+    ):
         yield at(
             "serving.engine",
             "engine vllm needs a GPU but target.gpus is none",
@@ -89,8 +100,13 @@ def cross_issues(target: Target, platform: PlatformSpec, model: ModelSpec, servi
         )
     if target.kind in ("eks", "gke", "aks", "ecs"):
         where = "region" if target.kind in ("eks", "ecs") else "location"
-        types = ([("instance_type", target.instance_type)] if target.kind == "ecs" else
-                 [(f"node_pools[{i}].instance_type", p.instance_type) for i, p in enumerate(target.node_pools)])
+        types = (
+            [("instance_type", target.instance_type)]
+            if target.kind == "ecs"
+            else [
+                (f"node_pools[{i}].instance_type", p.instance_type) for i, p in enumerate(target.node_pools)
+            ]
+        )
         yield from _cloud_issues(target.kind, where, getattr(target, where), types)
     pools = node_pools(target)
     asking = [(r, w) for r, w in serving.roles() if w.gpus > 0]
@@ -185,7 +201,9 @@ def _shared_cache_issues(kind: str, pools: list[NodePool], model: Any) -> Iterat
     )
 
 
-def _gpu_capacity_issues(kind: str, pools: list[NodePool], asking: Sequence[tuple[str, Any]]) -> Iterator[Issue]:
+def _gpu_capacity_issues(
+    kind: str, pools: list[NodePool], asking: Sequence[tuple[str, Any]]
+) -> Iterator[Issue]:
     biggest = max(pools, key=lambda p: p.gpu.count)
     for role_name, worker in asking:
         role = "workers" if role_name == "worker" else role_name  # the spec field of that role

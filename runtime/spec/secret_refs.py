@@ -31,8 +31,11 @@ class SecretRef(StrictModel):
     secret_block: (
         Annotated[str, matching(r"^[a-z0-9][a-z0-9-]{0,254}$", "a Prefect block name", "hf-token")] | None
     ) = Field(None, description="Name of the Prefect Secret block holding the value (read on the worker).")
-    env: Annotated[str, matching(r"^[A-Za-z_]\w*$", "an environment variable name", "HF_TOKEN")] | None = Field(
-        None, description="Name of the worker's environment variable holding the value (not the value).")
+    env: Annotated[str, matching(r"^[A-Za-z_]\w*$", "an environment variable name", "HF_TOKEN")] | None = (
+        Field(
+            None, description="Name of the worker's environment variable holding the value (not the value)."
+        )
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -15,8 +15,20 @@ from runtime.domain import naming
 from runtime.spec.base import AGG, DEFAULT_IMAGE, ROUTER, DnsLabel, Image, Issue, NonBlank, StrictModel, at
 from runtime.spec.secret_refs import HF_TOKEN, SECRET_FIX, EnvMap, SecretRef, env_issues
 
-__all__ = ["AutoscalingSpec", "Component", "FrontendSpec", "GatewayRoute", "IngressRoute", "MockerSpec",
-           "RouteSpec", "RouterMode", "ServingSpec", "Topology", "VllmSpec", "WorkerSpec"]
+__all__ = [
+    "AutoscalingSpec",
+    "Component",
+    "FrontendSpec",
+    "GatewayRoute",
+    "IngressRoute",
+    "MockerSpec",
+    "RouteSpec",
+    "RouterMode",
+    "ServingSpec",
+    "Topology",
+    "VllmSpec",
+    "WorkerSpec",
+]
 
 Topology = Literal["agg", "agg_router", "disagg", "disagg_router"]
 RouterMode = Literal["round-robin", "random", "kv"]
@@ -33,7 +45,9 @@ class AutoscalingSpec(StrictModel):
 
     min_replicas: int = Field(default=1, ge=1, le=256, description="Fewest replicas the HPA keeps.")
     max_replicas: int = Field(ge=1, le=256, examples=[4], description="Most replicas the HPA adds.")
-    target_cpu_percent: int = Field(default=80, ge=1, le=100, description="Average CPU use (%) the HPA aims for.")
+    target_cpu_percent: int = Field(
+        default=80, ge=1, le=100, description="Average CPU use (%) the HPA aims for."
+    )
 
     def _issues(self) -> Iterator[Issue]:
         if self.min_replicas > self.max_replicas:
@@ -48,12 +62,19 @@ class WorkerSpec(StrictModel):
     """One worker role: the aggregated workers, prefill or decode."""
 
     replicas: int = Field(default=1, ge=1, le=256, description="Worker processes (pods) of this role.")
-    gpus: int = Field(default=1, ge=0, le=64, description="GPUs per replica (0: none, the mocker or a CPU vLLM).")
-    engine_args: list[str] = Field(default_factory=list, description=(
-        "Extra engine command-line flags, e.g. [--max-model-len, '4096']; not the flags derived from the spec."))
+    gpus: int = Field(
+        default=1, ge=0, le=64, description="GPUs per replica (0: none, the mocker or a CPU vLLM)."
+    )
+    engine_args: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Extra engine command-line flags, e.g. [--max-model-len, '4096']; not the flags derived from the spec."
+        ),
+    )
     env: EnvMap = Field(default_factory=dict, description=_ENV + " Overlays serving.env.")
-    autoscaling: AutoscalingSpec | None = Field(None, description=(
-        "An HPA for this role (Kubernetes targets). Unset: replicas stay as set."))
+    autoscaling: AutoscalingSpec | None = Field(
+        None, description=("An HPA for this role (Kubernetes targets). Unset: replicas stay as set.")
+    )
 
     def _issues(self) -> Iterator[Issue]:
         yield from env_issues(self.env, "env")
@@ -76,14 +97,20 @@ class WorkerSpec(StrictModel):
 class FrontendSpec(StrictModel):
     """The OpenAI-compatible HTTP frontend."""
 
-    replicas: int = Field(default=1, ge=1, le=64, description="Frontend replicas (the local target runs exactly 1).")
+    replicas: int = Field(
+        default=1, ge=1, le=64, description="Frontend replicas (the local target runs exactly 1)."
+    )
 
 
 class MockerSpec(StrictModel):
     """Dynamo's mocker engine: simulated inference, no GPU and no weights."""
 
-    speedup_ratio: float = Field(default=10.0, gt=0, le=10000, description=(
-        "How much faster than real time the mocker runs (>1: faster)."))
+    speedup_ratio: float = Field(
+        default=10.0,
+        gt=0,
+        le=10000,
+        description=("How much faster than real time the mocker runs (>1: faster)."),
+    )
 
 
 class VllmSpec(StrictModel):
@@ -91,14 +118,19 @@ class VllmSpec(StrictModel):
     without a GPU, asked for explicitly; the fields below are its defaults, each overridable here or by
     the same flag in a role's engine_args (which wins). They are not applied on a GPU."""
 
-    device: Literal["gpu", "cpu"] = Field("gpu", description=(
-        "gpu, or cpu: a CPU vLLM on the local target (needs engine: vllm and gpus: 0)."))
+    device: Literal["gpu", "cpu"] = Field(
+        "gpu", description=("gpu, or cpu: a CPU vLLM on the local target (needs engine: vllm and gpus: 0).")
+    )
     # bf16 adds ~20 s to a CPU first request
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="CPU: --dtype.")
     # torch.compile adds ~25 s to a CPU start
     enforce_eager: bool = Field(True, description="CPU: --enforce-eager (no torch.compile: a faster start).")
-    max_model_len: int = Field(default=512, ge=16, le=1_048_576, description="CPU: --max-model-len, in tokens.")
-    kv_cache_gib: int = Field(default=1, ge=1, le=1024, description="CPU: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
+    max_model_len: int = Field(
+        default=512, ge=16, le=1_048_576, description="CPU: --max-model-len, in tokens."
+    )
+    kv_cache_gib: int = Field(
+        default=1, ge=1, le=1024, description="CPU: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)."
+    )
 
     def cpu_engine_args(self, given: list[str]) -> list[str]:
         """The CPU defaults as engine flags, leaving out any flag the role's engine_args already set."""
@@ -127,11 +159,16 @@ class GatewayRoute(StrictModel):
     """An HTTPRoute (Gateway API) attached to a Gateway the cluster already has."""
 
     name: DnsLabel = Field(description="The Gateway's name.")
-    namespace: DnsLabel | None = Field(None, description="The Gateway's namespace. Unset: the graph's namespace.")
-    section_name: DnsLabel | None = Field(None, description=(
-        "One listener of the Gateway. Unset: every listener that allows the route."))
-    hostnames: list[NonBlank] = Field(default_factory=list, description=(
-        "Host names the route answers. Empty: every host the listener accepts."))
+    namespace: DnsLabel | None = Field(
+        None, description="The Gateway's namespace. Unset: the graph's namespace."
+    )
+    section_name: DnsLabel | None = Field(
+        None, description=("One listener of the Gateway. Unset: every listener that allows the route.")
+    )
+    hostnames: list[NonBlank] = Field(
+        default_factory=list,
+        description=("Host names the route answers. Empty: every host the listener accepts."),
+    )
 
 
 class IngressRoute(StrictModel):
@@ -157,12 +194,18 @@ class RouteSpec(StrictModel):
                 "set serving.route.gateway: {name: <your Gateway>} (Gateway API) or serving.route.ingress: "
                 "{class_name: nginx} (ingress-nginx)",
             )
-        hosts = [(f"gateway.hostnames[{i}]", h) for i, h in enumerate(self.gateway.hostnames)] if self.gateway else []
+        hosts = (
+            [(f"gateway.hostnames[{i}]", h) for i, h in enumerate(self.gateway.hostnames)]
+            if self.gateway
+            else []
+        )
         if self.ingress is not None and self.ingress.host is not None:
             hosts.append(("ingress.host", self.ingress.host))
         for path, host in hosts:
             if not naming.is_dns1123_subdomain(host.removeprefix("*.")):
-                yield at(path, f"{host!r} is not a host name", "use a lower-case DNS name such as llm.example.com")
+                yield at(
+                    path, f"{host!r} is not a host name", "use a lower-case DNS name such as llm.example.com"
+                )
 
     def kind(self) -> Literal["gateway", "ingress"]:
         return "gateway" if self.gateway is not None else "ingress"
@@ -171,24 +214,41 @@ class RouteSpec(StrictModel):
 class ServingSpec(StrictModel):
     """The inference graph: topology, engine, image and worker roles."""
 
-    topology: Topology = Field("agg", description=(
-        "agg: one worker role; agg_router: with a KV router (2+ workers); disagg: prefill and decode roles; "
-        "disagg_router: with a KV router."))
-    engine: Literal["auto", "vllm", "mocker"] = Field("auto", description=(
-        "auto: vLLM where there are GPUs and model weights, else the mocker (decided at run time)."))
-    image: Image = Field(DEFAULT_IMAGE, description=(
-        "Runtime container image, pinned by tag or digest (Kubernetes and ecs targets)."))
-    router_mode: RouterMode | None = Field(None, description=(
-        "How the frontend picks a worker. Unset: kv for *_router topologies, else round-robin."))
+    topology: Topology = Field(
+        "agg",
+        description=(
+            "agg: one worker role; agg_router: with a KV router (2+ workers); disagg: prefill and decode roles; "
+            "disagg_router: with a KV router."
+        ),
+    )
+    engine: Literal["auto", "vllm", "mocker"] = Field(
+        "auto",
+        description=(
+            "auto: vLLM where there are GPUs and model weights, else the mocker (decided at run time)."
+        ),
+    )
+    image: Image = Field(
+        DEFAULT_IMAGE,
+        description=("Runtime container image, pinned by tag or digest (Kubernetes and ecs targets)."),
+    )
+    router_mode: RouterMode | None = Field(
+        None,
+        description=("How the frontend picks a worker. Unset: kv for *_router topologies, else round-robin."),
+    )
     frontend: FrontendSpec = Field(FrontendSpec(), description="The HTTP frontend.")
-    workers: WorkerSpec | None = Field(None, description="The worker role of agg topologies (a default one when unset).")
+    workers: WorkerSpec | None = Field(
+        None, description="The worker role of agg topologies (a default one when unset)."
+    )
     prefill: WorkerSpec | None = Field(None, description="The prefill role; required by disagg topologies.")
     decode: WorkerSpec | None = Field(None, description="The decode role; required by disagg topologies.")
     mocker: MockerSpec = Field(MockerSpec(), description="Settings of the mocker engine.")
-    vllm: VllmSpec | None = Field(None, description="vLLM settings. Unset: vLLM on GPUs with its own defaults.")
+    vllm: VllmSpec | None = Field(
+        None, description="vLLM settings. Unset: vLLM on GPUs with its own defaults."
+    )
     env: EnvMap = Field(default_factory=dict, description=_ENV + " For every component.")
-    route: RouteSpec | None = Field(None, description=(
-        "A Gateway API or ingress-nginx entry point (Kubernetes targets). Unset: none."))
+    route: RouteSpec | None = Field(
+        None, description=("A Gateway API or ingress-nginx entry point (Kubernetes targets). Unset: none.")
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -271,8 +331,11 @@ class ServingSpec(StrictModel):
                 )
         if self.vllm is not None and self.vllm.device == "cpu":
             if self.engine != "vllm":
-                yield at("vllm.device", f"serving.vllm.device is cpu but serving.engine is {self.engine}",
-                         "set serving.engine to vllm (a CPU vLLM is only ever asked for explicitly)")
+                yield at(
+                    "vllm.device",
+                    f"serving.vllm.device is cpu but serving.engine is {self.engine}",
+                    "set serving.engine to vllm (a CPU vLLM is only ever asked for explicitly)",
+                )
             if topology.startswith("disagg"):
                 yield at(
                     "topology",
@@ -280,4 +343,3 @@ class ServingSpec(StrictModel):
                     "CPU vLLM runtime (vllm-cpu 0.31.0) does not have",
                     "use topology agg or agg_router with serving.vllm.device: cpu, or run disagg on GPUs",
                 )
-

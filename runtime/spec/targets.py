@@ -21,8 +21,21 @@ from runtime.spec.cloud import (
     node_pool_issues,
 )
 
-__all__ = ["MIN_K8S_MINOR", "TARGET_CLASSES", "TARGET_KINDS", "AksTarget", "EcsTarget", "EfsConfig", "EksTarget",
-           "GkeTarget", "KubeTarget", "LocalTarget", "ProviderHints", "Target", "node_pools"]
+__all__ = [
+    "MIN_K8S_MINOR",
+    "TARGET_CLASSES",
+    "TARGET_KINDS",
+    "AksTarget",
+    "EcsTarget",
+    "EfsConfig",
+    "EksTarget",
+    "GkeTarget",
+    "KubeTarget",
+    "LocalTarget",
+    "ProviderHints",
+    "Target",
+    "node_pools",
+]
 
 K8sVersion = Annotated[str, matching(r"^1\.\d{2}$", 'a Kubernetes minor version "1.NN" (quoted)', "1.33")]
 AwsRegion = Annotated[
@@ -79,9 +92,13 @@ class _CloudTarget(_Target):
 
     # None: the SDK's default chain on the worker. Left out of the canonical spec while unset
     # (runtime.spec.models.ADDED_LATER), so existing deployments keep their spec hash.
-    credentials: CredentialsRef | None = Field(None, description=(
-        "The Prefect block holding the cloud credentials, {block: <name>}. Unset: the worker's default "
-        "credential chain."))
+    credentials: CredentialsRef | None = Field(
+        None,
+        description=(
+            "The Prefect block holding the cloud credentials, {block: <name>}. Unset: the worker's default "
+            "credential chain."
+        ),
+    )
 
     if TYPE_CHECKING:  # each cloud target declares its own Literal kind (a pydantic field)
         kind: str
@@ -95,14 +112,25 @@ class LocalTarget(_Target):
 
     KUBERNETES: ClassVar[bool] = False
     kind: Literal["local"] = Field("local", description="Target kind.")
-    state_dir: NonBlank | None = Field(None, description=(
-        "Directory for state, logs and locks. Unset: $DYNADEPLOY_HOME, else ~/.dynadeploy."))
-    discovery: Literal["file", "etcd"] = Field("file", description=(
-        "How workers and the frontend find each other: a shared directory, or a local etcd and NATS."))
-    gpus: Literal["auto", "none"] = Field("auto", description=(
-        "auto: detect GPUs at run time; none: the host has no GPU."))
-    host: str = Field("127.0.0.1", description="Loopback address the local processes listen on (never a routable one).")
-    frontend_port: Port | None = Field(None, description="Frontend HTTP port. Unset: a free port picked at run time.")
+    state_dir: NonBlank | None = Field(
+        None,
+        description=("Directory for state, logs and locks. Unset: $DYNADEPLOY_HOME, else ~/.dynadeploy."),
+    )
+    discovery: Literal["file", "etcd"] = Field(
+        "file",
+        description=(
+            "How workers and the frontend find each other: a shared directory, or a local etcd and NATS."
+        ),
+    )
+    gpus: Literal["auto", "none"] = Field(
+        "auto", description=("auto: detect GPUs at run time; none: the host has no GPU.")
+    )
+    host: str = Field(
+        "127.0.0.1", description="Loopback address the local processes listen on (never a routable one)."
+    )
+    frontend_port: Port | None = Field(
+        None, description="Frontend HTTP port. Unset: a free port picked at run time."
+    )
 
     def _issues(self) -> Iterator[Issue]:
         try:
@@ -125,21 +153,33 @@ class LocalTarget(_Target):
 class ProviderHints(StrictModel):
     """What dynadeploy cannot detect about an existing cluster."""
 
-    gpu_driver: Literal["preinstalled", "install"] = Field("install", description=(
-        "preinstalled: the nodes already have the NVIDIA driver; install: the GPU operator may install it."))
-    storage_class: DnsLabel | None = Field(None, description=(
-        "The cluster's default StorageClass for the model cache (a ReadWriteMany cache may still use the "
-        "provider's file-store class); model.cache.storage_class wins. Unset: the cluster's default."))
+    gpu_driver: Literal["preinstalled", "install"] = Field(
+        "install",
+        description=(
+            "preinstalled: the nodes already have the NVIDIA driver; install: the GPU operator may install it."
+        ),
+    )
+    storage_class: DnsLabel | None = Field(
+        None,
+        description=(
+            "The cluster's default StorageClass for the model cache (a ReadWriteMany cache may still use the "
+            "provider's file-store class); model.cache.storage_class wins. Unset: the cluster's default."
+        ),
+    )
 
 
 class KubeTarget(_Target):
     """An existing Kubernetes cluster, reached through a kubeconfig."""
 
     kind: Literal["kube"] = Field("kube", description="Target kind.")
-    kubeconfig: NonBlank | None = Field(None, description="Path of the kubeconfig. Unset: $KUBECONFIG, else ~/.kube/config.")
+    kubeconfig: NonBlank | None = Field(
+        None, description="Path of the kubeconfig. Unset: $KUBECONFIG, else ~/.kube/config."
+    )
     context: NonBlank | None = Field(None, description="kubeconfig context. Unset: its current context.")
     namespace: DnsLabel | None = Field(None, description=_NAMESPACE)
-    provider_hints: ProviderHints = Field(ProviderHints(), description="What the cluster has that cannot be detected.")
+    provider_hints: ProviderHints = Field(
+        ProviderHints(), description="What the cluster has that cannot be detected."
+    )
 
     def scope(self) -> str:
         return f"kube:{self.context or ''}"
@@ -164,11 +204,16 @@ class EksTarget(_CloudTarget):
     cluster_name: Annotated[
         str, matching(r"^[A-Za-z0-9][\w-]{0,99}$", "an EKS cluster name", "ai-dynamo")
     ] = Field(examples=["ai-dynamo"], description="EKS cluster name.")
-    kubernetes_version: K8sVersion = Field("1.33", description='Kubernetes minor version, quoted ("1.33"); 1.30 or later.')
+    kubernetes_version: K8sVersion = Field(
+        "1.33", description='Kubernetes minor version, quoted ("1.33"); 1.30 or later.'
+    )
     vpc_id: VpcId | None = Field(None, description=_VPC)
     subnet_ids: list[SubnetId] = Field(default_factory=list, description=_SUBNETS + " EKS needs two zones.")
-    node_pools: list[NodePool] = Field(min_length=1, examples=["[{name: gpu, instance_type: g6e.2xlarge}]"],
-                                       description="Managed node groups (at least one).")
+    node_pools: list[NodePool] = Field(
+        min_length=1,
+        examples=["[{name: gpu, instance_type: g6e.2xlarge}]"],
+        description="Managed node groups (at least one).",
+    )
     efs: EfsConfig = Field(EfsConfig(), description="Amazon EFS for a ReadWriteMany model cache.")
     efa: bool = Field(False, description="Elastic Fabric Adapter (and a placement group) on GPU pools.")
     namespace: DnsLabel | None = Field(None, description=_NAMESPACE)
@@ -192,15 +237,21 @@ class GkeTarget(_CloudTarget):
     )
     location: Annotated[
         str, matching(r"^[a-z]+-[a-z]+\d+(-[a-z])?$", "a GCP region or zone", "us-central1-a")
-    ] = Field(examples=["us-central1-a"], description="GCP zone (zonal cluster) or region (regional cluster).")
+    ] = Field(
+        examples=["us-central1-a"], description="GCP zone (zonal cluster) or region (regional cluster)."
+    )
     cluster_name: Annotated[
         str, matching(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", "a GKE cluster name (<= 40 chars)", "ai-dynamo")
     ] = Field(examples=["ai-dynamo"], description="GKE cluster name (at most 40 characters).")
-    kubernetes_version: K8sVersion | None = Field(None, description=(
-        'Kubernetes minor version, quoted ("1.33"). Unset: the release channel\'s default.'))
+    kubernetes_version: K8sVersion | None = Field(
+        None,
+        description=('Kubernetes minor version, quoted ("1.33"). Unset: the release channel\'s default.'),
+    )
     node_pools: list[NodePool] = Field(
-        min_length=1, examples=["[{name: gpu, instance_type: g2-standard-24}]"],
-        description="Node pools (at least one); a GPU pool needs gpu.type.")
+        min_length=1,
+        examples=["[{name: gpu, instance_type: g2-standard-24}]"],
+        description="Node pools (at least one); a GPU pool needs gpu.type.",
+    )
     namespace: DnsLabel | None = Field(None, description=_NAMESPACE)
 
     def _issues(self) -> Iterator[Issue]:
@@ -221,7 +272,9 @@ class AksTarget(_CloudTarget):
     kind: Literal["aks"] = Field("aks", description="Target kind.")
     subscription_id: Annotated[
         str, matching(_GUID, "an Azure subscription id (a GUID)", "00000000-0000-0000-0000-000000000000")
-    ] = Field(examples=["00000000-0000-0000-0000-000000000000"], description="Azure subscription id (a GUID).")
+    ] = Field(
+        examples=["00000000-0000-0000-0000-000000000000"], description="Azure subscription id (a GUID)."
+    )
     resource_group: Annotated[
         str, matching(r"^[-\w.()]{0,89}[-\w()]$", "an Azure resource group name", "dynamo-rg")
     ] = Field(examples=["dynamo-rg"], description="Resource group of the cluster (created when missing).")
@@ -231,11 +284,14 @@ class AksTarget(_CloudTarget):
     cluster_name: Annotated[
         str, matching(r"^[A-Za-z0-9]([-\w]{0,61}[A-Za-z0-9])?$", "an AKS cluster name", "ai-dynamo")
     ] = Field(examples=["ai-dynamo"], description="AKS cluster name.")
-    kubernetes_version: K8sVersion | None = Field(None, description=(
-        'Kubernetes minor version, quoted ("1.33"). Unset: AKS\'s default version.'))
+    kubernetes_version: K8sVersion | None = Field(
+        None, description=('Kubernetes minor version, quoted ("1.33"). Unset: AKS\'s default version.')
+    )
     node_pools: list[NodePool] = Field(
-        min_length=1, examples=["[{name: gpunp, instance_type: Standard_NC24ads_A100_v4}]"],
-        description="Node pools (at least one; names 1-12 lowercase letters and digits).")
+        min_length=1,
+        examples=["[{name: gpunp, instance_type: Standard_NC24ads_A100_v4}]"],
+        description="Node pools (at least one; names 1-12 lowercase letters and digits).",
+    )
     namespace: DnsLabel | None = Field(None, description=_NAMESPACE)
 
     def _issues(self) -> Iterator[Issue]:
@@ -255,9 +311,12 @@ class EcsTarget(_CloudTarget):
     KUBERNETES: ClassVar[bool] = False
     kind: Literal["ecs"] = Field("ecs", description="Target kind.")
     region: AwsRegion = Field(examples=["us-east-1"], description="AWS region, e.g. us-east-1.")
-    cluster_name: _EcsCluster = Field(examples=["dynamo-gpu"], description="ECS cluster of the GPU EC2 instances.")
-    fargate_cluster_name: _EcsCluster | None = Field(None, description=(
-        'ECS cluster for etcd and NATS on Fargate. Unset: "<cluster_name>-fargate".'))
+    cluster_name: _EcsCluster = Field(
+        examples=["dynamo-gpu"], description="ECS cluster of the GPU EC2 instances."
+    )
+    fargate_cluster_name: _EcsCluster | None = Field(
+        None, description=('ECS cluster for etcd and NATS on Fargate. Unset: "<cluster_name>-fargate".')
+    )
     instance_type: InstanceType = Field("g6e.2xlarge", description="EC2 instance type of the GPU instances.")
     vpc_id: VpcId | None = Field(None, description=_VPC)
     subnet_ids: list[SubnetId] = Field(default_factory=list, description=_SUBNETS)

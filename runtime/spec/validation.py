@@ -26,8 +26,18 @@ from runtime.spec.base import API_VERSION
 from runtime.spec.secret_refs import SECRET_WORDS
 from runtime.spec.targets import TARGET_CLASSES, TARGET_KINDS
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_SPEC_BYTES", "ROOT", "check_data_bounds", "join", "not_mapping", "quoted_key",
-           "too_big", "validated"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_SPEC_BYTES",
+    "ROOT",
+    "check_data_bounds",
+    "join",
+    "not_mapping",
+    "quoted_key",
+    "too_big",
+    "validated",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,7 +82,6 @@ def too_big(problem: str) -> SpecIssue:
     )
 
 
-
 def check_data_bounds(data: Any, source: str | None) -> None:
     """The same bounds for data that did not come from YAML text (a flow parameter, a Python call).
 
@@ -87,8 +96,11 @@ def check_data_bounds(data: Any, source: str | None) -> None:
         if count > MAX_NODES:
             raise SpecError([too_big(f"the spec has more than {MAX_NODES} values")], source=source)
         if depth > MAX_DEPTH:
-            issue_ = SpecIssue(where, f"the spec nests deeper than {MAX_DEPTH} levels here",
-                               "write the spec plainly (a spec is a few KiB of YAML); examples: infra/targets/")
+            issue_ = SpecIssue(
+                where,
+                f"the spec nests deeper than {MAX_DEPTH} levels here",
+                "write the spec plainly (a spec is a few KiB of YAML); examples: infra/targets/",
+            )
             raise SpecError([issue_], source=source)
         if isinstance(value, Mapping):
             count += len(value)  # the keys
@@ -96,10 +108,12 @@ def check_data_bounds(data: Any, source: str | None) -> None:
         elif isinstance(value, list | tuple):
             stack.extend((v, join(path, i), depth + 1) for i, v in enumerate(value))
         elif isinstance(value, str | bytes) and len(value) > MAX_SPEC_BYTES:
-            issue_ = SpecIssue(where, f"the value is longer than {MAX_SPEC_BYTES // 1024} KiB (not shown)",
-                               f"shorten {where}; a spec is a few KiB of YAML")
+            issue_ = SpecIssue(
+                where,
+                f"the value is longer than {MAX_SPEC_BYTES // 1024} KiB (not shown)",
+                f"shorten {where}; a spec is a few KiB of YAML",
+            )
             raise SpecError([issue_], source=source)
-
 
 
 # --- translating pydantic errors into SpecIssues ----------------------------------------------------------
@@ -176,8 +190,15 @@ _BOUNDS = {  # error type -> (problem phrase, fix phrase before/after the limit)
 }
 
 
-def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | None, is_key: bool,
-             root: type[BaseModel]) -> tuple[str, str]:
+def _explain(
+    err: Any,
+    path: str,
+    parts: list[Any],
+    tp: Any,
+    field: FieldInfo | None,
+    is_key: bool,
+    root: type[BaseModel],
+) -> tuple[str, str]:
     """(problem, fix) for one pydantic error; values at secret-looking paths are never shown."""
     kind, ctx, raw = err["type"], err.get("ctx") or {}, err.get("input")
     name = str(parts[-1]) if parts else ROOT
@@ -195,7 +216,10 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
         allowed = [i.alias or k for k, i in parent.model_fields.items()] if _is_model(parent) else []
         close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
         if close:
-            return f"unknown field {quoted_key(name)}", f"did you mean {close[0]!r}? rename {quoted_key(name)} to {close[0]!r}"
+            return (
+                f"unknown field {quoted_key(name)}",
+                f"did you mean {close[0]!r}? rename {quoted_key(name)} to {close[0]!r}",
+            )
         return (
             f"unknown field {quoted_key(name)}",
             f"remove {quoted_key(name)}; the fields allowed here are: {', '.join(allowed)}",
@@ -233,8 +257,10 @@ def _explain(err: Any, path: str, parts: list[Any], tp: Any, field: FieldInfo | 
             f"add at least {need} item(s) to {path}",
         )
     if kind in ("string_too_long", "too_long"):
-        return (f"{name} is too long (at most {ctx.get('max_length')})",
-                f"shorten {path} to at most {ctx.get('max_length')} {'items' if kind == 'too_long' else 'characters'}")
+        return (
+            f"{name} is too long (at most {ctx.get('max_length')})",
+            f"shorten {path} to at most {ctx.get('max_length')} {'items' if kind == 'too_long' else 'characters'}",
+        )
     if kind == "string_pattern_mismatch" and is_key:
         good = re.sub(r"\W", "_", name).lstrip("0123456789") or "NAME"
         return (

@@ -73,7 +73,9 @@ class Accelerators(_Report):
 
     gpus: int
     engine: Engine  # serving.engine with "auto" resolved
-    gpu_operator: str | None = None  # Kubernetes/ECS: what was done about the GPU operator (skipped, installed...)
+    gpu_operator: str | None = (
+        None  # Kubernetes/ECS: what was done about the GPU operator (skipped, installed...)
+    )
     note: str | None = None  # how the count was found where it was not detected (ECS: from the spec)
     details: Mapping[str, Any] = field(default_factory=_details)  # GPU models, nodes, the CPU vLLM runtime...
 
@@ -125,8 +127,15 @@ class RevisionRow(_Report):
 
     @classmethod
     def of(cls, r: Revision) -> RevisionRow:
-        return cls(number=r.number, status=r.status, created_at=r.created_at, reason=r.reason,
-                   spec_hash=r.spec_hash[:12], model=r.model, smoke_passed=r.smoke.get("passed"))
+        return cls(
+            number=r.number,
+            status=r.status,
+            created_at=r.created_at,
+            reason=r.reason,
+            spec_hash=r.spec_hash[:12],
+            model=r.model,
+            smoke_passed=r.smoke.get("passed"),
+        )
 
     def as_dict(self) -> dict[str, Any]:  # smoke_passed None is reported (no smoke yet), not left out
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -158,7 +167,9 @@ class TeardownReport(_Report):
     model_cache_kept: bool
     note: str | None = None
     stopped_strays: list[int] | None = None  # local: processes of the deployment stopped outside supervision
-    details: Mapping[str, Any] = field(default_factory=_details)  # releases, namespace kept, ledger deleted...
+    details: Mapping[str, Any] = field(
+        default_factory=_details
+    )  # releases, namespace kept, ledger deleted...
 
 
 # ---------------------------------------------------------------------------------------------- the seam
@@ -176,8 +187,9 @@ class ServingBackend(Protocol):
     def detect_gpus(self) -> Accelerators: ...
     def install_platform(self) -> PlatformEndpoint: ...
     def cache_model(self, engine: Engine, token: str | None = None) -> CachedModel: ...
-    def roll_out(self, engine: Engine, model: Any, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> Rollout: ...
+    def roll_out(
+        self, engine: Engine, model: Any, *, reason: str = "deploy", started_by: str = "dynadeploy"
+    ) -> Rollout: ...
     def endpoint(self) -> str: ...
 
     def reach(self) -> AbstractContextManager[str]:
@@ -215,11 +227,13 @@ class CanaryMechanics(Protocol):
         """The steps before promotion, and how real traffic is shifted (or why it is not)."""
         ...
 
-    def stage(self, stable: ServingBackend, candidate: ServingBackend,
-              token: str | None = None) -> StagedCandidate: ...
+    def stage(
+        self, stable: ServingBackend, candidate: ServingBackend, token: str | None = None
+    ) -> StagedCandidate: ...
 
-    def shift(self, stable: ServingBackend, candidate: ServingBackend, step: Step,
-              staged: StagedCandidate) -> Mapping[str, Any]:
+    def shift(
+        self, stable: ServingBackend, candidate: ServingBackend, step: Step, staged: StagedCandidate
+    ) -> Mapping[str, Any]:
         """Give the candidate the step's share of real traffic (taken by the time it returns)."""
         ...
 
@@ -236,5 +250,16 @@ class CanaryMechanics(Protocol):
         ...
 
 
-__all__ = ["Accelerators", "CachedModel", "CanaryMechanics", "PlatformEndpoint", "Provisioned", "RevisionRow",
-           "Rollout", "ServingBackend", "StagedCandidate", "Status", "TeardownReport"]
+__all__ = [
+    "Accelerators",
+    "CachedModel",
+    "CanaryMechanics",
+    "PlatformEndpoint",
+    "Provisioned",
+    "RevisionRow",
+    "Rollout",
+    "ServingBackend",
+    "StagedCandidate",
+    "Status",
+    "TeardownReport",
+]

@@ -33,7 +33,9 @@ _KUBE_CANARY = "runtime.targets.kube.canary"
 _CLOUD = "runtime.targets.cloud.backend:CloudBackend"
 
 TARGETS: dict[str, Target] = {
-    "local": Target("runtime.targets.local.backend:LocalBackend", "runtime.targets.local.canary", cloud=False),
+    "local": Target(
+        "runtime.targets.local.backend:LocalBackend", "runtime.targets.local.canary", cloud=False
+    ),
     "kube": Target("runtime.targets.kube.backend:KubeBackend", _KUBE_CANARY, cloud=False),
     "eks": Target(_CLOUD, _KUBE_CANARY, cloud=True),
     "gke": Target(_CLOUD, _KUBE_CANARY, cloud=True),
@@ -64,9 +66,11 @@ def backend_for(spec, *, credentials: Any = None) -> ServingBackend:
         return cast(ServingBackend, backend(spec))
     ref = getattr(spec.target, "credentials", None)
     if ref is not None and credentials is None:
-        raise PermanentError(f"target.credentials names the block {ref.block!r}, but no credentials were passed "
-                             "and nothing here can read Prefect blocks",
-                             hint="build backends through the tasks layer (tasks/targets.py resolves the block)")
+        raise PermanentError(
+            f"target.credentials names the block {ref.block!r}, but no credentials were passed "
+            "and nothing here can read Prefect blocks",
+            hint="build backends through the tasks layer (tasks/targets.py resolves the block)",
+        )
     return cast(ServingBackend, backend(spec, credentials=credentials))
 
 
@@ -76,9 +80,11 @@ def canary_for(spec) -> CanaryMechanics:
     module = target(kind).canary
     if module is None:
         able = sorted(k for k, t in TARGETS.items() if t.canary)
-        raise NotSupportedError(f"canary is not available for target kind {kind!r}",
-                                hint=f"canaries run on: {', '.join(able)}; on ECS use deploy "
-                                     "and rollback (task definition revisions)")
+        raise NotSupportedError(
+            f"canary is not available for target kind {kind!r}",
+            hint=f"canaries run on: {', '.join(able)}; on ECS use deploy "
+            "and rollback (task definition revisions)",
+        )
     return cast(CanaryMechanics, import_module(module))
 
 

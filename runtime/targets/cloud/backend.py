@@ -36,7 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from runtime.domain import naming
+from runtime.domain.revisions import Revision
 from runtime.errors import DynadeployError, PermanentError
+from runtime.host.home import home
+from runtime.providers import access
+from runtime.providers.base import ClusterRef, StorageClass
+from runtime.spec.serving import Engine
 from runtime.targets.base import (
     Accelerators,
     PlatformEndpoint,
@@ -46,17 +51,13 @@ from runtime.targets.base import (
     TeardownReport,
 )
 from runtime.targets.kube.backend import KubeBackend
-from runtime.host.home import home
-from runtime.providers import access
-from runtime.providers.base import ClusterRef, StorageClass
-from runtime.spec.serving import Engine
-from runtime.domain.revisions import Revision
 
 log = logging.getLogger("dynadeploy.cloud")
 
 CLOUD_KINDS = ("eks", "gke", "aks")
 REFRESH_MARGIN_S = 300.0
 SC_API, SC_KIND = "storage.k8s.io/v1", "StorageClass"
+
 
 def state_dir(spec) -> Path:
     return home() / "deployments" / spec.name / spec.target.kind
@@ -154,13 +155,18 @@ class CloudBackend:
             return self._kb
         ref = self._ref()
         if ref is None:
-            raise PermanentError(f"the {self.kind} cluster of {self.spec.name} does not exist",
-                                 hint="run deploy: its provision stage creates the cluster")
+            raise PermanentError(
+                f"the {self.kind} cluster of {self.spec.name} does not exist",
+                hint="run deploy: its provision stage creates the cluster",
+            )
         state = self._state()
         expires = state.get("expires_at")
         context = state.get("context")
-        if (not self.kubeconfig_path.is_file() or not context
-                or (expires is not None and float(expires) - time.time() < REFRESH_MARGIN_S)):
+        if (
+            not self.kubeconfig_path.is_file()
+            or not context
+            or (expires is not None and float(expires) - time.time() < REFRESH_MARGIN_S)
+        ):
             context = self._write_access(ref)
         self._kb = KubeBackend(self.spec, kubeconfig=str(self.kubeconfig_path), context=context)
         return self._kb
@@ -173,28 +179,53 @@ class CloudBackend:
         self._save(ref=asdict(ref))
         cluster_s = time.monotonic() - t0
         # Node pools and the cache's cloud storage (EFS) only need the cluster: run them side by side.
-        results, seconds, wall = run_concurrently({
-            "node_pools": (provider.ensure_gpu_nodes, spec, ref),
-            "storage": (provider.storage_class, spec, ref),
-        })
+        results, seconds, wall = run_concurrently(
+            {
+                "node_pools": (provider.ensure_gpu_nodes, spec, ref),
+                "storage": (provider.storage_class, spec, ref),
+            }
+        )
         storage: StorageClass = results["storage"]
         self._save(storage_manifests=list(storage.manifests))
         context = self._write_access(ref)
         self._kb = KubeBackend(spec, kubeconfig=str(self.kubeconfig_path), context=context)
         applied = self._apply_storage_classes()
         preflight = self._kb.provision()
-        parallel = {"jobs": sorted(seconds), "seconds": {k: round(v, 2) for k, v in seconds.items()},
-                    "wall_s": round(wall, 2), "sequential_s": round(sum(seconds.values()), 2)}
-        log.info("%s %s: cluster in %.1fs; %s ran concurrently in %.1fs (%.1fs one after the other)",
-                 self.kind, ref.name, cluster_s, " + ".join(sorted(seconds)), wall, parallel["sequential_s"])
-        cluster = (f"{self.kind} {ref.name} in {ref.location}; node pools || storage: {wall:.1f}s wall "
-                   f"({parallel['sequential_s']:.1f}s summed)")
-        return Provisioned(where=cluster, notes=list(storage.notes), details={
-            "cluster": cluster, "endpoint": ref.endpoint, "kubeconfig": str(self.kubeconfig_path),
-            "owned": ref.details.get("owned"), "cluster_s": round(cluster_s, 2), "node_pools": results["node_pools"],
-            "parallel": parallel, "storage_class": storage.name, "storage_classes_applied": applied,
-            "kube": preflight.as_dict(),
-        })
+        parallel = {
+            "jobs": sorted(seconds),
+            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "wall_s": round(wall, 2),
+            "sequential_s": round(sum(seconds.values()), 2),
+        }
+        log.info(
+            "%s %s: cluster in %.1fs; %s ran concurrently in %.1fs (%.1fs one after the other)",
+            self.kind,
+            ref.name,
+            cluster_s,
+            " + ".join(sorted(seconds)),
+            wall,
+            parallel["sequential_s"],
+        )
+        cluster = (
+            f"{self.kind} {ref.name} in {ref.location}; node pools || storage: {wall:.1f}s wall "
+            f"({parallel['sequential_s']:.1f}s summed)"
+        )
+        return Provisioned(
+            where=cluster,
+            notes=list(storage.notes),
+            details={
+                "cluster": cluster,
+                "endpoint": ref.endpoint,
+                "kubeconfig": str(self.kubeconfig_path),
+                "owned": ref.details.get("owned"),
+                "cluster_s": round(cluster_s, 2),
+                "node_pools": results["node_pools"],
+                "parallel": parallel,
+                "storage_class": storage.name,
+                "storage_classes_applied": applied,
+                "kube": preflight.as_dict(),
+            },
+        )
 
     def _apply_storage_classes(self) -> list[str]:
         """The provider's StorageClass objects (EKS: efs-sc with the file system id), in-cluster. A class's
@@ -208,8 +239,10 @@ class CloudBackend:
                 continue
             if live is not None:
                 if not self._ours(live):
-                    raise PermanentError(f"StorageClass {name} exists with other parameters and is not dynadeploy's",
-                                         hint="delete it, or set model.cache.storage_class to another class")
+                    raise PermanentError(
+                        f"StorageClass {name} exists with other parameters and is not dynadeploy's",
+                        hint="delete it, or set model.cache.storage_class to another class",
+                    )
                 kube.delete(SC_API, SC_KIND, name, wait=True)
             kube.apply(want, force=True)
             out.append(name)
@@ -233,8 +266,9 @@ class CloudBackend:
         self._apply_storage_classes()  # before the PVC (a no-op when provision applied them)
         return self.kube().cache_model(engine, token=token)
 
-    def roll_out(self, engine: Engine, model: Any = None, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> Rollout:
+    def roll_out(
+        self, engine: Engine, model: Any = None, *, reason: str = "deploy", started_by: str = "dynadeploy"
+    ) -> Rollout:
         return self.kube().roll_out(engine, model, reason=reason, started_by=started_by)
 
     def endpoint(self) -> str:
@@ -252,8 +286,11 @@ class CloudBackend:
     def status(self) -> Status:
         out = self.kube().status()
         ref = self._saved_ref()
-        cluster = {"name": ref.name, "location": ref.location, "endpoint": ref.endpoint,
-                   "version": ref.version} if ref else None
+        cluster = (
+            {"name": ref.name, "location": ref.location, "endpoint": ref.endpoint, "version": ref.version}
+            if ref
+            else None
+        )
         return dataclasses.replace(out, target=self.kind, details={**out.details, "cluster": cluster})
 
     # ------------------------------------------------------------------ teardown / inventory
@@ -286,12 +323,21 @@ class CloudBackend:
         kube_note = kube_result.note if kube_result is not None else ""
         leftovers = sorted(set(kube_result.leftovers if kube_result is not None else []) | set(left))
         note = (kube_note or "") + ("; " if kube_note else "")
-        note += ("cluster kept (not created by dynadeploy; its node pools removed)" if kept_cluster
-                 else f"{self.kind} cluster {getattr(self.spec.target, 'cluster_name', '')} deleted")
-        return TeardownReport(leftovers=leftovers, model_cache_kept=keep,
-                              note=note + (f"; {'; '.join(notes)}" if notes else ""),
-                              details={**(kube_result.details if kube_result is not None else {}),
-                                       "cloud_leftovers": left, "notes": notes})
+        note += (
+            "cluster kept (not created by dynadeploy; its node pools removed)"
+            if kept_cluster
+            else f"{self.kind} cluster {getattr(self.spec.target, 'cluster_name', '')} deleted"
+        )
+        return TeardownReport(
+            leftovers=leftovers,
+            model_cache_kept=keep,
+            note=note + (f"; {'; '.join(notes)}" if notes else ""),
+            details={
+                **(kube_result.details if kube_result is not None else {}),
+                "cloud_leftovers": left,
+                "notes": notes,
+            },
+        )
 
     def inventory(self) -> list[str]:
         out: list[str] = []

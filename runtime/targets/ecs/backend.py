@@ -1,26 +1,26 @@
 """The ``ecs`` target's stages: Dynamo's ECS layout, no Kubernetes (runtime/targets/ecs/provider.py does the AWS side).
 
-    provision      EcsProvider.ensure_cluster (roles, VPC, security group, the GPU EC2 and Fargate clusters, the
-                   Cloud Map namespace with the etcd and nats discovery services), then ensure_gpu_nodes (launch
-                   template, Auto Scaling group, capacity provider)
-    detect_gpus    from the spec: nothing can look at an instance's GPUs before a task runs on it; the engine is
-                   the spec's (auto: vLLM when every worker asks for GPUs and the model has weights); the ECS
-                   GPU-optimized AMI ships the driver, so there is no GPU operator
-    install_platform  etcd and NATS as Fargate services registered in Cloud Map (found as etcd.<ns> / nats.<ns>)
-    cache_model    nothing is cached: ECS has no shared model volume, each worker downloads the pinned revision
-                   when it starts (HF_HOME in the task). The HF token, when the spec has one, is stored here as a
-                   Secrets Manager secret the task definitions reference (never passed as a plain env value)
-    roll_out       EcsServing.converge (a new task definition revision only when the rendering changed), then the
-                   services' steady state (runningCount == desiredCount, one deployment). The revision ledger is
-                   SSM parameters ``/dynadeploy/<deployment id>/revisions/<n>`` (JSON, zlib+base64 when large),
-                   tagged with the deployment id; rendered = the task definition ARNs of the revision.
-                   Rollback (task definition revisions): the ARNs the ledger recorded for the spec being rolled
-                   out are offered to converge, so a rollback points the services back at revision N's task
-                   definitions while they are ACTIVE, and registers from the recorded spec only those that
-                   were deregistered (Rollout.note says which)
-    endpoint/reach the frontend task's instance address (EcsServing.frontend_address), waited for in reach()
-    teardown       EcsProvider.delete_cluster (which drains and deletes the services first) and the ledger
-    inventory      the provider's inventory by tag plus the ledger's parameters
+provision      EcsProvider.ensure_cluster (roles, VPC, security group, the GPU EC2 and Fargate clusters, the
+               Cloud Map namespace with the etcd and nats discovery services), then ensure_gpu_nodes (launch
+               template, Auto Scaling group, capacity provider)
+detect_gpus    from the spec: nothing can look at an instance's GPUs before a task runs on it; the engine is
+               the spec's (auto: vLLM when every worker asks for GPUs and the model has weights); the ECS
+               GPU-optimized AMI ships the driver, so there is no GPU operator
+install_platform  etcd and NATS as Fargate services registered in Cloud Map (found as etcd.<ns> / nats.<ns>)
+cache_model    nothing is cached: ECS has no shared model volume, each worker downloads the pinned revision
+               when it starts (HF_HOME in the task). The HF token, when the spec has one, is stored here as a
+               Secrets Manager secret the task definitions reference (never passed as a plain env value)
+roll_out       EcsServing.converge (a new task definition revision only when the rendering changed), then the
+               services' steady state (runningCount == desiredCount, one deployment). The revision ledger is
+               SSM parameters ``/dynadeploy/<deployment id>/revisions/<n>`` (JSON, zlib+base64 when large),
+               tagged with the deployment id; rendered = the task definition ARNs of the revision.
+               Rollback (task definition revisions): the ARNs the ledger recorded for the spec being rolled
+               out are offered to converge, so a rollback points the services back at revision N's task
+               definitions while they are ACTIVE, and registers from the recorded spec only those that
+               were deregistered (Rollout.note says which)
+endpoint/reach the frontend task's instance address (EcsServing.frontend_address), waited for in reach()
+teardown       EcsProvider.delete_cluster (which drains and deletes the services first) and the ledger
+inventory      the provider's inventory by tag plus the ledger's parameters
 """
 
 from __future__ import annotations
@@ -38,12 +38,15 @@ from typing import Any
 
 from runtime import settings
 from runtime.domain import naming
+from runtime.domain.revisions import Revision, current, next_number, now_iso
 from runtime.domain.waiting import WaitTimeout, wait_for_value
 from runtime.errors import PermanentError, RolloutFailed, TransientError
-from runtime.host.home import home
-from runtime.render import ecs_task as ecs_render, cloud_plan as plan
 from runtime.gateways.aws import tag_list
+from runtime.host.home import home
 from runtime.providers.base import ClusterRef
+from runtime.render import cloud_plan as plan
+from runtime.render import ecs_task as ecs_render
+from runtime.render.dgd import resolve_engine
 from runtime.targets.base import (
     Accelerators,
     PlatformEndpoint,
@@ -54,8 +57,6 @@ from runtime.targets.base import (
     TeardownReport,
 )
 from runtime.targets.ecs.revisions import recorded_task_definitions, restore_note
-from runtime.render.dgd import resolve_engine
-from runtime.domain.revisions import Revision, current, next_number, now_iso
 
 log = logging.getLogger("dynadeploy.ecs")
 _NF_PARAM = ("ParameterNotFound",)
@@ -129,8 +130,10 @@ class EcsBackend:
         ref = self._saved_ref()
         if ref is None:
             if not self.cluster_exists():
-                raise PermanentError(f"the ECS cluster {self.n.gpu_cluster} of {self.spec.name} does not exist",
-                                     hint="run deploy: its provision stage creates it")
+                raise PermanentError(
+                    f"the ECS cluster {self.n.gpu_cluster} of {self.spec.name} does not exist",
+                    hint="run deploy: its provision stage creates it",
+                )
             ref = self.provider.ensure_cluster(self.spec)  # a get: it exists
             self._save_ref(ref)
         return ref
@@ -142,47 +145,78 @@ class EcsBackend:
         self._save_ref(ref)
         capacity = self.provider.ensure_gpu_nodes(self.spec, ref)
         storage = self.provider.storage_class(self.spec, ref)
-        cluster = (f"ecs {self.n.gpu_cluster} (GPU, EC2) + {self.n.fargate_cluster} (Fargate) in {ref.location}; "
-                   f"Cloud Map {self.n.namespace}")
-        return Provisioned(where=cluster, notes=list(storage.notes), details={
-            "cluster": cluster, "capacity": capacity, "namespace": self.n.namespace,
-            "vpc_id": ref.details.get("vpc_id"), "seconds": round(time.monotonic() - t0, 2)})
+        cluster = (
+            f"ecs {self.n.gpu_cluster} (GPU, EC2) + {self.n.fargate_cluster} (Fargate) in {ref.location}; "
+            f"Cloud Map {self.n.namespace}"
+        )
+        return Provisioned(
+            where=cluster,
+            notes=list(storage.notes),
+            details={
+                "cluster": cluster,
+                "capacity": capacity,
+                "namespace": self.n.namespace,
+                "vpc_id": ref.details.get("vpc_id"),
+                "seconds": round(time.monotonic() - t0, 2),
+            },
+        )
 
     # ------------------------------------------------------------------ 2. GPUs (from the spec)
     def detect_gpus(self) -> Accelerators:
         engine = resolve_engine(self.spec)
         gpus = self.spec.total_gpus() if engine == "vllm" else 0
-        return Accelerators(gpus=gpus, engine=engine,
-                            gpu_operator="not used: the ECS GPU-optimized AMI ships the driver",
-                            note=f"from the spec (no GPU detection on ECS before a task runs): {gpus} GPU(s) on "
-                                 f"{self.spec.target.instance_type} instances")
+        return Accelerators(
+            gpus=gpus,
+            engine=engine,
+            gpu_operator="not used: the ECS GPU-optimized AMI ships the driver",
+            note=f"from the spec (no GPU detection on ECS before a task runs): {gpus} GPU(s) on "
+            f"{self.spec.target.instance_type} instances",
+        )
 
     # ------------------------------------------------------------------ 3. etcd + NATS
     def install_platform(self) -> PlatformEndpoint:
         spec, ref = self.spec, self._ref()
         for role in ecs_render.DISCOVERY:  # the same rendering and placement as EcsServing.deploy
-            td = ecs_render.task_definition(spec, role, execution_role_arn=ref.details["execution_role_arn"],
-                                            secret_arns={})
+            td = ecs_render.task_definition(
+                spec, role, execution_role_arn=ref.details["execution_role_arn"], secret_arns={}
+            )
             arn = self.serving._ensure_task_definition(self.aws, spec, role, td)
-            self.serving._ensure_service(self.aws, spec, self.n.fargate_cluster, role, arn, 1, {
-                "launchType": "FARGATE",
-                "networkConfiguration": {"awsvpcConfiguration": {
-                    "subnets": list(ref.details["subnet_ids"]), "securityGroups": [ref.details["security_group_id"]],
-                    "assignPublicIp": "ENABLED"}},
-                "serviceRegistries": [{"registryArn": ref.details["registries"][role]}],
-            })
+            self.serving._ensure_service(
+                self.aws,
+                spec,
+                self.n.fargate_cluster,
+                role,
+                arn,
+                1,
+                {
+                    "launchType": "FARGATE",
+                    "networkConfiguration": {
+                        "awsvpcConfiguration": {
+                            "subnets": list(ref.details["subnet_ids"]),
+                            "securityGroups": [ref.details["security_group_id"]],
+                            "assignPublicIp": "ENABLED",
+                        }
+                    },
+                    "serviceRegistries": [{"registryArn": ref.details["registries"][role]}],
+                },
+            )
         env = ecs_render.discovery_env(self.n)
-        return PlatformEndpoint(endpoint=self.endpoint(), details={"discovery": env},
-                                note=f"etcd + NATS on {self.n.fargate_cluster}, found as {env['ETCD_ENDPOINTS']} / "
-                                     f"{env['NATS_SERVER']}")
+        return PlatformEndpoint(
+            endpoint=self.endpoint(),
+            details={"discovery": env},
+            note=f"etcd + NATS on {self.n.fargate_cluster}, found as {env['ETCD_ENDPOINTS']} / "
+            f"{env['NATS_SERVER']}",
+        )
 
     # ------------------------------------------------------------------ 4. model (nothing cached)
     def cache_model(self, engine: str, token: str | None = None) -> EcsModel:
         model = self.spec.model
         if model.token is not None:
             if not token:
-                raise PermanentError("model.token is set but no token value was resolved",
-                                     hint="check the Prefect Secret block or environment variable model.token names")
+                raise PermanentError(
+                    "model.token is set but no token value was resolved",
+                    hint="check the Prefect Secret block or environment variable model.token names",
+                )
             self.serving._ensure_secret(self.aws, self.spec, "HF_TOKEN", token)
         return EcsModel(model.id, model.revision)
 
@@ -190,14 +224,19 @@ class EcsBackend:
     def _secrets(self) -> dict[str, str]:
         out = {}
         for name in ecs_render.secret_env(self.spec):
-            found = self.aws.get("secretsmanager", "get_secret_value", missing=("ResourceNotFoundException",),
-                                 SecretId=self.n.secret(name))
+            found = self.aws.get(
+                "secretsmanager",
+                "get_secret_value",
+                missing=("ResourceNotFoundException",),
+                SecretId=self.n.secret(name),
+            )
             if found is not None:
                 out[name] = found["SecretString"]
         return out
 
-    def roll_out(self, engine: str, model: Any = None, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> Rollout:
+    def roll_out(
+        self, engine: str, model: Any = None, *, reason: str = "deploy", started_by: str = "dynadeploy"
+    ) -> Rollout:
         spec, t0 = self.spec, time.monotonic()
         ref = self._ref()
         revisions = self.revisions()
@@ -210,17 +249,37 @@ class EcsBackend:
             log.warning("%s: %s", spec.name, note)
         if serving is not None and serving.spec_hash == spec_hash and serving.rendered == [arns]:
             self._wait_steady()
-            return Rollout(serving.number, False, endpoint=self._address(), note=note,
-                           seconds=time.monotonic() - t0, details={"task_definitions": arns})
+            return Rollout(
+                serving.number,
+                False,
+                endpoint=self._address(),
+                note=note,
+                seconds=time.monotonic() - t0,
+                details={"task_definitions": arns},
+            )
         latest = revisions[-1] if revisions else None
-        reuse = latest if (latest is not None and latest.status in ("pending", "failed")
-                           and latest.spec_hash == spec_hash and latest.rendered == [arns]) else None
+        reuse = (
+            latest
+            if (
+                latest is not None
+                and latest.status in ("pending", "failed")
+                and latest.spec_hash == spec_hash
+                and latest.rendered == [arns]
+            )
+            else None
+        )
         revision = reuse or Revision(
-            number=next_number(revisions), spec_hash=spec_hash, spec=spec.canonical_dict(), created_at=now_iso(),
-            reason=reason, started_by=started_by, status="pending",
+            number=next_number(revisions),
+            spec_hash=spec_hash,
+            spec=spec.canonical_dict(),
+            created_at=now_iso(),
+            reason=reason,
+            started_by=started_by,
+            status="pending",
             model={"id": spec.model.id, "revision": spec.model.revision},
             versions={"dynamo": spec.platform.dynamo_version, "image": spec.serving.image, "engine": engine},
-            rendered=[arns])
+            rendered=[arns],
+        )
         revision.status = "pending"
         self._put(revision)
         try:
@@ -235,8 +294,14 @@ class EcsBackend:
                 self._put(rev)
         revision.status = "serving"
         self._put(revision)
-        return Rollout(revision.number, True, endpoint=self._address(), note=note, seconds=time.monotonic() - t0,
-                       details={"task_definitions": arns})
+        return Rollout(
+            revision.number,
+            True,
+            endpoint=self._address(),
+            note=note,
+            seconds=time.monotonic() - t0,
+            details={"task_definitions": arns},
+        )
 
     def _wait_steady(self) -> None:
         """Every service of the deployment at its desired count with one (completed) deployment."""
@@ -253,20 +318,29 @@ class EcsBackend:
                     continue
                 deployments = svc.get("deployments") or []
                 if any(d.get("rolloutState") == "FAILED" for d in deployments):
-                    raise RolloutFailed(f"ECS service {name} failed to roll out: "
-                                        f"{'; '.join(d.get('rolloutStateReason', '') for d in deployments)}",
-                                        hint=f"aws ecs describe-services --cluster {cluster} --services {name}")
+                    raise RolloutFailed(
+                        f"ECS service {name} failed to roll out: "
+                        f"{'; '.join(d.get('rolloutStateReason', '') for d in deployments)}",
+                        hint=f"aws ecs describe-services --cluster {cluster} --services {name}",
+                    )
                 if svc.get("runningCount") != svc.get("desiredCount") or len(deployments) > 1:
-                    last.append(f"{name}: {svc.get('runningCount')}/{svc.get('desiredCount')} running, "
-                                f"{len(deployments)} deployment(s)")
+                    last.append(
+                        f"{name}: {svc.get('runningCount')}/{svc.get('desiredCount')} running, "
+                        f"{len(deployments)} deployment(s)"
+                    )
             return True if not last else None
 
         try:
-            self.aws.wait(steady, what="the ECS services to reach their desired counts",
-                          timeout_s=_timeout("ROLLOUT", 1800))
+            self.aws.wait(
+                steady,
+                what="the ECS services to reach their desired counts",
+                timeout_s=_timeout("ROLLOUT", 1800),
+            )
         except TransientError:
-            raise RolloutFailed(f"the ECS services of {self.spec.name} are not steady: {'; '.join(last)}",
-                                hint="check the services' events and stopped tasks in the ECS console") from None
+            raise RolloutFailed(
+                f"the ECS services of {self.spec.name} are not steady: {'; '.join(last)}",
+                hint="check the services' events and stopped tasks in the ECS console",
+            ) from None
 
     def _prefix(self) -> str:
         return f"/dynadeploy/{plan.deployment_id(self.spec)}/revisions"
@@ -275,13 +349,25 @@ class EcsBackend:
         name = f"{self._prefix()}/{revision.number:06d}"
         value = encode_record(revision.as_dict())
         tier = "Standard" if len(value) <= SSM_STANDARD_LIMIT else "Advanced"
-        created = self.aws.create("ssm", "put_parameter", exists=("ParameterAlreadyExists",), Name=name,
-                                  Value=value, Type="String", Tier=tier, Tags=tag_list(plan.aws_tags(self.spec)))
+        created = self.aws.create(
+            "ssm",
+            "put_parameter",
+            exists=("ParameterAlreadyExists",),
+            Name=name,
+            Value=value,
+            Type="String",
+            Tier=tier,
+            Tags=tag_list(plan.aws_tags(self.spec)),
+        )
         if created is None:  # tags cannot go with Overwrite: they were set when it was created
-            self.aws.call("ssm", "put_parameter", Name=name, Value=value, Type="String", Tier=tier, Overwrite=True)
+            self.aws.call(
+                "ssm", "put_parameter", Name=name, Value=value, Type="String", Tier=tier, Overwrite=True
+            )
 
     def _parameters(self) -> list[dict]:
-        return self.aws.paginate("ssm", "get_parameters_by_path", "Parameters", Path=self._prefix(), Recursive=True)
+        return self.aws.paginate(
+            "ssm", "get_parameters_by_path", "Parameters", Path=self._prefix(), Recursive=True
+        )
 
     def revisions(self) -> list[Revision]:
         out = []
@@ -307,11 +393,17 @@ class EcsBackend:
     def reach(self) -> Iterator[str]:
         """The frontend's address once a RUNNING frontend task has one (bounded wait)."""
         try:
-            url = wait_for_value(self._address, timeout_s=_timeout("ADDRESS", 300),
-                                 interval_s=min(self.aws.waits.poll_s, 5.0), what="the frontend's address")
+            url = wait_for_value(
+                self._address,
+                timeout_s=_timeout("ADDRESS", 300),
+                interval_s=min(self.aws.waits.poll_s, 5.0),
+                what="the frontend's address",
+            )
         except WaitTimeout:
-            raise PermanentError(f"no RUNNING frontend task of {self.n.service(self.spec, 'frontend')} has an address",
-                                 hint=f"check the service's events and stopped tasks in cluster {self.n.gpu_cluster}") from None
+            raise PermanentError(
+                f"no RUNNING frontend task of {self.n.service(self.spec, 'frontend')} has an address",
+                hint=f"check the service's events and stopped tasks in cluster {self.n.gpu_cluster}",
+            ) from None
         yield url
 
     # ------------------------------------------------------------------ status / teardown / inventory
@@ -319,23 +411,36 @@ class EcsBackend:
         services = {}
         for cluster, name in self.serving._services(self.aws, self.spec):
             svc = self.serving._service(self.aws, cluster, name) or {}
-            services[name] = {"cluster": cluster, "running": svc.get("runningCount"),
-                              "desired": svc.get("desiredCount"), "task_definition": svc.get("taskDefinition")}
-        return Status(target="ecs", name=self.spec.name, endpoint=self.endpoint(),
-                      ready=bool(services) and all(s["running"] == s["desired"] for s in services.values()),
-                      revisions=[RevisionRow.of(r) for r in self.revisions()], details={"services": services})
+            services[name] = {
+                "cluster": cluster,
+                "running": svc.get("runningCount"),
+                "desired": svc.get("desiredCount"),
+                "task_definition": svc.get("taskDefinition"),
+            }
+        return Status(
+            target="ecs",
+            name=self.spec.name,
+            endpoint=self.endpoint(),
+            ready=bool(services) and all(s["running"] == s["desired"] for s in services.values()),
+            revisions=[RevisionRow.of(r) for r in self.revisions()],
+            details={"services": services},
+        )
 
     def teardown(self, *, keep_model_cache: bool = True) -> TeardownReport:
         self.provider.delete_cluster(self.spec)  # drains and deletes the services first (EcsServing.undeploy)
         names = [p["Name"] for p in self._parameters()]
         for i in range(0, len(names), 10):
-            self.aws.call("ssm", "delete_parameters", Names=names[i:i + 10])
+            self.aws.call("ssm", "delete_parameters", Names=names[i : i + 10])
         left = self.inventory()
         if not left:
             shutil.rmtree(self.dir, ignore_errors=True)
-        return TeardownReport(leftovers=left, model_cache_kept=False, details={"ledger_deleted": len(names)},
-                              note=f"ECS clusters {self.n.gpu_cluster} and {self.n.fargate_cluster} and everything "
-                                   f"tagged with {plan.deployment_id(self.spec)} deleted; no model cache on ECS")
+        return TeardownReport(
+            leftovers=left,
+            model_cache_kept=False,
+            details={"ledger_deleted": len(names)},
+            note=f"ECS clusters {self.n.gpu_cluster} and {self.n.fargate_cluster} and everything "
+            f"tagged with {plan.deployment_id(self.spec)} deleted; no model cache on ECS",
+        )
 
     def inventory(self) -> list[str]:
         out = self.provider.inventory(self.spec)

@@ -16,7 +16,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from runtime.domain.revisions import Revision
 
 # The register_task_definition fields that decide what a task runs (tags and ECS's own fields do not).
-COMPARED = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn")
+COMPARED = (
+    "containerDefinitions",
+    "networkMode",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "executionRoleArn",
+)
 # Only ACTIVE revisions can start tasks; INACTIVE (deregistered) and DELETE_IN_PROGRESS ones cannot.
 REUSABLE_STATUS = "ACTIVE"
 
@@ -26,7 +33,11 @@ def same(have: Any, want: Any) -> bool:
     if isinstance(want, dict):
         return isinstance(have, dict) and all(same(have.get(k), v) for k, v in want.items())
     if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(same(h, w) for h, w in zip(have, want))
+        return (
+            isinstance(have, list)
+            and len(have) == len(want)
+            and all(same(h, w) for h, w in zip(have, want, strict=True))
+        )
     return have == want or (want is not None and str(have) == str(want))
 
 
@@ -79,12 +90,17 @@ def restore_note(recorded: dict[str, list[str]], arns: dict[str, str], how: dict
     """What a rollout offered recorded task definitions did with them (``how``: role -> "latest" | "recorded" |
     "registered"); "" when nothing was restored (a new spec, or the latest revisions were the recorded ones)."""
     reused = [short(arns[r]) for r in sorted(arns) if how.get(r) == "recorded"]
-    again = [f"{short(recorded[r][0])} -> {short(arns[r])}" for r in sorted(arns)
-             if how.get(r) == "registered" and recorded.get(r)]
+    again = [
+        f"{short(recorded[r][0])} -> {short(arns[r])}"
+        for r in sorted(arns)
+        if how.get(r) == "registered" and recorded.get(r)
+    ]
     parts = []
     if reused:
         parts.append("services point back at the recorded task definitions " + ", ".join(reused))
     if again:
-        parts.append("recorded task definitions no longer ACTIVE (deregistered), registered again from the "
-                     "recorded spec: " + ", ".join(again))
+        parts.append(
+            "recorded task definitions no longer ACTIVE (deregistered), registered again from the "
+            "recorded spec: " + ", ".join(again)
+        )
     return "; ".join(parts)

@@ -53,10 +53,15 @@ def required_access(spec, *, download: bool, token: bool, install_platform: bool
     add("get list", "customresourcedefinitions", "apiextensions.k8s.io")
     # the graph's namespace and what dynadeploy puts in it (server-side apply: patch, and create)
     add("get create patch", "namespaces")
-    for res, group in (("serviceaccounts", ""), ("configmaps", ""), ("persistentvolumeclaims", ""),
-                       ("roles", "rbac.authorization.k8s.io"), ("rolebindings", "rbac.authorization.k8s.io"),
-                       ("networkpolicies", "networking.k8s.io"),
-                       ("dynamographdeployments", "nvidia.com")):
+    for res, group in (
+        ("serviceaccounts", ""),
+        ("configmaps", ""),
+        ("persistentvolumeclaims", ""),
+        ("roles", "rbac.authorization.k8s.io"),
+        ("rolebindings", "rbac.authorization.k8s.io"),
+        ("networkpolicies", "networking.k8s.io"),
+        ("dynamographdeployments", "nvidia.com"),
+    ):
         add("get create patch", res, group, ns)
     add("list", "configmaps", "", ns)
     add("watch", "dynamographdeployments", "nvidia.com", ns)
@@ -70,11 +75,18 @@ def required_access(spec, *, download: bool, token: bool, install_platform: bool
         add("get create patch", "horizontalpodautoscalers", "autoscaling", ns)
     route = spec.serving.route
     if route is not None:  # the entry point, and a canary's weights on it
-        res, group = ("httproutes", "gateway.networking.k8s.io") if route.gateway else ("ingresses",
-                                                                                         "networking.k8s.io")
+        res, group = (
+            ("httproutes", "gateway.networking.k8s.io")
+            if route.gateway
+            else ("ingresses", "networking.k8s.io")
+        )
         add("get list create patch delete", res, group, ns)
-        add("get", "gateways" if route.gateway else "ingressclasses", group,
-            ((route.gateway.namespace or ns) if route.gateway else None))
+        add(
+            "get",
+            "gateways" if route.gateway else "ingressclasses",
+            group,
+            ((route.gateway.namespace or ns) if route.gateway else None),
+        )
     if token:
         add("get create patch", "secrets", "", ns)
     if download:
@@ -92,10 +104,14 @@ def required_access(spec, *, download: bool, token: bool, install_platform: bool
 
 def gpu_operator_access() -> list[Access]:
     ns = naming.GPU_OPERATOR_NAMESPACE
-    return [Access("get", "secrets", "", ns), Access("create", "secrets", "", ns),
-            Access("create", "daemonsets", "apps", ns), Access("create", "deployments", "apps", ns),
-            Access("create", "clusterroles", "rbac.authorization.k8s.io"),
-            Access("create", "clusterrolebindings", "rbac.authorization.k8s.io")]
+    return [
+        Access("get", "secrets", "", ns),
+        Access("create", "secrets", "", ns),
+        Access("create", "daemonsets", "apps", ns),
+        Access("create", "deployments", "apps", ns),
+        Access("create", "clusterroles", "rbac.authorization.k8s.io"),
+        Access("create", "clusterrolebindings", "rbac.authorization.k8s.io"),
+    ]
 
 
 def access_problems(kube, needs: Iterable[Access], context: str | None) -> list[Problem]:
@@ -112,6 +128,10 @@ def access_problems(kube, needs: Iterable[Access], context: str | None) -> list[
     who = f"the identity of kubeconfig context {context}" if context else "this run's identity"
     listed = "; ".join(map(str, denied))
     checks = "; ".join(a.check_command() for a in denied[:3])
-    return [Problem(f"{who} may not: {listed}",
-                    f"grant these with a Role/ClusterRole binding, or use a context with more rights "
-                    f"(check: {checks}{' ...' if len(denied) > 3 else ''})")]
+    return [
+        Problem(
+            f"{who} may not: {listed}",
+            f"grant these with a Role/ClusterRole binding, or use a context with more rights "
+            f"(check: {checks}{' ...' if len(denied) > 3 else ''})",
+        )
+    ]

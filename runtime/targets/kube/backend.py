@@ -48,8 +48,8 @@ from typing import Any
 from runtime.domain import capabilities, naming
 from runtime.domain.revisions import Revision
 from runtime.errors import PreflightError
-from runtime.spec.serving import Engine
 from runtime.gateways.kube import Kube, covered
+from runtime.spec.serving import Engine
 from runtime.targets.base import Accelerators, PlatformEndpoint, Provisioned, Rollout, Status, TeardownReport
 from runtime.targets.kube import (
     dynamo_platform,
@@ -118,8 +118,9 @@ class KubeBackend:
     def cache_model(self, engine: Engine, token: str | None = None) -> KubeModel:
         return model_cache.cache_model(self, engine, token=token)
 
-    def roll_out(self, engine: Engine, model: Any = None, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> Rollout:
+    def roll_out(
+        self, engine: Engine, model: Any = None, *, reason: str = "deploy", started_by: str = "dynadeploy"
+    ) -> Rollout:
         return rollout.roll_out(self, engine, model, reason=reason, started_by=started_by)
 
     def revisions(self) -> list[Revision]:
@@ -167,5 +168,4 @@ class KubeBackend:
         return frontend.frontend_pods(self)
 
 
-__all__ = ["CACHED_ANNOTATION", "KubeBackend", "KubeModel", "PreflightError", "component_set",
-           "tcp_open"]
+__all__ = ["CACHED_ANNOTATION", "KubeBackend", "KubeModel", "PreflightError", "component_set", "tcp_open"]

@@ -32,8 +32,8 @@ from runtime.domain import naming
 from runtime.domain.canary import Reach, Step
 from runtime.domain.revisions import next_number
 from runtime.errors import NotSupportedError, PermanentError
-from runtime.targets.kube import route as kube_route
 from runtime.targets.base import StagedCandidate, Status
+from runtime.targets.kube import route as kube_route
 from runtime.targets.kube.backend import KubeBackend, tcp_open
 
 TRACK_KEY = "dynadeploy.io/track"
@@ -53,8 +53,10 @@ def plan(stable, status: Status) -> tuple[list[Step], str]:
     """The steps before promotion, and a note on how traffic is shifted (or why it is not)."""
     spec = stable.spec
     if spec.serving.route is None:
-        return gate.side_by_side_plan(), ("side by side only: the spec has no serving.route, so nothing in the "
-                                          "cluster can shift real traffic (set serving.route.gateway or .ingress)")
+        return gate.side_by_side_plan(), (
+            "side by side only: the spec has no serving.route, so nothing in the "
+            "cluster can shift real traffic (set serving.route.gateway or .ingress)"
+        )
     how = "HTTPRoute weights" if spec.serving.route.gateway else "ingress-nginx canary-weight"
     return gate.weighted_plan(list(spec.canary.steps)), f"real traffic shifted by {how}"
 
@@ -66,13 +68,19 @@ def stage(stable, candidate, token: str | None = None) -> StagedCandidate:
             "the candidate changes the platform (the Dynamo chart or operator); on Kubernetes one operator "
             "serves every graph, so a candidate platform cannot run beside stable",
             hint="canary graph changes (image, engine args, model revision); roll the platform with "
-                 "`dynadeploy deploy` (a rollback restores it)")
+            "`dynadeploy deploy` (a rollback restores it)",
+        )
     kb = _kube(stable)
     cand = _candidate_graph(candidate)
     engine = cand.detect_gpus().engine
     cand.cache_model(engine, token=token)
-    dgd = render.render_dgd(candidate.spec, revision=next_number(kb.revisions()), provider=cand.caps,
-                            name=cand.dgd_name, engine=engine)
+    dgd = render.render_dgd(
+        candidate.spec,
+        revision=next_number(kb.revisions()),
+        provider=cand.caps,
+        name=cand.dgd_name,
+        engine=engine,
+    )
     dgd["metadata"]["labels"] = {**dgd["metadata"].get("labels", {}), TRACK_KEY: "canary"}
     cand.stage_graph(dgd, int(dgd["metadata"]["annotations"][render.REVISION_ANNOTATION]))
     if spec.serving.route is not None:  # listed at weight 0: staged, no real traffic yet
@@ -105,12 +113,22 @@ def reach(stable, candidate) -> Iterator[Reach]:
         cand_url = stack.enter_context(cand.reach()) if cand_pods else None
         entry = kube_route.entry(kb.kube, spec) if spec.serving.route is not None else None
         if spec.serving.route is not None and entry is None:
-            raise PermanentError("serving.route has no address yet (the Gateway or ingress controller reports none)",
-                                 hint="check the Gateway's / Ingress's status: kubectl describe")
-        groups = {"stable": [_metrics_url(stack, kb, p) for p in kb.frontend_pods()],
-                  "candidate": [_metrics_url(stack, cand, p) for p in cand_pods]}
-        yield Reach(stable=stable_url, candidate=cand_url, entry=entry[0] if entry else stable_url,
-                    entry_host=entry[1] if entry else None, groups=groups, ttft_metrics=FRONTEND_TTFT)
+            raise PermanentError(
+                "serving.route has no address yet (the Gateway or ingress controller reports none)",
+                hint="check the Gateway's / Ingress's status: kubectl describe",
+            )
+        groups = {
+            "stable": [_metrics_url(stack, kb, p) for p in kb.frontend_pods()],
+            "candidate": [_metrics_url(stack, cand, p) for p in cand_pods],
+        }
+        yield Reach(
+            stable=stable_url,
+            candidate=cand_url,
+            entry=entry[0] if entry else stable_url,
+            entry_host=entry[1] if entry else None,
+            groups=groups,
+            ttft_metrics=FRONTEND_TTFT,
+        )
 
 
 def _metrics_url(stack: contextlib.ExitStack, kb: KubeBackend, pod: dict) -> str:
@@ -121,5 +139,8 @@ def _metrics_url(stack: contextlib.ExitStack, kb: KubeBackend, pod: dict) -> str
         return direct
     from runtime.gateways.portforward import port_forward
 
-    return stack.enter_context(port_forward(kb.kube.kubeconfig, kb.context, kb.ns, f"pod/{pod['metadata']['name']}",
-                                            render.FRONTEND_PORT))
+    return stack.enter_context(
+        port_forward(
+            kb.kube.kubeconfig, kb.context, kb.ns, f"pod/{pod['metadata']['name']}", render.FRONTEND_PORT
+        )
+    )

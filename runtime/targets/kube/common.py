@@ -70,18 +70,28 @@ def _warn(message: str) -> None:
         from prefect import get_run_logger
 
         get_run_logger().warning(message)
-    except Exception:  # noqa: BLE001 - outside a flow/task run
+    except Exception:
         import logging
 
         logging.getLogger("dynadeploy").warning(message)
 
 
-_NAMESPACED_KINDS = [("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
-                     ("batch/v1", "Job"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "ServiceAccount"),
-                     ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-                     ("networking.k8s.io/v1", "NetworkPolicy"), ("policy/v1", "PodDisruptionBudget"),
-                     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "PersistentVolumeClaim"),
-                     (render.route.GATEWAY_API, "HTTPRoute"), (render.route.INGRESS_API, "Ingress")]
+_NAMESPACED_KINDS = [
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("batch/v1", "Job"),
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("v1", "PersistentVolumeClaim"),
+    (render.route.GATEWAY_API, "HTTPRoute"),
+    (render.route.INGRESS_API, "Ingress"),
+]
 
 
 def _job_env(job: dict) -> dict:
@@ -96,7 +106,7 @@ def _service_port(svc: dict) -> int:
 
 
 def _pod_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )

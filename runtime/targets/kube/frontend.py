@@ -53,8 +53,9 @@ def route_url(kb: KubeBackend) -> str | None:
 
 
 def endpoint(kb: KubeBackend) -> str:
-    return lb_url(kb) or (f"http://{naming.frontend_service_name(kb.dgd_name)}.{kb.ns}.svc.cluster.local:"
-                              f"{render.FRONTEND_PORT}")
+    return lb_url(kb) or (
+        f"http://{naming.frontend_service_name(kb.dgd_name)}.{kb.ns}.svc.cluster.local:{render.FRONTEND_PORT}"
+    )
 
 
 @contextlib.contextmanager
@@ -63,8 +64,10 @@ def reach(kb: KubeBackend):
     that accepts connections, else a ``kubectl port-forward`` to the Service (stopped on exit)."""
     svc = frontend_service(kb)
     if svc is None:
-        raise PermanentError(f"Service {kb.ns}/{naming.frontend_service_name(kb.dgd_name)} does not exist",
-                             hint="run the rollout stage first")
+        raise PermanentError(
+            f"Service {kb.ns}/{naming.frontend_service_name(kb.dgd_name)} does not exist",
+            hint="run the rollout stage first",
+        )
     url = lb_url(kb)
     if url and tcp_open(url, 3.0):
         wait_model_listed(kb, url)
@@ -72,8 +75,9 @@ def reach(kb: KubeBackend):
         return
     from runtime.gateways.portforward import port_forward
 
-    with port_forward(kb.kube.kubeconfig, kb.context, kb.ns,
-                      f"svc/{svc['metadata']['name']}", _service_port(svc)) as local:
+    with port_forward(
+        kb.kube.kubeconfig, kb.context, kb.ns, f"svc/{svc['metadata']['name']}", _service_port(svc)
+    ) as local:
         wait_model_listed(kb, local)
         yield local
 
@@ -87,8 +91,13 @@ def wait_model_listed(kb: KubeBackend, url: str) -> None:
 def frontend_pods(kb: KubeBackend) -> list[dict]:
     """The graph's ready frontend pods (each serves its own /metrics)."""
     pods = kb.kube.list("v1", "Pod", kb.ns, labels={DGD_NAME_LABEL: kb.dgd_name})
-    return [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) == "frontend"
-            and _pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
+    return [
+        p
+        for p in pods
+        if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) == "frontend"
+        and _pod_ready(p)
+        and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def status(kb: KubeBackend) -> Status:
@@ -101,10 +110,25 @@ def status(kb: KubeBackend) -> Status:
         models = probe.models_at(url)
     workers = [p for p in pods if (p["metadata"].get("labels") or {}).get(naming.ROLE_KEY) != "frontend"]
     return Status(
-        target=kb.spec.target.kind, name=kb.spec.name, endpoint=kb.endpoint(), ready=ready, reasons=reasons,
-        models=models, workers_discovered=sum(1 for p in workers if _pod_ready(p)),
-        processes={p["metadata"]["name"]: {"state": (p.get("status") or {}).get("phase", "?"), "pid": "-",
-                                           "uptime_s": "-"} for p in pods},
+        target=kb.spec.target.kind,
+        name=kb.spec.name,
+        endpoint=kb.endpoint(),
+        ready=ready,
+        reasons=reasons,
+        models=models,
+        workers_discovered=sum(1 for p in workers if _pod_ready(p)),
+        processes={
+            p["metadata"]["name"]: {
+                "state": (p.get("status") or {}).get("phase", "?"),
+                "pid": "-",
+                "uptime_s": "-",
+            }
+            for p in pods
+        },
         revisions=[RevisionRow.of(r) for r in kb.revisions()],
-        details={"namespace": kb.ns, "state": ((dgd or {}).get("status") or {}).get("state"), "route": kb.route_url()},
+        details={
+            "namespace": kb.ns,
+            "state": ((dgd or {}).get("status") or {}).get("state"),
+            "route": kb.route_url(),
+        },
     )

@@ -41,7 +41,9 @@ def detect_gpus(kb: KubeBackend) -> Accelerators:
     else:
         state = install_gpu_operator(kb, inv)
         inv = pf.gpu_inventory(kb.kube.list("v1", "Node"), [], spec.name)
-    return Accelerators(gpus=inv.total, engine=engine, gpu_operator=state, details={"gpu_nodes": inv.gpu_nodes})
+    return Accelerators(
+        gpus=inv.total, engine=engine, gpu_operator=state, details={"gpu_nodes": inv.gpu_nodes}
+    )
 
 
 def install_gpu_operator(kb: KubeBackend, inv: pf.GpuInventory) -> str:
@@ -49,13 +51,23 @@ def install_gpu_operator(kb: KubeBackend, inv: pf.GpuInventory) -> str:
     values = render.render_gpu_operator_values(kb.spec, kb.caps)
     ensure_shared_namespace(kb, chart.namespace)
     src = chart_source(chart)
-    info = kb.helm.ensure(chart.release, src.ref, values, chart.namespace, recover=True,
-                            description=f"{OWNER_PREFIX}: GPU operator for {kb.spec.name}", **src.kwargs())
+    info = kb.helm.ensure(
+        chart.release,
+        src.ref,
+        values,
+        chart.namespace,
+        recover=True,
+        description=f"{OWNER_PREFIX}: GPU operator for {kb.spec.name}",
+        **src.kwargs(),
+    )
     wanted = set(inv.gpu_nodes)
 
     def reporting(nodes: list[dict]):
-        ok = {n["metadata"]["name"] for n in nodes
-              if int(str(((n.get("status") or {}).get("allocatable") or {}).get(GPU, 0) or 0)) > 0}
+        ok = {
+            n["metadata"]["name"]
+            for n in nodes
+            if int(str(((n.get("status") or {}).get("allocatable") or {}).get(GPU, 0) or 0)) > 0
+        }
         return wanted <= ok
 
     def stuck(_nodes: list[dict]) -> str:
@@ -64,15 +76,31 @@ def install_gpu_operator(kb: KubeBackend, inv: pf.GpuInventory) -> str:
         return "; ".join(lines) or "device plugin pods are not ready on every GPU node"
 
     try:
-        kb.kube.wait("v1", "Node", reporting, timeout_s=_timeout("GPU", 600), tick_s=2,
-                       what="the GPU nodes to report allocatable nvidia.com/gpu", describe_stuck=stuck)
+        kb.kube.wait(
+            "v1",
+            "Node",
+            reporting,
+            timeout_s=_timeout("GPU", 600),
+            tick_s=2,
+            what="the GPU nodes to report allocatable nvidia.com/gpu",
+            describe_stuck=stuck,
+        )
     except WaitTimeout as exc:
-        raise PermanentError(str(exc), hint=f"check the GPU operator's pods: kubectl get pods -n {chart.namespace}"
-                             ) from None
+        raise PermanentError(
+            str(exc), hint=f"check the GPU operator's pods: kubectl get pods -n {chart.namespace}"
+        ) from None
     driver = "with driver" if values.get("driver", {}).get("enabled") else "driver preinstalled"
     return f"gpu-operator {info.chart_version} ({driver})"
 
 
 def ensure_shared_namespace(kb: KubeBackend, name: str) -> None:
-    kb.kube.create_if_missing({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE, SHARED_LABEL: "true"}}})
+    kb.kube.create_if_missing(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE, SHARED_LABEL: "true"},
+            },
+        }
+    )

@@ -17,14 +17,20 @@ if TYPE_CHECKING:
 
 def versions(kb: KubeBackend, engine: str) -> dict:
     p = kb.spec.platform
-    return {"dynamo": p.dynamo_version, "chart": p.chart(), "image": kb.spec.serving.image, "engine": engine,
-            "gpu_operator": p.gpu_operator.version}
+    return {
+        "dynamo": p.dynamo_version,
+        "chart": p.chart(),
+        "image": kb.spec.serving.image,
+        "engine": engine,
+        "gpu_operator": p.gpu_operator.version,
+    }
 
 
 def revisions(kb: KubeBackend) -> list[Revision]:
     """The ledger (labelled ConfigMaps in the graph's namespace), oldest first."""
-    cms = kb.kube.list("v1", "ConfigMap", kb.ns,
-                         labels={**naming.labels(kb.spec.name), naming.REVISION_KEY: None})
+    cms = kb.kube.list(
+        "v1", "ConfigMap", kb.ns, labels={**naming.labels(kb.spec.name), naming.REVISION_KEY: None}
+    )
     out = []
     for cm in cms:
         try:

@@ -36,8 +36,10 @@ def cache_model(kb: KubeBackend, engine: str, token: str | None = None) -> KubeM
     if secret and token:
         kb.kube.ensure_secret(secret, kb.ns, {render.HF_TOKEN_KEY: token}, labels=naming.labels(spec.name))
     elif secret:
-        raise PermanentError("model.token is set but no token value was resolved",
-                             hint="check the Prefect Secret block or environment variable model.token names")
+        raise PermanentError(
+            "model.token is set but no token value was resolved",
+            hint="check the Prefect Secret block or environment variable model.token names",
+        )
     live = kb.kube.get("v1", "PersistentVolumeClaim", pvc_name, kb.ns)
     if live is None or not covered(live, pvc):
         live = kb.kube.apply(pvc)
@@ -48,9 +50,14 @@ def cache_model(kb: KubeBackend, engine: str, token: str | None = None) -> KubeM
     if ((live.get("metadata") or {}).get("annotations") or {}).get(CACHED_ANNOTATION) == marker:
         return KubeModel(model.id, model.revision, True, pvc_name, path)
     run_download(kb, job)
-    kb.kube.patch_merge("v1", "PersistentVolumeClaim", pvc_name,
-                          {"metadata": {"annotations": {CACHED_ANNOTATION: marker}}}, kb.ns,
-                          field_manager=MARKER_MANAGER)
+    kb.kube.patch_merge(
+        "v1",
+        "PersistentVolumeClaim",
+        pvc_name,
+        {"metadata": {"annotations": {CACHED_ANNOTATION: marker}}},
+        kb.ns,
+        field_manager=MARKER_MANAGER,
+    )
     return KubeModel(model.id, model.revision, False, pvc_name, path)
 
 
@@ -72,16 +79,28 @@ def run_download(kb: KubeBackend, job: dict) -> None:
         return "; ".join([str(assess_job(objs[0] if objs else None))] + job_pod_problems(kb, name))
 
     try:
-        verdict = kb.kube.wait("batch/v1", "Job", finished, name=name, namespace=kb.ns,
-                                 timeout_s=_timeout("CACHE", 3500), tick_s=2,
-                                 what=f"the model download Job {kb.ns}/{name}", describe_stuck=stuck)
+        verdict = kb.kube.wait(
+            "batch/v1",
+            "Job",
+            finished,
+            name=name,
+            namespace=kb.ns,
+            timeout_s=_timeout("CACHE", 3500),
+            tick_s=2,
+            what=f"the model download Job {kb.ns}/{name}",
+            describe_stuck=stuck,
+        )
     except WaitTimeout as exc:
-        raise PermanentError(str(exc) + job_logs(kb, name), hint=f"kubectl logs job/{name} -n {kb.ns}") from None
+        raise PermanentError(
+            str(exc) + job_logs(kb, name), hint=f"kubectl logs job/{name} -n {kb.ns}"
+        ) from None
     if verdict.failed:
         raise PermanentError(
-            f"the model download Job {kb.ns}/{name} failed: {'; '.join(verdict.reasons)}" + job_logs(kb, name),
+            f"the model download Job {kb.ns}/{name} failed: {'; '.join(verdict.reasons)}"
+            + job_logs(kb, name),
             hint=f"check model.id, model.revision and model.token; then rerun (the failed Job is replaced); "
-                 f"kubectl logs job/{name} -n {kb.ns}")
+            f"kubectl logs job/{name} -n {kb.ns}",
+        )
 
 
 def job_pods(kb: KubeBackend, job_name: str) -> list[dict]:

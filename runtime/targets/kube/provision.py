@@ -29,8 +29,11 @@ def provision(kb: KubeBackend) -> Provisioned:
     version = kb.kube.version()
     problems = pf.version_problems(version)
     # Reads first: without them nothing else can be judged.
-    reads = [a for a in access.required_access(spec, download=False, token=False, install_platform=False)
-             if a.verb in ("list", "get") and a.namespace is None]
+    reads = [
+        a
+        for a in access.required_access(spec, download=False, token=False, install_platform=False)
+        if a.verb in ("list", "get") and a.namespace is None
+    ]
     denied = access.access_problems(kb.kube, reads, kb.context)
     if denied:
         pf.raise_problems(problems + denied, where)
@@ -41,13 +44,20 @@ def provision(kb: KubeBackend) -> Provisioned:
     problems += storage_problems(kb, nodes)
     operators = pf.find_operators(kb.kube)
     problems += pf.operator_problems(spec, operators)
-    crds = {c["metadata"]["name"]: c for c in kb.kube.list(CRD_API, CRD_KIND)
-            if c["metadata"]["name"] in pf.DYNAMO_CRDS}
+    crds = {
+        c["metadata"]["name"]: c
+        for c in kb.kube.list(CRD_API, CRD_KIND)
+        if c["metadata"]["name"] in pf.DYNAMO_CRDS
+    }
     problems += pf.crd_problems(spec, crds, operators)
     problems += kube_route.preflight_problems(kb.kube, spec)
     reuse = pf.reusable_operator(spec, operators)
-    needs = access.required_access(spec, download=not spec.model.is_builtin(), token=spec.model.token is not None,
-                               install_platform=reuse is None)
+    needs = access.required_access(
+        spec,
+        download=not spec.model.is_builtin(),
+        token=spec.model.token is not None,
+        install_platform=reuse is None,
+    )
     if gpu_operator_wanted(kb, inv):
         needs += access.gpu_operator_access()
     problems += access.access_problems(kb.kube, [a for a in needs if a not in reads], kb.context)
@@ -58,12 +68,28 @@ def provision(kb: KubeBackend) -> Provisioned:
     for obj in objs:
         kb.kube.apply(obj)
     monitoring_note = kb.apply_monitoring()
-    operator = (f"using {reuse}" if reuse else
-                "installing" if not any(pf.is_own(op, spec) for op in operators) else "managed by dynadeploy")
-    return Provisioned(where=where, details={
-        "cluster": where, "server_version": version.get("gitVersion"), "namespace": kb.ns, "gpus": inv.total,
-        "gpu_nodes": inv.gpu_nodes, "engine": engine, "operator": operator, "crds": sorted(crds), "objects": len(objs),
-        **({"monitoring": monitoring_note} if monitoring_note else {})})
+    operator = (
+        f"using {reuse}"
+        if reuse
+        else "installing"
+        if not any(pf.is_own(op, spec) for op in operators)
+        else "managed by dynadeploy"
+    )
+    return Provisioned(
+        where=where,
+        details={
+            "cluster": where,
+            "server_version": version.get("gitVersion"),
+            "namespace": kb.ns,
+            "gpus": inv.total,
+            "gpu_nodes": inv.gpu_nodes,
+            "engine": engine,
+            "operator": operator,
+            "crds": sorted(crds),
+            "objects": len(objs),
+            **({"monitoring": monitoring_note} if monitoring_note else {}),
+        },
+    )
 
 
 def apply_monitoring(kb: KubeBackend) -> str | None:
@@ -73,9 +99,12 @@ def apply_monitoring(kb: KubeBackend) -> str | None:
 
     if kb.spec.monitoring is None or not kb.spec.monitoring.prometheus:
         # monitoring was turned off: remove what an earlier deploy applied (nothing when it never did)
-        gone = [f"{kind} {o['metadata']['name']}" for api, kind, labels in monitoring_kube.owned(kb.spec)
-                for o in kb.kube.list(api, kind, kb.ns, labels=labels)
-                if kb.kube.delete(api, kind, o["metadata"]["name"], kb.ns)]
+        gone = [
+            f"{kind} {o['metadata']['name']}"
+            for api, kind, labels in monitoring_kube.owned(kb.spec)
+            for o in kb.kube.list(api, kind, kb.ns, labels=labels)
+            if kb.kube.delete(api, kind, o["metadata"]["name"], kb.ns)
+        ]
         return "removed " + ", ".join(gone) if gone else None
     served = {c["metadata"]["name"] for c in kb.kube.list(CRD_API, CRD_KIND)}
     missing = [c for c in monitoring_kube.CRDS if c not in served]
@@ -95,28 +124,46 @@ def gpu_problems(kb: KubeBackend, inv: pf.GpuInventory, engine: Engine) -> list[
     if need == 0:
         return []
     per_replica = max((c.gpus for c in spec.components() if c.role != "frontend"), default=0)
-    counted = "" if inv.reporting else (" (counted from node labels: no node reports nvidia.com/gpu yet, "
-                                        "the GPU operator is not installed)")
+    counted = (
+        ""
+        if inv.reporting
+        else (
+            " (counted from node labels: no node reports nvidia.com/gpu yet, "
+            "the GPU operator is not installed)"
+        )
+    )
     if not inv.gpu_nodes:
-        return [pf.Problem(
-            f"the graph needs {need} GPU(s) but no node has an NVIDIA GPU (none reports nvidia.com/gpu or "
-            "carries the nvidia.com/gpu.present / gpu.count labels)",
-            "add GPU nodes to the cluster, or set serving.engine: mocker to run without GPUs")]
+        return [
+            pf.Problem(
+                f"the graph needs {need} GPU(s) but no node has an NVIDIA GPU (none reports nvidia.com/gpu or "
+                "carries the nvidia.com/gpu.present / gpu.count labels)",
+                "add GPU nodes to the cluster, or set serving.engine: mocker to run without GPUs",
+            )
+        ]
     out = []
     if not inv.reporting and not spec.platform.gpu_operator.enabled:
-        out.append(pf.Problem(
-            "GPU nodes exist but none reports nvidia.com/gpu, and platform.gpu_operator.enabled is false",
-            "set platform.gpu_operator.enabled: true, or install NVIDIA's device plugin yourself"))
+        out.append(
+            pf.Problem(
+                "GPU nodes exist but none reports nvidia.com/gpu, and platform.gpu_operator.enabled is false",
+                "set platform.gpu_operator.enabled: true, or install NVIDIA's device plugin yourself",
+            )
+        )
     if inv.free < need:
         per_node = ", ".join(f"{n}: {inv.free_on(n)}" for n in inv.gpu_nodes)
-        out.append(pf.Problem(
-            f"the graph needs {need} GPU(s) but only {inv.free} of {inv.total} are free{counted} ({per_node})",
-            "lower serving replicas or gpus per worker, free GPUs held by other pods, or add GPU nodes"))
+        out.append(
+            pf.Problem(
+                f"the graph needs {need} GPU(s) but only {inv.free} of {inv.total} are free{counted} ({per_node})",
+                "lower serving replicas or gpus per worker, free GPUs held by other pods, or add GPU nodes",
+            )
+        )
     elif per_replica > inv.max_free_per_node:
-        out.append(pf.Problem(
-            f"a worker replica asks for {per_replica} GPU(s) but no node has more than "
-            f"{inv.max_free_per_node} free{counted}",
-            f"set the workers' gpus to {inv.max_free_per_node} or less, or add nodes with more GPUs"))
+        out.append(
+            pf.Problem(
+                f"a worker replica asks for {per_replica} GPU(s) but no node has more than "
+                f"{inv.max_free_per_node} free{counted}",
+                f"set the workers' gpus to {inv.max_free_per_node} or less, or add nodes with more GPUs",
+            )
+        )
     return out
 
 
@@ -135,13 +182,16 @@ def shared_cache_problems(kb: KubeBackend, nodes: list[dict]) -> list[pf.Problem
     if len(usable) <= 1:
         return []
     rwx = kb.caps.storage.rwx_class
-    return [pf.Problem(
-        f"model.cache.access_mode is ReadWriteOnce, but the frontend, the workers and the download Job all "
-        f"mount the cache and the cluster has {len(usable)} schedulable nodes ({', '.join(usable[:5])}"
-        f"{', ...' if len(usable) > 5 else ''}): an RWO volume attaches to one node, so pods on another "
-        "stay Pending (Multi-Attach)",
-        "set model.cache.access_mode: ReadWriteMany with a StorageClass that can share a volume across nodes "
-        f"(model.cache.storage_class: {rwx or 'an NFS / CephFS / cloud file-store class'})")]
+    return [
+        pf.Problem(
+            f"model.cache.access_mode is ReadWriteOnce, but the frontend, the workers and the download Job all "
+            f"mount the cache and the cluster has {len(usable)} schedulable nodes ({', '.join(usable[:5])}"
+            f"{', ...' if len(usable) > 5 else ''}): an RWO volume attaches to one node, so pods on another "
+            "stay Pending (Multi-Attach)",
+            "set model.cache.access_mode: ReadWriteMany with a StorageClass that can share a volume across nodes "
+            f"(model.cache.storage_class: {rwx or 'an NFS / CephFS / cloud file-store class'})",
+        )
+    ]
 
 
 def storage_class_problems(kb: KubeBackend) -> list[pf.Problem]:
@@ -151,16 +201,29 @@ def storage_class_problems(kb: KubeBackend) -> list[pf.Problem]:
     if wanted:
         if wanted in names:
             return []
-        return [pf.Problem(f"StorageClass {wanted} (for the model cache) does not exist",
-                           f"set model.cache.storage_class to one of: {', '.join(names) or 'none exist'}")]
-    default = [c for c in classes if ((c["metadata"].get("annotations") or {}).get(
-        "storageclass.kubernetes.io/is-default-class") == "true")]
+        return [
+            pf.Problem(
+                f"StorageClass {wanted} (for the model cache) does not exist",
+                f"set model.cache.storage_class to one of: {', '.join(names) or 'none exist'}",
+            )
+        ]
+    default = [
+        c
+        for c in classes
+        if (
+            (c["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class")
+            == "true"
+        )
+    ]
     if default:
         return []
-    return [pf.Problem(
-        "the cluster has no default StorageClass, so the model cache PVC would stay Pending",
-        f"set model.cache.storage_class (or target.provider_hints.storage_class) to one of: "
-        f"{', '.join(names) or 'none exist; install a CSI driver and a StorageClass'}, or mark one default")]
+    return [
+        pf.Problem(
+            "the cluster has no default StorageClass, so the model cache PVC would stay Pending",
+            f"set model.cache.storage_class (or target.provider_hints.storage_class) to one of: "
+            f"{', '.join(names) or 'none exist; install a CSI driver and a StorageClass'}, or mark one default",
+        )
+    ]
 
 
 def gpu_operator_wanted(kb: KubeBackend, inv: pf.GpuInventory) -> bool:

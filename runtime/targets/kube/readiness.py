@@ -42,9 +42,12 @@ def judge(kb: KubeBackend, dgd: dict | None) -> tuple[bool, dict, list[str], boo
                 dep = kb.kube.get("apps/v1", "Deployment", dep_name, kb.ns)
                 workloads[dep_name] = (dep or {}).get("status") or {}
                 reasons += [f"{comp}: {r}" for r in assess_deployment(dep).reasons]
-    observed = {"status": (dgd or {}).get("status") or {}, "generation": ((dgd or {}).get("metadata") or {})
-                .get("generation"), "deployments": workloads,
-                "pods": sorted(p["metadata"]["name"] for p in pods)}
+    observed = {
+        "status": (dgd or {}).get("status") or {},
+        "generation": ((dgd or {}).get("metadata") or {}).get("generation"),
+        "deployments": workloads,
+        "pods": sorted(p["metadata"]["name"] for p in pods),
+    }
     return (not reasons and verdict.done, observed, reasons, verdict.failed)
 
 
@@ -58,19 +61,30 @@ def wait_ready(kb: KubeBackend, number: int) -> tuple[int, dict]:
         ready, observed, reasons, failed = judge(kb, objs[0] if objs else None)
         last = {"reasons": reasons, "observed": observed}
         if failed:
-            raise RolloutFailed(stuck_message(kb, number, reasons, "failed"),
-                                hint=f"kubectl describe dgd {kb.dgd_name} -n {kb.ns}")
+            raise RolloutFailed(
+                stuck_message(kb, number, reasons, "failed"),
+                hint=f"kubectl describe dgd {kb.dgd_name} -n {kb.ns}",
+            )
         return observed if ready else None
 
     try:
-        observed = kb.kube.wait(DGD_API, DGD_KIND, check, name=kb.dgd_name, namespace=kb.ns,
-                                  timeout_s=_timeout("ROLLOUT", 900), tick_s=1.0,
-                                  what=f"revision {number} of {kb.ns}/{kb.dgd_name}")
+        observed = kb.kube.wait(
+            DGD_API,
+            DGD_KIND,
+            check,
+            name=kb.dgd_name,
+            namespace=kb.ns,
+            timeout_s=_timeout("ROLLOUT", 900),
+            tick_s=1.0,
+            what=f"revision {number} of {kb.ns}/{kb.dgd_name}",
+        )
     except WaitTimeout:
-        raise RolloutFailed(stuck_message(kb, number, last.get("reasons") or [], "is not ready after "
-                                                f"{_timeout('ROLLOUT', 900):.0f}s"),
-                            hint=f"kubectl describe dgd {kb.dgd_name} -n {kb.ns}; kubectl get pods -n {kb.ns}"
-                            ) from None
+        raise RolloutFailed(
+            stuck_message(
+                kb, number, last.get("reasons") or [], f"is not ready after {_timeout('ROLLOUT', 900):.0f}s"
+            ),
+            hint=f"kubectl describe dgd {kb.dgd_name} -n {kb.ns}; kubectl get pods -n {kb.ns}",
+        ) from None
     return polls, observed
 
 

@@ -37,8 +37,14 @@ if TYPE_CHECKING:
     from runtime.targets.kube.backend import KubeBackend
 
 
-def roll_out(kb: KubeBackend, engine: Engine, model: Any = None, *, reason: str = "deploy",
-             started_by: str = "dynadeploy") -> Rollout:
+def roll_out(
+    kb: KubeBackend,
+    engine: Engine,
+    model: Any = None,
+    *,
+    reason: str = "deploy",
+    started_by: str = "dynadeploy",
+) -> Rollout:
     spec = kb.spec
     t0 = time.monotonic()
     check_cache(kb)
@@ -49,23 +55,49 @@ def roll_out(kb: KubeBackend, engine: Engine, model: Any = None, *, reason: str 
         return render.render_dgd(spec, revision=number, provider=kb.caps, engine=engine)
 
     live = kb.kube.get(DGD_API, DGD_KIND, kb.dgd_name, kb.ns)
-    if serving is not None and serving.rendered and serving.rendered[0] == desired(serving.number) \
-            and live is not None and covered(live, serving.rendered[0]):
+    if (
+        serving is not None
+        and serving.rendered
+        and serving.rendered[0] == desired(serving.number)
+        and live is not None
+        and covered(live, serving.rendered[0])
+    ):
         ready = readiness.judge(kb, live)
         if ready[0]:
             kube_route.ensure(kb.kube, spec)
-            return Rollout(serving.number, changed=False, endpoint=frontend.lb_url(kb), seconds=time.monotonic() - t0,
-                           details={"dgd": kb.dgd_name, "polls": 0, "observed": ready[1]})
+            return Rollout(
+                serving.number,
+                changed=False,
+                endpoint=frontend.lb_url(kb),
+                seconds=time.monotonic() - t0,
+                details={"dgd": kb.dgd_name, "polls": 0, "observed": ready[1]},
+            )
     latest = revisions[-1] if revisions else None
-    reuse = next((r for r in (latest, serving) if r is not None and r.status in ("pending", "failed", "serving")
-                  and r.rendered and r.rendered[0] == desired(r.number)), None)
+    reuse = next(
+        (
+            r
+            for r in (latest, serving)
+            if r is not None
+            and r.status in ("pending", "failed", "serving")
+            and r.rendered
+            and r.rendered[0] == desired(r.number)
+        ),
+        None,
+    )
     number = reuse.number if reuse is not None else next_number(revisions)
     dgd = desired(number)
     revision = reuse or Revision(
-        number=number, spec_hash=naming.spec_hash(spec), spec=spec.canonical_dict(), created_at=now_iso(),
-        reason=reason, started_by=started_by, status="pending",
-        model={"id": spec.model.id, "revision": spec.model.revision}, versions=ledger.versions(kb, engine),
-        rendered=[dgd])
+        number=number,
+        spec_hash=naming.spec_hash(spec),
+        spec=spec.canonical_dict(),
+        created_at=now_iso(),
+        reason=reason,
+        started_by=started_by,
+        status="pending",
+        model={"id": spec.model.id, "revision": spec.model.revision},
+        versions=ledger.versions(kb, engine),
+        rendered=[dgd],
+    )
     if reuse is None or reuse.status == "failed":
         revision.status = "pending" if revision.status != "serving" else revision.status
         ledger.put_revision(kb, revision)
@@ -102,29 +134,42 @@ def roll_out(kb: KubeBackend, engine: Engine, model: Any = None, *, reason: str 
         note = "graph replaced (component set changed; deleted, then created)"
     revision.status = "serving"
     ledger.put_revision(kb, revision)
-    return Rollout(number, changed=True, endpoint=frontend.lb_url(kb), note=note, seconds=time.monotonic() - t0,
-                   details={"dgd": kb.dgd_name, "polls": polls, "observed": observed})
+    return Rollout(
+        number,
+        changed=True,
+        endpoint=frontend.lb_url(kb),
+        note=note,
+        seconds=time.monotonic() - t0,
+        details={"dgd": kb.dgd_name, "polls": polls, "observed": observed},
+    )
 
 
 def replacement_plan(kb: KubeBackend, live: dict, dgd: dict) -> list[str]:
     """What a rollout does when the graph's component set changes (the operator's webhook refuses
     that in place: "component topology is immutable"), in order."""
     was, will = sorted(n for n, _ in component_set(live)), sorted(n for n, _ in component_set(dgd))
-    head = (f"the components of {kb.ns}/{kb.dgd_name} change from {was} to {will}; the Dynamo operator "
-            "refuses that on the live graph, so it is replaced")
+    head = (
+        f"the components of {kb.ns}/{kb.dgd_name} change from {was} to {will}; the Dynamo operator "
+        "refuses that on the live graph, so it is replaced"
+    )
     if kb.spec.serving.route is None:
-        return [head, f"1. delete graph {kb.dgd_name} and wait until its pods are gone (no serving.route: "
-                      f"clients reach Service {naming.frontend_service_name(kb.dgd_name)}, which belongs "
-                      "to the graph, so nothing serves until step 2 is ready; set serving.route to keep "
-                      "serving through a replacement)",
-                f"2. create graph {kb.dgd_name} with the new components and wait until it is ready"]
+        return [
+            head,
+            f"1. delete graph {kb.dgd_name} and wait until its pods are gone (no serving.route: "
+            f"clients reach Service {naming.frontend_service_name(kb.dgd_name)}, which belongs "
+            "to the graph, so nothing serves until step 2 is ready; set serving.route to keep "
+            "serving through a replacement)",
+            f"2. create graph {kb.dgd_name} with the new components and wait until it is ready",
+        ]
     bridge = naming.dgd_name(kb.spec, canary=True)
-    return [head,
-            f"1. start graph {bridge} with the new components beside {kb.dgd_name} and wait until it is ready",
-            f"2. switch serving.route to {bridge} (all requests), then delete graph {kb.dgd_name}",
-            f"3. create graph {kb.dgd_name} with the new components, wait until it is ready and switch the "
-            "route back to it",
-            f"4. delete graph {bridge}"]
+    return [
+        head,
+        f"1. start graph {bridge} with the new components beside {kb.dgd_name} and wait until it is ready",
+        f"2. switch serving.route to {bridge} (all requests), then delete graph {kb.dgd_name}",
+        f"3. create graph {kb.dgd_name} with the new components, wait until it is ready and switch the "
+        "route back to it",
+        f"4. delete graph {bridge}",
+    ]
 
 
 def replace_graph(kb: KubeBackend, live: dict, dgd: dict, number: int, engine: Engine) -> KubeBackend | None:
@@ -137,8 +182,9 @@ def replace_graph(kb: KubeBackend, live: dict, dgd: dict, number: int, engine: E
         kb.delete_graph()
         return None
     bridge = kb.graph(naming.dgd_name(kb.spec, canary=True))
-    staged = render.render_dgd(kb.spec, revision=number, provider=kb.caps, name=bridge.dgd_name,
-                               engine=engine)
+    staged = render.render_dgd(
+        kb.spec, revision=number, provider=kb.caps, name=bridge.dgd_name, engine=engine
+    )
     staged["metadata"]["labels"] = {**staged["metadata"].get("labels", {}), TRACK_KEY: BRIDGE}
     bridge_live = kb.kube.get(DGD_API, DGD_KIND, bridge.dgd_name, kb.ns)
     if bridge_live is not None and component_set(bridge_live) != component_set(staged):
@@ -168,9 +214,13 @@ def stage_graph(kb: KubeBackend, dgd: dict, number: int) -> dict:
     if live is not None and component_set(live) != component_set(dgd):
         # a leftover graph of another shape (the operator refuses to change the component set in place):
         # it serves no client of stable, so it is deleted and created again
-        log.warning("graph %s/%s has components %s, not %s: deleting it, then creating it again", kb.ns,
-                    kb.dgd_name, sorted(n for n, _ in component_set(live)),
-                    sorted(n for n, _ in component_set(dgd)))
+        log.warning(
+            "graph %s/%s has components %s, not %s: deleting it, then creating it again",
+            kb.ns,
+            kb.dgd_name,
+            sorted(n for n, _ in component_set(live)),
+            sorted(n for n, _ in component_set(dgd)),
+        )
         kb.delete_graph()
         live = None
     if live is None or not covered(live, dgd):
@@ -194,4 +244,5 @@ def check_cache(kb: KubeBackend) -> None:
     if marker != f"{model.id}@{model.revision}":
         raise PermanentError(
             f"the model cache does not hold {model.id}@{model.revision} yet (marker: {marker or 'none'})",
-            hint="run the model-cache stage first (the deploy flow does); the rollout waits for the cache")
+            hint="run the model-cache stage first (the deploy flow does); the rollout waits for the cache",
+        )

@@ -50,29 +50,42 @@ def teardown(kb: KubeBackend, *, keep_model_cache: bool = True) -> TeardownRepor
     # 3. the namespace's objects, the cache PVC and the namespace itself by policy
     deleted = 0
     if not keep_ns:
-        deleted += kb.kube.delete("v1", "Namespace", kb.ns, propagation="Background", wait=True,
-                                    timeout_s=timeout)
+        deleted += kb.kube.delete(
+            "v1", "Namespace", kb.ns, propagation="Background", wait=True, timeout_s=timeout
+        )
     else:
         for api_version, kind in _NAMESPACED_KINDS:
             if kind == "PersistentVolumeClaim" and keep_model_cache:
                 continue
             for obj in kb.kube.list(api_version, kind, kb.ns, labels=own):
-                deleted += kb.kube.delete(api_version, kind, obj["metadata"]["name"], kb.ns,
-                                            propagation="Background")
+                deleted += kb.kube.delete(
+                    api_version, kind, obj["metadata"]["name"], kb.ns, propagation="Background"
+                )
     left = kb.inventory()
-    return TeardownReport(leftovers=left, model_cache_kept=keep_model_cache,
-                          note=f"released {', '.join(released) or 'nothing'}"
-                               + (f"; kept shared {', '.join(kept)}" if kept else "")
-                               + ("; namespace kept" if keep_ns else ""),
-                          details={"namespace_kept": keep_ns, "released": released, "kept_shared": kept,
-                                   "deleted": deleted})
+    return TeardownReport(
+        leftovers=left,
+        model_cache_kept=keep_model_cache,
+        note=f"released {', '.join(released) or 'nothing'}"
+        + (f"; kept shared {', '.join(kept)}" if kept else "")
+        + ("; namespace kept" if keep_ns else ""),
+        details={"namespace_kept": keep_ns, "released": released, "kept_shared": kept, "deleted": deleted},
+    )
 
 
-def wait_none(kb: KubeBackend, api_version: str, kind: str, namespace: str, labels: dict, timeout: float) -> None:
+def wait_none(
+    kb: KubeBackend, api_version: str, kind: str, namespace: str, labels: dict, timeout: float
+) -> None:
     try:
-        kb.kube.wait(api_version, kind, lambda objs: not objs, namespace=namespace, labels=labels,
-                       timeout_s=timeout, what=f"every {kind} of {kb.spec.name} to be gone",
-                       describe_stuck=lambda objs: ", ".join(o["metadata"]["name"] for o in objs))
+        kb.kube.wait(
+            api_version,
+            kind,
+            lambda objs: not objs,
+            namespace=namespace,
+            labels=labels,
+            timeout_s=timeout,
+            what=f"every {kind} of {kb.spec.name} to be gone",
+            describe_stuck=lambda objs: ", ".join(o["metadata"]["name"] for o in objs),
+        )
     except WaitTimeout as exc:
         raise TransientError(str(exc), hint="rerun teardown") from None
 
@@ -98,8 +111,11 @@ def uninstall_releases(kb: KubeBackend) -> tuple[list[str], list[str]]:
     others = other_deployments(kb)
     plat_ns = pf.own_operator_namespace(spec)
     charts = list(reversed(render.platform_charts(spec)))
-    graphs = [f"{d['metadata'].get('namespace')}/{d['metadata']['name']}"
-              for d in kb.kube.list(DGD_API, DGD_KIND)] if kb.kube.served(DGD_API, DGD_KIND) else []
+    graphs = (
+        [f"{d['metadata'].get('namespace')}/{d['metadata']['name']}" for d in kb.kube.list(DGD_API, DGD_KIND)]
+        if kb.kube.served(DGD_API, DGD_KIND)
+        else []
+    )
     shared_users = others + graphs
     for chart in charts:
         info = owned_release(kb, chart.release, chart.namespace)
@@ -120,8 +136,11 @@ def uninstall_releases(kb: KubeBackend) -> tuple[list[str], list[str]]:
     gpu = render.gpu_operator_chart(spec)
     info = owned_release(kb, gpu.release, gpu.namespace)
     if info is not None:
-        gpu_users = [f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in kb.kube.list("v1", "Pod")
-                     if p["metadata"].get("namespace") != gpu.namespace and pf._pod_gpus(p) > 0]
+        gpu_users = [
+            f"{p['metadata'].get('namespace')}/{p['metadata']['name']}"
+            for p in kb.kube.list("v1", "Pod")
+            if p["metadata"].get("namespace") != gpu.namespace and pf._pod_gpus(p) > 0
+        ]
         users = others + gpu_users
         if users:
             kept.append(f"{gpu.release} ({gpu.namespace}, used by {', '.join(sorted(users)[:3])})")
@@ -135,8 +154,11 @@ def uninstall_releases(kb: KubeBackend) -> tuple[list[str], list[str]]:
 def delete_shared_namespace(kb: KubeBackend, name: str) -> None:
     ns = kb.kube.get("v1", "Namespace", name)
     labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
-    if ns is not None and labels.get(SHARED_LABEL) == "true" and labels.get(naming.MANAGED_BY_KEY) == \
-            naming.MANAGED_BY_VALUE:
+    if (
+        ns is not None
+        and labels.get(SHARED_LABEL) == "true"
+        and labels.get(naming.MANAGED_BY_KEY) == naming.MANAGED_BY_VALUE
+    ):
         kb.kube.delete("v1", "Namespace", name, wait=True, timeout_s=_timeout("TEARDOWN", 300))
 
 
@@ -158,14 +180,24 @@ def inventory(kb: KubeBackend) -> list[str]:
             return
         found.add(f"{kind} {ns}/{name}" if ns else f"{kind} {name}")
 
-    for api_version, kind in [("v1", "Namespace"), *_NAMESPACED_KINDS, ("v1", "Pod"), ("v1", "Service"),
-                              ("apps/v1", "Deployment"), (DGD_API, DGD_KIND), (DGD_API, DGDSA_KIND)]:
+    for api_version, kind in [
+        ("v1", "Namespace"),
+        *_NAMESPACED_KINDS,
+        ("v1", "Pod"),
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+        (DGD_API, DGD_KIND),
+        (DGD_API, DGDSA_KIND),
+    ]:
         for obj in kb.kube.list(api_version, kind, labels=naming.labels(spec.name)):
             add(obj)
     for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "Pod")):
         for obj in kb.kube.list(api_version, kind, kb.ns, labels={DGD_NAME_LABEL: kb.dgd_name}):
             add(obj)
-    if (spec.platform.operator_mode == "namespace" and kb.kube.get("v1", "Namespace", kb.ns) is not None
-            and kb.helm.current(naming.PLATFORM_RELEASE, kb.ns) is not None):
+    if (
+        spec.platform.operator_mode == "namespace"
+        and kb.kube.get("v1", "Namespace", kb.ns) is not None
+        and kb.helm.current(naming.PLATFORM_RELEASE, kb.ns) is not None
+    ):
         found.add(f"helm release {kb.ns}/{naming.PLATFORM_RELEASE}")
     return sorted(found)

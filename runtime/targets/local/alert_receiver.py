@@ -32,8 +32,8 @@ from runtime.render.monitoring import event_name
 
 
 def current_revision(state_root: Path) -> int | None:
-    from runtime.targets.local.ledger import FileLedger
     from runtime.domain.revisions import current
+    from runtime.targets.local.ledger import FileLedger
 
     try:
         rev = current(FileLedger(state_root / "revisions").all())
@@ -51,33 +51,63 @@ def rollback_deployment_id(name: str | None) -> str | None:
     try:
         with get_client(sync_client=True) as client:
             return str(client.read_deployment_by_name(name).id)
-    except Exception as exc:  # noqa: BLE001 - not deployed (yet): the event goes out without it
+    except Exception as exc:
         print(f"rollback deployment {name!r} not found: {exc}", flush=True)
         return None
 
 
-def to_events(body: dict, deployment: str, revision: int | None, *, rollback_id: str | None = None,
-              auto_rollback: bool = False) -> list[dict]:
+def to_events(
+    body: dict,
+    deployment: str,
+    revision: int | None,
+    *,
+    rollback_id: str | None = None,
+    auto_rollback: bool = False,
+) -> list[dict]:
     """Pure: the Prefect events (as emit_event keyword arguments) for one Alertmanager webhook body."""
     out = []
     for alert in body.get("alerts", []):
         labels = alert.get("labels", {})
         name = labels.get("alertname", "unknown")
-        resource = {"prefect.resource.id": f"dynadeploy.target.{deployment}", "prefect.resource.name": deployment,
-                    "dynadeploy.alert": name, "dynadeploy.auto-rollback": str(auto_rollback).lower()}
+        resource = {
+            "prefect.resource.id": f"dynadeploy.target.{deployment}",
+            "prefect.resource.name": deployment,
+            "dynadeploy.alert": name,
+            "dynadeploy.auto-rollback": str(auto_rollback).lower(),
+        }
         resource |= {f"dynadeploy.alert.{k}": str(v) for k, v in labels.items() if k != "alertname"}
         related = []
         if rollback_id:  # what `run-deployment` with `source: inferred` starts
-            related.append({"prefect.resource.id": f"prefect.deployment.{rollback_id}",
-                            "prefect.resource.role": "rollback-deployment"})
+            related.append(
+                {
+                    "prefect.resource.id": f"prefect.deployment.{rollback_id}",
+                    "prefect.resource.role": "rollback-deployment",
+                }
+            )
         if revision is not None:
-            related.append({"prefect.resource.id": f"dynadeploy.revision.{deployment}.{revision}",
-                            "prefect.resource.role": "revision", "dynadeploy.revision": str(revision)})
-        out.append({"event": event_name(name, alert.get("status", "firing")), "resource": resource, "related": related,
-                    "payload": {"status": alert.get("status"), "labels": labels,
-                                "annotations": alert.get("annotations", {}), "startsAt": alert.get("startsAt"),
-                                "endsAt": alert.get("endsAt"), "fingerprint": alert.get("fingerprint"),
-                                "revision": revision}})
+            related.append(
+                {
+                    "prefect.resource.id": f"dynadeploy.revision.{deployment}.{revision}",
+                    "prefect.resource.role": "revision",
+                    "dynadeploy.revision": str(revision),
+                }
+            )
+        out.append(
+            {
+                "event": event_name(name, alert.get("status", "firing")),
+                "resource": resource,
+                "related": related,
+                "payload": {
+                    "status": alert.get("status"),
+                    "labels": labels,
+                    "annotations": alert.get("annotations", {}),
+                    "startsAt": alert.get("startsAt"),
+                    "endsAt": alert.get("endsAt"),
+                    "fingerprint": alert.get("fingerprint"),
+                    "revision": revision,
+                },
+            }
+        )
     return out
 
 
@@ -91,8 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-events", action="store_true", help="only log the alerts, emit no Prefect events")
     ap.add_argument("--rollback-deployment", help="Prefect deployment 'flow/deployment' the events relate to")
     ap.add_argument("--auto-rollback", action="store_true", help="mark the events for the automatic rollback")
-    ap.add_argument("--token-file", type=Path, required=True,
-                    help="file holding the bearer token every POST must carry (what Alertmanager sends)")
+    ap.add_argument(
+        "--token-file",
+        type=Path,
+        required=True,
+        help="file holding the bearer token every POST must carry (what Alertmanager sends)",
+    )
     args = ap.parse_args(argv)
     expected = f"Bearer {args.token_file.read_text().strip()}".encode()
     if len(expected) < len("Bearer ") + 16:
@@ -122,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
                 self.end_headers()
                 return
             rollback_id = rollback_deployment_id(args.rollback_deployment) if emit is not None else None
-            events = to_events(body, args.deployment, current_revision(args.state_dir), rollback_id=rollback_id,
-                               auto_rollback=args.auto_rollback)
+            events = to_events(
+                body,
+                args.deployment,
+                current_revision(args.state_dir),
+                rollback_id=rollback_id,
+                auto_rollback=args.auto_rollback,
+            )
             args.log.parent.mkdir(parents=True, exist_ok=True)
             with args.log.open("a") as f:
                 for ev in events:
@@ -131,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                     if emit is not None:
                         try:
                             sent = emit(**ev) is not None
-                        except Exception as exc:  # noqa: BLE001 - an unreachable Prefect must not lose the log line
+                        except Exception as exc:
                             print(f"emit_event failed: {exc}", flush=True)
                     f.write(json.dumps({"received_at": time.time(), "sent": sent, **ev}) + "\n")
                     print(f"{ev['event']} revision={ev['payload']['revision']} sent={sent}", flush=True)

@@ -18,22 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from runtime.domain import naming
+from runtime.domain.revisions import Revision, current, next_number, now_iso
 from runtime.errors import PreflightError, RolloutFailed
 from runtime.gateways import gpu as gpulib
 from runtime.gateways import probe as probes
-from runtime.targets.base import (
-    Accelerators,
-    PlatformEndpoint,
-    Provisioned,
-    RevisionRow,
-    Rollout,
-    Status,
-    TeardownReport,
-)
-from runtime.targets.local import inventory, model_cache, vllm_cpu
-from runtime.targets.local import ports as portlib
-from runtime.targets.local.ledger import FileLedger
-from runtime.targets.local.paths import DeploymentPaths
+from runtime.host import ports as hostports
 from runtime.render.local_plan import (
     LocalContext,
     Program,
@@ -45,14 +34,26 @@ from runtime.render.local_plan import (
     worker_programs,
     worker_slots,
 )
+from runtime.targets.base import (
+    Accelerators,
+    PlatformEndpoint,
+    Provisioned,
+    RevisionRow,
+    Rollout,
+    Status,
+    TeardownReport,
+)
+from runtime.targets.local import inventory, model_cache, monitoring, vllm_cpu, workers
+from runtime.targets.local import ports as portlib
+from runtime.targets.local.ledger import FileLedger
+from runtime.targets.local.paths import DeploymentPaths
 from runtime.targets.local.supervisor import RUNNING_STATES, Supervisor
-from runtime.host import ports as hostports
-from runtime.targets.local import monitoring, workers
 from runtime.targets.local.workers import is_worker
-from runtime.domain.revisions import Revision, current, next_number, now_iso
 
 READY_TIMEOUT_S = 120.0
-VLLM_READY_TIMEOUT_S = 600.0  # a CPU vLLM worker needs ~40 s alone on 2 cores; two at once on a loaded machine, >5 min
+VLLM_READY_TIMEOUT_S = (
+    600.0  # a CPU vLLM worker needs ~40 s alone on 2 cores; two at once on a loaded machine, >5 min
+)
 
 
 class LocalBackend:
@@ -81,24 +82,44 @@ class LocalBackend:
         running = set(self.supervisor.processes()) if self.supervisor.is_running() else set()
         ours = {n for n in names if n in running or (n == "etcd-peer" and "etcd" in running)}
         pinned = {"frontend": self.target.frontend_port} if self.target.frontend_port else {}
-        ports = portlib.allocate(self.paths.ports_file, names, host=self.host, pinned=pinned, in_use_by_us=ours)
+        ports = portlib.allocate(
+            self.paths.ports_file, names, host=self.host, pinned=pinned, in_use_by_us=ours
+        )
         started = self.supervisor.ensure_started()
         if self.target.discovery == "etcd":
             ctx = self.context(engine="mocker", model_path="")
             self.supervisor.apply(discovery_programs(self.spec, ctx))
-            probes.ready_within(lambda: hostports.port_is_listening(ports["etcd"], self.host)
-                              and hostports.port_is_listening(ports["nats"], self.host), 30,
-                              describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300))
-        return Provisioned(where=str(self.paths.root), details={
-            "state_dir": str(self.paths.root), "ports": ports, "supervisor_started": started,
-            "orphans_stopped": stopped_orphans})
+            probes.ready_within(
+                lambda: (
+                    hostports.port_is_listening(ports["etcd"], self.host)
+                    and hostports.port_is_listening(ports["nats"], self.host)
+                ),
+                30,
+                describe=lambda: "etcd/NATS not listening: " + self.supervisor.tail("etcd", 300),
+            )
+        return Provisioned(
+            where=str(self.paths.root),
+            details={
+                "state_dir": str(self.paths.root),
+                "ports": ports,
+                "supervisor_started": started,
+                "orphans_stopped": stopped_orphans,
+            },
+        )
 
     def context(self, *, engine: str, model_path: str) -> LocalContext:
         ports = portlib.load(self.paths.ports_file)
         return LocalContext(
-            paths=self.paths, python=sys.executable, host=self.host, frontend_port=ports["frontend"],
-            model_path=model_path, engine=engine, discovery=self.target.discovery,
-            etcd_port=ports.get("etcd"), etcd_peer_port=ports.get("etcd-peer"), nats_port=ports.get("nats"),
+            paths=self.paths,
+            python=sys.executable,
+            host=self.host,
+            frontend_port=ports["frontend"],
+            model_path=model_path,
+            engine=engine,
+            discovery=self.target.discovery,
+            etcd_port=ports.get("etcd"),
+            etcd_peer_port=ports.get("etcd-peer"),
+            nats_port=ports.get("nats"),
             etcd_binary=shutil.which("etcd") or "etcd",
             nats_binary=shutil.which("nats-server") or str(_venv_bin("nats-server")),
             vllm_python=vllm_cpu.find().python if engine == "vllm" and cpu_vllm(self.spec) else None,
@@ -112,28 +133,47 @@ class LocalBackend:
             engine = "vllm" if info.present else "mocker"
         if engine == "vllm" and cpu_vllm(self.spec):
             runtime = vllm_cpu.find()  # a PreflightError naming `make vllm-cpu` when absent
-            return Accelerators(gpus=info.count, engine=engine, details={
-                "models": info.names, "device": "cpu", "runtime": str(runtime.root), "versions": runtime.versions})
+            return Accelerators(
+                gpus=info.count,
+                engine=engine,
+                details={
+                    "models": info.names,
+                    "device": "cpu",
+                    "runtime": str(runtime.root),
+                    "versions": runtime.versions,
+                },
+            )
         if engine == "vllm":
             if not info.present:
-                raise PreflightError("serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
-                                     hint="set serving.engine to auto or mocker, or run on a GPU host")
+                raise PreflightError(
+                    "serving.engine is vllm but this host has no NVIDIA GPU (nvidia-smi found none)",
+                    hint="set serving.engine to auto or mocker, or run on a GPU host",
+                )
             needed = sum(s[2].gpus for s in worker_slots(self.spec))
             if needed > info.count:
-                raise PreflightError(f"the workers ask for {needed} GPUs but this host has {info.count}",
-                                     hint="lower the replicas or gpus per worker in serving")
+                raise PreflightError(
+                    f"the workers ask for {needed} GPUs but this host has {info.count}",
+                    hint="lower the replicas or gpus per worker in serving",
+                )
             if importlib.util.find_spec("vllm") is None:
-                raise PreflightError("serving.engine is vllm but vLLM is not installed",
-                                     hint="install the GPU extra: uv sync --extra vllm")
+                raise PreflightError(
+                    "serving.engine is vllm but vLLM is not installed",
+                    hint="install the GPU extra: uv sync --extra vllm",
+                )
         return Accelerators(gpus=info.count, engine=engine, details={"models": info.names})
 
     # -- 3. platform (the frontend) ---------------------------------------------------------
     def install_platform(self) -> PlatformEndpoint:
         program = frontend_program(self.spec, self.context(engine="mocker", model_path=""))
         changes = self.supervisor.apply([program])
-        probes.ready_within(lambda: probes.frontend_live(self.host, program.probe_port()), 60,
-                          describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"))
-        return PlatformEndpoint(endpoint=self.endpoint(), changed=bool(changes["added"] or changes["changed"]))
+        probes.ready_within(
+            lambda: probes.frontend_live(self.host, program.probe_port()),
+            60,
+            describe=lambda: "frontend /live not answering; log tail:\n" + self.supervisor.tail("frontend"),
+        )
+        return PlatformEndpoint(
+            endpoint=self.endpoint(), changed=bool(changes["added"] or changes["changed"])
+        )
 
     def endpoint(self) -> str:
         return f"http://{self.host}:{portlib.load(self.paths.ports_file)['frontend']}"
@@ -146,11 +186,19 @@ class LocalBackend:
     # -- 4. model cache ----------------------------------------------------------------------
     def cache_model(self, engine: str, token: str | None = None) -> model_cache.CachedModel:
         m = self.spec.model
-        return model_cache.ensure_model(self.paths.model_cache, m.id, m.revision, weights=engine == "vllm", token=token)
+        return model_cache.ensure_model(
+            self.paths.model_cache, m.id, m.revision, weights=engine == "vllm", token=token
+        )
 
     # -- 5. rollout --------------------------------------------------------------------------
-    def roll_out(self, engine: str, model: model_cache.CachedModel, *, reason: str = "deploy",
-                 started_by: str = "dynadeploy") -> Rollout:
+    def roll_out(
+        self,
+        engine: str,
+        model: model_cache.CachedModel,
+        *,
+        reason: str = "deploy",
+        started_by: str = "dynadeploy",
+    ) -> Rollout:
         t0 = time.monotonic()
         revisions = self.ledger.all()
         serving = current(revisions)
@@ -160,8 +208,13 @@ class LocalBackend:
         ctx = self.context(engine=engine, model_path=str(model.path))
         probe = worker_programs(self.spec, ctx, 0, workers.zero_ports(self.spec, 0))
         fingerprint = [p.fingerprint() for p in probe]
-        if serving and serving.rendered == fingerprint and all(
-            running.get(n) and running[n].state in RUNNING_STATES for n in worker_program_names(self.spec, serving.number)
+        if (
+            serving
+            and serving.rendered == fingerprint
+            and all(
+                running.get(n) and running[n].state in RUNNING_STATES
+                for n in worker_program_names(self.spec, serving.number)
+            )
         ):
             # Nothing to change, but the workers may have just been (re)started by a new supervisord
             # after a crash: the smoke test that follows must not run before they have registered.
@@ -173,18 +226,36 @@ class LocalBackend:
 
         # Reuse a pending/failed record of this exact rollout (a crashed earlier run) instead of a new number.
         latest = revisions[-1] if revisions else None
-        number = latest.number if latest and latest.status in ("pending", "failed") and latest.rendered == fingerprint \
+        number = (
+            latest.number
+            if latest and latest.status in ("pending", "failed") and latest.rendered == fingerprint
             else next_number(revisions)
+        )
         names = worker_program_names(self.spec, number)
         port_names = worker_port_names(self.spec, number, engine)
-        ports = portlib.allocate(self.paths.ports_file, port_names, host=self.host, pinned={},
-                                 in_use_by_us={n for n in port_names if n.removesuffix("-kv-events") in running},
-                                 low=True)
-        programs = worker_programs(self.spec, self.context(engine=engine, model_path=str(model.path)), number, ports)
-        revision = Revision(number=number, spec_hash=naming.spec_hash(self.spec), spec=self.spec_dict(),
-                            created_at=now_iso(), reason=reason, started_by=started_by, status="pending",
-                            model={"id": model.model_id, "revision": model.revision},
-                            versions=workers.versions(engine, self.spec), rendered=fingerprint)
+        ports = portlib.allocate(
+            self.paths.ports_file,
+            port_names,
+            host=self.host,
+            pinned={},
+            in_use_by_us={n for n in port_names if n.removesuffix("-kv-events") in running},
+            low=True,
+        )
+        programs = worker_programs(
+            self.spec, self.context(engine=engine, model_path=str(model.path)), number, ports
+        )
+        revision = Revision(
+            number=number,
+            spec_hash=naming.spec_hash(self.spec),
+            spec=self.spec_dict(),
+            created_at=now_iso(),
+            reason=reason,
+            started_by=started_by,
+            status="pending",
+            model={"id": model.model_id, "revision": model.revision},
+            versions=workers.versions(engine, self.spec),
+            rendered=fingerprint,
+        )
         self.ledger.put(revision)
 
         old = sorted(n for n in running if is_worker(n) and n not in names)
@@ -201,8 +272,11 @@ class LocalBackend:
             raise
         self.supervisor.apply([], retire=set(old))
         portlib.forget(self.paths.ports_file, old)
-        probes.ready_within(lambda: len(probes.generate_instances(self.host, frontend_port)) <= len(programs), 30,
-                          describe=lambda: "retired workers still registered with the frontend")
+        probes.ready_within(
+            lambda: len(probes.generate_instances(self.host, frontend_port)) <= len(programs),
+            30,
+            describe=lambda: "retired workers still registered with the frontend",
+        )
         for rev in revisions:
             if rev.status == "serving" and rev.number != number:
                 rev.status = "superseded"
@@ -210,7 +284,9 @@ class LocalBackend:
         revision.status = "serving"
         self.ledger.put(revision)
         self.ensure_monitoring()
-        return Rollout(number, changed=True, seconds=time.monotonic() - t0, details={"programs": names, "retired": old})
+        return Rollout(
+            number, changed=True, seconds=time.monotonic() - t0, details={"programs": names, "retired": old}
+        )
 
     # -- monitoring: Prometheus + Alertmanager + alert receiver (runtime/targets/local/monitoring.py) --------
     def ensure_monitoring(self) -> dict:
@@ -220,7 +296,9 @@ class LocalBackend:
     def _frontend_port(self) -> int:
         return portlib.load(self.paths.ports_file)["frontend"]
 
-    def _retire_half_done(self, revisions: list[Revision], serving: Revision | None, frontend_port: int) -> None:
+    def _retire_half_done(
+        self, revisions: list[Revision], serving: Revision | None, frontend_port: int
+    ) -> None:
         """Stop the workers of a rollout that never finished (the deploy CLI was killed mid-flow).
 
         They are neither the serving revision nor the one about to start; left running they would
@@ -230,8 +308,11 @@ class LocalBackend:
         if not self.supervisor.is_running():
             return
         keep = f"-r{serving.number}-" if serving else None
-        half_done = {n for n in self.supervisor.processes()
-                     if is_worker(n) and not n.startswith("canary") and (keep is None or keep not in n)}
+        half_done = {
+            n
+            for n in self.supervisor.processes()
+            if is_worker(n) and not n.startswith("canary") and (keep is None or keep not in n)
+        }
         if not half_done:
             return
         self.supervisor.apply([], retire=half_done)
@@ -244,11 +325,15 @@ class LocalBackend:
         # Their registrations leave the frontend when they stop (bounded: a SIGKILLed one can
         # linger in file discovery for up to ~15 s, which the readiness count then tolerates).
         try:
-            probes.ready_within(lambda: len(probes.generate_instances(self.host, frontend_port)) <= remaining, 20)
+            probes.ready_within(
+                lambda: len(probes.generate_instances(self.host, frontend_port)) <= remaining, 20
+            )
         except RolloutFailed:
             pass
 
-    def _wait_ready(self, programs: list[Program], frontend_port: int, expected: int, engine: str = "mocker") -> None:
+    def _wait_ready(
+        self, programs: list[Program], frontend_port: int, expected: int, engine: str = "mocker"
+    ) -> None:
         served = self.spec.model.served()
         spawns: dict[str, set[float]] = {p.name: set() for p in programs}
 
@@ -274,25 +359,35 @@ class LocalBackend:
                 st = self.supervisor.processes().get(looping)
                 # vLLM buries its own message (e.g. a ValidationError about an engine argument) under
                 # a traceback and health-probe noise: surface the message itself.
-                said = (workers.engine_error(self.supervisor.tail(looping, 400_000)) if engine == "vllm"
-                        else self.supervisor.tail(looping, 1500))
+                said = (
+                    workers.engine_error(self.supervisor.tail(looping, 400_000))
+                    if engine == "vllm"
+                    else self.supervisor.tail(looping, 1500)
+                )
                 raise RolloutFailed(
                     f"{looping} crashes at start (state {st.state if st else 'absent'}, exit status "
-                    f"{st.exitstatus if st else '?'}); its last log lines:\n" + said)
-            return (all(probes.worker_ready(self.host, p.probe_port()) for p in programs)
-                    and len(probes.generate_instances(self.host, frontend_port)) >= expected
-                    and served in probes.served_models(self.host, frontend_port))
+                    f"{st.exitstatus if st else '?'}); its last log lines:\n" + said
+                )
+            return (
+                all(probes.worker_ready(self.host, p.probe_port()) for p in programs)
+                and len(probes.generate_instances(self.host, frontend_port)) >= expected
+                and served in probes.served_models(self.host, frontend_port)
+            )
 
         def stuck() -> str:
             states = self.supervisor.processes()
             bad = [p for p in programs if not probes.worker_ready(self.host, p.probe_port())]
             if not bad:
-                return (f"workers serve but the frontend sees {len(probes.generate_instances(self.host, frontend_port))}"
-                        f" of {expected} instances, models {probes.served_models(self.host, frontend_port)}")
+                return (
+                    f"workers serve but the frontend sees {len(probes.generate_instances(self.host, frontend_port))}"
+                    f" of {expected} instances, models {probes.served_models(self.host, frontend_port)}"
+                )
             p = bad[0]
             st = states.get(p.name)
-            return (f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
-                    + self.supervisor.tail(p.name, 800))
+            return (
+                f"{p.name} not ready (state {st.state if st else 'absent'}); log tail:\n"
+                + self.supervisor.tail(p.name, 800)
+            )
 
         timeout = VLLM_READY_TIMEOUT_S if engine == "vllm" else READY_TIMEOUT_S
         probes.ready_within(ready, timeout, interval_s=0.1 if engine != "vllm" else 0.5, describe=stuck)
@@ -318,17 +413,27 @@ class LocalBackend:
         sup_pid = self.supervisor.pid()
         orphans = inventory.orphans(self.paths, {sup_pid} if sup_pid else set())
         problems = []
-        if not supervised and (orphans or self.paths.programs.exists() and any(self.paths.programs.glob("*.conf"))):
-            problems.append("supervision gone: supervisord is not running, so nothing restarts a crashed process"
-                            " (redeploy to restart it; teardown to remove everything)")
+        if not supervised and (
+            orphans or (self.paths.programs.exists() and any(self.paths.programs.glob("*.conf")))
+        ):
+            problems.append(
+                "supervision gone: supervisord is not running, so nothing restarts a crashed process"
+                " (redeploy to restart it; teardown to remove everything)"
+            )
         if orphans:
-            problems.append(f"{len(orphans)} unsupervised process(es) of this deployment still running: pids "
-                            + ", ".join(map(str, orphans)))
+            problems.append(
+                f"{len(orphans)} unsupervised process(es) of this deployment still running: pids "
+                + ", ".join(map(str, orphans))
+            )
         return Status(
-            target="local", name=self.spec.name,
+            target="local",
+            name=self.spec.name,
             endpoint=f"http://{self.host}:{fe}" if fe else None,
             problems=problems,
-            processes={n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)} for n, p in processes.items()},
+            processes={
+                n: {"state": p.state, "pid": p.pid, "uptime_s": round(p.uptime_s, 1)}
+                for n, p in processes.items()
+            },
             models=probes.served_models(self.host, fe) if fe else [],
             workers_discovered=len(probes.generate_instances(self.host, fe)) if fe else 0,
             revisions=[RevisionRow.of(r) for r in self.ledger.all()],

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 
 from runtime.domain import canary as gate
 from runtime.gateways import probe
+from runtime.render.local_plan import worker_programs
 from runtime.targets.base import StagedCandidate, Status, TeardownReport
 from runtime.targets.local import ports as portlib
 from runtime.targets.local.backend import LocalBackend
-from runtime.render.local_plan import worker_programs
 
 CANARY_PREFIX = "canary-"
 
@@ -45,17 +45,25 @@ def baseline_backend(spec) -> LocalBackend:
 
 
 def _side_graph(spec, name: str) -> LocalBackend:
-    return LocalBackend(spec.model_copy(update={
-        "name": name, "target": spec.target.model_copy(update={"frontend_port": None})}))
+    return LocalBackend(
+        spec.model_copy(
+            update={"name": name, "target": spec.target.model_copy(update={"frontend_port": None})}
+        )
+    )
 
 
 def plan(stable: LocalBackend, status: Status) -> tuple[list[gate.Step], str]:
     """Real traffic is shifted by worker count: candidate workers join the stable frontend's pool."""
     spec = stable.spec
-    stable_workers = sum(1 for n in status.processes or {} if n.split("-")[0] in ("worker", "prefill", "decode"))
+    stable_workers = sum(
+        1 for n in status.processes or {} if n.split("-")[0] in ("worker", "prefill", "decode")
+    )
     can_shift = spec.serving.topology.startswith("agg")
-    how = (f"real traffic shifted by candidate workers joining the stable frontend ({stable_workers} stable)"
-           if can_shift else "side by side only: a disaggregated graph cannot mix prefill/decode versions")
+    how = (
+        f"real traffic shifted by candidate workers joining the stable frontend ({stable_workers} stable)"
+        if can_shift
+        else "side by side only: a disaggregated graph cannot mix prefill/decode versions"
+    )
     return gate.traffic_plan(list(spec.canary.steps), stable_workers, can_shift), how
 
 
@@ -85,19 +93,36 @@ def shift(stable: LocalBackend, candidate: LocalBackend, step: gate.Step, staged
     model = candidate_backend(candidate_spec).cache_model(engine)
     frontend = stable._frontend_port()
     before = probe.generate_instances(stable.host, frontend)
-    ports = portlib.allocate(stable.paths.ports_file, want, host=stable.host, pinned={},
-                             in_use_by_us={n for n in want if n in running}, low=True)
+    ports = portlib.allocate(
+        stable.paths.ports_file,
+        want,
+        host=stable.host,
+        pinned={},
+        in_use_by_us={n for n in want if n in running},
+        low=True,
+    )
     ctx = stable.context(engine=engine, model_path=str(model.path))
-    template = worker_programs(candidate_spec, ctx, 0, {n: ports[want[0]] for n in _names(candidate_spec)})[0]
-    programs = [dataclasses.replace(template, name=name, port=ports[name],
-                                    env=template.env | {"DYN_SYSTEM_PORT": str(ports[name])}) for name in want]
+    template = worker_programs(candidate_spec, ctx, 0, dict.fromkeys(_names(candidate_spec), ports[want[0]]))[
+        0
+    ]
+    programs = [
+        dataclasses.replace(
+            template, name=name, port=ports[name], env=template.env | {"DYN_SYSTEM_PORT": str(ports[name])}
+        )
+        for name in want
+    ]
     stable.supervisor.apply(programs, retire=set(have) - set(want))
     added = [p for p in programs if p.name not in have]
     if added:
         expected = len(before) + len(added)
-        probe.ready_within(lambda: all(probe.worker_ready(stable.host, p.probe_port()) for p in added)
-                          and len(probe.generate_instances(stable.host, frontend)) >= expected, 120,
-                          describe=lambda: "candidate workers did not join the stable graph")
+        probe.ready_within(
+            lambda: (
+                all(probe.worker_ready(stable.host, p.probe_port()) for p in added)
+                and len(probe.generate_instances(stable.host, frontend)) >= expected
+            ),
+            120,
+            describe=lambda: "candidate workers did not join the stable graph",
+        )
     return {"workers": want}
 
 
@@ -112,8 +137,11 @@ def drop(stable: LocalBackend, candidate: LocalBackend) -> TeardownReport:
     """The candidate and the baseline graph, both torn down (the model cache stays)."""
     out = candidate_backend(candidate.spec).teardown(keep_model_cache=True)
     base = baseline_backend(stable.spec).teardown(keep_model_cache=True)
-    return dataclasses.replace(out, stopped_strays=(out.stopped_strays or []) + (base.stopped_strays or []),
-                               leftovers=out.leftovers + base.leftovers)
+    return dataclasses.replace(
+        out,
+        stopped_strays=(out.stopped_strays or []) + (base.stopped_strays or []),
+        leftovers=out.leftovers + base.leftovers,
+    )
 
 
 @contextlib.contextmanager
@@ -123,9 +151,14 @@ def reach(stable: LocalBackend, candidate: LocalBackend) -> Iterator[gate.Reach]
     share one frontend)."""
     cand, base = candidate_backend(candidate.spec), baseline_backend(stable.spec)
     side = base.endpoint() if base.supervisor.processes() else stable.endpoint()
-    yield gate.Reach(stable=side, candidate=cand.endpoint(),
-                     entry=stable.endpoint(), entry_host=None, groups=worker_endpoints(stable),
-                     ttft_metrics=gate.WORKER_TTFT)
+    yield gate.Reach(
+        stable=side,
+        candidate=cand.endpoint(),
+        entry=stable.endpoint(),
+        entry_host=None,
+        groups=worker_endpoints(stable),
+        ttft_metrics=gate.WORKER_TTFT,
+    )
 
 
 def worker_endpoints(stable: LocalBackend) -> dict[str, list[str]]:

@@ -55,7 +55,9 @@ def orphans(paths: DeploymentPaths, supervised: set[int]) -> list[int]:
     return out
 
 
-def leftovers(paths: DeploymentPaths, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> list[str]:
+def leftovers(
+    paths: DeploymentPaths, host: str = "127.0.0.1", ports: dict[str, int] | None = None
+) -> list[str]:
     """Human-readable list of everything still there; empty means fully torn down.
 
     ``ports`` are the deployment's ports as they were before teardown removed ports.json.

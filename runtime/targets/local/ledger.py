@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from runtime.host.home import writable
 from runtime.domain.revisions import Revision
+from runtime.host.home import writable
 
 
 class FileLedger:

@@ -52,9 +52,15 @@ class CachedModel:
     requested_revision: str | None = None  # as the spec gave it ("main", a sha); None for the built-in model
 
     def as_dict(self) -> dict:
-        return {"model": self.model_id, "revision": self.revision, "path": str(self.path),
-                "files": self.files, "bytes": self.bytes, "reused": self.reused,
-                "requested_revision": self.requested_revision}
+        return {
+            "model": self.model_id,
+            "revision": self.revision,
+            "path": str(self.path),
+            "files": self.files,
+            "bytes": self.bytes,
+            "reused": self.reused,
+            "requested_revision": self.requested_revision,
+        }
 
 
 def model_key(model_id: str) -> str:
@@ -65,8 +71,15 @@ def snapshot_dir(cache: Path, model_id: str, revision: str) -> Path:
     return cache / "snapshots" / model_key(model_id) / revision
 
 
-def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: bool = False,
-                 token: str | None = None, verify: bool = False) -> CachedModel:
+def ensure_model(
+    cache: Path,
+    model_id: str,
+    revision: str | None,
+    *,
+    weights: bool = False,
+    token: str | None = None,
+    verify: bool = False,
+) -> CachedModel:
     """Materialise ``model_id`` at ``revision`` into the cache; a no-op when already there.
 
     A Hugging Face ``revision`` that is not a commit sha is resolved to one through the hub first (so
@@ -78,7 +91,9 @@ def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: b
         found, _corrupt = _existing(cache, model_id, rev, verify)
         if found:
             return found
-        return _assemble(cache, model_id, rev, {name: _store_bytes(cache, data) for name, data in files.items()})
+        return _assemble(
+            cache, model_id, rev, {name: _store_bytes(cache, data) for name, data in files.items()}
+        )
     if model_id == tiny_llama.MODEL_ID:
         # Known by its pinned revision: a present snapshot is reused without rebuilding (17 MB of weights).
         rev = tiny_llama.PINNED_REVISION
@@ -88,12 +103,16 @@ def ensure_model(cache: Path, model_id: str, revision: str | None, *, weights: b
         files = tiny_llama.build_files()
         built = tiny_llama.revision(files)
         if built != rev:
-            raise PermanentError(f"the built-in model {model_id} built as revision {built}, not the pinned {rev}",
-                                 hint="the recipe or the tokenizer package changed: update tiny_llama.PINNED_REVISION")
+            raise PermanentError(
+                f"the built-in model {model_id} built as revision {built}, not the pinned {rev}",
+                hint="the recipe or the tokenizer package changed: update tiny_llama.PINNED_REVISION",
+            )
         blobs = {name: _store_bytes(cache, data) for name, data in files.items()}
         return _assemble(cache, model_id, rev, blobs, weights=True)
     if not revision:
-        raise PermanentError(f"model {model_id!r} has no pinned revision", hint="set model.revision to a commit sha")
+        raise PermanentError(
+            f"model {model_id!r} has no pinned revision", hint="set model.revision to a commit sha"
+        )
     requested = revision
     if not COMMIT_SHA.fullmatch(revision):
         revision = _hf_resolve(model_id, revision, token=token)
@@ -112,8 +131,9 @@ def read_manifest(snapshot: Path) -> dict:
     return json.loads((snapshot / MANIFEST).read_text())
 
 
-def _existing(cache: Path, model_id: str, revision: str, verify: bool, *,
-              need_weights: bool = False) -> tuple[CachedModel | None, bool]:
+def _existing(
+    cache: Path, model_id: str, revision: str, verify: bool, *, need_weights: bool = False
+) -> tuple[CachedModel | None, bool]:
     """The snapshot if present and intact, else (None, whether a file's content was found corrupted).
 
     A snapshot fetched without weights does not satisfy ``need_weights`` (it is kept until the one
@@ -171,8 +191,9 @@ def _discard(snap: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _assemble(cache: Path, model_id: str, revision: str, blobs: dict[str, tuple[str, int]], *,
-              weights: bool = False) -> CachedModel:
+def _assemble(
+    cache: Path, model_id: str, revision: str, blobs: dict[str, tuple[str, int]], *, weights: bool = False
+) -> CachedModel:
     final = snapshot_dir(cache, model_id, revision)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{revision[:12]}-", dir=final.parent))
@@ -181,8 +202,12 @@ def _assemble(cache: Path, model_id: str, revision: str, blobs: dict[str, tuple[
             dest = tmp / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(_blob_path(cache, digest), dest)
-        manifest = {"model": model_id, "revision": revision, "weights": weights,
-                    "files": {n: {"sha256": d, "size": s} for n, (d, s) in sorted(blobs.items())}}
+        manifest = {
+            "model": model_id,
+            "revision": revision,
+            "weights": weights,
+            "files": {n: {"sha256": d, "size": s} for n, (d, s) in sorted(blobs.items())},
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _fsync_dir(tmp)
         _install(tmp, final, weights)
@@ -287,14 +312,23 @@ def _hf_resolve(model_id: str, revision: str, *, token: str | None) -> str:
     """The commit sha a branch or tag points at now, from the hub's model info (runtime/gateways/huggingface.py)."""
     sha = huggingface.resolve(model_id, revision, token=token)
     if not isinstance(sha, str) or not COMMIT_SHA.fullmatch(sha):
-        raise PermanentError(f"cannot resolve {model_id}@{revision}: the hub answered without a commit sha",
-                             hint="set model.revision to the commit sha")
+        raise PermanentError(
+            f"cannot resolve {model_id}@{revision}: the hub answered without a commit sha",
+            hint="set model.revision to the commit sha",
+        )
     return sha
 
 
-def _hf_download(cache: Path, model_id: str, revision: str, *, weights: bool, token: str | None,
-                 force: bool = False) -> Path:
+def _hf_download(
+    cache: Path, model_id: str, revision: str, *, weights: bool, token: str | None, force: bool = False
+) -> Path:
     """Fetch the repo snapshot into the cache's hf/ (runtime/gateways/huggingface.py): the tokenizer files,
     and the weights when asked."""
-    return huggingface.download(model_id, revision, cache_dir=cache / "hf", token=token, force=force,
-                                allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS)
+    return huggingface.download(
+        model_id,
+        revision,
+        cache_dir=cache / "hf",
+        token=token,
+        force=force,
+        allow_patterns=WEIGHT_PATTERNS if weights else TOKENIZER_PATTERNS,
+    )

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from runtime.gateways.slo_status import slo_state
 from runtime.errors import PreflightError
 from runtime.gateways import probe
+from runtime.gateways.slo_status import slo_state
 from runtime.render import local_monitoring as lm
 from runtime.render.monitoring import rule_groups
 from runtime.targets.local import ports as portlib
@@ -66,11 +66,15 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
     binaries = {b: path for b, path in found.items() if path}
     if len(binaries) < len(found):
         missing = " ".join(b for b, path in found.items() if not path)
-        raise PreflightError(f"monitoring.prometheus is on but {missing} is not installed",
-                             hint="apt-get install prometheus prometheus-alertmanager (make debs), "
-                                  "or set monitoring.prometheus: false")
+        raise PreflightError(
+            f"monitoring.prometheus is on but {missing} is not installed",
+            hint="apt-get install prometheus prometheus-alertmanager (make debs), "
+            "or set monitoring.prometheus: false",
+        )
     host, spec = backend.host, backend.spec
-    ports = portlib.allocate(backend.paths.ports_file, list(lm.PORT_NAMES), host=host, pinned={}, in_use_by_us=ours)
+    ports = portlib.allocate(
+        backend.paths.ports_file, list(lm.PORT_NAMES), host=host, pinned={}, in_use_by_us=ours
+    )
     f.root.mkdir(parents=True, exist_ok=True)
     ensure_token(f.receiver_token)
     texts = {
@@ -87,9 +91,17 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
     # Late: importing Prefect takes seconds; only a deployment with monitoring needs its API URL.
     from prefect.settings import PREFECT_API_URL
 
-    programs = lm.programs(spec, files_=f, host=host, ports=ports, python=sys.executable,
-                           prometheus=binaries["prometheus"], alertmanager=binaries["prometheus-alertmanager"],
-                           prefect_api_url=PREFECT_API_URL.value() or None, identity=backend.paths.identity)
+    programs = lm.programs(
+        spec,
+        files_=f,
+        host=host,
+        ports=ports,
+        python=sys.executable,
+        prometheus=binaries["prometheus"],
+        alertmanager=binaries["prometheus-alertmanager"],
+        prefect_api_url=PREFECT_API_URL.value() or None,
+        identity=backend.paths.identity,
+    )
     applied = backend.supervisor.apply(programs)
     restarted = set(applied["added"]) | set(applied["changed"])
 
@@ -97,12 +109,19 @@ def _up(backend: LocalBackend, f: lm.MonitoringFiles, configured: set[str], ours
         return probe.answers_ok(f"http://{host}:{ports[name]}/-/ready")
 
     for name in ("prometheus", "alertmanager"):
-        probe.ready_within(lambda: ready(name), 60,
-                          describe=lambda: f"{name} not ready; log tail:\n" + backend.supervisor.tail(name, 800))
+        probe.ready_within(
+            lambda: ready(name),
+            60,
+            describe=lambda: f"{name} not ready; log tail:\n" + backend.supervisor.tail(name, 800),
+        )
         config = f.prometheus_yml if name == "prometheus" else f.alertmanager_yml
         if name not in restarted and (config in changed or (name == "prometheus" and f.rules in changed)):
             # SIGHUP through the deployment's own supervisord (both reload their config on it), not the
             # HTTP reload endpoint, which any user of the host could call too.
             backend.supervisor.signal(name, "HUP")
-    return {"monitoring": True, "prometheus": f"http://{host}:{ports['prometheus']}",
-            "alertmanager": f"http://{host}:{ports['alertmanager']}", "changed": [p.name for p in changed]}
+    return {
+        "monitoring": True,
+        "prometheus": f"http://{host}:{ports['prometheus']}",
+        "alertmanager": f"http://{host}:{ports['alertmanager']}",
+        "changed": [p.name for p in changed],
+    }

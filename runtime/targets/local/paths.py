@@ -1,16 +1,16 @@
 """Where a local deployment keeps its state, and where the shared model cache lives.
 
-    $DYNADEPLOY_HOME (default ~/.dynadeploy; runtime/host/home.py)
-    ├── models/                      content-addressed model cache, shared by all deployments
-    └── deployments/<name>/
-        ├── supervisord.conf         the process manager's config (programs/ holds one file per program)
-        ├── programs/*.conf
-        ├── run/                     supervisord pid file and control socket
-        ├── logs/                    one log per program
-        ├── kv/                      Dynamo's file discovery store (DYN_FILE_KV)
-        ├── etcd/, nats/             data dirs when the spec asks for etcd+NATS discovery
-        ├── ports.json               ports picked once and reused, so the endpoint survives redeploys
-        └── revisions/               the ledger: one JSON file per revision
+$DYNADEPLOY_HOME (default ~/.dynadeploy; runtime/host/home.py)
+├── models/                      content-addressed model cache, shared by all deployments
+└── deployments/<name>/
+    ├── supervisord.conf         the process manager's config (programs/ holds one file per program)
+    ├── programs/*.conf
+    ├── run/                     supervisord pid file and control socket
+    ├── logs/                    one log per program
+    ├── kv/                      Dynamo's file discovery store (DYN_FILE_KV)
+    ├── etcd/, nats/             data dirs when the spec asks for etcd+NATS discovery
+    ├── ports.json               ports picked once and reused, so the endpoint survives redeploys
+    └── revisions/               the ledger: one JSON file per revision
 """
 
 from __future__ import annotations
@@ -103,4 +103,3 @@ class DeploymentPaths:
         for d in (self.root, self.programs, self.run, self.logs, self.kv, self.revisions, self.model_cache):
             with writable(d):
                 d.mkdir(parents=True, exist_ok=True)
-

@@ -38,8 +38,15 @@ def forget(path: Path, names) -> None:
         save(path, kept)
 
 
-def allocate(path: Path, names: list[str], *, host: str, pinned: dict[str, int], in_use_by_us: set[str],
-             low: bool = False) -> dict[str, int]:
+def allocate(
+    path: Path,
+    names: list[str],
+    *,
+    host: str,
+    pinned: dict[str, int],
+    in_use_by_us: set[str],
+    low: bool = False,
+) -> dict[str, int]:
     """Return a port per name, reusing remembered ones.
 
     ``in_use_by_us`` names ports whose listeners are this deployment's own running processes (so a

@@ -49,7 +49,7 @@ chmod=0700
 
 [supervisord]
 pidfile={paths.pidfile}
-logfile={paths.logs / 'supervisord.log'}
+logfile={paths.logs / "supervisord.log"}
 logfile_maxbytes=5MB
 logfile_backups=2
 childlogdir={paths.logs}
@@ -83,7 +83,7 @@ stopwaitsecs={program.stop_wait_s}
 stopasgroup=true
 killasgroup=true
 redirect_stderr=true
-stdout_logfile={paths.logs / (program.name + '.log')}
+stdout_logfile={paths.logs / (program.name + ".log")}
 stdout_logfile_maxbytes=10MB
 stdout_logfile_backups=1
 """
@@ -127,12 +127,15 @@ class Supervisor:
             self.paths.supervisord_conf.write_text(render_supervisord_conf(self.paths))
         env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
         env[IDENTITY_ENV] = self.paths.identity  # inherited by every program: the inventory's marker
-        supervisord.start_daemon(self.paths.supervisord_conf, env, timeout_s=timeout_s,
-                                 log=self.paths.logs / "supervisord.log")
+        supervisord.start_daemon(
+            self.paths.supervisord_conf, env, timeout_s=timeout_s, log=self.paths.logs / "supervisord.log"
+        )
         try:
             return wait_until(self.is_running, timeout_s=timeout_s, interval_s=0.05, what="supervisord")
         except WaitTimeout:
-            raise TransientError(f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s") from None
+            raise TransientError(
+                f"supervisord did not answer on {self.paths.socket} within {timeout_s:.0f}s"
+            ) from None
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         pid = self.pid()  # verified: carries this deployment's identity, never a recycled PID
@@ -141,8 +144,12 @@ class Supervisor:
             self.proxy().shutdown()
         if pid:  # bounded: a supervisord that ignores the shutdown is killed below
             with contextlib.suppress(WaitTimeout):
-                wait_until(lambda: not processes.same_process(pid, started), timeout_s=timeout_s, interval_s=0.1,
-                           what="supervisord to exit")
+                wait_until(
+                    lambda: not processes.same_process(pid, started),
+                    timeout_s=timeout_s,
+                    interval_s=0.1,
+                    what="supervisord to exit",
+                )
         if pid and processes.same_process(pid, started):
             processes.kill_if_same(pid, started)  # the process we verified, nothing else
 
@@ -154,15 +161,23 @@ class Supervisor:
         out = {}
         for info in self.proxy().process_info():
             up = now - info["start"] if info["statename"] == "RUNNING" and info["start"] else 0.0
-            out[info["name"]] = ProcessState(info["name"], info["statename"], info["pid"], info["exitstatus"], up,
-                                             float(info["start"] or 0))
+            out[info["name"]] = ProcessState(
+                info["name"],
+                info["statename"],
+                info["pid"],
+                info["exitstatus"],
+                up,
+                float(info["start"] or 0),
+            )
         return out
 
     def configured(self) -> dict[str, str]:
         """Program name -> its config text, as currently written."""
         return {p.stem: p.read_text() for p in sorted(self.paths.programs.glob("*.conf"))}
 
-    def apply(self, programs: list[Program], *, retire: AbstractSet[str] = frozenset()) -> dict[str, list[str]]:
+    def apply(
+        self, programs: list[Program], *, retire: AbstractSet[str] = frozenset()
+    ) -> dict[str, list[str]]:
         """Make supervisord run ``programs`` (plus what is already configured) and drop ``retire``.
 
         Unchanged programs are left alone; a program whose config changed is restarted.

@@ -48,7 +48,9 @@ def build_files() -> dict[str, bytes]:
     tok_cfg["bos_token"] = "[CLS]"
     files["tokenizer_config.json"] = _json_bytes(tok_cfg)
     # [CLS]=101, [SEP]=102, [PAD]=0 in this vocabulary.
-    files["generation_config.json"] = _json_bytes({"bos_token_id": 101, "eos_token_id": 102, "pad_token_id": 0})
+    files["generation_config.json"] = _json_bytes(
+        {"bos_token_id": 101, "eos_token_id": 102, "pad_token_id": 0}
+    )
     return files
 
 

